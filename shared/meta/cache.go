@@ -1,0 +1,361 @@
+package meta
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Cache is an in-memory copy of the metadata, loaded once and kept current
+// by an etcd watch. Gateways answer Metadata from it and log-service nodes
+// learn their partition assignments from it. Reads never touch etcd.
+type Cache struct {
+	store *Store
+	log   *slog.Logger
+
+	mu         sync.RWMutex
+	rev        int64
+	topics     map[string]Topic
+	byID       map[TopicID]string
+	partitions map[string]map[int32]Partition
+	logNodes   map[string]LogNode
+	gateways   map[string]Gateway
+	uploaders  map[string]Uploader
+	changed    chan struct{} // closed and replaced on every applied change
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewCache returns a cache over store's keys. Call Start before reading.
+func NewCache(store *Store, log *slog.Logger) *Cache {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Cache{store: store, log: log, changed: make(chan struct{})}
+}
+
+// Start loads the current metadata and keeps watching until Close.
+func (c *Cache) Start(ctx context.Context) error {
+	if err := c.load(ctx); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.done = make(chan struct{})
+	go c.watchLoop(wctx)
+	return nil
+}
+
+// Close stops the watch. It is safe to call more than once.
+func (c *Cache) Close() {
+	if c.cancel != nil {
+		c.cancel()
+		<-c.done
+	}
+}
+
+func (c *Cache) load(ctx context.Context) error {
+	resp, err := c.store.cli.Get(ctx, c.store.k.all(), clientv3.WithPrefix())
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.topics = map[string]Topic{}
+	c.byID = map[TopicID]string{}
+	c.partitions = map[string]map[int32]Partition{}
+	c.logNodes = map[string]LogNode{}
+	c.gateways = map[string]Gateway{}
+	c.uploaders = map[string]Uploader{}
+	for _, kv := range resp.Kvs {
+		c.applyPut(string(kv.Key), kv.Value)
+	}
+	c.rev = resp.Header.Revision
+	c.notifyLocked()
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *Cache) watchLoop(ctx context.Context) {
+	defer close(c.done)
+	for ctx.Err() == nil {
+		c.mu.RLock()
+		from := c.rev + 1
+		c.mu.RUnlock()
+		wch := c.store.cli.Watch(clientv3.WithRequireLeader(ctx), c.store.k.all(), clientv3.WithPrefix(), clientv3.WithRev(from), clientv3.WithProgressNotify())
+		for wr := range wch {
+			if err := wr.Err(); err != nil {
+				if errors.Is(err, rpctypes.ErrCompacted) {
+					c.log.Warn("metadata watch compacted, reloading", "rev", from)
+					c.reloadWithRetry(ctx)
+				} else {
+					c.log.Warn("metadata watch error, restarting", "err", err)
+				}
+				break
+			}
+			c.mu.Lock()
+			for _, ev := range wr.Events {
+				if ev.Type == mvccpb.DELETE {
+					c.applyDelete(string(ev.Kv.Key))
+				} else {
+					c.applyPut(string(ev.Kv.Key), ev.Kv.Value)
+				}
+			}
+			if wr.Header.Revision > c.rev {
+				c.rev = wr.Header.Revision
+			}
+			c.notifyLocked()
+			c.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond): // do not spin if etcd is unreachable
+		}
+	}
+}
+
+func (c *Cache) reloadWithRetry(ctx context.Context) {
+	for ctx.Err() == nil {
+		if err := c.load(ctx); err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (c *Cache) notifyLocked() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// applyPut and applyDelete run with c.mu held.
+func (c *Cache) applyPut(key string, val []byte) {
+	k := c.store.k
+	decode := func(v any) bool {
+		if err := json.Unmarshal(val, v); err != nil {
+			c.log.Error("undecodable metadata value ignored", "key", key, "err", err)
+			return false
+		}
+		return true
+	}
+	switch {
+	case strings.HasPrefix(key, k.topics()):
+		var t Topic
+		if decode(&t) {
+			if old, ok := c.topics[t.Name]; ok && old.ID != t.ID {
+				delete(c.byID, old.ID)
+			}
+			c.topics[t.Name] = t
+			c.byID[t.ID] = t.Name
+		}
+	case strings.HasPrefix(key, k.partitions()):
+		var p Partition
+		if decode(&p) {
+			m := c.partitions[p.Topic]
+			if m == nil {
+				m = map[int32]Partition{}
+				c.partitions[p.Topic] = m
+			}
+			m[p.Partition] = p
+		}
+	case strings.HasPrefix(key, k.nodes(kindLogsvc)):
+		var n LogNode
+		if decode(&n) {
+			c.logNodes[n.ID] = n
+		}
+	case strings.HasPrefix(key, k.nodes(kindGateway)):
+		var g Gateway
+		if decode(&g) {
+			c.gateways[g.ID] = g
+		}
+	case strings.HasPrefix(key, k.nodes(kindUploader)):
+		var u Uploader
+		if decode(&u) {
+			c.uploaders[u.ID] = u
+		}
+	}
+}
+
+func (c *Cache) applyDelete(key string) {
+	k := c.store.k
+	switch {
+	case strings.HasPrefix(key, k.topics()):
+		name := strings.TrimPrefix(key, k.topics())
+		if t, ok := c.topics[name]; ok {
+			delete(c.byID, t.ID)
+		}
+		delete(c.topics, name)
+	case strings.HasPrefix(key, k.partitions()):
+		if t, p, ok := k.parsePartitionKey(key); ok {
+			delete(c.partitions[t], p)
+			if len(c.partitions[t]) == 0 {
+				delete(c.partitions, t)
+			}
+		}
+	case strings.HasPrefix(key, k.nodes(kindLogsvc)):
+		delete(c.logNodes, strings.TrimPrefix(key, k.nodes(kindLogsvc)))
+	case strings.HasPrefix(key, k.nodes(kindGateway)):
+		delete(c.gateways, strings.TrimPrefix(key, k.nodes(kindGateway)))
+	case strings.HasPrefix(key, k.nodes(kindUploader)):
+		delete(c.uploaders, strings.TrimPrefix(key, k.nodes(kindUploader)))
+	}
+}
+
+// Revision is the etcd revision the cache reflects.
+func (c *Cache) Revision() int64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.rev
+}
+
+// Changed returns a channel closed at the next applied change.
+func (c *Cache) Changed() <-chan struct{} {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.changed
+}
+
+// WaitRevision blocks until the cache reflects etcd revision rev, so a
+// caller that just wrote metadata reads its own write.
+func (c *Cache) WaitRevision(ctx context.Context, rev int64) error {
+	for {
+		c.mu.RLock()
+		cur, ch := c.rev, c.changed
+		c.mu.RUnlock()
+		if cur >= rev {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Topic returns a topic by name.
+func (c *Cache) Topic(name string) (Topic, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	t, ok := c.topics[name]
+	return t, ok
+}
+
+// TopicByID returns a topic by id.
+func (c *Cache) TopicByID(id TopicID) (Topic, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	name, ok := c.byID[id]
+	if !ok {
+		return Topic{}, false
+	}
+	t, ok := c.topics[name]
+	return t, ok
+}
+
+// Topics returns every topic, sorted by name.
+func (c *Cache) Topics() []Topic {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]Topic, 0, len(c.topics))
+	for _, t := range c.topics {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Partition returns one partition's assignment.
+func (c *Cache) Partition(topic string, p int32) (Partition, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	pa, ok := c.partitions[topic][p]
+	return pa, ok
+}
+
+// Partitions returns a topic's partitions sorted by number.
+func (c *Cache) Partitions(topic string) []Partition {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]Partition, 0, len(c.partitions[topic]))
+	for _, p := range c.partitions[topic] {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Partition < out[j].Partition })
+	return out
+}
+
+// AllPartitions returns every partition of every topic.
+func (c *Cache) AllPartitions() []Partition {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []Partition
+	for _, m := range c.partitions {
+		for _, p := range m {
+			out = append(out, p)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Topic != out[j].Topic {
+			return out[i].Topic < out[j].Topic
+		}
+		return out[i].Partition < out[j].Partition
+	})
+	return out
+}
+
+// LogNode returns a live log-service node by id.
+func (c *Cache) LogNode(id string) (LogNode, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	n, ok := c.logNodes[id]
+	return n, ok
+}
+
+// LogNodes returns the live log-service nodes sorted by id.
+func (c *Cache) LogNodes() []LogNode {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]LogNode, 0, len(c.logNodes))
+	for _, n := range c.logNodes {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Gateways returns the live gateways sorted by Kafka node id.
+func (c *Cache) Gateways() []Gateway {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]Gateway, 0, len(c.gateways))
+	for _, g := range c.gateways {
+		out = append(out, g)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].NodeID < out[j].NodeID })
+	return out
+}
+
+// Uploaders returns the live uploaders sorted by id.
+func (c *Cache) Uploaders() []Uploader {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]Uploader, 0, len(c.uploaders))
+	for _, u := range c.uploaders {
+		out = append(out, u)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}

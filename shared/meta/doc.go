@@ -1,0 +1,18 @@
+// Package meta is Streamline's metadata in etcd: the key schema, the typed
+// values stored under it, the operations that change them (each one etcd
+// transaction) and a watched in-memory cache that gateways and log-service
+// nodes read from.
+//
+// etcd is the only metadata store. Values are JSON (readable with etcdctl)
+// and carry no secrets. The layout under a prefix (default "/streamline/"):
+//
+//	topics/<name>                       Topic: id, partitions, storage mode, configs
+//	partitions/<name>/<%05d partition>  Partition: leader logsvc node and leader epoch
+//	nodes/logsvc/<id>                   LogNode, under the node's lease
+//	nodes/gateway/<id>                  Gateway, under the gateway's lease
+//	nodes/uploader/<id>                 Uploader, under the uploader's lease
+//	counters/producer-id                last producer id handed out
+//
+// Creating or deleting a topic writes the topic key and all its partition
+// keys in one transaction, so readers never see a topic without partitions.
+package meta

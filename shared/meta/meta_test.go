@@ -1,0 +1,196 @@
+package meta_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/meta/metatest"
+	"go.etcd.io/etcd/client/v3/concurrency"
+)
+
+func TestTopicLifecycleThroughCache(t *testing.T) {
+	e := metatest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store := meta.NewStore(e.Client, "/test/")
+	cache := meta.NewCache(store, nil)
+	if err := cache.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+
+	nodes := []meta.LogNode{{ID: "a", Addr: "127.0.0.1:1"}, {ID: "b", Addr: "127.0.0.1:2"}}
+	top := &meta.Topic{Name: "orders", Partitions: 4, StorageMode: meta.StorageLocal, Configs: map[string]string{meta.ConfigRetentionMs: "1000"}}
+	rev, err := store.CreateTopic(ctx, top, nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cache.WaitRevision(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := cache.Topic("orders")
+	if !ok || got.ID != top.ID || got.Partitions != 4 {
+		t.Fatalf("cache topic %+v ok=%v", got, ok)
+	}
+	if byID, ok := cache.TopicByID(top.ID); !ok || byID.Name != "orders" {
+		t.Fatalf("by id: %+v %v", byID, ok)
+	}
+	parts := cache.Partitions("orders")
+	perNode := map[string]int{}
+	for i, p := range parts {
+		if p.Partition != int32(i) || p.TopicID != top.ID {
+			t.Fatalf("partition %d: %+v", i, p)
+		}
+		perNode[p.Leader]++
+	}
+	if perNode["a"] != 2 || perNode["b"] != 2 {
+		t.Fatalf("placement not spread: %v", perNode)
+	}
+	if got.Int64(meta.ConfigRetentionMs, nil) != 1000 || got.Int64(meta.ConfigRetentionBytes, nil) != -1 {
+		t.Fatal("effective configs wrong")
+	}
+
+	if _, err := store.CreateTopic(ctx, &meta.Topic{Name: "orders", Partitions: 1}, nodes); !errors.Is(err, meta.ErrTopicExists) {
+		t.Fatalf("duplicate create: %v", err)
+	}
+	if _, err := store.CreateTopic(ctx, &meta.Topic{Name: "bad/name", Partitions: 1}, nodes); !errors.Is(err, meta.ErrInvalidTopicName) {
+		t.Fatalf("bad name: %v", err)
+	}
+	if _, err := store.CreateTopic(ctx, &meta.Topic{Name: "x", Partitions: 1}, nil); !errors.Is(err, meta.ErrNoLogNodes) {
+		t.Fatalf("no nodes: %v", err)
+	}
+
+	rev, err = store.AddPartitions(ctx, "orders", 6, nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = cache.WaitRevision(ctx, rev)
+	if n := len(cache.Partitions("orders")); n != 6 {
+		t.Fatalf("after add: %d partitions", n)
+	}
+	if _, err := store.AddPartitions(ctx, "orders", 3, nodes); !errors.Is(err, meta.ErrInvalidPartitions) {
+		t.Fatalf("shrink: %v", err)
+	}
+
+	rev, err = store.DeleteTopic(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = cache.WaitRevision(ctx, rev)
+	if _, ok := cache.Topic("orders"); ok || len(cache.Partitions("orders")) != 0 {
+		t.Fatal("deleted topic still cached")
+	}
+	if _, err := store.DeleteTopic(ctx, "orders"); !errors.Is(err, meta.ErrTopicNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+}
+
+func TestRegistrationFollowsLease(t *testing.T) {
+	e := metatest.Start(t)
+	ctx := context.Background()
+	store := meta.NewStore(e.Client, "")
+	cache := meta.NewCache(store, nil)
+	if err := cache.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+
+	sess, err := concurrency.NewSession(e.NewClient(t), concurrency.WithTTL(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.RegisterGateway(ctx, sess, meta.Gateway{ID: "g1", NodeID: 1, Host: "h", Port: 9092}); err != nil {
+		t.Fatal(err)
+	}
+	sess2, err := concurrency.NewSession(e.NewClient(t), concurrency.WithTTL(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another process claiming the same id at another address is refused.
+	if err := store.RegisterGateway(ctx, sess2, meta.Gateway{ID: "g1", NodeID: 1, Host: "other", Port: 1}); err == nil {
+		t.Fatal("duplicate gateway id accepted")
+	}
+	waitFor(t, cache, func() bool { return len(cache.Gateways()) == 1 })
+	// Ending the lease removes the registration.
+	if err := sess.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, cache, func() bool { return len(cache.Gateways()) == 0 })
+}
+
+func TestProducerIDsUniqueUnderContention(t *testing.T) {
+	e := metatest.Start(t)
+	stores := []*meta.Store{meta.NewStore(e.Client, ""), meta.NewStore(e.NewClient(t), "")}
+	var mu sync.Mutex
+	seen := map[int64]bool{}
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(s *meta.Store) {
+			defer wg.Done()
+			for j := 0; j < 10; j++ {
+				id, err := s.NextProducerID(context.Background())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if seen[id] {
+					t.Errorf("producer id %d handed out twice", id)
+				}
+				seen[id] = true
+				mu.Unlock()
+			}
+		}(stores[i%2])
+	}
+	wg.Wait()
+	if len(seen) != 80 {
+		t.Fatalf("got %d ids", len(seen))
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	for _, c := range []struct {
+		name, value string
+		ok          bool
+	}{
+		{"retention.ms", "-1", true},
+		{"retention.ms", "-2", false},
+		{"retention.ms", "abc", false},
+		{"storage.mode", "diskless", true},
+		{"storage.mode", "tape", false},
+		{"cleanup.policy", "compact", false},
+		{"no.such.config", "1", false},
+	} {
+		err := meta.ValidateTopicConfig(c.name, c.value)
+		if (err == nil) != c.ok || (err != nil && !errors.Is(err, meta.ErrInvalidConfig)) {
+			t.Errorf("%s=%s: %v", c.name, c.value, err)
+		}
+	}
+	if err := meta.StorageLocal.Supported(); err != nil {
+		t.Fatal(err)
+	}
+	if err := meta.StorageDiskless.Supported(); !errors.Is(err, meta.ErrUnsupportedStorageMode) {
+		t.Fatalf("diskless: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, c *meta.Cache, cond func() bool) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		ch := c.Changed() // take the channel before checking, or a change in between is missed
+		if cond() {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatal("condition not reached")
+		}
+	}
+}

@@ -1,0 +1,217 @@
+package meta
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Sentinel errors; callers map them to Kafka codes and gRPC statuses.
+var (
+	ErrTopicExists       = errors.New("topic already exists")
+	ErrTopicNotFound     = errors.New("topic not found")
+	ErrInvalidTopicName  = errors.New("invalid topic name")
+	ErrInvalidPartitions = errors.New("invalid number of partitions")
+	ErrNoLogNodes        = errors.New("no live log-service nodes to place partitions on")
+	ErrConflict          = errors.New("concurrent metadata change, retry")
+)
+
+// MaxPartitions bounds partitions per topic so that one CreateTopics cannot
+// exceed etcd's per-transaction operation limit (128 by default) or flood
+// the cluster.
+const MaxPartitions = 100
+
+var legalTopicName = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
+
+// ValidateTopicName applies Kafka's topic name rules.
+func ValidateTopicName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty", ErrInvalidTopicName)
+	case name == "." || name == "..":
+		return fmt.Errorf("%w: %q is not allowed", ErrInvalidTopicName, name)
+	case len(name) > 249:
+		return fmt.Errorf("%w: longer than 249 characters", ErrInvalidTopicName)
+	case !legalTopicName.MatchString(name):
+		return fmt.Errorf("%w: %q may only contain ASCII letters, digits, '.', '_' and '-'", ErrInvalidTopicName, name)
+	}
+	return nil
+}
+
+// Store reads and writes metadata in etcd. It is safe for concurrent use.
+type Store struct {
+	cli *clientv3.Client
+	k   keys
+}
+
+// NewStore returns a Store using keys under prefix ("" means DefaultPrefix).
+func NewStore(cli *clientv3.Client, prefix string) *Store {
+	return &Store{cli: cli, k: newKeys(prefix)}
+}
+
+// Client is the underlying etcd client.
+func (s *Store) Client() *clientv3.Client { return s.cli }
+
+// Prefix is the key prefix this store uses.
+func (s *Store) Prefix() string { return s.k.prefix }
+
+// CreateTopic stores t and places its partitions on nodes round-robin, all
+// in one transaction that fails with ErrTopicExists if the name is taken.
+// It fills in t.ID. It returns the etcd revision of the write, which a
+// Cache can wait for.
+func (s *Store) CreateTopic(ctx context.Context, t *Topic, nodes []LogNode) (int64, error) {
+	if err := ValidateTopicName(t.Name); err != nil {
+		return 0, err
+	}
+	if t.Partitions < 1 || t.Partitions > MaxPartitions {
+		return 0, fmt.Errorf("%w: %d (must be 1..%d)", ErrInvalidPartitions, t.Partitions, MaxPartitions)
+	}
+	if len(nodes) == 0 {
+		return 0, ErrNoLogNodes
+	}
+	if t.ID.IsZero() {
+		t.ID = NewTopicID()
+	}
+	if t.StorageMode == "" {
+		t.StorageMode = StorageLocal
+	}
+	ops := []clientv3.Op{clientv3.OpPut(s.k.topic(t.Name), mustJSON(t))}
+	ops = append(ops, s.placeOps(t, 0, t.Partitions, nodes)...)
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(s.k.topic(t.Name)), "=", 0)).
+		Then(ops...).Commit()
+	if err != nil {
+		return 0, err
+	}
+	if !resp.Succeeded {
+		return 0, fmt.Errorf("%w: %s", ErrTopicExists, t.Name)
+	}
+	return resp.Header.Revision, nil
+}
+
+// placeOps assigns partitions [from, to) to nodes round-robin, starting at a
+// node chosen from the topic id so that many small topics spread out.
+func (s *Store) placeOps(t *Topic, from, to int32, nodes []LogNode) []clientv3.Op {
+	sorted := append([]LogNode(nil), nodes...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
+	start := int(t.ID[0]) % len(sorted)
+	var ops []clientv3.Op
+	for p := from; p < to; p++ {
+		node := sorted[(start+int(p))%len(sorted)]
+		ops = append(ops, clientv3.OpPut(s.k.partition(t.Name, p), mustJSON(Partition{
+			Topic: t.Name, TopicID: t.ID, Partition: p, Leader: node.ID, LeaderEpoch: 0,
+		})))
+	}
+	return ops
+}
+
+// DeleteTopic removes a topic and its partitions in one transaction.
+func (s *Store) DeleteTopic(ctx context.Context, name string) (int64, error) {
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(s.k.topic(name)), ">", 0)).
+		Then(
+			clientv3.OpDelete(s.k.topic(name)),
+			clientv3.OpDelete(s.k.topicPartitions(name), clientv3.WithPrefix()),
+		).Commit()
+	if err != nil {
+		return 0, err
+	}
+	if !resp.Succeeded {
+		return 0, fmt.Errorf("%w: %s", ErrTopicNotFound, name)
+	}
+	return resp.Header.Revision, nil
+}
+
+// AddPartitions grows a topic to total partitions, placing the new ones on
+// nodes. It fails with ErrConflict if the topic changed concurrently.
+func (s *Store) AddPartitions(ctx context.Context, name string, total int32, nodes []LogNode) (int64, error) {
+	t, rev, err := s.getTopic(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	if total <= t.Partitions || total > MaxPartitions {
+		return 0, fmt.Errorf("%w: topic %s has %d partitions; new count %d must be larger and at most %d",
+			ErrInvalidPartitions, name, t.Partitions, total, MaxPartitions)
+	}
+	if len(nodes) == 0 {
+		return 0, ErrNoLogNodes
+	}
+	old := t.Partitions
+	t.Partitions = total
+	ops := append([]clientv3.Op{clientv3.OpPut(s.k.topic(name), mustJSON(t))}, s.placeOps(t, old, total, nodes)...)
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(s.k.topic(name)), "=", rev)).
+		Then(ops...).Commit()
+	if err != nil {
+		return 0, err
+	}
+	if !resp.Succeeded {
+		return 0, ErrConflict
+	}
+	return resp.Header.Revision, nil
+}
+
+// GetTopic reads one topic directly from etcd.
+func (s *Store) GetTopic(ctx context.Context, name string) (*Topic, error) {
+	t, _, err := s.getTopic(ctx, name)
+	return t, err
+}
+
+func (s *Store) getTopic(ctx context.Context, name string) (*Topic, int64, error) {
+	resp, err := s.cli.Get(ctx, s.k.topic(name))
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, 0, fmt.Errorf("%w: %s", ErrTopicNotFound, name)
+	}
+	var t Topic
+	if err := json.Unmarshal(resp.Kvs[0].Value, &t); err != nil {
+		return nil, 0, fmt.Errorf("decode topic %s: %w", name, err)
+	}
+	return &t, resp.Kvs[0].ModRevision, nil
+}
+
+// NextProducerID hands out a cluster-wide unique producer id (a
+// compare-and-swap on one counter key, so two gateways never get the same).
+func (s *Store) NextProducerID(ctx context.Context) (int64, error) {
+	key := s.k.producerIDCounter()
+	for attempt := 0; attempt < 32; attempt++ {
+		resp, err := s.cli.Get(ctx, key)
+		if err != nil {
+			return 0, err
+		}
+		var cur int64 = -1
+		cmp := clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
+		if len(resp.Kvs) > 0 {
+			cur, err = strconv.ParseInt(string(resp.Kvs[0].Value), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("corrupt producer id counter: %w", err)
+			}
+			cmp = clientv3.Compare(clientv3.ModRevision(key), "=", resp.Kvs[0].ModRevision)
+		}
+		next := cur + 1
+		tx, err := s.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, strconv.FormatInt(next, 10))).Commit()
+		if err != nil {
+			return 0, err
+		}
+		if tx.Succeeded {
+			return next, nil
+		}
+	}
+	return 0, ErrConflict
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("meta: encoding %T: %v", v, err)) // only our own plain structs are encoded
+	}
+	return string(b)
+}

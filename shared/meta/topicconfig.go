@@ -1,0 +1,158 @@
+package meta
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+)
+
+// Topic config names Streamline understands. Kafka's names are kept where
+// Kafka has the concept; the storage-mode knobs are Streamline's own.
+const (
+	ConfigCleanupPolicy     = "cleanup.policy"
+	ConfigRetentionMs       = "retention.ms"
+	ConfigRetentionBytes    = "retention.bytes"
+	ConfigSegmentBytes      = "segment.bytes"
+	ConfigSegmentMs         = "segment.ms"
+	ConfigMaxMessageBytes   = "max.message.bytes"
+	ConfigTimestampType     = "message.timestamp.type"
+	ConfigStorageMode       = "storage.mode"
+	ConfigBatchSizeBytes    = "remote.storage.batch.size.bytes"
+	ConfigBatchTimeoutMs    = "remote.storage.batch.timeout.ms"
+	ConfigUploadParallelism = "remote.storage.upload.parallelism"
+	ConfigReadCacheBytes    = "remote.storage.read.cache.bytes"
+)
+
+// ConfigType mirrors Kafka's DescribeConfigs config types.
+type ConfigType int8
+
+// Kafka DescribeConfigs v3+ type codes.
+const (
+	TypeString ConfigType = 2
+	TypeInt    ConfigType = 3
+	TypeLong   ConfigType = 5
+	TypeList   ConfigType = 7
+)
+
+// ConfigDef describes one topic config: its default, type and validation.
+type ConfigDef struct {
+	Name     string
+	Default  string
+	Type     ConfigType
+	Doc      string
+	validate func(string) error
+}
+
+// ErrInvalidConfig wraps every config validation failure (Kafka INVALID_CONFIG).
+var ErrInvalidConfig = errors.New("invalid config")
+
+func atLeast(min int64) func(string) error {
+	return func(v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", v)
+		}
+		if n < min {
+			return fmt.Errorf("%d is below the minimum %d", n, min)
+		}
+		return nil
+	}
+}
+
+func oneOf(allowed ...string) func(string) error {
+	return func(v string) error {
+		for _, a := range allowed {
+			if v == a {
+				return nil
+			}
+		}
+		return fmt.Errorf("%q is not supported (supported: %v)", v, allowed)
+	}
+}
+
+var topicConfigDefs = []ConfigDef{
+	{ConfigCleanupPolicy, "delete", TypeList, "only delete is supported; compaction is not built yet", oneOf("delete")},
+	{ConfigRetentionMs, "604800000", TypeLong, "-1 keeps data forever", atLeast(-1)},
+	{ConfigRetentionBytes, "-1", TypeLong, "per-partition size limit; -1 for none", atLeast(-1)},
+	{ConfigSegmentBytes, "1073741824", TypeInt, "local segment size before rolling", atLeast(1024)},
+	{ConfigSegmentMs, "604800000", TypeLong, "local segment age before rolling", atLeast(1)},
+	{ConfigMaxMessageBytes, "1048588", TypeInt, "largest record batch accepted", atLeast(0)},
+	{ConfigTimestampType, "CreateTime", TypeString, "LogAppendTime is not supported", oneOf("CreateTime")},
+	{ConfigStorageMode, string(StorageLocal), TypeString, "local, hybrid or diskless; fixed at creation", func(v string) error { _, err := ParseStorageMode(v); return err }},
+	{ConfigBatchSizeBytes, "1048576", TypeLong, "hybrid/diskless: flush a buffer at this size", atLeast(1)},
+	{ConfigBatchTimeoutMs, "100", TypeLong, "hybrid/diskless: flush a buffer after this long", atLeast(0)},
+	{ConfigUploadParallelism, "4", TypeInt, "hybrid/diskless: concurrent uploads", atLeast(1)},
+	{ConfigReadCacheBytes, "104857600", TypeLong, "hybrid/diskless: read cache size", atLeast(0)},
+}
+
+// TopicConfigDefs returns every known topic config, sorted by name.
+func TopicConfigDefs() []ConfigDef {
+	out := append([]ConfigDef(nil), topicConfigDefs...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// LookupConfig finds the definition of a topic config.
+func LookupConfig(name string) (ConfigDef, bool) {
+	for _, d := range topicConfigDefs {
+		if d.Name == name {
+			return d, true
+		}
+	}
+	return ConfigDef{}, false
+}
+
+// ValidateTopicConfig checks one name=value pair.
+func ValidateTopicConfig(name, value string) error {
+	d, ok := LookupConfig(name)
+	if !ok {
+		return fmt.Errorf("%w: unknown topic config %q", ErrInvalidConfig, name)
+	}
+	if err := d.validate(value); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrInvalidConfig, name, err)
+	}
+	return nil
+}
+
+// Defaults are server-wide topic config defaults that override the built-in
+// ones (for example the all-in-one's default storage mode).
+type Defaults map[string]string
+
+// ConfigValue is a config's effective value and whether the topic set it.
+type ConfigValue struct {
+	Value      string
+	TopicSet   bool // set on the topic (Kafka source DYNAMIC_TOPIC_CONFIG)
+	ServerSet  bool // set by a server flag (Kafka source STATIC_BROKER_CONFIG)
+	Definition ConfigDef
+}
+
+// Effective resolves every known config for t: topic value, else server
+// default, else built-in default.
+func (t *Topic) Effective(d Defaults) map[string]ConfigValue {
+	out := make(map[string]ConfigValue, len(topicConfigDefs))
+	for _, def := range topicConfigDefs {
+		cv := ConfigValue{Value: def.Default, Definition: def}
+		if v, ok := d[def.Name]; ok {
+			cv.Value, cv.ServerSet = v, true
+		}
+		if def.Name == ConfigStorageMode {
+			cv.Value, cv.TopicSet = string(t.StorageMode), true
+		} else if v, ok := t.Configs[def.Name]; ok {
+			cv.Value, cv.TopicSet, cv.ServerSet = v, true, false
+		}
+		out[def.Name] = cv
+	}
+	return out
+}
+
+// Int64 returns a config's effective value as an integer. Values were
+// validated on the way in, so a parse failure falls back to the default.
+func (t *Topic) Int64(name string, d Defaults) int64 {
+	cv := t.Effective(d)[name]
+	n, err := strconv.ParseInt(cv.Value, 10, 64)
+	if err != nil {
+		n, _ = strconv.ParseInt(cv.Definition.Default, 10, 64)
+	}
+	return n
+}
