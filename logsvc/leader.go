@@ -1,0 +1,184 @@
+package logsvc
+
+import (
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/streamline-dev/streamline/logsvc/logrpc"
+	"github.com/streamline-dev/streamline/logsvc/partition"
+	"github.com/streamline-dev/streamline/logsvc/storage"
+	"github.com/streamline-dev/streamline/shared/meta"
+)
+
+type partKey struct {
+	topic     string
+	partition int32
+}
+
+type led struct {
+	p   *partition.Partition
+	log storage.Log
+}
+
+// leader keeps the set of partitions this node leads equal to what etcd
+// assigns it. reconcile runs on every metadata change, from one goroutine
+// at a time (mu); lookups take the read lock.
+type leader struct {
+	n  *Node
+	mu sync.RWMutex
+	m  map[partKey]led
+}
+
+var _ logrpc.Partitions = (*leader)(nil)
+
+func newLeader(n *Node) *leader { return &leader{n: n, m: map[partKey]led{}} }
+
+// Lookup implements logrpc.Partitions.
+func (l *leader) Lookup(topic string, topicID []byte, p int32) (*partition.Partition, *kerr.Error) {
+	l.mu.RLock()
+	e, ok := l.m[partKey{topic, p}]
+	l.mu.RUnlock()
+	if ok && logrpc.TopicIDMatches(topicID, e.p.Topic()) {
+		return e.p, nil
+	}
+	t, exists := l.n.cache.Topic(topic)
+	switch {
+	case !exists:
+		return nil, kerr.UnknownTopicOrPartition
+	case !logrpc.TopicIDMatches(topicID, t):
+		return nil, kerr.UnknownTopicID
+	case p < 0 || p >= t.Partitions:
+		return nil, kerr.UnknownTopicOrPartition
+	}
+	return nil, kerr.NotLeaderForPartition
+}
+
+func (l *leader) reconcile() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cache, self := l.n.cache, l.n.cfg.ID
+	want := map[partKey]meta.Partition{}
+	for _, pa := range cache.AllPartitions() {
+		if pa.Leader == self {
+			want[partKey{pa.Topic, pa.Partition}] = pa
+		}
+	}
+	// Stop leading what moved away, changed epoch or was deleted.
+	for k, e := range l.m {
+		pa, keep := want[k]
+		if keep && pa.TopicID == e.p.Topic().ID && pa.LeaderEpoch == e.p.LeaderEpoch() {
+			continue
+		}
+		_, topicAlive := cache.TopicByID(e.p.Topic().ID)
+		e.p.Close()
+		var err error
+		if topicAlive {
+			err = e.log.Close()
+		} else {
+			err = e.log.Remove()
+			l.n.log.Info("deleted partition data of deleted topic", "topic", k.topic, "partition", k.partition)
+		}
+		if err != nil {
+			l.n.log.Error("closing partition", "topic", k.topic, "partition", k.partition, "err", err)
+		}
+		delete(l.m, k)
+	}
+	for k, pa := range want {
+		if _, ok := l.m[k]; ok {
+			continue
+		}
+		t, ok := cache.TopicByID(pa.TopicID)
+		if !ok {
+			continue
+		}
+		if err := l.open(t, pa); err != nil {
+			l.n.log.Error("cannot lead partition", "topic", k.topic, "partition", k.partition, "err", err)
+		}
+	}
+}
+
+func (l *leader) open(t meta.Topic, pa meta.Partition) error {
+	eng, err := l.n.engines.For(t.StorageMode)
+	if err != nil {
+		return err
+	}
+	lg, err := eng.Open(storage.PartitionSpec{Topic: t, Partition: pa.Partition, Defaults: l.n.cfg.TopicDefaults})
+	if err != nil {
+		return err
+	}
+	p, err := partition.Open(partition.Config{
+		Topic: t, Partition: pa.Partition, LeaderEpoch: pa.LeaderEpoch, Defaults: l.n.cfg.TopicDefaults, Log: lg, Logger: l.n.log,
+	})
+	if err != nil {
+		lg.Close()
+		return err
+	}
+	l.m[partKey{pa.Topic, pa.Partition}] = led{p: p, log: lg}
+	l.n.log.Info("leading partition", "topic", pa.Topic, "partition", pa.Partition, "epoch", pa.LeaderEpoch,
+		"log_start", p.LogStartOffset(), "log_end", p.HighWatermark())
+	return nil
+}
+
+// removeOrphans deletes local partition directories of topics that no
+// longer exist (deleted while this node was down). Directories of existing
+// topics are kept even if another node leads them now: they hold data.
+func (l *leader) removeOrphans() {
+	dir := filepath.Join(l.n.cfg.DataDir, "partitions")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	for _, e := range entries {
+		idHex, _, ok := strings.Cut(e.Name(), "-")
+		if !ok || !e.IsDir() {
+			continue
+		}
+		raw, err := hex.DecodeString(idHex)
+		if err != nil || len(raw) != 16 {
+			continue
+		}
+		if _, err := strconv.Atoi(e.Name()[len(idHex)+1:]); err != nil {
+			continue
+		}
+		if _, alive := l.n.cache.TopicByID(meta.TopicID(raw)); alive {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err == nil {
+			l.n.log.Info("removed data of deleted topic", "dir", e.Name())
+		}
+	}
+}
+
+func (l *leader) applyRetention() {
+	l.mu.RLock()
+	parts := make([]*partition.Partition, 0, len(l.m))
+	for _, e := range l.m {
+		parts = append(parts, e.p)
+	}
+	l.mu.RUnlock()
+	for _, p := range parts {
+		if err := p.ApplyRetention(); err != nil {
+			l.n.log.Warn("retention failed", "topic", p.Topic().Name, "err", err)
+		}
+	}
+}
+
+func (l *leader) closeAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k, e := range l.m {
+		e.p.Close()
+		if err := e.log.Close(); err != nil {
+			l.n.log.Error("closing partition", "topic", k.topic, "partition", k.partition, "err", err)
+		}
+		delete(l.m, k)
+	}
+}

@@ -1,0 +1,221 @@
+// Package logrpc is the gRPC adapter of the LogService: it turns protobuf
+// requests into calls on led partitions and their results back into
+// protobuf. Kafka errors are per-partition data in the responses; a gRPC
+// status is returned only for a malformed request as a whole.
+package logrpc
+
+import (
+	"context"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/streamline-dev/streamline/logsvc/partition"
+	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
+	"github.com/streamline-dev/streamline/shared/meta"
+)
+
+// Partitions finds the partitions this node leads. It answers a Kafka error
+// when it does not lead the partition (NOT_LEADER_OR_FOLLOWER) or the topic
+// does not exist (UNKNOWN_TOPIC_OR_PARTITION, UNKNOWN_TOPIC_ID).
+type Partitions interface {
+	Lookup(topic string, topicID []byte, partition int32) (*partition.Partition, *kerr.Error)
+}
+
+// Server implements logv1.LogServiceServer.
+type Server struct {
+	logv1.UnimplementedLogServiceServer
+	parts Partitions
+}
+
+// NewServer returns a LogService over parts.
+func NewServer(parts Partitions) *Server { return &Server{parts: parts} }
+
+func code(e *kerr.Error) int32 {
+	if e == nil {
+		return 0
+	}
+	return int32(e.Code)
+}
+
+// Produce implements LogService.Produce. Partitions are appended
+// concurrently so that their WAL writes share fsyncs.
+func (s *Server) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1.ProduceResponse, error) {
+	switch req.GetAcks() {
+	case -1, 0, 1:
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "acks must be -1, 0 or 1, got %d", req.GetAcks())
+	}
+	if t := req.GetTimeoutMs(); t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(t)*time.Millisecond)
+		defer cancel()
+	}
+	out := make([]*logv1.ProducePartitionResult, len(req.GetPartitions()))
+	var wg sync.WaitGroup
+	for i, pp := range req.GetPartitions() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &logv1.ProducePartitionResult{Topic: pp.GetTopic(), Partition: pp.GetPartition(), BaseOffset: -1, LogAppendTimeMs: -1, LogStartOffset: -1}
+			out[i] = r
+			p, kerrCode := s.parts.Lookup(pp.GetTopic(), pp.GetTopicId(), pp.GetPartition())
+			if kerrCode != nil {
+				r.ErrorCode = code(kerrCode)
+				return
+			}
+			res := p.Produce(ctx, pp.GetRecords())
+			r.ErrorCode, r.ErrorMessage = code(res.Err), res.Message
+			r.BaseOffset, r.LogStartOffset = res.BaseOffset, res.LogStartOffset
+		}()
+	}
+	wg.Wait()
+	return &logv1.ProduceResponse{Partitions: out}, nil
+}
+
+// checkEpoch applies KIP-320: a client ahead of us knows of a newer leader
+// (UNKNOWN_LEADER_EPOCH, retry later); one behind us must refresh metadata
+// (FENCED_LEADER_EPOCH). -1 means the client does not track epochs.
+func checkEpoch(p *partition.Partition, clientEpoch int32) *kerr.Error {
+	switch {
+	case clientEpoch < 0 || clientEpoch == p.LeaderEpoch():
+		return nil
+	case clientEpoch > p.LeaderEpoch():
+		return kerr.UnknownLeaderEpoch
+	default:
+		return kerr.FencedLeaderEpoch
+	}
+}
+
+// Fetch implements LogService.Fetch with Kafka's long-poll: answer as soon
+// as min_bytes are available, an error occurs, or max_wait_ms passes.
+func (s *Server) Fetch(ctx context.Context, req *logv1.FetchRequest) (*logv1.FetchResponse, error) {
+	if req.GetMaxWaitMs() < 0 || req.GetMaxBytes() < 0 {
+		return nil, status.Error(codes.InvalidArgument, "max_wait_ms and max_bytes must not be negative")
+	}
+	deadline := time.Now().Add(time.Duration(req.GetMaxWaitMs()) * time.Millisecond)
+	parts := make([]*partition.Partition, len(req.GetPartitions()))
+	errs := make([]*kerr.Error, len(req.GetPartitions()))
+	for i, fp := range req.GetPartitions() {
+		parts[i], errs[i] = s.parts.Lookup(fp.GetTopic(), fp.GetTopicId(), fp.GetPartition())
+		if errs[i] == nil {
+			errs[i] = checkEpoch(parts[i], fp.GetCurrentLeaderEpoch())
+		}
+	}
+	for {
+		// Take the wake-up channels before reading, so an append between
+		// the read and the wait is not missed.
+		var wake []<-chan struct{}
+		for i, p := range parts {
+			if errs[i] == nil {
+				wake = append(wake, p.Changed())
+			}
+		}
+		resp, total, anyErr := s.readAll(req, parts, errs)
+		remaining := time.Until(deadline)
+		if total >= int(req.GetMinBytes()) || anyErr || remaining <= 0 || len(wake) == 0 {
+			return resp, nil
+		}
+		if !waitAny(ctx, wake, remaining) {
+			if ctx.Err() != nil {
+				return nil, status.FromContextError(ctx.Err()).Err()
+			}
+		}
+	}
+}
+
+func (s *Server) readAll(req *logv1.FetchRequest, parts []*partition.Partition, errs []*kerr.Error) (*logv1.FetchResponse, int, bool) {
+	budget := int(req.GetMaxBytes())
+	if budget == 0 {
+		budget = int(^uint32(0) >> 1)
+	}
+	total, anyErr, minOne := 0, false, true
+	resp := &logv1.FetchResponse{Partitions: make([]*logv1.FetchPartitionResult, len(parts))}
+	for i, fp := range req.GetPartitions() {
+		r := &logv1.FetchPartitionResult{Topic: fp.GetTopic(), Partition: fp.GetPartition(), HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1, LeaderEpoch: -1}
+		resp.Partitions[i] = r
+		if errs[i] != nil {
+			r.ErrorCode, anyErr = code(errs[i]), true
+			continue
+		}
+		p := parts[i]
+		limit := int(fp.GetPartitionMaxBytes())
+		if rem := budget - total; rem < limit {
+			limit = rem
+		}
+		if limit < 0 {
+			limit = 0
+		}
+		rr := p.Read(fp.GetFetchOffset(), limit, minOne)
+		r.ErrorCode, r.ErrorMessage = code(rr.Err), rr.Message
+		r.HighWatermark, r.LastStableOffset, r.LogStartOffset = rr.HighWatermark, rr.HighWatermark, rr.LogStartOffset
+		r.LeaderEpoch = p.LeaderEpoch()
+		r.Records = rr.Records
+		if rr.Err != nil {
+			anyErr = true
+		}
+		if len(rr.Records) > 0 {
+			total += len(rr.Records)
+			minOne = false
+		}
+	}
+	return resp, total, anyErr
+}
+
+// waitAny waits until one channel closes (true), or the timeout or ctx ends (false).
+func waitAny(ctx context.Context, chans []<-chan struct{}, timeout time.Duration) bool {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	if len(chans) == 1 {
+		select {
+		case <-chans[0]:
+			return true
+		case <-timer.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+	cases := make([]reflect.SelectCase, 0, len(chans)+2)
+	cases = append(cases,
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)})
+	for _, c := range chans {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c)})
+	}
+	i, _, _ := reflect.Select(cases)
+	return i >= 2
+}
+
+// ListOffsets implements LogService.ListOffsets.
+func (s *Server) ListOffsets(ctx context.Context, req *logv1.ListOffsetsRequest) (*logv1.ListOffsetsResponse, error) {
+	resp := &logv1.ListOffsetsResponse{}
+	for _, lp := range req.GetPartitions() {
+		r := &logv1.ListOffsetsPartitionResult{Topic: lp.GetTopic(), Partition: lp.GetPartition(), Timestamp: -1, Offset: -1, LeaderEpoch: -1}
+		resp.Partitions = append(resp.Partitions, r)
+		p, kerrCode := s.parts.Lookup(lp.GetTopic(), lp.GetTopicId(), lp.GetPartition())
+		if kerrCode == nil {
+			kerrCode = checkEpoch(p, lp.GetCurrentLeaderEpoch())
+		}
+		if kerrCode != nil {
+			r.ErrorCode = code(kerrCode)
+			continue
+		}
+		off, ts, e, msg := p.ListOffset(lp.GetTimestamp())
+		r.Offset, r.Timestamp, r.ErrorCode, r.ErrorMessage, r.LeaderEpoch = off, ts, code(e), msg, p.LeaderEpoch()
+	}
+	return resp, nil
+}
+
+// topicIDMatches reports whether a request's topic id (empty = not given)
+// names topic t.
+func TopicIDMatches(id []byte, t meta.Topic) bool {
+	if len(id) == 0 {
+		return true
+	}
+	return len(id) == 16 && meta.TopicID(id) == t.ID
+}

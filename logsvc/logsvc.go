@@ -1,0 +1,285 @@
+// Package logsvc is a log-service node: it leads the partitions etcd assigns
+// to it, owns their WAL, segments and buffers, and serves the gRPC
+// LogService that gateways forward produce, fetch and list-offsets to.
+//
+// A Node is embeddable: New + Start run it inside any process (the
+// all-in-one binary, tests), and Close is idempotent.
+package logsvc
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"google.golang.org/grpc"
+
+	"github.com/streamline-dev/streamline/logsvc/logrpc"
+	"github.com/streamline-dev/streamline/logsvc/storage"
+	"github.com/streamline-dev/streamline/logsvc/storage/localstore"
+	"github.com/streamline-dev/streamline/logsvc/wal"
+	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
+	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/rpc"
+)
+
+// Config configures a Node.
+type Config struct {
+	// ID names the node in etcd. Empty: read from DataDir/node-id, or
+	// generated and saved there on first start.
+	ID      string
+	DataDir string
+	// ListenAddr is the gRPC address (host:port; port 0 picks one).
+	ListenAddr string
+	// AdvertisedAddr is what gateways dial; default: the bound address.
+	AdvertisedAddr string
+
+	Etcd       *clientv3.Client
+	EtcdPrefix string
+	// SessionTTL is the etcd lease TTL of the node's registration: how long
+	// after a crash other processes consider it gone.
+	SessionTTL time.Duration
+
+	WAL                    wal.Options
+	CheckpointInterval     time.Duration
+	RetentionCheckInterval time.Duration
+	TopicDefaults          meta.Defaults
+	Logger                 *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.ListenAddr == "" {
+		c.ListenAddr = "127.0.0.1:0"
+	}
+	if c.SessionTTL == 0 {
+		c.SessionTTL = 10 * time.Second
+	}
+	if c.RetentionCheckInterval == 0 {
+		c.RetentionCheckInterval = 5 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports the first invalid setting.
+func (c *Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return errors.New("logsvc: data dir is required")
+	case c.Etcd == nil:
+		return errors.New("logsvc: etcd client is required")
+	case c.SessionTTL < time.Second:
+		return fmt.Errorf("logsvc: session TTL %v is below 1s", c.SessionTTL)
+	}
+	return nil
+}
+
+// Node is a running log-service node.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	store *meta.Store
+	cache *meta.Cache
+
+	lock    *os.File
+	engines storage.Engines
+	local   *localstore.Engine
+	parts   *leader
+
+	lis  net.Listener
+	grpc *grpc.Server
+	sess *concurrency.Session
+
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New validates cfg and returns an unstarted node.
+func New(cfg Config) (*Node, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	store := meta.NewStore(cfg.Etcd, cfg.EtcdPrefix)
+	return &Node{cfg: cfg, log: cfg.Logger, store: store, cache: meta.NewCache(store, cfg.Logger)}, nil
+}
+
+// Start recovers local storage, starts serving and registers the node. On
+// error everything started so far is closed.
+func (n *Node) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	if err := os.MkdirAll(n.cfg.DataDir, 0o755); err != nil {
+		return err
+	}
+	if n.lock, err = lockDir(n.cfg.DataDir); err != nil {
+		return err
+	}
+	if n.cfg.ID == "" {
+		if n.cfg.ID, err = loadOrCreateID(n.cfg.DataDir); err != nil {
+			return err
+		}
+	}
+	n.log = n.log.With("node", n.cfg.ID)
+	n.local, err = localstore.Open(localstore.Options{
+		DataDir: n.cfg.DataDir, WAL: n.cfg.WAL, CheckpointInterval: n.cfg.CheckpointInterval, Logger: n.log,
+	})
+	if err != nil {
+		return err
+	}
+	n.engines = storage.Engines{meta.StorageLocal: n.local}
+	n.parts = newLeader(n)
+
+	if n.lis, err = net.Listen("tcp", n.cfg.ListenAddr); err != nil {
+		return fmt.Errorf("logsvc: listen %s: %w", n.cfg.ListenAddr, err)
+	}
+	n.grpc = grpc.NewServer(rpc.ServerOptions()...)
+	logv1.RegisterLogServiceServer(n.grpc, logrpc.NewServer(n.parts))
+	go n.grpc.Serve(n.lis)
+
+	if err := n.cache.Start(ctx); err != nil {
+		return fmt.Errorf("logsvc: load metadata: %w", err)
+	}
+	n.parts.reconcile()
+	n.parts.removeOrphans()
+
+	n.sess, err = concurrency.NewSession(n.cfg.Etcd, concurrency.WithTTL(int(n.cfg.SessionTTL.Seconds())))
+	if err != nil {
+		return fmt.Errorf("logsvc: etcd session: %w", err)
+	}
+	if err := n.store.RegisterLogNode(ctx, n.sess, meta.LogNode{ID: n.cfg.ID, Addr: n.Addr()}); err != nil {
+		return err
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.wg.Add(2)
+	go n.watchAssignments(bg)
+	go n.retentionLoop(bg)
+	n.log.Info("log service started", "grpc", n.Addr(), "data_dir", n.cfg.DataDir)
+	return nil
+}
+
+// ID is the node's id in etcd.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// Addr is the advertised gRPC address.
+func (n *Node) Addr() string {
+	if n.cfg.AdvertisedAddr != "" {
+		return n.cfg.AdvertisedAddr
+	}
+	if n.lis == nil {
+		return ""
+	}
+	return n.lis.Addr().String()
+}
+
+// Done is closed when the node's etcd session ends (lease lost): a node that
+// lost its lease must stop, since others may already lead its partitions.
+func (n *Node) Done() <-chan struct{} {
+	if n.sess == nil {
+		return nil
+	}
+	return n.sess.Done()
+}
+
+func (n *Node) watchAssignments(ctx context.Context) {
+	defer n.wg.Done()
+	for {
+		ch := n.cache.Changed()
+		n.parts.reconcile()
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
+}
+
+func (n *Node) retentionLoop(ctx context.Context) {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.RetentionCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n.parts.applyRetention()
+		}
+	}
+}
+
+// Close stops serving, deregisters, and closes storage (fsyncing it).
+// Idempotent.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		if n.cancel != nil {
+			n.cancel()
+		}
+		n.wg.Wait()
+		if n.grpc != nil {
+			n.grpc.Stop()
+		}
+		if n.sess != nil {
+			n.closeErr = errors.Join(n.closeErr, n.sess.Close())
+		}
+		n.cache.Close()
+		if n.parts != nil {
+			n.parts.closeAll()
+		}
+		if n.local != nil {
+			n.closeErr = errors.Join(n.closeErr, n.local.Close())
+		}
+		if n.lock != nil {
+			n.lock.Close()
+		}
+	})
+	return n.closeErr
+}
+
+// lockDir takes an exclusive lock on dir, so two processes never share a
+// data directory; the lock dies with the process, even on SIGKILL.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("logsvc: data dir %s is in use by another process: %w", dir, err)
+	}
+	return f, nil
+}
+
+func loadOrCreateID(dir string) (string, error) {
+	path := filepath.Join(dir, "node-id")
+	if b, err := os.ReadFile(path); err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	}
+	var raw [4]byte
+	_, _ = rand.Read(raw[:])
+	id := "logsvc-" + hex.EncodeToString(raw[:])
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	return id, nil
+}

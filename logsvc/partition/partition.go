@@ -1,0 +1,269 @@
+// Package partition is the leader's view of one partition: the single
+// writer that validates batches, checks idempotent-producer sequences,
+// assigns offsets, hands batches to the storage.Log of the topic's mode, and
+// advances the high watermark as they become durable. Readers (fetch, list
+// offsets) read the storage directly, bounded by the high watermark, and
+// long-poll on Changed.
+//
+// Locking: mu (the writer lock) guards nextOffset, producers and the order
+// of calls to Log.Append. It is held only while checking and enqueueing,
+// never while waiting for durability. Completions are handled by one
+// goroutine per partition, in append order, so the high watermark only
+// moves forward and never skips a batch that is not durable yet.
+package partition
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/streamline-dev/streamline/logsvc/producerstate"
+	"github.com/streamline-dev/streamline/logsvc/storage"
+	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/recbatch"
+)
+
+// Config describes the partition to lead.
+type Config struct {
+	Topic       meta.Topic
+	Partition   int32
+	LeaderEpoch int32
+	Defaults    meta.Defaults
+	Log         storage.Log
+	Logger      *slog.Logger
+}
+
+// Partition is a led partition. Safe for concurrent use.
+type Partition struct {
+	cfg Config
+	log storage.Log
+	lg  *slog.Logger
+
+	maxMessageBytes int64
+
+	mu         sync.Mutex
+	nextOffset int64
+	producers  *producerstate.State
+	failed     error
+
+	hwm      atomic.Int64
+	notifyMu sync.Mutex
+	notify   chan struct{}
+
+	completions chan completion
+	done        chan struct{}
+	closeOnce   sync.Once
+}
+
+type completion struct {
+	durable <-chan error
+	next    int64
+	reply   chan error
+}
+
+// completionQueue bounds batches awaiting durability per partition.
+const completionQueue = 4096
+
+// Open takes the lead of a partition whose storage is cfg.Log: it rebuilds
+// the idempotent-producer state from the stored batch headers.
+func Open(cfg Config) (*Partition, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	p := &Partition{
+		cfg:             cfg,
+		log:             cfg.Log,
+		lg:              cfg.Logger.With("topic", cfg.Topic.Name, "partition", cfg.Partition),
+		maxMessageBytes: cfg.Topic.Int64(meta.ConfigMaxMessageBytes, cfg.Defaults),
+		producers:       producerstate.New(),
+		notify:          make(chan struct{}),
+		completions:     make(chan completion, completionQueue),
+		done:            make(chan struct{}),
+	}
+	err := p.log.ScanHeaders(p.log.StartOffset(), func(h recbatch.Header) error {
+		if h.Idempotent() && !h.Control() {
+			p.producers.Update(h.ProducerID, h.ProducerEpoch, producerstate.Batch{
+				FirstSeq: h.BaseSequence, LastSeq: h.LastSequence(), BaseOffset: h.BaseOffset, LastOffset: h.LastOffset(),
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rebuild producer state of %s-%d: %w", cfg.Topic.Name, cfg.Partition, err)
+	}
+	p.nextOffset = p.log.EndOffset()
+	p.hwm.Store(p.nextOffset)
+	go p.complete()
+	return p, nil
+}
+
+// Topic is the partition's topic.
+func (p *Partition) Topic() meta.Topic { return p.cfg.Topic }
+
+// LeaderEpoch is the epoch this node leads the partition at.
+func (p *Partition) LeaderEpoch() int32 { return p.cfg.LeaderEpoch }
+
+// HighWatermark is one past the last durable offset.
+func (p *Partition) HighWatermark() int64 { return p.hwm.Load() }
+
+// LogStartOffset is the first retained offset.
+func (p *Partition) LogStartOffset() int64 { return p.log.StartOffset() }
+
+// Changed returns a channel closed when the high watermark next moves.
+func (p *Partition) Changed() <-chan struct{} {
+	p.notifyMu.Lock()
+	defer p.notifyMu.Unlock()
+	return p.notify
+}
+
+func (p *Partition) advance(next int64) {
+	for {
+		cur := p.hwm.Load()
+		if next <= cur || p.hwm.CompareAndSwap(cur, next) {
+			break
+		}
+	}
+	p.notifyMu.Lock()
+	close(p.notify)
+	p.notify = make(chan struct{})
+	p.notifyMu.Unlock()
+}
+
+// complete resolves appends in order: the batch is durable, so the high
+// watermark moves past it before the producer hears so.
+func (p *Partition) complete() {
+	defer close(p.done)
+	for c := range p.completions {
+		err := <-c.durable
+		if err == nil {
+			p.advance(c.next)
+		} else {
+			p.mu.Lock()
+			if p.failed == nil {
+				p.failed = err
+				p.lg.Error("partition storage failed; refusing writes", "err", err)
+			}
+			p.mu.Unlock()
+		}
+		c.reply <- err
+	}
+}
+
+// ProduceResult is the outcome of one Produce.
+type ProduceResult struct {
+	Err            *kerr.Error // nil on success
+	Message        string
+	BaseOffset     int64
+	LogStartOffset int64
+}
+
+func fail(e *kerr.Error, format string, args ...any) ProduceResult {
+	return ProduceResult{Err: e, Message: fmt.Sprintf(format, args...), BaseOffset: -1, LogStartOffset: -1}
+}
+
+// Produce validates and appends one record batch, and returns once it is
+// durable (or failed, or ctx ended: REQUEST_TIMED_OUT, in which case the
+// batch may still become durable, as in Kafka).
+func (p *Partition) Produce(ctx context.Context, batch []byte) ProduceResult {
+	h, err := recbatch.ValidateProduce(batch)
+	switch {
+	case errors.Is(err, recbatch.ErrCorrupt):
+		return fail(kerr.CorruptMessage, "record batch CRC does not match its contents")
+	case errors.Is(err, recbatch.ErrMagic):
+		return fail(kerr.UnsupportedForMessageFormat, "%v", err)
+	case err != nil:
+		return fail(kerr.InvalidRecord, "%v", err)
+	}
+	if int64(len(batch)) > p.maxMessageBytes {
+		return fail(kerr.MessageTooLarge, "record batch of %d bytes exceeds max.message.bytes %d", len(batch), p.maxMessageBytes)
+	}
+	if h.Transactional() {
+		return fail(kerr.InvalidTxnState, "transactional batches are not supported yet")
+	}
+	// The batch is ours now: patching must not alter the caller's buffer.
+	batch = append([]byte(nil), batch...)
+
+	p.mu.Lock()
+	if p.failed != nil {
+		p.mu.Unlock()
+		return fail(kerr.KafkaStorageError, "partition storage failed: %v", p.failed)
+	}
+	if h.Idempotent() {
+		dup, err := p.producers.Check(h.ProducerID, h.ProducerEpoch, h.BaseSequence, h.LastSequence())
+		switch {
+		case errors.Is(err, producerstate.ErrFencedEpoch):
+			p.mu.Unlock()
+			return fail(kerr.InvalidProducerEpoch, "%v", err)
+		case err != nil:
+			p.mu.Unlock()
+			return fail(kerr.OutOfOrderSequenceNumber, "%v", err)
+		case dup != nil:
+			p.mu.Unlock()
+			return p.answerDuplicate(ctx, *dup)
+		}
+	}
+	base := p.nextOffset
+	recbatch.SetBaseOffset(batch, base)
+	recbatch.SetPartitionLeaderEpoch(batch, p.cfg.LeaderEpoch)
+	h.BaseOffset = base
+	p.nextOffset = h.NextOffset()
+	if h.Idempotent() {
+		p.producers.Update(h.ProducerID, h.ProducerEpoch, producerstate.Batch{
+			FirstSeq: h.BaseSequence, LastSeq: h.LastSequence(), BaseOffset: base, LastOffset: h.LastOffset(),
+		})
+	}
+	reply := make(chan error, 1)
+	p.completions <- completion{durable: p.log.Append(batch, h), next: h.NextOffset(), reply: reply}
+	p.mu.Unlock()
+
+	select {
+	case err := <-reply:
+		if err != nil {
+			return fail(kerr.KafkaStorageError, "%v", err)
+		}
+		return ProduceResult{BaseOffset: base, LogStartOffset: p.log.StartOffset()}
+	case <-ctx.Done():
+		return fail(kerr.RequestTimedOut, "batch not durable before the request timeout")
+	}
+}
+
+// answerDuplicate answers a retried batch with its original offset, once
+// the original is durable (it may still be in flight).
+func (p *Partition) answerDuplicate(ctx context.Context, dup producerstate.Batch) ProduceResult {
+	for {
+		ch := p.Changed()
+		if p.hwm.Load() > dup.LastOffset {
+			return ProduceResult{BaseOffset: dup.BaseOffset, LogStartOffset: p.log.StartOffset()}
+		}
+		p.mu.Lock()
+		failed := p.failed
+		p.mu.Unlock()
+		if failed != nil {
+			return fail(kerr.KafkaStorageError, "partition storage failed: %v", failed)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fail(kerr.RequestTimedOut, "original of duplicate batch not durable before the request timeout")
+		}
+	}
+}
+
+// Close stops the partition after in-flight appends resolve. It does not
+// close the storage.Log (its owner does). Idempotent.
+func (p *Partition) Close() {
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		if p.failed == nil {
+			p.failed = errors.New("partition closed")
+		}
+		close(p.completions)
+		p.mu.Unlock()
+		<-p.done
+	})
+}

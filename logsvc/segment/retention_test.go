@@ -1,0 +1,141 @@
+package segment
+
+import (
+	"bytes"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// threeSegments builds segments [0,3) [3,6) [6,9) whose batch timestamps
+// are 10h, 5h and 1h before the clock.
+func threeSegments(t *testing.T, dir string, clk *fakeClock) (*Log, [][]byte) {
+	l, err := Open(dir, Config{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := clk.Now().UnixMilli()
+	var bs [][]byte
+	for i, age := range []time.Duration{10 * time.Hour, 5 * time.Hour, time.Hour} {
+		if i > 0 {
+			if err := l.Roll(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		bs = append(bs, appendBatches(t, l, 1, 3, now-age.Milliseconds())...)
+	}
+	return l, bs
+}
+
+func TestRetentionByTime(t *testing.T) {
+	dir := t.TempDir()
+	clk := newClock()
+	l, bs := threeSegments(t, dir, clk)
+	if n, err := l.ApplyRetention(-1, -1); n != 0 || err != nil {
+		t.Fatalf("disabled: %d %v", n, err)
+	}
+	// Segment 0's newest record is 10h-1ms+2ms old: beyond 6h.
+	if n, err := l.ApplyRetention((6 * time.Hour).Milliseconds(), -1); n != 1 || err != nil {
+		t.Fatalf("6h: deleted %d, %v", n, err)
+	}
+	if l.StartOffset() != 3 || l.Size() != int64(len(bs[1])+len(bs[2])) {
+		t.Fatalf("after 6h: start %d size %d", l.StartOffset(), l.Size())
+	}
+	if _, err := l.Read(0, 1000, 9, true); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Fatalf("read deleted offset: %v", err)
+	}
+	if got, _ := l.Read(3, 1<<20, 9, true); !bytes.Equal(got, concat(bs[1:])) {
+		t.Fatal("remaining data differs")
+	}
+	if o, _, f, _ := l.OffsetForTimestamp(0); !f || o != 3 {
+		t.Fatalf("earliest by time after retention: %d %v", o, f)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	l = openLog(t, dir, Config{Now: clk.Now})
+	if l.StartOffset() != 3 || l.EndOffset() != 9 {
+		t.Fatalf("reopened: start %d end %d", l.StartOffset(), l.EndOffset())
+	}
+	// Everything expires, including the active segment: it is rolled so the
+	// log keeps its end offset.
+	clk.Advance(24 * time.Hour)
+	if n, err := l.ApplyRetention((6 * time.Hour).Milliseconds(), -1); n != 2 || err != nil {
+		t.Fatalf("all expired: deleted %d, %v", n, err)
+	}
+	checkEmptyAt(t, l, dir, 9)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openLog(t, dir, Config{Now: clk.Now})
+	checkEmptyAt(t, l, dir, 9)
+	mustAppend(t, l, mkBatch(9, clk.Now().UnixMilli(), 2))
+	if l.StartOffset() != 9 || l.EndOffset() != 11 {
+		t.Fatalf("append to emptied log: start %d end %d", l.StartOffset(), l.EndOffset())
+	}
+	// Nothing is left to expire; an empty active segment is never deleted.
+	if n, err := l.ApplyRetention(0, 0); n != 1 || err != nil {
+		t.Fatalf("retention 0: %d %v", n, err)
+	}
+	if n, err := l.ApplyRetention(0, 0); n != 0 || err != nil {
+		t.Fatalf("retention on empty log: %d %v", n, err)
+	}
+	checkEmptyAt(t, l, dir, 11)
+}
+
+func checkEmptyAt(t *testing.T, l *Log, dir string, off int64) {
+	t.Helper()
+	if l.StartOffset() != off || l.EndOffset() != off || l.Size() != 0 {
+		t.Fatalf("emptied log: start %d end %d size %d, want %d", l.StartOffset(), l.EndOffset(), l.Size(), off)
+	}
+	logs := segFiles(t, dir, ".log")
+	if len(logs) != 1 || filepath.Base(logs[0]) != segName(off) {
+		t.Fatalf("files %v, want only %s", logs, segName(off))
+	}
+	if b, err := l.Read(off, 100, off+10, true); err != nil || len(b) != 0 {
+		t.Fatalf("read empty log: %d %v", len(b), err)
+	}
+	if _, err := l.Read(off-1, 100, off+10, true); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Fatalf("read below start: %v", err)
+	}
+}
+
+func segName(off int64) string { return filepath.Base(segmentPath("", off, logSuffix)) }
+
+func TestRetentionBySize(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir, Config{})
+	var bs [][]byte
+	for i := range 4 {
+		if i > 0 {
+			l.Roll()
+		}
+		bs = append(bs, appendBatches(t, l, 1, 2, 5)...)
+	}
+	seg := int64(len(bs[0]))
+	if l.Size() != 4*seg {
+		t.Fatalf("size %d", l.Size())
+	}
+	steps := []struct {
+		bytes       int64
+		deleted     int
+		start, size int64
+	}{
+		{-1, 0, 0, 4 * seg},
+		{4 * seg, 0, 0, 4 * seg},
+		{3*seg + 1, 0, 0, 4 * seg}, // deleting one would drop below the limit
+		{3 * seg, 1, 2, 3 * seg},
+		{seg + 1, 1, 4, 2 * seg},
+		{0, 2, 8, 0}, // the active segment goes too, after a roll
+	}
+	for _, s := range steps {
+		n, err := l.ApplyRetention(-1, s.bytes)
+		if err != nil || n != s.deleted || l.StartOffset() != s.start || l.Size() != s.size {
+			t.Fatalf("retention.bytes=%d: deleted %d (%v), start %d, size %d; want %d, %d, %d",
+				s.bytes, n, err, l.StartOffset(), l.Size(), s.deleted, s.start, s.size)
+		}
+	}
+	checkEmptyAt(t, l, dir, 8)
+}

@@ -1,0 +1,207 @@
+package localstore
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/streamline-dev/streamline/logsvc/segment"
+	"github.com/streamline-dev/streamline/logsvc/storage"
+	"github.com/streamline-dev/streamline/logsvc/wal"
+	"github.com/streamline-dev/streamline/shared/recbatch"
+)
+
+// applierQueue bounds batches waiting for their WAL fsync per partition;
+// a full queue blocks the partition's writer (backpressure).
+const applierQueue = 1024
+
+type opKind int
+
+const (
+	opAppend opKind = iota
+	opSync
+	opRetention
+)
+
+type op struct {
+	kind  opKind
+	batch []byte
+	seq   uint64
+	wal   <-chan error
+	res   chan error
+	// retention limits
+	ms, bytes int64
+	// sync answer: the WAL seq durable in segments
+	synced *uint64
+}
+
+// Log is one local partition: the segment log plus the goroutine that
+// applies WAL-durable batches to it. That goroutine is the segment's only
+// writer (appends, fsyncs and retention all go through it), as package
+// segment requires.
+type Log struct {
+	e      *Engine
+	stream string
+	seg    *segment.Log
+
+	mu     sync.Mutex // guards closed and sends on ops
+	closed bool
+	ops    chan op
+	done   chan struct{}
+
+	applied atomic.Uint64 // WAL seq of the last batch applied to the segment
+	failed  atomic.Pointer[error]
+}
+
+func newLog(e *Engine, stream string, seg *segment.Log) *Log {
+	l := &Log{e: e, stream: stream, seg: seg, ops: make(chan op, applierQueue), done: make(chan struct{})}
+	go l.apply()
+	return l
+}
+
+func (l *Log) apply() {
+	defer close(l.done)
+	for o := range l.ops {
+		switch o.kind {
+		case opAppend:
+			err := <-o.wal
+			if err == nil {
+				if f := l.failed.Load(); f != nil {
+					err = *f
+				} else if err = l.seg.Append(o.batch); err == nil {
+					l.applied.Store(o.seq)
+				}
+			}
+			if err != nil {
+				err = fmt.Errorf("%w: %s: %v", storage.ErrStorage, l.stream, err)
+				l.failed.CompareAndSwap(nil, &err)
+			}
+			o.res <- err
+		case opSync:
+			seq := l.applied.Load()
+			err := l.seg.Sync()
+			*o.synced = seq
+			o.res <- err
+		case opRetention:
+			_, err := l.seg.ApplyRetention(o.ms, o.bytes)
+			o.res <- err
+		}
+	}
+}
+
+// send queues an op unless the log is closed.
+func (l *Log) send(o op) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return storage.ErrClosed
+	}
+	l.ops <- o
+	return nil
+}
+
+// Append implements storage.Log. The WAL append and the hand-off to the
+// applier happen in the caller's (the partition writer's) order, so both
+// the WAL and the segment see batches in offset order.
+func (l *Log) Append(batch []byte, h recbatch.Header) <-chan error {
+	res := make(chan error, 1)
+	if f := l.failed.Load(); f != nil {
+		res <- *f
+		return res
+	}
+	seq, walDone := l.e.wal.Append(wal.Record{Stream: l.stream, Offset: h.BaseOffset, Data: batch})
+	if err := l.send(op{kind: opAppend, batch: batch, seq: seq, wal: walDone, res: res}); err != nil {
+		res <- err
+	}
+	return res
+}
+
+// sync fsyncs the segment through the applier and returns the WAL seq that
+// is now durable in it.
+func (l *Log) sync() (uint64, error) {
+	var seq uint64
+	res := make(chan error, 1)
+	if err := l.send(op{kind: opSync, res: res, synced: &seq}); err != nil {
+		return 0, err
+	}
+	return seq, <-res
+}
+
+// Read implements storage.Log.
+func (l *Log) Read(offset int64, maxBytes int, maxOffset int64, minOne bool) ([]byte, error) {
+	b, err := l.seg.Read(offset, maxBytes, maxOffset, minOne)
+	return b, mapErr(err)
+}
+
+// StartOffset implements storage.Log.
+func (l *Log) StartOffset() int64 { return l.seg.StartOffset() }
+
+// EndOffset implements storage.Log: one past the last batch applied, which
+// is WAL-durable.
+func (l *Log) EndOffset() int64 { return l.seg.EndOffset() }
+
+// OffsetForTimestamp implements storage.Log.
+func (l *Log) OffsetForTimestamp(ts int64) (int64, int64, bool, error) {
+	o, t, ok, err := l.seg.OffsetForTimestamp(ts)
+	return o, t, ok, mapErr(err)
+}
+
+// ScanHeaders implements storage.Log.
+func (l *Log) ScanHeaders(from int64, fn func(recbatch.Header) error) error {
+	return mapErr(l.seg.ScanHeaders(from, fn))
+}
+
+// ApplyRetention implements storage.Log.
+func (l *Log) ApplyRetention(ms, bytes int64) error {
+	res := make(chan error, 1)
+	if err := l.send(op{kind: opRetention, ms: ms, bytes: bytes, res: res}); err != nil {
+		return err
+	}
+	return <-res
+}
+
+// Size implements storage.Log.
+func (l *Log) Size() int64 { return l.seg.Size() }
+
+// Close drains pending appends (they complete or fail with the WAL), closes
+// and fsyncs the segment. Idempotent.
+func (l *Log) Close() error { return l.close(false) }
+
+// Remove closes the log and deletes its directory.
+func (l *Log) Remove() error { return l.close(true) }
+
+func (l *Log) close(remove bool) error {
+	l.mu.Lock()
+	already := l.closed
+	if !already {
+		l.closed = true
+		close(l.ops)
+	}
+	l.mu.Unlock()
+	<-l.done
+	if already {
+		if remove {
+			return l.seg.Remove()
+		}
+		return nil
+	}
+	var err error
+	if remove {
+		err = l.seg.Remove()
+	} else {
+		err = l.seg.Close()
+	}
+	l.e.forget(l.stream)
+	return err
+}
+
+func mapErr(err error) error {
+	if errors.Is(err, segment.ErrOffsetOutOfRange) {
+		return storage.ErrOffsetOutOfRange
+	}
+	if errors.Is(err, segment.ErrClosed) {
+		return storage.ErrClosed
+	}
+	return err
+}

@@ -1,0 +1,106 @@
+// Package storage is the seam between a partition and where its bytes live.
+// A topic's storage mode picks an Engine; the Engine opens one Log per
+// partition. The partition (package partition) owns offsets, validation and
+// idempotence; a Log only stores batches whose offsets are already assigned,
+// and says when each one is durable under its mode's rules:
+//
+//	local     durable = fsynced in the node WAL (then applied to local segments)
+//	hybrid    durable = fsynced in the node WAL (segments move to object storage)   [not built yet]
+//	diskless  durable = PUT to object storage and committed to etcd              [not built yet]
+//
+// The seed plan's three strategies map onto this seam: the buffer strategy
+// is how an Engine groups appends before they become durable (local:
+// write-through into the WAL's group commit), the WAL backend is the Engine's
+// durability step, and the segment backend is where Read finds batches.
+// storagetest holds the conformance suite every Engine must pass.
+package storage
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/recbatch"
+)
+
+var (
+	// ErrOffsetOutOfRange: a read or lookup outside [StartOffset, EndOffset].
+	ErrOffsetOutOfRange = errors.New("offset out of range")
+	// ErrClosed: the log or engine was closed.
+	ErrClosed = errors.New("storage closed")
+	// ErrStorage wraps failures of the durability step (fsync, upload); the
+	// partition stops accepting writes (Kafka KAFKA_STORAGE_ERROR).
+	ErrStorage = errors.New("storage failure")
+)
+
+// Log is one partition's storage. Append is called by the partition's single
+// writer, in offset order; everything else may be called concurrently.
+type Log interface {
+	// Append stores a batch whose baseOffset is already patched to
+	// EndOffset-so-far. The returned channel yields exactly one value: nil
+	// once the batch is durable (and readable), or an error. Batches become
+	// durable in append order.
+	Append(batch []byte, h recbatch.Header) <-chan error
+	// Read returns whole batches starting with the one containing offset,
+	// none at or beyond maxOffset, at most maxBytes unless minOne and the
+	// first batch is larger.
+	Read(offset int64, maxBytes int, maxOffset int64, minOne bool) ([]byte, error)
+	// StartOffset is the first retained offset.
+	StartOffset() int64
+	// EndOffset is one past the last durable offset.
+	EndOffset() int64
+	// OffsetForTimestamp is Kafka ListOffsets by time: the first offset whose
+	// record timestamp is >= ts.
+	OffsetForTimestamp(ts int64) (offset, timestamp int64, found bool, err error)
+	// ScanHeaders walks the headers of stored batches from offset on, to
+	// rebuild idempotent-producer state.
+	ScanHeaders(from int64, fn func(h recbatch.Header) error) error
+	// ApplyRetention deletes data older than retentionMs or beyond
+	// retentionBytes (-1 disables either), whole segments at a time.
+	ApplyRetention(retentionMs, retentionBytes int64) error
+	// Size is the stored bytes of this partition.
+	Size() int64
+	// Close releases the log; Remove also deletes its data (topic deleted).
+	Close() error
+	Remove() error
+}
+
+// PartitionSpec is what an Engine needs to open a partition's Log.
+type PartitionSpec struct {
+	Topic     meta.Topic
+	Partition int32
+	// Defaults are the server's topic config defaults.
+	Defaults meta.Defaults
+}
+
+// Stream names a partition's data: the topic id (not the name, which can be
+// reused after a delete) and the partition number.
+func (s PartitionSpec) Stream() string { return StreamName(s.Topic.ID, s.Partition) }
+
+// StreamName is the stable name of a partition's data in the WAL and on disk.
+func StreamName(id meta.TopicID, partition int32) string {
+	return fmt.Sprintf("%s-%d", id, partition)
+}
+
+// Engine opens partition logs of one storage mode.
+type Engine interface {
+	Mode() meta.StorageMode
+	Open(spec PartitionSpec) (Log, error)
+	Close() error
+}
+
+// Engines selects the Engine for each storage mode: the seed plan's
+// StorageBackendFactory.
+type Engines map[meta.StorageMode]Engine
+
+// For returns the engine for mode, or an error saying the mode is not
+// available on this node.
+func (e Engines) For(mode meta.StorageMode) (Engine, error) {
+	if eng, ok := e[mode]; ok {
+		return eng, nil
+	}
+	if err := mode.Supported(); err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("%w: storage.mode=%s has no engine on this node", meta.ErrUnsupportedStorageMode, mode)
+}

@@ -1,0 +1,178 @@
+// Package storagetest is the conformance suite every storage.Engine must
+// pass, whatever its mode: the partition layer relies on exactly these
+// behaviours.
+package storagetest
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/streamline-dev/streamline/logsvc/storage"
+	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/recbatch"
+	"github.com/streamline-dev/streamline/shared/recbatch/recbatchtest"
+)
+
+// Harness builds and restarts engines under test.
+type Harness struct {
+	// New returns a fresh, empty engine.
+	New func(t *testing.T) storage.Engine
+	// Reopen closes e cleanly and opens a new engine over the same data.
+	Reopen func(t *testing.T, e storage.Engine) storage.Engine
+}
+
+// Spec returns a partition spec of a new topic.
+func Spec(name string) storage.PartitionSpec {
+	return storage.PartitionSpec{Topic: meta.Topic{Name: name, ID: meta.NewTopicID(), Partitions: 1, StorageMode: meta.StorageLocal}}
+}
+
+// Append writes a batch of values at the log's end and waits until durable.
+func Append(t testing.TB, l storage.Log, next int64, ts int64, values ...string) int64 {
+	t.Helper()
+	b := recbatchtest.Build(recbatchtest.Values(ts, values...))
+	recbatch.SetBaseOffset(b, next)
+	h, err := recbatch.Validate(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-l.Append(b, h):
+		if err != nil {
+			t.Fatalf("append at %d: %v", next, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("append at %d not durable after 30s", next)
+	}
+	return h.NextOffset()
+}
+
+// Run runs the suite.
+func Run(t *testing.T, h Harness) {
+	t.Run("AppendReadReopen", func(t *testing.T) { appendReadReopen(t, h) })
+	t.Run("ManyAppendsInFlight", func(t *testing.T) { manyInFlight(t, h) })
+	t.Run("OffsetForTimestamp", func(t *testing.T) { offsetForTimestamp(t, h) })
+	t.Run("Remove", func(t *testing.T) { remove(t, h) })
+}
+
+func appendReadReopen(t *testing.T, h Harness) {
+	e := h.New(t)
+	spec := Spec("a")
+	l, err := e.Open(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := Append(t, l, 0, 1000, "a", "b", "c")
+	next = Append(t, l, next, 2000, "d")
+	if l.StartOffset() != 0 || l.EndOffset() != 4 || next != 4 {
+		t.Fatalf("start %d end %d next %d", l.StartOffset(), l.EndOffset(), next)
+	}
+	// Offset 1 lies inside the first batch: the whole batch comes back.
+	got, err := l.Read(1, 1<<20, l.EndOffset(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bases []int64
+	if _, err := recbatch.Iterate(got, true, func(h recbatch.Header, _ []byte) error { bases = append(bases, h.BaseOffset); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(bases) != 2 || bases[0] != 0 || bases[1] != 3 {
+		t.Fatalf("read bases %v", bases)
+	}
+	// The high watermark bound excludes the second batch.
+	if got, _ := l.Read(0, 1<<20, 3, true); len(got) == 0 || bytes.Equal(got, mustRead(t, l, 0)) {
+		t.Fatal("maxOffset did not cut the read")
+	}
+	if _, err := l.Read(5, 100, 10, true); !errors.Is(err, storage.ErrOffsetOutOfRange) {
+		t.Fatalf("read past end: %v", err)
+	}
+	before := mustRead(t, l, 0)
+	e = h.Reopen(t, e)
+	l, err = e.Open(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.EndOffset() != 4 || !bytes.Equal(mustRead(t, l, 0), before) {
+		t.Fatalf("after reopen end %d, data equal %v", l.EndOffset(), bytes.Equal(mustRead(t, l, 0), before))
+	}
+	var producers int
+	if err := l.ScanHeaders(0, func(recbatch.Header) error { producers++; return nil }); err != nil || producers != 2 {
+		t.Fatalf("scan headers: %d %v", producers, err)
+	}
+}
+
+func mustRead(t testing.TB, l storage.Log, from int64) []byte {
+	t.Helper()
+	b, err := l.Read(from, 1<<30, l.EndOffset(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func manyInFlight(t *testing.T, h Harness) {
+	e := h.New(t)
+	l, err := e.Open(Spec("b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var done []<-chan error
+	next := int64(0)
+	for i := 0; i < 200; i++ {
+		b := recbatchtest.Build(recbatchtest.Values(int64(i), "x", "y"))
+		recbatch.SetBaseOffset(b, next)
+		hd, _ := recbatch.Validate(b)
+		done = append(done, l.Append(b, hd))
+		next = hd.NextOffset()
+	}
+	for i, ch := range done {
+		if err := <-ch; err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	if l.EndOffset() != 400 {
+		t.Fatalf("end %d", l.EndOffset())
+	}
+}
+
+func offsetForTimestamp(t *testing.T, h Harness) {
+	e := h.New(t)
+	l, err := e.Open(Spec("c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := Append(t, l, 0, 1000, "a", "b") // timestamps 1000, 1001
+	Append(t, l, next, 5000, "c")
+	for _, c := range []struct{ ts, off, at int64 }{{0, 0, 1000}, {1001, 1, 1001}, {1002, 2, 5000}} {
+		o, at, ok, err := l.OffsetForTimestamp(c.ts)
+		if err != nil || !ok || o != c.off || at != c.at {
+			t.Fatalf("ts %d: offset %d at %d ok %v err %v; want %d at %d", c.ts, o, at, ok, err, c.off, c.at)
+		}
+	}
+	if _, _, ok, _ := l.OffsetForTimestamp(6000); ok {
+		t.Fatal("found an offset after the last timestamp")
+	}
+}
+
+func remove(t *testing.T, h Harness) {
+	e := h.New(t)
+	spec := Spec("d")
+	l, err := e.Open(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Append(t, l, 0, 1, "a")
+	if err := l.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	// A topic re-created under a new id starts empty.
+	spec2 := Spec("d")
+	l2, err := e.Open(spec2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l2.EndOffset() != 0 {
+		t.Fatalf("new topic starts at %d", l2.EndOffset())
+	}
+}

@@ -1,0 +1,349 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultFileBytes       = 64 << 20
+	DefaultMaxQueueBytes   = 16 << 20
+	DefaultMaxQueueRecords = 16 << 10
+)
+
+var (
+	// ErrClosed is returned for appends after Close and delivered to
+	// appends still queued when Close was called.
+	ErrClosed = errors.New("wal: closed")
+	// ErrCorrupt is wrapped by Open's error when a file other than the last
+	// one has a bad frame: acknowledged data is damaged.
+	ErrCorrupt = errors.New("wal: corrupt")
+	// ErrInvalidRecord is delivered for a record that cannot be framed.
+	ErrInvalidRecord = errors.New("wal: invalid record")
+	// ErrReplayAfterAppend is returned by Replay once Append was called.
+	ErrReplayAfterAppend = errors.New("wal: replay after append")
+)
+
+// Options configures a WAL. The zero value is usable.
+type Options struct {
+	// FileBytes rolls to a new WAL file once the current one reaches this
+	// size; default 64 MiB. Smaller files are pruned sooner.
+	FileBytes int64
+	// NoSync skips every fsync. This voids durability: an acknowledged
+	// record survives a process crash (it is in the page cache) but not an
+	// OS crash or power loss. For tests and benchmarks only.
+	NoSync bool
+	// MaxQueueBytes and MaxQueueRecords bound the appends queued but not
+	// yet taken by the writer; when either is reached Append blocks. A
+	// record larger than MaxQueueBytes is admitted alone. Defaults 16 MiB
+	// and 16384. Memory use can reach about twice this, since the group
+	// being written is no longer counted.
+	MaxQueueBytes   int64
+	MaxQueueRecords int
+}
+
+// Record is one appended entry.
+type Record struct {
+	Stream string // partition key, e.g. "<topicID>/<partition>"; 1..65535 bytes
+	Offset int64  // Kafka base offset of the batch
+	Data   []byte // the batch bytes, opaque to the WAL
+}
+
+type pending struct {
+	seq  uint64
+	rec  Record
+	done chan error
+}
+
+// WAL is a node-level write-ahead log with group commit. Its methods are
+// safe for concurrent use, except that Replay must happen before Append.
+type WAL struct {
+	dir      string
+	opts     Options
+	syncHook func(*os.File) error // replaces (*os.File).Sync in tests
+
+	// mu guards the queue and the state Append needs.
+	mu          sync.Mutex
+	notEmpty    sync.Cond // writer waits for work
+	notFull     sync.Cond // appenders wait for queue room or their turn
+	queue       []pending
+	queuedBytes int64
+	nextSeq     uint64
+	ticketNext  uint64 // FIFO admission of appenders under backpressure
+	ticketServe uint64
+	waiting     int   // appenders blocked on notFull
+	appended    bool  // Append was called; Replay is no longer allowed
+	closed      bool  //
+	err         error // poison: set once on a write/fsync failure
+
+	// filesMu guards the file list and every fileInfo's fields.
+	filesMu   sync.Mutex
+	sealed    []*fileInfo
+	active    *fileInfo
+	size      int64 // total bytes of all files
+	truncated int64 // bytes dropped from the last file by Open
+
+	pruneMu sync.Mutex // serializes Prune, and Prune against Replay
+
+	// Owned by the writer goroutine (and by Close after it exits).
+	f   *os.File // the active file
+	buf []byte   // encoded frames of the current group
+
+	syncs      atomic.Int64 // fsyncs of WAL files, for tests
+	writerDone chan struct{}
+	closeOnce  sync.Once
+	closeErr   error
+}
+
+func (w *WAL) start() {
+	w.notEmpty.L = &w.mu
+	w.notFull.L = &w.mu
+	w.writerDone = make(chan struct{})
+	go w.run()
+}
+
+// Append queues r and returns its sequence number and a channel that
+// receives exactly one value: nil once r and every record before it are
+// written and fsynced, or the error. Seqs are strictly increasing in call
+// order. Append blocks only while the queue is full. r.Data must not be
+// modified until the channel has delivered. On failure seq is 0.
+func (w *WAL) Append(r Record) (seq uint64, done <-chan error) {
+	ch := make(chan error, 1)
+	if err := validateRecord(r); err != nil {
+		ch <- err
+		return 0, ch
+	}
+	size := int64(frameSize(r))
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.appended = true
+	// Tickets keep admission FIFO: otherwise small records could keep
+	// slipping past a large one waiting for room and starve it.
+	ticket := w.ticketNext
+	w.ticketNext++
+	for !w.closed && w.err == nil && (ticket != w.ticketServe || w.full(size)) {
+		w.waiting++
+		w.notFull.Wait()
+		w.waiting--
+	}
+	w.ticketServe++
+	if w.waiting > 0 {
+		w.notFull.Broadcast() // the next ticket may now go
+	}
+	switch {
+	case w.closed:
+		ch <- ErrClosed
+		return 0, ch
+	case w.err != nil:
+		ch <- w.err
+		return 0, ch
+	}
+	seq = w.nextSeq
+	w.nextSeq++
+	w.queue = append(w.queue, pending{seq: seq, rec: r, done: ch})
+	w.queuedBytes += size
+	w.notEmpty.Signal()
+	return seq, ch
+}
+
+// full reports whether a record of size bytes must wait. An empty queue
+// always admits, so a record larger than the byte bound cannot deadlock.
+func (w *WAL) full(size int64) bool {
+	return len(w.queue) > 0 &&
+		(w.queuedBytes+size > w.opts.MaxQueueBytes || len(w.queue) >= w.opts.MaxQueueRecords)
+}
+
+// run is the writer goroutine: take everything queued, commit it as one
+// group, repeat. There is deliberately no delay to wait for more appends;
+// those arriving during a commit form the next group.
+func (w *WAL) run() {
+	defer close(w.writerDone)
+	var group []pending
+	for {
+		w.mu.Lock()
+		for len(w.queue) == 0 && !w.closed {
+			w.notEmpty.Wait()
+		}
+		if len(w.queue) == 0 { // closed and drained
+			w.mu.Unlock()
+			return
+		}
+		// Swap slices so the two backing arrays are reused.
+		group, w.queue = w.queue, group[:0]
+		w.queuedBytes = 0
+		if w.waiting > 0 {
+			w.notFull.Broadcast()
+		}
+		w.mu.Unlock()
+
+		err := w.commit(group)
+		clear(group) // drop references to record data
+		if err != nil {
+			w.poison(err)
+			return
+		}
+	}
+}
+
+// commit writes group to the active file, rolling files as they fill. Each
+// chunk that ends a file (and the remainder) is written with one write and
+// fsynced once; its callers are then told nil, in seq order. On failure the
+// callers not yet told get the error.
+func (w *WAL) commit(group []pending) error {
+	buf := w.buf[:0]
+	start := 0
+	w.filesMu.Lock()
+	activeSize := w.active.size
+	w.filesMu.Unlock()
+	for i := range group {
+		buf = appendFrame(buf, group[i].seq, group[i].rec)
+		if activeSize+int64(len(buf)) < w.opts.FileBytes && i < len(group)-1 {
+			continue
+		}
+		if err := w.flush(buf, group[start:i+1]); err != nil {
+			failAll(group[start:], err)
+			return err
+		}
+		activeSize += int64(len(buf))
+		buf = buf[:0]
+		start = i + 1
+		if activeSize >= w.opts.FileBytes {
+			if err := w.roll(group[i].seq + 1); err != nil {
+				failAll(group[start:], err)
+				return err
+			}
+			activeSize = 0
+		}
+	}
+	// Keep the buffer for the next group unless one huge group grew it.
+	if cap(buf) <= 4*int(w.opts.MaxQueueBytes) {
+		w.buf = buf[:0]
+	} else {
+		w.buf = nil
+	}
+	return nil
+}
+
+// flush writes buf (the frames of recs) to the active file, fsyncs it and
+// completes recs with nil.
+func (w *WAL) flush(buf []byte, recs []pending) error {
+	_, err := w.f.Write(buf) // loops until all is written or it fails
+	if err != nil {
+		return fmt.Errorf("wal: write %s: %w", w.active.path, err)
+	}
+	w.filesMu.Lock()
+	w.active.size += int64(len(buf))
+	w.size += int64(len(buf))
+	for _, p := range recs {
+		w.active.streams[p.rec.Stream] = p.seq
+	}
+	w.active.lastSeq = recs[len(recs)-1].seq
+	w.filesMu.Unlock()
+	if !w.opts.NoSync {
+		w.syncs.Add(1)
+		sync := (*os.File).Sync
+		if w.syncHook != nil {
+			sync = w.syncHook
+		}
+		// Never retried: see "Group commit" in the package doc.
+		if err := sync(w.f); err != nil {
+			return fmt.Errorf("wal: fsync %s: %w", w.active.path, err)
+		}
+	}
+	for _, p := range recs {
+		p.done <- nil
+	}
+	return nil
+}
+
+// roll seals the active file (already fsynced by flush) and starts a new
+// one whose first record will be nextSeq: the writer writes in seq order,
+// so that is the next seq it will write.
+func (w *WAL) roll(nextSeq uint64) error {
+	info, f, err := w.createFile(nextSeq)
+	if err != nil {
+		return err
+	}
+	old := w.f
+	w.f = f
+	w.filesMu.Lock()
+	w.sealed = append(w.sealed, w.active)
+	w.active = info
+	w.filesMu.Unlock()
+	if err := old.Close(); err != nil {
+		// The data was fsynced; a failing close loses nothing, but it is
+		// unexpected enough to stop.
+		return fmt.Errorf("wal: close sealed file: %w", err)
+	}
+	return nil
+}
+
+// poison records the first write/fsync failure and fails everything
+// queued; Append refuses from now on. The writer exits after calling it.
+func (w *WAL) poison(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = err
+	}
+	failAll(w.queue, w.err)
+	clear(w.queue)
+	w.queue = w.queue[:0]
+	w.queuedBytes = 0
+	w.notFull.Broadcast()
+}
+
+func failAll(ps []pending, err error) {
+	for _, p := range ps {
+		p.done <- err
+	}
+}
+
+// Close stops the WAL. Appends still queued get ErrClosed; a group already
+// being written is finished first. Close waits for the writer and closes
+// the active file. It is idempotent: later calls return the first result.
+func (w *WAL) Close() error {
+	w.closeOnce.Do(func() {
+		w.mu.Lock()
+		w.closed = true
+		failAll(w.queue, ErrClosed)
+		clear(w.queue)
+		w.queue = w.queue[:0]
+		w.queuedBytes = 0
+		w.notEmpty.Broadcast()
+		w.notFull.Broadcast()
+		w.mu.Unlock()
+		<-w.writerDone
+		if err := w.f.Close(); err != nil {
+			w.closeErr = fmt.Errorf("wal: %w", err)
+		}
+	})
+	return w.closeErr
+}
+
+// Size returns the total bytes of WAL files on disk.
+func (w *WAL) Size() int64 {
+	w.filesMu.Lock()
+	defer w.filesMu.Unlock()
+	return w.size
+}
+
+// Files returns the number of WAL files on disk, the active one included.
+func (w *WAL) Files() int {
+	w.filesMu.Lock()
+	defer w.filesMu.Unlock()
+	return len(w.sealed) + 1
+}
+
+// Truncated returns how many bytes Open cut from a torn or corrupt tail of
+// the last file; worth logging at startup.
+func (w *WAL) Truncated() int64 {
+	w.filesMu.Lock()
+	defer w.filesMu.Unlock()
+	return w.truncated
+}

@@ -1,0 +1,145 @@
+// Package uploader is the uploader service: the fleet that will write
+// batches of hybrid and diskless topics to object storage and commit their
+// manifests to etcd, fenced by leader epochs.
+//
+// This release builds the process shell only: an uploader registers itself
+// in etcd under a lease and serves the standard gRPC health service, so
+// deployments, discovery and health checks are in place. It serves no
+// UploadService yet, and topics that would need one (hybrid, diskless) are
+// refused at creation.
+package uploader
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/rpc"
+)
+
+// Config configures an Uploader.
+type Config struct {
+	// ID names the uploader in etcd; empty generates one.
+	ID             string
+	ListenAddr     string // gRPC; port 0 picks one
+	AdvertisedAddr string
+	Etcd           *clientv3.Client
+	EtcdPrefix     string
+	SessionTTL     time.Duration
+	Logger         *slog.Logger
+}
+
+// Validate reports the first invalid setting.
+func (c *Config) Validate() error {
+	if c.Etcd == nil {
+		return errors.New("uploader: etcd client is required")
+	}
+	if c.SessionTTL != 0 && c.SessionTTL < time.Second {
+		return fmt.Errorf("uploader: session TTL %v is below 1s", c.SessionTTL)
+	}
+	return nil
+}
+
+// Uploader is a running uploader.
+type Uploader struct {
+	cfg  Config
+	lis  net.Listener
+	srv  *grpc.Server
+	sess *concurrency.Session
+	once sync.Once
+}
+
+// New validates cfg.
+func New(cfg Config) (*Uploader, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.ListenAddr == "" {
+		cfg.ListenAddr = "127.0.0.1:0"
+	}
+	if cfg.SessionTTL == 0 {
+		cfg.SessionTTL = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ID == "" {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		cfg.ID = "uploader-" + hex.EncodeToString(b[:])
+	}
+	return &Uploader{cfg: cfg}, nil
+}
+
+// Start serves health and registers under a lease.
+func (u *Uploader) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			u.Close()
+		}
+	}()
+	if u.lis, err = net.Listen("tcp", u.cfg.ListenAddr); err != nil {
+		return fmt.Errorf("uploader: listen %s: %w", u.cfg.ListenAddr, err)
+	}
+	u.srv = grpc.NewServer(rpc.ServerOptions()...)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(u.srv, hs)
+	go u.srv.Serve(u.lis)
+	if u.sess, err = concurrency.NewSession(u.cfg.Etcd, concurrency.WithTTL(int(u.cfg.SessionTTL.Seconds()))); err != nil {
+		return fmt.Errorf("uploader: etcd session: %w", err)
+	}
+	if err := meta.NewStore(u.cfg.Etcd, u.cfg.EtcdPrefix).RegisterUploader(ctx, u.sess, meta.Uploader{ID: u.cfg.ID, Addr: u.Addr()}); err != nil {
+		return err
+	}
+	u.cfg.Logger.Info("uploader started (registration and health only in this release)", "id", u.cfg.ID, "grpc", u.Addr())
+	return nil
+}
+
+// ID is the uploader's id.
+func (u *Uploader) ID() string { return u.cfg.ID }
+
+// Addr is the advertised gRPC address.
+func (u *Uploader) Addr() string {
+	if u.cfg.AdvertisedAddr != "" {
+		return u.cfg.AdvertisedAddr
+	}
+	if u.lis == nil {
+		return ""
+	}
+	return u.lis.Addr().String()
+}
+
+// Done is closed if the etcd session is lost.
+func (u *Uploader) Done() <-chan struct{} {
+	if u.sess == nil {
+		return nil
+	}
+	return u.sess.Done()
+}
+
+// Close deregisters and stops serving. Idempotent.
+func (u *Uploader) Close() error {
+	var err error
+	u.once.Do(func() {
+		if u.sess != nil {
+			err = u.sess.Close()
+		}
+		if u.srv != nil {
+			u.srv.Stop()
+		}
+	})
+	return err
+}
