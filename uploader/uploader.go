@@ -39,7 +39,11 @@ type Config struct {
 	Etcd           *clientv3.Client
 	EtcdPrefix     string
 	SessionTTL     time.Duration
-	Logger         *slog.Logger
+	// TakeOverID replaces an existing registration of ID instead of waiting
+	// for it to expire. Set it only when the previous holder is known to be
+	// dead (the all-in-one, whose etcd lives in the same process).
+	TakeOverID bool
+	Logger     *slog.Logger
 }
 
 // Validate reports the first invalid setting.
@@ -101,7 +105,7 @@ func (u *Uploader) Start(ctx context.Context) (err error) {
 	if u.sess, err = concurrency.NewSession(u.cfg.Etcd, concurrency.WithTTL(int(u.cfg.SessionTTL.Seconds()))); err != nil {
 		return fmt.Errorf("uploader: etcd session: %w", err)
 	}
-	if err := meta.NewStore(u.cfg.Etcd, u.cfg.EtcdPrefix).RegisterUploader(ctx, u.sess, meta.Uploader{ID: u.cfg.ID, Addr: u.Addr()}); err != nil {
+	if err := meta.NewStore(u.cfg.Etcd, u.cfg.EtcdPrefix).RegisterUploader(ctx, u.sess, meta.Uploader{ID: u.cfg.ID, Addr: u.Addr()}, u.cfg.TakeOverID); err != nil {
 		return err
 	}
 	u.cfg.Logger.Info("uploader started (registration and health only in this release)", "id", u.cfg.ID, "grpc", u.Addr())

@@ -9,6 +9,7 @@ import (
 
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/meta/metatest"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
@@ -110,10 +111,14 @@ func TestRegistrationFollowsLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Another process claiming the same id at another address is refused.
-	if err := store.RegisterGateway(ctx, sess2, meta.Gateway{ID: "g1", NodeID: 1, Host: "other", Port: 1}); err == nil {
-		t.Fatal("duplicate gateway id accepted")
+	// Another process claiming the same id at another address is refused
+	// once the old registration fails to expire in time.
+	defer func(old time.Duration) { meta.RegistrationWait = old }(meta.RegistrationWait)
+	meta.RegistrationWait = 300 * time.Millisecond
+	if err := store.RegisterGateway(ctx, sess2, meta.Gateway{ID: "g1", NodeID: 1, Host: "other", Port: 1}); !errors.Is(err, meta.ErrIDInUse) {
+		t.Fatalf("duplicate gateway id: %v", err)
 	}
+
 	waitFor(t, cache, func() bool { return len(cache.Gateways()) == 1 })
 	// Ending the lease removes the registration.
 	if err := sess.Close(); err != nil {
@@ -192,5 +197,49 @@ func waitFor(t *testing.T, c *meta.Cache, cond func() bool) {
 		case <-deadline:
 			t.Fatal("condition not reached")
 		}
+	}
+}
+
+func TestRestartedProcessWaitsForItsOldRegistration(t *testing.T) {
+	e := metatest.Start(t)
+	ctx := context.Background()
+	store := meta.NewStore(e.Client, "")
+	newSess := func() *concurrency.Session {
+		s, err := concurrency.NewSession(e.NewClient(t), concurrency.WithTTL(30))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	old, restarted := newSess(), newSess()
+	if err := store.RegisterUploader(ctx, old, meta.Uploader{ID: "u1", Addr: "old:1"}, false); err != nil {
+		t.Fatal(err)
+	}
+	registered := make(chan error, 1)
+	go func() {
+		registered <- store.RegisterUploader(ctx, restarted, meta.Uploader{ID: "u1", Addr: "new:1"}, false)
+	}()
+	select {
+	case err := <-registered:
+		t.Fatalf("registered while the old holder was alive: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	old.Close() // the old lease ends
+	select {
+	case err := <-registered:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("registration did not follow the old lease's end")
+	}
+	resp, err := e.Client.Get(ctx, "/streamline/nodes/uploader/u1")
+	if err != nil || len(resp.Kvs) != 1 || clientv3.LeaseID(resp.Kvs[0].Lease) != restarted.Lease() {
+		t.Fatalf("registration not under the new lease: %v %v", err, resp.Kvs)
+	}
+	// takeover replaces a live registration at once.
+	third := newSess()
+	if err := store.RegisterUploader(ctx, third, meta.Uploader{ID: "u1", Addr: "third:1"}, true); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -2,7 +2,9 @@ package meta
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -14,32 +16,60 @@ import (
 // (the caller has proof the old holder is dead, such as the data-directory
 // lock of a log-service node) or when the old record is identical (the same
 // process restarted at the same address before its old lease expired).
-// Otherwise another live process holds the id and register fails.
+// Otherwise it waits up to RegistrationWait for the old registration to
+// expire, then fails with ErrIDInUse.
 func (s *Store) register(ctx context.Context, sess *concurrency.Session, kind, id string, v any, takeover bool) error {
 	key := s.k.node(kind, id)
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, mustJSON(v), clientv3.WithLease(sess.Lease()))).
-		Else(clientv3.OpGet(key)).
-		Commit()
-	if err != nil {
-		return err
+	deadline := time.Now().Add(RegistrationWait)
+	for {
+		resp, err := s.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, mustJSON(v), clientv3.WithLease(sess.Lease()))).
+			Else(clientv3.OpGet(key)).
+			Commit()
+		if err != nil {
+			return err
+		}
+		if resp.Succeeded {
+			return nil
+		}
+		kvs := resp.Responses[0].GetResponseRange().Kvs
+		if len(kvs) == 0 {
+			continue // deleted in between: try again
+		}
+		if clientv3.LeaseID(kvs[0].Lease) == sess.Lease() {
+			return nil
+		}
+		if takeover || string(kvs[0].Value) == mustJSON(v) {
+			_, err := s.cli.Put(ctx, key, mustJSON(v), clientv3.WithLease(sess.Lease()))
+			return err
+		}
+		// Most often the holder is this id's previous process, killed before
+		// its lease expired: wait for the lease to run out, as Kafka brokers
+		// wait for their old session.
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: a live %s with id %q is registered (key %s) and did not go away within %v; give each process its own id",
+				ErrIDInUse, kind, id, key, RegistrationWait)
+		}
+		wctx, cancel := context.WithDeadline(ctx, deadline)
+		wch := s.cli.Watch(wctx, key, clientv3.WithRev(kvs[0].ModRevision+1), clientv3.WithFilterPut())
+		select {
+		case <-wch:
+		case <-wctx.Done():
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 	}
-	if resp.Succeeded {
-		return nil
-	}
-	// The key exists: ours from an earlier lease of this process is fine to
-	// replace only if its lease is gone; otherwise another node has the id.
-	kvs := resp.Responses[0].GetResponseRange().Kvs
-	if len(kvs) > 0 && clientv3.LeaseID(kvs[0].Lease) == sess.Lease() {
-		return nil
-	}
-	if takeover || (len(kvs) > 0 && string(kvs[0].Value) == mustJSON(v)) {
-		_, err := s.cli.Put(ctx, key, mustJSON(v), clientv3.WithLease(sess.Lease()))
-		return err
-	}
-	return fmt.Errorf("a live %s with id %q is already registered (key %s); give each process its own id", kind, id, key)
 }
+
+// RegistrationWait is how long a process waits for an older registration of
+// its id to expire before giving up.
+var RegistrationWait = 30 * time.Second
+
+// ErrIDInUse means another live process is registered under the same id.
+var ErrIDInUse = errors.New("id in use")
 
 // RegisterLogNode registers a log-service node under sess's lease. The node
 // must hold its data directory's lock, which proves any older registration
@@ -53,7 +83,9 @@ func (s *Store) RegisterGateway(ctx context.Context, sess *concurrency.Session, 
 	return s.register(ctx, sess, kindGateway, g.ID, g, false)
 }
 
-// RegisterUploader registers an uploader under sess's lease.
-func (s *Store) RegisterUploader(ctx context.Context, sess *concurrency.Session, u Uploader) error {
-	return s.register(ctx, sess, kindUploader, u.ID, u, false)
+// RegisterUploader registers an uploader under sess's lease. takeover
+// replaces a registration of the same id without waiting for it to expire;
+// only a caller that knows the old holder is dead may set it.
+func (s *Store) RegisterUploader(ctx context.Context, sess *concurrency.Session, u Uploader, takeover bool) error {
+	return s.register(ctx, sess, kindUploader, u.ID, u, takeover)
 }

@@ -1,0 +1,154 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+
+	"github.com/streamline-dev/streamline/gateway/kafkaserver"
+	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/rpc"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Defaults.
+const (
+	DefaultListenAddr = ":9092"
+	DefaultClusterID  = "streamline"
+	// DefaultSessionTTL is the etcd lease TTL, in seconds, of the
+	// gateway's registration: how long a crashed gateway stays listed.
+	DefaultSessionTTL = 10
+)
+
+// Config configures a gateway. The zero value plus Etcd is usable: every
+// other field has a default (see withDefaults).
+type Config struct {
+	// ID names the gateway in etcd; default "gateway-<NodeID>".
+	ID string
+	// NodeID is the Kafka broker id clients see; unique among gateways.
+	NodeID int32
+	// ListenAddr is the Kafka listener (default ":9092").
+	ListenAddr string
+	// AdvertisedAddr is the host:port clients are told to connect to.
+	// Default: the listen host, or this machine's hostname when listening
+	// on all interfaces, with the bound port.
+	AdvertisedAddr string
+	Rack           string
+	// ClusterID is reported in Metadata and DescribeCluster (default
+	// "streamline"); it must be the same on every gateway of a cluster.
+	ClusterID string
+	// AutoCreateTopics lets Metadata requests create missing topics.
+	AutoCreateTopics bool
+	// DefaultPartitions is used for auto-created topics and CreateTopics
+	// with -1 partitions (default 1).
+	DefaultPartitions int32
+	// DefaultStorageMode is the storage mode of topics that do not set
+	// storage.mode (default local).
+	DefaultStorageMode meta.StorageMode
+	// TopicDefaults override built-in topic config defaults (Kafka names;
+	// storage.mode is set through DefaultStorageMode instead).
+	TopicDefaults meta.Defaults
+	// MaxRequestBytes bounds one Kafka request (default 100 MiB, Kafka's
+	// socket.request.max.bytes).
+	MaxRequestBytes int32
+	// Etcd is the metadata store's client (required; not closed by the gateway).
+	Etcd *clientv3.Client
+	// EtcdPrefix is the metadata key prefix (default meta.DefaultPrefix).
+	EtcdPrefix string
+	// SessionTTL is the registration lease TTL in seconds (default 10).
+	SessionTTL int
+	Logger     *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.ID == "" {
+		c.ID = fmt.Sprintf("gateway-%d", c.NodeID)
+	}
+	if c.ListenAddr == "" {
+		c.ListenAddr = DefaultListenAddr
+	}
+	if c.ClusterID == "" {
+		c.ClusterID = DefaultClusterID
+	}
+	if c.DefaultPartitions == 0 {
+		c.DefaultPartitions = 1
+	}
+	if c.DefaultStorageMode == "" {
+		c.DefaultStorageMode = meta.StorageLocal
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = kafkaserver.DefaultMaxRequestBytes
+	}
+	if c.EtcdPrefix == "" {
+		c.EtcdPrefix = meta.DefaultPrefix
+	}
+	if c.SessionTTL == 0 {
+		c.SessionTTL = DefaultSessionTTL
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports the first problem with c (after defaults are applied).
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if c.Etcd == nil {
+		return errors.New("gateway: Etcd client is required")
+	}
+	if c.NodeID < 0 {
+		return fmt.Errorf("gateway: NodeID %d must not be negative", c.NodeID)
+	}
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		return fmt.Errorf("gateway: ListenAddr %q: %w", c.ListenAddr, err)
+	}
+	if c.AdvertisedAddr != "" {
+		if _, _, err := splitHostPort(c.AdvertisedAddr); err != nil {
+			return fmt.Errorf("gateway: AdvertisedAddr: %w", err)
+		}
+	}
+	if c.DefaultPartitions < 1 || c.DefaultPartitions > meta.MaxPartitions {
+		return fmt.Errorf("gateway: DefaultPartitions %d must be between 1 and %d", c.DefaultPartitions, meta.MaxPartitions)
+	}
+	if _, err := meta.ParseStorageMode(string(c.DefaultStorageMode)); err != nil {
+		return fmt.Errorf("gateway: DefaultStorageMode: %w", err)
+	}
+	if err := c.DefaultStorageMode.Supported(); err != nil {
+		return fmt.Errorf("gateway: DefaultStorageMode: %w", err)
+	}
+	for k, v := range c.TopicDefaults {
+		if k == meta.ConfigStorageMode {
+			return errors.New("gateway: set the default storage mode with DefaultStorageMode, not TopicDefaults")
+		}
+		if err := meta.ValidateTopicConfig(k, v); err != nil {
+			return fmt.Errorf("gateway: TopicDefaults: %w", err)
+		}
+	}
+	// A produce is forwarded to logsvc as one gRPC message.
+	if c.MaxRequestBytes < 0 || c.MaxRequestBytes > rpc.MaxMessageBytes-(1<<20) {
+		return fmt.Errorf("gateway: MaxRequestBytes %d must be positive and below the gRPC limit %d", c.MaxRequestBytes, rpc.MaxMessageBytes-(1<<20))
+	}
+	if c.SessionTTL < 1 {
+		return fmt.Errorf("gateway: SessionTTL %d must be at least 1 second", c.SessionTTL)
+	}
+	return nil
+}
+
+// splitHostPort parses host:port with a non-empty host and a valid port.
+func splitHostPort(addr string) (string, int32, error) {
+	host, ps, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.ParseUint(ps, 10, 16)
+	if err != nil || port == 0 {
+		return "", 0, fmt.Errorf("%q: port must be 1-65535", addr)
+	}
+	if host == "" {
+		return "", 0, fmt.Errorf("%q: host is required", addr)
+	}
+	return host, int32(port), nil
+}

@@ -1,0 +1,275 @@
+// Package gateway assembles a Streamline gateway: the Kafka protocol server
+// (kafkaserver), the per-API handlers (handlers), the log-service connection
+// pool (routing) and the etcd metadata cache, plus the gateway's
+// registration in etcd under a lease, which is what makes it a "broker" in
+// every gateway's Metadata answers.
+//
+// A Gateway is embeddable: the all-in-one process and tests start it
+// in-process with New, Start, Ready and an idempotent Close.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/streamline-dev/streamline/gateway/handlers"
+	"github.com/streamline-dev/streamline/gateway/kafkaserver"
+	"github.com/streamline-dev/streamline/gateway/routing"
+	"github.com/streamline-dev/streamline/shared/meta"
+	"go.etcd.io/etcd/client/v3/concurrency"
+)
+
+// Gateway is one running gateway.
+type Gateway struct {
+	cfg   Config
+	log   *slog.Logger
+	store *meta.Store
+	cache *meta.Cache
+
+	ready chan struct{}
+
+	mu      sync.Mutex // held by Start and Close: guards the fields below
+	started bool
+	closed  bool
+	pool    *routing.Pool
+	server  *kafkaserver.Server
+	self    meta.Gateway
+
+	runCtx    context.Context // lives until Close: etcd session keepalives
+	stopRun   context.CancelFunc
+	stopKeep  chan struct{}
+	keeper    sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New validates cfg and returns a gateway that is not started.
+func New(cfg Config) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	log := cfg.Logger.With("component", "gateway", "gateway_id", cfg.ID)
+	store := meta.NewStore(cfg.Etcd, cfg.EtcdPrefix)
+	runCtx, stopRun := context.WithCancel(context.Background())
+	return &Gateway{
+		cfg: cfg, log: log, store: store, cache: meta.NewCache(store, log),
+		ready: make(chan struct{}), runCtx: runCtx, stopRun: stopRun, stopKeep: make(chan struct{}),
+	}, nil
+}
+
+// Start loads the metadata, starts the Kafka listener and registers the
+// gateway in etcd. ctx bounds startup only. On failure everything started
+// is stopped again.
+func (g *Gateway) Start(ctx context.Context) (err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.started || g.closed {
+		return errors.New("gateway: Start called twice or after Close")
+	}
+	g.started = true
+	defer func() {
+		if err != nil {
+			g.shutdownLocked()
+		}
+	}()
+	if err := g.cache.Start(ctx); err != nil {
+		return fmt.Errorf("gateway: load metadata: %w", err)
+	}
+	g.pool = routing.New(g.cache, g.log)
+
+	ln, err := net.Listen("tcp", g.cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("gateway: listen %s: %w", g.cfg.ListenAddr, err)
+	}
+	g.self, err = g.advertised(ln.Addr())
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	for _, other := range g.cache.Gateways() {
+		if other.NodeID == g.cfg.NodeID && other.ID != g.cfg.ID {
+			ln.Close()
+			return fmt.Errorf("gateway: node id %d is already used by live gateway %q", g.cfg.NodeID, other.ID)
+		}
+	}
+	h, err := handlers.New(handlers.Config{
+		Store: g.store, Cache: g.cache, Logs: g.pool, Self: g.self,
+		ClusterID: g.cfg.ClusterID, AutoCreateTopics: g.cfg.AutoCreateTopics,
+		DefaultPartitions: g.cfg.DefaultPartitions, DefaultStorageMode: g.cfg.DefaultStorageMode,
+		TopicDefaults: g.cfg.TopicDefaults, MaxRequestBytes: g.cfg.MaxRequestBytes, Logger: g.log,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	g.server, err = kafkaserver.New(kafkaserver.Config{
+		Listener: ln, Handler: h, MaxRequestBytes: g.cfg.MaxRequestBytes, Logger: g.log,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if err := g.server.Start(); err != nil {
+		return err
+	}
+
+	// Register only once the listener accepts: other gateways start
+	// sending clients here as soon as they see the record.
+	sess, err := g.register(ctx)
+	if err != nil {
+		return err
+	}
+	g.keeper.Add(1)
+	go g.keepRegistered(sess)
+	if err := g.waitSelfVisible(ctx); err != nil {
+		return fmt.Errorf("gateway: own registration not visible: %w", err)
+	}
+	g.log.Info("gateway ready", "listen", ln.Addr().String(), "advertised", fmt.Sprintf("%s:%d", g.self.Host, g.self.Port), "node_id", g.cfg.NodeID)
+	close(g.ready)
+	return nil
+}
+
+// advertised is this gateway's registration record for a bound listener.
+func (g *Gateway) advertised(bound net.Addr) (meta.Gateway, error) {
+	self := meta.Gateway{ID: g.cfg.ID, NodeID: g.cfg.NodeID, Rack: g.cfg.Rack}
+	if g.cfg.AdvertisedAddr != "" {
+		host, port, err := splitHostPort(g.cfg.AdvertisedAddr)
+		self.Host, self.Port = host, port
+		return self, err
+	}
+	tcp, ok := bound.(*net.TCPAddr)
+	if !ok {
+		return self, fmt.Errorf("gateway: unexpected listener address %v", bound)
+	}
+	host, _, _ := net.SplitHostPort(g.cfg.ListenAddr)
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		// Listening on every interface: like Kafka, advertise the host name.
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "localhost"
+		}
+		host = h
+	}
+	self.Host, self.Port = host, int32(tcp.Port)
+	return self, nil
+}
+
+// register grants a lease (bounded by ctx), keeps it alive until Close
+// (runCtx) and puts the gateway's record under it.
+func (g *Gateway) register(ctx context.Context) (*concurrency.Session, error) {
+	lease, err := g.cfg.Etcd.Grant(ctx, int64(g.cfg.SessionTTL))
+	if err != nil {
+		return nil, fmt.Errorf("gateway: etcd lease: %w", err)
+	}
+	sess, err := concurrency.NewSession(g.cfg.Etcd, concurrency.WithLease(lease.ID), concurrency.WithTTL(g.cfg.SessionTTL), concurrency.WithContext(g.runCtx))
+	if err != nil {
+		return nil, fmt.Errorf("gateway: etcd session: %w", err)
+	}
+	if err := g.store.RegisterGateway(ctx, sess, g.self); err != nil {
+		sess.Close()
+		return nil, fmt.Errorf("gateway: register: %w", err)
+	}
+	return sess, nil
+}
+
+// keepRegistered holds the registration: if the lease is lost (etcd
+// unreachable for longer than the TTL), it registers again under a new
+// one. On Close it revokes the lease, so other gateways drop this one from
+// Metadata at once instead of after the TTL.
+func (g *Gateway) keepRegistered(sess *concurrency.Session) {
+	defer g.keeper.Done()
+	for {
+		select {
+		case <-g.stopKeep:
+			if err := sess.Close(); err != nil {
+				g.log.Warn("revoking gateway registration failed; it expires with its lease", "err", err)
+			}
+			return
+		case <-sess.Done():
+		}
+		g.log.Warn("etcd session lost; registering again")
+		for {
+			ctx, cancel := context.WithTimeout(g.runCtx, 10*time.Second)
+			s, err := g.register(ctx)
+			cancel()
+			if err == nil {
+				sess = s
+				break
+			}
+			g.log.Warn("re-registering gateway failed", "err", err)
+			select {
+			case <-g.stopKeep:
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+func (g *Gateway) waitSelfVisible(ctx context.Context) error {
+	for {
+		ch := g.cache.Changed()
+		if slices.ContainsFunc(g.cache.Gateways(), func(o meta.Gateway) bool { return o.ID == g.cfg.ID }) {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Addr is the Kafka listener's bound address (nil before Start).
+func (g *Gateway) Addr() net.Addr {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.server == nil {
+		return nil
+	}
+	return g.server.Addr()
+}
+
+// Advertised is the registration record clients see (valid after Start).
+func (g *Gateway) Advertised() meta.Gateway {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.self
+}
+
+// Ready is closed once Start has succeeded.
+func (g *Gateway) Ready() <-chan struct{} { return g.ready }
+
+// Close deregisters the gateway, closes client connections (cancelling
+// their requests), the log-service connections and the metadata watch. It
+// does not close the etcd client. It is safe to call more than once; a
+// concurrent Start finishes (bounded by its context) before Close runs.
+func (g *Gateway) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.shutdownLocked()
+	return nil
+}
+
+func (g *Gateway) shutdownLocked() {
+	g.closeOnce.Do(func() {
+		g.closed = true
+		close(g.stopKeep)
+		g.keeper.Wait() // deregister first: clients move to other gateways
+		if g.server != nil {
+			g.server.Close()
+		}
+		if g.pool != nil {
+			g.pool.Close()
+		}
+		g.cache.Close()
+		g.stopRun()
+	})
+}

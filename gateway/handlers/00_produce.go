@@ -1,0 +1,195 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/streamline-dev/streamline/gateway/kafkaserver"
+	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
+	"github.com/streamline-dev/streamline/shared/recbatch"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Produce: v3-11
+//
+// Behaviour:
+// * Each partition must carry exactly one magic-v2 record batch (Kafka's
+//   rule since v3). The gateway checks only the batch's shape (header,
+//   magic, length, zstd only from v7); logsvc, the partition's single
+//   writer, checks the CRC, max.message.bytes and producer sequences.
+// * acks must be -1, 0 or 1 (else INVALID_REQUIRED_ACKS). acks=0 is
+//   forwarded and awaited like any produce, then answered with nothing.
+// * A missing topic is never auto-created (clients create topics through
+//   Metadata, as with Kafka): UNKNOWN_TOPIC_OR_PARTITION.
+// * Partitions are grouped by their leading log-service node and sent as
+//   one LogService.Produce per node, in parallel. A leader that is not
+//   live, unreachable or failing gives NOT_LEADER_OR_FOLLOWER, a missed
+//   deadline REQUEST_TIMED_OUT; both make clients refresh and retry.
+// * The gRPC deadline is the request's timeout plus rpcGrace, so logsvc's
+//   own REQUEST_TIMED_OUT (with its message) normally arrives first.
+// * Ordered: produces on one connection are handled one at a time in
+//   arrival order (see kafkaserver), which keeps Kafka's guarantee that
+//   batches sent on one connection are appended in order.
+// * Transactions are not supported: a transactional id or a batch with the
+//   transactional bit is INVALID_REQUEST (non-retriable, as in
+//   InitProducerId), so nothing uncommitted-forever reaches a log.
+//
+// Version notes:
+// * v5: LogStartOffset; v7: zstd; v8: ErrorRecords, ErrorMessage
+// * v9: flexible; v10: CurrentLeader/NodeEndpoints tags (not sent: clients
+//   refresh metadata instead)
+// * v12 (transactions v2) and v13 (topic ids) are not served.
+
+func init() { register(0, 3, 11, true, (*Handlers).handleProduce) }
+
+// rpcGrace is added to client-supplied timeouts for the gRPC deadline, so a
+// node that times out answers with a Kafka error before the call is cut.
+const rpcGrace = 5 * time.Second
+
+const errTransactions = "transactions are not supported yet"
+
+type produceCall struct {
+	addr string
+	req  *logv1.ProduceRequest
+	dst  []*kmsg.ProduceResponseTopicPartition
+}
+
+func (h *Handlers) handleProduce(ctx context.Context, kr *kafkaserver.Request) (kmsg.Response, error) {
+	req := kr.Body.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+
+	var reqErr *kerr.Error
+	var reqMsg string
+	switch {
+	case req.Acks != -1 && req.Acks != 0 && req.Acks != 1:
+		reqErr, reqMsg = kerr.InvalidRequiredAcks, fmt.Sprintf("acks=%d: must be -1, 0 or 1", req.Acks)
+	case req.TransactionID != nil:
+		reqErr, reqMsg = kerr.InvalidRequest, errTransactions
+	}
+	calls := map[string]*produceCall{}
+	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	for ti := range req.Topics {
+		rt := &req.Topics[ti]
+		st := &resp.Topics[ti]
+		*st = kmsg.NewProduceResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		topic, exists := h.cache.Topic(rt.Topic)
+		nameErr, nameMsg := topicNameError(rt.Topic)
+		for pi := range rt.Partitions {
+			rp := &rt.Partitions[pi]
+			sp := &st.Partitions[pi]
+			*sp = kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
+			switch {
+			case reqErr != nil:
+				setProduceErr(sp, reqErr, reqMsg)
+				continue
+			case nameErr != nil:
+				setProduceErr(sp, nameErr, nameMsg)
+				continue
+			case !exists:
+				setProduceErr(sp, kerr.UnknownTopicOrPartition, "unknown topic "+rt.Topic)
+				continue
+			}
+			if ke, msg := checkProduceBatch(req.Version, rp.Records); ke != nil {
+				setProduceErr(sp, ke, msg)
+				continue
+			}
+			_, node, ke, msg := h.route(rt.Topic, rp.Partition)
+			if ke != nil {
+				setProduceErr(sp, ke, msg)
+				continue
+			}
+			c := calls[node.Addr]
+			if c == nil {
+				c = &produceCall{addr: node.Addr, req: &logv1.ProduceRequest{Acks: int32(req.Acks), TimeoutMs: req.TimeoutMillis}}
+				calls[node.Addr] = c
+			}
+			c.req.Partitions = append(c.req.Partitions, &logv1.ProducePartition{
+				Topic: rt.Topic, TopicId: topic.ID[:], Partition: rp.Partition, Records: rp.Records,
+			})
+			c.dst = append(c.dst, sp)
+		}
+	}
+
+	rpcCtx, cancel := context.WithTimeout(ctx, time.Duration(max(req.TimeoutMillis, 0))*time.Millisecond+rpcGrace)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, c := range calls {
+		wg.Go(func() { h.forwardProduce(rpcCtx, c) })
+	}
+	wg.Wait()
+	if req.Acks == 0 {
+		return nil, nil
+	}
+	return resp, nil
+}
+
+// forwardProduce runs one node's call and copies its results into the
+// response partitions it covers (results come back in request order).
+func (h *Handlers) forwardProduce(ctx context.Context, c *produceCall) {
+	cl, err := h.cfg.Logs.Client(c.addr)
+	var resp *logv1.ProduceResponse
+	if err == nil {
+		resp, err = cl.Produce(ctx, c.req)
+	}
+	if err != nil {
+		ke := rpcError(err)
+		for _, sp := range c.dst {
+			setProduceErr(sp, ke, fmt.Sprintf("log service %s: %v", c.addr, err))
+		}
+		return
+	}
+	results := resp.GetPartitions()
+	for i, sp := range c.dst {
+		sent := c.req.Partitions[i]
+		if i >= len(results) || results[i].GetTopic() != sent.Topic || results[i].GetPartition() != sent.Partition {
+			h.log.Error("log service answered produce out of order", "addr", c.addr, "sent", len(c.dst), "got", len(results))
+			setProduceErr(sp, kerr.UnknownServerError, "log service returned mismatched produce results")
+			continue
+		}
+		r := results[i]
+		sp.ErrorCode = int16(r.GetErrorCode())
+		sp.ErrorMessage = msgp(r.GetErrorMessage())
+		if sp.ErrorCode == 0 {
+			sp.BaseOffset = r.GetBaseOffset()
+			sp.LogAppendTime = r.GetLogAppendTimeMs()
+			sp.LogStartOffset = r.GetLogStartOffset()
+		}
+	}
+}
+
+func setProduceErr(sp *kmsg.ProduceResponseTopicPartition, ke *kerr.Error, msg string) {
+	sp.ErrorCode = ke.Code
+	sp.ErrorMessage = msgp(msg)
+}
+
+// checkProduceBatch checks the shape Kafka requires of a produce v3+
+// partition: exactly one record batch, magic 2, zstd only from v7.
+func checkProduceBatch(version int16, b []byte) (*kerr.Error, string) {
+	if len(b) == 0 {
+		return kerr.InvalidRecord, "produce requests must carry exactly one record batch per partition"
+	}
+	hdr, err := recbatch.ParseHeader(b)
+	switch {
+	case errors.Is(err, recbatch.ErrTruncated):
+		return kerr.CorruptMessage, err.Error()
+	case err != nil:
+		return kerr.InvalidRecord, err.Error()
+	case hdr.Size() > len(b):
+		return kerr.CorruptMessage, fmt.Sprintf("record batch of %d bytes truncated to %d", hdr.Size(), len(b))
+	case hdr.Size() < len(b):
+		return kerr.InvalidRecord, "produce requests must carry exactly one record batch per partition"
+	case hdr.Transactional():
+		return kerr.InvalidRequest, errTransactions
+	case version < 7 && hdr.Compression() == recbatch.CompressionZstd:
+		return kerr.UnsupportedCompressionType, "zstd compression requires produce v7 or later"
+	}
+	return nil, ""
+}

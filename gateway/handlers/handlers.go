@@ -1,0 +1,138 @@
+// Package handlers answers Kafka requests for a gateway, one file per API
+// key in the style of franz-go's kfake (NN_<api>.go). Each file opens with
+// the versions and behaviour it supports and registers its key and version
+// range in init; ApiVersions is built from that registry, never hand-listed.
+//
+// Metadata-only APIs (Metadata, CreateTopics, DeleteTopics, CreatePartitions,
+// DescribeConfigs, DescribeCluster, InitProducerId) are answered from the
+// etcd-watched meta.Cache and written through meta.Store. Data APIs
+// (Produce, Fetch, ListOffsets) are grouped by the log-service node leading
+// each partition and forwarded over gRPC, one call per node, in parallel.
+// Kafka errors are per-partition data; a failed gRPC call becomes a
+// retriable per-partition error so clients refresh metadata and retry.
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+
+	"github.com/streamline-dev/streamline/gateway/kafkaserver"
+	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
+	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// LogClients hands out LogService clients by node address
+// (routing.Pool implements it).
+type LogClients interface {
+	Client(addr string) (logv1.LogServiceClient, error)
+}
+
+// Config is what the handlers need from the gateway.
+type Config struct {
+	Store *meta.Store
+	Cache *meta.Cache
+	Logs  LogClients
+	// Self is this gateway as registered in etcd; Metadata always lists it,
+	// even before the cache has seen its own registration.
+	Self               meta.Gateway
+	ClusterID          string
+	AutoCreateTopics   bool
+	DefaultPartitions  int32
+	DefaultStorageMode meta.StorageMode
+	TopicDefaults      meta.Defaults
+	MaxRequestBytes    int32
+	Logger             *slog.Logger
+}
+
+// Handlers implements kafkaserver.Handler.
+type Handlers struct {
+	cfg   Config
+	store *meta.Store
+	cache *meta.Cache
+	log   *slog.Logger
+}
+
+var _ kafkaserver.Handler = (*Handlers)(nil)
+
+// New returns the handlers for cfg.
+func New(cfg Config) (*Handlers, error) {
+	if cfg.Store == nil || cfg.Cache == nil || cfg.Logs == nil {
+		return nil, errors.New("handlers: Store, Cache and Logs are required")
+	}
+	if cfg.DefaultPartitions <= 0 {
+		cfg.DefaultPartitions = 1
+	}
+	if cfg.DefaultStorageMode == "" {
+		cfg.DefaultStorageMode = meta.StorageLocal
+	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = kafkaserver.DefaultMaxRequestBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Handlers{cfg: cfg, store: cfg.Store, cache: cfg.Cache, log: cfg.Logger}, nil
+}
+
+type handlerFunc func(h *Handlers, ctx context.Context, req *kafkaserver.Request) (kmsg.Response, error)
+
+type entry struct {
+	min, max int16
+	ordered  bool
+	fn       handlerFunc
+}
+
+// registry is filled by the init functions of the NN_<api>.go files and
+// read-only afterwards.
+var registry = map[int16]entry{}
+
+// register records that key is served at versions [min, max]. ordered
+// requests are handled one at a time per connection (see kafkaserver).
+func register(key, min, max int16, ordered bool, fn handlerFunc) {
+	probe := kmsg.RequestForKey(key)
+	switch {
+	case probe == nil:
+		panic(fmt.Sprintf("handlers: unknown api key %d", key))
+	case min < 0 || max < min || max > probe.MaxVersion():
+		panic(fmt.Sprintf("handlers: bad version range %d-%d for %s (kmsg knows up to %d)", min, max, kmsg.NameForKey(key), probe.MaxVersion()))
+	}
+	if _, dup := registry[key]; dup {
+		panic(fmt.Sprintf("handlers: %s registered twice", kmsg.NameForKey(key)))
+	}
+	registry[key] = entry{min: min, max: max, ordered: ordered, fn: fn}
+}
+
+// SupportedVersions lists every served key and its version range, sorted by
+// key: exactly what ApiVersions advertises.
+func SupportedVersions() []kmsg.ApiVersionsResponseApiKey {
+	out := make([]kmsg.ApiVersionsResponseApiKey, 0, len(registry))
+	for key, e := range registry {
+		k := kmsg.NewApiVersionsResponseApiKey()
+		k.ApiKey, k.MinVersion, k.MaxVersion = key, e.min, e.max
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ApiKey < out[j].ApiKey })
+	return out
+}
+
+// Versions implements kafkaserver.Handler.
+func (h *Handlers) Versions(key int16) (min, max int16, ok bool) {
+	e, ok := registry[key]
+	return e.min, e.max, ok
+}
+
+// Ordered implements kafkaserver.Handler.
+func (h *Handlers) Ordered(key int16) bool { return registry[key].ordered }
+
+// Handle implements kafkaserver.Handler.
+func (h *Handlers) Handle(ctx context.Context, req *kafkaserver.Request) (kmsg.Response, error) {
+	e, ok := registry[req.Key]
+	if !ok {
+		return nil, fmt.Errorf("api key %d is not served", req.Key)
+	}
+	return e.fn(h, ctx, req)
+}

@@ -1,0 +1,161 @@
+package kafkaserver
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// conn is one client connection. The reader (serve's goroutine) owns
+// laneTail; the writer goroutine owns nothing but the socket's write side.
+//
+// Every request gets a slot, queued in pending in arrival order before its
+// handler starts; the writer takes slots in that order and waits for each
+// one's result, so responses leave in request order however the handlers
+// interleave. pending's capacity is the in-flight bound: when it is full the
+// reader blocks and stops reading the socket.
+type conn struct {
+	s   *Server
+	nc  net.Conn
+	log *slog.Logger
+
+	ctx    context.Context // canceled on server close or when the connection fails
+	cancel context.CancelFunc
+
+	pending  chan *slot
+	laneTail chan struct{} // closed when the last Ordered request finished
+	handlers sync.WaitGroup
+}
+
+type slot struct {
+	corr int32
+	done chan result // buffered: the handler never blocks on the writer
+}
+
+type result struct {
+	resp kmsg.Response
+	err  error
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	ctx, cancel := context.WithCancel(s.ctx)
+	return &conn{
+		s: s, nc: nc, ctx: ctx, cancel: cancel,
+		log:     s.log.With("remote", nc.RemoteAddr().String()),
+		pending: make(chan *slot, s.cfg.MaxInFlight),
+	}
+}
+
+func (c *conn) serve() {
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop()
+	}()
+	c.readLoop()
+	// No more requests. Requests already read still get their responses
+	// (the client may be waiting for them) unless the connection failed;
+	// the context is not canceled here because a produce with acks=0
+	// followed by a close must still be written.
+	close(c.pending)
+	<-writerDone
+	c.handlers.Wait()
+	c.cancel()
+	c.nc.Close()
+}
+
+func (c *conn) readLoop() {
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	for {
+		req, err := ReadRequest(br, c.s.cfg.MaxRequestBytes, c.s.cfg.Handler.Versions)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && c.ctx.Err() == nil {
+				c.log.Debug("closing kafka connection", "err", err)
+			}
+			return
+		}
+		sl := &slot{corr: req.CorrelationID, done: make(chan result, 1)}
+		var wait, mine chan struct{}
+		if c.s.cfg.Handler.Ordered(req.Key) {
+			wait, mine = c.laneTail, make(chan struct{})
+			c.laneTail = mine
+		}
+		select {
+		case c.pending <- sl:
+		case <-c.ctx.Done():
+			if mine != nil {
+				close(mine)
+			}
+			return
+		}
+		c.handlers.Add(1)
+		go func() {
+			defer c.handlers.Done()
+			sl.done <- c.handle(req, wait, mine)
+		}()
+	}
+}
+
+// handle runs the handler, first waiting for the previous Ordered request
+// if this one is Ordered too.
+func (c *conn) handle(req *Request, wait <-chan struct{}, mine chan struct{}) (res result) {
+	if mine != nil {
+		defer close(mine)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("kafka handler panic", "api", kmsg.NameForKey(req.Key), "version", req.Version, "panic", r, "stack", string(debug.Stack()))
+			res = result{err: fmt.Errorf("handler panic: %v", r)}
+		}
+	}()
+	if wait != nil {
+		select {
+		case <-wait:
+		case <-c.ctx.Done():
+			return result{err: c.ctx.Err()}
+		}
+	}
+	resp, err := c.s.cfg.Handler.Handle(c.ctx, req)
+	return result{resp: resp, err: err}
+}
+
+// writeLoop writes responses in request order. After a failure it keeps
+// draining slots without writing, so that the reader never blocks on a full
+// pending queue of a dead connection.
+func (c *conn) writeLoop() {
+	var buf []byte
+	failed := false
+	fail := func() {
+		failed = true
+		c.cancel()
+		c.nc.Close() // unblocks the reader
+	}
+	for sl := range c.pending {
+		res := <-sl.done
+		switch {
+		case failed:
+		case res.err != nil:
+			if c.ctx.Err() == nil {
+				c.log.Warn("kafka request failed; closing connection", "err", res.err)
+			}
+			fail()
+		case res.resp == nil: // acks=0 produce: nothing to send
+		default:
+			buf = AppendResponse(buf[:0], sl.corr, res.resp)
+			if _, err := c.nc.Write(buf); err != nil {
+				fail()
+			}
+			if cap(buf) > 1<<20 {
+				buf = nil // do not pin one large fetch response per idle connection
+			}
+		}
+	}
+}

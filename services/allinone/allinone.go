@@ -1,0 +1,228 @@
+// Package allinone runs a whole Streamline cluster in one process: an
+// embedded etcd, one log-service node, one uploader and one gateway. They
+// talk to each other exactly as separate processes do — real etcd client
+// connections and real gRPC over loopback — so the all-in-one exercises the
+// same code paths as a cluster.
+package allinone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+
+	"github.com/streamline-dev/streamline/gateway"
+	"github.com/streamline-dev/streamline/logsvc"
+	"github.com/streamline-dev/streamline/logsvc/wal"
+	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/uploader"
+)
+
+// Config configures the all-in-one server.
+type Config struct {
+	DataDir             string // default ./streamline-data
+	KafkaAddr           string // default 127.0.0.1:9092
+	AdvertisedKafkaAddr string // default KafkaAddr
+	EtcdClientAddr      string // default 127.0.0.1:2379
+	EtcdPeerAddr        string // default 127.0.0.1:2380
+	LogsvcAddr          string // default 127.0.0.1:0
+	UploaderAddr        string // default 127.0.0.1:0
+	ClusterID           string
+	AutoCreateTopics    bool
+	DefaultPartitions   int32
+	DefaultStorageMode  meta.StorageMode
+	// UnsafeNoFsync skips WAL fsync: benchmarks only.
+	UnsafeNoFsync bool
+	Logger        *slog.Logger
+}
+
+// Default returns the documented defaults.
+func Default() Config {
+	return Config{
+		DataDir:            "./streamline-data",
+		KafkaAddr:          "127.0.0.1:9092",
+		EtcdClientAddr:     "127.0.0.1:2379",
+		EtcdPeerAddr:       "127.0.0.1:2380",
+		LogsvcAddr:         "127.0.0.1:0",
+		UploaderAddr:       "127.0.0.1:0",
+		ClusterID:          "streamline",
+		AutoCreateTopics:   true,
+		DefaultPartitions:  1,
+		DefaultStorageMode: meta.StorageLocal,
+	}
+}
+
+// Validate reports the first invalid setting.
+func (c *Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return errors.New("--data-dir must not be empty")
+	case c.KafkaAddr == "":
+		return errors.New("--kafka-addr must not be empty")
+	case c.DefaultPartitions < 1 || c.DefaultPartitions > meta.MaxPartitions:
+		return fmt.Errorf("--default-partitions %d must be 1..%d", c.DefaultPartitions, meta.MaxPartitions)
+	}
+	if _, err := meta.ParseStorageMode(string(c.DefaultStorageMode)); err != nil {
+		return fmt.Errorf("--default-storage-mode: %v", err)
+	}
+	return nil
+}
+
+// Server is a running all-in-one.
+type Server struct {
+	cfg  Config
+	etcd *embed.Etcd
+	cli  *clientv3.Client
+	node *logsvc.Node
+	up   *uploader.Uploader
+	gw   *gateway.Gateway
+
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start boots etcd, then the log service, uploader and gateway. If any
+// step fails, what was started is closed.
+func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, err
+	}
+	if s.etcd, err = startEtcd(cfg); err != nil {
+		return nil, err
+	}
+	eps := []string{"http://" + cfg.EtcdClientAddr}
+	if s.cli, err = clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	s.node, err = logsvc.New(logsvc.Config{
+		ID: "logsvc-1", DataDir: filepath.Join(cfg.DataDir, "logsvc"), ListenAddr: cfg.LogsvcAddr,
+		Etcd: s.cli, WAL: wal.Options{NoSync: cfg.UnsafeNoFsync}, Logger: log.With("service", "logsvc"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.node.Start(ctx); err != nil {
+		return nil, err
+	}
+	if s.up, err = uploader.New(uploader.Config{ID: "uploader-1", ListenAddr: cfg.UploaderAddr, Etcd: s.cli, TakeOverID: true, Logger: log.With("service", "uploader")}); err != nil {
+		return nil, err
+	}
+	if err := s.up.Start(ctx); err != nil {
+		return nil, err
+	}
+	s.gw, err = gateway.New(gateway.Config{
+		ID: "gateway-1", NodeID: 1, ListenAddr: cfg.KafkaAddr, AdvertisedAddr: cfg.AdvertisedKafkaAddr,
+		ClusterID: cfg.ClusterID, AutoCreateTopics: cfg.AutoCreateTopics, DefaultPartitions: cfg.DefaultPartitions,
+		DefaultStorageMode: cfg.DefaultStorageMode, Etcd: s.cli, Logger: log.With("service", "gateway"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.gw.Start(ctx); err != nil {
+		return nil, err
+	}
+	go s.watch()
+	return s, nil
+}
+
+func startEtcd(cfg Config) (*embed.Etcd, error) {
+	ec := embed.NewConfig()
+	ec.Name = "streamline"
+	ec.Dir = filepath.Join(cfg.DataDir, "etcd")
+	ec.Logger = "zap"
+	ec.LogLevel = "error"
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	client := url.URL{Scheme: "http", Host: cfg.EtcdClientAddr}
+	peer := url.URL{Scheme: "http", Host: cfg.EtcdPeerAddr}
+	ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
+	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
+	ec.InitialCluster = ec.Name + "=" + peer.String()
+	e, err := embed.StartEtcd(ec)
+	if err != nil {
+		return nil, fmt.Errorf("embedded etcd on %s: %w", cfg.EtcdClientAddr, err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+		return e, nil
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd: %w", err)
+	case <-time.After(60 * time.Second):
+		e.Close()
+		return nil, errors.New("embedded etcd not ready after 60s")
+	}
+}
+
+// watch ends the server if a component loses its footing (etcd stops, the
+// log service loses its lease).
+func (s *Server) watch() {
+	select {
+	case err := <-s.etcd.Err():
+		s.cfg.Logger.Error("embedded etcd failed", "err", err)
+	case <-s.node.Done():
+		s.cfg.Logger.Error("log service lost its etcd lease")
+	case <-s.done:
+		return
+	}
+	s.Close()
+}
+
+// KafkaAddr is where Kafka clients connect (the advertised address).
+func (s *Server) KafkaAddr() string {
+	adv := s.gw.Advertised()
+	return net.JoinHostPort(adv.Host, strconv.Itoa(int(adv.Port)))
+}
+
+// EtcdEndpoint is the embedded etcd's client URL.
+func (s *Server) EtcdEndpoint() string { return "http://" + s.cfg.EtcdClientAddr }
+
+// Done is closed once the server has stopped.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Close stops everything in reverse start order. Idempotent.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		if s.gw != nil {
+			s.closeErr = errors.Join(s.closeErr, s.gw.Close())
+		}
+		if s.up != nil {
+			s.closeErr = errors.Join(s.closeErr, s.up.Close())
+		}
+		if s.node != nil {
+			s.closeErr = errors.Join(s.closeErr, s.node.Close())
+		}
+		if s.cli != nil {
+			s.cli.Close()
+		}
+		if s.etcd != nil {
+			s.etcd.Close()
+		}
+		close(s.done)
+	})
+	return s.closeErr
+}

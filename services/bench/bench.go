@@ -1,0 +1,193 @@
+// Package bench drives a produce/consume load against any Kafka-protocol
+// address and reports throughput and latency percentiles. It is the engine
+// of the streamline-bench command; speed is measured here, never asserted
+// in tests.
+package bench
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Config is one benchmark run.
+type Config struct {
+	Brokers     []string
+	Topic       string
+	Partitions  int32
+	Records     int
+	RecordBytes int
+	// Rate limits produce to this many records per second (0: as fast as possible).
+	Rate        int
+	Linger      time.Duration
+	Compression string // none, gzip, snappy, lz4, zstd
+	// CreateTopic creates Topic with Partitions first.
+	CreateTopic bool
+	// ConfigEntries are set on the created topic (e.g. storage.mode).
+	ConfigEntries map[string]*string
+}
+
+// Result holds the measurements of one run.
+type Result struct {
+	Records                             int
+	Bytes                               int64
+	Elapsed                             time.Duration
+	ProduceP50, ProduceP99, ProduceP999 time.Duration
+	E2EP50, E2EP99, E2EP999             time.Duration
+}
+
+// RecordsPerSec is the produce throughput.
+func (r Result) RecordsPerSec() float64 { return float64(r.Records) / r.Elapsed.Seconds() }
+
+// MBPerSec is the produce throughput in MiB/s.
+func (r Result) MBPerSec() float64 { return float64(r.Bytes) / (1 << 20) / r.Elapsed.Seconds() }
+
+// Print writes a one-block human summary.
+func (r Result) Print(w io.Writer, label string) {
+	fmt.Fprintf(w, "%s: %d records in %v: %.0f rec/s, %.1f MiB/s\n", label, r.Records, r.Elapsed.Round(time.Millisecond), r.RecordsPerSec(), r.MBPerSec())
+	fmt.Fprintf(w, "  produce latency  p50 %v  p99 %v  p999 %v\n", r.ProduceP50, r.ProduceP99, r.ProduceP999)
+	fmt.Fprintf(w, "  end-to-end       p50 %v  p99 %v  p999 %v\n", r.E2EP50, r.E2EP99, r.E2EP999)
+}
+
+func codec(name string) (kgo.CompressionCodec, error) {
+	switch name {
+	case "", "none":
+		return kgo.NoCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("unknown compression %q", name)
+}
+
+// Run produces cfg.Records records with an idempotent acks=all producer
+// while a consumer reads them; produce latency is send→ack per record, end
+// to end latency is send→consumed (the send time travels in the value).
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	cc, err := codec(cfg.Compression)
+	if err != nil {
+		return Result{}, err
+	}
+	if cfg.RecordBytes < 8 {
+		cfg.RecordBytes = 8
+	}
+	if cfg.CreateTopic {
+		adm, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+		if err != nil {
+			return Result{}, err
+		}
+		resp, err := kadm.NewClient(adm).CreateTopic(ctx, cfg.Partitions, 1, cfg.ConfigEntries, cfg.Topic)
+		adm.Close()
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil {
+			return Result{}, fmt.Errorf("create topic %s: %w", cfg.Topic, err)
+		}
+	}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.DefaultProduceTopic(cfg.Topic),
+		kgo.ProducerLinger(cfg.Linger), kgo.ProducerBatchCompression(cc), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err != nil {
+		return Result{}, err
+	}
+	defer prod.Close()
+	cons, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumeTopics(cfg.Topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		return Result{}, err
+	}
+	defer cons.Close()
+
+	e2e := make([]time.Duration, 0, cfg.Records)
+	consumed := make(chan error, 1)
+	go func() {
+		n := 0
+		for n < cfg.Records {
+			fs := cons.PollFetches(ctx)
+			if ctx.Err() != nil {
+				consumed <- ctx.Err()
+				return
+			}
+			if errs := fs.Errors(); len(errs) > 0 {
+				consumed <- errs[0].Err
+				return
+			}
+			now := time.Now()
+			fs.EachRecord(func(r *kgo.Record) {
+				sent := time.Unix(0, int64(binary.BigEndian.Uint64(r.Value)))
+				e2e = append(e2e, now.Sub(sent))
+				n++
+			})
+		}
+		consumed <- nil
+	}()
+
+	lat := make([]time.Duration, cfg.Records)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	payload := make([]byte, cfg.RecordBytes)
+	start := time.Now()
+	var interval time.Duration
+	if cfg.Rate > 0 {
+		interval = time.Second / time.Duration(cfg.Rate)
+	}
+	for i := 0; i < cfg.Records; i++ {
+		if interval > 0 {
+			if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+				time.Sleep(d)
+			}
+		}
+		v := make([]byte, cfg.RecordBytes)
+		copy(v, payload)
+		sent := time.Now()
+		binary.BigEndian.PutUint64(v, uint64(sent.UnixNano()))
+		wg.Add(1)
+		i := i
+		prod.Produce(ctx, &kgo.Record{Value: v}, func(_ *kgo.Record, err error) {
+			lat[i] = time.Since(sent)
+			if err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if firstErr != nil {
+		return Result{}, fmt.Errorf("produce: %w", firstErr)
+	}
+	if err := <-consumed; err != nil {
+		return Result{}, fmt.Errorf("consume: %w", err)
+	}
+	r := Result{Records: cfg.Records, Bytes: int64(cfg.Records) * int64(cfg.RecordBytes), Elapsed: elapsed}
+	r.ProduceP50, r.ProduceP99, r.ProduceP999 = percentiles(lat)
+	r.E2EP50, r.E2EP99, r.E2EP999 = percentiles(e2e)
+	return r, nil
+}
+
+func percentiles(d []time.Duration) (p50, p99, p999 time.Duration) {
+	if len(d) == 0 {
+		return
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	at := func(q float64) time.Duration { return s[int(q*float64(len(s)-1))].Round(10 * time.Microsecond) }
+	return at(0.50), at(0.99), at(0.999)
+}

@@ -1,0 +1,69 @@
+// Package cluster starts Streamline for tests: in-process all-in-one servers
+// (fast, for protocol tests) and real OS processes of the built binaries
+// (for crash tests: SIGKILL, restart on the same data directory).
+package cluster
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/streamline-dev/streamline/services/allinone"
+)
+
+// FreeAddr returns a free 127.0.0.1 port. The port is released before use,
+// which is racy in theory; tests accept that to avoid fixed ports.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Option adjusts an all-in-one config before start.
+type Option func(*allinone.Config)
+
+// WithoutAutoCreate turns auto.create.topics.enable off.
+func WithoutAutoCreate() Option { return func(c *allinone.Config) { c.AutoCreateTopics = false } }
+
+// WithDataDir uses dir instead of a fresh temp dir (restart tests).
+func WithDataDir(dir string) Option { return func(c *allinone.Config) { c.DataDir = dir } }
+
+// StartAllInOne runs an all-in-one server inside the test process on free
+// loopback ports, closed when the test ends.
+func StartAllInOne(t testing.TB, opts ...Option) *allinone.Server {
+	t.Helper()
+	cfg := allinone.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.KafkaAddr = FreeAddr(t)
+	cfg.EtcdClientAddr = FreeAddr(t)
+	cfg.EtcdPeerAddr = FreeAddr(t)
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := allinone.Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("start all-in-one: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Logf("%s", p)
+	return len(p), nil
+}

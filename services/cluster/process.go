@@ -1,0 +1,172 @@
+package cluster
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// Binary builds a Streamline command (e.g. "./services/cmd/streamline",
+// relative to the repository root) once per test binary and returns its path.
+func Binary(t testing.TB, pkg string) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "streamline-bin-")
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	out := filepath.Join(buildDir, filepath.Base(pkg))
+	if _, err := os.Stat(out); err == nil {
+		return out
+	}
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("go.work not found above the test directory")
+		}
+		dir = parent
+	}
+}
+
+// Process is a Streamline binary running as a child process.
+type Process struct {
+	t    testing.TB
+	bin  string
+	args []string
+	cmd  *exec.Cmd
+	log  *os.File
+	// ready is closed when the process prints a line containing the
+	// readiness marker.
+	ready chan struct{}
+	exit  chan error
+}
+
+// StartProcess runs bin with args and waits until it prints a line
+// containing readyMarker (the all-in-one prints "Streamline is ready").
+// Output goes to a log file in the test's temp dir, shown on failure.
+func StartProcess(t testing.TB, bin, readyMarker string, args ...string) *Process {
+	t.Helper()
+	p := &Process{t: t, bin: bin, args: args}
+	p.start(readyMarker)
+	t.Cleanup(func() {
+		p.Kill()
+		if t.Failed() {
+			if b, err := os.ReadFile(p.log.Name()); err == nil {
+				t.Logf("output of %s:\n%s", filepath.Base(bin), tail(string(b), 8000))
+			}
+		}
+	})
+	return p
+}
+
+func (p *Process) start(readyMarker string) {
+	p.t.Helper()
+	var err error
+	if p.log == nil {
+		if p.log, err = os.CreateTemp(p.t.TempDir(), "proc-*.log"); err != nil {
+			p.t.Fatal(err)
+		}
+	}
+	p.cmd = exec.Command(p.bin, p.args...)
+	p.cmd.Stderr = p.log
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.ready, p.exit = make(chan struct{}), make(chan error, 1)
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		marked := false
+		for sc.Scan() {
+			fmt.Fprintln(p.log, sc.Text())
+			if !marked && strings.Contains(sc.Text(), readyMarker) {
+				marked = true
+				close(p.ready)
+			}
+		}
+	}()
+	go func() { p.exit <- p.cmd.Wait() }()
+	select {
+	case <-p.ready:
+	case err := <-p.exit:
+		b, _ := os.ReadFile(p.log.Name())
+		p.t.Fatalf("%s exited before ready: %v\n%s", filepath.Base(p.bin), err, tail(string(b), 4000))
+	case <-time.After(2 * time.Minute):
+		p.t.Fatalf("%s not ready after 2 minutes", filepath.Base(p.bin))
+	}
+}
+
+// Restart starts the same command again (same arguments, same data dir)
+// after the previous run exited, and waits for readiness.
+func (p *Process) Restart(readyMarker string) {
+	p.t.Helper()
+	p.start(readyMarker)
+}
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig syscall.Signal) {
+	if p.cmd != nil && p.cmd.Process != nil {
+		_ = p.cmd.Process.Signal(sig)
+	}
+}
+
+// Kill sends SIGKILL and waits for the process to be gone.
+func (p *Process) Kill() {
+	p.Signal(syscall.SIGKILL)
+	p.Wait(30 * time.Second)
+}
+
+// Wait waits up to d for the process to exit and returns its exit error.
+func (p *Process) Wait(d time.Duration) error {
+	select {
+	case err := <-p.exit:
+		p.exit <- err // keep it for later callers
+		return err
+	case <-time.After(d):
+		return fmt.Errorf("process still running after %v", d)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "..." + s[len(s)-n:]
+}

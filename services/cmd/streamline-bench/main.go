@@ -1,0 +1,107 @@
+// Command streamline-bench measures produce throughput, produce latency and
+// end-to-end latency against a Kafka-protocol address.
+//
+//	streamline-bench --target streamline        # an all-in-one started in a temp dir
+//	streamline-bench --target kfake             # franz-go's in-memory broker, same load
+//	streamline-bench --brokers 127.0.0.1:9092   # an already running server
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/streamline-dev/streamline/services/allinone"
+	"github.com/streamline-dev/streamline/services/bench"
+	"github.com/streamline-dev/streamline/shared/envflag"
+)
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("streamline-bench", flag.ContinueOnError)
+	var (
+		target   = fs.String("target", "", "start a server to measure: streamline (all-in-one in a temp dir) or kfake; empty uses --brokers")
+		brokers  = fs.String("brokers", "127.0.0.1:9092", "comma-separated Kafka addresses (when --target is empty)")
+		topic    = fs.String("topic", fmt.Sprintf("bench-%d", time.Now().Unix()), "topic to create and use")
+		parts    = fs.Int("partitions", 3, "partitions of the topic")
+		records  = fs.Int("records", 200000, "records to produce")
+		size     = fs.Int("record-bytes", 1024, "value size of each record")
+		rate     = fs.Int("rate", 0, "records per second (0: unlimited); set it to measure latency below saturation")
+		linger   = fs.Duration("linger", 0, "producer linger")
+		compress = fs.String("compression", "none", "none, gzip, snappy, lz4 or zstd")
+		noSync   = fs.Bool("unsafe-no-fsync", false, "with --target streamline: skip WAL fsync")
+	)
+	fs.Usage = envflag.Usage(fs, "streamline-bench: produce/consume load with throughput and latency percentiles")
+	if err := envflag.Parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "streamline-bench:", err)
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	addrs := strings.Split(*brokers, ",")
+	label := *brokers
+	switch *target {
+	case "":
+	case "kfake":
+		c, err := kfake.NewCluster(kfake.NumBrokers(1))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "kfake:", err)
+			return 1
+		}
+		defer c.Close()
+		addrs, label = c.ListenAddrs(), "kfake"
+	case "streamline":
+		dir, err := os.MkdirTemp("", "streamline-bench-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		cfg := allinone.Default()
+		cfg.DataDir, cfg.KafkaAddr, cfg.EtcdClientAddr, cfg.EtcdPeerAddr = dir, free(), free(), free()
+		cfg.UnsafeNoFsync = *noSync
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		s, err := allinone.Start(ctx, cfg)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "start streamline:", err)
+			return 1
+		}
+		defer s.Close()
+		addrs, label = []string{s.KafkaAddr()}, "streamline (local mode, all-in-one)"
+	default:
+		fmt.Fprintf(os.Stderr, "streamline-bench: --target must be streamline, kfake or empty, got %q\n", *target)
+		return 2
+	}
+	res, err := bench.Run(ctx, bench.Config{
+		Brokers: addrs, Topic: *topic, Partitions: int32(*parts), Records: *records, RecordBytes: *size,
+		Rate: *rate, Linger: *linger, Compression: *compress, CreateTopic: true,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "streamline-bench:", err)
+		return 1
+	}
+	res.Print(os.Stdout, label)
+	return 0
+}
+
+func free() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
