@@ -3,6 +3,7 @@ package cluster
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,6 +74,9 @@ type Process struct {
 	// readiness marker.
 	ready chan struct{}
 	exit  chan error
+	// markerOnStderr: look for the readiness marker on stderr (and copy
+	// stdout to the log file) instead of the other way round.
+	markerOnStderr bool
 }
 
 // StartProcess runs bin with args and waits until it prints a line
@@ -80,13 +84,26 @@ type Process struct {
 // Output goes to a log file in the test's temp dir, shown on failure.
 func StartProcess(t testing.TB, bin, readyMarker string, args ...string) *Process {
 	t.Helper()
-	p := &Process{t: t, bin: bin, args: args}
+	return startProcess(t, &Process{t: t, bin: bin, args: args}, readyMarker)
+}
+
+// StartProcessStderr is StartProcess for binaries that print nothing on
+// stdout and log to stderr (logsvc, uploader, gateway): it waits for a
+// stderr line containing readyMarker, e.g. the gateway's "gateway ready"
+// log message. Restart waits on stderr too.
+func StartProcessStderr(t testing.TB, bin, readyMarker string, args ...string) *Process {
+	t.Helper()
+	return startProcess(t, &Process{t: t, bin: bin, args: args, markerOnStderr: true}, readyMarker)
+}
+
+func startProcess(t testing.TB, p *Process, readyMarker string) *Process {
+	t.Helper()
 	p.start(readyMarker)
 	t.Cleanup(func() {
 		p.Kill()
 		if t.Failed() {
 			if b, err := os.ReadFile(p.log.Name()); err == nil {
-				t.Logf("output of %s:\n%s", filepath.Base(bin), tail(string(b), 8000))
+				t.Logf("output of %s:\n%s", filepath.Base(p.bin), tail(string(b), 8000))
 			}
 		}
 	})
@@ -102,8 +119,14 @@ func (p *Process) start(readyMarker string) {
 		}
 	}
 	p.cmd = exec.Command(p.bin, p.args...)
-	p.cmd.Stderr = p.log
-	stdout, err := p.cmd.StdoutPipe()
+	var watched io.Reader // the stream scanned for the marker
+	if p.markerOnStderr {
+		p.cmd.Stdout = p.log
+		watched, err = p.cmd.StderrPipe()
+	} else {
+		p.cmd.Stderr = p.log
+		watched, err = p.cmd.StdoutPipe()
+	}
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -112,7 +135,7 @@ func (p *Process) start(readyMarker string) {
 		p.t.Fatal(err)
 	}
 	go func() {
-		sc := bufio.NewScanner(stdout)
+		sc := bufio.NewScanner(watched)
 		marked := false
 		for sc.Scan() {
 			fmt.Fprintln(p.log, sc.Text())
@@ -121,6 +144,9 @@ func (p *Process) start(readyMarker string) {
 				close(p.ready)
 			}
 		}
+		// A line too long for the scanner ends the loop; keep draining so
+		// the child never blocks on a full pipe.
+		_, _ = io.Copy(p.log, watched)
 	}()
 	go func() { p.exit <- p.cmd.Wait() }()
 	select {

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -40,6 +41,7 @@ func run(args []string) int {
 		linger   = fs.Duration("linger", 0, "producer linger")
 		compress = fs.String("compression", "none", "none, gzip, snappy, lz4 or zstd")
 		noSync   = fs.Bool("unsafe-no-fsync", false, "with --target streamline: skip WAL fsync")
+		cpuProf  = fs.String("cpuprofile", "", "write a CPU profile of this process (client and any in-process server) to this file")
 	)
 	fs.Usage = envflag.Usage(fs, "streamline-bench: produce/consume load with throughput and latency percentiles")
 	if err := envflag.Parse(fs, args); err != nil {
@@ -48,6 +50,19 @@ func run(args []string) int {
 		}
 		fmt.Fprintln(os.Stderr, "streamline-bench:", err)
 		return 2
+	}
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "streamline-bench: --cpuprofile:", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "streamline-bench: --cpuprofile:", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
