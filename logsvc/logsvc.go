@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -30,6 +29,7 @@ import (
 	"github.com/streamline-dev/streamline/logsvc/storage/localstore"
 	"github.com/streamline-dev/streamline/logsvc/wal"
 	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
+	"github.com/streamline-dev/streamline/shared/dirlock"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/rpc"
 )
@@ -93,7 +93,7 @@ type Node struct {
 	store *meta.Store
 	cache *meta.Cache
 
-	lock    *os.File
+	lock    *dirlock.Lock
 	engines storage.Engines
 	local   *localstore.Engine
 	parts   *leader
@@ -129,8 +129,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := os.MkdirAll(n.cfg.DataDir, 0o755); err != nil {
 		return err
 	}
-	if n.lock, err = lockDir(n.cfg.DataDir); err != nil {
-		return err
+	if n.lock, err = dirlock.Acquire(n.cfg.DataDir); err != nil {
+		return fmt.Errorf("logsvc: %w", err)
 	}
 	if n.cfg.ID == "" {
 		if n.cfg.ID, err = loadOrCreateID(n.cfg.DataDir); err != nil {
@@ -247,25 +247,9 @@ func (n *Node) Close() error {
 		if n.local != nil {
 			n.closeErr = errors.Join(n.closeErr, n.local.Close())
 		}
-		if n.lock != nil {
-			n.lock.Close()
-		}
+		n.lock.Release()
 	})
 	return n.closeErr
-}
-
-// lockDir takes an exclusive lock on dir, so two processes never share a
-// data directory; the lock dies with the process, even on SIGKILL.
-func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("logsvc: data dir %s is in use by another process: %w", dir, err)
-	}
-	return f, nil
 }
 
 func loadOrCreateID(dir string) (string, error) {

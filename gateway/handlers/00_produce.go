@@ -26,14 +26,18 @@ import (
 // * A missing topic is never auto-created (clients create topics through
 //   Metadata, as with Kafka): UNKNOWN_TOPIC_OR_PARTITION.
 // * Partitions are grouped by their leading log-service node and sent as
-//   one LogService.Produce per node, in parallel. A leader that is not
+//   one request per node on that node's LogService.ProduceStream; the
+//   nodes answer in parallel. A leader that is not
 //   live, unreachable or failing gives NOT_LEADER_OR_FOLLOWER, a missed
 //   deadline REQUEST_TIMED_OUT; both make clients refresh and retry.
 // * The gRPC deadline is the request's timeout plus rpcGrace, so logsvc's
 //   own REQUEST_TIMED_OUT (with its message) normally arrives first.
-// * Ordered: produces on one connection are handled one at a time in
-//   arrival order (see kafkaserver), which keeps Kafka's guarantee that
-//   batches sent on one connection are appended in order.
+// * Ordered: produces on one connection are submitted to the node streams
+//   one at a time in arrival order (see kafkaserver), and each node appends
+//   in stream order, which keeps Kafka's guarantee that batches sent on one
+//   connection are appended in order. Once submitted, the next produce of
+//   the connection starts (kafkaserver.ReleaseOrder) while this one awaits
+//   durability, so a client's pipelined produces overlap.
 // * Transactions are not supported: a transactional id or a batch with the
 //   transactional bit is INVALID_REQUEST (non-retriable, as in
 //   InitProducerId), so nothing uncommitted-forever reaches a log.
@@ -56,6 +60,9 @@ type produceCall struct {
 	addr string
 	req  *logv1.ProduceRequest
 	dst  []*kmsg.ProduceResponseTopicPartition
+	// Set by submit: how to wait for the node's answer, or why it failed.
+	wait func(context.Context) (*logv1.ProduceResponse, error)
+	err  error
 }
 
 func (h *Handlers) handleProduce(ctx context.Context, kr *kafkaserver.Request) (kmsg.Response, error) {
@@ -118,11 +125,23 @@ func (h *Handlers) handleProduce(ctx context.Context, kr *kafkaserver.Request) (
 		}
 	}
 
+	// The order-sensitive part: hand each node its batches on the node's
+	// produce stream, in this connection's request order. Then let the
+	// next produce of the connection go while this one awaits durability.
+	for _, c := range calls {
+		ps, err := h.cfg.Logs.Producer(c.addr)
+		if err == nil {
+			c.wait, err = ps.Submit(c.req)
+		}
+		c.err = err
+	}
+	kafkaserver.ReleaseOrder(ctx)
+
 	rpcCtx, cancel := context.WithTimeout(ctx, time.Duration(max(req.TimeoutMillis, 0))*time.Millisecond+rpcGrace)
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, c := range calls {
-		wg.Go(func() { h.forwardProduce(rpcCtx, c) })
+		wg.Go(func() { h.awaitProduce(rpcCtx, c) })
 	}
 	wg.Wait()
 	if req.Acks == 0 {
@@ -131,13 +150,12 @@ func (h *Handlers) handleProduce(ctx context.Context, kr *kafkaserver.Request) (
 	return resp, nil
 }
 
-// forwardProduce runs one node's call and copies its results into the
-// response partitions it covers (results come back in request order).
-func (h *Handlers) forwardProduce(ctx context.Context, c *produceCall) {
-	cl, err := h.cfg.Logs.Client(c.addr)
-	var resp *logv1.ProduceResponse
+// awaitProduce waits for one node's answer and copies its results into
+// the response partitions it covers (results come back in request order).
+func (h *Handlers) awaitProduce(ctx context.Context, c *produceCall) {
+	resp, err := (*logv1.ProduceResponse)(nil), c.err
 	if err == nil {
-		resp, err = cl.Produce(ctx, c.req)
+		resp, err = c.wait(ctx)
 	}
 	if err != nil {
 		ke := rpcError(err)

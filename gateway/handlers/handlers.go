@@ -23,12 +23,15 @@ import (
 	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamline-dev/streamline/gateway/routing"
 )
 
-// LogClients hands out LogService clients by node address
-// (routing.Pool implements it).
+// LogClients hands out LogService clients and produce streams by node
+// address (routing.Pool implements it).
 type LogClients interface {
 	Client(addr string) (logv1.LogServiceClient, error)
+	Producer(addr string) (*routing.ProduceStream, error)
 }
 
 // Config is what the handlers need from the gateway.

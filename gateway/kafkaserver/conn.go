@@ -107,8 +107,12 @@ func (c *conn) readLoop() {
 // handle runs the handler, first waiting for the previous Ordered request
 // if this one is Ordered too.
 func (c *conn) handle(req *Request, wait <-chan struct{}, mine chan struct{}) (res result) {
+	ctx := c.ctx
 	if mine != nil {
-		defer close(mine)
+		var once sync.Once
+		release := func() { once.Do(func() { close(mine) }) }
+		defer release()
+		ctx = context.WithValue(ctx, releaseKey{}, release)
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -123,7 +127,7 @@ func (c *conn) handle(req *Request, wait <-chan struct{}, mine chan struct{}) (r
 			return result{err: c.ctx.Err()}
 		}
 	}
-	resp, err := c.s.cfg.Handler.Handle(c.ctx, req)
+	resp, err := c.s.cfg.Handler.Handle(ctx, req)
 	return result{resp: resp, err: err}
 }
 
@@ -157,5 +161,18 @@ func (c *conn) writeLoop() {
 				buf = nil // do not pin one large fetch response per idle connection
 			}
 		}
+	}
+}
+
+type releaseKey struct{}
+
+// ReleaseOrder lets the next Ordered request of the connection start. An
+// Ordered handler calls it once the order-sensitive part of its work is
+// done (for produce: the batches are handed, in order, to the log-service
+// streams), so that waiting for durability overlaps with the next request.
+// Returning from the handler releases too; calling it twice is harmless.
+func ReleaseOrder(ctx context.Context) {
+	if f, ok := ctx.Value(releaseKey{}).(func()); ok {
+		f()
 	}
 }

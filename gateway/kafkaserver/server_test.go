@@ -312,3 +312,40 @@ func TestCloseCancelsInFlightAndIsIdempotent(t *testing.T) {
 	}
 	c.ExpectClosed()
 }
+
+// TestReleaseOrderLetsNextOrderedRequestStart checks that an Ordered
+// handler that calls ReleaseOrder lets the connection's next Ordered
+// request start before it returns (produce awaits durability after
+// submitting), while responses still leave in request order.
+func TestReleaseOrderLetsNextOrderedRequestStart(t *testing.T) {
+	secondStarted := make(chan struct{})
+	s := start(t, kafkaserver.Config{}, func(ctx context.Context, req *kafkaserver.Request) (kmsg.Response, error) {
+		if req.Key != 0 {
+			return echoMetadata(req), nil
+		}
+		if req.CorrelationID == 1 {
+			kafkaserver.ReleaseOrder(ctx)
+			select {
+			case <-secondStarted:
+			case <-time.After(10 * time.Second):
+				return nil, errors.New("second produce never started while the first was awaiting")
+			}
+		} else {
+			close(secondStarted)
+		}
+		return req.Body.ResponseKind(), nil
+	})
+	c := kafkatest.Dial(t, s.Addr().String())
+	var reqs []kmsg.Request
+	for range 2 {
+		p := kmsg.NewPtrProduceRequest()
+		p.Version, p.Acks = 11, -1
+		reqs = append(reqs, p)
+	}
+	ids := c.Send(reqs...)
+	for i, r := range reqs {
+		if corr, _ := c.Read(r); corr != ids[i] {
+			t.Fatalf("response %d has correlation id %d, want %d", i, corr, ids[i])
+		}
+	}
+}

@@ -31,9 +31,10 @@ type Pool struct {
 	opts  []grpc.DialOption
 	log   *slog.Logger
 
-	mu     sync.Mutex
-	conns  map[string]*grpc.ClientConn
-	closed bool
+	mu      sync.Mutex
+	conns   map[string]*grpc.ClientConn
+	streams map[string]*ProduceStream
+	closed  bool
 
 	stop chan struct{}
 	done chan struct{}
@@ -49,8 +50,8 @@ func New(nodes Nodes, log *slog.Logger, extra ...grpc.DialOption) *Pool {
 	}
 	p := &Pool{
 		nodes: nodes, opts: rpc.DialOptions(extra...), log: log,
-		conns: map[string]*grpc.ClientConn{},
-		stop:  make(chan struct{}), done: make(chan struct{}),
+		conns: map[string]*grpc.ClientConn{}, streams: map[string]*ProduceStream{},
+		stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	go p.pruneLoop()
 	return p
@@ -61,6 +62,26 @@ func New(nodes Nodes, log *slog.Logger, extra ...grpc.DialOption) *Pool {
 func (p *Pool) Client(addr string) (logv1.LogServiceClient, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.clientLocked(addr)
+}
+
+// Producer returns the produce stream to the node at addr.
+func (p *Pool) Producer(addr string) (*ProduceStream, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ps, ok := p.streams[addr]; ok {
+		return ps, nil
+	}
+	cl, err := p.clientLocked(addr)
+	if err != nil {
+		return nil, err
+	}
+	ps := &ProduceStream{addr: addr, client: cl}
+	p.streams[addr] = ps
+	return ps, nil
+}
+
+func (p *Pool) clientLocked(addr string) (logv1.LogServiceClient, error) {
 	if p.closed {
 		return nil, ErrClosed
 	}
@@ -91,8 +112,7 @@ func (p *Pool) Close() error {
 		p.mu.Lock()
 		p.closed = true
 		for addr, cc := range p.conns {
-			cc.Close()
-			delete(p.conns, addr)
+			p.dropLocked(addr, cc)
 		}
 		p.mu.Unlock()
 	})
@@ -125,8 +145,17 @@ func (p *Pool) prune() {
 	for addr, cc := range p.conns {
 		if !live[addr] {
 			p.log.Debug("closing connection to departed log-service node", "addr", addr)
-			cc.Close()
-			delete(p.conns, addr)
+			p.dropLocked(addr, cc)
 		}
 	}
+}
+
+// dropLocked closes a node's connection and its produce stream.
+func (p *Pool) dropLocked(addr string, cc *grpc.ClientConn) {
+	if ps, ok := p.streams[addr]; ok {
+		ps.close()
+		delete(p.streams, addr)
+	}
+	cc.Close()
+	delete(p.conns, addr)
 }

@@ -7,7 +7,6 @@ package logrpc
 import (
 	"context"
 	"reflect"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -42,8 +41,7 @@ func code(e *kerr.Error) int32 {
 	return int32(e.Code)
 }
 
-// Produce implements LogService.Produce. Partitions are appended
-// concurrently so that their WAL writes share fsyncs.
+// Produce implements LogService.Produce for one request.
 func (s *Server) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1.ProduceResponse, error) {
 	switch req.GetAcks() {
 	case -1, 0, 1:
@@ -55,26 +53,15 @@ func (s *Server) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(t)*time.Millisecond)
 		defer cancel()
 	}
-	out := make([]*logv1.ProducePartitionResult, len(req.GetPartitions()))
-	var wg sync.WaitGroup
-	for i, pp := range req.GetPartitions() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := &logv1.ProducePartitionResult{Topic: pp.GetTopic(), Partition: pp.GetPartition(), BaseOffset: -1, LogAppendTimeMs: -1, LogStartOffset: -1}
-			out[i] = r
-			p, kerrCode := s.parts.Lookup(pp.GetTopic(), pp.GetTopicId(), pp.GetPartition())
-			if kerrCode != nil {
-				r.ErrorCode = code(kerrCode)
-				return
-			}
-			res := p.Produce(ctx, pp.GetRecords())
-			r.ErrorCode, r.ErrorMessage = code(res.Err), res.Message
-			r.BaseOffset, r.LogStartOffset = res.BaseOffset, res.LogStartOffset
-		}()
+	// Submit in request order, then wait for all: partitions of one
+	// request share WAL group commits.
+	results, pending := s.submit(req)
+	for i, w := range pending {
+		if w != nil {
+			fill(results[i], w.Wait(ctx))
+		}
 	}
-	wg.Wait()
-	return &logv1.ProduceResponse{Partitions: out}, nil
+	return &logv1.ProduceResponse{Partitions: results}, nil
 }
 
 // checkEpoch applies KIP-320: a client ahead of us knows of a newer leader

@@ -170,41 +170,57 @@ func fail(e *kerr.Error, format string, args ...any) ProduceResult {
 // durable (or failed, or ctx ended: REQUEST_TIMED_OUT, in which case the
 // batch may still become durable, as in Kafka).
 func (p *Partition) Produce(ctx context.Context, batch []byte) ProduceResult {
+	return p.Submit(batch).Wait(ctx)
+}
+
+// Pending is a submitted batch whose outcome is not known yet.
+type Pending struct {
+	p      *Partition
+	done   ProduceResult // set when the outcome was known at submit time
+	known  bool
+	dup    producerstate.Batch
+	isDup  bool
+	reply  chan error
+	offset int64
+}
+
+// Submit validates the batch, assigns its offset and hands it to storage,
+// without waiting for durability. Batches submitted one after another are
+// appended in that order; Wait reports the outcome.
+func (p *Partition) Submit(batch []byte) *Pending {
+	known := func(r ProduceResult) *Pending { return &Pending{p: p, done: r, known: true} }
 	h, err := recbatch.ValidateProduce(batch)
 	switch {
 	case errors.Is(err, recbatch.ErrCorrupt):
-		return fail(kerr.CorruptMessage, "record batch CRC does not match its contents")
+		return known(fail(kerr.CorruptMessage, "record batch CRC does not match its contents"))
 	case errors.Is(err, recbatch.ErrMagic):
-		return fail(kerr.UnsupportedForMessageFormat, "%v", err)
+		return known(fail(kerr.UnsupportedForMessageFormat, "%v", err))
 	case err != nil:
-		return fail(kerr.InvalidRecord, "%v", err)
+		return known(fail(kerr.InvalidRecord, "%v", err))
 	}
 	if int64(len(batch)) > p.maxMessageBytes {
-		return fail(kerr.MessageTooLarge, "record batch of %d bytes exceeds max.message.bytes %d", len(batch), p.maxMessageBytes)
+		return known(fail(kerr.MessageTooLarge, "record batch of %d bytes exceeds max.message.bytes %d", len(batch), p.maxMessageBytes))
 	}
 	if h.Transactional() {
-		return fail(kerr.InvalidTxnState, "transactional batches are not supported yet")
+		return known(fail(kerr.InvalidTxnState, "transactional batches are not supported yet"))
 	}
 	// The batch is ours now: patching must not alter the caller's buffer.
 	batch = append([]byte(nil), batch...)
 
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.failed != nil {
-		p.mu.Unlock()
-		return fail(kerr.KafkaStorageError, "partition storage failed: %v", p.failed)
+		return known(fail(kerr.KafkaStorageError, "partition storage failed: %v", p.failed))
 	}
 	if h.Idempotent() {
 		dup, err := p.producers.Check(h.ProducerID, h.ProducerEpoch, h.BaseSequence, h.LastSequence())
 		switch {
 		case errors.Is(err, producerstate.ErrFencedEpoch):
-			p.mu.Unlock()
-			return fail(kerr.InvalidProducerEpoch, "%v", err)
+			return known(fail(kerr.InvalidProducerEpoch, "%v", err))
 		case err != nil:
-			p.mu.Unlock()
-			return fail(kerr.OutOfOrderSequenceNumber, "%v", err)
+			return known(fail(kerr.OutOfOrderSequenceNumber, "%v", err))
 		case dup != nil:
-			p.mu.Unlock()
-			return p.answerDuplicate(ctx, *dup)
+			return &Pending{p: p, dup: *dup, isDup: true}
 		}
 	}
 	base := p.nextOffset
@@ -219,14 +235,24 @@ func (p *Partition) Produce(ctx context.Context, batch []byte) ProduceResult {
 	}
 	reply := make(chan error, 1)
 	p.completions <- completion{durable: p.log.Append(batch, h), next: h.NextOffset(), reply: reply}
-	p.mu.Unlock()
+	return &Pending{p: p, reply: reply, offset: base}
+}
 
+// Wait returns the batch's outcome once it is durable, failed, or ctx ends
+// (REQUEST_TIMED_OUT: the batch may still become durable, as in Kafka).
+func (w *Pending) Wait(ctx context.Context) ProduceResult {
+	switch {
+	case w.known:
+		return w.done
+	case w.isDup:
+		return w.p.answerDuplicate(ctx, w.dup)
+	}
 	select {
-	case err := <-reply:
+	case err := <-w.reply:
 		if err != nil {
 			return fail(kerr.KafkaStorageError, "%v", err)
 		}
-		return ProduceResult{BaseOffset: base, LogStartOffset: p.log.StartOffset()}
+		return ProduceResult{BaseOffset: w.offset, LogStartOffset: w.p.log.StartOffset()}
 	case <-ctx.Done():
 		return fail(kerr.RequestTimedOut, "batch not durable before the request timeout")
 	}

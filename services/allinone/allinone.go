@@ -25,6 +25,7 @@ import (
 	"github.com/streamline-dev/streamline/gateway"
 	"github.com/streamline-dev/streamline/logsvc"
 	"github.com/streamline-dev/streamline/logsvc/wal"
+	"github.com/streamline-dev/streamline/shared/dirlock"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/uploader"
 )
@@ -82,6 +83,7 @@ func (c *Config) Validate() error {
 // Server is a running all-in-one.
 type Server struct {
 	cfg  Config
+	lock *dirlock.Lock
 	etcd *embed.Etcd
 	cli  *clientv3.Client
 	node *logsvc.Node
@@ -109,6 +111,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, err
+	}
+	// Lock first: a second all-in-one on the same directory must fail at
+	// once, not wait forever on etcd's own database lock.
+	if s.lock, err = dirlock.Acquire(cfg.DataDir); err != nil {
 		return nil, err
 	}
 	if s.etcd, err = startEtcd(cfg); err != nil {
@@ -222,6 +229,7 @@ func (s *Server) Close() error {
 		if s.etcd != nil {
 			s.etcd.Close()
 		}
+		s.lock.Release()
 		close(s.done)
 	})
 	return s.closeErr

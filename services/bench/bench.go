@@ -32,6 +32,8 @@ type Config struct {
 	CreateTopic bool
 	// ConfigEntries are set on the created topic (e.g. storage.mode).
 	ConfigEntries map[string]*string
+	// ProduceOnly skips the consumer (and end-to-end latency).
+	ProduceOnly bool
 }
 
 // Result holds the measurements of one run.
@@ -112,27 +114,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 	e2e := make([]time.Duration, 0, cfg.Records)
 	consumed := make(chan error, 1)
-	go func() {
-		n := 0
-		for n < cfg.Records {
-			fs := cons.PollFetches(ctx)
-			if ctx.Err() != nil {
-				consumed <- ctx.Err()
-				return
-			}
-			if errs := fs.Errors(); len(errs) > 0 {
-				consumed <- errs[0].Err
-				return
-			}
-			now := time.Now()
-			fs.EachRecord(func(r *kgo.Record) {
-				sent := time.Unix(0, int64(binary.BigEndian.Uint64(r.Value)))
-				e2e = append(e2e, now.Sub(sent))
-				n++
-			})
-		}
+	if cfg.ProduceOnly {
 		consumed <- nil
-	}()
+	} else {
+		go consumeAll(ctx, cons, cfg.Records, &e2e, consumed)
+	}
 
 	lat := make([]time.Duration, cfg.Records)
 	var wg sync.WaitGroup
@@ -190,4 +176,27 @@ func percentiles(d []time.Duration) (p50, p99, p999 time.Duration) {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	at := func(q float64) time.Duration { return s[int(q*float64(len(s)-1))].Round(10 * time.Microsecond) }
 	return at(0.50), at(0.99), at(0.999)
+}
+
+// consumeAll reads n records and records their end-to-end latency.
+func consumeAll(ctx context.Context, cons *kgo.Client, n int, e2e *[]time.Duration, done chan<- error) {
+	got := 0
+	for got < n {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			done <- ctx.Err()
+			return
+		}
+		if errs := fs.Errors(); len(errs) > 0 {
+			done <- errs[0].Err
+			return
+		}
+		now := time.Now()
+		fs.EachRecord(func(r *kgo.Record) {
+			sent := time.Unix(0, int64(binary.BigEndian.Uint64(r.Value)))
+			*e2e = append(*e2e, now.Sub(sent))
+			got++
+		})
+	}
+	done <- nil
 }

@@ -41,6 +41,7 @@ func run(args []string) int {
 		linger   = fs.Duration("linger", 0, "producer linger")
 		compress = fs.String("compression", "none", "none, gzip, snappy, lz4 or zstd")
 		noSync   = fs.Bool("unsafe-no-fsync", false, "with --target streamline: skip WAL fsync")
+		prodOnly = fs.Bool("produce-only", false, "do not consume (no end-to-end latency)")
 		cpuProf  = fs.String("cpuprofile", "", "write a CPU profile of this process (client and any in-process server) to this file")
 	)
 	fs.Usage = envflag.Usage(fs, "streamline-bench: produce/consume load with throughput and latency percentiles")
@@ -102,7 +103,7 @@ func run(args []string) int {
 	}
 	res, err := bench.Run(ctx, bench.Config{
 		Brokers: addrs, Topic: *topic, Partitions: int32(*parts), Records: *records, RecordBytes: *size,
-		Rate: *rate, Linger: *linger, Compression: *compress, CreateTopic: true,
+		Rate: *rate, Linger: *linger, Compression: *compress, CreateTopic: true, ProduceOnly: *prodOnly,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "streamline-bench:", err)

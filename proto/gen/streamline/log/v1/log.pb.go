@@ -309,6 +309,113 @@ func (x *ProducePartitionResult) GetLogStartOffset() int64 {
 	return 0
 }
 
+// ProduceStreamRequest is one produce request on a ProduceStream.
+type ProduceStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen by the sender, unique on the stream; echoed in the response.
+	Id            uint64          `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Request       *ProduceRequest `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProduceStreamRequest) Reset() {
+	*x = ProduceStreamRequest{}
+	mi := &file_streamline_log_v1_log_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProduceStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProduceStreamRequest) ProtoMessage() {}
+
+func (x *ProduceStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_log_v1_log_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProduceStreamRequest.ProtoReflect.Descriptor instead.
+func (*ProduceStreamRequest) Descriptor() ([]byte, []int) {
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ProduceStreamRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ProduceStreamRequest) GetRequest() *ProduceRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+// ProduceStreamResponse answers the ProduceStreamRequest with the same id.
+type ProduceStreamResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Response      *ProduceResponse       `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProduceStreamResponse) Reset() {
+	*x = ProduceStreamResponse{}
+	mi := &file_streamline_log_v1_log_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProduceStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProduceStreamResponse) ProtoMessage() {}
+
+func (x *ProduceStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_log_v1_log_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProduceStreamResponse.ProtoReflect.Descriptor instead.
+func (*ProduceStreamResponse) Descriptor() ([]byte, []int) {
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ProduceStreamResponse) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ProduceStreamResponse) GetResponse() *ProduceResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
 // FetchRequest reads several partitions led by this node.
 type FetchRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -326,7 +433,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[4]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -338,7 +445,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[4]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -351,7 +458,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{4}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *FetchRequest) GetMaxWaitMs() int32 {
@@ -405,7 +512,7 @@ type FetchPartition struct {
 
 func (x *FetchPartition) Reset() {
 	*x = FetchPartition{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[5]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -417,7 +524,7 @@ func (x *FetchPartition) String() string {
 func (*FetchPartition) ProtoMessage() {}
 
 func (x *FetchPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[5]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -430,7 +537,7 @@ func (x *FetchPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchPartition.ProtoReflect.Descriptor instead.
 func (*FetchPartition) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{5}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *FetchPartition) GetTopic() string {
@@ -485,7 +592,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[6]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -497,7 +604,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[6]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -510,7 +617,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{6}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *FetchResponse) GetPartitions() []*FetchPartitionResult {
@@ -539,7 +646,7 @@ type FetchPartitionResult struct {
 
 func (x *FetchPartitionResult) Reset() {
 	*x = FetchPartitionResult{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[7]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -551,7 +658,7 @@ func (x *FetchPartitionResult) String() string {
 func (*FetchPartitionResult) ProtoMessage() {}
 
 func (x *FetchPartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[7]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -564,7 +671,7 @@ func (x *FetchPartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchPartitionResult.ProtoReflect.Descriptor instead.
 func (*FetchPartitionResult) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{7}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *FetchPartitionResult) GetTopic() string {
@@ -641,7 +748,7 @@ type ListOffsetsRequest struct {
 
 func (x *ListOffsetsRequest) Reset() {
 	*x = ListOffsetsRequest{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[8]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +760,7 @@ func (x *ListOffsetsRequest) String() string {
 func (*ListOffsetsRequest) ProtoMessage() {}
 
 func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[8]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +773,7 @@ func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ListOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{8}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListOffsetsRequest) GetIsolationLevel() int32 {
@@ -698,7 +805,7 @@ type ListOffsetsPartition struct {
 
 func (x *ListOffsetsPartition) Reset() {
 	*x = ListOffsetsPartition{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[9]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -710,7 +817,7 @@ func (x *ListOffsetsPartition) String() string {
 func (*ListOffsetsPartition) ProtoMessage() {}
 
 func (x *ListOffsetsPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[9]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -723,7 +830,7 @@ func (x *ListOffsetsPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsPartition.ProtoReflect.Descriptor instead.
 func (*ListOffsetsPartition) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{9}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListOffsetsPartition) GetTopic() string {
@@ -771,7 +878,7 @@ type ListOffsetsResponse struct {
 
 func (x *ListOffsetsResponse) Reset() {
 	*x = ListOffsetsResponse{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[10]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -783,7 +890,7 @@ func (x *ListOffsetsResponse) String() string {
 func (*ListOffsetsResponse) ProtoMessage() {}
 
 func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[10]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -796,7 +903,7 @@ func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ListOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{10}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListOffsetsResponse) GetPartitions() []*ListOffsetsPartitionResult {
@@ -822,7 +929,7 @@ type ListOffsetsPartitionResult struct {
 
 func (x *ListOffsetsPartitionResult) Reset() {
 	*x = ListOffsetsPartitionResult{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[11]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -834,7 +941,7 @@ func (x *ListOffsetsPartitionResult) String() string {
 func (*ListOffsetsPartitionResult) ProtoMessage() {}
 
 func (x *ListOffsetsPartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[11]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -847,7 +954,7 @@ func (x *ListOffsetsPartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsPartitionResult.ProtoReflect.Descriptor instead.
 func (*ListOffsetsPartitionResult) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{11}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListOffsetsPartitionResult) GetTopic() string {
@@ -929,7 +1036,13 @@ const file_streamline_log_v1_log_proto_rawDesc = "" +
 	"\vbase_offset\x18\x05 \x01(\x03R\n" +
 	"baseOffset\x12+\n" +
 	"\x12log_append_time_ms\x18\x06 \x01(\x03R\x0flogAppendTimeMs\x12(\n" +
-	"\x10log_start_offset\x18\a \x01(\x03R\x0elogStartOffset\"\xd4\x01\n" +
+	"\x10log_start_offset\x18\a \x01(\x03R\x0elogStartOffset\"c\n" +
+	"\x14ProduceStreamRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12;\n" +
+	"\arequest\x18\x02 \x01(\v2!.streamline.log.v1.ProduceRequestR\arequest\"g\n" +
+	"\x15ProduceStreamResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12>\n" +
+	"\bresponse\x18\x02 \x01(\v2\".streamline.log.v1.ProduceResponseR\bresponse\"\xd4\x01\n" +
 	"\fFetchRequest\x12\x1e\n" +
 	"\vmax_wait_ms\x18\x01 \x01(\x05R\tmaxWaitMs\x12\x1b\n" +
 	"\tmin_bytes\x18\x02 \x01(\x05R\bminBytes\x12\x1b\n" +
@@ -983,10 +1096,11 @@ const file_streamline_log_v1_log_proto_rawDesc = "" +
 	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\x12\x1c\n" +
 	"\ttimestamp\x18\x05 \x01(\x03R\ttimestamp\x12\x16\n" +
 	"\x06offset\x18\x06 \x01(\x03R\x06offset\x12!\n" +
-	"\fleader_epoch\x18\a \x01(\x05R\vleaderEpoch2\x88\x02\n" +
+	"\fleader_epoch\x18\a \x01(\x05R\vleaderEpoch2\xf0\x02\n" +
 	"\n" +
 	"LogService\x12P\n" +
-	"\aProduce\x12!.streamline.log.v1.ProduceRequest\x1a\".streamline.log.v1.ProduceResponse\x12J\n" +
+	"\aProduce\x12!.streamline.log.v1.ProduceRequest\x1a\".streamline.log.v1.ProduceResponse\x12f\n" +
+	"\rProduceStream\x12'.streamline.log.v1.ProduceStreamRequest\x1a(.streamline.log.v1.ProduceStreamResponse(\x010\x01\x12J\n" +
 	"\x05Fetch\x12\x1f.streamline.log.v1.FetchRequest\x1a .streamline.log.v1.FetchResponse\x12\\\n" +
 	"\vListOffsets\x12%.streamline.log.v1.ListOffsetsRequest\x1a&.streamline.log.v1.ListOffsetsResponseB\xcf\x01\n" +
 	"\x15com.streamline.log.v1B\bLogProtoP\x01ZFgithub.com/streamline-dev/streamline/proto/gen/streamline/log/v1;logv1\xa2\x02\x03SLX\xaa\x02\x11Streamline.Log.V1\xca\x02\x11Streamline\\Log\\V1\xe2\x02\x1dStreamline\\Log\\V1\\GPBMetadata\xea\x02\x13Streamline::Log::V1b\x06proto3"
@@ -1003,39 +1117,45 @@ func file_streamline_log_v1_log_proto_rawDescGZIP() []byte {
 	return file_streamline_log_v1_log_proto_rawDescData
 }
 
-var file_streamline_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_streamline_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_streamline_log_v1_log_proto_goTypes = []any{
 	(*ProduceRequest)(nil),             // 0: streamline.log.v1.ProduceRequest
 	(*ProducePartition)(nil),           // 1: streamline.log.v1.ProducePartition
 	(*ProduceResponse)(nil),            // 2: streamline.log.v1.ProduceResponse
 	(*ProducePartitionResult)(nil),     // 3: streamline.log.v1.ProducePartitionResult
-	(*FetchRequest)(nil),               // 4: streamline.log.v1.FetchRequest
-	(*FetchPartition)(nil),             // 5: streamline.log.v1.FetchPartition
-	(*FetchResponse)(nil),              // 6: streamline.log.v1.FetchResponse
-	(*FetchPartitionResult)(nil),       // 7: streamline.log.v1.FetchPartitionResult
-	(*ListOffsetsRequest)(nil),         // 8: streamline.log.v1.ListOffsetsRequest
-	(*ListOffsetsPartition)(nil),       // 9: streamline.log.v1.ListOffsetsPartition
-	(*ListOffsetsResponse)(nil),        // 10: streamline.log.v1.ListOffsetsResponse
-	(*ListOffsetsPartitionResult)(nil), // 11: streamline.log.v1.ListOffsetsPartitionResult
+	(*ProduceStreamRequest)(nil),       // 4: streamline.log.v1.ProduceStreamRequest
+	(*ProduceStreamResponse)(nil),      // 5: streamline.log.v1.ProduceStreamResponse
+	(*FetchRequest)(nil),               // 6: streamline.log.v1.FetchRequest
+	(*FetchPartition)(nil),             // 7: streamline.log.v1.FetchPartition
+	(*FetchResponse)(nil),              // 8: streamline.log.v1.FetchResponse
+	(*FetchPartitionResult)(nil),       // 9: streamline.log.v1.FetchPartitionResult
+	(*ListOffsetsRequest)(nil),         // 10: streamline.log.v1.ListOffsetsRequest
+	(*ListOffsetsPartition)(nil),       // 11: streamline.log.v1.ListOffsetsPartition
+	(*ListOffsetsResponse)(nil),        // 12: streamline.log.v1.ListOffsetsResponse
+	(*ListOffsetsPartitionResult)(nil), // 13: streamline.log.v1.ListOffsetsPartitionResult
 }
 var file_streamline_log_v1_log_proto_depIdxs = []int32{
 	1,  // 0: streamline.log.v1.ProduceRequest.partitions:type_name -> streamline.log.v1.ProducePartition
 	3,  // 1: streamline.log.v1.ProduceResponse.partitions:type_name -> streamline.log.v1.ProducePartitionResult
-	5,  // 2: streamline.log.v1.FetchRequest.partitions:type_name -> streamline.log.v1.FetchPartition
-	7,  // 3: streamline.log.v1.FetchResponse.partitions:type_name -> streamline.log.v1.FetchPartitionResult
-	9,  // 4: streamline.log.v1.ListOffsetsRequest.partitions:type_name -> streamline.log.v1.ListOffsetsPartition
-	11, // 5: streamline.log.v1.ListOffsetsResponse.partitions:type_name -> streamline.log.v1.ListOffsetsPartitionResult
-	0,  // 6: streamline.log.v1.LogService.Produce:input_type -> streamline.log.v1.ProduceRequest
-	4,  // 7: streamline.log.v1.LogService.Fetch:input_type -> streamline.log.v1.FetchRequest
-	8,  // 8: streamline.log.v1.LogService.ListOffsets:input_type -> streamline.log.v1.ListOffsetsRequest
-	2,  // 9: streamline.log.v1.LogService.Produce:output_type -> streamline.log.v1.ProduceResponse
-	6,  // 10: streamline.log.v1.LogService.Fetch:output_type -> streamline.log.v1.FetchResponse
-	10, // 11: streamline.log.v1.LogService.ListOffsets:output_type -> streamline.log.v1.ListOffsetsResponse
-	9,  // [9:12] is the sub-list for method output_type
-	6,  // [6:9] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	0,  // 2: streamline.log.v1.ProduceStreamRequest.request:type_name -> streamline.log.v1.ProduceRequest
+	2,  // 3: streamline.log.v1.ProduceStreamResponse.response:type_name -> streamline.log.v1.ProduceResponse
+	7,  // 4: streamline.log.v1.FetchRequest.partitions:type_name -> streamline.log.v1.FetchPartition
+	9,  // 5: streamline.log.v1.FetchResponse.partitions:type_name -> streamline.log.v1.FetchPartitionResult
+	11, // 6: streamline.log.v1.ListOffsetsRequest.partitions:type_name -> streamline.log.v1.ListOffsetsPartition
+	13, // 7: streamline.log.v1.ListOffsetsResponse.partitions:type_name -> streamline.log.v1.ListOffsetsPartitionResult
+	0,  // 8: streamline.log.v1.LogService.Produce:input_type -> streamline.log.v1.ProduceRequest
+	4,  // 9: streamline.log.v1.LogService.ProduceStream:input_type -> streamline.log.v1.ProduceStreamRequest
+	6,  // 10: streamline.log.v1.LogService.Fetch:input_type -> streamline.log.v1.FetchRequest
+	10, // 11: streamline.log.v1.LogService.ListOffsets:input_type -> streamline.log.v1.ListOffsetsRequest
+	2,  // 12: streamline.log.v1.LogService.Produce:output_type -> streamline.log.v1.ProduceResponse
+	5,  // 13: streamline.log.v1.LogService.ProduceStream:output_type -> streamline.log.v1.ProduceStreamResponse
+	8,  // 14: streamline.log.v1.LogService.Fetch:output_type -> streamline.log.v1.FetchResponse
+	12, // 15: streamline.log.v1.LogService.ListOffsets:output_type -> streamline.log.v1.ListOffsetsResponse
+	12, // [12:16] is the sub-list for method output_type
+	8,  // [8:12] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_streamline_log_v1_log_proto_init() }
@@ -1049,7 +1169,7 @@ func file_streamline_log_v1_log_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_streamline_log_v1_log_proto_rawDesc), len(file_streamline_log_v1_log_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,9 +29,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	LogService_Produce_FullMethodName     = "/streamline.log.v1.LogService/Produce"
-	LogService_Fetch_FullMethodName       = "/streamline.log.v1.LogService/Fetch"
-	LogService_ListOffsets_FullMethodName = "/streamline.log.v1.LogService/ListOffsets"
+	LogService_Produce_FullMethodName       = "/streamline.log.v1.LogService/Produce"
+	LogService_ProduceStream_FullMethodName = "/streamline.log.v1.LogService/ProduceStream"
+	LogService_Fetch_FullMethodName         = "/streamline.log.v1.LogService/Fetch"
+	LogService_ListOffsets_FullMethodName   = "/streamline.log.v1.LogService/ListOffsets"
 )
 
 // LogServiceClient is the client API for LogService service.
@@ -43,6 +44,13 @@ type LogServiceClient interface {
 	// Produce appends one record batch per partition. It answers once each
 	// batch is durable as its topic's storage mode defines (local: WAL fsync).
 	Produce(ctx context.Context, in *ProduceRequest, opts ...grpc.CallOption) (*ProduceResponse, error)
+	// ProduceStream carries many produce requests on one ordered stream. The
+	// node hands each request's batches to its partitions in stream order
+	// before reading the next message, then answers each request (tagged with
+	// its id) as soon as it is durable, possibly out of order. Gateways use
+	// it so that a client's pipelined produces keep their order without
+	// waiting for each other's durability.
+	ProduceStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ProduceStreamRequest, ProduceStreamResponse], error)
 	// Fetch reads whole record batches, long-polling up to max_wait_ms until
 	// min_bytes are available.
 	Fetch(ctx context.Context, in *FetchRequest, opts ...grpc.CallOption) (*FetchResponse, error)
@@ -67,6 +75,19 @@ func (c *logServiceClient) Produce(ctx context.Context, in *ProduceRequest, opts
 	}
 	return out, nil
 }
+
+func (c *logServiceClient) ProduceStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ProduceStreamRequest, ProduceStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &LogService_ServiceDesc.Streams[0], LogService_ProduceStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ProduceStreamRequest, ProduceStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type LogService_ProduceStreamClient = grpc.BidiStreamingClient[ProduceStreamRequest, ProduceStreamResponse]
 
 func (c *logServiceClient) Fetch(ctx context.Context, in *FetchRequest, opts ...grpc.CallOption) (*FetchResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -97,6 +118,13 @@ type LogServiceServer interface {
 	// Produce appends one record batch per partition. It answers once each
 	// batch is durable as its topic's storage mode defines (local: WAL fsync).
 	Produce(context.Context, *ProduceRequest) (*ProduceResponse, error)
+	// ProduceStream carries many produce requests on one ordered stream. The
+	// node hands each request's batches to its partitions in stream order
+	// before reading the next message, then answers each request (tagged with
+	// its id) as soon as it is durable, possibly out of order. Gateways use
+	// it so that a client's pipelined produces keep their order without
+	// waiting for each other's durability.
+	ProduceStream(grpc.BidiStreamingServer[ProduceStreamRequest, ProduceStreamResponse]) error
 	// Fetch reads whole record batches, long-polling up to max_wait_ms until
 	// min_bytes are available.
 	Fetch(context.Context, *FetchRequest) (*FetchResponse, error)
@@ -114,6 +142,9 @@ type UnimplementedLogServiceServer struct{}
 
 func (UnimplementedLogServiceServer) Produce(context.Context, *ProduceRequest) (*ProduceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Produce not implemented")
+}
+func (UnimplementedLogServiceServer) ProduceStream(grpc.BidiStreamingServer[ProduceStreamRequest, ProduceStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method ProduceStream not implemented")
 }
 func (UnimplementedLogServiceServer) Fetch(context.Context, *FetchRequest) (*FetchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Fetch not implemented")
@@ -159,6 +190,13 @@ func _LogService_Produce_Handler(srv interface{}, ctx context.Context, dec func(
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _LogService_ProduceStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(LogServiceServer).ProduceStream(&grpc.GenericServerStream[ProduceStreamRequest, ProduceStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type LogService_ProduceStreamServer = grpc.BidiStreamingServer[ProduceStreamRequest, ProduceStreamResponse]
 
 func _LogService_Fetch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(FetchRequest)
@@ -216,6 +254,13 @@ var LogService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _LogService_ListOffsets_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ProduceStream",
+			Handler:       _LogService_ProduceStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "streamline/log/v1/log.proto",
 }

@@ -1,0 +1,91 @@
+package logrpc
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/streamline-dev/streamline/logsvc/partition"
+	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
+)
+
+// ProduceStream implements LogService.ProduceStream. Requests are submitted
+// to their partitions strictly in stream order (this goroutine does it, one
+// request after the other), which is what keeps a Kafka client's pipelined
+// produces in order; their durability is awaited concurrently and each is
+// answered as soon as it is known.
+func (s *Server) ProduceStream(stream logv1.LogService_ProduceStreamServer) error {
+	var (
+		sendMu  sync.Mutex
+		sendErr error
+		wg      sync.WaitGroup
+	)
+	defer wg.Wait()
+	send := func(resp *logv1.ProduceStreamResponse) {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		if sendErr == nil {
+			sendErr = stream.Send(resp)
+		}
+	}
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		req := msg.GetRequest()
+		id := msg.GetId()
+		results, pending := s.submit(req)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := stream.Context()
+			if t := req.GetTimeoutMs(); t > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, time.Duration(t)*time.Millisecond)
+				defer cancel()
+			}
+			for i, w := range pending {
+				if w != nil {
+					fill(results[i], w.Wait(ctx))
+				}
+			}
+			send(&logv1.ProduceStreamResponse{Id: id, Response: &logv1.ProduceResponse{Partitions: results}})
+		}()
+	}
+}
+
+// submit hands every partition's batch to its partition, in request order,
+// and returns the result slots and what is still pending.
+func (s *Server) submit(req *logv1.ProduceRequest) ([]*logv1.ProducePartitionResult, []*partition.Pending) {
+	results := make([]*logv1.ProducePartitionResult, len(req.GetPartitions()))
+	pending := make([]*partition.Pending, len(req.GetPartitions()))
+	badAcks := req.GetAcks() != -1 && req.GetAcks() != 0 && req.GetAcks() != 1
+	for i, pp := range req.GetPartitions() {
+		r := &logv1.ProducePartitionResult{Topic: pp.GetTopic(), Partition: pp.GetPartition(), BaseOffset: -1, LogAppendTimeMs: -1, LogStartOffset: -1}
+		results[i] = r
+		if badAcks {
+			r.ErrorCode, r.ErrorMessage = int32(kerr.InvalidRequiredAcks.Code), "acks must be -1, 0 or 1"
+			continue
+		}
+		p, kerrCode := s.parts.Lookup(pp.GetTopic(), pp.GetTopicId(), pp.GetPartition())
+		if kerrCode != nil {
+			r.ErrorCode = code(kerrCode)
+			continue
+		}
+		pending[i] = p.Submit(pp.GetRecords())
+	}
+	return results, pending
+}
+
+func fill(r *logv1.ProducePartitionResult, res partition.ProduceResult) {
+	r.ErrorCode, r.ErrorMessage = code(res.Err), res.Message
+	r.BaseOffset, r.LogStartOffset = res.BaseOffset, res.LogStartOffset
+}
