@@ -90,6 +90,7 @@ type Server struct {
 	up   *uploader.Uploader
 	gw   *gateway.Gateway
 
+	stopping  chan struct{} // closed when Close begins
 	done      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
@@ -104,7 +105,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, done: make(chan struct{})}
+	s := &Server{cfg: cfg, stopping: make(chan struct{}), done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -193,8 +194,13 @@ func (s *Server) watch() {
 		s.cfg.Logger.Error("embedded etcd failed", "err", err)
 	case <-s.node.Done():
 		s.cfg.Logger.Error("log service lost its etcd lease")
-	case <-s.done:
+	case <-s.stopping:
 		return
+	}
+	select {
+	case <-s.stopping: // a component stopped because Close is stopping it
+		return
+	default:
 	}
 	s.Close()
 }
@@ -214,6 +220,7 @@ func (s *Server) Done() <-chan struct{} { return s.done }
 // Close stops everything in reverse start order. Idempotent.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		close(s.stopping)
 		if s.gw != nil {
 			s.closeErr = errors.Join(s.closeErr, s.gw.Close())
 		}

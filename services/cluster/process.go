@@ -46,6 +46,14 @@ func Binary(t testing.TB, pkg string) string {
 	return out
 }
 
+// RemoveBinaries deletes what Binary built; call it from TestMain after
+// the tests ran.
+func RemoveBinaries() {
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+}
+
 func repoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
