@@ -6,32 +6,51 @@ import (
 	"testing"
 )
 
-func TestParseFlags(t *testing.T) {
-	env := map[string]string{"STREAMLINE_NODE_ID": "4", "STREAMLINE_AUTO_CREATE_TOPICS": "true", "STREAMLINE_KAFKA_ADDR": ":1"}
-	o, err := parseFlags([]string{"--kafka-addr", ":2", "--log-level", "debug"}, func(k string) string { return env[k] }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
+func parse(t *testing.T, args []string) (*options, error) {
+	t.Helper()
+	o := newOptions()
+	o.fs.SetOutput(io.Discard)
+	if err := o.fs.FlagSet.Parse(args); err != nil {
+		return o, err
 	}
-	if o.nodeID != 4 || !o.autoCreate || o.kafkaAddr != ":2" || o.logLevel.String() != "DEBUG" {
-		t.Fatalf("parsed %+v", o)
-	}
+	return o, o.validate()
+}
 
+func TestFlagsFromEnvironment(t *testing.T) {
+	t.Setenv("STREAMLINE_NODE_ID", "4")
+	t.Setenv("STREAMLINE_AUTO_CREATE_TOPICS", "true")
+	t.Setenv("STREAMLINE_KAFKA_ADDR", ":1")
+	o := newOptions()
+	o.fs.SetOutput(io.Discard)
+	if code, ok := o.fs.Parse([]string{"--kafka-addr", ":2"}); !ok {
+		t.Fatalf("parse: exit %d", code)
+	}
+	if *o.nodeID != 4 || !*o.autoCreate || *o.kafkaAddr != ":2" {
+		t.Fatalf("parsed node %d auto %v addr %s", *o.nodeID, *o.autoCreate, *o.kafkaAddr)
+	}
+}
+
+func TestBadFlagsAreNamed(t *testing.T) {
 	for _, tc := range []struct {
 		args    []string
-		env     map[string]string
 		wantErr string
 	}{
-		{[]string{"--default-partitions", "x"}, nil, "default-partitions"},
-		{nil, map[string]string{"STREAMLINE_NODE_ID": "seven"}, "--node-id (from STREAMLINE_NODE_ID)"},
-		{[]string{"--default-storage-mode", "tape"}, nil, "--default-storage-mode"},
-		{[]string{"--default-storage-mode", "diskless"}, nil, "--default-storage-mode"},
-		{[]string{"--default-partitions", "0"}, nil, "--default-partitions"},
-		{[]string{"--node-id", "-1"}, nil, "--node-id"},
-		{[]string{"--log-level", "loud"}, nil, "log-level"},
+		{[]string{"--default-partitions", "x"}, "default-partitions"},
+		{[]string{"--default-storage-mode", "tape"}, "--default-storage-mode"},
+		{[]string{"--default-storage-mode", "diskless"}, "--default-storage-mode"},
+		{[]string{"--default-partitions", "0"}, "--default-partitions"},
+		{[]string{"--node-id", "-1"}, "--node-id"},
 	} {
-		_, err := parseFlags(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+		_, err := parse(t, tc.args)
 		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-			t.Errorf("%v %v: error %v, want one naming %q", tc.args, tc.env, err, tc.wantErr)
+			t.Errorf("%v: error %v, want one naming %q", tc.args, err, tc.wantErr)
 		}
+	}
+	if code := run([]string{"--log-level", "loud"}); code != 2 {
+		t.Errorf("--log-level loud: exit %d, want 2", code)
+	}
+	t.Setenv("STREAMLINE_NODE_ID", "seven")
+	if code := run(nil); code != 2 {
+		t.Errorf("STREAMLINE_NODE_ID=seven: exit %d, want 2", code)
 	}
 }

@@ -8,24 +8,19 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/streamline-dev/streamline/services/allinone"
-	"github.com/streamline-dev/streamline/shared/envflag"
-	"github.com/streamline-dev/streamline/shared/logging"
 	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/svcmain"
 )
 
 func main() { os.Exit(run(os.Args[1:])) }
 
 func run(args []string) int {
 	d := allinone.Default()
-	fs := flag.NewFlagSet("streamline", flag.ContinueOnError)
+	fs := svcmain.NewFlags("streamline", "streamline: the all-in-one Streamline server", false)
 	fs.StringVar(&d.DataDir, "data-dir", d.DataDir, "directory for all data (etcd, WAL, segments)")
 	fs.StringVar(&d.KafkaAddr, "kafka-addr", d.KafkaAddr, "Kafka protocol listen address")
 	fs.StringVar(&d.AdvertisedKafkaAddr, "advertised-kafka-addr", "", "address clients are told to connect to (default: --kafka-addr)")
@@ -38,46 +33,44 @@ func run(args []string) int {
 	parts := fs.Int("default-partitions", int(d.DefaultPartitions), "partitions of auto-created topics and CreateTopics with -1")
 	mode := fs.String("default-storage-mode", string(d.DefaultStorageMode), "storage mode of topics created without storage.mode (local, hybrid, diskless)")
 	fs.BoolVar(&d.UnsafeNoFsync, "unsafe-no-fsync", false, "skip WAL fsync (benchmarks only: acknowledged data may be lost on a crash)")
-	level := fs.String("log-level", "info", "debug, info, warn or error")
-	fs.Usage = envflag.Usage(fs, "streamline: the all-in-one Streamline server")
-	if err := envflag.Parse(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(os.Stderr, "streamline:", err)
-		return 2
+	if code, ok := fs.Parse(args); !ok {
+		return code
 	}
 	d.DefaultPartitions = int32(*parts)
 	d.DefaultStorageMode = meta.StorageMode(*mode)
-	log, err := logging.New(os.Stderr, *level)
+	log, err := fs.Logger()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "streamline: --log-level:", err)
-		return 2
+		fs.Fail("%v", err)
+		return svcmain.ExitUsage
 	}
 	d.Logger = log
 	if err := d.Validate(); err != nil {
-		fmt.Fprintln(os.Stderr, "streamline:", err)
-		return 2
+		fs.Fail("%v", err)
+		return svcmain.ExitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	s, err := allinone.Start(ctx, d)
-	if err != nil {
-		log.Error("start failed", "err", err)
-		return 1
+	srv := &server{cfg: d}
+	return svcmain.Run(log, srv, func() {
+		fmt.Printf("Streamline is ready. Kafka clients connect to %s (etcd at %s, data in %s)\n",
+			srv.s.KafkaAddr(), srv.s.EtcdEndpoint(), d.DataDir)
+	})
+}
+
+// server adapts allinone.Start to svcmain.Service.
+type server struct {
+	cfg allinone.Config
+	s   *allinone.Server
+}
+
+func (a *server) Start(ctx context.Context) (err error) {
+	a.s, err = allinone.Start(ctx, a.cfg)
+	return err
+}
+
+func (a *server) Done() <-chan struct{} { return a.s.Done() }
+
+func (a *server) Close() error {
+	if a.s == nil {
+		return nil
 	}
-	fmt.Printf("Streamline is ready. Kafka clients connect to %s (etcd at %s, data in %s)\n", s.KafkaAddr(), s.EtcdEndpoint(), d.DataDir)
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case <-s.Done():
-		log.Error("a component stopped; shutting down")
-		s.Close()
-		return 1
-	}
-	if err := s.Close(); err != nil {
-		log.Error("close", "err", err)
-		return 1
-	}
-	return 0
+	return a.s.Close()
 }

@@ -1,0 +1,131 @@
+// Package svcmain is the shared skeleton of every Streamline binary's main:
+// flags that can also come from STREAMLINE_* variables, a --log-level, an
+// etcd client, signal handling, and the exit-code convention
+// (0: clean stop, 1: failure at run time, 2: bad flags).
+package svcmain
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/streamline-dev/streamline/shared/envflag"
+	"github.com/streamline-dev/streamline/shared/logging"
+	"github.com/streamline-dev/streamline/shared/meta"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitUsage   = 2
+)
+
+// Flags is a binary's flag set plus the flags every binary has.
+type Flags struct {
+	*flag.FlagSet
+	name     string
+	logLevel *string
+	etcd     *string
+}
+
+// NewFlags returns a flag set for the binary name, described by summary
+// in --help. withEtcd adds --etcd-endpoints.
+func NewFlags(name, summary string, withEtcd bool) *Flags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	f := &Flags{FlagSet: fs, name: name}
+	f.logLevel = fs.String("log-level", "info", "debug, info, warn or error")
+	if withEtcd {
+		f.etcd = fs.String("etcd-endpoints", "http://127.0.0.1:2379", "comma-separated etcd endpoints")
+	}
+	fs.Usage = envflag.Usage(fs, summary)
+	return f
+}
+
+// Parse parses args (and the environment). On failure it prints why,
+// naming the flag, and returns the exit code main must return; ok is true
+// when the program should go on.
+func (f *Flags) Parse(args []string) (code int, ok bool) {
+	if err := envflag.Parse(f.FlagSet, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK, false
+		}
+		f.Fail("%v", err)
+		return ExitUsage, false
+	}
+	return 0, true
+}
+
+// Fail prints a usage error prefixed with the binary's name.
+func (f *Flags) Fail(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s: %s\n", f.name, fmt.Sprintf(format, args...))
+}
+
+// Logger builds the logger from --log-level.
+func (f *Flags) Logger() (*slog.Logger, error) {
+	log, err := logging.New(os.Stderr, *f.logLevel)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return log, nil
+}
+
+// Etcd connects to --etcd-endpoints.
+func (f *Flags) Etcd() (*clientv3.Client, error) {
+	cli, err := meta.Dial(*f.etcd)
+	if err != nil {
+		return nil, fmt.Errorf("--etcd-endpoints: %w", err)
+	}
+	return cli, nil
+}
+
+// Service is what Run drives: an embeddable service with Start and an
+// idempotent Close.
+type Service interface {
+	Start(ctx context.Context) error
+	Close() error
+}
+
+// failing is implemented by services that can stop by themselves after
+// Start, for example when their etcd lease is lost.
+type failing interface{ Done() <-chan struct{} }
+
+// Run starts svc and keeps it running until SIGINT or SIGTERM (then it
+// closes svc and returns ExitOK) or until svc stops by itself (ExitFailure).
+// onReady, if set, runs once svc has started.
+func Run(log *slog.Logger, svc Service, onReady func()) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := svc.Start(ctx); err != nil {
+		log.Error("start failed", "err", err)
+		svc.Close()
+		return ExitFailure
+	}
+	if onReady != nil {
+		onReady()
+	}
+	var died <-chan struct{}
+	if f, ok := svc.(failing); ok {
+		died = f.Done()
+	}
+	code := ExitOK
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case <-died:
+		log.Error("stopped by itself (etcd lease lost or a component failed); exiting")
+		code = ExitFailure
+	}
+	if err := svc.Close(); err != nil {
+		log.Error("close", "err", err)
+		code = ExitFailure
+	}
+	return code
+}

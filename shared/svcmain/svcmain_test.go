@@ -1,0 +1,69 @@
+package svcmain
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+)
+
+type fakeSvc struct {
+	startErr error
+	done     chan struct{}
+	closed   int
+}
+
+func (s *fakeSvc) Start(context.Context) error { return s.startErr }
+func (s *fakeSvc) Close() error                { s.closed++; return nil }
+func (s *fakeSvc) Done() <-chan struct{}       { return s.done }
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func TestRunExitCodes(t *testing.T) {
+	// A start failure is exit 1 and still closes what was started.
+	s := &fakeSvc{startErr: errors.New("boom")}
+	if code := Run(quiet(), s, nil); code != ExitFailure || s.closed != 1 {
+		t.Fatalf("start failure: code %d closed %d", code, s.closed)
+	}
+	// Stopping by itself is exit 1.
+	s = &fakeSvc{done: make(chan struct{})}
+	close(s.done)
+	if code := Run(quiet(), s, nil); code != ExitFailure || s.closed != 1 {
+		t.Fatalf("died: code %d closed %d", code, s.closed)
+	}
+	// SIGTERM is a clean exit 0.
+	s = &fakeSvc{done: make(chan struct{})}
+	ready := make(chan struct{})
+	go func() {
+		<-ready
+		time.Sleep(50 * time.Millisecond)
+		syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	}()
+	if code := Run(quiet(), s, func() { close(ready) }); code != ExitOK || s.closed != 1 {
+		t.Fatalf("sigterm: code %d closed %d", code, s.closed)
+	}
+}
+
+func TestParseReportsBadFlags(t *testing.T) {
+	f := NewFlags("x", "x", true)
+	f.SetOutput(io.Discard)
+	n := f.Int("n", 1, "")
+	if code, ok := f.Parse([]string{"--n", "3"}); !ok || code != 0 || *n != 3 {
+		t.Fatalf("good flags: %d %v %d", code, ok, *n)
+	}
+	f = NewFlags("x", "x", true)
+	f.SetOutput(io.Discard)
+	f.Int("n", 1, "")
+	if code, ok := f.Parse([]string{"--n", "three"}); ok || code != ExitUsage {
+		t.Fatalf("bad flag: %d %v", code, ok)
+	}
+	f = NewFlags("x", "x", false)
+	f.SetOutput(io.Discard)
+	if code, ok := f.Parse([]string{"--help"}); ok || code != ExitOK {
+		t.Fatalf("help: %d %v", code, ok)
+	}
+}
