@@ -168,7 +168,8 @@ func fail(e *kerr.Error, format string, args ...any) ProduceResult {
 
 // Produce validates and appends one record batch, and returns once it is
 // durable (or failed, or ctx ended: REQUEST_TIMED_OUT, in which case the
-// batch may still become durable, as in Kafka).
+// batch may still become durable, as in Kafka). Like Submit, it takes
+// ownership of batch.
 func (p *Partition) Produce(ctx context.Context, batch []byte) ProduceResult {
 	return p.Submit(batch).Wait(ctx)
 }
@@ -186,7 +187,9 @@ type Pending struct {
 
 // Submit validates the batch, assigns its offset and hands it to storage,
 // without waiting for durability. Batches submitted one after another are
-// appended in that order; Wait reports the outcome.
+// appended in that order; Wait reports the outcome. Submit takes ownership
+// of batch: it patches the offset fields in place and storage keeps the
+// slice, so the caller must not reuse it (gRPC request buffers are not).
 func (p *Partition) Submit(batch []byte) *Pending {
 	known := func(r ProduceResult) *Pending { return &Pending{p: p, done: r, known: true} }
 	h, err := recbatch.ValidateProduce(batch)
@@ -204,9 +207,6 @@ func (p *Partition) Submit(batch []byte) *Pending {
 	if h.Transactional() {
 		return known(fail(kerr.InvalidTxnState, "transactional batches are not supported yet"))
 	}
-	// The batch is ours now: patching must not alter the caller's buffer.
-	batch = append([]byte(nil), batch...)
-
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.failed != nil {
