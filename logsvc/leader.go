@@ -114,6 +114,7 @@ func (l *leader) open(t meta.Topic, pa meta.Partition) error {
 	}
 	p, err := partition.Open(partition.Config{
 		Topic: t, Partition: pa.Partition, LeaderEpoch: pa.LeaderEpoch, Defaults: l.n.cfg.TopicDefaults, Log: lg, Logger: l.n.log,
+		Fence: l.n.partitionFence(pa),
 	})
 	if err != nil {
 		lg.Close()

@@ -18,12 +18,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"google.golang.org/grpc"
 
+	"github.com/streamline-dev/streamline/logsvc/controller"
 	"github.com/streamline-dev/streamline/logsvc/logrpc"
 	"github.com/streamline-dev/streamline/logsvc/storage"
 	"github.com/streamline-dev/streamline/logsvc/storage/localstore"
@@ -98,9 +100,11 @@ type Node struct {
 	local   *localstore.Engine
 	parts   *leader
 
-	lis  net.Listener
-	grpc *grpc.Server
-	sess *concurrency.Session
+	lis   net.Listener
+	grpc  *grpc.Server
+	sess  *concurrency.Session
+	fence atomic.Pointer[fencer]
+	ctrl  *controller.Controller
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -169,9 +173,20 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	n.wg.Add(2)
+	fence := newFencer(n.cfg.Etcd, n.store.LogNodeKey(n.cfg.ID), n.sess.Lease())
+	n.fence.Store(fence)
+	n.ctrl = controller.New(controller.Config{NodeID: n.cfg.ID, Store: n.store, Cache: n.cache, Session: n.sess, Logger: n.log})
+	n.wg.Add(4)
+	go func() { defer n.wg.Done(); fence.run(bg) }()
+	go func() {
+		defer n.wg.Done()
+		if err := n.ctrl.Run(bg); err != nil && bg.Err() == nil {
+			n.log.Error("controller candidate stopped", "err", err)
+		}
+	}()
 	go n.watchAssignments(bg)
 	go n.retentionLoop(bg)
+	n.log.Info("registered; partitions move away if this node's lease is not renewed within the session TTL", "session_ttl", n.cfg.SessionTTL)
 	n.log.Info("log service started", "grpc", n.Addr(), "data_dir", n.cfg.DataDir)
 	return nil
 }
@@ -189,6 +204,9 @@ func (n *Node) Addr() string {
 	}
 	return n.lis.Addr().String()
 }
+
+// IsController reports whether this node is the elected controller.
+func (n *Node) IsController() bool { return n.ctrl != nil && n.ctrl.IsLeader() }
 
 // Done is closed when the node's etcd session ends (lease lost): a node that
 // lost its lease must stop, since others may already lead its partitions.

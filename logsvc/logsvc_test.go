@@ -39,7 +39,8 @@ func dial(t *testing.T, addr string) logv1.LogServiceClient {
 	return logv1.NewLogServiceClient(conn)
 }
 
-// produceUntilLed retries while the node has not opened the partition yet.
+// produceUntilLed retries while the node has not seen or opened the
+// partition yet.
 func produceUntilLed(t *testing.T, c logv1.LogServiceClient, topic meta.Topic, batch []byte) *logv1.ProducePartitionResult {
 	t.Helper()
 	for i := 0; i < 200; i++ {
@@ -50,7 +51,9 @@ func produceUntilLed(t *testing.T, c logv1.LogServiceClient, topic meta.Topic, b
 			t.Fatal(err)
 		}
 		r := resp.Partitions[0]
-		if r.ErrorCode != int32(kerr.NotLeaderForPartition.Code) {
+		// Until the node's metadata watch has delivered the new topic and
+		// the node has opened the partition, the answers are retriable.
+		if r.ErrorCode != int32(kerr.NotLeaderForPartition.Code) && r.ErrorCode != int32(kerr.UnknownTopicOrPartition.Code) {
 			return r
 		}
 		time.Sleep(25 * time.Millisecond)

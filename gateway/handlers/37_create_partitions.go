@@ -111,7 +111,7 @@ func (h *Handlers) addPartitions(ctx context.Context, topic string, total int32)
 	var err error
 	for range addPartitionsAttempts {
 		var rev int64
-		rev, err = h.store.AddPartitions(ctx, topic, total, h.cache.LogNodes())
+		rev, err = h.store.AddPartitions(ctx, topic, total, h.cache.LogNodesByLoad())
 		if !errors.Is(err, meta.ErrConflict) {
 			return rev, err
 		}

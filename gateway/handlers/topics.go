@@ -67,7 +67,7 @@ func (h *Handlers) buildTopic(name string, partitions int32, rf int16, configs [
 // createTopic stores t, placing partitions on the live log-service nodes,
 // and returns the etcd revision to wait for.
 func (h *Handlers) createTopic(ctx context.Context, t *meta.Topic) (int64, *kerr.Error, string) {
-	rev, err := h.store.CreateTopic(ctx, t, h.cache.LogNodes())
+	rev, err := h.store.CreateTopic(ctx, t, h.cache.LogNodesByLoad())
 	switch {
 	case err == nil:
 		return rev, nil, ""

@@ -36,6 +36,11 @@ type Config struct {
 	Defaults    meta.Defaults
 	Log         storage.Log
 	Logger      *slog.Logger
+	// Fence, if set, is called after a batch is durable and before it is
+	// acknowledged; an error means this node may no longer lead the
+	// partition (its lease or epoch moved on), and the producer gets
+	// NOT_LEADER_OR_FOLLOWER instead of an ack.
+	Fence func(ctx context.Context) error
 }
 
 // Partition is a led partition. Safe for concurrent use.
@@ -49,7 +54,10 @@ type Partition struct {
 	mu         sync.Mutex
 	nextOffset int64
 	producers  *producerstate.State
-	failed     error
+	failed     error // storage failed: KAFKA_STORAGE_ERROR from now on
+	closed     bool  // no longer led here: NOT_LEADER_OR_FOLLOWER from now on
+
+	epochs epochCache // leader-epoch history (epochs.go)
 
 	hwm      atomic.Int64
 	notifyMu sync.Mutex
@@ -70,7 +78,8 @@ type completion struct {
 const completionQueue = 4096
 
 // Open takes the lead of a partition whose storage is cfg.Log: it rebuilds
-// the idempotent-producer state from the stored batch headers.
+// the idempotent-producer state and the leader-epoch history from the
+// stored batch headers.
 func Open(cfg Config) (*Partition, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -86,6 +95,7 @@ func Open(cfg Config) (*Partition, error) {
 		done:            make(chan struct{}),
 	}
 	err := p.log.ScanHeaders(p.log.StartOffset(), func(h recbatch.Header) error {
+		p.epochs.observe(h.PartitionLeaderEpoch, h.BaseOffset)
 		if h.Idempotent() && !h.Control() {
 			p.producers.Update(h.ProducerID, h.ProducerEpoch, producerstate.Batch{
 				FirstSeq: h.BaseSequence, LastSeq: h.LastSequence(), BaseOffset: h.BaseOffset, LastOffset: h.LastOffset(),
@@ -209,6 +219,9 @@ func (p *Partition) Submit(batch []byte) *Pending {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		return known(fail(kerr.NotLeaderForPartition, "partition %s-%d is no longer led by this node", p.cfg.Topic.Name, p.cfg.Partition))
+	}
 	if p.failed != nil {
 		return known(fail(kerr.KafkaStorageError, "partition storage failed: %v", p.failed))
 	}
@@ -226,6 +239,7 @@ func (p *Partition) Submit(batch []byte) *Pending {
 	base := p.nextOffset
 	recbatch.SetBaseOffset(batch, base)
 	recbatch.SetPartitionLeaderEpoch(batch, p.cfg.LeaderEpoch)
+	p.epochs.observe(p.cfg.LeaderEpoch, base)
 	h.BaseOffset = base
 	p.nextOffset = h.NextOffset()
 	if h.Idempotent() {
@@ -252,6 +266,9 @@ func (w *Pending) Wait(ctx context.Context) ProduceResult {
 		if err != nil {
 			return fail(kerr.KafkaStorageError, "%v", err)
 		}
+		if r, fenced := w.p.fence(ctx); fenced {
+			return r
+		}
 		return ProduceResult{BaseOffset: w.offset, LogStartOffset: w.p.log.StartOffset()}
 	case <-ctx.Done():
 		return fail(kerr.RequestTimedOut, "batch not durable before the request timeout")
@@ -264,13 +281,19 @@ func (p *Partition) answerDuplicate(ctx context.Context, dup producerstate.Batch
 	for {
 		ch := p.Changed()
 		if p.hwm.Load() > dup.LastOffset {
+			if r, fenced := p.fence(ctx); fenced {
+				return r
+			}
 			return ProduceResult{BaseOffset: dup.BaseOffset, LogStartOffset: p.log.StartOffset()}
 		}
 		p.mu.Lock()
-		failed := p.failed
+		failed, closed := p.failed, p.closed
 		p.mu.Unlock()
-		if failed != nil {
+		switch {
+		case failed != nil:
 			return fail(kerr.KafkaStorageError, "partition storage failed: %v", failed)
+		case closed:
+			return fail(kerr.NotLeaderForPartition, "partition %s-%d is no longer led by this node", p.cfg.Topic.Name, p.cfg.Partition)
 		}
 		select {
 		case <-ch:
@@ -280,14 +303,27 @@ func (p *Partition) answerDuplicate(ctx context.Context, dup producerstate.Batch
 	}
 }
 
+// fence runs the configured leadership check; fenced reports a failed one,
+// with the result to answer instead of the ack.
+func (p *Partition) fence(ctx context.Context) (ProduceResult, bool) {
+	if p.cfg.Fence == nil {
+		return ProduceResult{}, false
+	}
+	if err := p.cfg.Fence(ctx); err != nil {
+		if ctx.Err() != nil {
+			return fail(kerr.RequestTimedOut, "leadership not confirmed before the request timeout: %v", err), true
+		}
+		return fail(kerr.NotLeaderForPartition, "%v", err), true
+	}
+	return ProduceResult{}, false
+}
+
 // Close stops the partition after in-flight appends resolve. It does not
 // close the storage.Log (its owner does). Idempotent.
 func (p *Partition) Close() {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()
-		if p.failed == nil {
-			p.failed = errors.New("partition closed")
-		}
+		p.closed = true
 		close(p.completions)
 		p.mu.Unlock()
 		<-p.done

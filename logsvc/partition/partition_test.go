@@ -23,12 +23,15 @@ type fixture struct {
 	eng  *localstore.Engine
 	log  storage.Log
 	p    *Partition
+	// epoch is the leader epoch open leads at (3 unless a test changes it
+	// before reopen, as a leader change would).
+	epoch int32
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func newFixture(t *testing.T) *fixture {
-	f := &fixture{t: t, dir: t.TempDir(), spec: storagetest.Spec("p")}
+	f := &fixture{t: t, dir: t.TempDir(), spec: storagetest.Spec("p"), epoch: 3}
 	f.open()
 	return f
 }
@@ -43,7 +46,7 @@ func (f *fixture) open() {
 	if f.log, err = eng.Open(f.spec); err != nil {
 		f.t.Fatal(err)
 	}
-	if f.p, err = Open(Config{Topic: f.spec.Topic, LeaderEpoch: 3, Log: f.log, Logger: quiet()}); err != nil {
+	if f.p, err = Open(Config{Topic: f.spec.Topic, LeaderEpoch: f.epoch, Log: f.log, Logger: quiet()}); err != nil {
 		f.t.Fatal(err)
 	}
 	f.t.Cleanup(f.close)

@@ -77,7 +77,7 @@ func (c *Cache) load(ctx context.Context) error {
 	c.gateways = map[string]Gateway{}
 	c.uploaders = map[string]Uploader{}
 	for _, kv := range resp.Kvs {
-		c.applyPut(string(kv.Key), kv.Value)
+		c.applyPut(string(kv.Key), kv.Value, kv.ModRevision)
 	}
 	c.rev = resp.Header.Revision
 	c.notifyLocked()
@@ -107,7 +107,7 @@ func (c *Cache) watchLoop(ctx context.Context) {
 				if ev.Type == mvccpb.DELETE {
 					c.applyDelete(string(ev.Kv.Key))
 				} else {
-					c.applyPut(string(ev.Kv.Key), ev.Kv.Value)
+					c.applyPut(string(ev.Kv.Key), ev.Kv.Value, ev.Kv.ModRevision)
 				}
 			}
 			if wr.Header.Revision > c.rev {
@@ -141,7 +141,7 @@ func (c *Cache) notifyLocked() {
 }
 
 // applyPut and applyDelete run with c.mu held.
-func (c *Cache) applyPut(key string, val []byte) {
+func (c *Cache) applyPut(key string, val []byte, rev int64) {
 	k := c.store.k
 	decode := func(v any) bool {
 		if err := json.Unmarshal(val, v); err != nil {
@@ -163,6 +163,7 @@ func (c *Cache) applyPut(key string, val []byte) {
 	case strings.HasPrefix(key, k.partitions()):
 		var p Partition
 		if decode(&p) {
+			p.ModRevision = rev
 			m := c.partitions[p.Topic]
 			if m == nil {
 				m = map[int32]Partition{}
@@ -334,6 +335,27 @@ func (c *Cache) LogNodes() []LogNode {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// LogNodesByLoad returns the live log-service nodes, those leading or
+// homing the fewest partitions first (ties by id): the order new partitions
+// are placed in.
+func (c *Cache) LogNodesByLoad() []LogNode {
+	c.mu.RLock()
+	load := map[string]int{}
+	for _, m := range c.partitions {
+		for _, p := range m {
+			owner := p.Home
+			if owner == "" {
+				owner = p.Leader
+			}
+			load[owner]++
+		}
+	}
+	c.mu.RUnlock()
+	nodes := c.LogNodes()
+	sort.SliceStable(nodes, func(i, j int) bool { return load[nodes[i].ID] < load[nodes[j].ID] })
+	return nodes
 }
 
 // Gateways returns the live gateways sorted by Kafka node id.

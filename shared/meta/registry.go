@@ -89,3 +89,6 @@ func (s *Store) RegisterGateway(ctx context.Context, sess *concurrency.Session, 
 func (s *Store) RegisterUploader(ctx context.Context, sess *concurrency.Session, u Uploader, takeover bool) error {
 	return s.register(ctx, sess, kindUploader, u.ID, u, takeover)
 }
+
+// LogNodeKey is the etcd key of a log-service node's registration.
+func (s *Store) LogNodeKey(id string) string { return s.k.node(kindLogsvc, id) }

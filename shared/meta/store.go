@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"sort"
 	"strconv"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -95,20 +94,60 @@ func (s *Store) CreateTopic(ctx context.Context, t *Topic, nodes []LogNode) (int
 	return resp.Header.Revision, nil
 }
 
-// placeOps assigns partitions [from, to) to nodes round-robin, starting at a
-// node chosen from the topic id so that many small topics spread out.
+// placeOps assigns partitions [from, to) to nodes round-robin in the given
+// order; callers pass the least-loaded nodes first (Cache.LogNodesByLoad),
+// so new partitions even out the cluster. A partition of a mode that keeps
+// data locally gets its leader as its home.
 func (s *Store) placeOps(t *Topic, from, to int32, nodes []LogNode) []clientv3.Op {
-	sorted := append([]LogNode(nil), nodes...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
-	start := int(t.ID[0]) % len(sorted)
 	var ops []clientv3.Op
 	for p := from; p < to; p++ {
-		node := sorted[(start+int(p))%len(sorted)]
-		ops = append(ops, clientv3.OpPut(s.k.partition(t.Name, p), mustJSON(Partition{
-			Topic: t.Name, TopicID: t.ID, Partition: p, Leader: node.ID, LeaderEpoch: 0,
-		})))
+		node := nodes[int(p-from)%len(nodes)]
+		pa := Partition{Topic: t.Name, TopicID: t.ID, Partition: p, Leader: node.ID, LeaderEpoch: 0}
+		if t.StorageMode.KeepsLocalData() {
+			pa.Home = node.ID
+		}
+		ops = append(ops, clientv3.OpPut(s.k.partition(t.Name, p), mustJSON(pa)))
 	}
 	return ops
+}
+
+// PartitionUpdate is one compare-and-swap change of a partition record.
+type PartitionUpdate struct {
+	// Old is the record as read (its ModRevision is compared).
+	Old Partition
+	// New replaces it.
+	New Partition
+}
+
+// MaxUpdatesPerTxn keeps each transaction well under etcd's default limit
+// of 128 operations (one compare and one put per update).
+const MaxUpdatesPerTxn = 50
+
+// UpdatePartitions applies updates in transactions of at most
+// MaxUpdatesPerTxn, each succeeding only if none of its partitions changed
+// since read. It returns how many were applied; a conflicting transaction
+// is skipped (its partitions are re-read by the caller's next pass).
+func (s *Store) UpdatePartitions(ctx context.Context, updates []PartitionUpdate) (applied int, err error) {
+	for len(updates) > 0 {
+		n := min(len(updates), MaxUpdatesPerTxn)
+		chunk := updates[:n]
+		updates = updates[n:]
+		var cmps []clientv3.Cmp
+		var ops []clientv3.Op
+		for _, u := range chunk {
+			key := s.k.partition(u.Old.Topic, u.Old.Partition)
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", u.Old.ModRevision))
+			ops = append(ops, clientv3.OpPut(key, mustJSON(u.New)))
+		}
+		resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+		if err != nil {
+			return applied, err
+		}
+		if resp.Succeeded {
+			applied += len(chunk)
+		}
+	}
+	return applied, nil
 }
 
 // DeleteTopic removes a topic and its partitions in one transaction.

@@ -35,6 +35,10 @@ func ParseStorageMode(s string) (StorageMode, error) {
 	return "", fmt.Errorf("invalid storage.mode %q: must be local, hybrid or diskless", s)
 }
 
+// KeepsLocalData reports whether partitions of mode m hold data on their
+// leader's disk (so they can only be led by the node that has it).
+func (m StorageMode) KeepsLocalData() bool { return m == StorageLocal || m == StorageHybrid }
+
 // Supported reports whether this build can serve topics of mode m, and why not.
 func (m StorageMode) Supported() error {
 	if m == StorageLocal {
@@ -97,12 +101,25 @@ type Partition struct {
 	Topic     string  `json:"topic"`
 	TopicID   TopicID `json:"topic_id"`
 	Partition int32   `json:"partition"`
-	// Leader is the id of the logsvc node that leads the partition.
+	// Leader is the id of the logsvc node that leads the partition, or ""
+	// while the partition is offline (its home node is down).
 	Leader string `json:"leader"`
 	// LeaderEpoch increases on every leadership change (KIP-320); batches
-	// are stamped with it and commits are fenced by it.
+	// are stamped with it and writes are fenced by it.
 	LeaderEpoch int32 `json:"leader_epoch"`
+	// Home is the node whose disk holds the partition's data, for storage
+	// modes that keep data locally (local, hybrid). Such a partition is only
+	// ever led by its home node: moving it elsewhere would start an empty
+	// log. Empty for modes whose data is shared (diskless).
+	Home string `json:"home,omitempty"`
+
+	// ModRevision is the etcd revision of the last change (not stored; the
+	// cache fills it in) for compare-and-swap updates.
+	ModRevision int64 `json:"-"`
 }
+
+// Online reports whether the partition has a leader.
+func (p Partition) Online() bool { return p.Leader != "" }
 
 // LogNode is a registered log-service node.
 type LogNode struct {

@@ -1,0 +1,187 @@
+// Package controller keeps every partition led by a live node. Every
+// log-service node runs one as a candidate; the one elected through etcd's
+// concurrency.Election acts, the others wait. The controller watches node
+// registrations (leases) and partition records and, when a node's lease is
+// gone, fences its partitions by bumping their leader epoch in etcd (one
+// compare-and-swap transaction per batch of partitions):
+//
+//   - a partition whose data lives on its home node's disk (local, hybrid)
+//     goes offline (no leader) until that node is back, then is handed back
+//     to it at a new epoch — it is never moved to a node without its data,
+//     which would start an empty log at a lower offset;
+//   - a partition whose data is shared (diskless, later) moves to the least
+//     loaded live node at a new epoch.
+//
+// The epoch bump is what fences a deposed leader: a log-service node
+// confirms its epoch in etcd before acknowledging a write (see package
+// logsvc), so a paused "zombie" that wakes up after its lease expired cannot
+// acknowledge anything.
+package controller
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/streamline-dev/streamline/shared/meta"
+)
+
+// Config configures a controller candidate.
+type Config struct {
+	// NodeID is this candidate's node id (the election value).
+	NodeID string
+	Store  *meta.Store
+	Cache  *meta.Cache
+	// Session is the node's etcd session: the candidacy ends with it.
+	Session *concurrency.Session
+	Logger  *slog.Logger
+}
+
+// Controller is one candidate.
+type Controller struct {
+	cfg    Config
+	log    *slog.Logger
+	leader atomic.Bool
+}
+
+// New returns a candidate; Run makes it campaign.
+func New(cfg Config) *Controller {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Controller{cfg: cfg, log: cfg.Logger.With("component", "controller")}
+}
+
+// IsLeader reports whether this candidate is the acting controller.
+func (c *Controller) IsLeader() bool { return c.leader.Load() }
+
+// ElectionKey is where candidates campaign, under the metadata prefix.
+func ElectionKey(store *meta.Store) string { return store.Prefix() + "controller" }
+
+// Run campaigns until elected, then controls until ctx ends or the session
+// is lost. It returns nil when ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	el := concurrency.NewElection(c.cfg.Session, ElectionKey(c.cfg.Store))
+	if err := el.Campaign(ctx, c.cfg.NodeID); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	c.leader.Store(true)
+	defer c.leader.Store(false)
+	c.log.Info("elected controller", "node", c.cfg.NodeID)
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = el.Resign(rctx)
+	}()
+	for {
+		changed := c.cfg.Cache.Changed()
+		if err := c.reconcile(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("controller pass failed; retrying", "err", err)
+			select {
+			case <-time.After(500 * time.Millisecond):
+			case <-ctx.Done():
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.cfg.Session.Done():
+			return errors.New("controller: etcd session lost")
+		case <-changed:
+		}
+	}
+}
+
+// reconcile computes and applies one pass of leadership changes.
+func (c *Controller) reconcile(ctx context.Context) error {
+	updates := Plan(c.cfg.Cache.AllPartitions(), c.cfg.Cache.LogNodes(), c.cfg.Cache.Topic)
+	if len(updates) == 0 {
+		return nil
+	}
+	applied, err := c.cfg.Store.UpdatePartitions(ctx, updates)
+	for _, u := range updates[:min(applied, len(updates))] {
+		switch {
+		case !u.New.Online():
+			c.log.Warn("partition offline: its home node's lease expired; fenced at a new epoch until it returns",
+				"topic", u.New.Topic, "partition", u.New.Partition, "home", u.New.Home, "epoch", u.New.LeaderEpoch)
+		default:
+			c.log.Info("partition leader assigned", "topic", u.New.Topic, "partition", u.New.Partition,
+				"leader", u.New.Leader, "was", u.Old.Leader, "epoch", u.New.LeaderEpoch)
+		}
+	}
+	return err
+}
+
+// Plan is the pure decision of one controller pass: for every partition
+// whose leader is not what the live nodes call for, the update that fixes
+// it, with the leader epoch bumped. topic looks up a partition's topic.
+func Plan(parts []meta.Partition, live []meta.LogNode, topic func(string) (meta.Topic, bool)) []meta.PartitionUpdate {
+	alive := map[string]bool{}
+	load := map[string]int{}
+	for _, n := range live {
+		alive[n.ID] = true
+	}
+	for _, p := range parts {
+		if alive[p.Leader] {
+			load[p.Leader]++
+		}
+	}
+	var out []meta.PartitionUpdate
+	for _, p := range parts {
+		t, ok := topic(p.Topic)
+		if !ok || t.ID != p.TopicID {
+			continue // being deleted
+		}
+		next := p
+		if t.StorageMode.KeepsLocalData() {
+			home := p.Home
+			if home == "" {
+				home = p.Leader // records written before homes existed
+			}
+			next.Home = home
+			if alive[home] {
+				next.Leader = home
+			} else {
+				next.Leader = ""
+			}
+		} else if !alive[p.Leader] {
+			next.Leader = leastLoaded(live, load)
+			if next.Leader != "" {
+				load[next.Leader]++
+			}
+		}
+		if next.Leader == p.Leader && next.Home == p.Home {
+			continue
+		}
+		if next.Leader == p.Leader {
+			// Only the home was filled in: no leadership change, no new epoch.
+			out = append(out, meta.PartitionUpdate{Old: p, New: next})
+			continue
+		}
+		next.LeaderEpoch = p.LeaderEpoch + 1
+		out = append(out, meta.PartitionUpdate{Old: p, New: next})
+	}
+	return out
+}
+
+func leastLoaded(live []meta.LogNode, load map[string]int) string {
+	if len(live) == 0 {
+		return ""
+	}
+	nodes := append([]meta.LogNode(nil), live...)
+	sort.Slice(nodes, func(i, j int) bool {
+		if load[nodes[i].ID] != load[nodes[j].ID] {
+			return load[nodes[i].ID] < load[nodes[j].ID]
+		}
+		return nodes[i].ID < nodes[j].ID
+	})
+	return nodes[0].ID
+}

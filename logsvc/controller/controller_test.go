@@ -1,0 +1,168 @@
+package controller
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/meta/metatest"
+)
+
+func topics(ts ...meta.Topic) func(string) (meta.Topic, bool) {
+	return func(name string) (meta.Topic, bool) {
+		for _, t := range ts {
+			if t.Name == name {
+				return t, true
+			}
+		}
+		return meta.Topic{}, false
+	}
+}
+
+func TestPlanLocalPartitionsStayHome(t *testing.T) {
+	local := meta.Topic{Name: "l", ID: meta.NewTopicID(), StorageMode: meta.StorageLocal}
+	parts := []meta.Partition{
+		{Topic: "l", TopicID: local.ID, Partition: 0, Leader: "a", Home: "a", LeaderEpoch: 3},
+		{Topic: "l", TopicID: local.ID, Partition: 1, Leader: "b", Home: "b", LeaderEpoch: 0},
+		{Topic: "l", TopicID: local.ID, Partition: 2, Leader: "", Home: "c", LeaderEpoch: 5},
+	}
+	// a died, b alive, c came back.
+	ups := Plan(parts, []meta.LogNode{{ID: "b"}, {ID: "c"}}, topics(local))
+	if len(ups) != 2 {
+		t.Fatalf("updates %+v", ups)
+	}
+	for _, u := range ups {
+		switch u.Old.Partition {
+		case 0:
+			if u.New.Leader != "" || u.New.Home != "a" || u.New.LeaderEpoch != 4 {
+				t.Fatalf("dead home: %+v (must go offline at a new epoch, never move)", u.New)
+			}
+		case 2:
+			if u.New.Leader != "c" || u.New.LeaderEpoch != 6 {
+				t.Fatalf("returned home: %+v", u.New)
+			}
+		default:
+			t.Fatalf("unexpected update %+v", u)
+		}
+	}
+	// Nothing to do when every home is live and leading.
+	if ups := Plan(parts[1:2], []meta.LogNode{{ID: "b"}}, topics(local)); len(ups) != 0 {
+		t.Fatalf("stable cluster planned %+v", ups)
+	}
+}
+
+func TestPlanSharedPartitionsMoveToLeastLoaded(t *testing.T) {
+	shared := meta.Topic{Name: "d", ID: meta.NewTopicID(), StorageMode: meta.StorageDiskless}
+	parts := []meta.Partition{
+		{Topic: "d", TopicID: shared.ID, Partition: 0, Leader: "x", LeaderEpoch: 1},
+		{Topic: "d", TopicID: shared.ID, Partition: 1, Leader: "x", LeaderEpoch: 1},
+		{Topic: "d", TopicID: shared.ID, Partition: 2, Leader: "y", LeaderEpoch: 1},
+	}
+	ups := Plan(parts, []meta.LogNode{{ID: "y"}, {ID: "z"}}, topics(shared))
+	got := map[string]int{}
+	for _, u := range ups {
+		if u.New.LeaderEpoch != 2 {
+			t.Fatalf("epoch not bumped: %+v", u.New)
+		}
+		got[u.New.Leader]++
+	}
+	// y already leads one, so z takes the first orphan, then they alternate.
+	if len(ups) != 2 || got["z"] != 1 || got["y"] != 1 {
+		t.Fatalf("moves %v (%+v)", got, ups)
+	}
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestFailoverFencesAndControllerMoves runs two candidates against a real
+// etcd: the elected one fences a dead node's partitions; when it dies too,
+// the other takes over and handles the next death.
+func TestFailoverFencesAndControllerMoves(t *testing.T) {
+	e := metatest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	store := meta.NewStore(e.Client, "")
+	cache := meta.NewCache(store, quiet())
+	if err := cache.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+
+	sessions := map[string]*concurrency.Session{}
+	for _, id := range []string{"n1", "n2", "n3"} {
+		s, err := concurrency.NewSession(e.NewClient(t), concurrency.WithTTL(30))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions[id] = s
+		if err := store.RegisterLogNode(ctx, s, meta.LogNode{ID: id, Addr: id + ":1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(ctx, t, cache, func() bool { return len(cache.LogNodes()) == 3 })
+	topic := &meta.Topic{Name: "t", Partitions: 6, StorageMode: meta.StorageLocal}
+	if _, err := store.CreateTopic(ctx, topic, cache.LogNodesByLoad()); err != nil {
+		t.Fatal(err)
+	}
+
+	// n1 and n2 are candidates; n1 campaigns first and wins.
+	c1 := New(Config{NodeID: "n1", Store: store, Cache: cache, Session: sessions["n1"], Logger: quiet()})
+	c2 := New(Config{NodeID: "n2", Store: store, Cache: cache, Session: sessions["n2"], Logger: quiet()})
+	go c1.Run(ctx)
+	waitFor(ctx, t, cache, c1.IsLeader)
+	go c2.Run(ctx)
+
+	offlineOf := func(node string) bool {
+		for _, p := range cache.Partitions("t") {
+			if p.Home == node && (p.Online() || p.LeaderEpoch != 1) {
+				return false
+			}
+		}
+		return true
+	}
+	// n3 dies: its partitions go offline at epoch 1.
+	sessions["n3"].Close()
+	waitFor(ctx, t, cache, func() bool { return offlineOf("n3") })
+
+	// The controller dies with its node; n2 takes over and fences n1's.
+	sessions["n1"].Close()
+	waitFor(ctx, t, cache, func() bool { return c2.IsLeader() && offlineOf("n1") })
+
+	// n3 returns: its partitions come back to it at epoch 2.
+	s3, err := concurrency.NewSession(e.NewClient(t), concurrency.WithTTL(30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.RegisterLogNode(ctx, s3, meta.LogNode{ID: "n3", Addr: "n3:1"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, cache, func() bool {
+		for _, p := range cache.Partitions("t") {
+			if p.Home == "n3" && (p.Leader != "n3" || p.LeaderEpoch != 2) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func waitFor(ctx context.Context, t *testing.T, c *meta.Cache, cond func() bool) {
+	t.Helper()
+	for {
+		ch := c.Changed()
+		if cond() {
+			return
+		}
+		select {
+		case <-ch:
+		case <-time.After(100 * time.Millisecond): // IsLeader is not a cache change
+		case <-ctx.Done():
+			t.Fatal("condition not reached")
+		}
+	}
+}
