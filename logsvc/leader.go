@@ -108,7 +108,10 @@ func (l *leader) open(t meta.Topic, pa meta.Partition) error {
 	if err != nil {
 		return err
 	}
-	lg, err := eng.Open(storage.PartitionSpec{Topic: t, Partition: pa.Partition, Defaults: l.n.cfg.TopicDefaults})
+	// A partition that has had a leader change before must find its data
+	// here: never start it again empty (at offset 0) on a node without it.
+	mustExist := t.StorageMode.KeepsLocalData() && pa.LeaderEpoch > 0
+	lg, err := eng.Open(storage.PartitionSpec{Topic: t, Partition: pa.Partition, Defaults: l.n.cfg.TopicDefaults, MustExist: mustExist})
 	if err != nil {
 		return err
 	}

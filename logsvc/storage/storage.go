@@ -28,6 +28,9 @@ var (
 	ErrOffsetOutOfRange = errors.New("offset out of range")
 	// ErrClosed: the log or engine was closed.
 	ErrClosed = errors.New("storage closed")
+	// ErrNoLocalData: PartitionSpec.MustExist and this node has no data
+	// for the partition.
+	ErrNoLocalData = errors.New("this node has no data for the partition")
 	// ErrStorage wraps failures of the durability step (fsync, upload); the
 	// partition stops accepting writes (Kafka KAFKA_STORAGE_ERROR).
 	ErrStorage = errors.New("storage failure")
@@ -71,6 +74,10 @@ type PartitionSpec struct {
 	Partition int32
 	// Defaults are the server's topic config defaults.
 	Defaults meta.Defaults
+	// MustExist refuses to create the partition's data if this node has
+	// none: the partition already had a life (leader epoch > 0), and an
+	// empty log here would restart it at offset 0 (ErrNoLocalData).
+	MustExist bool
 }
 
 // Stream names a partition's data: the topic id (not the name, which can be

@@ -161,6 +161,12 @@ func (e *Engine) Open(spec storage.PartitionSpec) (storage.Log, error) {
 		return nil, fmt.Errorf("partition %s-%d is already open", spec.Topic.Name, spec.Partition)
 	}
 	dir := filepath.Join(e.partitionsDir(), stream)
+	if spec.MustExist {
+		if _, err := os.Stat(filepath.Join(dir, "partition.json")); err != nil {
+			return nil, fmt.Errorf("%w: %s-%d (refusing to start an empty log for a partition that already had data)",
+				storage.ErrNoLocalData, spec.Topic.Name, spec.Partition)
+		}
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package localstore
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -125,5 +126,29 @@ func TestCheckpointPrunesWAL(t *testing.T) {
 	l2, _ := e2.Open(spec)
 	if l2.EndOffset() != next {
 		t.Fatalf("end %d want %d", l2.EndOffset(), next)
+	}
+}
+
+// TestMustExistRefusesEmptyLog checks that a partition that already had a
+// life elsewhere is not started empty on a node without its data.
+func TestMustExistRefusesEmptyLog(t *testing.T) {
+	e := open(t, t.TempDir())
+	spec := storagetest.Spec("moved")
+	spec.MustExist = true
+	if _, err := e.Open(spec); !errors.Is(err, storage.ErrNoLocalData) {
+		t.Fatalf("open without data: %v", err)
+	}
+	spec.MustExist = false
+	l, err := e.Open(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storagetest.Append(t, l, 0, 1, "x")
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	spec.MustExist = true
+	if _, err := e.Open(spec); err != nil {
+		t.Fatalf("reopen with data: %v", err)
 	}
 }
