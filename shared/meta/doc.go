@@ -7,7 +7,8 @@
 // and carry no secrets. The layout under a prefix (default "/streamline/"):
 //
 //	topics/<name>                       Topic: id, partitions, storage mode, configs
-//	partitions/<name>/<%05d partition>  Partition: leader logsvc node and leader epoch
+//	partitions/<name>/<%05d partition>  Partition: leader logsvc node, leader epoch, home node
+//	controller/<lease>                  controller election (etcd concurrency.Election)
 //	nodes/logsvc/<id>                   LogNode, under the node's lease
 //	nodes/gateway/<id>                  Gateway, under the gateway's lease
 //	nodes/uploader/<id>                 Uploader, under the uploader's lease
