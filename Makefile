@@ -14,7 +14,8 @@ PROTOC_GEN_GO_VERSION    := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 BINARIES := streamline=./services/cmd/streamline gateway=./gateway/cmd/gateway \
             logsvc=./logsvc/cmd/logsvc uploader=./uploader/cmd/uploader \
-            streamline-bench=./services/cmd/streamline-bench
+            streamline-bench=./services/cmd/streamline-bench \
+            streamline-etcd=./services/cmd/streamline-etcd
 
 .PHONY: all build test test-race test-e2e generate lint tools run clean
 

@@ -99,7 +99,7 @@ func (n *Node) partitionFence(pa meta.Partition) func(context.Context) error {
 	return func(ctx context.Context) error {
 		f := n.fence.Load()
 		if f == nil {
-			return fmt.Errorf("%w: node not registered yet", ErrFenced)
+			return fmt.Errorf("%w: this node holds no etcd lease right now (starting, or rejoining after its lease was lost)", ErrFenced)
 		}
 		rev, err := f.check(ctx)
 		if err != nil {

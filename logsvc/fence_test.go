@@ -16,8 +16,8 @@ import (
 
 // TestNoAckAfterLeaseLoss takes away the node's etcd lease behind its back
 // (what happens to a process paused past its TTL) and checks that it
-// refuses to acknowledge the next write: the leadership check before the
-// ack finds the registration gone.
+// refuses to acknowledge the next write — the leadership check before the
+// ack finds the registration gone — and then rejoins by itself.
 func TestNoAckAfterLeaseLoss(t *testing.T) {
 	e := metatest.Start(t)
 	n := startNode(t, e, t.TempDir())
@@ -30,7 +30,8 @@ func TestNoAckAfterLeaseLoss(t *testing.T) {
 	if r := produceUntilLed(t, c, *topic, recbatchtest.Build(recbatchtest.Values(1, "before"))); r.ErrorCode != 0 {
 		t.Fatalf("produce while leading: %+v", r)
 	}
-	if _, err := e.Client.Revoke(context.Background(), n.sess.Lease()); err != nil {
+	oldLease := n.fence.Load().lease
+	if _, err := e.Client.Revoke(context.Background(), oldLease); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := c.Produce(context.Background(), &logv1.ProduceRequest{Acks: -1, TimeoutMs: 10000, Partitions: []*logv1.ProducePartition{
@@ -43,10 +44,20 @@ func TestNoAckAfterLeaseLoss(t *testing.T) {
 	if r.ErrorCode != int32(kerr.NotLeaderForPartition.Code) || !strings.Contains(r.ErrorMessage, "lease") {
 		t.Fatalf("write acknowledged or wrong error after the lease was lost: %+v", r)
 	}
-	select {
-	case <-n.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("node did not notice its session ended")
+	// The node rejoins under a new lease by itself and leads again.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		f := n.fence.Load()
+		if f != nil && f.lease != oldLease {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node did not rejoin under a new lease")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if r := produceUntilLed(t, c, *topic, recbatchtest.Build(recbatchtest.Values(3, "rejoined"))); r.ErrorCode != 0 {
+		t.Fatalf("produce after rejoining: %+v", r)
 	}
 }
 

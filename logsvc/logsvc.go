@@ -22,7 +22,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 	"google.golang.org/grpc"
 
 	"github.com/streamline-dev/streamline/logsvc/controller"
@@ -102,9 +101,8 @@ type Node struct {
 
 	lis   net.Listener
 	grpc  *grpc.Server
-	sess  *concurrency.Session
-	fence atomic.Pointer[fencer]
-	ctrl  *controller.Controller
+	fence atomic.Pointer[fencer]                // nil while not registered
+	ctrl  atomic.Pointer[controller.Controller] // this node's candidacy
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -164,29 +162,16 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.parts.reconcile()
 	n.parts.removeOrphans()
 
-	n.sess, err = concurrency.NewSession(n.cfg.Etcd, concurrency.WithTTL(int(n.cfg.SessionTTL.Seconds())))
+	m, err := n.join(ctx)
 	if err != nil {
-		return fmt.Errorf("logsvc: etcd session: %w", err)
-	}
-	if err := n.store.RegisterLogNode(ctx, n.sess, meta.LogNode{ID: n.cfg.ID, Addr: n.Addr()}); err != nil {
 		return err
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	fence := newFencer(n.cfg.Etcd, n.store.LogNodeKey(n.cfg.ID), n.sess.Lease())
-	n.fence.Store(fence)
-	n.ctrl = controller.New(controller.Config{NodeID: n.cfg.ID, Store: n.store, Cache: n.cache, Session: n.sess, Logger: n.log})
-	n.wg.Add(4)
-	go func() { defer n.wg.Done(); fence.run(bg) }()
-	go func() {
-		defer n.wg.Done()
-		if err := n.ctrl.Run(bg); err != nil && bg.Err() == nil {
-			n.log.Error("controller candidate stopped", "err", err)
-		}
-	}()
+	n.wg.Add(3)
+	go n.stayJoined(bg, m)
 	go n.watchAssignments(bg)
 	go n.retentionLoop(bg)
-	n.log.Info("registered; partitions move away if this node's lease is not renewed within the session TTL", "session_ttl", n.cfg.SessionTTL)
 	n.log.Info("log service started", "grpc", n.Addr(), "data_dir", n.cfg.DataDir)
 	return nil
 }
@@ -206,15 +191,9 @@ func (n *Node) Addr() string {
 }
 
 // IsController reports whether this node is the elected controller.
-func (n *Node) IsController() bool { return n.ctrl != nil && n.ctrl.IsLeader() }
-
-// Done is closed when the node's etcd session ends (lease lost): a node that
-// lost its lease must stop, since others may already lead its partitions.
-func (n *Node) Done() <-chan struct{} {
-	if n.sess == nil {
-		return nil
-	}
-	return n.sess.Done()
+func (n *Node) IsController() bool {
+	c := n.ctrl.Load()
+	return c != nil && c.IsLeader()
 }
 
 func (n *Node) watchAssignments(ctx context.Context) {
@@ -254,9 +233,6 @@ func (n *Node) Close() error {
 		n.wg.Wait()
 		if n.grpc != nil {
 			n.grpc.Stop()
-		}
-		if n.sess != nil {
-			n.closeErr = errors.Join(n.closeErr, n.sess.Close())
 		}
 		n.cache.Close()
 		if n.parts != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,7 @@ func TestDataPathWithoutLogService(t *testing.T) {
 	t.Run("FetchSessions", c.testFetchSessions)
 	t.Run("Fetch", c.testFetchErrors)
 	t.Run("ListOffsets", c.testListOffsetsErrors)
+	t.Run("OffsetForLeaderEpoch", c.testOffsetForLeaderEpochErrors)
 }
 
 func produceReq(version, acks int16, topic string, partition int32, records []byte) *kmsg.ProduceRequest {
@@ -174,4 +176,56 @@ func (c *cluster) testListOffsetsErrors(t *testing.T) {
 	if p := resp.Topics[0].Partitions[0]; p.Offset != -1 || p.Timestamp != -1 {
 		t.Fatalf("failed lookup answered offset %d timestamp %d", p.Offset, p.Timestamp)
 	}
+}
+
+func epochReq(version int16, replicaID int32, topics ...kmsg.OffsetForLeaderEpochRequestTopic) *kmsg.OffsetForLeaderEpochRequest {
+	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	req.Version, req.ReplicaID, req.Topics = version, replicaID, topics
+	return req
+}
+
+func epochTopic(name string, partitions ...int32) kmsg.OffsetForLeaderEpochRequestTopic {
+	rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+	rt.Topic = name
+	for _, p := range partitions {
+		rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+		rp.Partition, rp.CurrentLeaderEpoch, rp.LeaderEpoch = p, 0, 0
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	return rt
+}
+
+func (c *cluster) testOffsetForLeaderEpochErrors(t *testing.T) {
+	for v := int16(0); v <= 4; v++ {
+		what := func(s string) string { return fmt.Sprintf("v%d %s", v, s) }
+		resp := c.raw(c.auto, epochReq(v, -1,
+			epochTopic("data", 0, 9), epochTopic("epoch-missing", 0), epochTopic("da ta", 0),
+		)).(*kmsg.OffsetForLeaderEpochResponse)
+		if len(resp.Topics) != 3 || len(resp.Topics[0].Partitions) != 2 || resp.Topics[0].Topic != "data" || resp.Topics[0].Partitions[1].Partition != 9 {
+			t.Fatalf("v%d: answer does not mirror the request: %+v", v, resp.Topics)
+		}
+		wantCode(t, what("dead leader"), resp.Topics[0].Partitions[0].ErrorCode, kerr.NotLeaderForPartition)
+		wantCode(t, what("missing partition"), resp.Topics[0].Partitions[1].ErrorCode, kerr.UnknownTopicOrPartition)
+		wantCode(t, what("missing topic"), resp.Topics[1].Partitions[0].ErrorCode, kerr.UnknownTopicOrPartition)
+		wantCode(t, what("bad name"), resp.Topics[2].Partitions[0].ErrorCode, kerr.InvalidTopicException)
+		for _, st := range resp.Topics {
+			for _, sp := range st.Partitions {
+				if sp.LeaderEpoch != -1 || sp.EndOffset != -1 {
+					t.Fatalf("v%d: failed partition %s/%d answered epoch %d end %d", v, st.Topic, sp.Partition, sp.LeaderEpoch, sp.EndOffset)
+				}
+			}
+		}
+	}
+	// Never auto-creates, even on a gateway that auto-creates on Metadata.
+	if _, err := c.store.GetTopic(context.Background(), "epoch-missing"); !errors.Is(err, meta.ErrTopicNotFound) {
+		t.Fatalf("offset for leader epoch created the topic: %v", err)
+	}
+
+	// A follower's request is refused whole; the replica id exists only
+	// from v3, so an older request carrying one is a consumer's.
+	resp := c.raw(c.auto, epochReq(4, 1, epochTopic("data", 0), epochTopic("epoch-missing", 0))).(*kmsg.OffsetForLeaderEpochResponse)
+	wantCode(t, "follower, dead leader", resp.Topics[0].Partitions[0].ErrorCode, kerr.InvalidRequest)
+	wantCode(t, "follower, missing topic", resp.Topics[1].Partitions[0].ErrorCode, kerr.InvalidRequest)
+	resp = c.raw(c.auto, epochReq(2, 1, epochTopic("data", 0))).(*kmsg.OffsetForLeaderEpochResponse)
+	wantCode(t, "v2 ignores replica id", resp.Topics[0].Partitions[0].ErrorCode, kerr.NotLeaderForPartition)
 }

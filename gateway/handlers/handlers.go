@@ -6,7 +6,8 @@
 // Metadata-only APIs (Metadata, CreateTopics, DeleteTopics, CreatePartitions,
 // DescribeConfigs, DescribeCluster, InitProducerId) are answered from the
 // etcd-watched meta.Cache and written through meta.Store. Data APIs
-// (Produce, Fetch, ListOffsets) are grouped by the log-service node leading
+// (Produce, Fetch, ListOffsets, OffsetForLeaderEpoch) are grouped by the
+// log-service node leading
 // each partition and forwarded over gRPC, one call per node, in parallel.
 // Kafka errors are per-partition data; a failed gRPC call becomes a
 // retriable per-partition error so clients refresh metadata and retry.

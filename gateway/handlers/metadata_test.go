@@ -18,7 +18,7 @@ import (
 func (c *cluster) testApiVersions(t *testing.T) {
 	want := map[int16][2]int16{
 		0: {3, 11}, 1: {4, 16}, 2: {1, 6}, 3: {0, 12}, 18: {0, 3}, 19: {0, 7},
-		20: {0, 6}, 22: {0, 4}, 32: {0, 4}, 37: {0, 3}, 60: {0, 1},
+		20: {0, 6}, 22: {0, 4}, 23: {0, 4}, 32: {0, 4}, 37: {0, 3}, 60: {0, 1},
 	}
 	for _, v := range []int16{0, 3} {
 		req := kmsg.NewPtrApiVersionsRequest()

@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/streamline-dev/streamline/shared/meta"
@@ -73,6 +74,10 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	// Every write of this term is guarded by the election key: once it is
+	// gone (session lost, resigned), the writes fail instead of racing the
+	// next controller.
+	guard := clientv3.Compare(clientv3.CreateRevision(el.Key()), "=", el.Rev())
 	c.leader.Store(true)
 	defer c.leader.Store(false)
 	c.log.Info("elected controller", "node", c.cfg.NodeID)
@@ -83,7 +88,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	}()
 	for {
 		changed := c.cfg.Cache.Changed()
-		if err := c.reconcile(ctx); err != nil && ctx.Err() == nil {
+		if err := c.reconcile(ctx, guard); err != nil && ctx.Err() == nil {
 			c.log.Warn("controller pass failed; retrying", "err", err)
 			select {
 			case <-time.After(500 * time.Millisecond):
@@ -101,12 +106,12 @@ func (c *Controller) Run(ctx context.Context) error {
 }
 
 // reconcile computes and applies one pass of leadership changes.
-func (c *Controller) reconcile(ctx context.Context) error {
+func (c *Controller) reconcile(ctx context.Context, guard clientv3.Cmp) error {
 	updates := Plan(c.cfg.Cache.AllPartitions(), c.cfg.Cache.LogNodes(), c.cfg.Cache.Topic)
 	if len(updates) == 0 {
 		return nil
 	}
-	applied, err := c.cfg.Store.UpdatePartitions(ctx, updates)
+	applied, err := c.cfg.Store.UpdatePartitions(ctx, updates, guard)
 	for _, u := range updates[:min(applied, len(updates))] {
 		switch {
 		case !u.New.Online():

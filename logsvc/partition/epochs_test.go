@@ -66,7 +66,7 @@ func TestEpochCacheSemantics(t *testing.T) {
 func TestEpochCacheObserve(t *testing.T) {
 	var ec epochCache
 	for _, b := range []epochEntry{
-		{-1, 0}, // before epochs: no entry
+		{-1, 0},        // before epochs: no entry
 		{1, 4}, {1, 6}, // same epoch: only its first batch counts
 		{0, 8}, // older epoch: ignored
 		{4, 9},

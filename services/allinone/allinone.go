@@ -186,14 +186,12 @@ func startEtcd(cfg Config) (*embed.Etcd, error) {
 	}
 }
 
-// watch ends the server if a component loses its footing (etcd stops, the
-// log service loses its lease).
+// watch ends the server if the embedded etcd fails. (A log service that
+// loses its lease rejoins by itself.)
 func (s *Server) watch() {
 	select {
 	case err := <-s.etcd.Err():
 		s.cfg.Logger.Error("embedded etcd failed", "err", err)
-	case <-s.node.Done():
-		s.cfg.Logger.Error("log service lost its etcd lease")
 	case <-s.stopping:
 		return
 	}

@@ -1,6 +1,8 @@
 // Package cluster starts Streamline for tests: in-process all-in-one servers
-// (fast, for protocol tests) and real OS processes of the built binaries
-// (for crash tests: SIGKILL, restart on the same data directory).
+// (fast, for protocol tests), real OS processes of the built binaries (for
+// crash tests: SIGKILL, restart on the same data directory), and whole
+// multi-process clusters (StartCluster: etcd, logsvc nodes, uploaders and
+// gateways, each its own process with a stable node name).
 package cluster
 
 import (

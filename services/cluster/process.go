@@ -85,6 +85,10 @@ type Process struct {
 	// markerOnStderr: look for the readiness marker on stderr (and copy
 	// stdout to the log file) instead of the other way round.
 	markerOnStderr bool
+	// name labels the process in failure output (default: the binary's
+	// file name); StartCluster sets it to the node name.
+	name string
+	runs int // how many times the process was started
 }
 
 // StartProcess runs bin with args and waits until it prints a line
@@ -111,7 +115,7 @@ func startProcess(t testing.TB, p *Process, readyMarker string) *Process {
 		p.Kill()
 		if t.Failed() {
 			if b, err := os.ReadFile(p.log.Name()); err == nil {
-				t.Logf("output of %s:\n%s", filepath.Base(p.bin), tail(string(b), 8000))
+				t.Logf("output of %s:\n%s", p.Name(), tail(string(b), 8000))
 			}
 		}
 	})
@@ -125,6 +129,10 @@ func (p *Process) start(readyMarker string) {
 		if p.log, err = os.CreateTemp(p.t.TempDir(), "proc-*.log"); err != nil {
 			p.t.Fatal(err)
 		}
+	}
+	p.runs++
+	if p.runs > 1 {
+		fmt.Fprintf(p.log, "==== %s: started again (run %d) at %s ====\n", p.Name(), p.runs, time.Now().Format(time.RFC3339Nano))
 	}
 	p.cmd = exec.Command(p.bin, p.args...)
 	var watched io.Reader // the stream scanned for the marker
@@ -142,7 +150,9 @@ func (p *Process) start(readyMarker string) {
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
+	scanned := make(chan struct{})
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(watched)
 		marked := false
 		for sc.Scan() {
@@ -156,16 +166,50 @@ func (p *Process) start(readyMarker string) {
 		// the child never blocks on a full pipe.
 		_, _ = io.Copy(p.log, watched)
 	}()
-	go func() { p.exit <- p.cmd.Wait() }()
+	// Wait closes the pipe: call it only once the pipe is drained (EOF when
+	// the process is gone), or the last lines of a crash would be lost.
+	go func() { <-scanned; p.exit <- p.cmd.Wait() }()
 	select {
 	case <-p.ready:
 	case err := <-p.exit:
+		p.exit <- err // keep it for Wait and Exited
 		b, _ := os.ReadFile(p.log.Name())
-		p.t.Fatalf("%s exited before ready: %v\n%s", filepath.Base(p.bin), err, tail(string(b), 4000))
+		p.t.Fatalf("%s exited before ready: %v\n%s", p.Name(), err, tail(string(b), 4000))
 	case <-time.After(2 * time.Minute):
-		p.t.Fatalf("%s not ready after 2 minutes", filepath.Base(p.bin))
+		p.t.Fatalf("%s not ready after 2 minutes", p.Name())
 	}
 }
+
+// Name is the process's label: its node name in a Cluster, else the
+// binary's file name.
+func (p *Process) Name() string {
+	if p.name != "" {
+		return p.name
+	}
+	return filepath.Base(p.bin)
+}
+
+// PID is the operating-system process id of the current run.
+func (p *Process) PID() int {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// Exited reports whether the current run has ended (and been reaped).
+func (p *Process) Exited() bool {
+	select {
+	case err := <-p.exit:
+		p.exit <- err
+		return true
+	default:
+		return false
+	}
+}
+
+// LogPath is the file holding the process's output, every run appended.
+func (p *Process) LogPath() string { return p.log.Name() }
 
 // Restart starts the same command again (same arguments, same data dir)
 // after the previous run exited, and waits for readiness.

@@ -121,18 +121,20 @@ type PartitionUpdate struct {
 
 // MaxUpdatesPerTxn keeps each transaction well under etcd's default limit
 // of 128 operations (one compare and one put per update).
-const MaxUpdatesPerTxn = 50
+const MaxUpdatesPerTxn = 50 // plus a few guards
 
 // UpdatePartitions applies updates in transactions of at most
 // MaxUpdatesPerTxn, each succeeding only if none of its partitions changed
-// since read. It returns how many were applied; a conflicting transaction
-// is skipped (its partitions are re-read by the caller's next pass).
-func (s *Store) UpdatePartitions(ctx context.Context, updates []PartitionUpdate) (applied int, err error) {
+// since read and every guard holds (a controller passes "my election key
+// still exists", so a deposed controller cannot write). It returns how many
+// were applied; a failed transaction is skipped (its partitions are re-read
+// by the caller's next pass).
+func (s *Store) UpdatePartitions(ctx context.Context, updates []PartitionUpdate, guards ...clientv3.Cmp) (applied int, err error) {
 	for len(updates) > 0 {
 		n := min(len(updates), MaxUpdatesPerTxn)
 		chunk := updates[:n]
 		updates = updates[n:]
-		var cmps []clientv3.Cmp
+		cmps := append([]clientv3.Cmp(nil), guards...)
 		var ops []clientv3.Op
 		for _, u := range chunk {
 			key := s.k.partition(u.Old.Topic, u.Old.Partition)

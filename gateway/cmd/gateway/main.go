@@ -10,6 +10,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/streamline-dev/streamline/gateway"
 	"github.com/streamline-dev/streamline/shared/meta"
@@ -29,6 +30,7 @@ type options struct {
 	partitions     *int
 	storageMode    *string
 	clusterID      *string
+	sessionTTL     *time.Duration
 }
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -47,6 +49,7 @@ func newOptions() *options {
 		partitions:     fs.Int("default-partitions", 1, "partitions of topics created without a count"),
 		storageMode:    fs.String("default-storage-mode", string(meta.StorageLocal), "storage mode of topics that do not set storage.mode (local|hybrid|diskless)"),
 		clusterID:      fs.String("cluster-id", gateway.DefaultClusterID, "cluster id reported to clients (same on every gateway)"),
+		sessionTTL:     fs.Duration("session-ttl", gateway.DefaultSessionTTL*time.Second, "etcd lease TTL of this gateway's registration: how long a crashed gateway stays listed to clients"),
 	}
 }
 
@@ -54,6 +57,9 @@ func newOptions() *options {
 func (o *options) validate() error {
 	if *o.nodeID < 0 || *o.nodeID > 1<<31-1 {
 		return fmt.Errorf("invalid value %d for flag --node-id: must be 0..2147483647", *o.nodeID)
+	}
+	if *o.sessionTTL < time.Second {
+		return fmt.Errorf("invalid value %v for flag --session-ttl: must be at least 1s", *o.sessionTTL)
 	}
 	if *o.partitions < 1 || *o.partitions > meta.MaxPartitions {
 		return fmt.Errorf("invalid value %d for flag --default-partitions: must be 1..%d", *o.partitions, meta.MaxPartitions)
@@ -92,7 +98,7 @@ func run(args []string) int {
 		ID: *o.id, NodeID: int32(*o.nodeID), ListenAddr: *o.kafkaAddr, AdvertisedAddr: *o.advertisedAddr,
 		Rack: *o.rack, ClusterID: *o.clusterID, AutoCreateTopics: *o.autoCreate,
 		DefaultPartitions: int32(*o.partitions), DefaultStorageMode: meta.StorageMode(*o.storageMode),
-		Etcd: cli, EtcdPrefix: *o.etcdPrefix, Logger: log,
+		Etcd: cli, EtcdPrefix: *o.etcdPrefix, SessionTTL: int(o.sessionTTL.Seconds()), Logger: log,
 	})
 	if err != nil {
 		o.fs.Fail("%v", err)

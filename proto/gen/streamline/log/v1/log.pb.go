@@ -1006,6 +1006,267 @@ func (x *ListOffsetsPartitionResult) GetLeaderEpoch() int32 {
 	return 0
 }
 
+// OffsetForLeaderEpochRequest looks up leader epochs of several partitions
+// led by this node.
+type OffsetForLeaderEpochRequest struct {
+	state         protoimpl.MessageState           `protogen:"open.v1"`
+	Partitions    []*OffsetForLeaderEpochPartition `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OffsetForLeaderEpochRequest) Reset() {
+	*x = OffsetForLeaderEpochRequest{}
+	mi := &file_streamline_log_v1_log_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OffsetForLeaderEpochRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OffsetForLeaderEpochRequest) ProtoMessage() {}
+
+func (x *OffsetForLeaderEpochRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_log_v1_log_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OffsetForLeaderEpochRequest.ProtoReflect.Descriptor instead.
+func (*OffsetForLeaderEpochRequest) Descriptor() ([]byte, []int) {
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *OffsetForLeaderEpochRequest) GetPartitions() []*OffsetForLeaderEpochPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+// OffsetForLeaderEpochPartition is one lookup.
+type OffsetForLeaderEpochPartition struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	TopicId   []byte                 `protobuf:"bytes,2,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
+	Partition int32                  `protobuf:"varint,3,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The leader epoch the client believes in, or -1 for unknown (KIP-320):
+	// ahead of the node is UNKNOWN_LEADER_EPOCH, behind FENCED_LEADER_EPOCH.
+	CurrentLeaderEpoch int32 `protobuf:"varint,4,opt,name=current_leader_epoch,json=currentLeaderEpoch,proto3" json:"current_leader_epoch,omitempty"`
+	// The epoch whose end offset is asked for (the epoch of the last record
+	// the client consumed).
+	LeaderEpoch   int32 `protobuf:"varint,5,opt,name=leader_epoch,json=leaderEpoch,proto3" json:"leader_epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OffsetForLeaderEpochPartition) Reset() {
+	*x = OffsetForLeaderEpochPartition{}
+	mi := &file_streamline_log_v1_log_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OffsetForLeaderEpochPartition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OffsetForLeaderEpochPartition) ProtoMessage() {}
+
+func (x *OffsetForLeaderEpochPartition) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_log_v1_log_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OffsetForLeaderEpochPartition.ProtoReflect.Descriptor instead.
+func (*OffsetForLeaderEpochPartition) Descriptor() ([]byte, []int) {
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *OffsetForLeaderEpochPartition) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *OffsetForLeaderEpochPartition) GetTopicId() []byte {
+	if x != nil {
+		return x.TopicId
+	}
+	return nil
+}
+
+func (x *OffsetForLeaderEpochPartition) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *OffsetForLeaderEpochPartition) GetCurrentLeaderEpoch() int32 {
+	if x != nil {
+		return x.CurrentLeaderEpoch
+	}
+	return 0
+}
+
+func (x *OffsetForLeaderEpochPartition) GetLeaderEpoch() int32 {
+	if x != nil {
+		return x.LeaderEpoch
+	}
+	return 0
+}
+
+// OffsetForLeaderEpochResponse has one result per requested partition, in
+// request order.
+type OffsetForLeaderEpochResponse struct {
+	state         protoimpl.MessageState                 `protogen:"open.v1"`
+	Partitions    []*OffsetForLeaderEpochPartitionResult `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OffsetForLeaderEpochResponse) Reset() {
+	*x = OffsetForLeaderEpochResponse{}
+	mi := &file_streamline_log_v1_log_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OffsetForLeaderEpochResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OffsetForLeaderEpochResponse) ProtoMessage() {}
+
+func (x *OffsetForLeaderEpochResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_log_v1_log_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OffsetForLeaderEpochResponse.ProtoReflect.Descriptor instead.
+func (*OffsetForLeaderEpochResponse) Descriptor() ([]byte, []int) {
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *OffsetForLeaderEpochResponse) GetPartitions() []*OffsetForLeaderEpochPartitionResult {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+// OffsetForLeaderEpochPartitionResult is the answer for one lookup. For the
+// current epoch it is that epoch and the high watermark; for an older one,
+// the largest epoch at or below it that wrote records and the first offset
+// of the next epoch. -1 and -1 (UNDEFINED) when the epoch is unknown.
+type OffsetForLeaderEpochPartitionResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	ErrorCode     int32                  `protobuf:"varint,3,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage  string                 `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	LeaderEpoch   int32                  `protobuf:"varint,5,opt,name=leader_epoch,json=leaderEpoch,proto3" json:"leader_epoch,omitempty"`
+	EndOffset     int64                  `protobuf:"varint,6,opt,name=end_offset,json=endOffset,proto3" json:"end_offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OffsetForLeaderEpochPartitionResult) Reset() {
+	*x = OffsetForLeaderEpochPartitionResult{}
+	mi := &file_streamline_log_v1_log_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OffsetForLeaderEpochPartitionResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OffsetForLeaderEpochPartitionResult) ProtoMessage() {}
+
+func (x *OffsetForLeaderEpochPartitionResult) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_log_v1_log_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OffsetForLeaderEpochPartitionResult.ProtoReflect.Descriptor instead.
+func (*OffsetForLeaderEpochPartitionResult) Descriptor() ([]byte, []int) {
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *OffsetForLeaderEpochPartitionResult) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *OffsetForLeaderEpochPartitionResult) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *OffsetForLeaderEpochPartitionResult) GetErrorCode() int32 {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return 0
+}
+
+func (x *OffsetForLeaderEpochPartitionResult) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
+func (x *OffsetForLeaderEpochPartitionResult) GetLeaderEpoch() int32 {
+	if x != nil {
+		return x.LeaderEpoch
+	}
+	return 0
+}
+
+func (x *OffsetForLeaderEpochPartitionResult) GetEndOffset() int64 {
+	if x != nil {
+		return x.EndOffset
+	}
+	return 0
+}
+
 var File_streamline_log_v1_log_proto protoreflect.FileDescriptor
 
 const file_streamline_log_v1_log_proto_rawDesc = "" +
@@ -1096,13 +1357,37 @@ const file_streamline_log_v1_log_proto_rawDesc = "" +
 	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\x12\x1c\n" +
 	"\ttimestamp\x18\x05 \x01(\x03R\ttimestamp\x12\x16\n" +
 	"\x06offset\x18\x06 \x01(\x03R\x06offset\x12!\n" +
-	"\fleader_epoch\x18\a \x01(\x05R\vleaderEpoch2\xf0\x02\n" +
+	"\fleader_epoch\x18\a \x01(\x05R\vleaderEpoch\"o\n" +
+	"\x1bOffsetForLeaderEpochRequest\x12P\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v20.streamline.log.v1.OffsetForLeaderEpochPartitionR\n" +
+	"partitions\"\xc3\x01\n" +
+	"\x1dOffsetForLeaderEpochPartition\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x19\n" +
+	"\btopic_id\x18\x02 \x01(\fR\atopicId\x12\x1c\n" +
+	"\tpartition\x18\x03 \x01(\x05R\tpartition\x120\n" +
+	"\x14current_leader_epoch\x18\x04 \x01(\x05R\x12currentLeaderEpoch\x12!\n" +
+	"\fleader_epoch\x18\x05 \x01(\x05R\vleaderEpoch\"v\n" +
+	"\x1cOffsetForLeaderEpochResponse\x12V\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v26.streamline.log.v1.OffsetForLeaderEpochPartitionResultR\n" +
+	"partitions\"\xdf\x01\n" +
+	"#OffsetForLeaderEpochPartitionResult\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x03 \x01(\x05R\terrorCode\x12#\n" +
+	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\x12!\n" +
+	"\fleader_epoch\x18\x05 \x01(\x05R\vleaderEpoch\x12\x1d\n" +
+	"\n" +
+	"end_offset\x18\x06 \x01(\x03R\tendOffset2\xe9\x03\n" +
 	"\n" +
 	"LogService\x12P\n" +
 	"\aProduce\x12!.streamline.log.v1.ProduceRequest\x1a\".streamline.log.v1.ProduceResponse\x12f\n" +
 	"\rProduceStream\x12'.streamline.log.v1.ProduceStreamRequest\x1a(.streamline.log.v1.ProduceStreamResponse(\x010\x01\x12J\n" +
 	"\x05Fetch\x12\x1f.streamline.log.v1.FetchRequest\x1a .streamline.log.v1.FetchResponse\x12\\\n" +
-	"\vListOffsets\x12%.streamline.log.v1.ListOffsetsRequest\x1a&.streamline.log.v1.ListOffsetsResponseB\xcf\x01\n" +
+	"\vListOffsets\x12%.streamline.log.v1.ListOffsetsRequest\x1a&.streamline.log.v1.ListOffsetsResponse\x12w\n" +
+	"\x14OffsetForLeaderEpoch\x12..streamline.log.v1.OffsetForLeaderEpochRequest\x1a/.streamline.log.v1.OffsetForLeaderEpochResponseB\xcf\x01\n" +
 	"\x15com.streamline.log.v1B\bLogProtoP\x01ZFgithub.com/streamline-dev/streamline/proto/gen/streamline/log/v1;logv1\xa2\x02\x03SLX\xaa\x02\x11Streamline.Log.V1\xca\x02\x11Streamline\\Log\\V1\xe2\x02\x1dStreamline\\Log\\V1\\GPBMetadata\xea\x02\x13Streamline::Log::V1b\x06proto3"
 
 var (
@@ -1117,22 +1402,26 @@ func file_streamline_log_v1_log_proto_rawDescGZIP() []byte {
 	return file_streamline_log_v1_log_proto_rawDescData
 }
 
-var file_streamline_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_streamline_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_streamline_log_v1_log_proto_goTypes = []any{
-	(*ProduceRequest)(nil),             // 0: streamline.log.v1.ProduceRequest
-	(*ProducePartition)(nil),           // 1: streamline.log.v1.ProducePartition
-	(*ProduceResponse)(nil),            // 2: streamline.log.v1.ProduceResponse
-	(*ProducePartitionResult)(nil),     // 3: streamline.log.v1.ProducePartitionResult
-	(*ProduceStreamRequest)(nil),       // 4: streamline.log.v1.ProduceStreamRequest
-	(*ProduceStreamResponse)(nil),      // 5: streamline.log.v1.ProduceStreamResponse
-	(*FetchRequest)(nil),               // 6: streamline.log.v1.FetchRequest
-	(*FetchPartition)(nil),             // 7: streamline.log.v1.FetchPartition
-	(*FetchResponse)(nil),              // 8: streamline.log.v1.FetchResponse
-	(*FetchPartitionResult)(nil),       // 9: streamline.log.v1.FetchPartitionResult
-	(*ListOffsetsRequest)(nil),         // 10: streamline.log.v1.ListOffsetsRequest
-	(*ListOffsetsPartition)(nil),       // 11: streamline.log.v1.ListOffsetsPartition
-	(*ListOffsetsResponse)(nil),        // 12: streamline.log.v1.ListOffsetsResponse
-	(*ListOffsetsPartitionResult)(nil), // 13: streamline.log.v1.ListOffsetsPartitionResult
+	(*ProduceRequest)(nil),                      // 0: streamline.log.v1.ProduceRequest
+	(*ProducePartition)(nil),                    // 1: streamline.log.v1.ProducePartition
+	(*ProduceResponse)(nil),                     // 2: streamline.log.v1.ProduceResponse
+	(*ProducePartitionResult)(nil),              // 3: streamline.log.v1.ProducePartitionResult
+	(*ProduceStreamRequest)(nil),                // 4: streamline.log.v1.ProduceStreamRequest
+	(*ProduceStreamResponse)(nil),               // 5: streamline.log.v1.ProduceStreamResponse
+	(*FetchRequest)(nil),                        // 6: streamline.log.v1.FetchRequest
+	(*FetchPartition)(nil),                      // 7: streamline.log.v1.FetchPartition
+	(*FetchResponse)(nil),                       // 8: streamline.log.v1.FetchResponse
+	(*FetchPartitionResult)(nil),                // 9: streamline.log.v1.FetchPartitionResult
+	(*ListOffsetsRequest)(nil),                  // 10: streamline.log.v1.ListOffsetsRequest
+	(*ListOffsetsPartition)(nil),                // 11: streamline.log.v1.ListOffsetsPartition
+	(*ListOffsetsResponse)(nil),                 // 12: streamline.log.v1.ListOffsetsResponse
+	(*ListOffsetsPartitionResult)(nil),          // 13: streamline.log.v1.ListOffsetsPartitionResult
+	(*OffsetForLeaderEpochRequest)(nil),         // 14: streamline.log.v1.OffsetForLeaderEpochRequest
+	(*OffsetForLeaderEpochPartition)(nil),       // 15: streamline.log.v1.OffsetForLeaderEpochPartition
+	(*OffsetForLeaderEpochResponse)(nil),        // 16: streamline.log.v1.OffsetForLeaderEpochResponse
+	(*OffsetForLeaderEpochPartitionResult)(nil), // 17: streamline.log.v1.OffsetForLeaderEpochPartitionResult
 }
 var file_streamline_log_v1_log_proto_depIdxs = []int32{
 	1,  // 0: streamline.log.v1.ProduceRequest.partitions:type_name -> streamline.log.v1.ProducePartition
@@ -1143,19 +1432,23 @@ var file_streamline_log_v1_log_proto_depIdxs = []int32{
 	9,  // 5: streamline.log.v1.FetchResponse.partitions:type_name -> streamline.log.v1.FetchPartitionResult
 	11, // 6: streamline.log.v1.ListOffsetsRequest.partitions:type_name -> streamline.log.v1.ListOffsetsPartition
 	13, // 7: streamline.log.v1.ListOffsetsResponse.partitions:type_name -> streamline.log.v1.ListOffsetsPartitionResult
-	0,  // 8: streamline.log.v1.LogService.Produce:input_type -> streamline.log.v1.ProduceRequest
-	4,  // 9: streamline.log.v1.LogService.ProduceStream:input_type -> streamline.log.v1.ProduceStreamRequest
-	6,  // 10: streamline.log.v1.LogService.Fetch:input_type -> streamline.log.v1.FetchRequest
-	10, // 11: streamline.log.v1.LogService.ListOffsets:input_type -> streamline.log.v1.ListOffsetsRequest
-	2,  // 12: streamline.log.v1.LogService.Produce:output_type -> streamline.log.v1.ProduceResponse
-	5,  // 13: streamline.log.v1.LogService.ProduceStream:output_type -> streamline.log.v1.ProduceStreamResponse
-	8,  // 14: streamline.log.v1.LogService.Fetch:output_type -> streamline.log.v1.FetchResponse
-	12, // 15: streamline.log.v1.LogService.ListOffsets:output_type -> streamline.log.v1.ListOffsetsResponse
-	12, // [12:16] is the sub-list for method output_type
-	8,  // [8:12] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	15, // 8: streamline.log.v1.OffsetForLeaderEpochRequest.partitions:type_name -> streamline.log.v1.OffsetForLeaderEpochPartition
+	17, // 9: streamline.log.v1.OffsetForLeaderEpochResponse.partitions:type_name -> streamline.log.v1.OffsetForLeaderEpochPartitionResult
+	0,  // 10: streamline.log.v1.LogService.Produce:input_type -> streamline.log.v1.ProduceRequest
+	4,  // 11: streamline.log.v1.LogService.ProduceStream:input_type -> streamline.log.v1.ProduceStreamRequest
+	6,  // 12: streamline.log.v1.LogService.Fetch:input_type -> streamline.log.v1.FetchRequest
+	10, // 13: streamline.log.v1.LogService.ListOffsets:input_type -> streamline.log.v1.ListOffsetsRequest
+	14, // 14: streamline.log.v1.LogService.OffsetForLeaderEpoch:input_type -> streamline.log.v1.OffsetForLeaderEpochRequest
+	2,  // 15: streamline.log.v1.LogService.Produce:output_type -> streamline.log.v1.ProduceResponse
+	5,  // 16: streamline.log.v1.LogService.ProduceStream:output_type -> streamline.log.v1.ProduceStreamResponse
+	8,  // 17: streamline.log.v1.LogService.Fetch:output_type -> streamline.log.v1.FetchResponse
+	12, // 18: streamline.log.v1.LogService.ListOffsets:output_type -> streamline.log.v1.ListOffsetsResponse
+	16, // 19: streamline.log.v1.LogService.OffsetForLeaderEpoch:output_type -> streamline.log.v1.OffsetForLeaderEpochResponse
+	15, // [15:20] is the sub-list for method output_type
+	10, // [10:15] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_streamline_log_v1_log_proto_init() }
@@ -1169,7 +1462,7 @@ func file_streamline_log_v1_log_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_streamline_log_v1_log_proto_rawDesc), len(file_streamline_log_v1_log_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,10 +29,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	LogService_Produce_FullMethodName       = "/streamline.log.v1.LogService/Produce"
-	LogService_ProduceStream_FullMethodName = "/streamline.log.v1.LogService/ProduceStream"
-	LogService_Fetch_FullMethodName         = "/streamline.log.v1.LogService/Fetch"
-	LogService_ListOffsets_FullMethodName   = "/streamline.log.v1.LogService/ListOffsets"
+	LogService_Produce_FullMethodName              = "/streamline.log.v1.LogService/Produce"
+	LogService_ProduceStream_FullMethodName        = "/streamline.log.v1.LogService/ProduceStream"
+	LogService_Fetch_FullMethodName                = "/streamline.log.v1.LogService/Fetch"
+	LogService_ListOffsets_FullMethodName          = "/streamline.log.v1.LogService/ListOffsets"
+	LogService_OffsetForLeaderEpoch_FullMethodName = "/streamline.log.v1.LogService/OffsetForLeaderEpoch"
 )
 
 // LogServiceClient is the client API for LogService service.
@@ -56,6 +57,11 @@ type LogServiceClient interface {
 	Fetch(ctx context.Context, in *FetchRequest, opts ...grpc.CallOption) (*FetchResponse, error)
 	// ListOffsets resolves earliest/latest/timestamp lookups.
 	ListOffsets(ctx context.Context, in *ListOffsetsRequest, opts ...grpc.CallOption) (*ListOffsetsResponse, error)
+	// OffsetForLeaderEpoch answers, from each partition's leader-epoch
+	// history, where a leader epoch's records end (Kafka
+	// OffsetForLeaderEpoch, KIP-101/KIP-320), so consumers can detect log
+	// truncation after a leader change.
+	OffsetForLeaderEpoch(ctx context.Context, in *OffsetForLeaderEpochRequest, opts ...grpc.CallOption) (*OffsetForLeaderEpochResponse, error)
 }
 
 type logServiceClient struct {
@@ -109,6 +115,16 @@ func (c *logServiceClient) ListOffsets(ctx context.Context, in *ListOffsetsReque
 	return out, nil
 }
 
+func (c *logServiceClient) OffsetForLeaderEpoch(ctx context.Context, in *OffsetForLeaderEpochRequest, opts ...grpc.CallOption) (*OffsetForLeaderEpochResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(OffsetForLeaderEpochResponse)
+	err := c.cc.Invoke(ctx, LogService_OffsetForLeaderEpoch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LogServiceServer is the server API for LogService service.
 // All implementations must embed UnimplementedLogServiceServer
 // for forward compatibility.
@@ -130,6 +146,11 @@ type LogServiceServer interface {
 	Fetch(context.Context, *FetchRequest) (*FetchResponse, error)
 	// ListOffsets resolves earliest/latest/timestamp lookups.
 	ListOffsets(context.Context, *ListOffsetsRequest) (*ListOffsetsResponse, error)
+	// OffsetForLeaderEpoch answers, from each partition's leader-epoch
+	// history, where a leader epoch's records end (Kafka
+	// OffsetForLeaderEpoch, KIP-101/KIP-320), so consumers can detect log
+	// truncation after a leader change.
+	OffsetForLeaderEpoch(context.Context, *OffsetForLeaderEpochRequest) (*OffsetForLeaderEpochResponse, error)
 	mustEmbedUnimplementedLogServiceServer()
 }
 
@@ -151,6 +172,9 @@ func (UnimplementedLogServiceServer) Fetch(context.Context, *FetchRequest) (*Fet
 }
 func (UnimplementedLogServiceServer) ListOffsets(context.Context, *ListOffsetsRequest) (*ListOffsetsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListOffsets not implemented")
+}
+func (UnimplementedLogServiceServer) OffsetForLeaderEpoch(context.Context, *OffsetForLeaderEpochRequest) (*OffsetForLeaderEpochResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method OffsetForLeaderEpoch not implemented")
 }
 func (UnimplementedLogServiceServer) mustEmbedUnimplementedLogServiceServer() {}
 func (UnimplementedLogServiceServer) testEmbeddedByValue()                    {}
@@ -234,6 +258,24 @@ func _LogService_ListOffsets_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LogService_OffsetForLeaderEpoch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OffsetForLeaderEpochRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServiceServer).OffsetForLeaderEpoch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LogService_OffsetForLeaderEpoch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServiceServer).OffsetForLeaderEpoch(ctx, req.(*OffsetForLeaderEpochRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LogService_ServiceDesc is the grpc.ServiceDesc for LogService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -252,6 +294,10 @@ var LogService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListOffsets",
 			Handler:    _LogService_ListOffsets_Handler,
+		},
+		{
+			MethodName: "OffsetForLeaderEpoch",
+			Handler:    _LogService_OffsetForLeaderEpoch_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,264 @@
+package cluster
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// Readiness markers: a line containing one of these means the process
+// serves. etcd prints its line on stdout, the services log theirs on stderr.
+const (
+	EtcdReadyMarker     = "etcd ready at"
+	LogsvcReadyMarker   = "log service started"
+	GatewayReadyMarker  = "gateway ready"
+	UploaderReadyMarker = "uploader started"
+)
+
+// ClusterOptions shapes StartCluster. The zero value is the default
+// cluster: 3 log-service nodes, 2 gateways, 1 uploader.
+type ClusterOptions struct {
+	// LogServices is the number of logsvc nodes, logsvc-1..N (default 3).
+	LogServices int
+	// Gateways is the number of gateways, gateway-1..M with Kafka node ids
+	// 1..M (default 2).
+	Gateways int
+	// Uploaders is the number of uploaders, uploader-1..K (default 1;
+	// negative: none).
+	Uploaders int
+	// SessionTTL is the logsvc and uploader etcd lease TTL (--session-ttl):
+	// how long a SIGKILLed or SIGSTOPped node stays registered (default 3s).
+	SessionTTL time.Duration
+	// AutoCreateTopics sets the gateways' --auto-create-topics.
+	AutoCreateTopics bool
+	// ExtraArgs appends flags to some processes' command lines, keyed by
+	// node name ("logsvc-2") or by kind ("etcd", "logsvc", "gateway",
+	// "uploader"); kind flags come first, so a node's own win.
+	ExtraArgs map[string][]string
+}
+
+func (o ClusterOptions) withDefaults() ClusterOptions {
+	if o.LogServices == 0 {
+		o.LogServices = 3
+	}
+	if o.Gateways == 0 {
+		o.Gateways = 2
+	}
+	switch {
+	case o.Uploaders == 0:
+		o.Uploaders = 1
+	case o.Uploaders < 0:
+		o.Uploaders = 0
+	}
+	if o.SessionTTL == 0 {
+		o.SessionTTL = 3 * time.Second
+	}
+	return o
+}
+
+// Cluster is a Streamline cluster of separate OS processes on 127.0.0.1:
+// one etcd (the streamline-etcd binary), logsvc nodes, uploaders and
+// gateways, each with a stable node name. Every process is SIGKILLed when
+// the test ends, and the output of all of them is logged if it failed.
+type Cluster struct {
+	t     testing.TB
+	opts  ClusterOptions
+	dir   string              // logs/<name>.log live here
+	names []string            // in start order
+	nodes map[string]*cnode   // by name
+	eps   []string            // etcd client URLs
+	boot  []string            // gateway Kafka addresses, gateway-1 first
+	data  map[string]string   // data directory by name (etcd, logsvc-N)
+	kinds map[string][]string // names by kind
+}
+
+// cnode is one process of the cluster.
+type cnode struct {
+	proc   *Process
+	kind   string // etcd, logsvc, gateway, uploader
+	marker string
+	addr   string // the address it serves: etcd client, gRPC, Kafka
+}
+
+// StartCluster builds the binaries (once per test binary) and starts the
+// cluster, each process waited for until it serves: etcd, then the logsvc
+// nodes, the uploaders and last the gateways. Processes run until the test
+// ends.
+func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
+	t.Helper()
+	opts = opts.withDefaults()
+	c := &Cluster{
+		t: t, opts: opts, dir: t.TempDir(),
+		nodes: map[string]*cnode{}, data: map[string]string{}, kinds: map[string][]string{},
+	}
+	etcdBin := Binary(t, "./services/cmd/streamline-etcd")
+	logsvcBin := Binary(t, "./logsvc/cmd/logsvc")
+	gatewayBin := Binary(t, "./gateway/cmd/gateway")
+	var uploaderBin string
+	if opts.Uploaders > 0 {
+		uploaderBin = Binary(t, "./uploader/cmd/uploader")
+	}
+
+	// Reserve every port at once, so no two processes get the same one.
+	addrs := freeAddrs(t, 2+opts.LogServices+opts.Uploaders+opts.Gateways)
+	next := func() string { a := addrs[0]; addrs = addrs[1:]; return a }
+
+	etcdClient, etcdPeer := next(), next()
+	c.eps = []string{"http://" + etcdClient}
+	eps := strings.Join(c.eps, ",")
+	c.data["etcd"] = t.TempDir()
+	c.start("etcd", "etcd", etcdBin, EtcdReadyMarker, false, etcdClient,
+		"--name", "etcd", "--data-dir", c.data["etcd"], "--client-addr", etcdClient, "--peer-addr", etcdPeer,
+		"--unsafe-no-fsync")
+
+	ttl := opts.SessionTTL.String()
+	for i := 1; i <= opts.LogServices; i++ {
+		name, addr := fmt.Sprintf("logsvc-%d", i), next()
+		c.data[name] = t.TempDir()
+		c.start(name, "logsvc", logsvcBin, LogsvcReadyMarker, true, addr,
+			"--id", name, "--etcd-endpoints", eps, "--data-dir", c.data[name], "--grpc-addr", addr, "--session-ttl", ttl)
+	}
+	for i := 1; i <= opts.Uploaders; i++ {
+		name, addr := fmt.Sprintf("uploader-%d", i), next()
+		c.start(name, "uploader", uploaderBin, UploaderReadyMarker, true, addr,
+			"--id", name, "--etcd-endpoints", eps, "--grpc-addr", addr, "--session-ttl", ttl)
+	}
+	for i := 1; i <= opts.Gateways; i++ {
+		name, addr := fmt.Sprintf("gateway-%d", i), next()
+		c.boot = append(c.boot, addr)
+		c.start(name, "gateway", gatewayBin, GatewayReadyMarker, true, addr,
+			"--id", name, "--node-id", strconv.Itoa(i), "--etcd-endpoints", eps, "--kafka-addr", addr,
+			"--auto-create-topics="+strconv.FormatBool(opts.AutoCreateTopics))
+	}
+	return c
+}
+
+// start runs one node and waits until it prints its readiness marker.
+func (c *Cluster) start(name, kind, bin, marker string, onStderr bool, addr string, args ...string) {
+	c.t.Helper()
+	args = append(args, c.opts.ExtraArgs[kind]...)
+	args = append(args, c.opts.ExtraArgs[name]...)
+	logDir := filepath.Join(c.dir, "logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		c.t.Fatal(err)
+	}
+	log, err := os.OpenFile(filepath.Join(logDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { log.Close() }) // runs after the process is killed
+	p := &Process{t: c.t, bin: bin, args: args, log: log, markerOnStderr: onStderr, name: name}
+	c.names = append(c.names, name)
+	c.kinds[kind] = append(c.kinds[kind], name)
+	c.nodes[name] = &cnode{proc: p, kind: kind, marker: marker, addr: addr}
+	startProcess(c.t, p, marker)
+}
+
+// freeAddrs returns n distinct free 127.0.0.1 addresses. Like FreeAddr
+// they are released before use.
+func freeAddrs(t testing.TB, n int) []string {
+	t.Helper()
+	out := make([]string, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		out = append(out, l.Addr().String())
+	}
+	return out
+}
+
+func (c *Cluster) node(name string) *cnode {
+	c.t.Helper()
+	n, ok := c.nodes[name]
+	if !ok {
+		c.t.Fatalf("cluster: no node %q (have %s)", name, strings.Join(c.names, ", "))
+	}
+	return n
+}
+
+// Bootstrap is the gateways' Kafka addresses (host:port), gateway-1 first:
+// the seed brokers of a client.
+func (c *Cluster) Bootstrap() []string { return append([]string(nil), c.boot...) }
+
+// EtcdEndpoints is etcd's client URLs (http://127.0.0.1:port).
+func (c *Cluster) EtcdEndpoints() []string { return append([]string(nil), c.eps...) }
+
+// Names is every node's name in start order: "etcd", "logsvc-1"...,
+// "uploader-1"..., "gateway-1"....
+func (c *Cluster) Names() []string { return append([]string(nil), c.names...) }
+
+// NamesOf is the names of one kind of node ("etcd", "logsvc", "gateway",
+// "uploader") in start order.
+func (c *Cluster) NamesOf(kind string) []string { return append([]string(nil), c.kinds[kind]...) }
+
+// Node is the named node's process (its PID, log, signals).
+func (c *Cluster) Node(name string) *Process { c.t.Helper(); return c.node(name).proc }
+
+// Addr is the address the named node serves on: etcd's client address, a
+// logsvc's or uploader's gRPC address, a gateway's Kafka address.
+func (c *Cluster) Addr(name string) string { c.t.Helper(); return c.node(name).addr }
+
+// DataDir is the data directory of etcd or a logsvc node ("" for others).
+func (c *Cluster) DataDir(name string) string { c.t.Helper(); c.node(name); return c.data[name] }
+
+// Kill SIGKILLs the named node and waits until it is gone. Its etcd
+// registration stays until its lease expires.
+func (c *Cluster) Kill(name string) {
+	c.t.Helper()
+	p := c.node(name).proc
+	p.Signal(syscall.SIGKILL)
+	if err := p.Wait(30 * time.Second); err != nil && !p.Exited() {
+		c.t.Fatalf("cluster: %s: %v after SIGKILL", name, err)
+	}
+}
+
+// Stop freezes the named node with SIGSTOP: it holds its ports and files
+// but answers nothing and renews no lease, like a long GC pause or a hung
+// machine. Cont resumes it.
+func (c *Cluster) Stop(name string) { c.t.Helper(); c.node(name).proc.Signal(syscall.SIGSTOP) }
+
+// Cont resumes a node frozen by Stop.
+func (c *Cluster) Cont(name string) { c.t.Helper(); c.node(name).proc.Signal(syscall.SIGCONT) }
+
+// Restart runs the named node again with the same arguments, data
+// directory and ports, and waits until it serves. A node that is still
+// running is stopped cleanly first (SIGTERM, SIGKILL after 30 s; a frozen
+// one is resumed so it can exit); to restart after a crash, Kill first.
+func (c *Cluster) Restart(name string) {
+	c.t.Helper()
+	n := c.node(name)
+	p := n.proc
+	if !p.Exited() {
+		p.Signal(syscall.SIGTERM)
+		p.Signal(syscall.SIGCONT)
+		if err := p.Wait(30 * time.Second); err != nil && !p.Exited() {
+			c.t.Logf("cluster: %s did not stop within 30s of SIGTERM; killing it", name)
+			c.Kill(name)
+		}
+	}
+	p.Restart(n.marker)
+}
+
+// Etcd returns a new client of the cluster's etcd, closed when the test
+// ends (before the processes are killed).
+func (c *Cluster) Etcd(t testing.TB) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatalf("etcd client: %v", err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}

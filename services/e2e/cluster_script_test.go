@@ -1,0 +1,195 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// clusterNodes are the nodes deployments/local/cluster.sh starts.
+var clusterNodes = []string{"etcd", "logsvc-1", "logsvc-2", "logsvc-3", "uploader-1", "gateway-1", "gateway-2"}
+
+// TestClusterScript drives deployments/local/cluster.sh as a person would:
+// `up` into a temp dir, then a franz-go client on the BOOTSTRAP list of
+// cluster.env produces and consumes; `restart DIR logsvc-2` gives that
+// node a new PID (updated in cluster.env) and its partitions stay readable
+// and writable; `down` leaves none of the processes alive. `down` also runs
+// at cleanup if the test fails half-way.
+func TestClusterScript(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("cluster.sh picks ports with python3, which is not installed")
+	}
+	script, err := filepath.Abs("../../deployments/local/cluster.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	begin := time.Now()
+	downed := false
+	t.Cleanup(func() {
+		if !downed {
+			out, err := runScript(t, 2*time.Minute, script, "down", dir)
+			t.Logf("cleanup: cluster.sh down: %v\n%s", err, out)
+		}
+	})
+	out, err := runScript(t, 5*time.Minute, script, "up", dir)
+	if err != nil {
+		t.Fatalf("cluster.sh up: %v\n%s", err, out)
+	}
+	t.Logf("cluster.sh up (build included) took %v", time.Since(begin).Round(time.Millisecond))
+	env := clusterEnv(t, dir)
+	pids := map[string]int{}
+	for _, n := range clusterNodes {
+		pid, err := strconv.Atoi(env[pidVar(n)])
+		if err != nil || !processAlive(pid) {
+			t.Fatalf("%s=%q in cluster.env: not a live process", pidVar(n), env[pidVar(n)])
+		}
+		pids[n] = pid
+	}
+	if out, err := runScript(t, time.Minute, script, "status", dir); err != nil || strings.Count(out, " running ") != len(clusterNodes) {
+		t.Fatalf("cluster.sh status (want every node running, exit 0): %v\n%s", err, out)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	seeds := strings.Split(env["BOOTSTRAP"], ",")
+	if len(seeds) != 2 {
+		t.Fatalf("BOOTSTRAP=%q: want the two gateways", env["BOOTSTRAP"])
+	}
+	adm := kadm.NewClient(newSeededClient(t, seeds))
+	checkBrokers(ctx, t, adm, seeds)
+	const topic, partitions = "script", 6
+	if resp, err := adm.CreateTopic(ctx, partitions, 1, nil, topic); err != nil || resp.Err != nil {
+		t.Fatalf("create topic: %v %v", err, resp.Err)
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(env["ETCD_ENDPOINTS"], ","), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatalf("etcd client on ETCD_ENDPOINTS=%q: %v", env["ETCD_ENDPOINTS"], err)
+	}
+	defer cli.Close()
+	onRestarted := 0
+	for _, l := range partitionLeaders(ctx, t, cli, topic) {
+		if l == "logsvc-2" {
+			onRestarted++
+		}
+	}
+	if onRestarted == 0 {
+		t.Fatalf("logsvc-2 leads none of the %d partitions; the restart would prove nothing", partitions)
+	}
+
+	mk := func(base int) func(i int) *kgo.Record {
+		return func(i int) *kgo.Record {
+			return &kgo.Record{Partition: int32(i % partitions), Key: []byte(strconv.Itoa(base + i)), Value: []byte(fmt.Sprintf("script-%06d", base+i))}
+		}
+	}
+	prod := newSeededClient(t, seeds, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	acked := produceAll(ctx, t, prod, 600, mk(0))
+	consumeAndCompare(ctx, t, seeds[0], topic, acked)
+	// The gateways auto-create topics (cluster.sh turns it on).
+	auto := produceAll(ctx, t, newSeededClient(t, seeds, kgo.DefaultProduceTopic("auto-created"), kgo.AllowAutoTopicCreation()), 10, mk(0))
+	consumeAndCompare(ctx, t, seeds[1], "auto-created", auto)
+
+	begin = time.Now()
+	if out, err := runScript(t, 2*time.Minute, script, "restart", dir, "logsvc-2"); err != nil {
+		t.Fatalf("cluster.sh restart logsvc-2: %v\n%s", err, out)
+	}
+	t.Logf("cluster.sh restart logsvc-2 took %v", time.Since(begin).Round(time.Millisecond))
+	env = clusterEnv(t, dir)
+	for _, n := range clusterNodes {
+		pid, _ := strconv.Atoi(env[pidVar(n)])
+		switch {
+		case n == "logsvc-2" && (pid == pids[n] || !processAlive(pid)):
+			t.Fatalf("after restart %s=%q (was %d): want a new live process", pidVar(n), env[pidVar(n)], pids[n])
+		case n == "logsvc-2" && processAlive(pids[n]):
+			t.Fatalf("logsvc-2's old process %d still alive after restart", pids[n])
+		case n != "logsvc-2" && pid != pids[n]:
+			t.Fatalf("restarting logsvc-2 changed %s from %d to %q", pidVar(n), pids[n], env[pidVar(n)])
+		}
+		pids[n] = pid
+	}
+	// Everything is still there, including logsvc-2's partitions, and the
+	// restarted node takes writes again.
+	consumeAndCompare(ctx, t, seeds[1], topic, acked)
+	more := produceAll(ctx, t, newSeededClient(t, seeds, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner())), 600, mk(100000))
+	for p, m := range more {
+		for o, r := range m {
+			if _, dup := acked[p][o]; dup {
+				t.Fatalf("offset %d/%d acknowledged twice", p, o)
+			}
+			acked[p][o] = r
+		}
+	}
+	consumeAndCompare(ctx, t, seeds[0], topic, acked)
+
+	begin = time.Now()
+	out, err = runScript(t, 2*time.Minute, script, "down", dir)
+	downed = true
+	if err != nil {
+		t.Fatalf("cluster.sh down: %v\n%s", err, out)
+	}
+	t.Logf("cluster.sh down took %v:\n%s", time.Since(begin).Round(time.Millisecond), out)
+	for _, n := range clusterNodes {
+		if processAlive(pids[n]) {
+			t.Fatalf("%s (pid %d) still alive after down", n, pids[n])
+		}
+		if !strings.Contains(out, n+" (pid "+strconv.Itoa(pids[n])+")") {
+			t.Fatalf("down did not report stopping %s (pid %d)", n, pids[n])
+		}
+	}
+	if out, err := runScript(t, time.Minute, script, "status", dir); err == nil || strings.Contains(out, " running ") {
+		t.Fatalf("cluster.sh status after down (want every node stopped, exit 1): %v\n%s", err, out)
+	}
+}
+
+// runScript runs cluster.sh with args and returns its combined output.
+func runScript(t testing.TB, timeout time.Duration, script string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", append([]string{script}, args...)...)
+	// If a child kept the output pipe open, Wait would hang: the script
+	// must redirect every process it leaves running.
+	cmd.WaitDelay = 10 * time.Second
+	b, err := cmd.CombinedOutput()
+	if errors.Is(err, exec.ErrWaitDelay) {
+		t.Errorf("cluster.sh %s: a process it started kept its output open", args[0])
+	}
+	return string(b), err
+}
+
+// clusterEnv sources DIR/cluster.env in bash and returns the variables the
+// test reads.
+func clusterEnv(t testing.TB, dir string) map[string]string {
+	t.Helper()
+	names := []string{"BOOTSTRAP", "ETCD_ENDPOINTS"}
+	for _, n := range clusterNodes {
+		names = append(names, pidVar(n))
+	}
+	const src = `set -eu; . "$1"; shift; for v in "$@"; do printf '%s=%s\n' "$v" "${!v}"; done`
+	out, err := exec.Command("bash", append([]string{"-c", src, "_", filepath.Join(dir, "cluster.env")}, names...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sourcing cluster.env: %v\n%s", err, out)
+	}
+	env := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		env[k] = v
+	}
+	return env
+}
+
+// pidVar is the cluster.env variable holding a node's PID (PID_LOGSVC_2).
+func pidVar(node string) string {
+	return "PID_" + strings.ToUpper(strings.ReplaceAll(node, "-", "_"))
+}
