@@ -152,19 +152,26 @@ func (s *Store) UpdatePartitions(ctx context.Context, updates []PartitionUpdate,
 	return applied, nil
 }
 
-// DeleteTopic removes a topic and its partitions in one transaction.
+// DeleteTopic removes a topic, its partitions and its manifests (the
+// coordinates of its data in object storage; the objects themselves are
+// collected as unreferenced) in one transaction.
 func (s *Store) DeleteTopic(ctx context.Context, name string) (int64, error) {
+	t, rev, err := s.getTopic(ctx, name)
+	if err != nil {
+		return 0, err
+	}
 	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(s.k.topic(name)), ">", 0)).
+		If(clientv3.Compare(clientv3.ModRevision(s.k.topic(name)), "=", rev)).
 		Then(
 			clientv3.OpDelete(s.k.topic(name)),
 			clientv3.OpDelete(s.k.topicPartitions(name), clientv3.WithPrefix()),
+			clientv3.OpDelete(fmt.Sprintf("%smanifests/%s/", s.k.prefix, t.ID), clientv3.WithPrefix()),
 		).Commit()
 	if err != nil {
 		return 0, err
 	}
 	if !resp.Succeeded {
-		return 0, fmt.Errorf("%w: %s", ErrTopicNotFound, name)
+		return 0, ErrConflict
 	}
 	return resp.Header.Revision, nil
 }

@@ -1,0 +1,215 @@
+package meta
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Manifests are the coordinates of committed data in object storage for
+// partitions whose log lives there (diskless, and later hybrid segments).
+// The keys of one partition are
+//
+//	manifests/<topicID>/<%05d partition>/e            next offset (decimal): the committed log end
+//	manifests/<topicID>/<%05d partition>/r/<%020d>    Coords of a range, keyed by its last offset
+//
+// Keying a range by its last offset means the range holding offset X is the
+// first key at or after r/<X>: one range read with limit 1.
+
+// ErrCommitFenced means the partition's leader epoch moved on since the
+// committer's leader took over: the commit is refused (DESIGN invariant 2).
+var ErrCommitFenced = errors.New("commit fenced: the partition has a newer leader epoch")
+
+// ErrCommitOutOfOrder means the commit does not start at the partition's
+// committed end: an earlier commit failed or is missing (invariant 3).
+var ErrCommitOutOfOrder = errors.New("commit does not start at the committed log end")
+
+// Coords locate one committed range of a partition's batches.
+type Coords struct {
+	Object       string `json:"object"`
+	Position     int64  `json:"pos"`
+	Length       int64  `json:"len"`
+	BaseOffset   int64  `json:"base"`
+	LastOffset   int64  `json:"last"`
+	MaxTimestamp int64  `json:"max_ts"`
+	LeaderEpoch  int32  `json:"epoch"`
+	// Producers holds the idempotent-producer facts of the range's batches,
+	// so a new leader rebuilds producer state from etcd alone.
+	Producers []ProducerBatch `json:"producers,omitempty"`
+}
+
+// ProducerBatch is one idempotent batch's producer facts.
+type ProducerBatch struct {
+	ProducerID int64 `json:"pid"`
+	Epoch      int16 `json:"pepoch"`
+	FirstSeq   int32 `json:"first_seq"`
+	LastSeq    int32 `json:"last_seq"`
+	BaseOffset int64 `json:"base"`
+	LastOffset int64 `json:"last"`
+}
+
+// PartitionCommit is one partition's part of a commit.
+type PartitionCommit struct {
+	Topic     string
+	TopicID   TopicID
+	Partition int32
+	// LeaderRevision is the etcd ModRevision of the partition record at
+	// which the committing leader took over: any leadership change since
+	// (an epoch bump) changes it, and the commit is fenced.
+	LeaderRevision int64
+	// Ranges to commit, contiguous and in offset order; the first must
+	// start at the partition's committed end.
+	Ranges []Coords
+}
+
+func (k keys) manifests(id TopicID, p int32) string {
+	return fmt.Sprintf("%smanifests/%s/%05d/", k.prefix, id, p)
+}
+func (k keys) manifestEnd(id TopicID, p int32) string { return k.manifests(id, p) + "e" }
+func (k keys) manifestRanges(id TopicID, p int32) string {
+	return k.manifests(id, p) + "r/"
+}
+func (k keys) manifestRange(id TopicID, p int32, last int64) string {
+	return fmt.Sprintf("%s%020d", k.manifestRanges(id, p), last)
+}
+
+// commitOps are the compares and puts of one partition's commit.
+func (s *Store) commitOps(c PartitionCommit) ([]clientv3.Cmp, []clientv3.Op, error) {
+	if len(c.Ranges) == 0 {
+		return nil, nil, errors.New("meta: empty commit")
+	}
+	for i := 1; i < len(c.Ranges); i++ {
+		if c.Ranges[i].BaseOffset != c.Ranges[i-1].LastOffset+1 {
+			return nil, nil, fmt.Errorf("meta: commit ranges of %s-%d are not contiguous", c.Topic, c.Partition)
+		}
+	}
+	endKey := s.k.manifestEnd(c.TopicID, c.Partition)
+	start := c.Ranges[0].BaseOffset
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(s.k.partition(c.Topic, c.Partition)), "=", c.LeaderRevision)}
+	if start == 0 {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(endKey), "=", 0))
+	} else {
+		cmps = append(cmps, clientv3.Compare(clientv3.Value(endKey), "=", strconv.FormatInt(start, 10)))
+	}
+	var ops []clientv3.Op
+	for _, r := range c.Ranges {
+		ops = append(ops, clientv3.OpPut(s.k.manifestRange(c.TopicID, c.Partition, r.LastOffset), mustJSON(r)))
+	}
+	ops = append(ops, clientv3.OpPut(endKey, strconv.FormatInt(c.Ranges[len(c.Ranges)-1].LastOffset+1, 10)))
+	return cmps, ops, nil
+}
+
+// maxCommitOps keeps a grouped commit under etcd's default limit of 128
+// operations per transaction.
+const maxCommitOps = 120
+
+// Commit applies partition commits atomically per partition: each
+// partition's ranges are all committed or none. Partitions are grouped
+// into as few transactions as etcd's operation limit allows; when a group
+// fails, its partitions are retried one by one to tell which one is fenced
+// or out of order. The result has one error (nil = committed) per commit,
+// in order.
+func (s *Store) Commit(ctx context.Context, commits []PartitionCommit) []error {
+	errs := make([]error, len(commits))
+	type prepared struct {
+		i    int
+		cmps []clientv3.Cmp
+		ops  []clientv3.Op
+	}
+	var group []prepared
+	nops := 0
+	flush := func() {
+		if len(group) == 0 {
+			return
+		}
+		var cmps []clientv3.Cmp
+		var ops []clientv3.Op
+		for _, g := range group {
+			cmps, ops = append(cmps, g.cmps...), append(ops, g.ops...)
+		}
+		resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+		switch {
+		case err != nil:
+			for _, g := range group {
+				errs[g.i] = err
+			}
+		case !resp.Succeeded && len(group) == 1:
+			errs[group[0].i] = s.whyRefused(ctx, commits[group[0].i])
+		case !resp.Succeeded:
+			for _, g := range group { // find the culprit(s)
+				errs[g.i] = s.Commit(ctx, []PartitionCommit{commits[g.i]})[0]
+			}
+		}
+		group, nops = nil, 0
+	}
+	for i, c := range commits {
+		cmps, ops, err := s.commitOps(c)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		if n := len(cmps) + len(ops); nops+n > maxCommitOps {
+			flush()
+		}
+		group = append(group, prepared{i, cmps, ops})
+		nops += len(cmps) + len(ops)
+	}
+	flush()
+	return errs
+}
+
+// whyRefused tells a fenced commit from an out-of-order one.
+func (s *Store) whyRefused(ctx context.Context, c PartitionCommit) error {
+	resp, err := s.cli.Get(ctx, s.k.partition(c.Topic, c.Partition))
+	if err != nil {
+		return err
+	}
+	if len(resp.Kvs) == 0 || resp.Kvs[0].ModRevision != c.LeaderRevision {
+		return fmt.Errorf("%w: %s-%d", ErrCommitFenced, c.Topic, c.Partition)
+	}
+	end, _, err := s.CommittedEnd(ctx, c.TopicID, c.Partition)
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: %s-%d commit starts at %d, committed end is %d", ErrCommitOutOfOrder, c.Topic, c.Partition, c.Ranges[0].BaseOffset, end)
+}
+
+// CommittedEnd returns a partition's committed log end (0 when nothing was
+// ever committed) and the etcd revision it was read at.
+func (s *Store) CommittedEnd(ctx context.Context, id TopicID, p int32) (int64, int64, error) {
+	resp, err := s.cli.Get(ctx, s.k.manifestEnd(id, p))
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(resp.Kvs) == 0 {
+		return 0, resp.Header.Revision, nil
+	}
+	end, err := strconv.ParseInt(string(resp.Kvs[0].Value), 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("meta: corrupt committed end of %s-%d: %w", id, p, err)
+	}
+	return end, resp.Header.Revision, nil
+}
+
+// RangesFrom returns up to limit committed ranges of a partition, starting
+// with the one that contains offset.
+func (s *Store) RangesFrom(ctx context.Context, id TopicID, p int32, offset int64, limit int64) ([]Coords, error) {
+	resp, err := s.cli.Get(ctx, s.k.manifestRange(id, p, max(offset, 0)),
+		clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.k.manifestRanges(id, p))), clientv3.WithLimit(limit))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Coords, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var c Coords
+		if err := json.Unmarshal(kv.Value, &c); err != nil {
+			return nil, fmt.Errorf("meta: corrupt manifest %s: %w", kv.Key, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}

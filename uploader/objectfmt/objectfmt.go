@@ -1,0 +1,189 @@
+package objectfmt
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+)
+
+const (
+	headerMagic = "SLOBJv1\n"
+	footerMagic = "SLOBJEND"
+	// HeaderSize and FooterSize are the fixed parts of every object.
+	HeaderSize = 8
+	FooterSize = 24
+	entrySize  = 16 + 4 + 8 + 8 + 8 + 8 + 8
+	// maxEntries bounds what a decoder accepts, so a corrupt count cannot
+	// make it allocate without limit.
+	maxEntries = 1 << 20
+)
+
+// ErrCorrupt wraps every decoding failure.
+var ErrCorrupt = errors.New("objectfmt: corrupt object")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Section is one partition's contiguous bytes in an object.
+type Section struct {
+	TopicID      [16]byte
+	Partition    int32
+	Position     int64 // byte offset in the object
+	Length       int64
+	BaseOffset   int64
+	LastOffset   int64
+	MaxTimestamp int64
+}
+
+// Builder assembles an object. Sections are written in the order their
+// partitions first appear; batches of one partition must be added in
+// offset order and end up contiguous.
+type Builder struct {
+	order []sectionKey
+	parts map[sectionKey]*pending
+	size  int
+}
+
+type sectionKey struct {
+	topic     [16]byte
+	partition int32
+}
+
+type pending struct {
+	data             [][]byte
+	base, last, maxT int64
+	length           int64
+}
+
+// NewBuilder returns an empty builder.
+func NewBuilder() *Builder { return &Builder{parts: map[sectionKey]*pending{}} }
+
+// Add appends one record batch of a partition. base and last are the
+// batch's first and last offsets, maxTimestamp its max timestamp.
+func (b *Builder) Add(topic [16]byte, partition int32, batch []byte, base, last, maxTimestamp int64) error {
+	k := sectionKey{topic, partition}
+	p, ok := b.parts[k]
+	if !ok {
+		p = &pending{base: base, last: -1, maxT: -1}
+		b.parts[k] = p
+		b.order = append(b.order, k)
+	}
+	if p.last >= 0 && base != p.last+1 {
+		return fmt.Errorf("objectfmt: partition %d: batch at %d does not follow %d", partition, base, p.last)
+	}
+	p.data = append(p.data, batch)
+	p.last = last
+	p.length += int64(len(batch))
+	p.maxT = max(p.maxT, maxTimestamp)
+	b.size += len(batch)
+	return nil
+}
+
+// Len is the number of data bytes added.
+func (b *Builder) Len() int { return b.size }
+
+// Build encodes the object and returns it with its sections (positions
+// filled in), in section order.
+func (b *Builder) Build() ([]byte, []Section) {
+	out := make([]byte, 0, HeaderSize+b.size+4+len(b.order)*entrySize+FooterSize)
+	out = append(out, headerMagic...)
+	sections := make([]Section, 0, len(b.order))
+	for _, k := range b.order {
+		p := b.parts[k]
+		s := Section{TopicID: k.topic, Partition: k.partition, Position: int64(len(out)), Length: p.length,
+			BaseOffset: p.base, LastOffset: p.last, MaxTimestamp: p.maxT}
+		for _, d := range p.data {
+			out = append(out, d...)
+		}
+		sections = append(sections, s)
+	}
+	indexPos := len(out)
+	out = binary.BigEndian.AppendUint32(out, uint32(len(sections)))
+	for _, s := range sections {
+		out = append(out, s.TopicID[:]...)
+		out = binary.BigEndian.AppendUint32(out, uint32(s.Partition))
+		out = binary.BigEndian.AppendUint64(out, uint64(s.Position))
+		out = binary.BigEndian.AppendUint64(out, uint64(s.Length))
+		out = binary.BigEndian.AppendUint64(out, uint64(s.BaseOffset))
+		out = binary.BigEndian.AppendUint64(out, uint64(s.LastOffset))
+		out = binary.BigEndian.AppendUint64(out, uint64(s.MaxTimestamp))
+	}
+	index := out[indexPos:]
+	out = binary.BigEndian.AppendUint64(out, uint64(indexPos))
+	out = binary.BigEndian.AppendUint32(out, uint32(len(index)))
+	out = binary.BigEndian.AppendUint32(out, crc32.Checksum(index, castagnoli))
+	out = append(out, footerMagic...)
+	return out, sections
+}
+
+// ParseFooter decodes the footer (the last FooterSize bytes of an object of
+// objectSize bytes) and returns where the index is.
+func ParseFooter(footer []byte, objectSize int64) (indexPos int64, indexLen int, crc uint32, err error) {
+	if len(footer) != FooterSize || string(footer[16:]) != footerMagic {
+		return 0, 0, 0, fmt.Errorf("%w: bad footer", ErrCorrupt)
+	}
+	indexPos = int64(binary.BigEndian.Uint64(footer[0:8]))
+	indexLen = int(binary.BigEndian.Uint32(footer[8:12]))
+	crc = binary.BigEndian.Uint32(footer[12:16])
+	if indexPos < HeaderSize || indexLen < 4 || indexPos+int64(indexLen) != objectSize-FooterSize {
+		return 0, 0, 0, fmt.Errorf("%w: index at %d+%d does not fit an object of %d bytes", ErrCorrupt, indexPos, indexLen, objectSize)
+	}
+	return indexPos, indexLen, crc, nil
+}
+
+// ParseIndex decodes an index whose CRC the footer gave, checking every
+// section lies between the header and the index.
+func ParseIndex(index []byte, crc uint32, indexPos int64) ([]Section, error) {
+	if crc32.Checksum(index, castagnoli) != crc {
+		return nil, fmt.Errorf("%w: index CRC mismatch", ErrCorrupt)
+	}
+	if len(index) < 4 {
+		return nil, fmt.Errorf("%w: short index", ErrCorrupt)
+	}
+	n := binary.BigEndian.Uint32(index)
+	if n > maxEntries || len(index) != 4+int(n)*entrySize {
+		return nil, fmt.Errorf("%w: index of %d bytes cannot hold %d entries", ErrCorrupt, len(index), n)
+	}
+	out := make([]Section, n)
+	r := index[4:]
+	for i := range out {
+		s := &out[i]
+		copy(s.TopicID[:], r[0:16])
+		s.Partition = int32(binary.BigEndian.Uint32(r[16:20]))
+		s.Position = int64(binary.BigEndian.Uint64(r[20:28]))
+		s.Length = int64(binary.BigEndian.Uint64(r[28:36]))
+		s.BaseOffset = int64(binary.BigEndian.Uint64(r[36:44]))
+		s.LastOffset = int64(binary.BigEndian.Uint64(r[44:52]))
+		s.MaxTimestamp = int64(binary.BigEndian.Uint64(r[52:60]))
+		r = r[entrySize:]
+		if s.Position < HeaderSize || s.Length < 0 || s.Position+s.Length > indexPos || s.LastOffset < s.BaseOffset {
+			return nil, fmt.Errorf("%w: section %d out of bounds", ErrCorrupt, i)
+		}
+	}
+	return out, nil
+}
+
+// Decode parses a whole object held in memory.
+func Decode(obj []byte) ([]Section, error) {
+	if len(obj) < HeaderSize+4+FooterSize || !bytes.Equal(obj[:HeaderSize], []byte(headerMagic)) {
+		return nil, fmt.Errorf("%w: bad header", ErrCorrupt)
+	}
+	pos, n, crc, err := ParseFooter(obj[len(obj)-FooterSize:], int64(len(obj)))
+	if err != nil {
+		return nil, err
+	}
+	return ParseIndex(obj[pos:pos+int64(n)], crc, pos)
+}
+
+// NewKey names a new object uniquely. The key starts with random hex so
+// that objects spread over S3's key-prefix partitions (request rates are
+// limited per prefix), then says which node wrote it in which flush.
+func NewKey(node string, flushSeq uint64) string {
+	var r [8]byte
+	_, _ = rand.Read(r[:])
+	h := hex.EncodeToString(r[:])
+	return fmt.Sprintf("%s/%s/%020d-%s.slo", h[:4], node, flushSeq, h[4:])
+}
