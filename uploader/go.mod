@@ -3,6 +3,7 @@ module github.com/streamline-dev/streamline/uploader
 go 1.26.0
 
 require (
+	github.com/streamline-dev/streamline/proto v0.0.0-00010101000000-000000000000
 	github.com/streamline-dev/streamline/shared v0.0.0-00010101000000-000000000000
 	go.etcd.io/etcd/client/v3 v3.7.3
 	google.golang.org/grpc v1.85.0
@@ -13,6 +14,8 @@ require (
 	github.com/coreos/go-systemd/v22 v22.7.0 // indirect
 	github.com/golang/protobuf v1.5.4 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.29.0 // indirect
+	github.com/klauspost/compress v1.20.4 // indirect
+	github.com/pierrec/lz4/v4 v4.1.33 // indirect
 	go.etcd.io/etcd/api/v3 v3.7.3 // indirect
 	go.etcd.io/etcd/client/pkg/v3 v3.7.3 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
@@ -25,4 +28,7 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-replace github.com/streamline-dev/streamline/shared => ../shared
+replace (
+	github.com/streamline-dev/streamline/proto => ../proto
+	github.com/streamline-dev/streamline/shared => ../shared
+)
