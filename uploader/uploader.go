@@ -2,11 +2,11 @@
 // batches of hybrid and diskless topics to object storage and commit their
 // manifests to etcd, fenced by leader epochs.
 //
-// This release builds the process shell only: an uploader registers itself
-// in etcd under a lease and serves the standard gRPC health service, so
-// deployments, discovery and health checks are in place. It serves no
-// UploadService yet, and topics that would need one (hybrid, diskless) are
-// refused at creation.
+// An uploader registers itself in etcd under a lease, serves the
+// UploadService (Write: one object per flush, with the batches of many
+// partitions; Commit: each partition's coordinates into etcd, fenced by its
+// leader revision and its committed end) and the standard gRPC health
+// service. It keeps no state: any live uploader can serve any call.
 package uploader
 
 import (
@@ -26,8 +26,11 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	uploadv1 "github.com/streamline-dev/streamline/proto/gen/streamline/upload/v1"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/rpc"
+	"github.com/streamline-dev/streamline/uploader/upload"
+	"github.com/streamline-dev/streamline/uploader/uploadrpc"
 )
 
 // Config configures an Uploader.
@@ -39,6 +42,9 @@ type Config struct {
 	Etcd           *clientv3.Client
 	EtcdPrefix     string
 	SessionTTL     time.Duration
+	// Objects is the object store flushes are written to; nil means none is
+	// configured, and Upload calls fail with FailedPrecondition.
+	Objects upload.ObjectWriter
 	// TakeOverID replaces an existing registration of ID instead of waiting
 	// for it to expire. Set it only when the previous holder is known to be
 	// dead (the all-in-one, whose etcd lives in the same process).
@@ -101,6 +107,7 @@ func (u *Uploader) Start(ctx context.Context) (err error) {
 	u.srv = grpc.NewServer(rpc.ServerOptions()...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(u.srv, hs)
+	uploadv1.RegisterUploadServiceServer(u.srv, uploadrpc.NewServer(u.cfg.Objects, meta.NewStore(u.cfg.Etcd, u.cfg.EtcdPrefix)))
 	go u.srv.Serve(u.lis)
 	if u.sess, err = concurrency.NewSession(u.cfg.Etcd, concurrency.WithTTL(int(u.cfg.SessionTTL.Seconds()))); err != nil {
 		return fmt.Errorf("uploader: etcd session: %w", err)
@@ -108,7 +115,7 @@ func (u *Uploader) Start(ctx context.Context) (err error) {
 	if err := meta.NewStore(u.cfg.Etcd, u.cfg.EtcdPrefix).RegisterUploader(ctx, u.sess, meta.Uploader{ID: u.cfg.ID, Addr: u.Addr()}, u.cfg.TakeOverID); err != nil {
 		return err
 	}
-	u.cfg.Logger.Info("uploader started (registration and health only in this release)", "id", u.cfg.ID, "grpc", u.Addr())
+	u.cfg.Logger.Info("uploader started", "id", u.cfg.ID, "grpc", u.Addr(), "object_store", u.cfg.Objects != nil)
 	return nil
 }
 

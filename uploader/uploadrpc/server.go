@@ -1,6 +1,6 @@
 // Package uploadrpc is the gRPC adapter of the UploadService: protobuf in,
-// uploader.Upload, protobuf out. Per-partition commit outcomes are data;
-// a gRPC status means the flush as a whole failed (nothing committed).
+// upload.Write / meta.Store.Commit, protobuf out. Per-partition commit
+// outcomes are data; a gRPC status means the call as a whole failed.
 package uploadrpc
 
 import (
@@ -12,20 +12,20 @@ import (
 
 	uploadv1 "github.com/streamline-dev/streamline/proto/gen/streamline/upload/v1"
 	"github.com/streamline-dev/streamline/shared/meta"
-	"github.com/streamline-dev/streamline/uploader"
+	"github.com/streamline-dev/streamline/uploader/upload"
 )
 
 // Server implements uploadv1.UploadServiceServer.
 type Server struct {
 	uploadv1.UnimplementedUploadServiceServer
-	objects uploader.ObjectWriter
-	commits uploader.Committer
+	objects upload.ObjectWriter
+	commits upload.Committer
 }
 
 // NewServer returns an UploadService writing to objects and committing
-// through commits. With objects nil every call fails with
-// FailedPrecondition: the cluster has no object store configured.
-func NewServer(objects uploader.ObjectWriter, commits uploader.Committer) *Server {
+// through commits. With objects nil, Upload fails with FailedPrecondition:
+// the uploader has no object store configured.
+func NewServer(objects upload.ObjectWriter, commits upload.Committer) *Server {
 	return &Server{objects: objects, commits: commits}
 }
 
@@ -34,40 +34,82 @@ func (s *Server) Upload(ctx context.Context, req *uploadv1.UploadRequest) (*uplo
 	if s.objects == nil {
 		return nil, status.Error(codes.FailedPrecondition, "this uploader has no object store configured (--object-store)")
 	}
-	if req.GetNodeId() == "" || len(req.GetPartitions()) == 0 {
-		return nil, status.Error(codes.InvalidArgument, "node_id and at least one partition are required")
+	if req.GetNodeId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "node_id is required")
 	}
-	f := uploader.Flush{NodeID: req.GetNodeId(), Seq: req.GetFlushSeq()}
+	f := upload.Flush{NodeID: req.GetNodeId(), Seq: req.GetFlushSeq()}
 	for _, p := range req.GetPartitions() {
 		if len(p.GetTopicId()) != 16 {
 			return nil, status.Errorf(codes.InvalidArgument, "partition %s-%d: topic_id must be 16 bytes", p.GetTopic(), p.GetPartition())
 		}
-		f.Partitions = append(f.Partitions, uploader.PartitionBatches{
+		f.Partitions = append(f.Partitions, upload.PartitionBatches{
 			Topic: p.GetTopic(), TopicID: meta.TopicID(p.GetTopicId()), Partition: p.GetPartition(),
-			LeaderEpoch: p.GetLeaderEpoch(), LeaderRevision: p.GetLeaderRevision(), Batches: p.GetBatches(),
+			LeaderEpoch: p.GetLeaderEpoch(), Batches: p.GetBatches(),
 		})
 	}
-	key, outcomes, err := uploader.Upload(ctx, s.objects, s.commits, f)
+	key, coords, err := upload.Write(ctx, s.objects, f)
 	switch {
-	case errors.Is(err, uploader.ErrInvalidFlush):
+	case errors.Is(err, upload.ErrInvalidFlush):
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	case err != nil:
-		return nil, status.Errorf(codes.Unavailable, "upload failed, nothing committed: %v", err)
+		return nil, status.Errorf(codes.Unavailable, "upload failed: %v", err)
 	}
 	resp := &uploadv1.UploadResponse{ObjectKey: key}
-	for i, o := range outcomes {
-		r := &uploadv1.UploadPartitionResult{Topic: f.Partitions[i].Topic, Partition: f.Partitions[i].Partition, CommittedEndOffset: o.CommittedEnd}
-		switch {
-		case o.Err == nil:
-			r.Status = uploadv1.CommitStatus_COMMIT_STATUS_COMMITTED
-		case errors.Is(o.Err, meta.ErrCommitFenced):
-			r.Status, r.Message = uploadv1.CommitStatus_COMMIT_STATUS_FENCED, o.Err.Error()
-		case errors.Is(o.Err, meta.ErrCommitOutOfOrder):
-			r.Status, r.Message = uploadv1.CommitStatus_COMMIT_STATUS_OUT_OF_ORDER, o.Err.Error()
+	for _, c := range coords {
+		resp.Partitions = append(resp.Partitions, CoordsToProto(c))
+	}
+	return resp, nil
+}
+
+// Commit implements UploadService.Commit.
+func (s *Server) Commit(ctx context.Context, req *uploadv1.CommitRequest) (*uploadv1.CommitResponse, error) {
+	commits := make([]meta.PartitionCommit, len(req.GetPartitions()))
+	for i, p := range req.GetPartitions() {
+		if len(p.GetTopicId()) != 16 || p.GetCoords() == nil {
+			return nil, status.Errorf(codes.InvalidArgument, "partition %s-%d: topic_id (16 bytes) and coords are required", p.GetTopic(), p.GetPartition())
+		}
+		commits[i] = meta.PartitionCommit{
+			Topic: p.GetTopic(), TopicID: meta.TopicID(p.GetTopicId()), Partition: p.GetPartition(),
+			LeaderRevision: p.GetLeaderRevision(), Ranges: []meta.Coords{CoordsFromProto(p.GetCoords())},
+		}
+	}
+	errs := s.commits.Commit(ctx, commits)
+	resp := &uploadv1.CommitResponse{}
+	for i, c := range commits {
+		r := &uploadv1.PartitionCommitResult{Topic: c.Topic, Partition: c.Partition, CommittedEndOffset: -1}
+		switch err := errs[i]; {
+		case err == nil:
+			r.Status, r.CommittedEndOffset = uploadv1.CommitStatus_COMMIT_STATUS_COMMITTED, c.Ranges[len(c.Ranges)-1].LastOffset+1
+		case errors.Is(err, meta.ErrCommitFenced):
+			r.Status, r.Message = uploadv1.CommitStatus_COMMIT_STATUS_FENCED, err.Error()
+		case errors.Is(err, meta.ErrCommitOutOfOrder):
+			r.Status, r.Message = uploadv1.CommitStatus_COMMIT_STATUS_OUT_OF_ORDER, err.Error()
 		default:
-			r.Status, r.Message = uploadv1.CommitStatus_COMMIT_STATUS_FAILED, o.Err.Error()
+			r.Status, r.Message = uploadv1.CommitStatus_COMMIT_STATUS_FAILED, err.Error()
 		}
 		resp.Partitions = append(resp.Partitions, r)
 	}
 	return resp, nil
+}
+
+// CoordsToProto converts coordinates for the wire.
+func CoordsToProto(c meta.Coords) *uploadv1.Coords {
+	out := &uploadv1.Coords{ObjectKey: c.Object, Position: c.Position, Length: c.Length, BaseOffset: c.BaseOffset,
+		LastOffset: c.LastOffset, MaxTimestamp: c.MaxTimestamp, LeaderEpoch: c.LeaderEpoch}
+	for _, p := range c.Producers {
+		out.Producers = append(out.Producers, &uploadv1.ProducerBatch{ProducerId: p.ProducerID, ProducerEpoch: int32(p.Epoch),
+			FirstSequence: p.FirstSeq, LastSequence: p.LastSeq, BaseOffset: p.BaseOffset, LastOffset: p.LastOffset})
+	}
+	return out
+}
+
+// CoordsFromProto converts coordinates from the wire.
+func CoordsFromProto(c *uploadv1.Coords) meta.Coords {
+	out := meta.Coords{Object: c.GetObjectKey(), Position: c.GetPosition(), Length: c.GetLength(), BaseOffset: c.GetBaseOffset(),
+		LastOffset: c.GetLastOffset(), MaxTimestamp: c.GetMaxTimestamp(), LeaderEpoch: c.GetLeaderEpoch()}
+	for _, p := range c.GetProducers() {
+		out.Producers = append(out.Producers, meta.ProducerBatch{ProducerID: p.GetProducerId(), Epoch: int16(p.GetProducerEpoch()),
+			FirstSeq: p.GetFirstSequence(), LastSeq: p.GetLastSequence(), BaseOffset: p.GetBaseOffset(), LastOffset: p.GetLastOffset()})
+	}
+	return out
 }

@@ -5,8 +5,12 @@
 // source: streamline/upload/v1/upload.proto
 
 // Package streamline.upload.v1 is the API uploaders serve to log-service
-// nodes: write a flush of record batches (many partitions) to object
-// storage as one object, then commit each partition's coordinates to etcd.
+// nodes. Making a flush of diskless batches durable takes two calls:
+// Upload writes the flush (batches of many partitions) to object storage as
+// one object, and Commit records each partition's coordinates in etcd.
+// They are separate because uploads are slow and a node runs several in
+// parallel, while each partition's commits must be applied in offset order;
+// the node calls Commit for its flushes one at a time, in flush order.
 
 package uploadv1
 
@@ -37,7 +41,7 @@ const (
 	// The range does not start at the committed end (an earlier commit of
 	// the partition failed): the sender must reload its log end from etcd.
 	CommitStatus_COMMIT_STATUS_OUT_OF_ORDER CommitStatus = 3
-	// The commit could not be done (etcd unavailable, invalid batches).
+	// The commit could not be done (etcd unavailable, invalid request).
 	CommitStatus_COMMIT_STATUS_FAILED CommitStatus = 4
 )
 
@@ -89,9 +93,8 @@ func (CommitStatus) EnumDescriptor() ([]byte, []int) {
 // UploadRequest is one flush of one log-service node.
 type UploadRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The flushing node, used in the object's key.
-	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	// The node's flush sequence number, used in the object's key.
+	// The flushing node and its flush sequence number, used in the object key.
+	NodeId        string             `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	FlushSeq      uint64             `protobuf:"varint,2,opt,name=flush_seq,json=flushSeq,proto3" json:"flush_seq,omitempty"`
 	Partitions    []*UploadPartition `protobuf:"bytes,3,rep,name=partitions,proto3" json:"partitions,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -158,12 +161,8 @@ type UploadPartition struct {
 	Partition int32  `protobuf:"varint,3,opt,name=partition,proto3" json:"partition,omitempty"`
 	// The leader epoch the batches were appended under.
 	LeaderEpoch int32 `protobuf:"varint,4,opt,name=leader_epoch,json=leaderEpoch,proto3" json:"leader_epoch,omitempty"`
-	// The etcd ModRevision of the partition record when the leader took
-	// over; the commit is refused if it changed.
-	LeaderRevision int64 `protobuf:"varint,5,opt,name=leader_revision,json=leaderRevision,proto3" json:"leader_revision,omitempty"`
-	// Kafka RecordBatches with offsets assigned, contiguous, in offset
-	// order, the first starting at the partition's committed end.
-	Batches       [][]byte `protobuf:"bytes,6,rep,name=batches,proto3" json:"batches,omitempty"`
+	// Kafka RecordBatches with offsets assigned, contiguous, in offset order.
+	Batches       [][]byte `protobuf:"bytes,5,rep,name=batches,proto3" json:"batches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -226,13 +225,6 @@ func (x *UploadPartition) GetLeaderEpoch() int32 {
 	return 0
 }
 
-func (x *UploadPartition) GetLeaderRevision() int64 {
-	if x != nil {
-		return x.LeaderRevision
-	}
-	return 0
-}
-
 func (x *UploadPartition) GetBatches() [][]byte {
 	if x != nil {
 		return x.Batches
@@ -240,12 +232,12 @@ func (x *UploadPartition) GetBatches() [][]byte {
 	return nil
 }
 
-// UploadResponse says what happened to each partition.
+// UploadResponse locates each partition's bytes in the written object, in
+// request order.
 type UploadResponse struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The object written.
-	ObjectKey     string                   `protobuf:"bytes,1,opt,name=object_key,json=objectKey,proto3" json:"object_key,omitempty"`
-	Partitions    []*UploadPartitionResult `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ObjectKey     string                 `protobuf:"bytes,1,opt,name=object_key,json=objectKey,proto3" json:"object_key,omitempty"`
+	Partitions    []*Coords              `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -287,40 +279,41 @@ func (x *UploadResponse) GetObjectKey() string {
 	return ""
 }
 
-func (x *UploadResponse) GetPartitions() []*UploadPartitionResult {
+func (x *UploadResponse) GetPartitions() []*Coords {
 	if x != nil {
 		return x.Partitions
 	}
 	return nil
 }
 
-// UploadPartitionResult is one partition's commit outcome.
-type UploadPartitionResult struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
-	Partition int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
-	Status    CommitStatus           `protobuf:"varint,3,opt,name=status,proto3,enum=streamline.upload.v1.CommitStatus" json:"status,omitempty"`
-	Message   string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
-	// The partition's committed end after a successful commit.
-	CommittedEndOffset int64 `protobuf:"varint,5,opt,name=committed_end_offset,json=committedEndOffset,proto3" json:"committed_end_offset,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+// ProducerBatch is one idempotent batch's producer facts, kept with the
+// coordinates so a new leader rebuilds producer state from etcd alone.
+type ProducerBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProducerId    int64                  `protobuf:"varint,1,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	ProducerEpoch int32                  `protobuf:"varint,2,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"`
+	FirstSequence int32                  `protobuf:"varint,3,opt,name=first_sequence,json=firstSequence,proto3" json:"first_sequence,omitempty"`
+	LastSequence  int32                  `protobuf:"varint,4,opt,name=last_sequence,json=lastSequence,proto3" json:"last_sequence,omitempty"`
+	BaseOffset    int64                  `protobuf:"varint,5,opt,name=base_offset,json=baseOffset,proto3" json:"base_offset,omitempty"`
+	LastOffset    int64                  `protobuf:"varint,6,opt,name=last_offset,json=lastOffset,proto3" json:"last_offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
-func (x *UploadPartitionResult) Reset() {
-	*x = UploadPartitionResult{}
+func (x *ProducerBatch) Reset() {
+	*x = ProducerBatch{}
 	mi := &file_streamline_upload_v1_upload_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *UploadPartitionResult) String() string {
+func (x *ProducerBatch) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*UploadPartitionResult) ProtoMessage() {}
+func (*ProducerBatch) ProtoMessage() {}
 
-func (x *UploadPartitionResult) ProtoReflect() protoreflect.Message {
+func (x *ProducerBatch) ProtoReflect() protoreflect.Message {
 	mi := &file_streamline_upload_v1_upload_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -332,40 +325,396 @@ func (x *UploadPartitionResult) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use UploadPartitionResult.ProtoReflect.Descriptor instead.
-func (*UploadPartitionResult) Descriptor() ([]byte, []int) {
+// Deprecated: Use ProducerBatch.ProtoReflect.Descriptor instead.
+func (*ProducerBatch) Descriptor() ([]byte, []int) {
 	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{3}
 }
 
-func (x *UploadPartitionResult) GetTopic() string {
+func (x *ProducerBatch) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *ProducerBatch) GetProducerEpoch() int32 {
+	if x != nil {
+		return x.ProducerEpoch
+	}
+	return 0
+}
+
+func (x *ProducerBatch) GetFirstSequence() int32 {
+	if x != nil {
+		return x.FirstSequence
+	}
+	return 0
+}
+
+func (x *ProducerBatch) GetLastSequence() int32 {
+	if x != nil {
+		return x.LastSequence
+	}
+	return 0
+}
+
+func (x *ProducerBatch) GetBaseOffset() int64 {
+	if x != nil {
+		return x.BaseOffset
+	}
+	return 0
+}
+
+func (x *ProducerBatch) GetLastOffset() int64 {
+	if x != nil {
+		return x.LastOffset
+	}
+	return 0
+}
+
+// Coords locate one partition's contiguous bytes in an object.
+type Coords struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ObjectKey     string                 `protobuf:"bytes,1,opt,name=object_key,json=objectKey,proto3" json:"object_key,omitempty"`
+	Position      int64                  `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	Length        int64                  `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"`
+	BaseOffset    int64                  `protobuf:"varint,4,opt,name=base_offset,json=baseOffset,proto3" json:"base_offset,omitempty"`
+	LastOffset    int64                  `protobuf:"varint,5,opt,name=last_offset,json=lastOffset,proto3" json:"last_offset,omitempty"`
+	MaxTimestamp  int64                  `protobuf:"varint,6,opt,name=max_timestamp,json=maxTimestamp,proto3" json:"max_timestamp,omitempty"`
+	LeaderEpoch   int32                  `protobuf:"varint,7,opt,name=leader_epoch,json=leaderEpoch,proto3" json:"leader_epoch,omitempty"`
+	Producers     []*ProducerBatch       `protobuf:"bytes,8,rep,name=producers,proto3" json:"producers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Coords) Reset() {
+	*x = Coords{}
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Coords) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Coords) ProtoMessage() {}
+
+func (x *Coords) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Coords.ProtoReflect.Descriptor instead.
+func (*Coords) Descriptor() ([]byte, []int) {
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Coords) GetObjectKey() string {
+	if x != nil {
+		return x.ObjectKey
+	}
+	return ""
+}
+
+func (x *Coords) GetPosition() int64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *Coords) GetLength() int64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+func (x *Coords) GetBaseOffset() int64 {
+	if x != nil {
+		return x.BaseOffset
+	}
+	return 0
+}
+
+func (x *Coords) GetLastOffset() int64 {
+	if x != nil {
+		return x.LastOffset
+	}
+	return 0
+}
+
+func (x *Coords) GetMaxTimestamp() int64 {
+	if x != nil {
+		return x.MaxTimestamp
+	}
+	return 0
+}
+
+func (x *Coords) GetLeaderEpoch() int32 {
+	if x != nil {
+		return x.LeaderEpoch
+	}
+	return 0
+}
+
+func (x *Coords) GetProducers() []*ProducerBatch {
+	if x != nil {
+		return x.Producers
+	}
+	return nil
+}
+
+// CommitRequest commits uploaded ranges.
+type CommitRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partitions    []*PartitionCommit     `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitRequest) Reset() {
+	*x = CommitRequest{}
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitRequest) ProtoMessage() {}
+
+func (x *CommitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
+func (*CommitRequest) Descriptor() ([]byte, []int) {
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *CommitRequest) GetPartitions() []*PartitionCommit {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+// PartitionCommit is one partition's range to commit.
+type PartitionCommit struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	TopicId   []byte                 `protobuf:"bytes,2,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
+	Partition int32                  `protobuf:"varint,3,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The etcd ModRevision of the partition record when the leader took
+	// over; the commit is refused if it changed (a newer leader epoch).
+	LeaderRevision int64 `protobuf:"varint,4,opt,name=leader_revision,json=leaderRevision,proto3" json:"leader_revision,omitempty"`
+	// Must start at the partition's committed end.
+	Coords        *Coords `protobuf:"bytes,5,opt,name=coords,proto3" json:"coords,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionCommit) Reset() {
+	*x = PartitionCommit{}
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionCommit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionCommit) ProtoMessage() {}
+
+func (x *PartitionCommit) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionCommit.ProtoReflect.Descriptor instead.
+func (*PartitionCommit) Descriptor() ([]byte, []int) {
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *PartitionCommit) GetTopic() string {
 	if x != nil {
 		return x.Topic
 	}
 	return ""
 }
 
-func (x *UploadPartitionResult) GetPartition() int32 {
+func (x *PartitionCommit) GetTopicId() []byte {
+	if x != nil {
+		return x.TopicId
+	}
+	return nil
+}
+
+func (x *PartitionCommit) GetPartition() int32 {
 	if x != nil {
 		return x.Partition
 	}
 	return 0
 }
 
-func (x *UploadPartitionResult) GetStatus() CommitStatus {
+func (x *PartitionCommit) GetLeaderRevision() int64 {
+	if x != nil {
+		return x.LeaderRevision
+	}
+	return 0
+}
+
+func (x *PartitionCommit) GetCoords() *Coords {
+	if x != nil {
+		return x.Coords
+	}
+	return nil
+}
+
+// CommitResponse has one result per requested partition, in order.
+type CommitResponse struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	Partitions    []*PartitionCommitResult `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitResponse) Reset() {
+	*x = CommitResponse{}
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitResponse) ProtoMessage() {}
+
+func (x *CommitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
+func (*CommitResponse) Descriptor() ([]byte, []int) {
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CommitResponse) GetPartitions() []*PartitionCommitResult {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+// PartitionCommitResult is one partition's commit outcome.
+type PartitionCommitResult struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Status    CommitStatus           `protobuf:"varint,3,opt,name=status,proto3,enum=streamline.upload.v1.CommitStatus" json:"status,omitempty"`
+	Message   string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	// The partition's committed end after a successful commit.
+	CommittedEndOffset int64 `protobuf:"varint,5,opt,name=committed_end_offset,json=committedEndOffset,proto3" json:"committed_end_offset,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *PartitionCommitResult) Reset() {
+	*x = PartitionCommitResult{}
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionCommitResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionCommitResult) ProtoMessage() {}
+
+func (x *PartitionCommitResult) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionCommitResult.ProtoReflect.Descriptor instead.
+func (*PartitionCommitResult) Descriptor() ([]byte, []int) {
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PartitionCommitResult) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *PartitionCommitResult) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionCommitResult) GetStatus() CommitStatus {
 	if x != nil {
 		return x.Status
 	}
 	return CommitStatus_COMMIT_STATUS_UNSPECIFIED
 }
 
-func (x *UploadPartitionResult) GetMessage() string {
+func (x *PartitionCommitResult) GetMessage() string {
 	if x != nil {
 		return x.Message
 	}
 	return ""
 }
 
-func (x *UploadPartitionResult) GetCommittedEndOffset() int64 {
+func (x *PartitionCommitResult) GetCommittedEndOffset() int64 {
 	if x != nil {
 		return x.CommittedEndOffset
 	}
@@ -382,21 +731,56 @@ const file_streamline_upload_v1_upload_proto_rawDesc = "" +
 	"\tflush_seq\x18\x02 \x01(\x04R\bflushSeq\x12E\n" +
 	"\n" +
 	"partitions\x18\x03 \x03(\v2%.streamline.upload.v1.UploadPartitionR\n" +
-	"partitions\"\xc6\x01\n" +
+	"partitions\"\x9d\x01\n" +
 	"\x0fUploadPartition\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x19\n" +
 	"\btopic_id\x18\x02 \x01(\fR\atopicId\x12\x1c\n" +
 	"\tpartition\x18\x03 \x01(\x05R\tpartition\x12!\n" +
-	"\fleader_epoch\x18\x04 \x01(\x05R\vleaderEpoch\x12'\n" +
-	"\x0fleader_revision\x18\x05 \x01(\x03R\x0eleaderRevision\x12\x18\n" +
-	"\abatches\x18\x06 \x03(\fR\abatches\"|\n" +
+	"\fleader_epoch\x18\x04 \x01(\x05R\vleaderEpoch\x12\x18\n" +
+	"\abatches\x18\x05 \x03(\fR\abatches\"m\n" +
 	"\x0eUploadResponse\x12\x1d\n" +
 	"\n" +
-	"object_key\x18\x01 \x01(\tR\tobjectKey\x12K\n" +
+	"object_key\x18\x01 \x01(\tR\tobjectKey\x12<\n" +
 	"\n" +
-	"partitions\x18\x02 \x03(\v2+.streamline.upload.v1.UploadPartitionResultR\n" +
+	"partitions\x18\x02 \x03(\v2\x1c.streamline.upload.v1.CoordsR\n" +
+	"partitions\"\xe5\x01\n" +
+	"\rProducerBatch\x12\x1f\n" +
+	"\vproducer_id\x18\x01 \x01(\x03R\n" +
+	"producerId\x12%\n" +
+	"\x0eproducer_epoch\x18\x02 \x01(\x05R\rproducerEpoch\x12%\n" +
+	"\x0efirst_sequence\x18\x03 \x01(\x05R\rfirstSequence\x12#\n" +
+	"\rlast_sequence\x18\x04 \x01(\x05R\flastSequence\x12\x1f\n" +
+	"\vbase_offset\x18\x05 \x01(\x03R\n" +
+	"baseOffset\x12\x1f\n" +
+	"\vlast_offset\x18\x06 \x01(\x03R\n" +
+	"lastOffset\"\xa8\x02\n" +
+	"\x06Coords\x12\x1d\n" +
+	"\n" +
+	"object_key\x18\x01 \x01(\tR\tobjectKey\x12\x1a\n" +
+	"\bposition\x18\x02 \x01(\x03R\bposition\x12\x16\n" +
+	"\x06length\x18\x03 \x01(\x03R\x06length\x12\x1f\n" +
+	"\vbase_offset\x18\x04 \x01(\x03R\n" +
+	"baseOffset\x12\x1f\n" +
+	"\vlast_offset\x18\x05 \x01(\x03R\n" +
+	"lastOffset\x12#\n" +
+	"\rmax_timestamp\x18\x06 \x01(\x03R\fmaxTimestamp\x12!\n" +
+	"\fleader_epoch\x18\a \x01(\x05R\vleaderEpoch\x12A\n" +
+	"\tproducers\x18\b \x03(\v2#.streamline.upload.v1.ProducerBatchR\tproducers\"V\n" +
+	"\rCommitRequest\x12E\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2%.streamline.upload.v1.PartitionCommitR\n" +
+	"partitions\"\xbf\x01\n" +
+	"\x0fPartitionCommit\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x19\n" +
+	"\btopic_id\x18\x02 \x01(\fR\atopicId\x12\x1c\n" +
+	"\tpartition\x18\x03 \x01(\x05R\tpartition\x12'\n" +
+	"\x0fleader_revision\x18\x04 \x01(\x03R\x0eleaderRevision\x124\n" +
+	"\x06coords\x18\x05 \x01(\v2\x1c.streamline.upload.v1.CoordsR\x06coords\"]\n" +
+	"\x0eCommitResponse\x12K\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2+.streamline.upload.v1.PartitionCommitResultR\n" +
 	"partitions\"\xd3\x01\n" +
-	"\x15UploadPartitionResult\x12\x14\n" +
+	"\x15PartitionCommitResult\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12:\n" +
 	"\x06status\x18\x03 \x01(\x0e2\".streamline.upload.v1.CommitStatusR\x06status\x12\x18\n" +
@@ -407,9 +791,10 @@ const file_streamline_upload_v1_upload_proto_rawDesc = "" +
 	"\x17COMMIT_STATUS_COMMITTED\x10\x01\x12\x18\n" +
 	"\x14COMMIT_STATUS_FENCED\x10\x02\x12\x1e\n" +
 	"\x1aCOMMIT_STATUS_OUT_OF_ORDER\x10\x03\x12\x18\n" +
-	"\x14COMMIT_STATUS_FAILED\x10\x042d\n" +
+	"\x14COMMIT_STATUS_FAILED\x10\x042\xb9\x01\n" +
 	"\rUploadService\x12S\n" +
-	"\x06Upload\x12#.streamline.upload.v1.UploadRequest\x1a$.streamline.upload.v1.UploadResponseB\xe7\x01\n" +
+	"\x06Upload\x12#.streamline.upload.v1.UploadRequest\x1a$.streamline.upload.v1.UploadResponse\x12S\n" +
+	"\x06Commit\x12#.streamline.upload.v1.CommitRequest\x1a$.streamline.upload.v1.CommitResponseB\xe7\x01\n" +
 	"\x18com.streamline.upload.v1B\vUploadProtoP\x01ZLgithub.com/streamline-dev/streamline/proto/gen/streamline/upload/v1;uploadv1\xa2\x02\x03SUX\xaa\x02\x14Streamline.Upload.V1\xca\x02\x14Streamline\\Upload\\V1\xe2\x02 Streamline\\Upload\\V1\\GPBMetadata\xea\x02\x16Streamline::Upload::V1b\x06proto3"
 
 var (
@@ -425,25 +810,36 @@ func file_streamline_upload_v1_upload_proto_rawDescGZIP() []byte {
 }
 
 var file_streamline_upload_v1_upload_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_streamline_upload_v1_upload_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_streamline_upload_v1_upload_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_streamline_upload_v1_upload_proto_goTypes = []any{
 	(CommitStatus)(0),             // 0: streamline.upload.v1.CommitStatus
 	(*UploadRequest)(nil),         // 1: streamline.upload.v1.UploadRequest
 	(*UploadPartition)(nil),       // 2: streamline.upload.v1.UploadPartition
 	(*UploadResponse)(nil),        // 3: streamline.upload.v1.UploadResponse
-	(*UploadPartitionResult)(nil), // 4: streamline.upload.v1.UploadPartitionResult
+	(*ProducerBatch)(nil),         // 4: streamline.upload.v1.ProducerBatch
+	(*Coords)(nil),                // 5: streamline.upload.v1.Coords
+	(*CommitRequest)(nil),         // 6: streamline.upload.v1.CommitRequest
+	(*PartitionCommit)(nil),       // 7: streamline.upload.v1.PartitionCommit
+	(*CommitResponse)(nil),        // 8: streamline.upload.v1.CommitResponse
+	(*PartitionCommitResult)(nil), // 9: streamline.upload.v1.PartitionCommitResult
 }
 var file_streamline_upload_v1_upload_proto_depIdxs = []int32{
 	2, // 0: streamline.upload.v1.UploadRequest.partitions:type_name -> streamline.upload.v1.UploadPartition
-	4, // 1: streamline.upload.v1.UploadResponse.partitions:type_name -> streamline.upload.v1.UploadPartitionResult
-	0, // 2: streamline.upload.v1.UploadPartitionResult.status:type_name -> streamline.upload.v1.CommitStatus
-	1, // 3: streamline.upload.v1.UploadService.Upload:input_type -> streamline.upload.v1.UploadRequest
-	3, // 4: streamline.upload.v1.UploadService.Upload:output_type -> streamline.upload.v1.UploadResponse
-	4, // [4:5] is the sub-list for method output_type
-	3, // [3:4] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	5, // 1: streamline.upload.v1.UploadResponse.partitions:type_name -> streamline.upload.v1.Coords
+	4, // 2: streamline.upload.v1.Coords.producers:type_name -> streamline.upload.v1.ProducerBatch
+	7, // 3: streamline.upload.v1.CommitRequest.partitions:type_name -> streamline.upload.v1.PartitionCommit
+	5, // 4: streamline.upload.v1.PartitionCommit.coords:type_name -> streamline.upload.v1.Coords
+	9, // 5: streamline.upload.v1.CommitResponse.partitions:type_name -> streamline.upload.v1.PartitionCommitResult
+	0, // 6: streamline.upload.v1.PartitionCommitResult.status:type_name -> streamline.upload.v1.CommitStatus
+	1, // 7: streamline.upload.v1.UploadService.Upload:input_type -> streamline.upload.v1.UploadRequest
+	6, // 8: streamline.upload.v1.UploadService.Commit:input_type -> streamline.upload.v1.CommitRequest
+	3, // 9: streamline.upload.v1.UploadService.Upload:output_type -> streamline.upload.v1.UploadResponse
+	8, // 10: streamline.upload.v1.UploadService.Commit:output_type -> streamline.upload.v1.CommitResponse
+	9, // [9:11] is the sub-list for method output_type
+	7, // [7:9] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_streamline_upload_v1_upload_proto_init() }
@@ -457,7 +853,7 @@ func file_streamline_upload_v1_upload_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_streamline_upload_v1_upload_proto_rawDesc), len(file_streamline_upload_v1_upload_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -5,8 +5,12 @@
 // source: streamline/upload/v1/upload.proto
 
 // Package streamline.upload.v1 is the API uploaders serve to log-service
-// nodes: write a flush of record batches (many partitions) to object
-// storage as one object, then commit each partition's coordinates to etcd.
+// nodes. Making a flush of diskless batches durable takes two calls:
+// Upload writes the flush (batches of many partitions) to object storage as
+// one object, and Commit records each partition's coordinates in etcd.
+// They are separate because uploads are slow and a node runs several in
+// parallel, while each partition's commits must be applied in offset order;
+// the node calls Commit for its flushes one at a time, in flush order.
 
 package uploadv1
 
@@ -24,21 +28,25 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	UploadService_Upload_FullMethodName = "/streamline.upload.v1.UploadService/Upload"
+	UploadService_Commit_FullMethodName = "/streamline.upload.v1.UploadService/Commit"
 )
 
 // UploadServiceClient is the client API for UploadService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// UploadService is served by every uploader; a log-service node may call
-// any live one and retries another on failure.
+// UploadService is served by every uploader. Uploaders are stateless: a
+// log-service node may call any live one, and retries another on failure.
 type UploadServiceClient interface {
-	// Upload writes one object holding the request's batches (a single PUT),
-	// then commits each partition's byte range to etcd in a transaction that
-	// compares the partition's leader revision (fencing a deposed leader) and
-	// its committed end (keeping commits in offset order). It answers once
-	// both steps are done. A gRPC error means nothing was committed.
+	// Upload writes one object holding the request's batches (one PUT, with
+	// retries) and returns where each partition's bytes are. Nothing is
+	// visible to readers until committed; an object never committed is an
+	// orphan, collected later.
 	Upload(ctx context.Context, in *UploadRequest, opts ...grpc.CallOption) (*UploadResponse, error)
+	// Commit records partitions' coordinates in etcd, one transaction per
+	// group of partitions, each partition all-or-nothing, fenced by the
+	// partition's leader revision and by its committed end.
+	Commit(ctx context.Context, in *CommitRequest, opts ...grpc.CallOption) (*CommitResponse, error)
 }
 
 type uploadServiceClient struct {
@@ -59,19 +67,32 @@ func (c *uploadServiceClient) Upload(ctx context.Context, in *UploadRequest, opt
 	return out, nil
 }
 
+func (c *uploadServiceClient) Commit(ctx context.Context, in *CommitRequest, opts ...grpc.CallOption) (*CommitResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CommitResponse)
+	err := c.cc.Invoke(ctx, UploadService_Commit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // UploadServiceServer is the server API for UploadService service.
 // All implementations must embed UnimplementedUploadServiceServer
 // for forward compatibility.
 //
-// UploadService is served by every uploader; a log-service node may call
-// any live one and retries another on failure.
+// UploadService is served by every uploader. Uploaders are stateless: a
+// log-service node may call any live one, and retries another on failure.
 type UploadServiceServer interface {
-	// Upload writes one object holding the request's batches (a single PUT),
-	// then commits each partition's byte range to etcd in a transaction that
-	// compares the partition's leader revision (fencing a deposed leader) and
-	// its committed end (keeping commits in offset order). It answers once
-	// both steps are done. A gRPC error means nothing was committed.
+	// Upload writes one object holding the request's batches (one PUT, with
+	// retries) and returns where each partition's bytes are. Nothing is
+	// visible to readers until committed; an object never committed is an
+	// orphan, collected later.
 	Upload(context.Context, *UploadRequest) (*UploadResponse, error)
+	// Commit records partitions' coordinates in etcd, one transaction per
+	// group of partitions, each partition all-or-nothing, fenced by the
+	// partition's leader revision and by its committed end.
+	Commit(context.Context, *CommitRequest) (*CommitResponse, error)
 	mustEmbedUnimplementedUploadServiceServer()
 }
 
@@ -84,6 +105,9 @@ type UnimplementedUploadServiceServer struct{}
 
 func (UnimplementedUploadServiceServer) Upload(context.Context, *UploadRequest) (*UploadResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Upload not implemented")
+}
+func (UnimplementedUploadServiceServer) Commit(context.Context, *CommitRequest) (*CommitResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Commit not implemented")
 }
 func (UnimplementedUploadServiceServer) mustEmbedUnimplementedUploadServiceServer() {}
 func (UnimplementedUploadServiceServer) testEmbeddedByValue()                       {}
@@ -124,6 +148,24 @@ func _UploadService_Upload_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _UploadService_Commit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CommitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UploadServiceServer).Commit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UploadService_Commit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UploadServiceServer).Commit(ctx, req.(*CommitRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // UploadService_ServiceDesc is the grpc.ServiceDesc for UploadService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -134,6 +176,10 @@ var UploadService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Upload",
 			Handler:    _UploadService_Upload_Handler,
+		},
+		{
+			MethodName: "Commit",
+			Handler:    _UploadService_Commit_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

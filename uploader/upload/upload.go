@@ -1,4 +1,7 @@
-package uploader
+// Package upload is the uploader's core: encode a flush as one object
+// (package objectfmt), write it to object storage, and return each
+// partition's coordinates, ready to be committed to etcd.
+package upload
 
 import (
 	"context"
@@ -11,8 +14,8 @@ import (
 )
 
 // ObjectWriter is what an uploader needs of object storage: one PUT of an
-// immutable, uniquely named object. (objstore.Bucket implementations
-// satisfy it.)
+// immutable, uniquely named object (objstore.Bucket implementations
+// satisfy it).
 type ObjectWriter interface {
 	Put(ctx context.Context, key string, data []byte) error
 }
@@ -32,28 +35,20 @@ type Flush struct {
 // PartitionBatches are one partition's batches in a flush, contiguous and
 // in offset order.
 type PartitionBatches struct {
-	Topic          string
-	TopicID        meta.TopicID
-	Partition      int32
-	LeaderEpoch    int32
-	LeaderRevision int64
-	Batches        [][]byte
-}
-
-// Outcome is one partition's commit result (Err nil = committed).
-type Outcome struct {
-	Err          error
-	CommittedEnd int64
+	Topic       string
+	TopicID     meta.TopicID
+	Partition   int32
+	LeaderEpoch int32
+	Batches     [][]byte
 }
 
 // ErrInvalidFlush means the flush itself is malformed; nothing was written.
 var ErrInvalidFlush = errors.New("invalid flush")
 
-// Upload writes the flush as one object and commits every partition's
-// range, fenced by its leader revision and in offset order. It returns the
-// object key and one outcome per partition. An error means nothing was
-// committed (the object, if written, is an orphan for garbage collection).
-func Upload(ctx context.Context, w ObjectWriter, c Committer, f Flush) (string, []Outcome, error) {
+// Write encodes the flush as one object (see objectfmt) and PUTs it. It
+// returns the key and, per partition in flush order, the coordinates of
+// its bytes, ready to commit.
+func Write(ctx context.Context, w ObjectWriter, f Flush) (string, []meta.Coords, error) {
 	b := objectfmt.NewBuilder()
 	producers := make([][]meta.ProducerBatch, len(f.Partitions))
 	seen := map[string]bool{}
@@ -82,30 +77,21 @@ func Upload(ctx context.Context, w ObjectWriter, c Committer, f Flush) (string, 
 			}
 		}
 	}
+	if len(f.Partitions) == 0 {
+		return "", nil, fmt.Errorf("%w: no partitions", ErrInvalidFlush)
+	}
 	obj, sections := b.Build()
 	key := objectfmt.NewKey(f.NodeID, f.Seq)
 	if err := w.Put(ctx, key, obj); err != nil {
 		return "", nil, fmt.Errorf("put %s: %w", key, err)
 	}
-	// Sections come out in first-appearance order, which is partition order
-	// here because every partition appears once in f.Partitions.
-	commits := make([]meta.PartitionCommit, len(sections))
+	// Sections come out in first-appearance order: flush order, since every
+	// partition appears once.
+	out := make([]meta.Coords, len(sections))
 	for i, s := range sections {
-		p := f.Partitions[i]
-		commits[i] = meta.PartitionCommit{
-			Topic: p.Topic, TopicID: p.TopicID, Partition: p.Partition, LeaderRevision: p.LeaderRevision,
-			Ranges: []meta.Coords{{
-				Object: key, Position: s.Position, Length: s.Length, BaseOffset: s.BaseOffset, LastOffset: s.LastOffset,
-				MaxTimestamp: s.MaxTimestamp, LeaderEpoch: p.LeaderEpoch, Producers: producers[i],
-			}},
-		}
-	}
-	errs := c.Commit(ctx, commits)
-	out := make([]Outcome, len(commits))
-	for i := range commits {
-		out[i] = Outcome{Err: errs[i], CommittedEnd: -1}
-		if errs[i] == nil {
-			out[i].CommittedEnd = sections[i].LastOffset + 1
+		out[i] = meta.Coords{
+			Object: key, Position: s.Position, Length: s.Length, BaseOffset: s.BaseOffset, LastOffset: s.LastOffset,
+			MaxTimestamp: s.MaxTimestamp, LeaderEpoch: f.Partitions[i].LeaderEpoch, Producers: producers[i],
 		}
 	}
 	return key, out, nil
