@@ -12,6 +12,8 @@ RACE_PKGS := ./shared/... ./gateway/... ./logsvc/... ./uploader/...
 BUF_VERSION              := v1.75.0
 PROTOC_GEN_GO_VERSION    := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+# S3-protocol server for the objstore tests (Apache-2.0; posix backend).
+VERSITYGW_VERSION        := v1.8.0
 BINARIES := streamline=./services/cmd/streamline gateway=./gateway/cmd/gateway \
             logsvc=./logsvc/cmd/logsvc uploader=./uploader/cmd/uploader \
             streamline-bench=./services/cmd/streamline-bench \
@@ -49,11 +51,12 @@ lint: tools
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-## tools: install the pinned code generators
+## tools: install the pinned code generators and test servers
 tools:
 	@test -x $(GOBIN)/buf || $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
 	@test -x $(GOBIN)/protoc-gen-go || $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	@test -x $(GOBIN)/protoc-gen-go-grpc || $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	@$(GO) version -m $(GOBIN)/versitygw 2>/dev/null | grep -q 'versity/versitygw[[:space:]]*$(VERSITYGW_VERSION)[[:space:]]' || CGO_ENABLED=0 $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
 clean:
 	rm -rf bin

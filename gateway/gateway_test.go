@@ -29,7 +29,7 @@ func TestConfigValidate(t *testing.T) {
 		{"advertised without host", gateway.Config{Etcd: cli, AdvertisedAddr: ":9092"}, "host is required"},
 		{"too many partitions", gateway.Config{Etcd: cli, DefaultPartitions: meta.MaxPartitions + 1}, "DefaultPartitions"},
 		{"unknown storage mode", gateway.Config{Etcd: cli, DefaultStorageMode: "tape"}, "DefaultStorageMode"},
-		{"unsupported storage mode", gateway.Config{Etcd: cli, DefaultStorageMode: meta.StorageDiskless}, "only local"},
+		{"unsupported storage mode", gateway.Config{Etcd: cli, DefaultStorageMode: meta.StorageHybrid}, "not available"},
 		{"bad topic default", gateway.Config{Etcd: cli, TopicDefaults: meta.Defaults{"retention.ms": "x"}}, "TopicDefaults"},
 		{"storage mode in topic defaults", gateway.Config{Etcd: cli, TopicDefaults: meta.Defaults{"storage.mode": "local"}}, "DefaultStorageMode"},
 		{"huge requests", gateway.Config{Etcd: cli, MaxRequestBytes: 1 << 30}, "MaxRequestBytes"},

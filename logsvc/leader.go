@@ -72,8 +72,11 @@ func (l *leader) reconcile() {
 	// Stop leading what moved away, changed epoch or was deleted.
 	for k, e := range l.m {
 		pa, keep := want[k]
-		if keep && pa.TopicID == e.p.Topic().ID && pa.LeaderEpoch == e.p.LeaderEpoch() {
+		if keep && pa.TopicID == e.p.Topic().ID && pa.LeaderEpoch == e.p.LeaderEpoch() && !e.p.Failed() {
 			continue
+		}
+		if e.p.Failed() {
+			l.n.log.Warn("reopening partition after a storage failure", "topic", k.topic, "partition", k.partition)
 		}
 		_, topicAlive := cache.TopicByID(e.p.Topic().ID)
 		e.p.Close()
@@ -111,7 +114,7 @@ func (l *leader) open(t meta.Topic, pa meta.Partition) error {
 	// A partition that has had a leader change before must find its data
 	// here: never start it again empty (at offset 0) on a node without it.
 	mustExist := t.StorageMode.KeepsLocalData() && pa.LeaderEpoch > 0
-	lg, err := eng.Open(storage.PartitionSpec{Topic: t, Partition: pa.Partition, Defaults: l.n.cfg.TopicDefaults, MustExist: mustExist})
+	lg, err := eng.Open(storage.PartitionSpec{Topic: t, Partition: pa.Partition, Defaults: l.n.cfg.TopicDefaults, MustExist: mustExist, Leader: pa})
 	if err != nil {
 		return err
 	}

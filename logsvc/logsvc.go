@@ -24,9 +24,11 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 
+	"github.com/streamline-dev/streamline/logsvc/buffer"
 	"github.com/streamline-dev/streamline/logsvc/controller"
 	"github.com/streamline-dev/streamline/logsvc/logrpc"
 	"github.com/streamline-dev/streamline/logsvc/storage"
+	"github.com/streamline-dev/streamline/logsvc/storage/disklessstore"
 	"github.com/streamline-dev/streamline/logsvc/storage/localstore"
 	"github.com/streamline-dev/streamline/logsvc/wal"
 	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
@@ -51,6 +53,15 @@ type Config struct {
 	// SessionTTL is the etcd lease TTL of the node's registration: how long
 	// after a crash other processes consider it gone.
 	SessionTTL time.Duration
+
+	// Objects is the object store diskless partitions are read from; nil
+	// means this node has none and cannot lead diskless partitions.
+	Objects disklessstore.Objects
+	// Diskless sizes the buffer that batches diskless appends into one
+	// object per flush (batch size and timeout, upload parallelism, memory).
+	Diskless buffer.Config
+	// ReadCacheBytes bounds the cache of object ranges for diskless reads.
+	ReadCacheBytes int64
 
 	WAL                    wal.Options
 	CheckpointInterval     time.Duration
@@ -94,10 +105,12 @@ type Node struct {
 	store *meta.Store
 	cache *meta.Cache
 
-	lock    *dirlock.Lock
-	engines storage.Engines
-	local   *localstore.Engine
-	parts   *leader
+	lock     *dirlock.Lock
+	engines  storage.Engines
+	local    *localstore.Engine
+	diskless *disklessstore.Engine
+	uploads  *uploaderPool
+	parts    *leader
 
 	lis   net.Listener
 	grpc  *grpc.Server
@@ -147,6 +160,14 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	n.engines = storage.Engines{meta.StorageLocal: n.local}
+	if n.cfg.Objects != nil {
+		n.uploads = newUploaderPool(n.cache)
+		n.diskless = disklessstore.New(disklessstore.Options{
+			NodeID: n.cfg.ID, Store: n.store, Objects: n.cfg.Objects, Uploaders: n.uploads.clients,
+			Buffer: n.cfg.Diskless, ReadCacheBytes: n.cfg.ReadCacheBytes, Logger: n.log,
+		})
+		n.engines[meta.StorageDiskless] = n.diskless
+	}
 	n.parts = newLeader(n)
 
 	if n.lis, err = net.Listen("tcp", n.cfg.ListenAddr); err != nil {
@@ -196,8 +217,13 @@ func (n *Node) IsController() bool {
 	return c != nil && c.IsLeader()
 }
 
+// watchAssignments reconciles on every metadata change, and every second
+// so that a partition whose storage failed is reopened (reloading its log
+// end) without waiting for a change.
 func (n *Node) watchAssignments(ctx context.Context) {
 	defer n.wg.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for {
 		ch := n.cache.Changed()
 		n.parts.reconcile()
@@ -205,6 +231,7 @@ func (n *Node) watchAssignments(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-ch:
+		case <-tick.C:
 		}
 	}
 }
@@ -237,6 +264,12 @@ func (n *Node) Close() error {
 		n.cache.Close()
 		if n.parts != nil {
 			n.parts.closeAll()
+		}
+		if n.diskless != nil {
+			n.closeErr = errors.Join(n.closeErr, n.diskless.Close())
+		}
+		if n.uploads != nil {
+			n.uploads.close()
 		}
 		if n.local != nil {
 			n.closeErr = errors.Join(n.closeErr, n.local.Close())

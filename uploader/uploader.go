@@ -112,7 +112,7 @@ func (u *Uploader) Start(ctx context.Context) (err error) {
 	if u.sess, err = concurrency.NewSession(u.cfg.Etcd, concurrency.WithTTL(int(u.cfg.SessionTTL.Seconds()))); err != nil {
 		return fmt.Errorf("uploader: etcd session: %w", err)
 	}
-	if err := meta.NewStore(u.cfg.Etcd, u.cfg.EtcdPrefix).RegisterUploader(ctx, u.sess, meta.Uploader{ID: u.cfg.ID, Addr: u.Addr()}, u.cfg.TakeOverID); err != nil {
+	if err := meta.NewStore(u.cfg.Etcd, u.cfg.EtcdPrefix).RegisterUploader(ctx, u.sess, meta.Uploader{ID: u.cfg.ID, Addr: u.Addr(), ObjectStore: u.cfg.Objects != nil}, u.cfg.TakeOverID); err != nil {
 		return err
 	}
 	u.cfg.Logger.Info("uploader started", "id", u.cfg.ID, "grpc", u.Addr(), "object_store", u.cfg.Objects != nil)

@@ -61,6 +61,11 @@ func (h *Handlers) buildTopic(name string, partitions int32, rf int16, configs [
 	if err := t.StorageMode.Supported(); err != nil {
 		return nil, kerr.InvalidConfig, err.Error()
 	}
+	if t.StorageMode == meta.StorageDiskless {
+		if err := h.cache.ObjectStoreReady(); err != nil {
+			return nil, kerr.InvalidConfig, fmt.Sprintf("storage.mode=diskless needs an object store: %v", err)
+		}
+	}
 	return t, nil, ""
 }
 

@@ -154,9 +154,12 @@ func (p *Partition) complete() {
 			p.advance(c.next)
 		} else {
 			p.mu.Lock()
-			if p.failed == nil {
+			switch {
+			case errors.Is(err, storage.ErrFenced):
+				p.closed = true
+			case p.failed == nil:
 				p.failed = err
-				p.lg.Error("partition storage failed; refusing writes", "err", err)
+				p.lg.Error("partition storage failed; refusing writes until it is reopened", "err", err)
 			}
 			p.mu.Unlock()
 		}
@@ -263,6 +266,9 @@ func (w *Pending) Wait(ctx context.Context) ProduceResult {
 	}
 	select {
 	case err := <-w.reply:
+		if errors.Is(err, storage.ErrFenced) {
+			return fail(kerr.NotLeaderForPartition, "%v", err)
+		}
 		if err != nil {
 			return fail(kerr.KafkaStorageError, "%v", err)
 		}
@@ -316,6 +322,15 @@ func (p *Partition) fence(ctx context.Context) (ProduceResult, bool) {
 		return fail(kerr.NotLeaderForPartition, "%v", err), true
 	}
 	return ProduceResult{}, false
+}
+
+// Failed reports whether the partition's storage failed or was fenced: the
+// partition refuses writes and must be reopened (which reloads its log end
+// from storage) to serve again.
+func (p *Partition) Failed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.failed != nil || p.closed
 }
 
 // Close stops the partition after in-flight appends resolve. It does not

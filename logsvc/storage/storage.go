@@ -6,7 +6,7 @@
 //
 //	local     durable = fsynced in the node WAL (then applied to local segments)
 //	hybrid    durable = fsynced in the node WAL (segments move to object storage)   [not built yet]
-//	diskless  durable = PUT to object storage and committed to etcd              [not built yet]
+//	diskless  durable = PUT to object storage and committed to etcd (disklessstore)
 //
 // The seed plan's three strategies map onto this seam: the buffer strategy
 // is how an Engine groups appends before they become durable (local:
@@ -31,6 +31,10 @@ var (
 	// ErrNoLocalData: PartitionSpec.MustExist and this node has no data
 	// for the partition.
 	ErrNoLocalData = errors.New("this node has no data for the partition")
+	// ErrFenced: the durability step was refused because the partition's
+	// leadership moved on (a newer leader epoch); the partition must stop
+	// (Kafka NOT_LEADER_OR_FOLLOWER).
+	ErrFenced = errors.New("fenced: the partition has a newer leader")
 	// ErrStorage wraps failures of the durability step (fsync, upload); the
 	// partition stops accepting writes (Kafka KAFKA_STORAGE_ERROR).
 	ErrStorage = errors.New("storage failure")
@@ -74,6 +78,9 @@ type PartitionSpec struct {
 	Partition int32
 	// Defaults are the server's topic config defaults.
 	Defaults meta.Defaults
+	// Leader is the partition record this node leads it under (epoch and
+	// etcd revision), for engines whose commits are fenced by it.
+	Leader meta.Partition
 	// MustExist refuses to create the partition's data if this node has
 	// none: the partition already had a life (leader epoch > 0), and an
 	// empty log here would restart it at offset 0 (ErrNoLocalData).

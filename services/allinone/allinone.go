@@ -27,6 +27,8 @@ import (
 	"github.com/streamline-dev/streamline/logsvc/wal"
 	"github.com/streamline-dev/streamline/shared/dirlock"
 	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/objstore"
+	_ "github.com/streamline-dev/streamline/shared/objstore/objstorefs" // file:// URLs
 	"github.com/streamline-dev/streamline/uploader"
 )
 
@@ -43,6 +45,9 @@ type Config struct {
 	AutoCreateTopics    bool
 	DefaultPartitions   int32
 	DefaultStorageMode  meta.StorageMode
+	// ObjectStore is the object store URL for diskless topics (file:///dir
+	// or s3://bucket/prefix?endpoint=...); default file://<DataDir>/objects.
+	ObjectStore string
 	// UnsafeNoFsync skips WAL fsync: benchmarks only.
 	UnsafeNoFsync bool
 	Logger        *slog.Logger
@@ -82,13 +87,14 @@ func (c *Config) Validate() error {
 
 // Server is a running all-in-one.
 type Server struct {
-	cfg  Config
-	lock *dirlock.Lock
-	etcd *embed.Etcd
-	cli  *clientv3.Client
-	node *logsvc.Node
-	up   *uploader.Uploader
-	gw   *gateway.Gateway
+	cfg     Config
+	lock    *dirlock.Lock
+	objects objstore.Bucket
+	etcd    *embed.Etcd
+	cli     *clientv3.Client
+	node    *logsvc.Node
+	up      *uploader.Uploader
+	gw      *gateway.Gateway
 
 	stopping  chan struct{} // closed when Close begins
 	done      chan struct{}
@@ -122,6 +128,20 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.etcd, err = startEtcd(cfg); err != nil {
 		return nil, err
 	}
+	url := cfg.ObjectStore
+	if url == "" {
+		abs, err := filepath.Abs(filepath.Join(cfg.DataDir, "objects"))
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(abs, 0o755); err != nil {
+			return nil, err
+		}
+		url = "file://" + abs
+	}
+	if s.objects, err = objstore.Open(ctx, url); err != nil {
+		return nil, fmt.Errorf("--object-store: %w", err)
+	}
 	eps := []string{"http://" + cfg.EtcdClientAddr}
 	if s.cli, err = clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}); err != nil {
 		return nil, err
@@ -130,6 +150,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.node, err = logsvc.New(logsvc.Config{
 		ID: "logsvc-1", DataDir: filepath.Join(cfg.DataDir, "logsvc"), ListenAddr: cfg.LogsvcAddr,
 		Etcd: s.cli, WAL: wal.Options{NoSync: cfg.UnsafeNoFsync}, Logger: log.With("service", "logsvc"),
+		Objects: s.objects,
 	})
 	if err != nil {
 		return nil, err
@@ -137,7 +158,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.node.Start(ctx); err != nil {
 		return nil, err
 	}
-	if s.up, err = uploader.New(uploader.Config{ID: "uploader-1", ListenAddr: cfg.UploaderAddr, Etcd: s.cli, TakeOverID: true, Logger: log.With("service", "uploader")}); err != nil {
+	if s.up, err = uploader.New(uploader.Config{ID: "uploader-1", ListenAddr: cfg.UploaderAddr, Etcd: s.cli, TakeOverID: true, Objects: s.objects, Logger: log.With("service", "uploader")}); err != nil {
 		return nil, err
 	}
 	if err := s.up.Start(ctx); err != nil {
@@ -233,6 +254,9 @@ func (s *Server) Close() error {
 		}
 		if s.etcd != nil {
 			s.etcd.Close()
+		}
+		if s.objects != nil {
+			s.objects.Close()
 		}
 		s.lock.Release()
 		close(s.done)

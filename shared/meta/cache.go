@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sort"
 	"strings"
@@ -380,4 +381,28 @@ func (c *Cache) Uploaders() []Uploader {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// ErrNoObjectStore means the cluster cannot serve diskless topics now.
+var ErrNoObjectStore = errors.New("no object store configured")
+
+// ObjectStoreReady reports whether the cluster can serve diskless topics:
+// every live log-service node and at least one live uploader have an
+// object store configured. The error says what is missing.
+func (c *Cache) ObjectStoreReady() error {
+	nodes, ups := c.LogNodes(), c.Uploaders()
+	for _, n := range nodes {
+		if !n.ObjectStore {
+			return fmt.Errorf("%w: log-service node %s has none (start it with --object-store)", ErrNoObjectStore, n.ID)
+		}
+	}
+	for _, u := range ups {
+		if u.ObjectStore {
+			return nil
+		}
+	}
+	if len(ups) == 0 {
+		return fmt.Errorf("%w: no uploader is running (start one with --object-store)", ErrNoObjectStore)
+	}
+	return fmt.Errorf("%w: no live uploader has one (start uploaders with --object-store)", ErrNoObjectStore)
 }

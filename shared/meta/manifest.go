@@ -213,3 +213,13 @@ func (s *Store) RangesFrom(ctx context.Context, id TopicID, p int32, offset int6
 	}
 	return out, nil
 }
+
+// DeleteRangesBefore deletes a partition's manifest entries that end
+// before offset (retention). The committed end is kept.
+func (s *Store) DeleteRangesBefore(ctx context.Context, id TopicID, p int32, offset int64) error {
+	if offset <= 0 {
+		return nil
+	}
+	_, err := s.cli.Delete(ctx, s.k.manifestRange(id, p, 0), clientv3.WithRange(s.k.manifestRange(id, p, offset)))
+	return err
+}

@@ -179,8 +179,8 @@ func TestConfigValidation(t *testing.T) {
 	if err := meta.StorageLocal.Supported(); err != nil {
 		t.Fatal(err)
 	}
-	if err := meta.StorageDiskless.Supported(); !errors.Is(err, meta.ErrUnsupportedStorageMode) {
-		t.Fatalf("diskless: %v", err)
+	if err := meta.StorageHybrid.Supported(); !errors.Is(err, meta.ErrUnsupportedStorageMode) {
+		t.Fatalf("hybrid: %v", err)
 	}
 }
 

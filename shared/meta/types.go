@@ -39,12 +39,14 @@ func ParseStorageMode(s string) (StorageMode, error) {
 // leader's disk (so they can only be led by the node that has it).
 func (m StorageMode) KeepsLocalData() bool { return m == StorageLocal || m == StorageHybrid }
 
-// Supported reports whether this build can serve topics of mode m, and why not.
+// Supported reports whether this build can serve topics of mode m, and why
+// not. (Diskless topics also need an object store in the cluster: see
+// Cache.ObjectStoreReady.)
 func (m StorageMode) Supported() error {
-	if m == StorageLocal {
+	if m == StorageLocal || m == StorageDiskless {
 		return nil
 	}
-	return fmt.Errorf("%w: storage.mode=%s is not available in this release (only local is)", ErrUnsupportedStorageMode, m)
+	return fmt.Errorf("%w: storage.mode=%s is not available in this release (local and diskless are)", ErrUnsupportedStorageMode, m)
 }
 
 // TopicID is a topic's UUID. Kafka clients (Metadata v10+, Fetch v13+) use it
@@ -126,6 +128,9 @@ type LogNode struct {
 	ID string `json:"id"`
 	// Addr is the host:port of its gRPC LogService.
 	Addr string `json:"addr"`
+	// ObjectStore says the node has an object store configured and so can
+	// lead diskless partitions.
+	ObjectStore bool `json:"object_store,omitempty"`
 }
 
 // Gateway is a registered gateway: a Kafka "broker" as clients see it.
@@ -141,4 +146,6 @@ type Gateway struct {
 type Uploader struct {
 	ID   string `json:"id"`
 	Addr string `json:"addr"`
+	// ObjectStore says the uploader has an object store configured.
+	ObjectStore bool `json:"object_store,omitempty"`
 }

@@ -37,7 +37,7 @@ func TestBadFlagsAreNamed(t *testing.T) {
 	}{
 		{[]string{"--default-partitions", "x"}, "default-partitions"},
 		{[]string{"--default-storage-mode", "tape"}, "--default-storage-mode"},
-		{[]string{"--default-storage-mode", "diskless"}, "--default-storage-mode"},
+		{[]string{"--default-storage-mode", "hybrid"}, "--default-storage-mode"},
 		{[]string{"--default-partitions", "0"}, "--default-partitions"},
 		{[]string{"--node-id", "-1"}, "--node-id"},
 	} {

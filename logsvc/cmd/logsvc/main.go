@@ -4,12 +4,17 @@
 package main
 
 import (
+	"context"
 	"os"
 	"time"
 
 	"github.com/streamline-dev/streamline/logsvc"
+	"github.com/streamline-dev/streamline/logsvc/buffer"
+	"github.com/streamline-dev/streamline/logsvc/storage/disklessstore"
 	"github.com/streamline-dev/streamline/logsvc/wal"
 	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/objstore"
+	_ "github.com/streamline-dev/streamline/shared/objstore/objstorefs" // file:// URLs
 	"github.com/streamline-dev/streamline/shared/svcmain"
 )
 
@@ -26,6 +31,11 @@ func run(args []string) int {
 		ttl        = fs.Duration("session-ttl", 10*time.Second, "etcd lease TTL of this node's registration")
 		retention  = fs.Duration("retention-check-interval", 5*time.Minute, "how often retention.ms/retention.bytes are enforced")
 		noSync     = fs.Bool("unsafe-no-fsync", false, "skip WAL fsync (benchmarks only: acknowledged data may be lost on a crash)")
+		objects    = fs.String("object-store", "", "object store for diskless topics: file:///dir or s3://bucket/prefix?endpoint=...&region=... (empty: none, diskless topics cannot be led here)")
+		batchBytes = fs.Int("diskless-batch-bytes", 1<<20, "flush the diskless buffer when it holds this many bytes (batch_size_bytes)")
+		batchWait  = fs.Duration("diskless-batch-timeout", 100*time.Millisecond, "flush the diskless buffer this long after its first batch (batch_timeout_ms)")
+		uploads    = fs.Int("diskless-upload-parallelism", 4, "concurrent diskless uploads (upload_parallelism)")
+		cacheBytes = fs.Int64("read-cache-bytes", 100<<20, "cache of object ranges for diskless reads (read_cache_bytes)")
 	)
 	if code, ok := fs.Parse(args); !ok {
 		return code
@@ -41,14 +51,32 @@ func run(args []string) int {
 		return svcmain.ExitUsage
 	}
 	defer cli.Close()
+	var bucket objstore.Bucket
+	if *objects != "" {
+		if bucket, err = objstore.Open(context.Background(), *objects); err != nil {
+			fs.Fail("--object-store: %v", err)
+			return svcmain.ExitUsage
+		}
+		defer bucket.Close()
+	}
 	node, err := logsvc.New(logsvc.Config{
 		ID: *id, DataDir: *dataDir, ListenAddr: *addr, AdvertisedAddr: *advertised,
 		Etcd: cli, EtcdPrefix: *prefix, SessionTTL: *ttl, RetentionCheckInterval: *retention,
-		WAL: wal.Options{NoSync: *noSync}, Logger: log,
+		WAL: wal.Options{NoSync: *noSync}, Logger: log, ReadCacheBytes: *cacheBytes, Objects: objectsOrNil(bucket),
+		Diskless: buffer.Config{MaxBatchBytes: *batchBytes, MaxDelay: *batchWait, MaxInFlight: *uploads},
 	})
+
 	if err != nil {
 		fs.Fail("%v", err)
 		return svcmain.ExitUsage
 	}
 	return svcmain.Run(log, node, nil)
+}
+
+// objectsOrNil keeps a missing bucket a nil interface (no diskless).
+func objectsOrNil(b objstore.Bucket) disklessstore.Objects {
+	if b == nil {
+		return nil
+	}
+	return b
 }

@@ -32,6 +32,7 @@ func run(args []string) int {
 	fs.BoolVar(&d.AutoCreateTopics, "auto-create-topics", d.AutoCreateTopics, "create unknown topics on Metadata requests (auto.create.topics.enable)")
 	parts := fs.Int("default-partitions", int(d.DefaultPartitions), "partitions of auto-created topics and CreateTopics with -1")
 	mode := fs.String("default-storage-mode", string(d.DefaultStorageMode), "storage mode of topics created without storage.mode (local, hybrid, diskless)")
+	fs.StringVar(&d.ObjectStore, "object-store", "", "object store for diskless topics: file:///dir or s3://bucket/prefix?endpoint=...&region=... (default file://<data-dir>/objects)")
 	fs.BoolVar(&d.UnsafeNoFsync, "unsafe-no-fsync", false, "skip WAL fsync (benchmarks only: acknowledged data may be lost on a crash)")
 	if code, ok := fs.Parse(args); !ok {
 		return code

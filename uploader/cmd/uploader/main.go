@@ -4,10 +4,13 @@
 package main
 
 import (
+	"context"
 	"os"
 	"time"
 
 	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/objstore"
+	_ "github.com/streamline-dev/streamline/shared/objstore/objstorefs" // file:// URLs
 	"github.com/streamline-dev/streamline/shared/svcmain"
 	"github.com/streamline-dev/streamline/uploader"
 )
@@ -22,6 +25,7 @@ func run(args []string) int {
 		advertised = fs.String("advertised-grpc-addr", "", "address log-service nodes dial (default: the listen address)")
 		prefix     = fs.String("etcd-prefix", meta.DefaultPrefix, "etcd key prefix")
 		ttl        = fs.Duration("session-ttl", 10*time.Second, "etcd lease TTL of this uploader's registration")
+		objects    = fs.String("object-store", "", "object store to write flushes to: file:///dir or s3://bucket/prefix?endpoint=...&region=... (empty: none; uploads are refused)")
 	)
 	if code, ok := fs.Parse(args); !ok {
 		return code
@@ -37,7 +41,17 @@ func run(args []string) int {
 		return svcmain.ExitUsage
 	}
 	defer cli.Close()
-	u, err := uploader.New(uploader.Config{ID: *id, ListenAddr: *addr, AdvertisedAddr: *advertised, Etcd: cli, EtcdPrefix: *prefix, SessionTTL: *ttl, Logger: log})
+	cfg := uploader.Config{ID: *id, ListenAddr: *addr, AdvertisedAddr: *advertised, Etcd: cli, EtcdPrefix: *prefix, SessionTTL: *ttl, Logger: log}
+	if *objects != "" {
+		bucket, err := objstore.Open(context.Background(), *objects)
+		if err != nil {
+			fs.Fail("--object-store: %v", err)
+			return svcmain.ExitUsage
+		}
+		defer bucket.Close()
+		cfg.Objects = bucket
+	}
+	u, err := uploader.New(cfg)
 	if err != nil {
 		fs.Fail("%v", err)
 		return svcmain.ExitUsage

@@ -1,0 +1,316 @@
+package buffer
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+func TestFlushBySize(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeStore(false)
+		b := New(Config{MaxBatchBytes: 100, MaxDelay: time.Hour}, s.flush)
+		start := time.Now()
+		a0 := mustAdd(t, b, item("a", 0, 60))
+		synctest.Wait()
+		if up, _ := s.snapshot(); len(up) != 0 {
+			t.Fatalf("flushed %d times below MaxBatchBytes", len(up))
+		}
+		a1 := mustAdd(t, b, item("a", 1, 60))
+		synctest.Wait()
+		up, commits := s.snapshot()
+		if len(up) != 1 || up[0].Seq != 1 || up[0].Bytes != 120 || len(up[0].Items) != 2 {
+			t.Fatalf("uploads = %+v, want one flush of both batches (120 bytes)", up)
+		}
+		if s.uploadedAt[0] != start {
+			t.Errorf("flush after %v, want at once", s.uploadedAt[0].Sub(start))
+		}
+		if len(commits) != 1 || !slices.Equal(commits[0].streams, []string{"a"}) {
+			t.Errorf("commits = %+v", commits)
+		}
+		for name, ch := range map[string]<-chan error{"a0": a0, "a1": a1} {
+			if err := mustResult(t, name, ch); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+		if st := b.Stats(); st.Flushes != 1 || st.FlushedBytes != 120 || st.CommittedItems != 2 || st.BufferedBytes != 0 {
+			t.Errorf("stats = %+v", st)
+		}
+		mustClose(t, b)
+	})
+}
+
+// With every upload slot busy, batches accumulate; when a slot frees the
+// flush takes only a prefix reaching MaxBatchBytes, and the rest waits for
+// its own threshold.
+func TestFlushTakesPrefixWhenUploadsSaturated(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeStore(true)
+		b := New(Config{MaxBatchBytes: 100, MaxDelay: time.Second, MaxInFlight: 1}, s.flush)
+		start := time.Now()
+		mustAdd(t, b, item("a", 0, 100)) // flush 1, held
+		for i := range 3 {
+			mustAdd(t, b, item("b", int64(i), 60))
+		}
+		synctest.Wait()
+		if up, _ := s.snapshot(); len(up) != 1 {
+			t.Fatalf("%d uploads with MaxInFlight 1", len(up))
+		}
+		s.release(1, nil)
+		synctest.Wait()
+		up, _ := s.snapshot()
+		if len(up) != 2 || !slices.Equal(keys(up[1]), []string{"b@0", "b@1"}) {
+			t.Fatalf("second flush = %v, want b@0 b@1", keys(up[len(up)-1]))
+		}
+		s.release(2, nil)
+		synctest.Wait()
+		if up, _ := s.snapshot(); len(up) != 2 {
+			t.Fatalf("b@2 (60 bytes) flushed before its deadline")
+		}
+		time.Sleep(time.Second - time.Since(start))
+		synctest.Wait()
+		up, _ = s.snapshot()
+		if len(up) != 3 || !slices.Equal(keys(up[2]), []string{"b@2"}) {
+			t.Fatalf("uploads = %d, want third flush b@2 at its deadline", len(up))
+		}
+		if got := s.uploadedAt[2].Sub(start); got != time.Second {
+			t.Errorf("third flush after %v, want 1s", got)
+		}
+		s.release(3, nil)
+		mustClose(t, b)
+	})
+}
+
+func TestFlushByTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeStore(false)
+		b := New(Config{MaxDelay: 100 * time.Millisecond}, s.flush)
+		start := time.Now()
+		a0 := mustAdd(t, b, item("a", 0, 10))
+		time.Sleep(50 * time.Millisecond)
+		mustAdd(t, b, item("b", 0, 10)) // does not restart the window
+		time.Sleep(49 * time.Millisecond)
+		synctest.Wait()
+		if up, _ := s.snapshot(); len(up) != 0 {
+			t.Fatalf("flushed after 99ms")
+		}
+		if _, ok := result(a0); ok {
+			t.Fatal("result before flush")
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		up, _ := s.snapshot()
+		if len(up) != 1 || len(up[0].Items) != 2 {
+			t.Fatalf("uploads = %d, want one with both batches", len(up))
+		}
+		if got := s.uploadedAt[0].Sub(start); got != 100*time.Millisecond {
+			t.Errorf("flushed after %v, want 100ms", got)
+		}
+		if err := mustResult(t, "a0", a0); err != nil {
+			t.Error(err)
+		}
+		// The next window starts with the next batch.
+		second := time.Now()
+		time.Sleep(30 * time.Millisecond)
+		mustAdd(t, b, item("a", 1, 10))
+		time.Sleep(99 * time.Millisecond)
+		synctest.Wait()
+		if up, _ := s.snapshot(); len(up) != 1 {
+			t.Fatalf("second flush too early")
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if up, _ := s.snapshot(); len(up) != 2 || s.uploadedAt[1].Sub(second) != 130*time.Millisecond {
+			t.Fatalf("second flush: %d uploads", len(up))
+		}
+		mustClose(t, b)
+	})
+}
+
+func TestFlushGroupsStreams(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeStore(false)
+		b := New(Config{MaxDelay: time.Millisecond}, s.flush)
+		var chans []<-chan error
+		for _, it := range []Item{item("a", 0, 1), item("b", 0, 2), item("a", 1, 3), item("c", 0, 4), item("b", 1, 5)} {
+			chans = append(chans, mustAdd(t, b, it))
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		up, commits := s.snapshot()
+		if len(up) != 1 {
+			t.Fatalf("%d uploads, want 1", len(up))
+		}
+		f := up[0]
+		if want := []string{"a@0", "a@1", "b@0", "b@1", "c@0"}; !slices.Equal(keys(f), want) {
+			t.Errorf("items = %v, want %v", keys(f), want)
+		}
+		if want := []Span{{"a", 0, 2}, {"b", 2, 4}, {"c", 4, 5}}; !slices.Equal(f.Streams, want) {
+			t.Errorf("spans = %v, want %v", f.Streams, want)
+		}
+		if f.Bytes != 15 {
+			t.Errorf("Bytes = %d, want 15", f.Bytes)
+		}
+		if len(commits) != 1 || !slices.Equal(commits[0].streams, []string{"a", "b", "c"}) {
+			t.Errorf("commits = %+v", commits)
+		}
+		for i, ch := range chans {
+			if err := mustResult(t, "item", ch); err != nil {
+				t.Errorf("item %d: %v", i, err)
+			}
+		}
+		mustClose(t, b)
+	})
+}
+
+func TestBackpressureBlocksUntilCommit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeStore(true)
+		b := New(Config{MaxBatchBytes: 50, MaxBufferedBytes: 100}, s.flush)
+		mustAdd(t, b, item("a", 0, 50)) // flush 1
+		mustAdd(t, b, item("a", 1, 50)) // flush 2
+		done := make(chan error, 1)
+		go func() {
+			ch, err := b.Add(context.Background(), item("b", 0, 10))
+			if err == nil {
+				_, ok := result(ch) // nothing delivered yet: flush 3 not cut
+				if ok {
+					err = errors.New("result before its flush")
+				}
+			}
+			done <- err
+		}()
+		synctest.Wait()
+		if _, ok := result(done); ok {
+			t.Fatal("Add did not block at MaxBufferedBytes")
+		}
+		if st := b.Stats(); st.Waiting != 1 || st.OverflowWaits != 1 || st.BufferedBytes != 100 {
+			t.Fatalf("stats = %+v", st)
+		}
+		// Upload 2 finishing frees nothing: its bytes are held until its
+		// commit, which waits for flush 1.
+		s.release(2, nil)
+		synctest.Wait()
+		if _, ok := result(done); ok {
+			t.Fatal("Add resumed before any commit")
+		}
+		s.release(1, nil)
+		synctest.Wait()
+		err, ok := result(done)
+		if !ok || err != nil {
+			t.Fatalf("Add after commits: done=%v err=%v", ok, err)
+		}
+		if st := b.Stats(); st.BufferedBytes != 10 || st.Waiting != 0 {
+			t.Errorf("stats = %+v", st)
+		}
+		s.release(3, nil)
+		mustClose(t, b)
+	})
+}
+
+func TestBackpressureContextEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeStore(true)
+		b := New(Config{MaxBatchBytes: 50, MaxBufferedBytes: 100, MaxDelay: time.Hour}, s.flush)
+		mustAdd(t, b, item("a", 0, 50)) // flush 1, held
+		mustAdd(t, b, item("a", 1, 40)) // pending: 90 buffered
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		start := time.Now()
+		if _, err := b.Add(ctx, item("b", 0, 20)); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Add = %v, want DeadlineExceeded", err)
+		}
+		if got := time.Since(start); got != time.Second {
+			t.Errorf("gave up after %v", got)
+		}
+		if st := b.Stats(); st.Waiting != 0 || st.OverflowGaveUp != 1 || st.BufferedBytes != 90 {
+			t.Errorf("stats after giving up = %+v", st)
+		}
+
+		// Waiters are admitted in order: a small batch that would fit waits
+		// behind a large one, and goes in as soon as the large one gives up.
+		bigCtx, cancelBig := context.WithCancel(context.Background())
+		big := make(chan error, 1)
+		go func() {
+			_, err := b.Add(bigCtx, item("b", 0, 20))
+			big <- err
+		}()
+		synctest.Wait()
+		small := make(chan error, 1)
+		go func() {
+			_, err := b.Add(context.Background(), item("c", 0, 5))
+			small <- err
+		}()
+		synctest.Wait()
+		if _, ok := result(small); ok {
+			t.Fatal("small batch overtook a waiting large one")
+		}
+		cancelBig()
+		synctest.Wait()
+		if err := mustResult(t, "big", big); !errors.Is(err, context.Canceled) {
+			t.Errorf("big Add = %v, want Canceled", err)
+		}
+		if err := mustResult(t, "small", small); err != nil {
+			t.Errorf("small Add = %v", err)
+		}
+		if st := b.Stats(); st.BufferedBytes != 95 {
+			t.Errorf("buffered = %d, want 95", st.BufferedBytes)
+		}
+		s.release(1, nil)
+		s.release(2, nil)
+		mustClose(t, b)
+	})
+}
+
+func TestParallelUploadsCommitInSeqOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeStore(true)
+		b := New(Config{MaxBatchBytes: 10, MaxInFlight: 3}, s.flush)
+		a0 := mustAdd(t, b, item("a", 0, 10)) // flush 1
+		b0 := mustAdd(t, b, item("b", 0, 10)) // flush 2
+		a1 := mustAdd(t, b, item("a", 1, 10)) // flush 3
+		c0 := mustAdd(t, b, item("c", 0, 10)) // pending: no free slot
+		synctest.Wait()
+		if up, _ := s.snapshot(); len(up) != 3 {
+			t.Fatalf("%d uploads running, want 3 in parallel", len(up))
+		}
+		s.release(3, nil)
+		synctest.Wait()
+		if up, _ := s.snapshot(); len(up) != 4 {
+			t.Fatalf("flush 4 not started when a slot freed")
+		}
+		s.release(2, nil)
+		s.release(4, nil)
+		synctest.Wait()
+		if _, commits := s.snapshot(); len(commits) != 0 {
+			t.Fatalf("committed %+v before flush 1 was uploaded", commits)
+		}
+		for name, ch := range map[string]<-chan error{"b0": b0, "a1": a1, "c0": c0} {
+			if _, ok := result(ch); ok {
+				t.Fatalf("%s delivered before flush 1 committed", name)
+			}
+		}
+		s.release(1, nil)
+		synctest.Wait()
+		_, commits := s.snapshot()
+		var seqs []uint64
+		for _, c := range commits {
+			seqs = append(seqs, c.seq)
+		}
+		if !slices.Equal(seqs, []uint64{1, 2, 3, 4}) {
+			t.Errorf("commit order %v, want 1 2 3 4", seqs)
+		}
+		for name, ch := range map[string]<-chan error{"a0": a0, "b0": b0, "a1": a1, "c0": c0} {
+			if err := mustResult(t, name, ch); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+		if s.maxRunning != 3 {
+			t.Errorf("max concurrent uploads %d, want 3", s.maxRunning)
+		}
+		mustClose(t, b)
+	})
+}

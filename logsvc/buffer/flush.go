@@ -1,0 +1,247 @@
+package buffer
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// flushState is a cut flush on its way through upload and commit.
+type flushState struct {
+	f       *Flush
+	entries []*entry // parallel to f.Items
+	commit  CommitFunc
+	err     error // upload failed (or never attempted): fails every item
+}
+
+// cutLoop cuts flushes and starts their uploads. It is the only goroutine
+// that cuts, so Seq order is cut order and each flush takes a prefix of the
+// pending batches, which is what keeps every stream in Add order.
+func (b *Batching) cutLoop() {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		b.mu.Lock()
+		now := time.Now()
+		for {
+			fs := b.cutLocked(now)
+			if fs == nil {
+				break
+			}
+			if fs.err != nil {
+				b.ready[fs.f.Seq] = fs
+				notify(b.commitKick)
+				continue
+			}
+			b.uploading++
+			go b.upload(fs)
+		}
+		if b.closed && len(b.pending) == 0 {
+			// Close failed the waiters and Add refuses new batches, so
+			// nothing can become pending again.
+			b.cutDone = true
+			b.mu.Unlock()
+			notify(b.commitKick)
+			return
+		}
+		wait := time.Duration(-1)
+		if len(b.pending) > 0 && b.uploading < b.cfg.MaxInFlight {
+			// Not cut, so below the size threshold and before the deadline.
+			wait = b.pending[0].at.Add(b.cfg.MaxDelay).Sub(now)
+		}
+		b.mu.Unlock()
+		// With all upload slots busy there is no timer: a finishing
+		// upload kicks the loop, which then cuts if the deadline passed.
+		if wait >= 0 {
+			timer.Reset(wait)
+		}
+		select {
+		case <-b.cutKick:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// cutLocked cuts the next flush if one is due, or returns nil.
+func (b *Batching) cutLocked(now time.Time) *flushState {
+	if len(b.pending) == 0 {
+		return nil
+	}
+	abort := b.ctx.Err() != nil // Close gave up: fail the rest, no upload
+	if !abort {
+		if b.uploading >= b.cfg.MaxInFlight {
+			return nil
+		}
+		due := b.closed || b.pendingBytes >= b.cfg.MaxBatchBytes ||
+			!now.Before(b.pending[0].at.Add(b.cfg.MaxDelay))
+		if !due {
+			return nil
+		}
+	}
+	// Take a prefix holding at least MaxBatchBytes (or everything): the
+	// object stays near MaxBatchBytes even after uploads were saturated.
+	n, size := 0, 0
+	for _, e := range b.pending {
+		if size >= b.cfg.MaxBatchBytes && !abort {
+			break
+		}
+		n++
+		size += len(e.item.Data)
+	}
+	taken := b.pending[:n]
+	b.pending = append([]*entry(nil), b.pending[n:]...)
+	b.pendingBytes -= size
+
+	fs := &flushState{f: &Flush{Seq: b.nextSeq, Bytes: size}}
+	b.nextSeq++
+	fs.f.Items, fs.f.Streams, fs.entries = group(taken)
+	b.stats.Flushes++
+	b.stats.FlushedBytes += uint64(size)
+	b.stats.FlushedItems += uint64(n)
+	if abort {
+		fs.err = context.Cause(b.ctx)
+	}
+	return fs
+}
+
+// group orders entries by stream (streams by first appearance, a stream's
+// entries in arrival order).
+func group(entries []*entry) ([]Item, []Span, []*entry) {
+	index := make(map[string]int)
+	var buckets [][]*entry
+	for _, e := range entries {
+		i, ok := index[e.item.Stream]
+		if !ok {
+			i = len(buckets)
+			index[e.item.Stream] = i
+			buckets = append(buckets, nil)
+		}
+		buckets[i] = append(buckets[i], e)
+	}
+	items := make([]Item, 0, len(entries))
+	spans := make([]Span, 0, len(buckets))
+	ordered := make([]*entry, 0, len(entries))
+	for _, bucket := range buckets {
+		start := len(items)
+		for _, e := range bucket {
+			items = append(items, e.item)
+			ordered = append(ordered, e)
+		}
+		spans = append(spans, Span{Stream: bucket[0].item.Stream, Start: start, End: len(items)})
+	}
+	return items, spans, ordered
+}
+
+// upload runs step 1 of one flush and hands it to the commit loop.
+func (b *Batching) upload(fs *flushState) {
+	commit, err := b.flush(b.ctx, fs.f)
+	if err != nil {
+		err = fmt.Errorf("upload flush %d: %w", fs.f.Seq, err)
+	}
+	b.mu.Lock()
+	fs.commit, fs.err = commit, err
+	b.uploading--
+	b.ready[fs.f.Seq] = fs
+	b.mu.Unlock()
+	notify(b.cutKick) // a slot is free
+	notify(b.commitKick)
+}
+
+// commitLoop runs step 2: flushes one at a time in Seq order, then delivers
+// their results. Being the only goroutine that commits, fails streams and
+// delivers results is what makes the ordering guarantee hold.
+func (b *Batching) commitLoop() {
+	defer close(b.done)
+	for next := uint64(1); ; {
+		b.mu.Lock()
+		fs, ok := b.ready[next]
+		if !ok {
+			finished := b.cutDone && next == b.nextSeq
+			b.mu.Unlock()
+			if finished {
+				return
+			}
+			<-b.commitKick
+			continue
+		}
+		delete(b.ready, next)
+		outcome := make(map[string]error, len(fs.f.Streams))
+		var streams []string
+		for _, sp := range fs.f.Streams {
+			switch {
+			case fs.err != nil:
+				outcome[sp.Stream] = fs.err
+			case b.streams[sp.Stream].failed != nil:
+				outcome[sp.Stream] = b.streamErrLocked(sp.Stream)
+			default:
+				streams = append(streams, sp.Stream)
+			}
+		}
+		b.mu.Unlock()
+
+		if len(streams) > 0 {
+			failed, err := b.runCommit(fs, streams)
+			for _, s := range streams {
+				if err != nil {
+					outcome[s] = err
+				} else {
+					outcome[s] = failed[s]
+				}
+			}
+		}
+
+		b.mu.Lock()
+		b.resolveLocked(fs, outcome)
+		b.admitLocked()
+		b.mu.Unlock()
+		next++
+	}
+}
+
+// runCommit calls the flush's CommitFunc unless Close gave up.
+func (b *Batching) runCommit(fs *flushState, streams []string) (map[string]error, error) {
+	if b.ctx.Err() != nil {
+		return nil, context.Cause(b.ctx)
+	}
+	if fs.commit == nil {
+		return nil, nil
+	}
+	failed, err := fs.commit(b.ctx, streams)
+	if err != nil {
+		err = fmt.Errorf("commit flush %d: %w", fs.f.Seq, err)
+	}
+	return failed, err
+}
+
+// resolveLocked records failures and delivers a flush's results in item
+// order. A stream is failed before any result is delivered, so a caller
+// that sees an error and calls Reset finds the failure recorded.
+func (b *Batching) resolveLocked(fs *flushState, outcome map[string]error) {
+	for _, sp := range fs.f.Streams {
+		err := outcome[sp.Stream]
+		st := b.streams[sp.Stream]
+		if err != nil && st.failed == nil {
+			st.failed = err
+		}
+		for _, e := range fs.entries[sp.Start:sp.End] {
+			e.res <- err
+			b.buffered -= len(e.item.Data)
+			st.count--
+			if err != nil {
+				b.stats.FailedItems++
+			} else {
+				b.stats.CommittedItems++
+			}
+		}
+		if st.count == 0 {
+			if st.drained != nil {
+				close(st.drained)
+				st.drained = nil
+			}
+			if st.failed == nil {
+				delete(b.streams, sp.Stream)
+			}
+		}
+	}
+}

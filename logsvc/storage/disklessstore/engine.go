@@ -1,0 +1,151 @@
+// Package disklessstore is the storage engine of diskless topics: a
+// partition has no local log at all. Appends go to the node's batching
+// buffer (package buffer), which cuts one flush per window mixing all the
+// node's diskless partitions; an uploader writes each flush to object
+// storage as one object (UploadService.Upload, several in parallel) and
+// then commits each partition's byte range to etcd (UploadService.Commit,
+// one flush at a time, fenced by the partition's leader revision). Only
+// then is a batch durable: the producer is acknowledged after both the PUT
+// and the etcd commit.
+//
+// Reads go to the MemoryRing of recently committed batches first, then a
+// byte-bounded LRU cache of object ranges, then a range GET of the object
+// located through the etcd manifest; a sequential reader's next range is
+// prefetched into the cache.
+//
+// A new leader recovers everything from etcd: the log end is the committed
+// end, idempotent-producer state and leader epochs come from the manifest
+// entries. Offsets handed out but never committed are forgotten: they were
+// never acknowledged.
+package disklessstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/streamline-dev/streamline/logsvc/buffer"
+	"github.com/streamline-dev/streamline/logsvc/storage"
+	uploadv1 "github.com/streamline-dev/streamline/proto/gen/streamline/upload/v1"
+	"github.com/streamline-dev/streamline/shared/meta"
+)
+
+// Objects is what the read path needs of object storage (objstore
+// buckets satisfy it).
+type Objects interface {
+	GetRange(ctx context.Context, key string, off, length int64) ([]byte, error)
+}
+
+// Uploaders hands out UploadService clients of live uploaders, in the
+// order to try them.
+type Uploaders func() []uploadv1.UploadServiceClient
+
+// Options configure the engine.
+type Options struct {
+	NodeID    string
+	Store     *meta.Store
+	Objects   Objects
+	Uploaders Uploaders
+	// Buffer sizes the node's batching buffer (batch size, timeout,
+	// parallel uploads, memory bound).
+	Buffer buffer.Config
+	// RingBytes bounds the ring of recent batches (default 64 MiB).
+	RingBytes int
+	// ReadCacheBytes bounds the cache of object ranges (default 100 MiB).
+	ReadCacheBytes int64
+	// RPCTimeout bounds one upload or commit call (default 30 s).
+	RPCTimeout time.Duration
+	Logger     *slog.Logger
+}
+
+// Engine is the diskless storage.Engine of one node.
+type Engine struct {
+	opts  Options
+	log   *slog.Logger
+	buf   *buffer.Batching
+	ring  *buffer.MemoryRing
+	cache *rangeCache
+	seq   atomic.Uint64
+
+	mu   sync.Mutex
+	logs map[string]*Log
+}
+
+var _ storage.Engine = (*Engine)(nil)
+
+// ErrNoUploader means no live uploader could take a flush.
+var ErrNoUploader = errors.New("no live uploader accepted the request")
+
+// New starts the engine's buffer.
+func New(opts Options) *Engine {
+	if opts.RingBytes <= 0 {
+		opts.RingBytes = 64 << 20
+	}
+	if opts.ReadCacheBytes <= 0 {
+		opts.ReadCacheBytes = 100 << 20
+	}
+	if opts.RPCTimeout <= 0 {
+		opts.RPCTimeout = 30 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	e := &Engine{opts: opts, log: opts.Logger, ring: buffer.NewMemoryRing(opts.RingBytes),
+		cache: newRangeCache(opts.ReadCacheBytes), logs: map[string]*Log{}}
+	e.buf = buffer.New(opts.Buffer, e.flush)
+	return e
+}
+
+// Mode is diskless.
+func (e *Engine) Mode() meta.StorageMode { return meta.StorageDiskless }
+
+// Open recovers a partition from etcd: its committed end and log start.
+func (e *Engine) Open(spec storage.PartitionSpec) (storage.Log, error) {
+	stream := spec.Stream()
+	ctx, cancel := context.WithTimeout(context.Background(), e.opts.RPCTimeout)
+	defer cancel()
+	// A previous life of this partition on this node may have failed
+	// batches still in the buffer; wait for them before starting over.
+	if err := e.buf.Reset(ctx, stream); err != nil {
+		return nil, err
+	}
+	end, _, err := e.opts.Store.CommittedEnd(ctx, spec.Topic.ID, spec.Partition)
+	if err != nil {
+		return nil, fmt.Errorf("diskless %s-%d: committed end: %w", spec.Topic.Name, spec.Partition, err)
+	}
+	start := end
+	first, err := e.opts.Store.RangesFrom(ctx, spec.Topic.ID, spec.Partition, 0, 1)
+	if err != nil {
+		return nil, err
+	}
+	if len(first) == 1 {
+		start = first[0].BaseOffset
+	}
+	l := &Log{e: e, spec: spec, stream: stream}
+	l.start.Store(start)
+	l.end.Store(end)
+	e.mu.Lock()
+	e.logs[stream] = l
+	e.mu.Unlock()
+	e.ring.Drop(stream)
+	return l, nil
+}
+
+// Close flushes what is buffered (bounded) and stops the buffer.
+func (e *Engine) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), e.opts.RPCTimeout)
+	defer cancel()
+	return e.buf.Close(ctx)
+}
+
+// Stats returns the buffer's counters (for metrics and tests).
+func (e *Engine) Stats() buffer.Stats { return e.buf.Stats() }
+
+// itemMeta travels with each buffered batch to the flush.
+type itemMeta struct {
+	log *Log
+}

@@ -1,0 +1,323 @@
+package disklessstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/streamline-dev/streamline/logsvc/buffer"
+	"github.com/streamline-dev/streamline/logsvc/storage"
+	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/recbatch"
+)
+
+// manifestPage is how many manifest entries one etcd read fetches.
+const manifestPage = 64
+
+// Log is one diskless partition.
+type Log struct {
+	e      *Engine
+	spec   storage.PartitionSpec
+	stream string
+
+	start atomic.Int64 // first retained offset
+	end   atomic.Int64 // committed end
+	next  atomic.Int64 // where a sequential reader will read next (prefetch hint)
+}
+
+var _ storage.Log = (*Log)(nil)
+
+// Append hands the batch to the node's buffer. The result arrives once an
+// uploader wrote it to object storage and committed it to etcd.
+func (l *Log) Append(batch []byte, h recbatch.Header) <-chan error {
+	res := make(chan error, 1)
+	ch, err := l.e.buf.Add(context.Background(), buffer.Item{
+		Stream: l.stream, BaseOffset: h.BaseOffset, LastOffset: h.LastOffset(), Data: batch, Meta: itemMeta{log: l},
+	})
+	if err != nil {
+		res <- fmt.Errorf("%w: %v", storage.ErrStorage, err)
+		return res
+	}
+	go func() {
+		err := <-ch
+		if err == nil {
+			for {
+				cur := l.end.Load()
+				if h.NextOffset() <= cur || l.end.CompareAndSwap(cur, h.NextOffset()) {
+					break
+				}
+			}
+			l.e.ring.Put(l.stream, h.BaseOffset, h.LastOffset(), batch)
+		} else if !errors.Is(err, storage.ErrFenced) && !errors.Is(err, storage.ErrStorage) {
+			err = fmt.Errorf("%w: %v", storage.ErrStorage, err)
+		}
+		res <- err
+	}()
+	return res
+}
+
+// StartOffset implements storage.Log.
+func (l *Log) StartOffset() int64 { return l.start.Load() }
+
+// EndOffset implements storage.Log: the committed end.
+func (l *Log) EndOffset() int64 { return l.end.Load() }
+
+// Read implements storage.Log: ring, then cache, then object storage.
+func (l *Log) Read(offset int64, maxBytes int, maxOffset int64, minOne bool) ([]byte, error) {
+	if offset < l.start.Load() || offset > l.end.Load() {
+		return nil, storage.ErrOffsetOutOfRange
+	}
+	if offset >= maxOffset || offset >= l.end.Load() {
+		return nil, nil
+	}
+	if data, ok := l.e.ring.Read(l.stream, offset, max(maxBytes, 1)); ok {
+		return cut(data, offset, maxBytes, maxOffset, minOne), nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.e.opts.RPCTimeout)
+	defer cancel()
+	ranges, err := l.e.opts.Store.RangesFrom(ctx, l.spec.Topic.ID, l.spec.Partition, offset, manifestPage)
+	if err != nil {
+		return nil, err
+	}
+	if len(ranges) == 0 || ranges[0].BaseOffset > offset {
+		return nil, storage.ErrOffsetOutOfRange // retention removed it meanwhile
+	}
+	var out []byte
+	for i, r := range ranges {
+		if r.BaseOffset >= maxOffset {
+			break
+		}
+		data, err := l.e.readRange(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		before := len(out)
+		out = appendBatches(out, data, offset, maxBytes, maxOffset, minOne && before == 0)
+		if len(out) == before || len(out) >= maxBytes {
+			break
+		}
+		if i == len(ranges)-1 {
+			break
+		}
+	}
+	if last := lastOffsetOf(out); last >= 0 {
+		l.prefetch(last + 1)
+	}
+	return out, nil
+}
+
+// prefetch loads the range after a sequential read into the cache.
+func (l *Log) prefetch(next int64) {
+	if next >= l.end.Load() || l.next.Swap(next) == next {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), l.e.opts.RPCTimeout)
+		defer cancel()
+		rs, err := l.e.opts.Store.RangesFrom(ctx, l.spec.Topic.ID, l.spec.Partition, next, 1)
+		if err == nil && len(rs) == 1 {
+			_, _ = l.e.readRange(ctx, rs[0])
+		}
+	}()
+}
+
+// readRange returns one committed range's bytes, from the cache or a
+// range GET.
+func (e *Engine) readRange(ctx context.Context, r meta.Coords) ([]byte, error) {
+	k := rangeKey{r.Object, r.Position}
+	if b, ok := e.cache.get(k); ok {
+		return b, nil
+	}
+	b, err := e.opts.Objects.GetRange(ctx, r.Object, r.Position, r.Length)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read %s@%d: %v", storage.ErrStorage, r.Object, r.Position, err)
+	}
+	if int64(len(b)) != r.Length {
+		return nil, fmt.Errorf("%w: object %s is shorter than its manifest says", storage.ErrStorage, r.Object)
+	}
+	e.cache.put(k, b)
+	return b, nil
+}
+
+// appendBatches appends to out the whole batches of data from the one
+// containing offset, none at or past maxOffset, within maxBytes (the first
+// may exceed it when minOne).
+func appendBatches(out, data []byte, offset int64, maxBytes int, maxOffset int64, minOne bool) []byte {
+	_, _ = recbatch.Iterate(data, false, func(h recbatch.Header, b []byte) error {
+		switch {
+		case h.LastOffset() < offset:
+			return nil
+		case h.BaseOffset >= maxOffset:
+			return errStop
+		case len(out)+len(b) > maxBytes && !(minOne && len(out) == 0):
+			return errStop
+		}
+		out = append(out, b...)
+		return nil
+	})
+	return out
+}
+
+var errStop = errors.New("stop")
+
+// cut trims ring data the same way.
+func cut(data []byte, offset int64, maxBytes int, maxOffset int64, minOne bool) []byte {
+	return appendBatches(nil, data, offset, maxBytes, maxOffset, minOne)
+}
+
+func lastOffsetOf(b []byte) int64 {
+	last := int64(-1)
+	_, _ = recbatch.Iterate(b, false, func(h recbatch.Header, _ []byte) error { last = h.LastOffset(); return nil })
+	return last
+}
+
+// OffsetForTimestamp implements storage.Log: the manifest's max
+// timestamps find the range, its records find the offset.
+func (l *Log) OffsetForTimestamp(ts int64) (int64, int64, bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), l.e.opts.RPCTimeout)
+	defer cancel()
+	found := false
+	var offset, at int64
+	err := l.eachRange(ctx, l.start.Load(), func(r meta.Coords) error {
+		if r.MaxTimestamp < ts {
+			return nil
+		}
+		data, err := l.e.readRange(ctx, r)
+		if err != nil {
+			return err
+		}
+		_, _ = recbatch.Iterate(data, false, func(h recbatch.Header, b []byte) error {
+			if h.MaxTimestamp < ts {
+				return nil
+			}
+			recs, err := recbatch.RecordTimestamps(b)
+			if err != nil {
+				offset, at, found = h.BaseOffset, h.MaxTimestamp, true
+				return errStop
+			}
+			for _, rm := range recs {
+				if rm.Timestamp >= ts {
+					offset, at, found = h.BaseOffset+int64(rm.OffsetDelta), rm.Timestamp, true
+					return errStop
+				}
+			}
+			return nil
+		})
+		if found {
+			return errStop
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return 0, 0, false, err
+	}
+	return offset, at, found, nil
+}
+
+// eachRange walks the manifest from offset, page by page.
+func (l *Log) eachRange(ctx context.Context, from int64, fn func(meta.Coords) error) error {
+	for {
+		rs, err := l.e.opts.Store.RangesFrom(ctx, l.spec.Topic.ID, l.spec.Partition, from, manifestPage)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if len(rs) < manifestPage {
+			return nil
+		}
+		from = rs[len(rs)-1].LastOffset + 1
+	}
+}
+
+// ScanHeaders implements storage.Log from the manifest alone: one header
+// per range carrying its leader epoch, then one per idempotent batch with
+// its producer facts, which is all the partition rebuilds from.
+func (l *Log) ScanHeaders(from int64, fn func(recbatch.Header) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*l.e.opts.RPCTimeout)
+	defer cancel()
+	return l.eachRange(ctx, from, func(r meta.Coords) error {
+		if err := fn(recbatch.Header{BaseOffset: r.BaseOffset, LastOffsetDelta: int32(r.LastOffset - r.BaseOffset),
+			PartitionLeaderEpoch: r.LeaderEpoch, Magic: 2, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, MaxTimestamp: r.MaxTimestamp}); err != nil {
+			return err
+		}
+		for _, p := range r.Producers {
+			if err := fn(recbatch.Header{BaseOffset: p.BaseOffset, LastOffsetDelta: int32(p.LastOffset - p.BaseOffset),
+				PartitionLeaderEpoch: r.LeaderEpoch, Magic: 2, ProducerID: p.ProducerID, ProducerEpoch: p.Epoch,
+				BaseSequence: p.FirstSeq}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ApplyRetention implements storage.Log: manifest entries wholly older
+// than retentionMs, or beyond retentionBytes counted from the newest, are
+// deleted from etcd (their objects become unreferenced and are collected).
+func (l *Log) ApplyRetention(retentionMs, retentionBytes int64) error {
+	ctx, cancel := context.WithTimeout(context.Background(), l.e.opts.RPCTimeout)
+	defer cancel()
+	var all []meta.Coords
+	if err := l.eachRange(ctx, l.start.Load(), func(r meta.Coords) error { all = append(all, r); return nil }); err != nil {
+		return err
+	}
+	cutoff := -1 // delete all[:cutoff+1]
+	if retentionMs >= 0 {
+		limit := time.Now().UnixMilli() - retentionMs
+		for i, r := range all {
+			if r.MaxTimestamp < limit {
+				cutoff = i
+			} else {
+				break
+			}
+		}
+	}
+	if retentionBytes >= 0 {
+		var total int64
+		for _, r := range all {
+			total += r.Length
+		}
+		for i := 0; i < len(all) && total > retentionBytes; i++ {
+			if total-all[i].Length < retentionBytes {
+				break
+			}
+			total -= all[i].Length
+			cutoff = max(cutoff, i)
+		}
+	}
+	if cutoff < 0 {
+		return nil
+	}
+	newStart := all[cutoff].LastOffset + 1
+	if err := l.e.opts.Store.DeleteRangesBefore(ctx, l.spec.Topic.ID, l.spec.Partition, newStart); err != nil {
+		return err
+	}
+	l.start.Store(newStart)
+	return nil
+}
+
+// Size implements storage.Log: a diskless partition keeps no bytes on
+// local disk.
+func (l *Log) Size() int64 { return 0 }
+
+// Close implements storage.Log.
+func (l *Log) Close() error {
+	l.e.mu.Lock()
+	if l.e.logs[l.stream] == l {
+		delete(l.e.logs, l.stream)
+	}
+	l.e.mu.Unlock()
+	return nil
+}
+
+// Remove implements storage.Log: the topic's manifests went with it in etcd.
+func (l *Log) Remove() error {
+	l.e.ring.Drop(l.stream)
+	return l.Close()
+}

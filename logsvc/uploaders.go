@@ -1,0 +1,66 @@
+package logsvc
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"google.golang.org/grpc"
+
+	uploadv1 "github.com/streamline-dev/streamline/proto/gen/streamline/upload/v1"
+	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/rpc"
+)
+
+// uploaderPool keeps gRPC connections to the live uploaders with an object
+// store and hands out their clients, starting at a different one each call
+// so that flushes spread over the fleet.
+type uploaderPool struct {
+	cache *meta.Cache
+	next  atomic.Uint64
+
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+func newUploaderPool(cache *meta.Cache) *uploaderPool {
+	return &uploaderPool{cache: cache, conns: map[string]*grpc.ClientConn{}}
+}
+
+// clients returns a client per live uploader, rotated.
+func (p *uploaderPool) clients() []uploadv1.UploadServiceClient {
+	var live []meta.Uploader
+	for _, u := range p.cache.Uploaders() {
+		if u.ObjectStore {
+			live = append(live, u)
+		}
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	start := int(p.next.Add(1) % uint64(len(live)))
+	out := make([]uploadv1.UploadServiceClient, 0, len(live))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := range live {
+		u := live[(start+i)%len(live)]
+		cc, ok := p.conns[u.Addr]
+		if !ok {
+			var err error
+			if cc, err = grpc.NewClient(u.Addr, rpc.DialOptions()...); err != nil {
+				continue
+			}
+			p.conns[u.Addr] = cc
+		}
+		out = append(out, uploadv1.NewUploadServiceClient(cc))
+	}
+	return out
+}
+
+func (p *uploaderPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, cc := range p.conns {
+		cc.Close()
+		delete(p.conns, addr)
+	}
+}

@@ -1,0 +1,350 @@
+// Package objstorefs is the local-directory objstore.Bucket, the all-in-one
+// default: key "a/b/c" is the file <root>/a/b/c.
+//
+// Put is atomic and durable: it writes a temporary file in the key's own
+// directory (same filesystem, so the rename cannot be a copy), fsyncs it,
+// renames it over the key and fsyncs the directory, creating missing
+// directories the same way. A crash leaves either the old object, the new
+// one, or no object, plus at worst a stray temporary file; never a half
+// object under its key. Temporary files start with '.', which keys may not
+// (objstore.ValidKey), so Iter never shows them.
+//
+// One limit S3 does not have: a key cannot also be a "directory" of other
+// keys ("a/b" and "a/b/c" cannot both exist). Streamline's key layout never
+// needs that; Put reports it as an error.
+//
+// Registered with objstore.Open for file:///abs/dir URLs.
+package objstorefs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/streamline-dev/streamline/shared/objstore"
+)
+
+func init() { objstore.Register("file", openURL) }
+
+// Bucket is a directory of objects. It is safe for concurrent use, also by
+// several processes, since every change is a single rename or unlink.
+type Bucket struct {
+	root string // absolute, cleaned
+}
+
+var _ objstore.Bucket = (*Bucket)(nil)
+
+// New returns the Bucket rooted at dir, creating dir if needed.
+func New(dir string) (*Bucket, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("objstorefs: %w", err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("objstorefs: %w", err)
+	}
+	return &Bucket{root: abs}, nil
+}
+
+// openURL accepts file:///abs/dir (or file://localhost/abs/dir) and nothing
+// else: a relative path would depend on the working directory of whichever
+// process parses the flag.
+func openURL(_ context.Context, u *url.URL, _ objstore.OpenConfig) (objstore.Bucket, error) {
+	switch {
+	case u.Opaque != "":
+		return nil, fmt.Errorf("objstorefs: URL %q: path must be absolute, as in file:///var/lib/streamline/objects", u.Redacted())
+	case u.Host != "" && u.Host != "localhost":
+		return nil, fmt.Errorf("objstorefs: URL %q: host %q not supported: use file:///abs/path", u.Redacted(), u.Host)
+	case u.Path == "" || !strings.HasPrefix(u.Path, "/"):
+		return nil, fmt.Errorf("objstorefs: URL %q: missing absolute path: use file:///abs/path", u.Redacted())
+	case u.RawQuery != "":
+		return nil, fmt.Errorf("objstorefs: URL %q: query parameters %q not supported", u.Redacted(), u.RawQuery)
+	}
+	return New(u.Path)
+}
+
+// Root is the directory the bucket lives in.
+func (b *Bucket) Root() string { return b.root }
+
+func (b *Bucket) path(key string) string { return filepath.Join(b.root, filepath.FromSlash(key)) }
+
+// Put writes data under key atomically; see the package doc.
+func (b *Bucket) Put(ctx context.Context, key string, data []byte) error {
+	if err := objstore.ValidKey(key); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dst := b.path(key)
+	dir := filepath.Dir(dst)
+	var tmp *os.File
+	// A concurrent Delete may prune a directory between our mkdir and the
+	// CreateTemp in it; recreating it a few times settles that race.
+	for attempt := 0; ; attempt++ {
+		if err := b.mkdirAll(dir); err != nil {
+			return fmt.Errorf("objstorefs: put %q: %w", key, err)
+		}
+		f, err := os.CreateTemp(dir, ".put-*")
+		if err == nil {
+			tmp = f
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) || attempt == 3 {
+			return fmt.Errorf("objstorefs: put %q: %w", key, err)
+		}
+	}
+	err := writeSync(tmp, data)
+	if err == nil {
+		err = os.Rename(tmp.Name(), dst)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("objstorefs: put %q: %w", key, err)
+	}
+	// The rename is only durable once the directory entry is.
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("objstorefs: put %q: %w", key, err)
+	}
+	return nil
+}
+
+func writeSync(f *os.File, data []byte) error {
+	_, err := f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// mkdirAll creates dir and its missing parents below the root, fsyncing each
+// parent that gained an entry, so a durable object is never in a directory
+// that a crash can lose.
+func (b *Bucket) mkdirAll(dir string) error {
+	rel, err := filepath.Rel(b.root, dir)
+	if err != nil || rel == "." {
+		return err
+	}
+	cur := b.root
+	for seg := range strings.SplitSeq(rel, string(filepath.Separator)) {
+		parent := cur
+		cur = filepath.Join(cur, seg)
+		switch err := os.Mkdir(cur, 0o755); {
+		case err == nil:
+			if err := syncDir(parent); err != nil {
+				return err
+			}
+		case errors.Is(err, fs.ErrExist):
+			// Exists: fine if it is a directory; if it is an object, the
+			// CreateTemp below fails with a clear ENOTDIR.
+		default:
+			return err
+		}
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// notFound maps the ways a path can fail to be an object to ErrNotFound: it
+// is absent, a path component is a file, or it is a directory of other keys.
+func notFound(key string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR) {
+		return fmt.Errorf("objstorefs: %q: %w", key, objstore.ErrNotFound)
+	}
+	return fmt.Errorf("objstorefs: %q: %w", key, err)
+}
+
+// open returns the object's file and size.
+func (b *Bucket) open(ctx context.Context, key string) (*os.File, int64, error) {
+	if err := objstore.ValidKey(key); err != nil {
+		return nil, 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
+	}
+	f, err := os.Open(b.path(key))
+	if err != nil {
+		return nil, 0, notFound(key, err)
+	}
+	st, err := f.Stat()
+	if err == nil && st.IsDir() {
+		err = syscall.EISDIR
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, notFound(key, err)
+	}
+	return f, st.Size(), nil
+}
+
+// Get returns the whole object.
+func (b *Bucket) Get(ctx context.Context, key string) ([]byte, error) {
+	f, size, err := b.open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data := make([]byte, size)
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil, fmt.Errorf("objstorefs: get %q: %w", key, err)
+	}
+	return data, nil
+}
+
+// GetRange returns up to length bytes at off; see objstore.BucketReader.
+func (b *Bucket) GetRange(ctx context.Context, key string, off, length int64) ([]byte, error) {
+	if off < 0 || length <= 0 {
+		return nil, fmt.Errorf("objstorefs: %q offset %d length %d: %w", key, off, length, objstore.ErrInvalidRange)
+	}
+	f, size, err := b.open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if off >= size {
+		return nil, fmt.Errorf("objstorefs: %q offset %d, size %d: %w", key, off, size, objstore.ErrInvalidRange)
+	}
+	data := make([]byte, min(length, size-off))
+	if _, err := f.ReadAt(data, off); err != nil {
+		return nil, fmt.Errorf("objstorefs: get %q: %w", key, err)
+	}
+	return data, nil
+}
+
+// Size returns the object's size.
+func (b *Bucket) Size(ctx context.Context, key string) (int64, error) {
+	if err := objstore.ValidKey(key); err != nil {
+		return 0, err
+	}
+	st, err := os.Stat(b.path(key))
+	if err == nil && st.IsDir() {
+		err = syscall.EISDIR
+	}
+	if err != nil {
+		return 0, notFound(key, err)
+	}
+	return st.Size(), nil
+}
+
+// Delete removes the object and then the directories it leaves empty, so
+// garbage collection does not leave a tree of empty directories behind.
+func (b *Bucket) Delete(ctx context.Context, key string) error {
+	if err := objstore.ValidKey(key); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p := b.path(key)
+	st, err := os.Lstat(p)
+	switch {
+	case err != nil && errors.Is(notFound(key, err), objstore.ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("objstorefs: delete %q: %w", key, err)
+	case st.IsDir():
+		return nil // a directory of other keys, not an object
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("objstorefs: delete %q: %w", key, err)
+	}
+	dir := filepath.Dir(p)
+	if err := syncDir(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("objstorefs: delete %q: %w", key, err)
+	}
+	// Remove fails on a non-empty directory, which is what stops the climb;
+	// a Put racing with it recreates the directory (see Put).
+	for dir != b.root && os.Remove(dir) == nil {
+		dir = filepath.Dir(dir)
+	}
+	return nil
+}
+
+// Iter walks the directory under the prefix's complete segments and calls fn
+// in key order (collected and sorted first: directory order is not byte
+// order, since '/' sorts between other characters).
+func (b *Bucket) Iter(ctx context.Context, prefix string, fn func(key string) error) error {
+	if err := objstore.ValidPrefix(prefix); err != nil {
+		return err
+	}
+	start := b.root
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		start = b.path(prefix[:i])
+	}
+	var keys []string
+	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			// Gone (deleted while we walk, or never there) or not a
+			// directory (the prefix names an object's parent path): no keys.
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if p == b.root {
+			return nil
+		}
+		rel, err := filepath.Rel(b.root, p)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil // temporary files and the like
+		}
+		if d.IsDir() {
+			if dk := key + "/"; !strings.HasPrefix(dk, prefix) && !strings.HasPrefix(prefix, dk) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Type().IsRegular() && strings.HasPrefix(key, prefix) {
+			keys = append(keys, key)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("objstorefs: iter %q: %w", prefix, err)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close does nothing: the bucket holds no open files between calls.
+func (b *Bucket) Close() error { return nil }

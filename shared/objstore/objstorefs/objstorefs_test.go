@@ -1,0 +1,110 @@
+package objstorefs_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/streamline-dev/streamline/shared/objstore"
+	"github.com/streamline-dev/streamline/shared/objstore/objstorefs"
+	"github.com/streamline-dev/streamline/shared/objstore/objstoretest"
+)
+
+func newBucket(t *testing.T) *objstorefs.Bucket {
+	b, err := objstorefs.New(filepath.Join(t.TempDir(), "objects"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func TestConformance(t *testing.T) {
+	objstoretest.Run(t, func(t *testing.T) objstore.Bucket { return newBucket(t) })
+}
+
+// A crash between writing the temporary file and the rename leaves the
+// temporary behind: it must be invisible, and the key must keep its old
+// object.
+func TestLeftoverTempFileIsInvisible(t *testing.T) {
+	b := newBucket(t)
+	ctx := t.Context()
+	if err := b.Put(ctx, "p/obj", []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	stray := filepath.Join(b.Root(), "p", ".put-123456")
+	if err := os.WriteFile(stray, []byte("half of the new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	b.Iter(ctx, "", func(k string) error { keys = append(keys, k); return nil })
+	if !slices.Equal(keys, []string{"p/obj"}) {
+		t.Fatalf("keys %q, want only p/obj", keys)
+	}
+	if got, err := b.Get(ctx, "p/obj"); err != nil || string(got) != "old" {
+		t.Fatalf("Get = %q, %v", got, err)
+	}
+}
+
+// Put leaves no temporary files behind, on success or failure.
+func TestPutLeavesNoTempFiles(t *testing.T) {
+	b := newBucket(t)
+	ctx := t.Context()
+	for i := range 3 {
+		if err := b.Put(ctx, "d/k", []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// "d/k" is an object, so "d/k/x" cannot be one here (see package doc).
+	if err := b.Put(ctx, "d/k/x", []byte("x")); err == nil {
+		t.Fatal("Put under an object's name succeeded")
+	}
+	// And an object cannot replace a directory of objects.
+	if err := b.Put(ctx, "d", []byte("x")); err == nil {
+		t.Fatal("Put over a directory of objects succeeded")
+	}
+	entries, _ := filepath.Glob(filepath.Join(b.Root(), "*", ".*"))
+	if len(entries) != 0 {
+		t.Fatalf("temporary files left: %q", entries)
+	}
+}
+
+func TestDeletePrunesEmptyDirectories(t *testing.T) {
+	b := newBucket(t)
+	ctx := t.Context()
+	b.Put(ctx, "a/b/c/d", []byte("x"))
+	b.Put(ctx, "a/keep", []byte("x"))
+	if err := b.Delete(ctx, "a/b/c/d"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(b.Root(), "a", "b")); !os.IsNotExist(err) {
+		t.Fatalf("a/b still exists: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(b.Root(), "a", "keep")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenURL(t *testing.T) {
+	dir := t.TempDir()
+	b, err := objstore.Open(context.Background(), "file://"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Put(t.Context(), "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "k")); err != nil {
+		t.Fatalf("object not under the URL's directory: %v", err)
+	}
+	for _, bad := range []string{"file:relative/dir", "file://host/dir", "file://", "file:///tmp/x?sync=false"} {
+		if _, err := objstore.Open(t.Context(), bad); err == nil {
+			t.Errorf("Open(%q) succeeded", bad)
+		} else {
+			t.Logf("Open(%q): %v", bad, err)
+		}
+	}
+}

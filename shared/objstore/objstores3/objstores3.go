@@ -1,0 +1,262 @@
+// Package objstores3 is the objstore.Bucket for S3 and S3-protocol servers,
+// on aws-sdk-go-v2's plain S3 client.
+//
+// The bucket must exist (CreateBucket makes one for tests); operations on a
+// missing bucket fail with the server's NoSuchBucket error, never with
+// objstore.ErrNotFound, so a misconfiguration is not taken for a missing
+// object. (HEAD answers carry no error code, so Size cannot tell the two
+// apart.)
+//
+// How the hard parts work:
+//   - Retries and timeouts: see newClient. Every request is retried by the
+//     SDK; Get also retries a response body that breaks off mid-read, which
+//     the SDK cannot see because it hands the body to the caller.
+//   - Multipart: objects above Options.MultipartThreshold go up in parts
+//     (put.go), with CRC32 checksums per part and an abort on any failure.
+//     The deprecated transfer manager is not used.
+//   - Ranges: GetRange sends a Range header; S3's 416 becomes
+//     objstore.ErrInvalidRange.
+//   - Listing: ListObjectsV2, paged by the SDK's paginator, in S3's
+//     ascending UTF-8 byte order.
+//
+// Registered with objstore.Open for s3:// URLs: see ParseURL.
+package objstores3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+
+	"github.com/streamline-dev/streamline/shared/objstore"
+)
+
+// Bucket is an S3 bucket, or a prefix of one. Safe for concurrent use.
+type Bucket struct {
+	o      Options
+	prefix string // "" or Options.Prefix + "/"
+	c      *s3.Client
+	tr     *http.Transport
+}
+
+var _ objstore.Bucket = (*Bucket)(nil)
+
+// New returns a Bucket. It does not contact the server.
+func New(ctx context.Context, o Options) (*Bucket, error) {
+	o.setDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("objstores3: %w", err)
+	}
+	c, tr, err := newClient(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	b := &Bucket{o: o, c: c, tr: tr}
+	if o.Prefix != "" {
+		b.prefix = o.Prefix + "/"
+	}
+	return b, nil
+}
+
+// Client is the underlying SDK client, for what the interface does not
+// cover (tests, bucket administration).
+func (b *Bucket) Client() *s3.Client { return b.c }
+
+// Close drops idle connections.
+func (b *Bucket) Close() error {
+	b.tr.CloseIdleConnections()
+	return nil
+}
+
+// key validates a caller's key and returns the S3 key.
+func (b *Bucket) key(key string) (string, error) {
+	if err := objstore.ValidKey(key); err != nil {
+		return "", err
+	}
+	return b.prefix + key, nil
+}
+
+// mapErr wraps err with the operation and key, turning S3's "no such
+// object" and "unsatisfiable range" into the objstore sentinels.
+func mapErr(op, key string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("objstores3: %s %q: %w", op, key, err)
+	}
+	code, status := "", 0
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code = ae.ErrorCode()
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+	}
+	switch {
+	case code == "NoSuchKey" || (code == "NotFound" && status == http.StatusNotFound):
+		return fmt.Errorf("objstores3: %s %q: %w", op, key, objstore.ErrNotFound)
+	case code == "InvalidRange" || status == http.StatusRequestedRangeNotSatisfiable:
+		return fmt.Errorf("objstores3: %s %q: %w", op, key, objstore.ErrInvalidRange)
+	}
+	return fmt.Errorf("objstores3: %s %q: %w", op, key, err)
+}
+
+// Get returns the whole object.
+func (b *Bucket) Get(ctx context.Context, key string) ([]byte, error) {
+	k, err := b.key(key)
+	if err != nil {
+		return nil, err
+	}
+	data, _, err := b.get(ctx, &s3.GetObjectInput{Bucket: &b.o.Bucket, Key: &k})
+	if err != nil {
+		return nil, mapErr("get", key, err)
+	}
+	return data, nil
+}
+
+// GetRange returns up to length bytes at off.
+func (b *Bucket) GetRange(ctx context.Context, key string, off, length int64) ([]byte, error) {
+	if off < 0 || length <= 0 {
+		return nil, fmt.Errorf("objstores3: %q offset %d length %d: %w", key, off, length, objstore.ErrInvalidRange)
+	}
+	k, err := b.key(key)
+	if err != nil {
+		return nil, err
+	}
+	rng := fmt.Sprintf("bytes=%d-", off)
+	if end := off + length - 1; end >= off { // else it overflowed: to the end
+		rng += fmt.Sprint(end)
+	}
+	data, contentRange, err := b.get(ctx, &s3.GetObjectInput{Bucket: &b.o.Bucket, Key: &k, Range: &rng})
+	if err != nil {
+		return nil, mapErr("get range", key, err)
+	}
+	if contentRange == "" {
+		// A server that ignores Range sends the whole object with 200.
+		if off >= int64(len(data)) {
+			return nil, fmt.Errorf("objstores3: %q offset %d, size %d: %w", key, off, len(data), objstore.ErrInvalidRange)
+		}
+		data = data[off:min(int64(len(data)), off+length)]
+	}
+	return data, nil
+}
+
+// get runs a GetObject and reads its body, retrying the pair when the body
+// breaks off: the SDK's retries end when the headers arrive.
+func (b *Bucket) get(ctx context.Context, in *s3.GetObjectInput) (data []byte, contentRange string, err error) {
+	for attempt := 1; ; attempt++ {
+		out, err := b.c.GetObject(ctx, in)
+		if err != nil {
+			return nil, "", err
+		}
+		data, err = readBody(out)
+		if err == nil {
+			return data, aws.ToString(out.ContentRange), nil
+		}
+		if ctx.Err() != nil || attempt >= b.o.MaxAttempts {
+			return nil, "", fmt.Errorf("reading body (attempt %d): %w", attempt, err)
+		}
+		select {
+		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, "", ctx.Err()
+		}
+	}
+}
+
+func readBody(out *s3.GetObjectOutput) ([]byte, error) {
+	defer out.Body.Close()
+	n := aws.ToInt64(out.ContentLength)
+	if n < 0 {
+		return io.ReadAll(out.Body)
+	}
+	// Read exactly the announced length: a short body is an error here
+	// even if the connection ended cleanly.
+	data := make([]byte, n)
+	if _, err := io.ReadFull(out.Body, data); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// Size returns the object's size (HeadObject).
+func (b *Bucket) Size(ctx context.Context, key string) (int64, error) {
+	k, err := b.key(key)
+	if err != nil {
+		return 0, err
+	}
+	out, err := b.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.o.Bucket, Key: &k})
+	if err != nil {
+		return 0, mapErr("size", key, err)
+	}
+	return aws.ToInt64(out.ContentLength), nil
+}
+
+// Delete removes the object; S3 itself answers 204 for a missing key, and a
+// server that says NoSuchKey instead is treated the same way.
+func (b *Bucket) Delete(ctx context.Context, key string) error {
+	k, err := b.key(key)
+	if err != nil {
+		return err
+	}
+	_, err = b.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.o.Bucket, Key: &k})
+	if err != nil {
+		if err = mapErr("delete", key, err); !errors.Is(err, objstore.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// Iter lists keys under prefix, a page of ListPageSize at a time.
+func (b *Bucket) Iter(ctx context.Context, prefix string, fn func(key string) error) error {
+	if err := objstore.ValidPrefix(prefix); err != nil {
+		return err
+	}
+	p := s3.NewListObjectsV2Paginator(b.c, &s3.ListObjectsV2Input{
+		Bucket:  &b.o.Bucket,
+		Prefix:  aws.String(b.prefix + prefix),
+		MaxKeys: aws.Int32(b.o.ListPageSize),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return mapErr("list", prefix, err)
+		}
+		for _, obj := range page.Contents {
+			if err := fn(strings.TrimPrefix(aws.ToString(obj.Key), b.prefix)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Put stores data: one PutObject up to the multipart threshold, a multipart
+// upload above it.
+func (b *Bucket) Put(ctx context.Context, key string, data []byte) error {
+	k, err := b.key(key)
+	if err != nil {
+		return err
+	}
+	if int64(len(data)) > b.o.MultipartThreshold {
+		return b.putMultipart(ctx, key, k, data)
+	}
+	_, err = b.c.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        &b.o.Bucket,
+		Key:           &k,
+		Body:          newBody(data),
+		ContentLength: aws.Int64(int64(len(data))),
+	})
+	if err != nil {
+		return mapErr("put", key, err)
+	}
+	return nil
+}
