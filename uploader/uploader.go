@@ -45,6 +45,9 @@ type Config struct {
 	// Objects is the object store flushes are written to; nil means none is
 	// configured, and Upload calls fail with FailedPrecondition.
 	Objects upload.ObjectWriter
+	// GRPCOptions are added to the gRPC server's options (interceptors for
+	// tracing, or for fault injection in tests).
+	GRPCOptions []grpc.ServerOption
 	// TakeOverID replaces an existing registration of ID instead of waiting
 	// for it to expire. Set it only when the previous holder is known to be
 	// dead (the all-in-one, whose etcd lives in the same process).
@@ -104,7 +107,7 @@ func (u *Uploader) Start(ctx context.Context) (err error) {
 	if u.lis, err = net.Listen("tcp", u.cfg.ListenAddr); err != nil {
 		return fmt.Errorf("uploader: listen %s: %w", u.cfg.ListenAddr, err)
 	}
-	u.srv = grpc.NewServer(rpc.ServerOptions()...)
+	u.srv = grpc.NewServer(rpc.ServerOptions(u.cfg.GRPCOptions...)...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(u.srv, hs)
 	uploadv1.RegisterUploadServiceServer(u.srv, uploadrpc.NewServer(u.cfg.Objects, meta.NewStore(u.cfg.Etcd, u.cfg.EtcdPrefix)))
