@@ -7,6 +7,12 @@
 // partitions; Commit: each partition's coordinates into etcd, fenced by its
 // leader revision and its committed end) and the standard gRPC health
 // service. It keeps no state: any live uploader can serve any call.
+//
+// With an object store that can list and delete, every uploader is also a
+// candidate garbage collector (package gc): the one elected through etcd
+// deletes objects no manifest references once they are older than the GC
+// grace period, and every uploader refuses to commit objects older than
+// half of it, so a collected object can never become referenced.
 package uploader
 
 import (
@@ -29,6 +35,7 @@ import (
 	uploadv1 "github.com/streamline-dev/streamline/proto/gen/streamline/upload/v1"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/rpc"
+	"github.com/streamline-dev/streamline/uploader/gc"
 	"github.com/streamline-dev/streamline/uploader/upload"
 	"github.com/streamline-dev/streamline/uploader/uploadrpc"
 )
@@ -52,6 +59,14 @@ type Config struct {
 	// for it to expire. Set it only when the previous holder is known to be
 	// dead (the all-in-one, whose etcd lives in the same process).
 	TakeOverID bool
+	// GCGrace is the age below which an unreferenced object is never
+	// garbage-collected (it may be uploaded and not yet committed); commits
+	// of objects older than half of it are refused. Zero is gc.DefaultGrace.
+	// Use the same value on every uploader of a cluster.
+	GCGrace time.Duration
+	// GCInterval is the time between garbage-collection passes of the
+	// elected uploader; zero is gc.DefaultInterval.
+	GCInterval time.Duration
 	Logger     *slog.Logger
 }
 
@@ -63,6 +78,9 @@ func (c *Config) Validate() error {
 	if c.SessionTTL != 0 && c.SessionTTL < time.Second {
 		return fmt.Errorf("uploader: session TTL %v is below 1s", c.SessionTTL)
 	}
+	if c.GCGrace < 0 || c.GCInterval < 0 {
+		return fmt.Errorf("uploader: negative GC grace %v or interval %v", c.GCGrace, c.GCInterval)
+	}
 	return nil
 }
 
@@ -73,6 +91,10 @@ type Uploader struct {
 	srv  *grpc.Server
 	sess *concurrency.Session
 	once sync.Once
+
+	gc       *gc.Collector // nil without a listable object store
+	gcCancel context.CancelFunc
+	gcDone   chan struct{}
 }
 
 // New validates cfg.
@@ -89,12 +111,27 @@ func New(cfg Config) (*Uploader, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.GCGrace == 0 {
+		cfg.GCGrace = gc.DefaultGrace
+	}
+	if cfg.GCInterval == 0 {
+		cfg.GCInterval = gc.DefaultInterval
+	}
 	if cfg.ID == "" {
 		var b [4]byte
 		_, _ = rand.Read(b[:])
 		cfg.ID = "uploader-" + hex.EncodeToString(b[:])
 	}
-	return &Uploader{cfg: cfg}, nil
+	u := &Uploader{cfg: cfg}
+	if b, ok := cfg.Objects.(gc.Bucket); ok {
+		c, err := gc.New(gc.Config{Bucket: b, Store: meta.NewStore(cfg.Etcd, cfg.EtcdPrefix), ID: cfg.ID,
+			Grace: cfg.GCGrace, Interval: cfg.GCInterval, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+		u.gc = c
+	}
+	return u, nil
 }
 
 // Start serves health and registers under a lease.
@@ -110,7 +147,11 @@ func (u *Uploader) Start(ctx context.Context) (err error) {
 	u.srv = grpc.NewServer(rpc.ServerOptions(u.cfg.GRPCOptions...)...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(u.srv, hs)
-	uploadv1.RegisterUploadServiceServer(u.srv, uploadrpc.NewServer(u.cfg.Objects, meta.NewStore(u.cfg.Etcd, u.cfg.EtcdPrefix)))
+	up := uploadrpc.NewServer(u.cfg.Objects, meta.NewStore(u.cfg.Etcd, u.cfg.EtcdPrefix))
+	// Every uploader refuses commits the collector could race, whether or
+	// not it collects itself: any uploader may commit any object.
+	up.RefuseCommitsOlderThan(gc.MaxCommitAge(u.cfg.GCGrace))
+	uploadv1.RegisterUploadServiceServer(u.srv, up)
 	go u.srv.Serve(u.lis)
 	if u.sess, err = concurrency.NewSession(u.cfg.Etcd, concurrency.WithTTL(int(u.cfg.SessionTTL.Seconds()))); err != nil {
 		return fmt.Errorf("uploader: etcd session: %w", err)
@@ -118,9 +159,28 @@ func (u *Uploader) Start(ctx context.Context) (err error) {
 	if err := meta.NewStore(u.cfg.Etcd, u.cfg.EtcdPrefix).RegisterUploader(ctx, u.sess, meta.Uploader{ID: u.cfg.ID, Addr: u.Addr(), ObjectStore: u.cfg.Objects != nil}, u.cfg.TakeOverID); err != nil {
 		return err
 	}
-	u.cfg.Logger.Info("uploader started", "id", u.cfg.ID, "grpc", u.Addr(), "object_store", u.cfg.Objects != nil)
+	if u.gc != nil {
+		u.startGC()
+	}
+	u.cfg.Logger.Info("uploader started", "id", u.cfg.ID, "grpc", u.Addr(), "object_store", u.cfg.Objects != nil, "gc", u.gc != nil)
 	return nil
 }
+
+// startGC runs the garbage-collector candidacy on the uploader's session
+// until Close or the session's end.
+func (u *Uploader) startGC() {
+	ctx, cancel := context.WithCancel(context.Background())
+	u.gcCancel, u.gcDone = cancel, make(chan struct{})
+	go func() {
+		defer close(u.gcDone)
+		if err := u.gc.Run(ctx, u.sess); err != nil {
+			u.cfg.Logger.Warn("garbage-collector candidacy ended", "err", err)
+		}
+	}()
+}
+
+// IsGCLeader reports whether this uploader is the elected garbage collector.
+func (u *Uploader) IsGCLeader() bool { return u.gc != nil && u.gc.IsLeader() }
 
 // ID is the uploader's id.
 func (u *Uploader) ID() string { return u.cfg.ID }
@@ -148,6 +208,10 @@ func (u *Uploader) Done() <-chan struct{} {
 func (u *Uploader) Close() error {
 	var err error
 	u.once.Do(func() {
+		if u.gcCancel != nil {
+			u.gcCancel() // resigns while the session still exists
+			<-u.gcDone
+		}
 		if u.sess != nil {
 			err = u.sess.Close()
 		}

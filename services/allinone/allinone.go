@@ -29,6 +29,7 @@ import (
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/objstore"
 	_ "github.com/streamline-dev/streamline/shared/objstore/objstorefs" // file:// URLs
+	_ "github.com/streamline-dev/streamline/shared/objstore/objstores3" // s3:// URLs
 	"github.com/streamline-dev/streamline/uploader"
 )
 

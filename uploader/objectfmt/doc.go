@@ -26,4 +26,9 @@
 // find the index with one small range GET of the object's tail. Readers of
 // data never need it: etcd holds each section's coordinates. Objects are
 // immutable and uniquely named (NewKey), so no conditional PUT is needed.
+//
+// Keys are "<4 hex>/<node>/<unix millis %013d>-<flush seq %020d>-<12 hex>.slo":
+// random hex first to spread S3 request load over key prefixes, then the
+// writing node, the creation time (KeyTime parses it back; garbage
+// collection uses it as the object's age) and the flush sequence.
 package objectfmt

@@ -8,6 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"strconv"
+	"strings"
+	"time"
 )
 
 const (
@@ -178,12 +181,68 @@ func Decode(obj []byte) ([]Section, error) {
 	return ParseIndex(obj[pos:pos+int64(n)], crc, pos)
 }
 
-// NewKey names a new object uniquely. The key starts with random hex so
-// that objects spread over S3's key-prefix partitions (request rates are
-// limited per prefix), then says which node wrote it in which flush.
+// NewKey names a new object uniquely:
+//
+//	<4 hex>/<node>/<unix millis %013d>-<flushSeq %020d>-<12 hex>.slo
+//
+// The key starts with random hex so that objects spread over S3's
+// key-prefix partitions (request rates are limited per prefix), then says
+// which node wrote it, when (the uploader's clock; KeyTime reads it back, so
+// garbage collection knows an object's age without a request per object)
+// and in which flush. The trailing random hex keeps retried flushes apart.
 func NewKey(node string, flushSeq uint64) string {
+	return newKeyAt(node, flushSeq, time.Now())
+}
+
+func newKeyAt(node string, flushSeq uint64, t time.Time) string {
 	var r [8]byte
 	_, _ = rand.Read(r[:])
 	h := hex.EncodeToString(r[:])
-	return fmt.Sprintf("%s/%s/%020d-%s.slo", h[:4], node, flushSeq, h[4:])
+	return fmt.Sprintf("%s/%s/%013d-%020d-%s.slo", h[:4], node, t.UnixMilli(), flushSeq, h[4:])
+}
+
+// KeyTime returns the creation time NewKey put in key (millisecond
+// precision), and false for any key NewKey did not make, including keys of
+// the older format without a time.
+func KeyTime(key string) (time.Time, bool) {
+	first, rest, ok := strings.Cut(key, "/")
+	if !ok || len(first) != 4 || !isLowerHex(first) {
+		return time.Time{}, false
+	}
+	i := strings.LastIndexByte(rest, '/')
+	if i <= 0 { // the node segment is missing
+		return time.Time{}, false
+	}
+	stem, ok := strings.CutSuffix(rest[i+1:], ".slo")
+	if !ok {
+		return time.Time{}, false
+	}
+	parts := strings.Split(stem, "-")
+	if len(parts) != 3 || len(parts[0]) != 13 || len(parts[1]) != 20 || parts[2] == "" ||
+		!isDigits(parts[0]) || !isDigits(parts[1]) || !isLowerHex(parts[2]) {
+		return time.Time{}, false
+	}
+	ms, err := strconv.ParseInt(parts[0], 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms), true
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if (s[i] < '0' || s[i] > '9') && (s[i] < 'a' || s[i] > 'f') {
+			return false
+		}
+	}
+	return true
 }

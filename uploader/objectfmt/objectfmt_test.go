@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestBuildDecodeRoundTrip(t *testing.T) {
@@ -75,12 +76,58 @@ func TestNewKeySpreadsAndIsUnique(t *testing.T) {
 		}
 		seen[k] = true
 		prefixes[k[:4]] = true
-		if !strings.Contains(k, "/logsvc-1/00000000000000000007-") {
+		if !strings.Contains(k, "-00000000000000000007-") || k[4:14] != "/logsvc-1/" || !strings.HasSuffix(k, ".slo") {
 			t.Fatalf("key %s", k)
 		}
 	}
 	if len(prefixes) < 50 {
 		t.Fatalf("only %d distinct prefixes in 200 keys", len(prefixes))
+	}
+}
+
+func TestKeyTimeRoundTrip(t *testing.T) {
+	before := time.Now().Truncate(time.Millisecond)
+	k := NewKey("logsvc-1", 42)
+	after := time.Now()
+	got, ok := KeyTime(k)
+	if !ok {
+		t.Fatalf("KeyTime(%q) failed", k)
+	}
+	if got.Before(before) || got.After(after) {
+		t.Fatalf("KeyTime(%q) = %v, want between %v and %v", k, got, before, after)
+	}
+	// A fixed time, a node id with '/' and '-' in it.
+	at := time.UnixMilli(1_700_000_000_123)
+	k = newKeyAt("rack-1/node-2", 3, at)
+	if got, ok := KeyTime(k); !ok || !got.Equal(at) {
+		t.Fatalf("KeyTime(%q) = %v, %v; want %v", k, got, ok, at)
+	}
+	if !strings.HasPrefix(k[4:], "/rack-1/node-2/1700000000123-00000000000000000003-") {
+		t.Fatalf("key %s", k)
+	}
+}
+
+func TestKeyTimeRejectsOtherKeys(t *testing.T) {
+	for _, k := range []string{
+		"",
+		"foo.txt",
+		"abcd/n/00000000000000000007-0123456789ab.slo",                 // the format without a time
+		"abcd/1700000000123-00000000000000000003-0123456789ab.slo",     // no node
+		"abcd//1700000000123-00000000000000000003-0123456789ab.slo",    // empty node
+		"abcg/n/1700000000123-00000000000000000003-0123456789ab.slo",   // prefix not hex
+		"abcde/n/1700000000123-00000000000000000003-0123456789ab.slo",  // prefix too long
+		"abcd/n/1700000000123-00000000000000000003-0123456789ab.obj",   // suffix
+		"abcd/n/170000000012-00000000000000000003-0123456789ab.slo",    // 12-digit time
+		"abcd/n/17000000001x3-00000000000000000003-0123456789ab.slo",   // not digits
+		"abcd/n/1700000000123-0000000000000000003-0123456789ab.slo",    // 19-digit seq
+		"abcd/n/1700000000123-00000000000000000003-.slo",               // no random part
+		"abcd/n/1700000000123-00000000000000000003-0123-456789ab.slo",  // extra part
+		"abcd/n/1700000000123-00000000000000000003-0123456789ab.slo/x", // a "directory"
+		"segments/abcd/n/1700000000123-00000000000000000003-0123456789ab.slo",
+	} {
+		if tm, ok := KeyTime(k); ok {
+			t.Errorf("KeyTime(%q) = %v, true; want false", k, tm)
+		}
 	}
 }
 

@@ -6,12 +6,15 @@ package uploadrpc
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	uploadv1 "github.com/streamline-dev/streamline/proto/gen/streamline/upload/v1"
 	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/uploader/objectfmt"
 	"github.com/streamline-dev/streamline/uploader/upload"
 )
 
@@ -20,14 +23,28 @@ type Server struct {
 	uploadv1.UnimplementedUploadServiceServer
 	objects upload.ObjectWriter
 	commits upload.Committer
+	// maxCommitAge, if positive, refuses commits of objects older than it
+	// by their key time (see RefuseCommitsOlderThan).
+	maxCommitAge time.Duration
+	now          func() time.Time
 }
 
 // NewServer returns an UploadService writing to objects and committing
 // through commits. With objects nil, Upload fails with FailedPrecondition:
 // the uploader has no object store configured.
 func NewServer(objects upload.ObjectWriter, commits upload.Committer) *Server {
-	return &Server{objects: objects, commits: commits}
+	return &Server{objects: objects, commits: commits, now: time.Now}
 }
+
+// RefuseCommitsOlderThan makes Commit refuse (COMMIT_STATUS_FAILED, before
+// touching etcd) a partition whose object is older than maxAge by the time
+// in its key (objectfmt.KeyTime): the garbage collector (package gc) may
+// delete an unreferenced object once it is older than its grace period, so
+// coordinates of an object that old must never become referenced. The
+// uploader sets maxAge to gc.MaxCommitAge(grace). Objects whose keys carry
+// no time are not checked (the collector never deletes them). Call it
+// before serving.
+func (s *Server) RefuseCommitsOlderThan(maxAge time.Duration) { s.maxCommitAge = maxAge }
 
 // Upload implements UploadService.Upload.
 func (s *Server) Upload(ctx context.Context, req *uploadv1.UploadRequest) (*uploadv1.UploadResponse, error) {
@@ -73,7 +90,7 @@ func (s *Server) Commit(ctx context.Context, req *uploadv1.CommitRequest) (*uplo
 			LeaderRevision: p.GetLeaderRevision(), Ranges: []meta.Coords{CoordsFromProto(p.GetCoords())},
 		}
 	}
-	errs := s.commits.Commit(ctx, commits)
+	errs := s.commit(ctx, commits)
 	resp := &uploadv1.CommitResponse{}
 	for i, c := range commits {
 		r := &uploadv1.PartitionCommitResult{Topic: c.Topic, Partition: c.Partition, CommittedEndOffset: -1}
@@ -90,6 +107,43 @@ func (s *Server) Commit(ctx context.Context, req *uploadv1.CommitRequest) (*uplo
 		resp.Partitions = append(resp.Partitions, r)
 	}
 	return resp, nil
+}
+
+// commit sends to etcd the commits whose objects are young enough and
+// refuses the others; errs[i] is commits[i]'s outcome.
+func (s *Server) commit(ctx context.Context, commits []meta.PartitionCommit) []error {
+	if s.maxCommitAge <= 0 {
+		return s.commits.Commit(ctx, commits)
+	}
+	errs := make([]error, len(commits))
+	var send []meta.PartitionCommit
+	var idx []int
+	now := s.now()
+	for i, c := range commits {
+		if err := s.checkAge(c, now); err != nil {
+			errs[i] = err
+			continue
+		}
+		send = append(send, c)
+		idx = append(idx, i)
+	}
+	if len(send) > 0 {
+		for j, err := range s.commits.Commit(ctx, send) {
+			errs[idx[j]] = err
+		}
+	}
+	return errs
+}
+
+func (s *Server) checkAge(c meta.PartitionCommit, now time.Time) error {
+	for _, r := range c.Ranges {
+		t, ok := objectfmt.KeyTime(r.Object)
+		if ok && now.Sub(t) > s.maxCommitAge {
+			return fmt.Errorf("%s-%d: object %s was written %v ago, more than the %v a commit may take: "+
+				"it may be garbage-collected, so it is not committed", c.Topic, c.Partition, r.Object, now.Sub(t).Round(time.Millisecond), s.maxCommitAge)
+		}
+	}
+	return nil
 }
 
 // CoordsToProto converts coordinates for the wire.

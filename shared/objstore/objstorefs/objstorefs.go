@@ -87,15 +87,15 @@ func (b *Bucket) Put(ctx context.Context, key string, data []byte) error {
 	dst := b.path(key)
 	dir := filepath.Dir(dst)
 	var tmp *os.File
-	// A concurrent Delete may prune a directory between our mkdir and the
-	// CreateTemp in it; recreating it a few times settles that race.
+	// A concurrent Delete may prune a directory we just made, before we
+	// make its child or our temporary file in it; starting over a few
+	// times settles that race.
 	for attempt := 0; ; attempt++ {
-		if err := b.mkdirAll(dir); err != nil {
-			return fmt.Errorf("objstorefs: put %q: %w", key, err)
-		}
-		f, err := os.CreateTemp(dir, ".put-*")
+		err := b.mkdirAll(dir)
 		if err == nil {
-			tmp = f
+			tmp, err = os.CreateTemp(dir, ".put-*")
+		}
+		if err == nil {
 			break
 		}
 		if !errors.Is(err, fs.ErrNotExist) || attempt == 3 {

@@ -8,9 +8,15 @@
 // apart.)
 //
 // How the hard parts work:
-//   - Retries and timeouts: see newClient. Every request is retried by the
-//     SDK; Get also retries a response body that breaks off mid-read, which
-//     the SDK cannot see because it hands the body to the caller.
+//   - Retries: the SDK's standard retryer, at most Options.MaxAttempts
+//     tries per request, retries refused, reset and dropped connections,
+//     HTTP 500/502/503/504, throttling codes such as SlowDown (jittered
+//     exponential backoff from 1 s, capped at Options.MaxBackoff) and
+//     timeouts. Request bodies are bytes.Readers so each try can rewind.
+//   - Timeouts: Options.AttemptTimeout bounds each try, body included, so a
+//     hung connection costs one try, not the call. Get also retries a body
+//     that breaks off mid-read, which the SDK cannot see: it has returned
+//     by then.
 //   - Multipart: objects above Options.MultipartThreshold go up in parts
 //     (put.go), with CRC32 checksums per part and an abort on any failure.
 //     The deprecated transfer manager is not used.
@@ -177,11 +183,15 @@ func readBody(out *s3.GetObjectOutput) ([]byte, error) {
 	if n < 0 {
 		return io.ReadAll(out.Body)
 	}
-	// Read exactly the announced length: a short body is an error here
-	// even if the connection ended cleanly.
+	// Read exactly the announced length (a short body is an error even if
+	// the connection ended cleanly), then on to EOF: that is when the SDK
+	// checks the response checksum, when the server sent one.
 	data := make([]byte, n)
 	if _, err := io.ReadFull(out.Body, data); err != nil {
 		return nil, err
+	}
+	if rest, err := io.ReadAll(out.Body); err != nil || len(rest) > 0 {
+		return nil, fmt.Errorf("body beyond its Content-Length %d (%d more bytes): %v", n, len(rest), err)
 	}
 	return data, nil
 }

@@ -102,3 +102,21 @@ func TestOpenURL(t *testing.T) {
 		t.Fatalf("raw Get = %q, %v", got, err)
 	}
 }
+
+// Without static credentials the SDK's default chain is used: here the
+// standard AWS_* variables, checked by a server that enforces them.
+func TestEnvironmentCredentials(t *testing.T) {
+	srv := versitygw(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.access)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.secret)
+	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
+	b, err := objstore.Open(t.Context(), "s3://"+objstoretest.BucketName+"?path_style=true&endpoint="+srv.endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Put(t.Context(), "k", []byte("v")); err != nil {
+		t.Fatalf("Put with credentials from the environment: %v", err)
+	}
+}

@@ -11,8 +11,10 @@ import (
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/objstore"
 	_ "github.com/streamline-dev/streamline/shared/objstore/objstorefs" // file:// URLs
+	_ "github.com/streamline-dev/streamline/shared/objstore/objstores3" // s3:// URLs
 	"github.com/streamline-dev/streamline/shared/svcmain"
 	"github.com/streamline-dev/streamline/uploader"
+	"github.com/streamline-dev/streamline/uploader/gc"
 )
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -26,6 +28,8 @@ func run(args []string) int {
 		prefix     = fs.String("etcd-prefix", meta.DefaultPrefix, "etcd key prefix")
 		ttl        = fs.Duration("session-ttl", 10*time.Second, "etcd lease TTL of this uploader's registration")
 		objects    = fs.String("object-store", "", "object store to write flushes to: file:///dir or s3://bucket/prefix?endpoint=...&region=... (empty: none; uploads are refused)")
+		gcGrace    = fs.Duration("gc-grace", gc.DefaultGrace, "age below which an unreferenced object is never garbage-collected; commits of objects older than half of it are refused (same value on every uploader)")
+		gcInterval = fs.Duration("gc-interval", gc.DefaultInterval, "time between garbage-collection passes of the elected uploader")
 	)
 	if code, ok := fs.Parse(args); !ok {
 		return code
@@ -41,7 +45,8 @@ func run(args []string) int {
 		return svcmain.ExitUsage
 	}
 	defer cli.Close()
-	cfg := uploader.Config{ID: *id, ListenAddr: *addr, AdvertisedAddr: *advertised, Etcd: cli, EtcdPrefix: *prefix, SessionTTL: *ttl, Logger: log}
+	cfg := uploader.Config{ID: *id, ListenAddr: *addr, AdvertisedAddr: *advertised, Etcd: cli, EtcdPrefix: *prefix, SessionTTL: *ttl,
+		GCGrace: *gcGrace, GCInterval: *gcInterval, Logger: log}
 	if *objects != "" {
 		bucket, err := objstore.Open(context.Background(), *objects)
 		if err != nil {

@@ -1,0 +1,85 @@
+package objstoretest
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The lognormal model reproduces the percentiles it was given, which is what
+// the benchmarks' latency models rely on.
+func TestLognormalPercentiles(t *testing.T) {
+	for _, l := range []Lognormal{S3Standard.Write.(Lognormal), S3Standard.Read.(Lognormal), S3Express.Write.(Lognormal)} {
+		const n = 40000
+		d := make([]time.Duration, n)
+		for i := range d {
+			d[i] = l.Delay(nil)
+		}
+		slices.Sort(d)
+		p50, p99 := d[n/2], d[n*99/100]
+		if rel(p50, l.P50) > 0.05 || rel(p99, l.P99) > 0.1 {
+			t.Errorf("%+v: sampled p50 %v p99 %v", l, p50, p99)
+		}
+	}
+}
+
+func rel(got, want time.Duration) float64 {
+	d := float64(got-want) / float64(want)
+	return max(d, -d)
+}
+
+func TestByMethod(t *testing.T) {
+	m := ByMethod{Read: Fixed(time.Millisecond), Write: Fixed(time.Second)}
+	for method, want := range map[string]time.Duration{"GET": time.Millisecond, "HEAD": time.Millisecond, "PUT": time.Second, "POST": time.Second} {
+		if got := m.Delay(httptest.NewRequest(method, "/", nil)); got != want {
+			t.Errorf("%s: %v, want %v", method, got, want)
+		}
+	}
+}
+
+// The proxy keeps the client's Host (SigV4 signs it), answers SlowDown as
+// S3 does, and applies InjectNext to exactly n requests.
+func TestFaultProxy(t *testing.T) {
+	var hosts []string
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hosts = append(hosts, r.Host)
+		io.WriteString(w, "ok")
+	}))
+	defer upstream.Close()
+	p, endpoint := StartFaultProxy(t, upstream.URL)
+
+	p.InjectNext(SlowDown, 2)
+	var codes []int
+	for range 3 {
+		resp, err := http.Get(endpoint + "/bucket/key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		codes = append(codes, resp.StatusCode)
+		if resp.StatusCode == 503 && !strings.Contains(string(body), "<Code>SlowDown</Code>") {
+			t.Fatalf("503 body %q", body)
+		}
+	}
+	if !slices.Equal(codes, []int{503, 503, 200}) {
+		t.Fatalf("status codes %v", codes)
+	}
+	if want := strings.TrimPrefix(endpoint, "http://"); !slices.Equal(hosts, []string{want}) {
+		t.Fatalf("upstream saw Host %q, want the proxy's %q", hosts, want)
+	}
+	p.InjectNext(DropRequest, 1)
+	// A fresh connection: on a reused one Go's transport would quietly
+	// retry the GET, taking the reset for a closed idle connection.
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	if _, err := fresh.Get(endpoint + "/x"); err == nil {
+		t.Fatal("dropped request got an answer")
+	}
+	if p.Requests() != 4 || p.Injected(SlowDown) != 2 || p.Injected(DropRequest) != 1 {
+		t.Fatalf("counts: %d requests, %d SlowDown, %d dropped", p.Requests(), p.Injected(SlowDown), p.Injected(DropRequest))
+	}
+}

@@ -1,0 +1,314 @@
+// Package gc deletes objects nobody references: the uploader fleet's
+// background garbage collector for object storage.
+//
+// An object is garbage when no manifest entry in etcd references it
+// (meta.Store.ReferencedObjects) and it is older than a grace period,
+// judged by the creation time in its key (objectfmt.KeyTime), so ages cost
+// no request per object. That one rule covers both sources of garbage:
+//
+//   - orphans: objects uploaded but never committed (the committing leader
+//     was fenced, crashed, or its commit failed). An object younger than
+//     Grace may still be waiting for its commit, so it is never deleted;
+//   - expired data: retention of diskless data is applied by each
+//     partition's leader in logsvc, which deletes the partition's expired
+//     manifest entries (meta.Store.DeleteRangesBefore). An object whose
+//     every entry (an object holds many partitions) is gone is
+//     unreferenced, and the next pass deletes it. No retention logic lives
+//     here.
+//
+// Objects whose keys objectfmt.KeyTime cannot parse (other formats, other
+// tools' files) are never deleted; each pass logs them.
+//
+// # Safety
+//
+// A pass lists the bucket first and reads the referenced set (one etcd
+// snapshot) after the listing, so an object committed while the bucket was
+// being listed is seen as referenced. What remains is an object committed
+// after the snapshot: that must not be an object old enough to be deleted.
+// The commit path guarantees it: an uploader refuses to commit coordinates
+// of an object older than MaxCommitAge(Grace) = Grace/2 by its key (the
+// batch fails instead and is never acknowledged; see
+// uploadrpc.Server.RefuseCommitsOlderThan). A deleted object is therefore
+// one whose commit could only land if that commit stalled in flight for
+// more than Grace/2 plus the clock skew between uploaders. Grace must be the
+// same on every uploader of the fleet.
+//
+// Deleting is idempotent and only ever removes objects that are garbage by
+// the rule above, so two collectors running at once would be wasteful, not
+// unsafe. Still, only one uploader collects at a time: candidates campaign
+// in an etcd concurrency.Election on "<prefix>gc" with their uploader's
+// session, and the elected one runs a pass every Interval until its session
+// ends or it is stopped.
+//
+// The bucket must belong to one Streamline cluster (one etcd prefix): a
+// collector deletes whatever its own cluster's manifests do not reference.
+package gc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/uploader/objectfmt"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultGrace    = 10 * time.Minute
+	DefaultInterval = time.Minute
+)
+
+// deleteParallelism bounds concurrent DELETEs in a pass.
+const deleteParallelism = 8
+
+// maxLoggedSkips bounds how many unparsable keys one pass names in its log.
+const maxLoggedSkips = 5
+
+// MaxCommitAge is how old, by its key time, an object may be when its
+// coordinates are committed, given the fleet's GC grace period: half of
+// it, leaving the other half for a commit in flight and clock skew.
+func MaxCommitAge(grace time.Duration) time.Duration { return grace / 2 }
+
+// Bucket is what the collector needs of object storage (objstore.Bucket
+// implementations satisfy it).
+type Bucket interface {
+	Iter(ctx context.Context, prefix string, fn func(key string) error) error
+	Delete(ctx context.Context, key string) error
+}
+
+// Config configures a Collector.
+type Config struct {
+	Bucket Bucket
+	// Store lists the referenced objects; its prefix also names the
+	// election.
+	Store *meta.Store
+	// ID is this candidate's value in the election (the uploader id).
+	ID string
+	// Grace is the age below which an object is never deleted; zero means
+	// DefaultGrace. It must exceed the longest time between an object's PUT
+	// and its commit, and be the same on every uploader.
+	Grace time.Duration
+	// Interval is the time between passes of the elected collector; zero
+	// means DefaultInterval.
+	Interval time.Duration
+	Logger   *slog.Logger
+	// Now is the clock objects' ages are measured with; nil is time.Now.
+	Now func() time.Time
+	// OnPass, if set, is called after every pass Run makes (metrics).
+	OnPass func(Stats, error)
+}
+
+// Stats counts what one pass did with the objects it listed.
+type Stats struct {
+	Kept    int // referenced, or younger than Grace
+	Deleted int // unreferenced and older than Grace: deleted
+	Skipped int // key without a parsable time: left alone
+	Failed  int // deletion failed; retried by the next pass
+}
+
+// Collector is one uploader's garbage collector candidate.
+type Collector struct {
+	cfg    Config
+	log    *slog.Logger
+	leader atomic.Bool
+}
+
+// New returns a collector; Pass runs one pass, Run campaigns and collects.
+func New(cfg Config) (*Collector, error) {
+	switch {
+	case cfg.Bucket == nil:
+		return nil, errors.New("gc: bucket is required")
+	case cfg.Store == nil:
+		return nil, errors.New("gc: store is required")
+	case cfg.Grace < 0 || cfg.Interval < 0:
+		return nil, fmt.Errorf("gc: negative grace %v or interval %v", cfg.Grace, cfg.Interval)
+	}
+	if cfg.Grace == 0 {
+		cfg.Grace = DefaultGrace
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Collector{cfg: cfg, log: cfg.Logger.With("component", "gc")}, nil
+}
+
+// Grace is the effective grace period.
+func (c *Collector) Grace() time.Duration { return c.cfg.Grace }
+
+// IsLeader reports whether this candidate is the elected collector.
+func (c *Collector) IsLeader() bool { return c.leader.Load() }
+
+// ElectionKey is where collectors campaign, under the metadata prefix.
+func ElectionKey(store *meta.Store) string { return store.Prefix() + "gc" }
+
+// Pass lists the bucket and deletes every object that is unreferenced and
+// older than Grace. A failed listing or etcd scan deletes nothing and
+// returns the error; failed deletions are counted, the others still run,
+// and the first failure is returned.
+func (c *Collector) Pass(ctx context.Context) (Stats, error) {
+	var st Stats
+	// Ages are measured against a clock read before listing: an object is
+	// only ever judged older than it is at any later moment of the pass.
+	now := c.cfg.Now()
+	var candidates, skipped []string
+	err := c.cfg.Bucket.Iter(ctx, "", func(key string) error {
+		t, ok := objectfmt.KeyTime(key)
+		switch {
+		case !ok:
+			st.Skipped++
+			if len(skipped) < maxLoggedSkips {
+				skipped = append(skipped, key)
+			}
+		case now.Sub(t) < c.cfg.Grace:
+			st.Kept++
+		default:
+			candidates = append(candidates, key)
+		}
+		return nil
+	})
+	if err != nil {
+		return st, fmt.Errorf("gc: list bucket: %w", err)
+	}
+	if st.Skipped > 0 {
+		c.log.Warn("objects with keys of no known format are never collected", "count", st.Skipped, "examples", skipped)
+	}
+	if len(candidates) == 0 {
+		return st, nil
+	}
+	// Only now, after the listing, read what etcd references: an object
+	// committed before this snapshot is kept even if it was listed first.
+	refs, err := c.cfg.Store.ReferencedObjects(ctx)
+	if err != nil {
+		return st, fmt.Errorf("gc: referenced objects: %w", err)
+	}
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, deleteParallelism)
+	)
+	for _, key := range candidates {
+		if _, ok := refs[key]; ok {
+			st.Kept++
+			continue
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			err := c.cfg.Bucket.Delete(ctx, key)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				st.Failed++
+				if firstErr == nil {
+					firstErr = fmt.Errorf("gc: delete %s: %w", key, err)
+				}
+				return
+			}
+			st.Deleted++
+			c.log.Debug("deleted unreferenced object", "key", key)
+		}()
+	}
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = ctx.Err()
+	}
+	return st, firstErr
+}
+
+// ErrSessionLost is returned by Run when the etcd session ends.
+var ErrSessionLost = errors.New("gc: etcd session lost")
+
+// Run campaigns for the collector's election with sess and, once elected,
+// runs a pass immediately and then every Interval, until ctx ends (it
+// resigns and returns nil) or the session ends (ErrSessionLost).
+func (c *Collector) Run(ctx context.Context, sess *concurrency.Session) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-sess.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	ended := func() error {
+		select {
+		case <-sess.Done():
+			return ErrSessionLost
+		default:
+			return nil
+		}
+	}
+	el := concurrency.NewElection(sess, ElectionKey(c.cfg.Store))
+	for {
+		err := el.Campaign(ctx, c.cfg.ID)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return ended()
+		}
+		c.log.Warn("gc election campaign failed; retrying", "err", err)
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return ended()
+		}
+	}
+	c.leader.Store(true)
+	defer c.leader.Store(false)
+	defer func() {
+		if ended() != nil {
+			return // the lease is gone, and the election key with it
+		}
+		rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer rcancel()
+		_ = el.Resign(rctx)
+	}()
+	c.log.Info("elected garbage collector", "id", c.cfg.ID, "grace", c.cfg.Grace, "interval", c.cfg.Interval)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ended()
+		case <-timer.C:
+		}
+		start := time.Now()
+		st, err := c.Pass(ctx)
+		if ctx.Err() != nil {
+			return ended()
+		}
+		attrs := []any{"kept", st.Kept, "deleted", st.Deleted, "skipped", st.Skipped, "failed", st.Failed, "took", time.Since(start)}
+		switch {
+		case err != nil:
+			c.log.Warn("gc pass failed; retrying next interval", append(attrs, "err", err)...)
+		case st.Deleted > 0:
+			c.log.Info("gc pass", attrs...)
+		default:
+			c.log.Debug("gc pass", attrs...)
+		}
+		if c.cfg.OnPass != nil {
+			c.cfg.OnPass(st, err)
+		}
+		timer.Reset(c.cfg.Interval)
+	}
+}
