@@ -24,6 +24,7 @@ import (
 
 	"github.com/streamline-dev/streamline/gateway"
 	"github.com/streamline-dev/streamline/logsvc"
+	"github.com/streamline-dev/streamline/logsvc/buffer"
 	"github.com/streamline-dev/streamline/logsvc/wal"
 	"github.com/streamline-dev/streamline/shared/dirlock"
 	"github.com/streamline-dev/streamline/shared/meta"
@@ -49,6 +50,9 @@ type Config struct {
 	// ObjectStore is the object store URL for diskless topics (file:///dir
 	// or s3://bucket/prefix?endpoint=...); default file://<DataDir>/objects.
 	ObjectStore string
+	// Diskless sizes the log service's diskless buffer (batch size and
+	// timeout, upload parallelism); zero values take the defaults.
+	Diskless buffer.Config
 	// UnsafeNoFsync skips WAL fsync: benchmarks only.
 	UnsafeNoFsync bool
 	Logger        *slog.Logger
@@ -151,7 +155,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.node, err = logsvc.New(logsvc.Config{
 		ID: "logsvc-1", DataDir: filepath.Join(cfg.DataDir, "logsvc"), ListenAddr: cfg.LogsvcAddr,
 		Etcd: s.cli, WAL: wal.Options{NoSync: cfg.UnsafeNoFsync}, Logger: log.With("service", "logsvc"),
-		Objects: s.objects,
+		Objects: s.objects, Diskless: cfg.Diskless,
 	})
 	if err != nil {
 		return nil, err

@@ -200,9 +200,10 @@ func (c *Collector) Pass(ctx context.Context) (Stats, error) {
 		wg       sync.WaitGroup
 		sem      = make(chan struct{}, deleteParallelism)
 	)
+	referenced := 0
 	for _, key := range candidates {
 		if _, ok := refs[key]; ok {
-			st.Kept++
+			referenced++
 			continue
 		}
 		if ctx.Err() != nil {
@@ -227,6 +228,7 @@ func (c *Collector) Pass(ctx context.Context) (Stats, error) {
 		}()
 	}
 	wg.Wait()
+	st.Kept += referenced
 	if firstErr == nil && ctx.Err() != nil {
 		firstErr = ctx.Err()
 	}

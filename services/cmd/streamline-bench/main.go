@@ -42,6 +42,9 @@ func run(args []string) int {
 		compress = fs.String("compression", "none", "none, gzip, snappy, lz4 or zstd")
 		noSync   = fs.Bool("unsafe-no-fsync", false, "with --target streamline: skip WAL fsync")
 		prodOnly = fs.Bool("produce-only", false, "do not consume (no end-to-end latency)")
+		mode     = fs.String("storage-mode", "local", "storage mode of the benchmark topic: local or diskless")
+		s3model  = fs.String("s3", "", "with --target streamline and diskless: serve the object store from an in-process S3 server (gofakes3) behind a latency model: none, standard (PUT p50 60/p99 250 ms, GET 30/120 ms) or express (PUT 5/15 ms); empty uses a local directory")
+		batchTO  = fs.Duration("diskless-batch-timeout", 100*time.Millisecond, "with --target streamline: the diskless batch timeout (batch_timeout_ms)")
 		cpuProf  = fs.String("cpuprofile", "", "write a CPU profile of this process (client and any in-process server) to this file")
 	)
 	fs.Usage = envflag.Usage(fs, "streamline-bench: produce/consume load with throughput and latency percentiles")
@@ -90,13 +93,24 @@ func run(args []string) int {
 		cfg.DataDir, cfg.KafkaAddr, cfg.EtcdClientAddr, cfg.EtcdPeerAddr = dir, free(), free(), free()
 		cfg.UnsafeNoFsync = *noSync
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Diskless.MaxDelay = *batchTO
+		if *s3model != "" {
+			url, stop, err := startS3(*s3model)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "streamline-bench: --s3:", err)
+				return 2
+			}
+			defer stop()
+			cfg.ObjectStore = url
+			fmt.Printf("object store: in-process S3 (gofakes3) behind the %q latency model; floor per produce = batch timeout %v + PUT + etcd commit\n", *s3model, *batchTO)
+		}
 		s, err := allinone.Start(ctx, cfg)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "start streamline:", err)
 			return 1
 		}
 		defer s.Close()
-		addrs, label = []string{s.KafkaAddr()}, "streamline (local mode, all-in-one)"
+		addrs, label = []string{s.KafkaAddr()}, fmt.Sprintf("streamline (%s topic, all-in-one)", *mode)
 	default:
 		fmt.Fprintf(os.Stderr, "streamline-bench: --target must be streamline, kfake or empty, got %q\n", *target)
 		return 2
@@ -104,6 +118,7 @@ func run(args []string) int {
 	res, err := bench.Run(ctx, bench.Config{
 		Brokers: addrs, Topic: *topic, Partitions: int32(*parts), Records: *records, RecordBytes: *size,
 		Rate: *rate, Linger: *linger, Compression: *compress, CreateTopic: true, ProduceOnly: *prodOnly,
+		ConfigEntries: map[string]*string{"storage.mode": mode},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "streamline-bench:", err)

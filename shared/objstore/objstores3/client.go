@@ -78,6 +78,9 @@ func newClient(ctx context.Context, o Options) (*s3.Client, *http.Transport, err
 		if o.Endpoint != "" {
 			so.BaseEndpoint = aws.String(o.Endpoint)
 		}
+		// Validate response checksums only when a request asks for it
+		// (whole-object GETs do, ranged GETs do not: see GetRange).
+		so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		// Servers that return no checksum are normal here; don't log each.
 		so.DisableLogOutputChecksumValidationSkipped = true
 	})

@@ -40,6 +40,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/streamline-dev/streamline/shared/objstore"
@@ -120,7 +121,8 @@ func (b *Bucket) Get(ctx context.Context, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, _, err := b.get(ctx, &s3.GetObjectInput{Bucket: &b.o.Bucket, Key: &k})
+	// A whole object is checked against the checksum stored with it.
+	data, _, err := b.get(ctx, &s3.GetObjectInput{Bucket: &b.o.Bucket, Key: &k, ChecksumMode: types.ChecksumModeEnabled})
 	if err != nil {
 		return nil, mapErr("get", key, err)
 	}
@@ -140,6 +142,10 @@ func (b *Bucket) GetRange(ctx context.Context, key string, off, length int64) ([
 	if end := off + length - 1; end >= off { // else it overflowed: to the end
 		rng += fmt.Sprint(end)
 	}
+	// No checksum mode on a range: an object's stored checksum covers the
+	// whole object, and some servers send it with partial content anyway,
+	// which would fail every ranged read. Record batches carry their own
+	// CRCs, which consumers verify.
 	data, contentRange, err := b.get(ctx, &s3.GetObjectInput{Bucket: &b.o.Bucket, Key: &k, Range: &rng})
 	if err != nil {
 		return nil, mapErr("get range", key, err)
