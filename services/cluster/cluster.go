@@ -37,6 +37,9 @@ func WithoutAutoCreate() Option { return func(c *allinone.Config) { c.AutoCreate
 // WithDataDir uses dir instead of a fresh temp dir (restart tests).
 func WithDataDir(dir string) Option { return func(c *allinone.Config) { c.DataDir = dir } }
 
+// WithObjectStore uses the object store at url for diskless topics.
+func WithObjectStore(url string) Option { return func(c *allinone.Config) { c.ObjectStore = url } }
+
 // StartAllInOne runs an all-in-one server inside the test process on free
 // loopback ports, closed when the test ends.
 func StartAllInOne(t testing.TB, opts ...Option) *allinone.Server {
