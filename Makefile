@@ -31,7 +31,7 @@ build:
 		CGO_ENABLED=0 $(GO) build -o bin/$$name $$pkg || exit 1; done
 
 ## test: every test in every module (what CI runs)
-test:
+test: tools
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 20m ./proto/... ./services/...
