@@ -12,22 +12,32 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streamline-dev/streamline/services/cluster"
+	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/objstore/objstorefs"
 )
 
 // startDisklessCluster runs 3 log-service nodes and 2 uploaders sharing one
 // object store (a directory every process on this machine can reach).
 func startDisklessCluster(t *testing.T) *cluster.Cluster {
+	c, _ := startDisklessClusterAt(t)
+	return c
+}
+
+// startDisklessClusterAt also returns the object store directory. Uploaders
+// collect garbage every 500 ms with a 4 s grace.
+func startDisklessClusterAt(t *testing.T) (*cluster.Cluster, string) {
 	t.Helper()
-	store := "file://" + t.TempDir()
+	dir := t.TempDir()
+	store := "file://" + dir
 	return cluster.StartCluster(t, cluster.ClusterOptions{
 		SessionTTL: clusterTTL,
 		Uploaders:  2,
 		ExtraArgs: map[string][]string{
 			"gateway":  {"--session-ttl", clusterTTL.String()},
 			"logsvc":   {"--object-store", store, "--diskless-batch-timeout", "20ms"},
-			"uploader": {"--object-store", store},
+			"uploader": {"--object-store", store, "--gc-grace", "4s", "--gc-interval", "500ms"},
 		},
-	})
+	}), dir
 }
 
 // TestDisklessLeaderKillDuringLoad SIGKILLs the log-service node leading
@@ -74,8 +84,11 @@ func TestDisklessLeaderKillDuringLoad(t *testing.T) {
 // TestDisklessUploaderKillDuringLoad SIGKILLs an uploader in the middle of
 // a produce load, so flushes die between PUT and commit: log-service nodes
 // retry on the other uploader, no acknowledged record is lost or doubled.
+// Orphaned objects (uploaded, never committed; one is planted to be sure
+// there is one) are then collected by the surviving uploader, and every
+// object left is referenced by etcd.
 func TestDisklessUploaderKillDuringLoad(t *testing.T) {
-	c := startDisklessCluster(t)
+	c, dir := startDisklessClusterAt(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const topic = "diskless-uploader-kill"
@@ -85,6 +98,39 @@ func TestDisklessUploaderKillDuringLoad(t *testing.T) {
 		t.Fatalf("create: %v %v", err, resp.Err)
 	}
 	acked := produceWhileKilling(ctx, t, c, topic, 12000, "uploader-1")
+	readBackExactlyOnce(ctx, t, c, topic, acked)
+
+	objects, err := objstorefs.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	planted := fmt.Sprintf("beef/logsvc-9/%013d-%020d-0123456789ab.slo", time.Now().Add(-time.Hour).UnixMilli(), 1)
+	if err := objects.Put(ctx, planted, []byte("an upload whose commit never came")); err != nil {
+		t.Fatal(err)
+	}
+	store := meta.NewStore(c.Etcd(t), "")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		refs, err := store.ReferencedObjects(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var orphans []string
+		_ = objects.Iter(ctx, "", func(k string) error {
+			if _, ok := refs[k]; !ok {
+				orphans = append(orphans, k)
+			}
+			return nil
+		})
+		if len(orphans) == 0 && len(refs) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("orphans not collected: %v", orphans)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// The data is still all there after collection.
 	readBackExactlyOnce(ctx, t, c, topic, acked)
 }
 
