@@ -84,3 +84,55 @@ func TestDisklessSurvivesS3Outage(t *testing.T) {
 	}
 	consumeAndCompare(ctx, t, s.KafkaAddr(), topic, acked)
 }
+
+// TestDisklessHedgesAHungUpload makes the object store hold one PUT
+// forever (until the client's 60 s attempt timeout). The produce waiting on
+// that flush must still be acknowledged within 30 s, which only a hedged
+// second upload of the same flush can do.
+func TestDisklessHedgesAHungUpload(t *testing.T) {
+	s3 := objstoretest.StartGofakes3(t)
+	proxy, endpoint := objstoretest.StartFaultProxy(t, s3)
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	url := fmt.Sprintf("s3://%s?endpoint=%s&region=us-east-1&path_style=true&attempt_timeout=60s", objstoretest.BucketName, endpoint)
+	s := cluster.StartAllInOne(t, cluster.WithObjectStore(url))
+	// Cleanups run last-in first-out: release a held PUT before the server
+	// shuts down, so a failure here does not hang the shutdown.
+	t.Cleanup(proxy.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	adm := kadm.NewClient(newClient(t, s.KafkaAddr()))
+	resp, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"storage.mode": kmsg.StringPtr("diskless")}, "hedge")
+	if err != nil || resp.Err != nil {
+		t.Fatalf("create: %v %v", err, resp.Err)
+	}
+	prod := newClient(t, s.KafkaAddr(), kgo.DefaultProduceTopic("hedge"))
+	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("warm")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	proxy.InjectNext(objstoretest.Hang, 1)
+	// Produce and wait at most 30 s (franz-go would wait for the hung
+	// idempotent record's outcome forever, so don't use ProduceSync).
+	type res struct {
+		r   *kgo.Record
+		err error
+	}
+	done := make(chan res, 1)
+	prod.Produce(ctx, &kgo.Record{Value: []byte("hedged")}, func(r *kgo.Record, err error) { done <- res{r, err} })
+	var r *kgo.Record
+	select {
+	case got := <-done:
+		if got.err != nil {
+			t.Fatalf("produce behind a hung PUT: %v", got.err)
+		}
+		r = got.r
+	case <-time.After(30 * time.Second):
+		t.Fatal("produce behind a hung PUT not acknowledged in 30 s: the upload was not hedged")
+	}
+	if proxy.Injected(objstoretest.Hang) != 1 {
+		t.Fatalf("the hang was never injected (%d)", proxy.Injected(objstoretest.Hang))
+	}
+	if r.Offset != 1 {
+		t.Fatalf("hedged record at offset %d, want 1", r.Offset)
+	}
+}

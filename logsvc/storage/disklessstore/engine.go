@@ -69,6 +69,7 @@ type Engine struct {
 	buf   *buffer.Batching
 	ring  *buffer.MemoryRing
 	cache *rangeCache
+	hedge hedger
 	seq   atomic.Uint64
 
 	mu   sync.Mutex
@@ -144,6 +145,13 @@ func (e *Engine) Close() error {
 
 // Stats returns the buffer's counters (for metrics and tests).
 func (e *Engine) Stats() buffer.Stats { return e.buf.Stats() }
+
+// HedgedUploads is how many uploads were hedged.
+func (e *Engine) HedgedUploads() int {
+	e.hedge.mu.Lock()
+	defer e.hedge.mu.Unlock()
+	return e.hedge.hedged
+}
 
 // itemMeta travels with each buffered batch to the flush.
 type itemMeta struct {

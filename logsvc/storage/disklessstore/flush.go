@@ -26,11 +26,7 @@ func (e *Engine) flush(ctx context.Context, f *buffer.Flush) (buffer.CommitFunc,
 		}
 		req.Partitions = append(req.Partitions, up)
 	}
-	var resp *uploadv1.UploadResponse
-	err := e.callUploader(ctx, func(ctx context.Context, c uploadv1.UploadServiceClient) (err error) {
-		resp, err = c.Upload(ctx, req)
-		return err
-	})
+	resp, err := e.upload(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("%w: upload: %v", storage.ErrStorage, err)
 	}
