@@ -6,6 +6,7 @@ package logrpc
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"time"
 
@@ -189,7 +190,7 @@ func (s *Server) ListOffsets(ctx context.Context, req *logv1.ListOffsetsRequest)
 			kerrCode = checkEpoch(p, lp.GetCurrentLeaderEpoch())
 		}
 		if kerrCode != nil {
-			r.ErrorCode = code(kerrCode)
+			r.ErrorCode, r.ErrorMessage = code(kerrCode), lookupMessage(kerrCode, lp.GetTopic(), lp.GetPartition())
 			continue
 		}
 		off, ts, e, msg := p.ListOffset(lp.GetTimestamp())
@@ -205,4 +206,17 @@ func TopicIDMatches(id []byte, t meta.Topic) bool {
 		return true
 	}
 	return len(id) == 16 && meta.TopicID(id) == t.ID
+}
+
+// lookupMessage explains a Partitions.Lookup refusal to the client.
+func lookupMessage(e *kerr.Error, topic string, partition int32) string {
+	switch e {
+	case kerr.NotLeaderForPartition:
+		return fmt.Sprintf("this log-service node does not lead %s-%d now (leadership moved, or the node is rejoining)", topic, partition)
+	case kerr.UnknownTopicOrPartition:
+		return fmt.Sprintf("unknown topic or partition %s-%d", topic, partition)
+	case kerr.UnknownTopicID:
+		return fmt.Sprintf("topic id does not match topic %s", topic)
+	}
+	return ""
 }

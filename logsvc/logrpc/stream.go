@@ -77,7 +77,7 @@ func (s *Server) submit(req *logv1.ProduceRequest) ([]*logv1.ProducePartitionRes
 		}
 		p, kerrCode := s.parts.Lookup(pp.GetTopic(), pp.GetTopicId(), pp.GetPartition())
 		if kerrCode != nil {
-			r.ErrorCode = code(kerrCode)
+			r.ErrorCode, r.ErrorMessage = code(kerrCode), lookupMessage(kerrCode, pp.GetTopic(), pp.GetPartition())
 			continue
 		}
 		pending[i] = p.Submit(pp.GetRecords())

@@ -93,7 +93,7 @@ func TestZombieLogsvcIsFenced(t *testing.T) {
 			t.Fatalf("a fenced zombie acknowledged a write at offset %d", res.r.BaseOffset)
 		case res.r.ErrorCode != int32(kerr.NotLeaderForPartition.Code):
 			t.Fatalf("zombie write: error %d %q, want NOT_LEADER_OR_FOLLOWER", res.r.ErrorCode, res.r.ErrorMessage)
-		case !strings.Contains(res.r.ErrorMessage, "lease") && !strings.Contains(res.r.ErrorMessage, "epoch") && !strings.Contains(res.r.ErrorMessage, "no longer led"):
+		case !strings.Contains(res.r.ErrorMessage, "lease") && !strings.Contains(res.r.ErrorMessage, "epoch") && !strings.Contains(res.r.ErrorMessage, "no longer led") && !strings.Contains(res.r.ErrorMessage, "does not lead"):
 			t.Fatalf("zombie refused for an unexpected reason: %q", res.r.ErrorMessage)
 		default:
 			t.Logf("zombie refused the write: %s", res.r.ErrorMessage)
