@@ -17,7 +17,8 @@ import (
 )
 
 // FreeAddr returns a free 127.0.0.1 port. The port is released before use,
-// which is racy in theory; tests accept that to avoid fixed ports.
+// which is racy in theory; tests accept that to avoid fixed ports. When a
+// process needs several ports, use FreeAddrs so they are distinct.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -46,9 +47,8 @@ func StartAllInOne(t testing.TB, opts ...Option) *allinone.Server {
 	t.Helper()
 	cfg := allinone.Default()
 	cfg.DataDir = t.TempDir()
-	cfg.KafkaAddr = FreeAddr(t)
-	cfg.EtcdClientAddr = FreeAddr(t)
-	cfg.EtcdPeerAddr = FreeAddr(t)
+	ports := FreeAddrs(t, 3)
+	cfg.KafkaAddr, cfg.EtcdClientAddr, cfg.EtcdPeerAddr = ports[0], ports[1], ports[2]
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))

@@ -165,6 +165,10 @@ func (c *Cluster) start(name, kind, bin, marker string, onStderr bool, addr stri
 
 // freeAddrs returns n distinct free 127.0.0.1 addresses. Like FreeAddr
 // they are released before use.
+// FreeAddrs returns n distinct free 127.0.0.1 ports, all reserved at once
+// (a port freed and asked for again could come back twice).
+func FreeAddrs(t testing.TB, n int) []string { t.Helper(); return freeAddrs(t, n) }
+
 func freeAddrs(t testing.TB, n int) []string {
 	t.Helper()
 	out := make([]string, 0, n)

@@ -19,10 +19,11 @@ const readyMarker = "Streamline is ready"
 
 // allInOneArgs returns flags for an all-in-one process on free ports.
 func allInOneArgs(t testing.TB, dataDir string) (kafkaAddr string, args []string) {
-	kafkaAddr = cluster.FreeAddr(t)
+	ports := cluster.FreeAddrs(t, 3)
+	kafkaAddr = ports[0]
 	return kafkaAddr, []string{
 		"--data-dir", dataDir, "--kafka-addr", kafkaAddr,
-		"--etcd-client-addr", cluster.FreeAddr(t), "--etcd-peer-addr", cluster.FreeAddr(t),
+		"--etcd-client-addr", ports[1], "--etcd-peer-addr", ports[2],
 	}
 }
 

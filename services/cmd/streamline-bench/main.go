@@ -90,7 +90,8 @@ func run(args []string) int {
 		}
 		defer os.RemoveAll(dir)
 		cfg := allinone.Default()
-		cfg.DataDir, cfg.KafkaAddr, cfg.EtcdClientAddr, cfg.EtcdPeerAddr = dir, free(), free(), free()
+		ports := free(3)
+		cfg.DataDir, cfg.KafkaAddr, cfg.EtcdClientAddr, cfg.EtcdPeerAddr = dir, ports[0], ports[1], ports[2]
 		cfg.UnsafeNoFsync = *noSync
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 		cfg.Diskless.MaxDelay = *batchTO
@@ -128,11 +129,16 @@ func run(args []string) int {
 	return 0
 }
 
-func free() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
+// free reserves n distinct loopback ports at once and releases them.
+func free(n int) []string {
+	var out []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		defer l.Close()
+		out = append(out, l.Addr().String())
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return out
 }

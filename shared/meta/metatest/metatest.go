@@ -32,7 +32,8 @@ func Start(t testing.TB) *Etcd {
 	cfg.LogLevel = "error"
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	cfg.UnsafeNoFsync = true
-	client, peer := freeURL(t), freeURL(t)
+	urls := freeURLs(t, 2)
+	client, peer := urls[0], urls[1]
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	cfg.InitialCluster = fmt.Sprintf("%s=%s", cfg.Name, peer.String())
@@ -74,11 +75,17 @@ func (e *Etcd) NewClient(t testing.TB) *clientv3.Client {
 	return cli
 }
 
-func freeURL(t testing.TB) url.URL {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// freeURLs reserves n distinct loopback ports at once (a port released and
+// asked for again could come back twice) and returns them as URLs.
+func freeURLs(t testing.TB, n int) []url.URL {
+	var out []url.URL
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		out = append(out, url.URL{Scheme: "http", Host: l.Addr().String()})
 	}
-	defer l.Close()
-	return url.URL{Scheme: "http", Host: l.Addr().String()}
+	return out
 }
