@@ -73,6 +73,13 @@ type Item struct {
 	// Meta is the caller's, passed through to the FlushFunc untouched
 	// (e.g. leader epoch, max timestamp, producer state).
 	Meta any
+	// MaxDelay and MaxBatchBytes, when set, are this batch's own flush
+	// thresholds (its topic's batch_timeout_ms and batch_size_bytes): a
+	// flush is cut once any pending batch's delay has passed, or once the
+	// pending bytes reach the smallest size threshold of the pending
+	// batches. Zero means the buffer's Config.
+	MaxDelay      time.Duration
+	MaxBatchBytes int
 }
 
 // Span is one stream's items in Flush.Items: Items[Start:End].
@@ -126,9 +133,11 @@ type Stats struct {
 
 // entry is an accepted Item with its result channel.
 type entry struct {
-	item Item
-	at   time.Time
-	res  chan error // cap 1: delivery never blocks
+	item     Item
+	at       time.Time
+	deadline time.Time  // at + its max delay: cut a flush by then
+	size     int        // its flush size threshold
+	res      chan error // cap 1: delivery never blocks
 }
 
 // waiter is an Add blocked for memory.
@@ -163,13 +172,16 @@ type Batching struct {
 	cutDone      bool // cut loop exited: no flush will be cut any more
 	pending      []*entry
 	pendingBytes int
-	buffered     int
-	waiters      []*waiter
-	uploading    int
-	nextSeq      uint64                 // Seq of the next flush to cut
-	ready        map[uint64]*flushState // uploaded (or failed), awaiting commit turn
-	streams      map[string]*streamState
-	stats        Stats
+	// Over pending: the earliest deadline and the smallest size threshold.
+	minDeadline time.Time
+	minSize     int
+	buffered    int
+	waiters     []*waiter
+	uploading   int
+	nextSeq     uint64                 // Seq of the next flush to cut
+	ready       map[uint64]*flushState // uploaded (or failed), awaiting commit turn
+	streams     map[string]*streamState
+	stats       Stats
 }
 
 // New starts a Batching. Close it to stop its goroutines.
@@ -266,12 +278,27 @@ func (b *Batching) enqueueLocked(it Item) (chan error, error) {
 		b.streams[it.Stream] = st
 	}
 	st.count++
-	e := &entry{item: it, at: time.Now(), res: make(chan error, 1)}
+	e := &entry{item: it, at: time.Now(), res: make(chan error, 1), size: b.cfg.MaxBatchBytes}
+	delay := b.cfg.MaxDelay
+	if it.MaxDelay > 0 {
+		delay = it.MaxDelay
+	}
+	if it.MaxBatchBytes > 0 {
+		e.size = it.MaxBatchBytes
+	}
+	e.deadline = e.at.Add(delay)
 	b.pending = append(b.pending, e)
 	b.pendingBytes += len(it.Data)
 	b.buffered += len(it.Data)
-	// The cut loop must arm its timer for a first batch, or cut now.
-	if len(b.pending) == 1 || b.pendingBytes >= b.cfg.MaxBatchBytes {
+	earlier := len(b.pending) == 1 || e.deadline.Before(b.minDeadline)
+	if len(b.pending) == 1 || e.size < b.minSize {
+		b.minSize = e.size
+	}
+	if earlier {
+		b.minDeadline = e.deadline
+	}
+	// The cut loop must (re)arm its timer for an earlier deadline, or cut now.
+	if earlier || b.pendingBytes >= b.minSize {
 		notify(b.cutKick)
 	}
 	return e.res, nil

@@ -47,7 +47,7 @@ func (b *Batching) cutLoop() {
 		wait := time.Duration(-1)
 		if len(b.pending) > 0 && b.uploading < b.cfg.MaxInFlight {
 			// Not cut, so below the size threshold and before the deadline.
-			wait = b.pending[0].at.Add(b.cfg.MaxDelay).Sub(now)
+			wait = b.minDeadline.Sub(now)
 		}
 		b.mu.Unlock()
 		// With all upload slots busy there is no timer: a finishing
@@ -73,17 +73,16 @@ func (b *Batching) cutLocked(now time.Time) *flushState {
 		if b.uploading >= b.cfg.MaxInFlight {
 			return nil
 		}
-		due := b.closed || b.pendingBytes >= b.cfg.MaxBatchBytes ||
-			!now.Before(b.pending[0].at.Add(b.cfg.MaxDelay))
+		due := b.closed || b.pendingBytes >= b.minSize || !now.Before(b.minDeadline)
 		if !due {
 			return nil
 		}
 	}
-	// Take a prefix holding at least MaxBatchBytes (or everything): the
-	// object stays near MaxBatchBytes even after uploads were saturated.
+	// Take a prefix holding at least the size threshold (or everything):
+	// the object stays near it even after uploads were saturated.
 	n, size := 0, 0
 	for _, e := range b.pending {
-		if size >= b.cfg.MaxBatchBytes && !abort {
+		if size >= b.minSize && !abort {
 			break
 		}
 		n++
@@ -92,6 +91,7 @@ func (b *Batching) cutLocked(now time.Time) *flushState {
 	taken := b.pending[:n]
 	b.pending = append([]*entry(nil), b.pending[n:]...)
 	b.pendingBytes -= size
+	b.recomputeMinsLocked()
 
 	fs := &flushState{f: &Flush{Seq: b.nextSeq, Bytes: size}}
 	b.nextSeq++
@@ -242,6 +242,20 @@ func (b *Batching) resolveLocked(fs *flushState, outcome map[string]error) {
 			if st.failed == nil {
 				delete(b.streams, sp.Stream)
 			}
+		}
+	}
+}
+
+// recomputeMinsLocked recomputes the earliest deadline and the smallest
+// size threshold of the pending batches (after a cut removed some).
+func (b *Batching) recomputeMinsLocked() {
+	b.minDeadline, b.minSize = time.Time{}, 0
+	for i, e := range b.pending {
+		if i == 0 || e.deadline.Before(b.minDeadline) {
+			b.minDeadline = e.deadline
+		}
+		if i == 0 || e.size < b.minSize {
+			b.minSize = e.size
 		}
 	}
 }

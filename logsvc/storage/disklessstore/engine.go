@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -127,6 +128,18 @@ func (e *Engine) Open(spec storage.PartitionSpec) (storage.Log, error) {
 		start = first[0].BaseOffset
 	}
 	l := &Log{e: e, spec: spec, stream: stream}
+	// Topic-level knobs apply to this partition's batches in the node's
+	// shared buffer; unset ones fall back to the node's flags.
+	if v, ok := spec.Topic.Configs[meta.ConfigBatchTimeoutMs]; ok {
+		if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms >= 0 {
+			l.maxDelay = max(time.Duration(ms)*time.Millisecond, time.Nanosecond) // 0: flush at once
+		}
+	}
+	if v, ok := spec.Topic.Configs[meta.ConfigBatchSizeBytes]; ok {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
+			l.maxBatchBytes = int(n)
+		}
+	}
 	l.start.Store(start)
 	l.end.Store(end)
 	e.mu.Lock()

@@ -22,6 +22,11 @@ type Log struct {
 	spec   storage.PartitionSpec
 	stream string
 
+	// The topic's own batch_timeout_ms / batch_size_bytes when it set them
+	// (zero: the node's buffer defaults).
+	maxDelay      time.Duration
+	maxBatchBytes int
+
 	start atomic.Int64 // first retained offset
 	end   atomic.Int64 // committed end
 	next  atomic.Int64 // where a sequential reader will read next (prefetch hint)
@@ -35,6 +40,7 @@ func (l *Log) Append(batch []byte, h recbatch.Header) <-chan error {
 	res := make(chan error, 1)
 	ch, err := l.e.buf.Add(context.Background(), buffer.Item{
 		Stream: l.stream, BaseOffset: h.BaseOffset, LastOffset: h.LastOffset(), Data: batch, Meta: itemMeta{log: l},
+		MaxDelay: l.maxDelay, MaxBatchBytes: l.maxBatchBytes,
 	})
 	if err != nil {
 		res <- fmt.Errorf("%w: %v", storage.ErrStorage, err)
