@@ -235,6 +235,10 @@ func (s *Server) KafkaAddr() string {
 	return net.JoinHostPort(adv.Host, strconv.Itoa(int(adv.Port)))
 }
 
+// KafkaListenAddr is the address the gateway listens on (which differs
+// from KafkaAddr when an advertised address is set).
+func (s *Server) KafkaListenAddr() string { return s.gw.Addr().String() }
+
 // EtcdEndpoint is the embedded etcd's client URL.
 func (s *Server) EtcdEndpoint() string { return "http://" + s.cfg.EtcdClientAddr }
 

@@ -38,6 +38,12 @@ func WithoutAutoCreate() Option { return func(c *allinone.Config) { c.AutoCreate
 // WithDataDir uses dir instead of a fresh temp dir (restart tests).
 func WithDataDir(dir string) Option { return func(c *allinone.Config) { c.DataDir = dir } }
 
+// WithAdvertisedAddr makes the gateway tell clients to connect to addr
+// (for example a fault-injecting proxy in front of it).
+func WithAdvertisedAddr(addr string) Option {
+	return func(c *allinone.Config) { c.AdvertisedKafkaAddr = addr }
+}
+
 // WithObjectStore uses the object store at url for diskless topics.
 func WithObjectStore(url string) Option { return func(c *allinone.Config) { c.ObjectStore = url } }
 
