@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
@@ -34,11 +33,7 @@ func init() { register(2, 1, 6, false, (*Handlers).handleListOffsets) }
 
 const listOffsetsTimeout = 30 * time.Second
 
-type listOffsetsCall struct {
-	addr string
-	req  *logv1.ListOffsetsRequest
-	dst  []*kmsg.ListOffsetsResponseTopicPartition
-}
+type listOffsetsCall = nodeCall[*logv1.ListOffsetsRequest, *kmsg.ListOffsetsResponseTopicPartition]
 
 func (h *Handlers) handleListOffsets(ctx context.Context, kr *kafkaserver.Request) (kmsg.Response, error) {
 	req := kr.Body.(*kmsg.ListOffsetsRequest)
@@ -89,40 +84,15 @@ func (h *Handlers) handleListOffsets(ctx context.Context, kr *kafkaserver.Reques
 	}
 	rpcCtx, cancel := context.WithTimeout(ctx, listOffsetsTimeout)
 	defer cancel()
-	var wg sync.WaitGroup
-	for _, c := range calls {
-		wg.Go(func() { h.forwardListOffsets(rpcCtx, c) })
-	}
-	wg.Wait()
-	return resp, nil
-}
-
-func (h *Handlers) forwardListOffsets(ctx context.Context, c *listOffsetsCall) {
-	cl, err := h.cfg.Logs.Client(c.addr)
-	var resp *logv1.ListOffsetsResponse
-	if err == nil {
-		resp, err = cl.ListOffsets(ctx, c.req)
-	}
-	if err != nil {
-		h.log.Debug("list offsets forward failed", "addr", c.addr, "err", err)
-		ke := rpcError(err)
-		for _, sp := range c.dst {
-			sp.ErrorCode = ke.Code
-		}
-		return
-	}
-	results := resp.GetPartitions()
-	for i, sp := range c.dst {
-		sent := c.req.Partitions[i]
-		if i >= len(results) || results[i].GetTopic() != sent.Topic || results[i].GetPartition() != sent.Partition {
-			h.log.Error("log service answered list offsets out of order", "addr", c.addr, "sent", len(c.dst), "got", len(results))
-			sp.ErrorCode = kerr.UnknownServerError.Code
-			continue
-		}
-		r := results[i]
-		sp.ErrorCode = int16(r.GetErrorCode())
-		if sp.ErrorCode == 0 {
+	forwardEach(rpcCtx, h, "list offsets", calls,
+		(*logv1.ListOffsetsRequest).GetPartitions,
+		func(ctx context.Context, cl logv1.LogServiceClient, r *logv1.ListOffsetsRequest) ([]*logv1.ListOffsetsPartitionResult, error) {
+			resp, err := cl.ListOffsets(ctx, r)
+			return resp.GetPartitions(), err
+		},
+		func(sp *kmsg.ListOffsetsResponseTopicPartition, code int16) { sp.ErrorCode = code },
+		func(sp *kmsg.ListOffsetsResponseTopicPartition, r *logv1.ListOffsetsPartitionResult) {
 			sp.Timestamp, sp.Offset, sp.LeaderEpoch = r.GetTimestamp(), r.GetOffset(), r.GetLeaderEpoch()
-		}
-	}
+		})
+	return resp, nil
 }

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
@@ -43,11 +42,7 @@ func init() { register(23, 0, 4, false, (*Handlers).handleOffsetForLeaderEpoch) 
 
 const offsetForLeaderEpochTimeout = 30 * time.Second
 
-type offsetForLeaderEpochCall struct {
-	addr string
-	req  *logv1.OffsetForLeaderEpochRequest
-	dst  []*kmsg.OffsetForLeaderEpochResponseTopicPartition
-}
+type offsetForLeaderEpochCall = nodeCall[*logv1.OffsetForLeaderEpochRequest, *kmsg.OffsetForLeaderEpochResponseTopicPartition]
 
 func (h *Handlers) handleOffsetForLeaderEpoch(ctx context.Context, kr *kafkaserver.Request) (kmsg.Response, error) {
 	req := kr.Body.(*kmsg.OffsetForLeaderEpochRequest)
@@ -98,40 +93,15 @@ func (h *Handlers) handleOffsetForLeaderEpoch(ctx context.Context, kr *kafkaserv
 	}
 	rpcCtx, cancel := context.WithTimeout(ctx, offsetForLeaderEpochTimeout)
 	defer cancel()
-	var wg sync.WaitGroup
-	for _, c := range calls {
-		wg.Go(func() { h.forwardOffsetForLeaderEpoch(rpcCtx, c) })
-	}
-	wg.Wait()
-	return resp, nil
-}
-
-func (h *Handlers) forwardOffsetForLeaderEpoch(ctx context.Context, c *offsetForLeaderEpochCall) {
-	cl, err := h.cfg.Logs.Client(c.addr)
-	var resp *logv1.OffsetForLeaderEpochResponse
-	if err == nil {
-		resp, err = cl.OffsetForLeaderEpoch(ctx, c.req)
-	}
-	if err != nil {
-		h.log.Debug("offset for leader epoch forward failed", "addr", c.addr, "err", err)
-		ke := rpcError(err)
-		for _, sp := range c.dst {
-			sp.ErrorCode = ke.Code
-		}
-		return
-	}
-	results := resp.GetPartitions()
-	for i, sp := range c.dst {
-		sent := c.req.Partitions[i]
-		if i >= len(results) || results[i].GetTopic() != sent.Topic || results[i].GetPartition() != sent.Partition {
-			h.log.Error("log service answered offset for leader epoch out of order", "addr", c.addr, "sent", len(c.dst), "got", len(results))
-			sp.ErrorCode = kerr.UnknownServerError.Code
-			continue
-		}
-		r := results[i]
-		sp.ErrorCode = int16(r.GetErrorCode())
-		if sp.ErrorCode == 0 {
+	forwardEach(rpcCtx, h, "offset for leader epoch", calls,
+		(*logv1.OffsetForLeaderEpochRequest).GetPartitions,
+		func(ctx context.Context, cl logv1.LogServiceClient, r *logv1.OffsetForLeaderEpochRequest) ([]*logv1.OffsetForLeaderEpochPartitionResult, error) {
+			resp, err := cl.OffsetForLeaderEpoch(ctx, r)
+			return resp.GetPartitions(), err
+		},
+		func(sp *kmsg.OffsetForLeaderEpochResponseTopicPartition, code int16) { sp.ErrorCode = code },
+		func(sp *kmsg.OffsetForLeaderEpochResponseTopicPartition, r *logv1.OffsetForLeaderEpochPartitionResult) {
 			sp.LeaderEpoch, sp.EndOffset = r.GetLeaderEpoch(), r.GetEndOffset()
-		}
-	}
+		})
+	return resp, nil
 }
