@@ -1,8 +1,11 @@
 package gateway
 
 import (
+	"time"
+
 	"errors"
 	"fmt"
+	"github.com/streamline-dev/streamline/gateway/groups"
 	"log/slog"
 	"net"
 	"strconv"
@@ -57,9 +60,16 @@ type Config struct {
 	Etcd *clientv3.Client
 	// EtcdPrefix is the metadata key prefix (default meta.DefaultPrefix).
 	EtcdPrefix string
-	// SessionTTL is the registration lease TTL in seconds (default 10).
+	// SessionTTL is the registration lease TTL in seconds (default 10). It
+	// also bounds how long the groups of a crashed gateway wait for a new
+	// coordinator.
 	SessionTTL int
-	Logger     *slog.Logger
+	// GroupMinSessionTimeout and GroupMaxSessionTimeout bound a consumer's
+	// session.timeout.ms (Kafka's group.min/max.session.timeout.ms;
+	// defaults 6 s and 30 min).
+	GroupMinSessionTimeout time.Duration
+	GroupMaxSessionTimeout time.Duration
+	Logger                 *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -86,6 +96,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SessionTTL == 0 {
 		c.SessionTTL = DefaultSessionTTL
+	}
+	if c.GroupMinSessionTimeout == 0 {
+		c.GroupMinSessionTimeout = groups.DefaultMinSessionTimeout
+	}
+	if c.GroupMaxSessionTimeout == 0 {
+		c.GroupMaxSessionTimeout = groups.DefaultMaxSessionTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -133,6 +149,9 @@ func (c Config) Validate() error {
 	}
 	if c.SessionTTL < 1 {
 		return fmt.Errorf("gateway: SessionTTL %d must be at least 1 second", c.SessionTTL)
+	}
+	if c.GroupMinSessionTimeout < 0 || c.GroupMaxSessionTimeout < c.GroupMinSessionTimeout {
+		return fmt.Errorf("gateway: group session timeout bounds [%v, %v] are not a range", c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout)
 	}
 	return nil
 }

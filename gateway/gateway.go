@@ -1,6 +1,7 @@
 // Package gateway assembles a Streamline gateway: the Kafka protocol server
 // (kafkaserver), the per-API handlers (handlers), the log-service connection
-// pool (routing) and the etcd metadata cache, plus the gateway's
+// pool (routing), the consumer-group coordinator (groups) and the etcd
+// metadata cache, plus the gateway's
 // registration in etcd under a lease, which is what makes it a "broker" in
 // every gateway's Metadata answers.
 //
@@ -19,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/streamline-dev/streamline/gateway/groups"
 	"github.com/streamline-dev/streamline/gateway/handlers"
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
 	"github.com/streamline-dev/streamline/gateway/routing"
@@ -39,6 +41,7 @@ type Gateway struct {
 	started bool
 	closed  bool
 	pool    *routing.Pool
+	groups  *groups.Coordinator
 	server  *kafkaserver.Server
 	self    meta.Gateway
 
@@ -99,8 +102,16 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("gateway: node id %d is already used by live gateway %q", g.cfg.NodeID, other.ID)
 		}
 	}
+	g.groups, err = groups.New(groups.Config{
+		Store: g.store, Cache: g.cache, Etcd: g.cfg.Etcd, GatewayID: g.cfg.ID, SessionTTL: g.cfg.SessionTTL,
+		MinSessionTimeout: g.cfg.GroupMinSessionTimeout, MaxSessionTimeout: g.cfg.GroupMaxSessionTimeout, Logger: g.log,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	h, err := handlers.New(handlers.Config{
-		Store: g.store, Cache: g.cache, Logs: g.pool, Self: g.self,
+		Store: g.store, Cache: g.cache, Logs: g.pool, Groups: g.groups, Self: g.self,
 		ClusterID: g.cfg.ClusterID, AutoCreateTopics: g.cfg.AutoCreateTopics,
 		DefaultPartitions: g.cfg.DefaultPartitions, DefaultStorageMode: g.cfg.DefaultStorageMode,
 		TopicDefaults: g.cfg.TopicDefaults, MaxRequestBytes: g.cfg.MaxRequestBytes, Logger: g.log,
@@ -131,6 +142,9 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	if err := g.waitSelfVisible(ctx); err != nil {
 		return fmt.Errorf("gateway: own registration not visible: %w", err)
 	}
+	// Coordinate groups only once registered: FindCoordinator answers on
+	// other gateways name a gateway from its registration.
+	g.groups.Start()
 	g.log.Info("gateway ready", "listen", ln.Addr().String(), "advertised", fmt.Sprintf("%s:%d", g.self.Host, g.self.Port), "node_id", g.cfg.NodeID)
 	close(g.ready)
 	return nil
@@ -261,6 +275,11 @@ func (g *Gateway) Close() error {
 func (g *Gateway) shutdownLocked() {
 	g.closeOnce.Do(func() {
 		g.closed = true
+		if g.groups != nil {
+			// Before deregistering: parked members are told
+			// NOT_COORDINATOR and the shards are free at once.
+			g.groups.Close()
+		}
 		close(g.stopKeep)
 		g.keeper.Wait() // deregister first: clients move to other gateways
 		if g.server != nil {

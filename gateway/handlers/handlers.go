@@ -11,6 +11,11 @@
 // each partition and forwarded over gRPC, one call per node, in parallel.
 // Kafka errors are per-partition data; a failed gRPC call becomes a
 // retriable per-partition error so clients refresh metadata and retry.
+//
+// Group APIs (FindCoordinator, JoinGroup, SyncGroup, Heartbeat,
+// LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups, ListGroups,
+// DeleteGroups, OffsetDelete) are thin: package groups coordinates the
+// groups of the shards this gateway holds and keeps their state in etcd.
 package handlers
 
 import (
@@ -20,6 +25,7 @@ import (
 	"log/slog"
 	"sort"
 
+	"github.com/streamline-dev/streamline/gateway/groups"
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
 	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
 	"github.com/streamline-dev/streamline/shared/meta"
@@ -40,6 +46,8 @@ type Config struct {
 	Store *meta.Store
 	Cache *meta.Cache
 	Logs  LogClients
+	// Groups coordinates the consumer groups of this gateway's shards.
+	Groups *groups.Coordinator
 	// Self is this gateway as registered in etcd; Metadata always lists it,
 	// even before the cache has seen its own registration.
 	Self               meta.Gateway
@@ -64,8 +72,8 @@ var _ kafkaserver.Handler = (*Handlers)(nil)
 
 // New returns the handlers for cfg.
 func New(cfg Config) (*Handlers, error) {
-	if cfg.Store == nil || cfg.Cache == nil || cfg.Logs == nil {
-		return nil, errors.New("handlers: Store, Cache and Logs are required")
+	if cfg.Store == nil || cfg.Cache == nil || cfg.Logs == nil || cfg.Groups == nil {
+		return nil, errors.New("handlers: Store, Cache, Logs and Groups are required")
 	}
 	if cfg.DefaultPartitions <= 0 {
 		cfg.DefaultPartitions = 1

@@ -28,6 +28,7 @@ type conn struct {
 	log *slog.Logger
 
 	ctx    context.Context // canceled on server close or when the connection fails
+	remote string
 	cancel context.CancelFunc
 
 	pending  chan *slot
@@ -48,7 +49,7 @@ type result struct {
 func newConn(s *Server, nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(s.ctx)
 	return &conn{
-		s: s, nc: nc, ctx: ctx, cancel: cancel,
+		s: s, nc: nc, ctx: ctx, cancel: cancel, remote: nc.RemoteAddr().String(),
 		log:     s.log.With("remote", nc.RemoteAddr().String()),
 		pending: make(chan *slot, s.cfg.MaxInFlight),
 	}
@@ -76,6 +77,9 @@ func (c *conn) readLoop() {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	for {
 		req, err := ReadRequest(br, c.s.cfg.MaxRequestBytes, c.s.cfg.Handler.Versions)
+		if req != nil {
+			req.RemoteAddr = c.remote
+		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && c.ctx.Err() == nil {
 				c.log.Debug("closing kafka connection", "err", err)

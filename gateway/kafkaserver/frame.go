@@ -33,6 +33,8 @@ type Request struct {
 	Version       int16
 	CorrelationID int32
 	ClientID      *string
+	// RemoteAddr is the client's address (set by the server, not decoded).
+	RemoteAddr string
 	// Body is the decoded request at Version. For an ApiVersions request
 	// whose version is not served, Body only has its version set: a body of
 	// an unknown version cannot be parsed, and KIP-511 answers it anyway.

@@ -31,7 +31,8 @@ type Cache struct {
 	logNodes   map[string]LogNode
 	gateways   map[string]Gateway
 	uploaders  map[string]Uploader
-	changed    chan struct{} // closed and replaced on every applied change
+	shards     map[int]string // group shard -> coordinating gateway id
+	changed    chan struct{}  // closed and replaced on every applied change
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -77,6 +78,7 @@ func (c *Cache) load(ctx context.Context) error {
 	c.logNodes = map[string]LogNode{}
 	c.gateways = map[string]Gateway{}
 	c.uploaders = map[string]Uploader{}
+	c.shards = map[int]string{}
 	for _, kv := range resp.Kvs {
 		c.applyPut(string(kv.Key), kv.Value, kv.ModRevision)
 	}
@@ -187,6 +189,10 @@ func (c *Cache) applyPut(key string, val []byte, rev int64) {
 		if decode(&u) {
 			c.uploaders[u.ID] = u
 		}
+	case strings.HasPrefix(key, k.groupShards()):
+		if n, ok := k.parseGroupShardKey(key); ok {
+			c.shards[n] = string(val)
+		}
 	}
 }
 
@@ -212,7 +218,30 @@ func (c *Cache) applyDelete(key string) {
 		delete(c.gateways, strings.TrimPrefix(key, k.nodes(kindGateway)))
 	case strings.HasPrefix(key, k.nodes(kindUploader)):
 		delete(c.uploaders, strings.TrimPrefix(key, k.nodes(kindUploader)))
+	case strings.HasPrefix(key, k.groupShards()):
+		if n, ok := k.parseGroupShardKey(key); ok {
+			delete(c.shards, n)
+		}
 	}
+}
+
+// GroupCoordinator is the live gateway holding group's coordinator shard.
+func (c *Cache) GroupCoordinator(group string) (Gateway, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	id, ok := c.shards[GroupShard(group)]
+	if !ok {
+		return Gateway{}, false
+	}
+	g, ok := c.gateways[id]
+	return g, ok
+}
+
+// GroupShardOwner is the id of the gateway holding shard ("" if none).
+func (c *Cache) GroupShardOwner(shard int) string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.shards[shard]
 }
 
 // Revision is the etcd revision the cache reflects.

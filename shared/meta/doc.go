@@ -13,6 +13,9 @@
 //	nodes/gateway/<id>                  Gateway, under the gateway's lease
 //	nodes/uploader/<id>                 Uploader, under the uploader's lease
 //	counters/producer-id                last producer id handed out
+//	groupshards/<%03d shard>            gateway coordinating the shard's groups, under its lease
+//	groupmeta/<escaped group>           GroupMeta: generation, protocol, members, assignments
+//	groupoffsets/<escaped group>/<topic>/<%05d partition>  committed GroupOffset
 //
 // Creating or deleting a topic writes the topic key and all its partition
 // keys in one transaction, so readers never see a topic without partitions.

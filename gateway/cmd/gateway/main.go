@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/streamline-dev/streamline/gateway"
+	"github.com/streamline-dev/streamline/gateway/groups"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/svcmain"
 )
@@ -31,6 +32,8 @@ type options struct {
 	storageMode    *string
 	clusterID      *string
 	sessionTTL     *time.Duration
+	groupMinST     *time.Duration
+	groupMaxST     *time.Duration
 }
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -50,6 +53,8 @@ func newOptions() *options {
 		storageMode:    fs.String("default-storage-mode", string(meta.StorageLocal), "storage mode of topics that do not set storage.mode (local|hybrid|diskless)"),
 		clusterID:      fs.String("cluster-id", gateway.DefaultClusterID, "cluster id reported to clients (same on every gateway)"),
 		sessionTTL:     fs.Duration("session-ttl", gateway.DefaultSessionTTL*time.Second, "etcd lease TTL of this gateway's registration: how long a crashed gateway stays listed to clients"),
+		groupMinST:     fs.Duration("group-min-session-timeout", groups.DefaultMinSessionTimeout, "smallest session.timeout.ms a consumer group member may ask for"),
+		groupMaxST:     fs.Duration("group-max-session-timeout", groups.DefaultMaxSessionTimeout, "largest session.timeout.ms a consumer group member may ask for"),
 	}
 }
 
@@ -60,6 +65,12 @@ func (o *options) validate() error {
 	}
 	if *o.sessionTTL < time.Second {
 		return fmt.Errorf("invalid value %v for flag --session-ttl: must be at least 1s", *o.sessionTTL)
+	}
+	if *o.groupMinST < time.Millisecond {
+		return fmt.Errorf("invalid value %v for flag --group-min-session-timeout: must be at least 1ms", *o.groupMinST)
+	}
+	if *o.groupMaxST < *o.groupMinST {
+		return fmt.Errorf("invalid value %v for flag --group-max-session-timeout: below --group-min-session-timeout %v", *o.groupMaxST, *o.groupMinST)
 	}
 	if *o.partitions < 1 || *o.partitions > meta.MaxPartitions {
 		return fmt.Errorf("invalid value %d for flag --default-partitions: must be 1..%d", *o.partitions, meta.MaxPartitions)
@@ -98,7 +109,8 @@ func run(args []string) int {
 		ID: *o.id, NodeID: int32(*o.nodeID), ListenAddr: *o.kafkaAddr, AdvertisedAddr: *o.advertisedAddr,
 		Rack: *o.rack, ClusterID: *o.clusterID, AutoCreateTopics: *o.autoCreate,
 		DefaultPartitions: int32(*o.partitions), DefaultStorageMode: meta.StorageMode(*o.storageMode),
-		Etcd: cli, EtcdPrefix: *o.etcdPrefix, SessionTTL: int(o.sessionTTL.Seconds()), Logger: log,
+		Etcd: cli, EtcdPrefix: *o.etcdPrefix, SessionTTL: int(o.sessionTTL.Seconds()),
+		GroupMinSessionTimeout: *o.groupMinST, GroupMaxSessionTimeout: *o.groupMaxST, Logger: log,
 	})
 	if err != nil {
 		o.fs.Fail("%v", err)

@@ -1,0 +1,203 @@
+// Package groups is the consumer-group coordinator of a gateway: the
+// classic group protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, with
+// eager and cooperative clients alike, static membership and session and
+// rebalance timeouts), committed offsets, and the admin views of groups
+// (DescribeGroups, ListGroups, DeleteGroups, OffsetDelete).
+//
+// Exactly one gateway coordinates a group at a time. Groups hash onto
+// meta.GroupShards shards; shards.go assigns each shard to one live gateway
+// and makes that gateway hold the shard key in etcd under its lease. Every
+// group write - committed offsets, and the group's membership at each
+// completed join and sync - is an etcd transaction guarded by that key, so
+// a gateway that lost a shard cannot write to it, and the next coordinator
+// resumes the group from etcd (same members, generation and assignments;
+// members just keep heartbeating) after a gateway dies or a shard moves.
+// Nothing is stored on a gateway's disk.
+//
+// The state machine follows Kafka's GroupCoordinator and franz-go's kfake
+// (groups.go), with one mutex per group instead of a single run loop:
+// JoinGroup and SyncGroup calls park on a channel until the rebalance step
+// that answers them completes.
+package groups
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/twmb/franz-go/pkg/kerr"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Defaults as in Kafka's broker configuration.
+const (
+	DefaultMinSessionTimeout = 6 * time.Second  // group.min.session.timeout.ms
+	DefaultMaxSessionTimeout = 30 * time.Minute // group.max.session.timeout.ms
+	// DefaultMaxGroupSize bounds members per group (group.max.size; Kafka's
+	// default is unbounded, but a group's state is one etcd value here).
+	DefaultMaxGroupSize = 1000
+	// MaxOffsetMetadataBytes is offset.metadata.max.bytes.
+	MaxOffsetMetadataBytes = 4096
+	defaultShardSessionTTL = 10               // seconds
+	persistTimeout         = 10 * time.Second // bounds one etcd write of group state
+	loadTimeout            = 10 * time.Second // bounds reading a group when a gateway takes it over
+)
+
+// Config configures a Coordinator.
+type Config struct {
+	Store *meta.Store
+	Cache *meta.Cache
+	Etcd  *clientv3.Client
+	// GatewayID is this gateway's registered id; shard keys name it.
+	GatewayID string
+	// SessionTTL (seconds) of the shard-ownership lease: how long a dead
+	// gateway's groups wait before another gateway coordinates them.
+	SessionTTL int
+	// MinSessionTimeout and MaxSessionTimeout bound a member's
+	// session.timeout.ms (INVALID_SESSION_TIMEOUT outside).
+	MinSessionTimeout time.Duration
+	MaxSessionTimeout time.Duration
+	MaxGroupSize      int
+	Logger            *slog.Logger
+}
+
+// Coordinator coordinates the groups of the shards this gateway holds.
+type Coordinator struct {
+	cfg    Config
+	store  *meta.Store
+	cache  *meta.Cache
+	log    *slog.Logger
+	shards *shards
+
+	mu     sync.Mutex
+	groups map[string]*group
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New returns a coordinator; Start begins claiming shards.
+func New(cfg Config) (*Coordinator, error) {
+	if cfg.Store == nil || cfg.Cache == nil || cfg.Etcd == nil || cfg.GatewayID == "" {
+		return nil, errors.New("groups: Store, Cache, Etcd and GatewayID are required")
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = defaultShardSessionTTL
+	}
+	if cfg.MinSessionTimeout <= 0 {
+		cfg.MinSessionTimeout = DefaultMinSessionTimeout
+	}
+	if cfg.MaxSessionTimeout <= 0 {
+		cfg.MaxSessionTimeout = DefaultMaxSessionTimeout
+	}
+	if cfg.MaxGroupSize <= 0 {
+		cfg.MaxGroupSize = DefaultMaxGroupSize
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	c := &Coordinator{
+		cfg: cfg, store: cfg.Store, cache: cfg.Cache,
+		log: cfg.Logger.With("component", "groups"), groups: map[string]*group{},
+	}
+	c.shards = &shards{
+		store: cfg.Store, cache: cfg.Cache, cli: cfg.Etcd, self: cfg.GatewayID,
+		ttl: cfg.SessionTTL, log: c.log, onLost: c.dropShard, held: map[int]meta.ShardGuard{},
+	}
+	return c, nil
+}
+
+// Start claims this gateway's shards in the background until Close.
+func (c *Coordinator) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.done = make(chan struct{})
+	go func() {
+		defer close(c.done)
+		c.shards.run(ctx)
+	}()
+}
+
+// Close drops every group (parked members get NOT_COORDINATOR and go to the
+// next coordinator) and gives the shards up. Idempotent.
+func (c *Coordinator) Close() {
+	if c.cancel != nil {
+		c.cancel()
+		<-c.done
+		c.cancel = nil
+	}
+}
+
+// Owns reports whether this gateway coordinates group now.
+func (c *Coordinator) Owns(group string) bool {
+	_, ok := c.shards.guard(meta.GroupShard(group))
+	return ok
+}
+
+// dropShard forgets the groups of shard; members parked in JoinGroup or
+// SyncGroup are answered NOT_COORDINATOR.
+func (c *Coordinator) dropShard(shard int) {
+	c.mu.Lock()
+	var drop []*group
+	for name, g := range c.groups {
+		if g.guard.Shard == shard {
+			drop = append(drop, g)
+			delete(c.groups, name)
+		}
+	}
+	c.mu.Unlock()
+	for _, g := range drop {
+		g.mu.Lock()
+		g.kill(kerr.NotCoordinator)
+		g.mu.Unlock()
+	}
+}
+
+// group returns the group named name, loading it from etcd the first time
+// this gateway serves it. The returned group may die before the caller
+// locks it (check g.dead under g.mu).
+func (c *Coordinator) group(ctx context.Context, name string) (*group, *kerr.Error) {
+	guard, ok := c.shards.guard(meta.GroupShard(name))
+	if !ok {
+		return nil, kerr.NotCoordinator
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if g := c.groups[name]; g != nil && g.guard == guard && !g.isDead() {
+		return g, nil
+	}
+	// Loading under c.mu keeps two requests from loading one group twice;
+	// it happens once per group per coordinator tenure.
+	lctx, cancel := context.WithTimeout(ctx, loadTimeout)
+	defer cancel()
+	gm, offsets, err := c.store.LoadGroup(lctx, name)
+	if err != nil {
+		c.log.Warn("loading group failed", "group", name, "err", err)
+		return nil, kerr.CoordinatorNotAvailable
+	}
+	// The shard may have moved while we read.
+	if cur, ok := c.shards.guard(guard.Shard); !ok || cur != guard {
+		return nil, kerr.NotCoordinator
+	}
+	g := newGroup(c, name, guard, gm, offsets)
+	c.groups[name] = g
+	return g, nil
+}
+
+// persistFailed handles a failed group write: losing the shard drops it;
+// any other error kills just this group so the next request reloads it
+// from etcd. Called with g.mu held; never takes c.mu (lock order is c.mu
+// before g.mu), hence the goroutine.
+func (c *Coordinator) persistFailed(g *group, err error) *kerr.Error {
+	if errors.Is(err, meta.ErrNotCoordinator) {
+		go c.shards.lost(g.guard)
+		g.kill(kerr.NotCoordinator)
+		return kerr.NotCoordinator
+	}
+	c.log.Warn("persisting group state failed", "group", g.name, "err", err)
+	g.kill(kerr.CoordinatorNotAvailable)
+	return kerr.CoordinatorNotAvailable
+}
