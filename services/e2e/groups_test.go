@@ -73,6 +73,14 @@ type groupMember struct {
 
 func startGroupMember(t *testing.T, addr, group, topic string, s *seen, opts ...kgo.Opt) *groupMember {
 	t.Helper()
+	return runGroupMember(t, addr, group, topic, s, false, opts...)
+}
+
+// runGroupMember starts a member; with commitEachPoll it also commits
+// after processing every poll, which bounds what a crash can replay to one
+// poll per member.
+func runGroupMember(t *testing.T, addr, group, topic string, s *seen, commitEachPoll bool, opts ...kgo.Opt) *groupMember {
+	t.Helper()
 	base := []kgo.Opt{
 		kgo.SeedBrokers(addr), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(),
@@ -94,6 +102,11 @@ func startGroupMember(t *testing.T, addr, group, topic string, s *seen, opts ...
 		for ctx.Err() == nil {
 			fs := cl.PollRecords(ctx, 200)
 			fs.EachRecord(func(r *kgo.Record) { s.add(string(r.Value)) })
+			if commitEachPoll && fs.NumRecords() > 0 {
+				// Errors are expected while the coordinator moves; the
+				// next commit (or the one on revoke) covers these.
+				_ = cl.CommitUncommittedOffsets(ctx)
+			}
 			cl.AllowRebalance()
 		}
 	}()
@@ -242,8 +255,8 @@ type backgroundProducer struct {
 	err   error
 }
 
-func startBackgroundProducer(t testing.TB, addr, topic string) *backgroundProducer {
-	cl := newClient(t, addr, kgo.DefaultProduceTopic(topic))
+func startBackgroundProducer(t testing.TB, addr, topic string, opts ...kgo.Opt) *backgroundProducer {
+	cl := newClient(t, addr, append([]kgo.Opt{kgo.DefaultProduceTopic(topic)}, opts...)...)
 	p := &backgroundProducer{stopc: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
