@@ -2,7 +2,8 @@ package groups
 
 import (
 	"context"
-	"hash/fnv"
+	"crypto/sha256"
+	"encoding/binary"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -176,11 +177,10 @@ func desiredOwner(shard int, live []string) string {
 	var best string
 	var bestScore uint64
 	for _, id := range live {
-		h := fnv.New64a()
-		h.Write([]byte(id))
-		h.Write([]byte{0})
-		h.Write([]byte(strconv.Itoa(shard)))
-		if sc := h.Sum64(); best == "" || sc > bestScore || sc == bestScore && id < best {
+		// A cryptographic hash: FNV of ids differing in one character
+		// ("gateway-1", "gateway-2") ranks them the same way for most shards.
+		sum := sha256.Sum256([]byte(id + "\x00" + strconv.Itoa(shard)))
+		if sc := binary.BigEndian.Uint64(sum[:8]); best == "" || sc > bestScore || sc == bestScore && id < best {
 			best, bestScore = id, sc
 		}
 	}
