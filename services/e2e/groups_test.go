@@ -134,23 +134,27 @@ func produceValues(ctx context.Context, t testing.TB, addr, topic string, from, 
 // TestConsumerGroupJoinLeaveExactlyOnce runs 3 franz-go members over a
 // 12-partition topic; mid-stream a fourth joins and one leaves. With commit
 // on revoke every record is processed exactly once across members, with the
-// eager (range) and the cooperative-sticky protocols. kadm then sees the
+// eager (range) and the cooperative-sticky protocols, on local and diskless
+// topics. kadm then sees the
 // group, its members, its committed offsets and zero lag.
 func TestConsumerGroupJoinLeaveExactlyOnce(t *testing.T) {
 	s := cluster.StartAllInOne(t)
+	diskless := map[string]*string{"storage.mode": kadm.StringPtr("diskless"), "remote.storage.batch.timeout.ms": kadm.StringPtr("10")}
 	for _, tc := range []struct {
 		name     string
 		balancer kgo.GroupBalancer
+		configs  map[string]*string
 	}{
-		{"eager-range", kgo.RangeBalancer()},
-		{"cooperative-sticky", kgo.CooperativeStickyBalancer()},
+		{"eager-range", kgo.RangeBalancer(), nil},
+		{"cooperative-sticky", kgo.CooperativeStickyBalancer(), nil},
+		{"cooperative-sticky-diskless", kgo.CooperativeStickyBalancer(), diskless},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			topic, group := "groups-"+tc.name, "g-"+tc.name
 			adm := kadm.NewClient(newClient(t, s.KafkaAddr()))
-			if resp, err := adm.CreateTopic(ctx, 12, 1, nil, topic); err != nil || resp.Err != nil {
+			if resp, err := adm.CreateTopic(ctx, 12, 1, tc.configs, topic); err != nil || resp.Err != nil {
 				t.Fatalf("create topic: %v %v", err, resp.Err)
 			}
 			prod := startBackgroundProducer(t, s.KafkaAddr(), topic)
