@@ -14,6 +14,8 @@ PROTOC_GEN_GO_VERSION    := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 # S3-protocol server for the objstore tests (Apache-2.0; posix backend).
 VERSITYGW_VERSION        := v1.8.0
+# gRPC command-line client; the admin API tests run the real binary.
+GRPCURL_VERSION          := v1.9.4
 BINARIES := streamline=./services/cmd/streamline gateway=./gateway/cmd/gateway \
             logsvc=./logsvc/cmd/logsvc uploader=./uploader/cmd/uploader \
             streamline-bench=./services/cmd/streamline-bench \
@@ -56,6 +58,7 @@ tools:
 	@test -x $(GOBIN)/buf || $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
 	@test -x $(GOBIN)/protoc-gen-go || $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	@test -x $(GOBIN)/protoc-gen-go-grpc || $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	@test -x $(GOBIN)/grpcurl || CGO_ENABLED=0 $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 	@$(GO) version -m $(GOBIN)/versitygw 2>/dev/null | grep -q 'versity/versitygw[[:space:]]*$(VERSITYGW_VERSION)[[:space:]]' || CGO_ENABLED=0 $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
 clean:

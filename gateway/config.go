@@ -67,6 +67,9 @@ type Config struct {
 	// GroupMinSessionTimeout and GroupMaxSessionTimeout bound a consumer's
 	// session.timeout.ms (Kafka's group.min/max.session.timeout.ms;
 	// defaults 6 s and 30 min).
+	// AdminAddr is where the admin gRPC API (streamline.admin.v1, with
+	// reflection and health) listens; "" serves none.
+	AdminAddr              string
 	GroupMinSessionTimeout time.Duration
 	GroupMaxSessionTimeout time.Duration
 	Logger                 *slog.Logger
@@ -149,6 +152,11 @@ func (c Config) Validate() error {
 	}
 	if c.SessionTTL < 1 {
 		return fmt.Errorf("gateway: SessionTTL %d must be at least 1 second", c.SessionTTL)
+	}
+	if c.AdminAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
+			return fmt.Errorf("gateway: AdminAddr %q: %w", c.AdminAddr, err)
+		}
 	}
 	if c.GroupMinSessionTimeout < 0 || c.GroupMaxSessionTimeout < c.GroupMinSessionTimeout {
 		return fmt.Errorf("gateway: group session timeout bounds [%v, %v] are not a range", c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout)

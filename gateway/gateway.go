@@ -42,6 +42,7 @@ type Gateway struct {
 	closed  bool
 	pool    *routing.Pool
 	groups  *groups.Coordinator
+	admin   *adminServer
 	server  *kafkaserver.Server
 	self    meta.Gateway
 
@@ -145,6 +146,11 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	// Coordinate groups only once registered: FindCoordinator answers on
 	// other gateways name a gateway from its registration.
 	g.groups.Start()
+	if g.cfg.AdminAddr != "" {
+		if g.admin, err = g.startAdmin(ln.Addr().String()); err != nil {
+			return err
+		}
+	}
 	g.log.Info("gateway ready", "listen", ln.Addr().String(), "advertised", fmt.Sprintf("%s:%d", g.self.Host, g.self.Port), "node_id", g.cfg.NodeID)
 	close(g.ready)
 	return nil
@@ -258,6 +264,16 @@ func (g *Gateway) Advertised() meta.Gateway {
 	return g.self
 }
 
+// AdminAddr is the admin gRPC listener's bound address (nil if none).
+func (g *Gateway) AdminAddr() net.Addr {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.admin == nil {
+		return nil
+	}
+	return g.admin.ln.Addr()
+}
+
 // Ready is closed once Start has succeeded.
 func (g *Gateway) Ready() <-chan struct{} { return g.ready }
 
@@ -279,6 +295,9 @@ func (g *Gateway) shutdownLocked() {
 			// Before deregistering: parked members are told
 			// NOT_COORDINATOR and the shards are free at once.
 			g.groups.Close()
+		}
+		if g.admin != nil {
+			g.admin.close()
 		}
 		close(g.stopKeep)
 		g.keeper.Wait() // deregister first: clients move to other gateways

@@ -150,6 +150,12 @@ addr_of() {
 	printf '%s' "${!v:-}"
 }
 
+admin_of() {
+	local v
+	v="ADMIN_$(var_of "$1")"
+	printf '%s' "${!v:-}"
+}
+
 load_env() {
 	[ -f "$ENV_FILE" ] || die "no cluster in $DIR ($ENV_FILE missing; run: cluster.sh up $DIR)"
 	# shellcheck disable=SC1090
@@ -228,7 +234,7 @@ cmd_up() {
 				reuse=
 			fi
 		done
-		if [ -z "${ETCD_PEER_ADDR:-}" ]; then
+		if [ -z "${ETCD_PEER_ADDR:-}" ] || [ -z "${ADMIN_GATEWAY_1:-}" ] || [ -z "${ADMIN_GATEWAY_2:-}" ]; then
 			reuse=
 		fi
 	fi
@@ -246,8 +252,8 @@ cmd_up() {
 	local etcd_peer=${ETCD_PEER_ADDR:-}
 	if [ -z "$reuse" ]; then
 		local ports
-		read -r -a ports <<<"$(free_ports 8)"
-		[ "${#ports[@]}" -eq 8 ] || die "could not pick free ports"
+		read -r -a ports <<<"$(free_ports 10)"
+		[ "${#ports[@]}" -eq 10 ] || die "could not pick free ports"
 		# shellcheck disable=SC2034 # the ADDR_LOGSVC_* are read through addr_of
 		{
 			ADDR_ETCD=127.0.0.1:${ports[0]}
@@ -258,6 +264,8 @@ cmd_up() {
 			ADDR_UPLOADER_1=127.0.0.1:${ports[5]}
 			ADDR_GATEWAY_1=127.0.0.1:${ports[6]}
 			ADDR_GATEWAY_2=127.0.0.1:${ports[7]}
+			ADMIN_GATEWAY_1=127.0.0.1:${ports[8]}
+			ADMIN_GATEWAY_2=127.0.0.1:${ports[9]}
 		}
 	fi
 	local eps="http://$ADDR_ETCD"
@@ -267,6 +275,8 @@ cmd_up() {
 		echo "BOOTSTRAP=$ADDR_GATEWAY_1,$ADDR_GATEWAY_2"
 		echo "ETCD_ENDPOINTS=$eps"
 		echo "ETCD_PEER_ADDR=$etcd_peer"
+		echo "ADMIN_GATEWAY_1=$ADMIN_GATEWAY_1"
+		echo "ADMIN_GATEWAY_2=$ADMIN_GATEWAY_2"
 		echo "NODES=\"$NODE_LIST\""
 		for node in $NODE_LIST; do
 			echo "ADDR_$(var_of "$node")=$(addr_of "$node")"
@@ -285,7 +295,7 @@ cmd_up() {
 	write_cmd uploader-1 "$DIR/bin/uploader" --id uploader-1 --etcd-endpoints "$eps" --grpc-addr "$ADDR_UPLOADER_1"
 	for n in 1 2; do
 		write_cmd "gateway-$n" "$DIR/bin/gateway" --id "gateway-$n" --node-id "$n" --etcd-endpoints "$eps" \
-			--kafka-addr "$(addr_of "gateway-$n")" --auto-create-topics=true
+			--kafka-addr "$(addr_of "gateway-$n")" --admin-addr "$(admin_of "gateway-$n")" --auto-create-topics=true
 	done
 
 	for node in $NODE_LIST; do

@@ -62,7 +62,7 @@ func New(cfg Config) *Controller {
 func (c *Controller) IsLeader() bool { return c.leader.Load() }
 
 // ElectionKey is where candidates campaign, under the metadata prefix.
-func ElectionKey(store *meta.Store) string { return store.Prefix() + "controller" }
+func ElectionKey(store *meta.Store) string { return store.Prefix() + meta.ControllerElection }
 
 // Run campaigns until elected, then controls until ctx ends or the session
 // is lost. It returns nil when ctx ends.

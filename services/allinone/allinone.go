@@ -41,6 +41,7 @@ type Config struct {
 	AdvertisedKafkaAddr string // default KafkaAddr
 	EtcdClientAddr      string // default 127.0.0.1:2379
 	EtcdPeerAddr        string // default 127.0.0.1:2380
+	AdminAddr           string // admin gRPC API; default 127.0.0.1:9095, "" for none
 	LogsvcAddr          string // default 127.0.0.1:0
 	UploaderAddr        string // default 127.0.0.1:0
 	ClusterID           string
@@ -65,6 +66,7 @@ func Default() Config {
 		KafkaAddr:          "127.0.0.1:9092",
 		EtcdClientAddr:     "127.0.0.1:2379",
 		EtcdPeerAddr:       "127.0.0.1:2380",
+		AdminAddr:          "127.0.0.1:9095",
 		LogsvcAddr:         "127.0.0.1:0",
 		UploaderAddr:       "127.0.0.1:0",
 		ClusterID:          "streamline",
@@ -170,7 +172,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.gw, err = gateway.New(gateway.Config{
-		ID: "gateway-1", NodeID: 1, ListenAddr: cfg.KafkaAddr, AdvertisedAddr: cfg.AdvertisedKafkaAddr,
+		ID: "gateway-1", NodeID: 1, ListenAddr: cfg.KafkaAddr, AdvertisedAddr: cfg.AdvertisedKafkaAddr, AdminAddr: cfg.AdminAddr,
 		ClusterID: cfg.ClusterID, AutoCreateTopics: cfg.AutoCreateTopics, DefaultPartitions: cfg.DefaultPartitions,
 		DefaultStorageMode: cfg.DefaultStorageMode, Etcd: s.cli, Logger: log.With("service", "gateway"),
 	})
@@ -227,6 +229,14 @@ func (s *Server) watch() {
 	default:
 	}
 	s.Close()
+}
+
+// AdminAddr is the admin gRPC API's bound address ("" if not served).
+func (s *Server) AdminAddr() string {
+	if a := s.gw.AdminAddr(); a != nil {
+		return a.String()
+	}
+	return ""
 }
 
 // KafkaAddr is where Kafka clients connect (the advertised address).

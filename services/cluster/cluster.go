@@ -53,8 +53,8 @@ func StartAllInOne(t testing.TB, opts ...Option) *allinone.Server {
 	t.Helper()
 	cfg := allinone.Default()
 	cfg.DataDir = t.TempDir()
-	ports := FreeAddrs(t, 3)
-	cfg.KafkaAddr, cfg.EtcdClientAddr, cfg.EtcdPeerAddr = ports[0], ports[1], ports[2]
+	ports := FreeAddrs(t, 4)
+	cfg.KafkaAddr, cfg.EtcdClientAddr, cfg.EtcdPeerAddr, cfg.AdminAddr = ports[0], ports[1], ports[2], ports[3]
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))

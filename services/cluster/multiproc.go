@@ -77,6 +77,7 @@ type Cluster struct {
 	nodes map[string]*cnode   // by name
 	eps   []string            // etcd client URLs
 	boot  []string            // gateway Kafka addresses, gateway-1 first
+	admin []string            // gateway admin API addresses, gateway-1 first
 	data  map[string]string   // data directory by name (etcd, logsvc-N)
 	kinds map[string][]string // names by kind
 }
@@ -109,7 +110,7 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	}
 
 	// Reserve every port at once, so no two processes get the same one.
-	addrs := freeAddrs(t, 2+opts.LogServices+opts.Uploaders+opts.Gateways)
+	addrs := freeAddrs(t, 2+opts.LogServices+opts.Uploaders+2*opts.Gateways)
 	next := func() string { a := addrs[0]; addrs = addrs[1:]; return a }
 
 	etcdClient, etcdPeer := next(), next()
@@ -133,10 +134,11 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 			"--id", name, "--etcd-endpoints", eps, "--grpc-addr", addr, "--session-ttl", ttl)
 	}
 	for i := 1; i <= opts.Gateways; i++ {
-		name, addr := fmt.Sprintf("gateway-%d", i), next()
+		name, addr, admin := fmt.Sprintf("gateway-%d", i), next(), next()
 		c.boot = append(c.boot, addr)
+		c.admin = append(c.admin, admin)
 		c.start(name, "gateway", gatewayBin, GatewayReadyMarker, true, addr,
-			"--id", name, "--node-id", strconv.Itoa(i), "--etcd-endpoints", eps, "--kafka-addr", addr,
+			"--id", name, "--node-id", strconv.Itoa(i), "--etcd-endpoints", eps, "--kafka-addr", addr, "--admin-addr", admin,
 			"--auto-create-topics="+strconv.FormatBool(opts.AutoCreateTopics))
 	}
 	return c
@@ -191,6 +193,9 @@ func (c *Cluster) node(name string) *cnode {
 	}
 	return n
 }
+
+// AdminAddrs is the gateways' admin gRPC addresses, gateway-1 first.
+func (c *Cluster) AdminAddrs() []string { return append([]string(nil), c.admin...) }
 
 // Bootstrap is the gateways' Kafka addresses (host:port), gateway-1 first:
 // the seed brokers of a client.

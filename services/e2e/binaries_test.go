@@ -39,7 +39,7 @@ func TestSeparateServiceBinaries(t *testing.T) {
 		"--etcd-endpoints", eps, "--grpc-addr", cluster.FreeAddr(t), "--id", "uploader-1")
 	addr := cluster.FreeAddr(t)
 	gw := cluster.StartProcessStderr(t, gatewayBin, "gateway ready",
-		"--etcd-endpoints", eps, "--kafka-addr", addr, "--node-id", "1")
+		"--etcd-endpoints", eps, "--kafka-addr", addr, "--node-id", "1", "--admin-addr", cluster.FreeAddr(t))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

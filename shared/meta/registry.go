@@ -92,3 +92,21 @@ func (s *Store) RegisterUploader(ctx context.Context, sess *concurrency.Session,
 
 // LogNodeKey is the etcd key of a log-service node's registration.
 func (s *Store) LogNodeKey(id string) string { return s.k.node(kindLogsvc, id) }
+
+// ControllerElection is the etcd election (concurrency.Election prefix,
+// under the metadata prefix) the log-service nodes campaign in.
+const ControllerElection = "controller"
+
+// ElectionLeader returns the value (the candidate's id) of the current
+// leader of election name, or "" if nobody leads it: the first-created key
+// under the election prefix, as concurrency.Election decides.
+func (s *Store) ElectionLeader(ctx context.Context, name string) (string, error) {
+	resp, err := s.cli.Get(ctx, s.k.prefix+name+"/", clientv3.WithFirstCreate()...)
+	if err != nil {
+		return "", err
+	}
+	if len(resp.Kvs) == 0 {
+		return "", nil
+	}
+	return string(resp.Kvs[0].Value), nil
+}

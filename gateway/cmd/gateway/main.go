@@ -9,6 +9,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -32,6 +33,7 @@ type options struct {
 	storageMode    *string
 	clusterID      *string
 	sessionTTL     *time.Duration
+	adminAddr      *string
 	groupMinST     *time.Duration
 	groupMaxST     *time.Duration
 }
@@ -53,6 +55,7 @@ func newOptions() *options {
 		storageMode:    fs.String("default-storage-mode", string(meta.StorageLocal), "storage mode of topics that do not set storage.mode (local|hybrid|diskless)"),
 		clusterID:      fs.String("cluster-id", gateway.DefaultClusterID, "cluster id reported to clients (same on every gateway)"),
 		sessionTTL:     fs.Duration("session-ttl", gateway.DefaultSessionTTL*time.Second, "etcd lease TTL of this gateway's registration: how long a crashed gateway stays listed to clients"),
+		adminAddr:      fs.String("admin-addr", "127.0.0.1:9095", "admin gRPC API listen address (streamline.admin.v1 with reflection and health); empty: none"),
 		groupMinST:     fs.Duration("group-min-session-timeout", groups.DefaultMinSessionTimeout, "smallest session.timeout.ms a consumer group member may ask for"),
 		groupMaxST:     fs.Duration("group-max-session-timeout", groups.DefaultMaxSessionTimeout, "largest session.timeout.ms a consumer group member may ask for"),
 	}
@@ -65,6 +68,11 @@ func (o *options) validate() error {
 	}
 	if *o.sessionTTL < time.Second {
 		return fmt.Errorf("invalid value %v for flag --session-ttl: must be at least 1s", *o.sessionTTL)
+	}
+	if *o.adminAddr != "" {
+		if _, _, err := net.SplitHostPort(*o.adminAddr); err != nil {
+			return fmt.Errorf("invalid value %q for flag --admin-addr: %v", *o.adminAddr, err)
+		}
 	}
 	if *o.groupMinST < time.Millisecond {
 		return fmt.Errorf("invalid value %v for flag --group-min-session-timeout: must be at least 1ms", *o.groupMinST)
@@ -107,7 +115,7 @@ func run(args []string) int {
 	defer cli.Close()
 	g, err := gateway.New(gateway.Config{
 		ID: *o.id, NodeID: int32(*o.nodeID), ListenAddr: *o.kafkaAddr, AdvertisedAddr: *o.advertisedAddr,
-		Rack: *o.rack, ClusterID: *o.clusterID, AutoCreateTopics: *o.autoCreate,
+		AdminAddr: *o.adminAddr, Rack: *o.rack, ClusterID: *o.clusterID, AutoCreateTopics: *o.autoCreate,
 		DefaultPartitions: int32(*o.partitions), DefaultStorageMode: meta.StorageMode(*o.storageMode),
 		Etcd: cli, EtcdPrefix: *o.etcdPrefix, SessionTTL: int(o.sessionTTL.Seconds()),
 		GroupMinSessionTimeout: *o.groupMinST, GroupMaxSessionTimeout: *o.groupMaxST, Logger: log,

@@ -27,6 +27,7 @@ func run(args []string) int {
 	fs.StringVar(&d.AdvertisedKafkaAddr, "advertised-kafka-addr", "", "address clients are told to connect to (default: --kafka-addr)")
 	fs.StringVar(&d.EtcdClientAddr, "etcd-client-addr", d.EtcdClientAddr, "embedded etcd client address (etcdctl connects here)")
 	fs.StringVar(&d.EtcdPeerAddr, "etcd-peer-addr", d.EtcdPeerAddr, "embedded etcd peer address")
+	fs.StringVar(&d.AdminAddr, "admin-addr", d.AdminAddr, "admin gRPC API listen address (grpcurl, streamline-cli); empty: none")
 	fs.StringVar(&d.LogsvcAddr, "logsvc-addr", d.LogsvcAddr, "internal gRPC address of the log service")
 	fs.StringVar(&d.UploaderAddr, "uploader-addr", d.UploaderAddr, "internal gRPC address of the uploader")
 	fs.StringVar(&d.ClusterID, "cluster-id", d.ClusterID, "cluster id reported to clients")
@@ -57,6 +58,9 @@ func run(args []string) int {
 	return svcmain.Run(log, srv, func() {
 		fmt.Printf("Streamline is ready. Kafka clients connect to %s (etcd at %s, data in %s)\n",
 			srv.s.KafkaAddr(), srv.s.EtcdEndpoint(), d.DataDir)
+		if a := srv.s.AdminAddr(); a != "" {
+			fmt.Printf("Admin gRPC API at %s (grpcurl -plaintext %s list)\n", a, a)
+		}
 	})
 }
 
