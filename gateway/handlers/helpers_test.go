@@ -64,6 +64,8 @@ func startCluster(t *testing.T) *cluster {
 func startGateway(t *testing.T, cfg gateway.Config) *gateway.Gateway {
 	t.Helper()
 	cfg.ListenAddr = "127.0.0.1:0"
+	// Short group session timeouts let the timer tests run in a second.
+	cfg.GroupMinSessionTimeout = 100 * time.Millisecond
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	g, err := gateway.New(cfg)
 	if err != nil {
