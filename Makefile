@@ -19,7 +19,8 @@ GRPCURL_VERSION          := v1.9.4
 BINARIES := streamline=./services/cmd/streamline gateway=./gateway/cmd/gateway \
             logsvc=./logsvc/cmd/logsvc uploader=./uploader/cmd/uploader \
             streamline-bench=./services/cmd/streamline-bench \
-            streamline-etcd=./services/cmd/streamline-etcd
+            streamline-etcd=./services/cmd/streamline-etcd \
+            streamline-cli=./services/cmd/streamline-cli
 
 .PHONY: all build test test-race test-e2e generate lint tools run clean
 

@@ -10,10 +10,12 @@ import (
 	"net"
 	"strconv"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/rpc"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults.
@@ -73,6 +75,13 @@ type Config struct {
 	GroupMinSessionTimeout time.Duration
 	GroupMaxSessionTimeout time.Duration
 	Logger                 *slog.Logger
+	// TracerProvider traces Kafka requests (a span per request) and the
+	// gRPC calls to log-service nodes; nil or no-op: no tracing, no cost.
+	TracerProvider trace.TracerProvider
+	// Metrics is where the gateway registers its series
+	// (streamline_gateway_*, streamline_etcd_commit_duration_seconds);
+	// nil: not exported.
+	Metrics prometheus.Registerer
 }
 
 func (c Config) withDefaults() Config {

@@ -25,6 +25,7 @@ import (
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
 	"github.com/streamline-dev/streamline/gateway/routing"
 	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/telemetry"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
@@ -42,6 +43,7 @@ type Gateway struct {
 	closed  bool
 	pool    *routing.Pool
 	groups  *groups.Coordinator
+	unreg   func() // withdraws the group metrics
 	admin   *adminServer
 	server  *kafkaserver.Server
 	self    meta.Gateway
@@ -86,7 +88,7 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	if err := g.cache.Start(ctx); err != nil {
 		return fmt.Errorf("gateway: load metadata: %w", err)
 	}
-	g.pool = routing.New(g.cache, g.log)
+	g.pool = routing.New(g.cache, g.log, telemetry.GRPCDialOptions(g.cfg.TracerProvider)...)
 
 	ln, err := net.Listen("tcp", g.cfg.ListenAddr)
 	if err != nil {
@@ -106,16 +108,19 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	g.groups, err = groups.New(groups.Config{
 		Store: g.store, Cache: g.cache, Etcd: g.cfg.Etcd, GatewayID: g.cfg.ID, SessionTTL: g.cfg.SessionTTL,
 		MinSessionTimeout: g.cfg.GroupMinSessionTimeout, MaxSessionTimeout: g.cfg.GroupMaxSessionTimeout, Logger: g.log,
+		CommitLatency: telemetry.EtcdCommitDuration(g.cfg.Metrics).WithLabelValues(telemetry.OpGroupOffsets),
 	})
 	if err != nil {
 		ln.Close()
 		return err
 	}
+	g.unreg = registerGroupMetrics(g.cfg.Metrics, g.groups)
 	h, err := handlers.New(handlers.Config{
 		Store: g.store, Cache: g.cache, Logs: g.pool, Groups: g.groups, Self: g.self,
 		ClusterID: g.cfg.ClusterID, AutoCreateTopics: g.cfg.AutoCreateTopics,
 		DefaultPartitions: g.cfg.DefaultPartitions, DefaultStorageMode: g.cfg.DefaultStorageMode,
 		TopicDefaults: g.cfg.TopicDefaults, MaxRequestBytes: g.cfg.MaxRequestBytes, Logger: g.log,
+		Tracer: telemetry.Tracer(g.cfg.TracerProvider, "github.com/streamline-dev/streamline/gateway"), Metrics: handlers.NewMetrics(g.cfg.Metrics),
 	})
 	if err != nil {
 		ln.Close()
@@ -146,6 +151,9 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	// Coordinate groups only once registered: FindCoordinator answers on
 	// other gateways name a gateway from its registration.
 	g.groups.Start()
+	claimCtx, cancelClaim := context.WithTimeout(ctx, 5*time.Second)
+	g.groups.WaitClaimed(claimCtx)
+	cancelClaim()
 	if g.cfg.AdminAddr != "" {
 		if g.admin, err = g.startAdmin(ln.Addr().String()); err != nil {
 			return err
@@ -274,6 +282,15 @@ func (g *Gateway) AdminAddr() net.Addr {
 	return g.admin.ln.Addr()
 }
 
+// GroupShardsSettled reports whether this gateway coordinates exactly the
+// consumer-group shards it should for the gateways it sees (false while
+// shards move between gateways, for example right after one joins).
+func (g *Gateway) GroupShardsSettled() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.groups != nil && g.groups.Settled()
+}
+
 // Ready is closed once Start has succeeded.
 func (g *Gateway) Ready() <-chan struct{} { return g.ready }
 
@@ -291,6 +308,9 @@ func (g *Gateway) Close() error {
 func (g *Gateway) shutdownLocked() {
 	g.closeOnce.Do(func() {
 		g.closed = true
+		if g.unreg != nil {
+			g.unreg()
+		}
 		if g.groups != nil {
 			// Before deregistering: parked members are told
 			// NOT_COORDINATOR and the shards are free at once.

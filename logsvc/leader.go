@@ -2,6 +2,7 @@ package logsvc
 
 import (
 	"encoding/hex"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -33,11 +34,16 @@ type leader struct {
 	n  *Node
 	mu sync.RWMutex
 	m  map[partKey]led
+	// retentionNow asks the retention loop for a pass now (a topic's
+	// configs changed); buffered, sends never block.
+	retentionNow chan struct{}
 }
 
 var _ logrpc.Partitions = (*leader)(nil)
 
-func newLeader(n *Node) *leader { return &leader{n: n, m: map[partKey]led{}} }
+func newLeader(n *Node) *leader {
+	return &leader{n: n, m: map[partKey]led{}, retentionNow: make(chan struct{}, 1)}
+}
 
 // Lookup implements logrpc.Partitions.
 func (l *leader) Lookup(topic string, topicID []byte, p int32) (*partition.Partition, *kerr.Error) {
@@ -69,10 +75,17 @@ func (l *leader) reconcile() {
 			want[partKey{pa.Topic, pa.Partition}] = pa
 		}
 	}
-	// Stop leading what moved away, changed epoch or was deleted.
+	// Stop leading what moved away, changed epoch or was deleted; apply
+	// changed topic configs (AlterConfigs) to what stays.
+	reconfigured := false
 	for k, e := range l.m {
 		pa, keep := want[k]
 		if keep && pa.TopicID == e.p.Topic().ID && pa.LeaderEpoch == e.p.LeaderEpoch() && !e.p.Failed() {
+			if t, ok := cache.TopicByID(pa.TopicID); ok && !maps.Equal(t.Configs, e.p.Topic().Configs) {
+				e.p.Reconfigure(t)
+				reconfigured = true
+				l.n.log.Info("applied changed topic configs", "topic", k.topic, "partition", k.partition, "configs", t.Configs)
+			}
 			continue
 		}
 		if e.p.Failed() {
@@ -91,6 +104,12 @@ func (l *leader) reconcile() {
 			l.n.log.Error("closing partition", "topic", k.topic, "partition", k.partition, "err", err)
 		}
 		delete(l.m, k)
+	}
+	if reconfigured {
+		select {
+		case l.retentionNow <- struct{}{}:
+		default:
+		}
 	}
 	for k, pa := range want {
 		if _, ok := l.m[k]; ok {
@@ -120,7 +139,7 @@ func (l *leader) open(t meta.Topic, pa meta.Partition) error {
 	}
 	p, err := partition.Open(partition.Config{
 		Topic: t, Partition: pa.Partition, LeaderEpoch: pa.LeaderEpoch, Defaults: l.n.cfg.TopicDefaults, Log: lg, Logger: l.n.log,
-		Fence: l.n.partitionFence(pa),
+		Fence: l.n.partitionFence(pa), AppendLatency: l.n.metrics.appendDur.For(string(t.StorageMode)),
 	})
 	if err != nil {
 		lg.Close()

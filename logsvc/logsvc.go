@@ -21,7 +21,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	"github.com/streamline-dev/streamline/logsvc/buffer"
@@ -35,6 +37,7 @@ import (
 	"github.com/streamline-dev/streamline/shared/dirlock"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/rpc"
+	"github.com/streamline-dev/streamline/shared/telemetry"
 )
 
 // Config configures a Node.
@@ -68,6 +71,13 @@ type Config struct {
 	RetentionCheckInterval time.Duration
 	TopicDefaults          meta.Defaults
 	Logger                 *slog.Logger
+	// TracerProvider traces the LogService calls and a traced produce's
+	// way through the diskless buffer and uploaders; nil or no-op: no
+	// tracing, no cost.
+	TracerProvider trace.TracerProvider
+	// Metrics is where the node registers its series
+	// (streamline_logsvc_*); nil: not exported.
+	Metrics prometheus.Registerer
 }
 
 func (c *Config) setDefaults() {
@@ -111,6 +121,7 @@ type Node struct {
 	diskless *disklessstore.Engine
 	uploads  *uploaderPool
 	parts    *leader
+	metrics  *nodeMetrics
 
 	lis   net.Listener
 	grpc  *grpc.Server
@@ -130,7 +141,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	store := meta.NewStore(cfg.Etcd, cfg.EtcdPrefix)
-	return &Node{cfg: cfg, log: cfg.Logger, store: store, cache: meta.NewCache(store, cfg.Logger)}, nil
+	return &Node{cfg: cfg, log: cfg.Logger, store: store, cache: meta.NewCache(store, cfg.Logger), metrics: newNodeMetrics(cfg.Metrics)}, nil
 }
 
 // Start recovers local storage, starts serving and registers the node. On
@@ -161,20 +172,25 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.engines = storage.Engines{meta.StorageLocal: n.local}
 	if n.cfg.Objects != nil {
-		n.uploads = newUploaderPool(n.cache)
+		n.uploads = newUploaderPool(n.cache, telemetry.GRPCDialOptions(n.cfg.TracerProvider)...)
 		n.diskless = disklessstore.New(disklessstore.Options{
 			NodeID: n.cfg.ID, Store: n.store, Objects: n.cfg.Objects, Uploaders: n.uploads.clients,
 			Buffer: n.cfg.Diskless, ReadCacheBytes: n.cfg.ReadCacheBytes, Logger: n.log,
+			TracerProvider: n.cfg.TracerProvider,
 		})
+		n.metrics.add(n.diskless.Collector())
 		n.engines[meta.StorageDiskless] = n.diskless
 	}
 	n.parts = newLeader(n)
+	n.metrics.add(n.parts.collector(n.cfg.ID))
 
 	if n.lis, err = net.Listen("tcp", n.cfg.ListenAddr); err != nil {
 		return fmt.Errorf("logsvc: listen %s: %w", n.cfg.ListenAddr, err)
 	}
-	n.grpc = grpc.NewServer(rpc.ServerOptions()...)
-	logv1.RegisterLogServiceServer(n.grpc, logrpc.NewServer(n.parts))
+	n.grpc = grpc.NewServer(rpc.ServerOptions(telemetry.GRPCServerOptions(n.cfg.TracerProvider)...)...)
+	srv := logrpc.NewServer(n.parts)
+	srv.TraceWith(n.cfg.TracerProvider)
+	logv1.RegisterLogServiceServer(n.grpc, srv)
 	go n.grpc.Serve(n.lis)
 
 	if err := n.cache.Start(ctx); err != nil {
@@ -246,6 +262,8 @@ func (n *Node) retentionLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			n.parts.applyRetention()
+		case <-n.parts.retentionNow: // a topic's configs changed
+			n.parts.applyRetention()
 		}
 	}
 }
@@ -262,6 +280,7 @@ func (n *Node) Close() error {
 			n.grpc.Stop()
 		}
 		n.cache.Close()
+		n.metrics.close()
 		if n.parts != nil {
 			n.parts.closeAll()
 		}

@@ -16,14 +16,16 @@ import (
 // so that flushes spread over the fleet.
 type uploaderPool struct {
 	cache *meta.Cache
+	opts  []grpc.DialOption
 	next  atomic.Uint64
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 }
 
-func newUploaderPool(cache *meta.Cache) *uploaderPool {
-	return &uploaderPool{cache: cache, conns: map[string]*grpc.ClientConn{}}
+// newUploaderPool dials with rpc.DialOptions plus extra (tracing).
+func newUploaderPool(cache *meta.Cache, extra ...grpc.DialOption) *uploaderPool {
+	return &uploaderPool{cache: cache, opts: rpc.DialOptions(extra...), conns: map[string]*grpc.ClientConn{}}
 }
 
 // clients returns a client per live uploader, rotated.
@@ -46,7 +48,7 @@ func (p *uploaderPool) clients() []uploadv1.UploadServiceClient {
 		cc, ok := p.conns[u.Addr]
 		if !ok {
 			var err error
-			if cc, err = grpc.NewClient(u.Addr, rpc.DialOptions()...); err != nil {
+			if cc, err = grpc.NewClient(u.Addr, p.opts...); err != nil {
 				continue
 			}
 			p.conns[u.Addr] = cc

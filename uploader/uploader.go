@@ -26,8 +26,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -35,6 +37,7 @@ import (
 	uploadv1 "github.com/streamline-dev/streamline/proto/gen/streamline/upload/v1"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/rpc"
+	"github.com/streamline-dev/streamline/shared/telemetry"
 	"github.com/streamline-dev/streamline/uploader/gc"
 	"github.com/streamline-dev/streamline/uploader/upload"
 	"github.com/streamline-dev/streamline/uploader/uploadrpc"
@@ -68,6 +71,13 @@ type Config struct {
 	// elected uploader; zero is gc.DefaultInterval.
 	GCInterval time.Duration
 	Logger     *slog.Logger
+	// TracerProvider traces the UploadService calls and, inside them, the
+	// object PUTs and etcd commits; nil or no-op: no tracing, no cost.
+	TracerProvider trace.TracerProvider
+	// Metrics is where the uploader registers its series
+	// (streamline_etcd_commit_duration_seconds{op="diskless_commit"});
+	// nil: not exported.
+	Metrics prometheus.Registerer
 }
 
 // Validate reports the first invalid setting.
@@ -144,10 +154,10 @@ func (u *Uploader) Start(ctx context.Context) (err error) {
 	if u.lis, err = net.Listen("tcp", u.cfg.ListenAddr); err != nil {
 		return fmt.Errorf("uploader: listen %s: %w", u.cfg.ListenAddr, err)
 	}
-	u.srv = grpc.NewServer(rpc.ServerOptions(u.cfg.GRPCOptions...)...)
+	u.srv = grpc.NewServer(rpc.ServerOptions(append(telemetry.GRPCServerOptions(u.cfg.TracerProvider), u.cfg.GRPCOptions...)...)...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(u.srv, hs)
-	up := uploadrpc.NewServer(u.cfg.Objects, meta.NewStore(u.cfg.Etcd, u.cfg.EtcdPrefix))
+	up := uploadrpc.NewServer(u.cfg.Objects, newTimedCommitter(meta.NewStore(u.cfg.Etcd, u.cfg.EtcdPrefix), u.cfg.Metrics, u.cfg.TracerProvider))
 	// Every uploader refuses commits the collector could race, whether or
 	// not it collects itself: any uploader may commit any object.
 	up.RefuseCommitsOlderThan(gc.MaxCommitAge(u.cfg.GCGrace))

@@ -10,7 +10,8 @@
 #
 # DIR layout: bin/ (binaries), data/<node>/ (etcd and logsvc data), logs/<node>.log,
 # cmd/<node> (the node's command line, shell-quoted), cluster.env (shell syntax:
-# BOOTSTRAP, ETCD_ENDPOINTS, NODES, ADDR_<NODE>, PID_<NODE>, ...).
+# BOOTSTRAP, ETCD_ENDPOINTS, NODES, ADDR_<NODE>, PID_<NODE>, HTTP_<NODE> (the
+# node's /metrics, /healthz and /readyz; all but etcd), ...).
 # `up` on a DIR that held a cluster before reuses its ports and data.
 #
 # Environment: CLUSTER_TIMEOUT (seconds to wait for a node to serve, default 60),
@@ -150,6 +151,16 @@ addr_of() {
 	printf '%s' "${!v:-}"
 }
 
+# http_of NODE: where NODE serves /metrics, /healthz and /readyz (none for etcd).
+http_of() {
+	local v
+	v="HTTP_$(var_of "$1")"
+	printf '%s' "${!v:-}"
+}
+
+# HTTP_NODES are the nodes given an --http-addr.
+HTTP_NODES="logsvc-1 logsvc-2 logsvc-3 uploader-1 gateway-1 gateway-2"
+
 admin_of() {
 	local v
 	v="ADMIN_$(var_of "$1")"
@@ -237,6 +248,11 @@ cmd_up() {
 		if [ -z "${ETCD_PEER_ADDR:-}" ] || [ -z "${ADMIN_GATEWAY_1:-}" ] || [ -z "${ADMIN_GATEWAY_2:-}" ]; then
 			reuse=
 		fi
+		for node in $HTTP_NODES; do
+			if [ -z "$(http_of "$node")" ]; then
+				reuse=
+			fi
+		done
 	fi
 	mkdir -p "$DIR/bin" "$DIR/data" "$DIR/logs" "$DIR/cmd"
 
@@ -252,8 +268,8 @@ cmd_up() {
 	local etcd_peer=${ETCD_PEER_ADDR:-}
 	if [ -z "$reuse" ]; then
 		local ports
-		read -r -a ports <<<"$(free_ports 10)"
-		[ "${#ports[@]}" -eq 10 ] || die "could not pick free ports"
+		read -r -a ports <<<"$(free_ports 16)"
+		[ "${#ports[@]}" -eq 16 ] || die "could not pick free ports"
 		# shellcheck disable=SC2034 # the ADDR_LOGSVC_* are read through addr_of
 		{
 			ADDR_ETCD=127.0.0.1:${ports[0]}
@@ -266,6 +282,12 @@ cmd_up() {
 			ADDR_GATEWAY_2=127.0.0.1:${ports[7]}
 			ADMIN_GATEWAY_1=127.0.0.1:${ports[8]}
 			ADMIN_GATEWAY_2=127.0.0.1:${ports[9]}
+			HTTP_LOGSVC_1=127.0.0.1:${ports[10]}
+			HTTP_LOGSVC_2=127.0.0.1:${ports[11]}
+			HTTP_LOGSVC_3=127.0.0.1:${ports[12]}
+			HTTP_UPLOADER_1=127.0.0.1:${ports[13]}
+			HTTP_GATEWAY_1=127.0.0.1:${ports[14]}
+			HTTP_GATEWAY_2=127.0.0.1:${ports[15]}
 		}
 	fi
 	local eps="http://$ADDR_ETCD"
@@ -277,6 +299,9 @@ cmd_up() {
 		echo "ETCD_PEER_ADDR=$etcd_peer"
 		echo "ADMIN_GATEWAY_1=$ADMIN_GATEWAY_1"
 		echo "ADMIN_GATEWAY_2=$ADMIN_GATEWAY_2"
+		for node in $HTTP_NODES; do
+			echo "HTTP_$(var_of "$node")=$(http_of "$node")"
+		done
 		echo "NODES=\"$NODE_LIST\""
 		for node in $NODE_LIST; do
 			echo "ADDR_$(var_of "$node")=$(addr_of "$node")"
@@ -290,12 +315,14 @@ cmd_up() {
 		--client-addr "$ADDR_ETCD" --peer-addr "$etcd_peer"
 	for n in 1 2 3; do
 		write_cmd "logsvc-$n" "$DIR/bin/logsvc" --id "logsvc-$n" --etcd-endpoints "$eps" \
-			--data-dir "$DIR/data/logsvc-$n" --grpc-addr "$(addr_of "logsvc-$n")"
+			--data-dir "$DIR/data/logsvc-$n" --grpc-addr "$(addr_of "logsvc-$n")" --http-addr "$(http_of "logsvc-$n")"
 	done
-	write_cmd uploader-1 "$DIR/bin/uploader" --id uploader-1 --etcd-endpoints "$eps" --grpc-addr "$ADDR_UPLOADER_1"
+	write_cmd uploader-1 "$DIR/bin/uploader" --id uploader-1 --etcd-endpoints "$eps" --grpc-addr "$ADDR_UPLOADER_1" \
+		--http-addr "$HTTP_UPLOADER_1"
 	for n in 1 2; do
 		write_cmd "gateway-$n" "$DIR/bin/gateway" --id "gateway-$n" --node-id "$n" --etcd-endpoints "$eps" \
-			--kafka-addr "$(addr_of "gateway-$n")" --admin-addr "$(admin_of "gateway-$n")" --auto-create-topics=true
+			--kafka-addr "$(addr_of "gateway-$n")" --admin-addr "$(admin_of "gateway-$n")" --http-addr "$(http_of "gateway-$n")" \
+			--auto-create-topics=true
 	done
 
 	for node in $NODE_LIST; do
@@ -356,7 +383,7 @@ cmd_down() {
 
 # Only cluster.env may set these, never the caller's environment.
 for _node in $NODE_LIST; do
-	unset "ADDR_$(var_of "$_node")" "PID_$(var_of "$_node")"
+	unset "ADDR_$(var_of "$_node")" "PID_$(var_of "$_node")" "HTTP_$(var_of "$_node")"
 done
 unset ETCD_PEER_ADDR _node
 

@@ -215,7 +215,12 @@ func (c *Coordinator) commit(ctx context.Context, req *kmsg.OffsetCommitRequest,
 	}
 	wctx, cancel := context.WithTimeout(ctx, persistTimeout)
 	defer cancel()
-	if err := c.store.CommitGroupOffsets(wctx, g.guard, g.name, gm, valid); err != nil {
+	began := time.Now()
+	err := c.store.CommitGroupOffsets(wctx, g.guard, g.name, gm, valid)
+	if c.cfg.CommitLatency != nil {
+		c.cfg.CommitLatency.Observe(time.Since(began).Seconds())
+	}
+	if err != nil {
 		return c.persistFailed(g, err)
 	}
 	if gm != nil {

@@ -62,6 +62,9 @@ type Config struct {
 	MaxSessionTimeout time.Duration
 	MaxGroupSize      int
 	Logger            *slog.Logger
+	// CommitLatency, if set, observes the seconds each offset commit's
+	// etcd transaction takes.
+	CommitLatency interface{ Observe(float64) }
 }
 
 // Coordinator coordinates the groups of the shards this gateway holds.
@@ -106,6 +109,7 @@ func New(cfg Config) (*Coordinator, error) {
 	c.shards = &shards{
 		store: cfg.Store, cache: cfg.Cache, cli: cfg.Etcd, self: cfg.GatewayID,
 		ttl: cfg.SessionTTL, log: c.log, onLost: c.dropShard, held: map[int]meta.ShardGuard{},
+		reconciled: make(chan struct{}),
 	}
 	return c, nil
 }
@@ -130,6 +134,41 @@ func (c *Coordinator) Close() {
 		c.cancel = nil
 	}
 }
+
+// Counts reports how many groups this gateway has loaded (groups of its
+// shards used since it took them) and how many members they have, for
+// metrics.
+func (c *Coordinator) Counts() (groups, members int) {
+	c.mu.Lock()
+	all := make([]*group, 0, len(c.groups))
+	for _, g := range c.groups {
+		all = append(all, g)
+	}
+	c.mu.Unlock()
+	for _, g := range all {
+		g.mu.Lock()
+		if g.state != stateDead {
+			groups++
+			members += len(g.members)
+		}
+		g.mu.Unlock()
+	}
+	return groups, members
+}
+
+// WaitClaimed waits until the first claim pass is done (or ctx ends), so a
+// gateway that starts alone answers FindCoordinator at once instead of
+// COORDINATOR_NOT_AVAILABLE for its first moments.
+func (c *Coordinator) WaitClaimed(ctx context.Context) {
+	select {
+	case <-c.shards.reconciled:
+	case <-ctx.Done():
+	}
+}
+
+// Settled reports whether this gateway holds exactly the group shards it
+// should for the live gateways it sees (false while shards move).
+func (c *Coordinator) Settled() bool { return c.shards.settled() }
 
 // Owns reports whether this gateway coordinates group now.
 func (c *Coordinator) Owns(group string) bool {

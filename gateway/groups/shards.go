@@ -35,6 +35,10 @@ type shards struct {
 
 	mu   sync.Mutex
 	held map[int]meta.ShardGuard
+
+	// reconciled is closed after the first pass has claimed what it could.
+	reconciled     chan struct{}
+	reconciledOnce sync.Once
 }
 
 // guard is this gateway's proof of ownership of shard, if it holds it.
@@ -102,6 +106,7 @@ func (s *shards) hold(ctx context.Context, sess *concurrency.Session) {
 	for {
 		changed := s.cache.Changed()
 		s.reconcile(ctx, sess.Lease())
+		s.reconciledOnce.Do(func() { close(s.reconciled) })
 		select {
 		case <-ctx.Done():
 			return
@@ -114,14 +119,35 @@ func (s *shards) hold(ctx context.Context, sess *concurrency.Session) {
 	}
 }
 
-// reconcile moves held shards towards the desired ones.
-func (s *shards) reconcile(ctx context.Context, lease clientv3.LeaseID) {
+// live is this gateway and every other registered one.
+func (s *shards) live() []string {
 	live := []string{s.self}
 	for _, g := range s.cache.Gateways() {
 		if g.ID != s.self {
 			live = append(live, g.ID)
 		}
 	}
+	return live
+}
+
+// settled reports whether this gateway holds exactly the shards it should
+// for the gateways it sees.
+func (s *shards) settled() bool {
+	live := s.live()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for shard := range meta.GroupShards {
+		_, held := s.held[shard]
+		if held != (desiredOwner(shard, live) == s.self) {
+			return false
+		}
+	}
+	return true
+}
+
+// reconcile moves held shards towards the desired ones.
+func (s *shards) reconcile(ctx context.Context, lease clientv3.LeaseID) {
+	live := s.live()
 	cacheRev := s.cache.Revision()
 	for shard := range meta.GroupShards {
 		want := desiredOwner(shard, live) == s.self

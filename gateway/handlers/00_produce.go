@@ -66,8 +66,10 @@ type produceCall struct {
 }
 
 func (h *Handlers) handleProduce(ctx context.Context, kr *kafkaserver.Request) (kmsg.Response, error) {
+	began := time.Now()
 	req := kr.Body.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	var modes perMode
 
 	var reqErr *kerr.Error
 	var reqMsg string
@@ -122,6 +124,7 @@ func (h *Handlers) handleProduce(ctx context.Context, kr *kafkaserver.Request) (
 				Topic: rt.Topic, TopicId: topic.ID[:], Partition: rp.Partition, Records: rp.Records,
 			})
 			c.dst = append(c.dst, sp)
+			modes.add(topic.StorageMode, len(rp.Records))
 		}
 	}
 
@@ -131,7 +134,7 @@ func (h *Handlers) handleProduce(ctx context.Context, kr *kafkaserver.Request) (
 	for _, c := range calls {
 		ps, err := h.cfg.Logs.Producer(c.addr)
 		if err == nil {
-			c.wait, err = ps.Submit(c.req)
+			c.wait, err = ps.Submit(ctx, c.req)
 		}
 		c.err = err
 	}
@@ -144,6 +147,7 @@ func (h *Handlers) handleProduce(ctx context.Context, kr *kafkaserver.Request) (
 		wg.Go(func() { h.awaitProduce(rpcCtx, c) })
 	}
 	wg.Wait()
+	modes.record(&h.cfg.Metrics.produceDur, &h.cfg.Metrics.produceBytes, began)
 	if req.Acks == 0 {
 		return nil, nil
 	}

@@ -50,6 +50,7 @@ type fetchCall struct {
 }
 
 func (h *Handlers) handleFetch(ctx context.Context, kr *kafkaserver.Request) (kmsg.Response, error) {
+	began := time.Now()
 	req := kr.Body.(*kmsg.FetchRequest)
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	if req.Version >= 7 {
@@ -139,7 +140,27 @@ func (h *Handlers) handleFetch(ctx context.Context, kr *kafkaserver.Request) (km
 	for _, c := range order {
 		copyFetchResults(c)
 	}
+	h.recordFetch(resp, began)
 	return resp, nil
+}
+
+// recordFetch records a forwarded fetch's time and bytes by the storage
+// mode of its topics.
+func (h *Handlers) recordFetch(resp *kmsg.FetchResponse, began time.Time) {
+	var modes perMode
+	for ti := range resp.Topics {
+		st := &resp.Topics[ti]
+		t, ok := h.cache.Topic(st.Topic)
+		if !ok {
+			continue
+		}
+		n := 0
+		for pi := range st.Partitions {
+			n += len(st.Partitions[pi].RecordBatches)
+		}
+		modes.add(t.StorageMode, n)
+	}
+	modes.record(&h.cfg.Metrics.fetchDur, &h.cfg.Metrics.fetchBytes, began)
 }
 
 // runFetches long-polls every node and stops waiting as soon as the answers

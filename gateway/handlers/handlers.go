@@ -4,9 +4,10 @@
 // range in init; ApiVersions is built from that registry, never hand-listed.
 //
 // Metadata-only APIs (Metadata, CreateTopics, DeleteTopics, CreatePartitions,
-// DescribeConfigs, DescribeCluster, InitProducerId) are answered from the
-// etcd-watched meta.Cache and written through meta.Store. Data APIs
-// (Produce, Fetch, ListOffsets, OffsetForLeaderEpoch) are grouped by the
+// DescribeConfigs, AlterConfigs, IncrementalAlterConfigs, DescribeCluster,
+// InitProducerId) are answered from the etcd-watched meta.Cache and
+// written through meta.Store. Data APIs (Produce, Fetch, ListOffsets,
+// OffsetForLeaderEpoch, DeleteRecords) are grouped by the
 // log-service node leading
 // each partition and forwarded over gRPC, one call per node, in parallel.
 // Kafka errors are per-partition data; a failed gRPC call becomes a
@@ -24,12 +25,16 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"time"
 
 	"github.com/streamline-dev/streamline/gateway/groups"
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
 	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/streamline-dev/streamline/gateway/routing"
 )
@@ -58,6 +63,11 @@ type Config struct {
 	TopicDefaults      meta.Defaults
 	MaxRequestBytes    int32
 	Logger             *slog.Logger
+	// Tracer, if set, gives every Kafka request a server span
+	// (kafka.<Api>), the parent of the gRPC calls it makes; nil: no spans.
+	Tracer trace.Tracer
+	// Metrics records request and data-path series; nil: NewMetrics(nil).
+	Metrics *Metrics
 }
 
 // Handlers implements kafkaserver.Handler.
@@ -87,6 +97,9 @@ func New(cfg Config) (*Handlers, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
 	return &Handlers{cfg: cfg, store: cfg.Store, cache: cfg.Cache, log: cfg.Logger}, nil
 }
 
@@ -96,6 +109,7 @@ type entry struct {
 	min, max int16
 	ordered  bool
 	fn       handlerFunc
+	span     string // the request's span name: kafka.<Api>
 }
 
 // registry is filled by the init functions of the NN_<api>.go files and
@@ -115,7 +129,7 @@ func register(key, min, max int16, ordered bool, fn handlerFunc) {
 	if _, dup := registry[key]; dup {
 		panic(fmt.Sprintf("handlers: %s registered twice", kmsg.NameForKey(key)))
 	}
-	registry[key] = entry{min: min, max: max, ordered: ordered, fn: fn}
+	registry[key] = entry{min: min, max: max, ordered: ordered, fn: fn, span: "kafka." + kmsg.NameForKey(key)}
 }
 
 // SupportedVersions lists every served key and its version range, sorted by
@@ -146,5 +160,26 @@ func (h *Handlers) Handle(ctx context.Context, req *kafkaserver.Request) (kmsg.R
 	if !ok {
 		return nil, fmt.Errorf("api key %d is not served", req.Key)
 	}
-	return e.fn(h, ctx, req)
+	began := time.Now()
+	var span trace.Span
+	if h.cfg.Tracer != nil {
+		clientID := ""
+		if req.ClientID != nil {
+			clientID = *req.ClientID
+		}
+		ctx, span = h.cfg.Tracer.Start(ctx, e.span, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
+			attribute.String("messaging.system", "kafka"), attribute.Int("kafka.api_key", int(req.Key)),
+			attribute.Int("kafka.api_version", int(req.Version)), attribute.String("kafka.client_id", clientID),
+			attribute.Int("kafka.correlation_id", int(req.CorrelationID)), attribute.String("client.address", req.RemoteAddr)))
+	}
+	resp, err := e.fn(h, ctx, req)
+	h.cfg.Metrics.observeRequest(req.Key, began)
+	if span != nil {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}
+	return resp, err
 }

@@ -58,6 +58,9 @@ func startCluster(t *testing.T) *cluster {
 	waitFor(t, func() bool {
 		return len(c.metadata(c.auto, nil).Brokers) == 2 && len(c.metadata(c.manual, nil).Brokers) == 2
 	})
+	// ...and the group shards are split between them: tests look a
+	// group's coordinator up and expect it to stay.
+	waitFor(t, func() bool { return c.auto.GroupShardsSettled() && c.manual.GroupShardsSettled() })
 	return c
 }
 

@@ -7,7 +7,12 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
+	"github.com/streamline-dev/streamline/shared/telemetry"
 )
 
 // ErrStreamBroken is wrapped by the error of every produce in flight on a
@@ -46,8 +51,22 @@ type produceResult struct {
 }
 
 // Submit sends req on the stream and returns a function that waits for its
-// response.
-func (p *ProduceStream) Submit(req *logv1.ProduceRequest) (wait func(context.Context) (*logv1.ProduceResponse, error), err error) {
+// response. If ctx carries a recording span (the Kafka request's), the
+// message gets a client span of its own whose trace context travels in the
+// message, so the node's spans join the request's trace.
+func (p *ProduceStream) Submit(ctx context.Context, req *logv1.ProduceRequest) (wait func(context.Context) (*logv1.ProduceResponse, error), err error) {
+	var span trace.Span
+	if parent := trace.SpanFromContext(ctx); parent.IsRecording() {
+		ctx, span = parent.TracerProvider().Tracer(tracerName).Start(ctx, produceStreamMethod,
+			trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+				attribute.String("rpc.system.name", "grpc"), attribute.String("rpc.method", produceStreamMethod),
+				attribute.String("server.address", p.addr), attribute.Int("streamline.partitions", len(req.GetPartitions()))))
+		defer func() {
+			if err != nil {
+				endSpan(span, err)
+			}
+		}()
+	}
 	p.sendMu.Lock()
 	defer p.sendMu.Unlock()
 	sc := p.cur.Load()
@@ -67,7 +86,11 @@ func (p *ProduceStream) Submit(req *logv1.ProduceRequest) (wait func(context.Con
 	ch := make(chan produceResult, 1)
 	sc.waiters[id] = ch
 	sc.mu.Unlock()
-	if err := sc.s.Send(&logv1.ProduceStreamRequest{Id: id, Request: req}); err != nil {
+	msg := &logv1.ProduceStreamRequest{Id: id, Request: req}
+	if span != nil {
+		msg.TraceContext = telemetry.InjectMap(ctx)
+	}
+	if err := sc.s.Send(msg); err != nil {
 		// The real cause arrives through Recv; fail everything in flight.
 		sc.fail(fmt.Errorf("%w: %s: send: %v", ErrStreamBroken, p.addr, err))
 		return nil, sc.errOr(err)
@@ -75,14 +98,33 @@ func (p *ProduceStream) Submit(req *logv1.ProduceRequest) (wait func(context.Con
 	return func(ctx context.Context) (*logv1.ProduceResponse, error) {
 		select {
 		case r := <-ch:
+			endSpan(span, r.err)
 			return r.resp, r.err
 		case <-ctx.Done():
 			sc.mu.Lock()
 			delete(sc.waiters, id)
 			sc.mu.Unlock()
+			endSpan(span, ctx.Err())
 			return nil, ctx.Err()
 		}
 	}, nil
+}
+
+const (
+	tracerName          = "github.com/streamline-dev/streamline/gateway/routing"
+	produceStreamMethod = "streamline.log.v1.LogService/ProduceStream"
+)
+
+// endSpan ends a produce message's span (nil: not traced).
+func endSpan(span trace.Span, err error) {
+	if span == nil {
+		return
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 }
 
 func (p *ProduceStream) open() (*streamConn, error) {

@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/streamline-dev/streamline/logsvc/partition"
 	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
 	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/telemetry"
 )
 
 // Partitions finds the partitions this node leads. It answers a Kafka error
@@ -29,11 +31,20 @@ type Partitions interface {
 // Server implements logv1.LogServiceServer.
 type Server struct {
 	logv1.UnimplementedLogServiceServer
-	parts Partitions
+	parts  Partitions
+	tracer trace.Tracer // nil: not tracing
 }
 
 // NewServer returns a LogService over parts.
 func NewServer(parts Partitions) *Server { return &Server{parts: parts} }
+
+// TraceWith makes the server give each ProduceStream message that carries
+// a trace context a server span of its own (tp nil or no-op: none). Unary
+// calls are traced by the gRPC server's stats handler instead. Call it
+// before serving.
+func (s *Server) TraceWith(tp trace.TracerProvider) {
+	s.tracer = telemetry.Tracer(tp, "github.com/streamline-dev/streamline/logsvc/logrpc")
+}
 
 func code(e *kerr.Error) int32 {
 	if e == nil {
@@ -56,7 +67,7 @@ func (s *Server) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1
 	}
 	// Submit in request order, then wait for all: partitions of one
 	// request share WAL group commits.
-	results, pending := s.submit(req)
+	results, pending := s.submit(ctx, req)
 	for i, w := range pending {
 		if w != nil {
 			fill(results[i], w.Wait(ctx))

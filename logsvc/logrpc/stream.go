@@ -8,9 +8,12 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/streamline-dev/streamline/logsvc/partition"
 	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
+	"github.com/streamline-dev/streamline/shared/telemetry"
 )
 
 // ProduceStream implements LogService.ProduceStream. Requests are submitted
@@ -42,11 +45,14 @@ func (s *Server) ProduceStream(stream logv1.LogService_ProduceStreamServer) erro
 		}
 		req := msg.GetRequest()
 		id := msg.GetId()
-		results, pending := s.submit(req)
+		ctx, span := s.messageSpan(stream.Context(), msg)
+		results, pending := s.submit(ctx, req)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx := stream.Context()
+			if span != nil {
+				defer span.End()
+			}
 			if t := req.GetTimeoutMs(); t > 0 {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, time.Duration(t)*time.Millisecond)
@@ -62,9 +68,25 @@ func (s *Server) ProduceStream(stream logv1.LogService_ProduceStreamServer) erro
 	}
 }
 
+// messageSpan starts the server span of one stream message whose sender
+// traced it (nil span otherwise): the long-lived stream itself has none.
+func (s *Server) messageSpan(ctx context.Context, msg *logv1.ProduceStreamRequest) (context.Context, trace.Span) {
+	if s.tracer == nil || len(msg.GetTraceContext()) == 0 {
+		return ctx, nil
+	}
+	ctx = telemetry.ExtractMap(ctx, msg.GetTraceContext())
+	return s.tracer.Start(ctx, produceStreamMethod, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
+		attribute.String("rpc.system.name", "grpc"), attribute.String("rpc.method", produceStreamMethod),
+		attribute.Int64("streamline.stream_message_id", int64(msg.GetId())),
+		attribute.Int("streamline.partitions", len(msg.GetRequest().GetPartitions()))))
+}
+
+const produceStreamMethod = "streamline.log.v1.LogService/ProduceStream"
+
 // submit hands every partition's batch to its partition, in request order,
-// and returns the result slots and what is still pending.
-func (s *Server) submit(req *logv1.ProduceRequest) ([]*logv1.ProducePartitionResult, []*partition.Pending) {
+// and returns the result slots and what is still pending. ctx carries the
+// request's trace span to storage; it does not bound the append.
+func (s *Server) submit(ctx context.Context, req *logv1.ProduceRequest) ([]*logv1.ProducePartitionResult, []*partition.Pending) {
 	results := make([]*logv1.ProducePartitionResult, len(req.GetPartitions()))
 	pending := make([]*partition.Pending, len(req.GetPartitions()))
 	badAcks := req.GetAcks() != -1 && req.GetAcks() != 0 && req.GetAcks() != 1
@@ -80,7 +102,7 @@ func (s *Server) submit(req *logv1.ProduceRequest) ([]*logv1.ProducePartitionRes
 			r.ErrorCode, r.ErrorMessage = code(kerrCode), lookupMessage(kerrCode, pp.GetTopic(), pp.GetPartition())
 			continue
 		}
-		pending[i] = p.Submit(pp.GetRecords())
+		pending[i] = p.SubmitContext(ctx, pp.GetRecords())
 	}
 	return results, pending
 }

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -41,6 +42,9 @@ type Config struct {
 	// partition (its lease or epoch moved on), and the producer gets
 	// NOT_LEADER_OR_FOLLOWER instead of an ack.
 	Fence func(ctx context.Context) error
+	// AppendLatency, if set, observes the seconds from a batch's append
+	// until it is durable (metrics; one series per storage mode).
+	AppendLatency interface{ Observe(float64) }
 }
 
 // Partition is a led partition. Safe for concurrent use.
@@ -49,7 +53,10 @@ type Partition struct {
 	log storage.Log
 	lg  *slog.Logger
 
-	maxMessageBytes int64
+	// topic is the latest definition (Reconfigure), for its configs;
+	// cfg.Topic is the one the partition was opened with.
+	topic           atomic.Pointer[meta.Topic]
+	maxMessageBytes atomic.Int64
 
 	mu         sync.Mutex
 	nextOffset int64
@@ -72,6 +79,7 @@ type completion struct {
 	durable <-chan error
 	next    int64
 	reply   chan error
+	began   time.Time // set only with Config.AppendLatency
 }
 
 // completionQueue bounds batches awaiting durability per partition.
@@ -85,15 +93,15 @@ func Open(cfg Config) (*Partition, error) {
 		cfg.Logger = slog.Default()
 	}
 	p := &Partition{
-		cfg:             cfg,
-		log:             cfg.Log,
-		lg:              cfg.Logger.With("topic", cfg.Topic.Name, "partition", cfg.Partition),
-		maxMessageBytes: cfg.Topic.Int64(meta.ConfigMaxMessageBytes, cfg.Defaults),
-		producers:       producerstate.New(),
-		notify:          make(chan struct{}),
-		completions:     make(chan completion, completionQueue),
-		done:            make(chan struct{}),
+		cfg:         cfg,
+		log:         cfg.Log,
+		lg:          cfg.Logger.With("topic", cfg.Topic.Name, "partition", cfg.Partition),
+		producers:   producerstate.New(),
+		notify:      make(chan struct{}),
+		completions: make(chan completion, completionQueue),
+		done:        make(chan struct{}),
 	}
+	p.setTopic(cfg.Topic)
 	err := p.log.ScanHeaders(p.log.StartOffset(), func(h recbatch.Header) error {
 		p.epochs.observe(h.PartitionLeaderEpoch, h.BaseOffset)
 		if h.Idempotent() && !h.Control() {
@@ -112,8 +120,27 @@ func Open(cfg Config) (*Partition, error) {
 	return p, nil
 }
 
-// Topic is the partition's topic.
-func (p *Partition) Topic() meta.Topic { return p.cfg.Topic }
+// Topic is the partition's topic, as last reconfigured.
+func (p *Partition) Topic() meta.Topic { return *p.topic.Load() }
+
+func (p *Partition) setTopic(t meta.Topic) {
+	p.topic.Store(&t)
+	p.maxMessageBytes.Store(t.Int64(meta.ConfigMaxMessageBytes, p.cfg.Defaults))
+}
+
+// Reconfigure applies a changed definition of the topic (AlterConfigs)
+// to the running partition: max.message.bytes applies to the next
+// produce, retention.ms and retention.bytes to the next ApplyRetention,
+// and the storage engine takes what it reads at runtime
+// (storage.Log.Reconfigure). The topic's id must not change (a
+// re-created topic is a new partition).
+func (p *Partition) Reconfigure(t meta.Topic) {
+	if t.ID != p.cfg.Topic.ID {
+		return
+	}
+	p.setTopic(t)
+	p.log.Reconfigure(t)
+}
 
 // LeaderEpoch is the epoch this node leads the partition at.
 func (p *Partition) LeaderEpoch() int32 { return p.cfg.LeaderEpoch }
@@ -151,6 +178,9 @@ func (p *Partition) complete() {
 	for c := range p.completions {
 		err := <-c.durable
 		if err == nil {
+			if p.cfg.AppendLatency != nil {
+				p.cfg.AppendLatency.Observe(time.Since(c.began).Seconds())
+			}
 			p.advance(c.next)
 		} else {
 			p.mu.Lock()
@@ -204,6 +234,13 @@ type Pending struct {
 // of batch: it patches the offset fields in place and storage keeps the
 // slice, so the caller must not reuse it (gRPC request buffers are not).
 func (p *Partition) Submit(batch []byte) *Pending {
+	return p.SubmitContext(context.Background(), batch)
+}
+
+// SubmitContext is Submit for a produce request whose context carries
+// values (its trace span) the storage may use; ctx never cancels the
+// append.
+func (p *Partition) SubmitContext(ctx context.Context, batch []byte) *Pending {
 	known := func(r ProduceResult) *Pending { return &Pending{p: p, done: r, known: true} }
 	h, err := recbatch.ValidateProduce(batch)
 	switch {
@@ -214,8 +251,8 @@ func (p *Partition) Submit(batch []byte) *Pending {
 	case err != nil:
 		return known(fail(kerr.InvalidRecord, "%v", err))
 	}
-	if int64(len(batch)) > p.maxMessageBytes {
-		return known(fail(kerr.MessageTooLarge, "record batch of %d bytes exceeds max.message.bytes %d", len(batch), p.maxMessageBytes))
+	if limit := p.maxMessageBytes.Load(); int64(len(batch)) > limit {
+		return known(fail(kerr.MessageTooLarge, "record batch of %d bytes exceeds max.message.bytes %d", len(batch), limit))
 	}
 	if h.Transactional() {
 		return known(fail(kerr.InvalidTxnState, "transactional batches are not supported yet"))
@@ -251,7 +288,16 @@ func (p *Partition) Submit(batch []byte) *Pending {
 		})
 	}
 	reply := make(chan error, 1)
-	p.completions <- completion{durable: p.log.Append(batch, h), next: h.NextOffset(), reply: reply}
+	c := completion{next: h.NextOffset(), reply: reply}
+	if p.cfg.AppendLatency != nil {
+		c.began = time.Now()
+	}
+	if ca, ok := p.log.(storage.ContextAppender); ok {
+		c.durable = ca.AppendContext(ctx, batch, h)
+	} else {
+		c.durable = p.log.Append(batch, h)
+	}
+	p.completions <- c
 	return &Pending{p: p, reply: reply, offset: base}
 }
 

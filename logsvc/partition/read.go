@@ -1,12 +1,14 @@
 package partition
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/streamline-dev/streamline/logsvc/storage"
+	"github.com/streamline-dev/streamline/shared/meta"
 )
 
 // ReadResult is one partition's part of a fetch.
@@ -76,11 +78,58 @@ func (p *Partition) ListOffset(ts int64) (offset, timestamp int64, kerrCode *ker
 	return o, t, nil, ""
 }
 
-// ApplyRetention enforces the topic's retention.ms and retention.bytes.
+// ApplyRetention enforces the topic's retention.ms and retention.bytes
+// (their values as of the last Reconfigure).
 func (p *Partition) ApplyRetention() error {
-	t := p.cfg.Topic
+	t := p.Topic()
 	return p.log.ApplyRetention(
-		t.Int64("retention.ms", p.cfg.Defaults),
-		t.Int64("retention.bytes", p.cfg.Defaults),
+		t.Int64(meta.ConfigRetentionMs, p.cfg.Defaults),
+		t.Int64(meta.ConfigRetentionBytes, p.cfg.Defaults),
 	)
+}
+
+// DeleteRecords is Kafka's DeleteRecords on the leader: it advances the
+// log start offset to offset (-1: the high watermark) and returns the new
+// log start (the low watermark). An offset above the high watermark, or
+// negative other than -1, is OFFSET_OUT_OF_RANGE; one at or below the log
+// start changes nothing. The change is made only while this node still
+// leads the partition (the same check as before a produce is
+// acknowledged), and is durable when it returns.
+func (p *Partition) DeleteRecords(ctx context.Context, offset int64) (low int64, e *kerr.Error, msg string) {
+	hwm := p.hwm.Load()
+	if offset == -1 {
+		offset = hwm
+	}
+	if offset < 0 || offset > hwm {
+		return -1, kerr.OffsetOutOfRange, fmt.Sprintf("cannot delete records below offset %d of %s-%d: the high watermark is %d",
+			offset, p.cfg.Topic.Name, p.cfg.Partition, hwm)
+	}
+	p.mu.Lock()
+	failed, closed := p.failed, p.closed
+	p.mu.Unlock()
+	switch {
+	case closed:
+		return -1, kerr.NotLeaderForPartition, fmt.Sprintf("partition %s-%d is no longer led by this node", p.cfg.Topic.Name, p.cfg.Partition)
+	case failed != nil:
+		return -1, kerr.KafkaStorageError, fmt.Sprintf("partition storage failed: %v", failed)
+	}
+	if offset <= p.log.StartOffset() {
+		return p.log.StartOffset(), nil, ""
+	}
+	if r, fenced := p.fence(ctx); fenced {
+		return -1, r.Err, r.Message
+	}
+	err := p.log.DeleteRecords(offset)
+	switch {
+	case errors.Is(err, storage.ErrFenced):
+		return -1, kerr.NotLeaderForPartition, err.Error()
+	case errors.Is(err, storage.ErrClosed):
+		return -1, kerr.NotLeaderForPartition, fmt.Sprintf("partition %s-%d is no longer led by this node", p.cfg.Topic.Name, p.cfg.Partition)
+	case errors.Is(err, storage.ErrOffsetOutOfRange):
+		return -1, kerr.OffsetOutOfRange, err.Error()
+	case err != nil:
+		return -1, kerr.KafkaStorageError, err.Error()
+	}
+	p.lg.Info("deleted records", "log_start", p.log.StartOffset())
+	return p.log.StartOffset(), nil, ""
 }

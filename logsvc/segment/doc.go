@@ -25,6 +25,17 @@
 // segment is an empty .log named by the log end offset, which is how an
 // empty log remembers its offsets across restarts.
 //
+// DeleteBefore (Kafka DeleteRecords) can move the log start above the first
+// segment's base, into a segment or even into a batch. That start is kept in
+//
+//	log-start-offset                decimal offset and a newline
+//
+// replaced atomically (write a temporary file, fsync, rename, fsync the
+// directory) before any segment is deleted. Open takes the larger of it and
+// the first segment's base (but never more than the end offset), and
+// deletes segments that end at or below it. Retention never moves the start
+// backwards, so a stale checkpoint below the first segment is harmless.
+//
 // # .log
 //
 // Kafka v2 RecordBatches (see package recbatch), concatenated.

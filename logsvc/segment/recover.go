@@ -53,6 +53,18 @@ func Open(dir string, cfg Config) (*Log, error) {
 	for _, s := range l.segs {
 		l.size += s.size
 	}
+	// A start set by DeleteBefore; never past the end (the WAL replay of a
+	// torn active segment may still have to restore records below it).
+	ckpt, err := readLogStart(dir)
+	if err == nil && min(ckpt, l.end) > l.start {
+		err = l.dropBelow(min(ckpt, l.end))
+	}
+	if err != nil {
+		for _, s := range l.segs {
+			s.close()
+		}
+		return nil, err
+	}
 	return l, nil
 }
 

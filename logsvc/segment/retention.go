@@ -53,7 +53,7 @@ func (l *Log) ApplyRetention(retentionMs, retentionBytes int64) (deleted int, er
 	l.mu.Lock()
 	doomed := slices.Clone(l.segs[:n])
 	l.segs = slices.Clone(l.segs[n:])
-	l.start = l.segs[0].base
+	l.start = max(l.start, l.segs[0].base) // DeleteBefore may have moved it into the first segment
 	for _, s := range doomed {
 		l.size -= s.size
 	}

@@ -18,6 +18,9 @@ import (
 // If that batch's records cannot be decoded the answer falls back to the
 // batch's base offset and MaxTimestamp: a consumer starting there misses
 // nothing, whereas an error would fail every lookup for this time forever.
+//
+// Records below StartOffset are never an answer, even when their segment
+// or batch is still on disk (DeleteBefore moved the start into it).
 func (l *Log) OffsetForTimestamp(ts int64) (offset int64, timestamp int64, found bool, err error) {
 	for attempt := 0; ; attempt++ {
 		offset, timestamp, found, err = l.offsetForTimestamp(ts)
@@ -42,8 +45,9 @@ func (l *Log) offsetForTimestamp(ts int64) (int64, int64, bool, error) {
 			return -1, -1, false, ErrClosed
 		}
 		var s *segment
+		from := l.start
 		for i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base > after }); i < len(l.segs); i++ {
-			if c := l.segs[i]; c.size > 0 && c.maxTs >= ts {
+			if c := l.segs[i]; c.size > 0 && c.maxTs >= ts && c.end > from {
 				s = c
 				break
 			}
@@ -56,7 +60,7 @@ func (l *Log) offsetForTimestamp(ts int64) (int64, int64, bool, error) {
 		limit := s.size
 		l.mu.RUnlock()
 
-		off, t, found, err := findTimestamp(s, pos, at, limit, ts)
+		off, t, found, err := findTimestamp(s, pos, at, limit, ts, from)
 		if err != nil || found {
 			return off, t, found, err
 		}
@@ -66,8 +70,9 @@ func (l *Log) offsetForTimestamp(ts int64) (int64, int64, bool, error) {
 	}
 }
 
-// findTimestamp scans s from pos for the first record with timestamp >= ts.
-func findTimestamp(s *segment, pos, at, limit, ts int64) (int64, int64, bool, error) {
+// findTimestamp scans s from pos for the first record at or after offset
+// from with timestamp >= ts.
+func findTimestamp(s *segment, pos, at, limit, ts, from int64) (int64, int64, bool, error) {
 	hr := newHeaderReader(s.log, limit)
 	pos = hr.verify(pos, at)
 	var buf []byte
@@ -76,17 +81,17 @@ func findTimestamp(s *segment, pos, at, limit, ts int64) (int64, int64, bool, er
 		if err != nil {
 			return -1, -1, false, err
 		}
-		if h.MaxTimestamp >= ts {
+		if h.MaxTimestamp >= ts && h.LastOffset() >= from {
 			buf = growBuf(buf, h.Size())
 			if _, err := s.log.ReadAt(buf, pos); err != nil {
 				return -1, -1, false, err
 			}
 			metas, err := recbatch.RecordTimestamps(buf)
 			if err != nil {
-				return h.BaseOffset, h.MaxTimestamp, true, nil
+				return max(h.BaseOffset, from), h.MaxTimestamp, true, nil
 			}
 			for _, m := range metas {
-				if m.Timestamp >= ts {
+				if m.Timestamp >= ts && h.BaseOffset+int64(m.OffsetDelta) >= from {
 					return h.BaseOffset + int64(m.OffsetDelta), m.Timestamp, true, nil
 				}
 			}

@@ -16,6 +16,7 @@
 package storage
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -65,11 +66,34 @@ type Log interface {
 	// ApplyRetention deletes data older than retentionMs or beyond
 	// retentionBytes (-1 disables either), whole segments at a time.
 	ApplyRetention(retentionMs, retentionBytes int64) error
+	// DeleteRecords advances StartOffset to offset (Kafka DeleteRecords):
+	// reads below it fail with ErrOffsetOutOfRange, OffsetForTimestamp
+	// never answers below it, storage wholly below it is freed, and the
+	// new start is durable (it survives a reopen) before it returns.
+	// offset may lie inside a batch. An offset at or below StartOffset
+	// changes nothing; above EndOffset it is ErrOffsetOutOfRange. Callers
+	// pass at most the high watermark.
+	DeleteRecords(offset int64) error
+	// Reconfigure applies a changed definition of the partition's topic
+	// (AlterConfigs) to the open log: the settings the engine reads while
+	// running (local: segment.bytes, segment.ms; diskless:
+	// remote.storage.batch.size.bytes and .timeout.ms) apply to later
+	// appends. Retention limits are passed to ApplyRetention by the caller.
+	Reconfigure(t meta.Topic)
 	// Size is the stored bytes of this partition.
 	Size() int64
 	// Close releases the log; Remove also deletes its data (topic deleted).
 	Close() error
 	Remove() error
+}
+
+// ContextAppender is implemented by Logs whose Append can use the produce
+// request's context, to trace the wait for durability as part of the
+// request (the diskless engine's buffer wait). The partition calls
+// AppendContext instead of Append when its Log has it; the contract is
+// Append's, and ctx carries values only (it never cancels the append).
+type ContextAppender interface {
+	AppendContext(ctx context.Context, batch []byte, h recbatch.Header) <-chan error
 }
 
 // PartitionSpec is what an Engine needs to open a partition's Log.

@@ -18,8 +18,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/streamline-dev/streamline/gateway"
@@ -31,6 +33,7 @@ import (
 	"github.com/streamline-dev/streamline/shared/objstore"
 	_ "github.com/streamline-dev/streamline/shared/objstore/objstorefs" // file:// URLs
 	_ "github.com/streamline-dev/streamline/shared/objstore/objstores3" // s3:// URLs
+	"github.com/streamline-dev/streamline/shared/telemetry"
 	"github.com/streamline-dev/streamline/uploader"
 )
 
@@ -42,6 +45,7 @@ type Config struct {
 	EtcdClientAddr      string // default 127.0.0.1:2379
 	EtcdPeerAddr        string // default 127.0.0.1:2380
 	AdminAddr           string // admin gRPC API; default 127.0.0.1:9095, "" for none
+	HTTPAddr            string // /metrics, /healthz, /readyz; default 127.0.0.1:9094, "" for none
 	LogsvcAddr          string // default 127.0.0.1:0
 	UploaderAddr        string // default 127.0.0.1:0
 	ClusterID           string
@@ -57,6 +61,13 @@ type Config struct {
 	// UnsafeNoFsync skips WAL fsync: benchmarks only.
 	UnsafeNoFsync bool
 	Logger        *slog.Logger
+	// TracerProvider traces every service of the process (one
+	// service.name, "streamline"); nil: no tracing, no cost. Tests inject a
+	// provider with a tracetest.SpanRecorder.
+	TracerProvider trace.TracerProvider
+	// Metrics receives every service's series and is what HTTPAddr serves;
+	// nil: a new registry (Server.Metrics).
+	Metrics *prometheus.Registry
 }
 
 // Default returns the documented defaults.
@@ -67,6 +78,7 @@ func Default() Config {
 		EtcdClientAddr:     "127.0.0.1:2379",
 		EtcdPeerAddr:       "127.0.0.1:2380",
 		AdminAddr:          "127.0.0.1:9095",
+		HTTPAddr:           "127.0.0.1:9094",
 		LogsvcAddr:         "127.0.0.1:0",
 		UploaderAddr:       "127.0.0.1:0",
 		ClusterID:          "streamline",
@@ -89,6 +101,9 @@ func (c *Config) Validate() error {
 	if _, err := meta.ParseStorageMode(string(c.DefaultStorageMode)); err != nil {
 		return fmt.Errorf("--default-storage-mode: %v", err)
 	}
+	if err := telemetry.ValidateAddr(c.HTTPAddr); err != nil {
+		return fmt.Errorf("invalid value %q for flag --http-addr: %v", c.HTTPAddr, err)
+	}
 	return nil
 }
 
@@ -102,6 +117,7 @@ type Server struct {
 	node    *logsvc.Node
 	up      *uploader.Uploader
 	gw      *gateway.Gateway
+	http    *telemetry.Server // nil without HTTPAddr
 
 	stopping  chan struct{} // closed when Close begins
 	done      chan struct{}
@@ -118,6 +134,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = telemetry.NewRegistry()
+	}
 	s := &Server{cfg: cfg, stopping: make(chan struct{}), done: make(chan struct{})}
 	defer func() {
 		if err != nil {
@@ -131,6 +150,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// once, not wait forever on etcd's own database lock.
 	if s.lock, err = dirlock.Acquire(cfg.DataDir); err != nil {
 		return nil, err
+	}
+	// Before etcd, so /healthz answers (and /readyz says 503) while etcd and
+	// the services start.
+	if cfg.HTTPAddr != "" {
+		if s.http, err = telemetry.Listen(cfg.HTTPAddr, cfg.Metrics, cfg.Logger); err != nil {
+			return nil, fmt.Errorf("--http-addr %s: %w", cfg.HTTPAddr, err)
+		}
 	}
 	if s.etcd, err = startEtcd(cfg); err != nil {
 		return nil, err
@@ -149,6 +175,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.objects, err = objstore.Open(ctx, url); err != nil {
 		return nil, fmt.Errorf("--object-store: %w", err)
 	}
+	s.objects = objstore.Instrument(s.objects, cfg.Metrics, cfg.TracerProvider)
 	eps := []string{"http://" + cfg.EtcdClientAddr}
 	if s.cli, err = clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}); err != nil {
 		return nil, err
@@ -157,7 +184,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.node, err = logsvc.New(logsvc.Config{
 		ID: "logsvc-1", DataDir: filepath.Join(cfg.DataDir, "logsvc"), ListenAddr: cfg.LogsvcAddr,
 		Etcd: s.cli, WAL: wal.Options{NoSync: cfg.UnsafeNoFsync}, Logger: log.With("service", "logsvc"),
-		Objects: s.objects, Diskless: cfg.Diskless,
+		Objects: s.objects, Diskless: cfg.Diskless, TracerProvider: cfg.TracerProvider, Metrics: cfg.Metrics,
 	})
 	if err != nil {
 		return nil, err
@@ -165,7 +192,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.node.Start(ctx); err != nil {
 		return nil, err
 	}
-	if s.up, err = uploader.New(uploader.Config{ID: "uploader-1", ListenAddr: cfg.UploaderAddr, Etcd: s.cli, TakeOverID: true, Objects: s.objects, Logger: log.With("service", "uploader")}); err != nil {
+	if s.up, err = uploader.New(uploader.Config{ID: "uploader-1", ListenAddr: cfg.UploaderAddr, Etcd: s.cli, TakeOverID: true, Objects: s.objects,
+		Logger: log.With("service", "uploader"), TracerProvider: cfg.TracerProvider, Metrics: cfg.Metrics}); err != nil {
 		return nil, err
 	}
 	if err := s.up.Start(ctx); err != nil {
@@ -175,6 +203,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		ID: "gateway-1", NodeID: 1, ListenAddr: cfg.KafkaAddr, AdvertisedAddr: cfg.AdvertisedKafkaAddr, AdminAddr: cfg.AdminAddr,
 		ClusterID: cfg.ClusterID, AutoCreateTopics: cfg.AutoCreateTopics, DefaultPartitions: cfg.DefaultPartitions,
 		DefaultStorageMode: cfg.DefaultStorageMode, Etcd: s.cli, Logger: log.With("service", "gateway"),
+		TracerProvider: cfg.TracerProvider, Metrics: cfg.Metrics,
 	})
 	if err != nil {
 		return nil, err
@@ -183,6 +212,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	go s.watch()
+	if s.http != nil {
+		s.http.SetReady(true) // every service started and registered in etcd
+	}
 	return s, nil
 }
 
@@ -239,6 +271,18 @@ func (s *Server) AdminAddr() string {
 	return ""
 }
 
+// HTTPAddr is the bound address of /metrics, /healthz and /readyz ("" if
+// not served).
+func (s *Server) HTTPAddr() string {
+	if s.http == nil {
+		return ""
+	}
+	return s.http.Addr()
+}
+
+// Metrics is the registry every service of the server reports to.
+func (s *Server) Metrics() *prometheus.Registry { return s.cfg.Metrics }
+
 // KafkaAddr is where Kafka clients connect (the advertised address).
 func (s *Server) KafkaAddr() string {
 	adv := s.gw.Advertised()
@@ -259,6 +303,9 @@ func (s *Server) Done() <-chan struct{} { return s.done }
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.stopping)
+		if s.http != nil {
+			s.http.SetReady(false)
+		}
 		if s.gw != nil {
 			s.closeErr = errors.Join(s.closeErr, s.gw.Close())
 		}
@@ -278,6 +325,9 @@ func (s *Server) Close() error {
 			s.objects.Close()
 		}
 		s.lock.Release()
+		if s.http != nil {
+			s.http.Close()
+		}
 		close(s.done)
 	})
 	return s.closeErr

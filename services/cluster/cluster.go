@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/streamline-dev/streamline/services/allinone"
 )
 
@@ -47,14 +49,26 @@ func WithAdvertisedAddr(addr string) Option {
 // WithObjectStore uses the object store at url for diskless topics.
 func WithObjectStore(url string) Option { return func(c *allinone.Config) { c.ObjectStore = url } }
 
+// WithTracerProvider traces the server's services with tp (for example an
+// sdktrace provider with a tracetest.SpanRecorder).
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *allinone.Config) { c.TracerProvider = tp }
+}
+
+// WithHTTPAddr serves /metrics, /healthz and /readyz on addr (off by
+// default in tests; "127.0.0.1:0" picks a port, see Server.HTTPAddr).
+func WithHTTPAddr(addr string) Option { return func(c *allinone.Config) { c.HTTPAddr = addr } }
+
 // StartAllInOne runs an all-in-one server inside the test process on free
-// loopback ports, closed when the test ends.
+// loopback ports, closed when the test ends. It serves no metrics over HTTP
+// unless WithHTTPAddr says so.
 func StartAllInOne(t testing.TB, opts ...Option) *allinone.Server {
 	t.Helper()
 	cfg := allinone.Default()
 	cfg.DataDir = t.TempDir()
 	ports := FreeAddrs(t, 4)
 	cfg.KafkaAddr, cfg.EtcdClientAddr, cfg.EtcdPeerAddr, cfg.AdminAddr = ports[0], ports[1], ports[2], ports[3]
+	cfg.HTTPAddr = ""
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))

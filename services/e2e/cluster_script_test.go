@@ -60,6 +60,7 @@ func TestClusterScript(t *testing.T) {
 	if out, err := runScript(t, time.Minute, script, "status", dir); err != nil || strings.Count(out, " running ") != len(clusterNodes) {
 		t.Fatalf("cluster.sh status (want every node running, exit 0): %v\n%s", err, out)
 	}
+	checkNodesServeMetrics(t, env)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -175,6 +176,9 @@ func clusterEnv(t testing.TB, dir string) map[string]string {
 	names := []string{"BOOTSTRAP", "ETCD_ENDPOINTS"}
 	for _, n := range clusterNodes {
 		names = append(names, pidVar(n))
+		if n != "etcd" {
+			names = append(names, httpVar(n))
+		}
 	}
 	const src = `set -eu; . "$1"; shift; for v in "$@"; do printf '%s=%s\n' "$v" "${!v}"; done`
 	out, err := exec.Command("bash", append([]string{"-c", src, "_", filepath.Join(dir, "cluster.env")}, names...)...).CombinedOutput()

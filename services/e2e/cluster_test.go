@@ -135,6 +135,9 @@ func TestLogsvcKillFencesAndRestartRecovers(t *testing.T) {
 		return &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprintf("v%d", i))}
 	})
 
+	// The test's own cache follows etcd like every process does.
+	seen := await(t, cache, 15*time.Second, "topic in the test's cache", func() bool { return len(cache.Partitions(topic)) == 6 })
+	t.Logf("the test's metadata cache saw the topic %v after the produce", seen)
 	victim := "logsvc-2"
 	before := map[int32]int32{}
 	for _, p := range cache.Partitions(topic) {

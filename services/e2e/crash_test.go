@@ -19,11 +19,12 @@ const readyMarker = "Streamline is ready"
 
 // allInOneArgs returns flags for an all-in-one process on free ports.
 func allInOneArgs(t testing.TB, dataDir string) (kafkaAddr string, args []string) {
-	ports := cluster.FreeAddrs(t, 4)
+	ports := cluster.FreeAddrs(t, 5)
 	kafkaAddr = ports[0]
 	return kafkaAddr, []string{
 		"--data-dir", dataDir, "--kafka-addr", kafkaAddr,
 		"--etcd-client-addr", ports[1], "--etcd-peer-addr", ports[2], "--admin-addr", ports[3],
+		"--http-addr", ports[4],
 	}
 }
 

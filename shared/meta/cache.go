@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -88,14 +89,28 @@ func (c *Cache) load(ctx context.Context) error {
 	return nil
 }
 
+// watchStallTimeout is how long a watch may stay silent, despite progress
+// requests, before it is re-created. etcd answers a progress request only
+// once every watch of the stream has caught up, so a watch stuck catching
+// up (seen with watches created while the cluster writes many keys at
+// once, at start) shows as silence; a new watch from the same revision
+// recovers it.
+const watchStallTimeout = 6 * time.Second
+
 func (c *Cache) watchLoop(ctx context.Context) {
 	defer close(c.done)
 	for ctx.Err() == nil {
 		c.mu.RLock()
 		from := c.rev + 1
 		c.mu.RUnlock()
-		wch := c.store.cli.Watch(clientv3.WithRequireLeader(ctx), c.store.k.all(), clientv3.WithPrefix(), clientv3.WithRev(from), clientv3.WithProgressNotify())
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		wch := c.store.cli.Watch(wctx, c.store.k.all(), clientv3.WithPrefix(), clientv3.WithRev(from), clientv3.WithProgressNotify())
+		var heard atomic.Int64 // unix nanos of the last response
+		heard.Store(time.Now().UnixNano())
+		stopDog := make(chan struct{})
+		go c.watchdog(wctx, cancel, &heard, stopDog)
 		for wr := range wch {
+			heard.Store(time.Now().UnixNano())
 			if err := wr.Err(); err != nil {
 				if errors.Is(err, rpctypes.ErrCompacted) {
 					c.log.Warn("metadata watch compacted, reloading", "rev", from)
@@ -113,16 +128,48 @@ func (c *Cache) watchLoop(ctx context.Context) {
 					c.applyPut(string(ev.Kv.Key), ev.Kv.Value, ev.Kv.ModRevision)
 				}
 			}
-			if wr.Header.Revision > c.rev {
-				c.rev = wr.Header.Revision
+			// A response covers the store up to its header revision
+			// only once it carries no more catch-up events; take the
+			// last event's revision otherwise, so a restarted watch
+			// never skips events.
+			rev := wr.Header.Revision
+			if n := len(wr.Events); n > 0 && wr.Events[n-1].Kv.ModRevision < rev && !wr.IsProgressNotify() {
+				rev = max(wr.Events[n-1].Kv.ModRevision, c.rev)
+			}
+			if rev > c.rev {
+				c.rev = rev
 			}
 			c.notifyLocked()
 			c.mu.Unlock()
 		}
+		close(stopDog)
+		cancel()
 		select {
 		case <-ctx.Done():
 		case <-time.After(200 * time.Millisecond): // do not spin if etcd is unreachable
 		}
+	}
+}
+
+// watchdog asks etcd for a progress notification now and then and
+// cancels the watch if nothing at all arrives for watchStallTimeout.
+func (c *Cache) watchdog(wctx context.Context, cancel context.CancelFunc, heard *atomic.Int64, stop <-chan struct{}) {
+	t := time.NewTicker(watchStallTimeout / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-wctx.Done():
+			return
+		case <-t.C:
+		}
+		if time.Since(time.Unix(0, heard.Load())) > watchStallTimeout {
+			c.log.Warn("metadata watch silent despite progress requests; re-creating it")
+			cancel()
+			return
+		}
+		_ = c.store.cli.RequestProgress(wctx)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 //
 //	manifests/<topicID>/<%05d partition>/e            next offset (decimal): the committed log end
 //	manifests/<topicID>/<%05d partition>/r/<%020d>    Coords of a range, keyed by its last offset
+//	manifests/<topicID>/<%05d partition>/s            log start offset (decimal) set by DeleteRecords
 //
 // Keying a range by its last offset means the range holding offset X is the
 // first key at or after r/<X>: one range read with limit 1.
@@ -69,7 +70,8 @@ type PartitionCommit struct {
 func (k keys) manifests(id TopicID, p int32) string {
 	return fmt.Sprintf("%smanifests/%s/%05d/", k.prefix, id, p)
 }
-func (k keys) manifestEnd(id TopicID, p int32) string { return k.manifests(id, p) + "e" }
+func (k keys) manifestEnd(id TopicID, p int32) string   { return k.manifests(id, p) + "e" }
+func (k keys) manifestStart(id TopicID, p int32) string { return k.manifests(id, p) + "s" }
 func (k keys) manifestRanges(id TopicID, p int32) string {
 	return k.manifests(id, p) + "r/"
 }
@@ -222,4 +224,70 @@ func (s *Store) DeleteRangesBefore(ctx context.Context, id TopicID, p int32, off
 	}
 	_, err := s.cli.Delete(ctx, s.k.manifestRange(id, p, 0), clientv3.WithRange(s.k.manifestRange(id, p, offset)))
 	return err
+}
+
+// LogStart returns a partition's log start offset as set by
+// AdvanceLogStart, or 0 when none was set. The effective log start is the
+// larger of it and the first remaining range's base offset (retention
+// deletes ranges without writing it).
+func (s *Store) LogStart(ctx context.Context, id TopicID, p int32) (int64, error) {
+	resp, err := s.cli.Get(ctx, s.k.manifestStart(id, p))
+	if err != nil {
+		return 0, err
+	}
+	if len(resp.Kvs) == 0 {
+		return 0, nil
+	}
+	start, err := strconv.ParseInt(string(resp.Kvs[0].Value), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("meta: corrupt log start of %s-%d: %w", id, p, err)
+	}
+	return start, nil
+}
+
+// AdvanceLogStart raises a partition's stored log start offset to start
+// (Kafka DeleteRecords) and deletes the manifest entries wholly below it,
+// in one transaction that also compares the partition's leader revision
+// (as commits do: a deposed leader gets ErrCommitFenced). A stored start
+// at or above start is left as it is. It returns the stored start after
+// the call. The caller checks start against the committed end.
+func (s *Store) AdvanceLogStart(ctx context.Context, topic string, id TopicID, p int32, leaderRevision, start int64) (int64, error) {
+	key := s.k.manifestStart(id, p)
+	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
+		resp, err := s.cli.Get(ctx, key)
+		if err != nil {
+			return 0, err
+		}
+		cur := int64(0)
+		cmp := clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
+		if len(resp.Kvs) > 0 {
+			if cur, err = strconv.ParseInt(string(resp.Kvs[0].Value), 10, 64); err != nil {
+				return 0, fmt.Errorf("meta: corrupt log start of %s-%d: %w", topic, p, err)
+			}
+			cmp = clientv3.Compare(clientv3.ModRevision(key), "=", resp.Kvs[0].ModRevision)
+		}
+		if cur >= start {
+			return cur, nil
+		}
+		tx, err := s.cli.Txn(ctx).
+			If(cmp, clientv3.Compare(clientv3.ModRevision(s.k.partition(topic, p)), "=", leaderRevision)).
+			Then(
+				clientv3.OpPut(key, strconv.FormatInt(start, 10)),
+				clientv3.OpDelete(s.k.manifestRange(id, p, 0), clientv3.WithRange(s.k.manifestRange(id, p, start))),
+			).Commit()
+		if err != nil {
+			return 0, err
+		}
+		if tx.Succeeded {
+			return start, nil
+		}
+		pr, err := s.cli.Get(ctx, s.k.partition(topic, p))
+		if err != nil {
+			return 0, err
+		}
+		if len(pr.Kvs) == 0 || pr.Kvs[0].ModRevision != leaderRevision {
+			return 0, fmt.Errorf("%w: %s-%d", ErrCommitFenced, topic, p)
+		}
+	}
+	return 0, fmt.Errorf("%w: log start of %s-%d kept changing", ErrConflict, topic, p)
 }

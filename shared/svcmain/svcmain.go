@@ -19,6 +19,7 @@ import (
 	"github.com/streamline-dev/streamline/shared/envflag"
 	"github.com/streamline-dev/streamline/shared/logging"
 	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/telemetry"
 )
 
 // Exit codes.
@@ -34,6 +35,7 @@ type Flags struct {
 	name     string
 	logLevel *string
 	etcd     *string
+	httpAddr *string // nil unless HTTPAddr added the flag
 }
 
 // NewFlags returns a flag set for the binary name, described by summary
@@ -84,6 +86,41 @@ func (f *Flags) Etcd() (*clientv3.Client, error) {
 		return nil, fmt.Errorf("--etcd-endpoints: %w", err)
 	}
 	return cli, nil
+}
+
+// HTTPAddr adds --http-addr, where the binary serves Prometheus /metrics,
+// /healthz and /readyz (def is the default; "" is off), and returns its
+// value. Call it before Parse.
+func (f *Flags) HTTPAddr(def string) *string {
+	f.httpAddr = f.String("http-addr", def, "serve Prometheus /metrics, /healthz and /readyz (503 until started and registered) on this host:port (empty: off)")
+	return f.httpAddr
+}
+
+// CheckHTTPAddr validates an --http-addr value; the error names the flag.
+func CheckHTTPAddr(addr string) error {
+	if err := telemetry.ValidateAddr(addr); err != nil {
+		return fmt.Errorf("invalid value %q for flag --http-addr: %v", addr, err)
+	}
+	return nil
+}
+
+// Telemetry starts the binary's telemetry: tracing from the standard
+// OTEL_EXPORTER_OTLP_* variables (off when none is set), service.name
+// service, and the --http-addr server. Errors name the flag or variable.
+// Pass its SetReady as Run's onReady, and Close it when Run returns.
+func (f *Flags) Telemetry(service string, log *slog.Logger) (*telemetry.Process, error) {
+	addr := ""
+	if f.httpAddr != nil {
+		addr = *f.httpAddr
+	}
+	if err := CheckHTTPAddr(addr); err != nil {
+		return nil, err
+	}
+	p, err := telemetry.Start(context.Background(), telemetry.Options{Service: service, HTTPAddr: addr, Logger: log})
+	if errors.Is(err, telemetry.ErrListen) {
+		return nil, fmt.Errorf("--http-addr %s: %w", addr, err)
+	}
+	return p, err
 }
 
 // Service is what Run drives: an embeddable service with Start and an

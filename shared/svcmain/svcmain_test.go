@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -66,4 +68,44 @@ func TestParseReportsBadFlags(t *testing.T) {
 	if code, ok := f.Parse([]string{"--help"}); ok || code != ExitOK {
 		t.Fatalf("help: %d %v", code, ok)
 	}
+}
+
+func TestHTTPAddrFlag(t *testing.T) {
+	f := NewFlags("x", "x", false)
+	f.SetOutput(io.Discard)
+	addr := f.HTTPAddr("")
+	if code, ok := f.Parse([]string{"--http-addr", "9094"}); !ok || code != 0 || *addr != "9094" {
+		t.Fatalf("parse: %d %v %q", code, ok, *addr)
+	}
+	if _, err := f.Telemetry("x", quiet()); err == nil || !strings.Contains(err.Error(), "--http-addr") {
+		t.Fatalf("--http-addr 9094: %v, want an error naming the flag", err)
+	}
+
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	f = NewFlags("x", "x", false)
+	f.SetOutput(io.Discard)
+	f.HTTPAddr("")
+	f.Parse([]string{"--http-addr", busy.Addr().String()})
+	if _, err := f.Telemetry("x", quiet()); err == nil || !strings.Contains(err.Error(), "--http-addr") {
+		t.Fatalf("busy --http-addr: %v, want an error naming the flag", err)
+	}
+
+	// Off by default: no server, tracing off without OTEL_* variables.
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	f = NewFlags("x", "x", false)
+	f.HTTPAddr("")
+	f.Parse(nil)
+	p, err := f.Telemetry("x", quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if p.HTTP != nil || p.Registry == nil || p.TracerProvider == nil {
+		t.Fatalf("default telemetry: %+v", p)
+	}
+	p.SetReady()
 }

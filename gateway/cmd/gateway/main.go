@@ -36,6 +36,7 @@ type options struct {
 	adminAddr      *string
 	groupMinST     *time.Duration
 	groupMaxST     *time.Duration
+	httpAddr       *string
 }
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -43,6 +44,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 func newOptions() *options {
 	fs := svcmain.NewFlags("gateway", "gateway: a Streamline Kafka-protocol gateway", true)
 	return &options{
+		httpAddr:       fs.HTTPAddr(""),
 		fs:             fs,
 		etcdPrefix:     fs.String("etcd-prefix", meta.DefaultPrefix, "etcd key prefix of the cluster's metadata"),
 		nodeID:         fs.Int("node-id", 0, "Kafka broker id of this gateway (unique among gateways)"),
@@ -65,6 +67,9 @@ func newOptions() *options {
 func (o *options) validate() error {
 	if *o.nodeID < 0 || *o.nodeID > 1<<31-1 {
 		return fmt.Errorf("invalid value %d for flag --node-id: must be 0..2147483647", *o.nodeID)
+	}
+	if err := svcmain.CheckHTTPAddr(*o.httpAddr); err != nil {
+		return err
 	}
 	if *o.sessionTTL < time.Second {
 		return fmt.Errorf("invalid value %v for flag --session-ttl: must be at least 1s", *o.sessionTTL)
@@ -107,6 +112,12 @@ func run(args []string) int {
 		o.fs.Fail("%v", err)
 		return svcmain.ExitUsage
 	}
+	tel, err := o.fs.Telemetry("gateway", log)
+	if err != nil {
+		o.fs.Fail("%v", err)
+		return svcmain.ExitUsage
+	}
+	defer tel.Close()
 	cli, err := o.fs.Etcd()
 	if err != nil {
 		o.fs.Fail("%v", err)
@@ -119,10 +130,11 @@ func run(args []string) int {
 		DefaultPartitions: int32(*o.partitions), DefaultStorageMode: meta.StorageMode(*o.storageMode),
 		Etcd: cli, EtcdPrefix: *o.etcdPrefix, SessionTTL: int(o.sessionTTL.Seconds()),
 		GroupMinSessionTimeout: *o.groupMinST, GroupMaxSessionTimeout: *o.groupMaxST, Logger: log,
+		TracerProvider: tel.TracerProvider, Metrics: tel.Registry,
 	})
 	if err != nil {
 		o.fs.Fail("%v", err)
 		return svcmain.ExitUsage
 	}
-	return svcmain.Run(log, g, nil)
+	return svcmain.Run(log, g, tel.SetReady)
 }

@@ -40,6 +40,8 @@ func TestBadFlagsAreNamed(t *testing.T) {
 		{[]string{"--default-storage-mode", "hybrid"}, "--default-storage-mode"},
 		{[]string{"--default-partitions", "0"}, "--default-partitions"},
 		{[]string{"--node-id", "-1"}, "--node-id"},
+		{[]string{"--http-addr", "9094"}, "--http-addr"},
+		{[]string{"--http-addr", "127.0.0.1:99999"}, "--http-addr"},
 	} {
 		_, err := parse(t, tc.args)
 		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {

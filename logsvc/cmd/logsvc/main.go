@@ -37,6 +37,7 @@ func run(args []string) int {
 		batchWait  = fs.Duration("diskless-batch-timeout", 100*time.Millisecond, "flush the diskless buffer this long after its first batch (batch_timeout_ms)")
 		uploads    = fs.Int("diskless-upload-parallelism", 4, "concurrent diskless uploads (upload_parallelism)")
 		cacheBytes = fs.Int64("read-cache-bytes", 100<<20, "cache of object ranges for diskless reads (read_cache_bytes)")
+		_          = fs.HTTPAddr("") // served by fs.Telemetry
 	)
 	if code, ok := fs.Parse(args); !ok {
 		return code
@@ -46,6 +47,12 @@ func run(args []string) int {
 		fs.Fail("%v", err)
 		return svcmain.ExitUsage
 	}
+	tel, err := fs.Telemetry("logsvc", log)
+	if err != nil {
+		fs.Fail("%v", err)
+		return svcmain.ExitUsage
+	}
+	defer tel.Close()
 	cli, err := fs.Etcd()
 	if err != nil {
 		fs.Fail("%v", err)
@@ -59,19 +66,21 @@ func run(args []string) int {
 			return svcmain.ExitUsage
 		}
 		defer bucket.Close()
+		bucket = objstore.Instrument(bucket, tel.Registry, tel.TracerProvider)
 	}
 	node, err := logsvc.New(logsvc.Config{
 		ID: *id, DataDir: *dataDir, ListenAddr: *addr, AdvertisedAddr: *advertised,
 		Etcd: cli, EtcdPrefix: *prefix, SessionTTL: *ttl, RetentionCheckInterval: *retention,
 		WAL: wal.Options{NoSync: *noSync}, Logger: log, ReadCacheBytes: *cacheBytes, Objects: objectsOrNil(bucket),
-		Diskless: buffer.Config{MaxBatchBytes: *batchBytes, MaxDelay: *batchWait, MaxInFlight: *uploads},
+		Diskless:       buffer.Config{MaxBatchBytes: *batchBytes, MaxDelay: *batchWait, MaxInFlight: *uploads},
+		TracerProvider: tel.TracerProvider, Metrics: tel.Registry,
 	})
 
 	if err != nil {
 		fs.Fail("%v", err)
 		return svcmain.ExitUsage
 	}
-	return svcmain.Run(log, node, nil)
+	return svcmain.Run(log, node, tel.SetReady)
 }
 
 // objectsOrNil keeps a missing bucket a nil interface (no diskless).

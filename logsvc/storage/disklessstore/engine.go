@@ -24,15 +24,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/streamline-dev/streamline/logsvc/buffer"
 	"github.com/streamline-dev/streamline/logsvc/storage"
 	uploadv1 "github.com/streamline-dev/streamline/proto/gen/streamline/upload/v1"
 	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/telemetry"
 )
 
 // Objects is what the read path needs of object storage (objstore
@@ -61,6 +63,9 @@ type Options struct {
 	// RPCTimeout bounds one upload or commit call (default 30 s).
 	RPCTimeout time.Duration
 	Logger     *slog.Logger
+	// TracerProvider traces a traced produce's wait in the buffer and its
+	// flush's upload and commit (nil or no-op: no spans).
+	TracerProvider trace.TracerProvider
 }
 
 // Engine is the diskless storage.Engine of one node.
@@ -72,6 +77,9 @@ type Engine struct {
 	cache *rangeCache
 	hedge hedger
 	seq   atomic.Uint64
+
+	tracer               trace.Tracer // nil: not tracing
+	ringHits, ringMisses atomic.Uint64
 
 	mu   sync.Mutex
 	logs map[string]*Log
@@ -97,7 +105,8 @@ func New(opts Options) *Engine {
 		opts.Logger = slog.Default()
 	}
 	e := &Engine{opts: opts, log: opts.Logger, ring: buffer.NewMemoryRing(opts.RingBytes),
-		cache: newRangeCache(opts.ReadCacheBytes), logs: map[string]*Log{}}
+		cache: newRangeCache(opts.ReadCacheBytes), logs: map[string]*Log{},
+		tracer: telemetry.Tracer(opts.TracerProvider, "github.com/streamline-dev/streamline/logsvc/storage/disklessstore")}
 	e.buf = buffer.New(opts.Buffer, e.flush)
 	return e
 }
@@ -127,19 +136,14 @@ func (e *Engine) Open(spec storage.PartitionSpec) (storage.Log, error) {
 	if len(first) == 1 {
 		start = first[0].BaseOffset
 	}
+	// DeleteRecords may have moved the start into the first range.
+	deleted, err := e.opts.Store.LogStart(ctx, spec.Topic.ID, spec.Partition)
+	if err != nil {
+		return nil, fmt.Errorf("diskless %s-%d: log start: %w", spec.Topic.Name, spec.Partition, err)
+	}
+	start = max(start, min(deleted, end))
 	l := &Log{e: e, spec: spec, stream: stream}
-	// Topic-level knobs apply to this partition's batches in the node's
-	// shared buffer; unset ones fall back to the node's flags.
-	if v, ok := spec.Topic.Configs[meta.ConfigBatchTimeoutMs]; ok {
-		if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms >= 0 {
-			l.maxDelay = max(time.Duration(ms)*time.Millisecond, time.Nanosecond) // 0: flush at once
-		}
-	}
-	if v, ok := spec.Topic.Configs[meta.ConfigBatchSizeBytes]; ok {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
-			l.maxBatchBytes = int(n)
-		}
-	}
+	l.Reconfigure(spec.Topic)
 	l.start.Store(start)
 	l.end.Store(end)
 	e.mu.Lock()
@@ -168,5 +172,6 @@ func (e *Engine) HedgedUploads() int {
 
 // itemMeta travels with each buffered batch to the flush.
 type itemMeta struct {
-	log *Log
+	log   *Log
+	trace trace.SpanContext // the batch's buffer-wait span, if traced
 }

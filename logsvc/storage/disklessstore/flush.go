@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/streamline-dev/streamline/logsvc/buffer"
 	"github.com/streamline-dev/streamline/logsvc/storage"
 	uploadv1 "github.com/streamline-dev/streamline/proto/gen/streamline/upload/v1"
@@ -13,7 +17,11 @@ import (
 // flush uploads one buffer flush through a live uploader (step 1, runs in
 // parallel with other flushes) and returns its commit (step 2, run by the
 // buffer one flush at a time, in order).
-func (e *Engine) flush(ctx context.Context, f *buffer.Flush) (buffer.CommitFunc, error) {
+func (e *Engine) flush(ctx context.Context, f *buffer.Flush) (_ buffer.CommitFunc, err error) {
+	parent, links := e.flushTrace(f)
+	var span trace.Span
+	ctx, span = e.startFlushSpan(ctx, parent, links, "logsvc.diskless.upload", f)
+	defer func() { endSpan(span, err) }()
 	req := &uploadv1.UploadRequest{NodeId: e.opts.NodeID, FlushSeq: f.Seq}
 	logs := make([]*Log, len(f.Streams))
 	for i, sp := range f.Streams {
@@ -33,7 +41,10 @@ func (e *Engine) flush(ctx context.Context, f *buffer.Flush) (buffer.CommitFunc,
 	if len(resp.GetPartitions()) != len(logs) {
 		return nil, fmt.Errorf("%w: uploader answered %d partitions for %d", storage.ErrStorage, len(resp.GetPartitions()), len(logs))
 	}
-	return func(ctx context.Context, streams []string) (map[string]error, error) {
+	return func(ctx context.Context, streams []string) (_ map[string]error, err error) {
+		var span trace.Span
+		ctx, span = e.startFlushSpan(ctx, parent, links, "logsvc.diskless.commit", f)
+		defer func() { endSpan(span, err) }()
 		want := map[string]bool{}
 		for _, s := range streams {
 			want[s] = true
@@ -54,7 +65,7 @@ func (e *Engine) flush(ctx context.Context, f *buffer.Flush) (buffer.CommitFunc,
 			return nil, nil
 		}
 		var cresp *uploadv1.CommitResponse
-		err := e.callUploader(ctx, func(ctx context.Context, c uploadv1.UploadServiceClient) (err error) {
+		err = e.callUploader(ctx, func(ctx context.Context, c uploadv1.UploadServiceClient) (err error) {
 			cresp, err = c.Commit(ctx, creq)
 			return err
 		})
@@ -80,6 +91,50 @@ func (e *Engine) flush(ctx context.Context, f *buffer.Flush) (buffer.CommitFunc,
 		}
 		return failed, nil
 	}, nil
+}
+
+// flushTrace finds a flush's traced batches: the first one's buffer-wait
+// span parents the flush's upload and commit spans (a flush mixes the
+// batches of many requests, so it can belong to one trace only), and every
+// traced batch is linked. Nothing when the engine does not trace.
+func (e *Engine) flushTrace(f *buffer.Flush) (parent trace.SpanContext, links []trace.Link) {
+	if e.tracer == nil {
+		return parent, nil
+	}
+	for _, it := range f.Items {
+		sc := it.Meta.(itemMeta).trace
+		if !sc.IsValid() {
+			continue
+		}
+		if !parent.IsValid() {
+			parent = sc
+		}
+		links = append(links, trace.Link{SpanContext: sc})
+	}
+	return parent, links
+}
+
+// startFlushSpan starts one step of a traced flush (no span when no batch
+// of it is traced, or the engine does not trace).
+func (e *Engine) startFlushSpan(ctx context.Context, parent trace.SpanContext, links []trace.Link, name string, f *buffer.Flush) (context.Context, trace.Span) {
+	if e.tracer == nil || !parent.IsValid() {
+		return ctx, nil
+	}
+	return e.tracer.Start(trace.ContextWithSpanContext(ctx, parent), name, trace.WithLinks(links...), trace.WithAttributes(
+		attribute.Int64("streamline.flush_seq", int64(f.Seq)), attribute.Int("streamline.flush_bytes", f.Bytes),
+		attribute.Int("streamline.flush_batches", len(f.Items)), attribute.Int("streamline.flush_partitions", len(f.Streams))))
+}
+
+// endSpan ends span (nil: not traced), recording err.
+func endSpan(span trace.Span, err error) {
+	if span == nil {
+		return
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 }
 
 // callUploader runs call against live uploaders until one succeeds: any

@@ -4,13 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/streamline-dev/streamline/logsvc/buffer"
 	"github.com/streamline-dev/streamline/logsvc/storage"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/recbatch"
+	"github.com/streamline-dev/streamline/shared/telemetry"
 )
 
 // manifestPage is how many manifest entries one etcd read fetches.
@@ -23,9 +28,9 @@ type Log struct {
 	stream string
 
 	// The topic's own batch_timeout_ms / batch_size_bytes when it set them
-	// (zero: the node's buffer defaults).
-	maxDelay      time.Duration
-	maxBatchBytes int
+	// (zero: the node's buffer defaults); Reconfigure changes them.
+	maxDelay      atomic.Int64 // time.Duration
+	maxBatchBytes atomic.Int64
 
 	start atomic.Int64 // first retained offset
 	end   atomic.Int64 // committed end
@@ -37,13 +42,33 @@ var _ storage.Log = (*Log)(nil)
 // Append hands the batch to the node's buffer. The result arrives once an
 // uploader wrote it to object storage and committed it to etcd.
 func (l *Log) Append(batch []byte, h recbatch.Header) <-chan error {
+	return l.AppendContext(context.Background(), batch, h)
+}
+
+// AppendContext implements storage.ContextAppender: Append, and when ctx
+// carries a recording span (the produce request's) and the engine traces,
+// the batch's time in the buffer - from Add, backpressure included, until
+// its flush is uploaded and committed - is a span logsvc.buffer.wait, the
+// parent of its flush's upload and commit spans.
+func (l *Log) AppendContext(ctx context.Context, batch []byte, h recbatch.Header) <-chan error {
+	im := itemMeta{log: l}
+	var wait trace.Span
+	if l.e.tracer != nil && telemetry.Recording(ctx) {
+		_, wait = l.e.tracer.Start(ctx, "logsvc.buffer.wait", trace.WithAttributes(
+			attribute.String("streamline.stream", l.stream), attribute.String("streamline.topic", l.spec.Topic.Name),
+			attribute.Int("streamline.partition", int(l.spec.Partition)), attribute.Int64("streamline.base_offset", h.BaseOffset),
+			attribute.Int("streamline.bytes", len(batch))))
+		im.trace = wait.SpanContext()
+	}
 	res := make(chan error, 1)
 	ch, err := l.e.buf.Add(context.Background(), buffer.Item{
-		Stream: l.stream, BaseOffset: h.BaseOffset, LastOffset: h.LastOffset(), Data: batch, Meta: itemMeta{log: l},
-		MaxDelay: l.maxDelay, MaxBatchBytes: l.maxBatchBytes,
+		Stream: l.stream, BaseOffset: h.BaseOffset, LastOffset: h.LastOffset(), Data: batch, Meta: im,
+		MaxDelay: time.Duration(l.maxDelay.Load()), MaxBatchBytes: int(l.maxBatchBytes.Load()),
 	})
 	if err != nil {
-		res <- fmt.Errorf("%w: %v", storage.ErrStorage, err)
+		err = fmt.Errorf("%w: %v", storage.ErrStorage, err)
+		endSpan(wait, err)
+		res <- err
 		return res
 	}
 	go func() {
@@ -59,13 +84,68 @@ func (l *Log) Append(batch []byte, h recbatch.Header) <-chan error {
 		} else if !errors.Is(err, storage.ErrFenced) && !errors.Is(err, storage.ErrStorage) {
 			err = fmt.Errorf("%w: %v", storage.ErrStorage, err)
 		}
+		endSpan(wait, err)
 		res <- err
 	}()
 	return res
 }
 
+// Reconfigure implements storage.Log: the topic-level knobs apply to this
+// partition's later batches in the node's shared buffer; unset ones fall
+// back to the node's flags.
+func (l *Log) Reconfigure(t meta.Topic) {
+	var delay, size int64
+	if v, ok := t.Configs[meta.ConfigBatchTimeoutMs]; ok {
+		if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms >= 0 {
+			delay = int64(max(time.Duration(ms)*time.Millisecond, time.Nanosecond)) // 0: flush at once
+		}
+	}
+	if v, ok := t.Configs[meta.ConfigBatchSizeBytes]; ok {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
+			size = n
+		}
+	}
+	l.maxDelay.Store(delay)
+	l.maxBatchBytes.Store(size)
+}
+
 // StartOffset implements storage.Log.
 func (l *Log) StartOffset() int64 { return l.start.Load() }
+
+// raiseStart moves the start forward, never back (retention and
+// DeleteRecords may race).
+func (l *Log) raiseStart(start int64) {
+	for {
+		cur := l.start.Load()
+		if start <= cur || l.start.CompareAndSwap(cur, start) {
+			return
+		}
+	}
+}
+
+// DeleteRecords implements storage.Log: the new start and the deletion of
+// the manifest entries wholly below it are one etcd transaction, fenced by
+// the partition's leader revision like commits (a deposed leader gets
+// ErrFenced). Their objects become unreferenced and are collected.
+func (l *Log) DeleteRecords(offset int64) error {
+	if offset > l.end.Load() {
+		return fmt.Errorf("%w: cannot delete below %d, the log ends at %d", storage.ErrOffsetOutOfRange, offset, l.end.Load())
+	}
+	if offset <= l.start.Load() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.e.opts.RPCTimeout)
+	defer cancel()
+	start, err := l.e.opts.Store.AdvanceLogStart(ctx, l.spec.Topic.Name, l.spec.Topic.ID, l.spec.Partition, l.spec.Leader.ModRevision, offset)
+	switch {
+	case errors.Is(err, meta.ErrCommitFenced):
+		return fmt.Errorf("%w: %v", storage.ErrFenced, err)
+	case err != nil:
+		return fmt.Errorf("%w: delete records of %s-%d: %v", storage.ErrStorage, l.spec.Topic.Name, l.spec.Partition, err)
+	}
+	l.raiseStart(start)
+	return nil
+}
 
 // EndOffset implements storage.Log: the committed end.
 func (l *Log) EndOffset() int64 { return l.end.Load() }
@@ -79,8 +159,10 @@ func (l *Log) Read(offset int64, maxBytes int, maxOffset int64, minOne bool) ([]
 		return nil, nil
 	}
 	if data, ok := l.e.ring.Read(l.stream, offset, max(maxBytes, 1)); ok {
+		l.e.ringHits.Add(1)
 		return cut(data, offset, maxBytes, maxOffset, minOne), nil
 	}
+	l.e.ringMisses.Add(1)
 	ctx, cancel := context.WithTimeout(context.Background(), l.e.opts.RPCTimeout)
 	defer cancel()
 	ranges, err := l.e.opts.Store.RangesFrom(ctx, l.spec.Topic.ID, l.spec.Partition, offset, manifestPage)
@@ -186,7 +268,8 @@ func (l *Log) OffsetForTimestamp(ts int64) (int64, int64, bool, error) {
 	defer cancel()
 	found := false
 	var offset, at int64
-	err := l.eachRange(ctx, l.start.Load(), func(r meta.Coords) error {
+	from := l.start.Load() // records below the start are never an answer
+	err := l.eachRange(ctx, from, func(r meta.Coords) error {
 		if r.MaxTimestamp < ts {
 			return nil
 		}
@@ -195,16 +278,16 @@ func (l *Log) OffsetForTimestamp(ts int64) (int64, int64, bool, error) {
 			return err
 		}
 		_, _ = recbatch.Iterate(data, false, func(h recbatch.Header, b []byte) error {
-			if h.MaxTimestamp < ts {
+			if h.MaxTimestamp < ts || h.LastOffset() < from {
 				return nil
 			}
 			recs, err := recbatch.RecordTimestamps(b)
 			if err != nil {
-				offset, at, found = h.BaseOffset, h.MaxTimestamp, true
+				offset, at, found = max(h.BaseOffset, from), h.MaxTimestamp, true
 				return errStop
 			}
 			for _, rm := range recs {
-				if rm.Timestamp >= ts {
+				if rm.Timestamp >= ts && h.BaseOffset+int64(rm.OffsetDelta) >= from {
 					offset, at, found = h.BaseOffset+int64(rm.OffsetDelta), rm.Timestamp, true
 					return errStop
 				}
@@ -304,7 +387,7 @@ func (l *Log) ApplyRetention(retentionMs, retentionBytes int64) error {
 	if err := l.e.opts.Store.DeleteRangesBefore(ctx, l.spec.Topic.ID, l.spec.Partition, newStart); err != nil {
 		return err
 	}
-	l.start.Store(newStart)
+	l.raiseStart(newStart)
 	return nil
 }
 

@@ -18,6 +18,7 @@
 //	wal/wal-<seq>.log                  the node WAL
 //	partitions/<topicID>-<n>/          one partition (segment files)
 //	partitions/<topicID>-<n>/partition.json   topic name and number, for people
+//	partitions/<topicID>-<n>/log-start-offset the start set by DeleteRecords (package segment)
 package localstore
 
 import (
@@ -173,16 +174,21 @@ func (e *Engine) Open(spec storage.PartitionSpec) (storage.Log, error) {
 	if err := writeDescriptor(dir, spec); err != nil {
 		return nil, err
 	}
-	seg, err := segment.Open(dir, segment.Config{
-		SegmentBytes: spec.Topic.Int64(meta.ConfigSegmentBytes, spec.Defaults),
-		SegmentAge:   time.Duration(spec.Topic.Int64(meta.ConfigSegmentMs, spec.Defaults)) * time.Millisecond,
-	})
+	seg, err := segment.Open(dir, segmentConfig(spec.Topic, spec.Defaults))
 	if err != nil {
 		return nil, fmt.Errorf("open %s-%d: %w", spec.Topic.Name, spec.Partition, err)
 	}
-	l := newLog(e, stream, seg)
+	l := newLog(e, stream, seg, spec.Defaults)
 	e.logs[stream] = l
 	return l, nil
+}
+
+// segmentConfig is the segment rolling of topic t (segment.bytes, segment.ms).
+func segmentConfig(t meta.Topic, d meta.Defaults) segment.Config {
+	return segment.Config{
+		SegmentBytes: t.Int64(meta.ConfigSegmentBytes, d),
+		SegmentAge:   time.Duration(t.Int64(meta.ConfigSegmentMs, d)) * time.Millisecond,
+	}
 }
 
 // forget drops a log from the open set. It is called only after the log is

@@ -9,6 +9,7 @@ import (
 	"github.com/streamline-dev/streamline/logsvc/segment"
 	"github.com/streamline-dev/streamline/logsvc/storage"
 	"github.com/streamline-dev/streamline/logsvc/wal"
+	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/recbatch"
 )
 
@@ -22,6 +23,7 @@ const (
 	opAppend opKind = iota
 	opSync
 	opRetention
+	opDeleteRecords
 )
 
 type op struct {
@@ -32,6 +34,8 @@ type op struct {
 	res   chan error
 	// retention limits
 	ms, bytes int64
+	// delete records below
+	offset int64
 	// sync answer: the WAL seq durable in segments
 	synced *uint64
 }
@@ -41,9 +45,10 @@ type op struct {
 // writer (appends, fsyncs and retention all go through it), as package
 // segment requires.
 type Log struct {
-	e      *Engine
-	stream string
-	seg    *segment.Log
+	e        *Engine
+	stream   string
+	seg      *segment.Log
+	defaults meta.Defaults
 
 	mu     sync.Mutex // guards closed and sends on ops
 	closed bool
@@ -54,8 +59,8 @@ type Log struct {
 	failed  atomic.Pointer[error]
 }
 
-func newLog(e *Engine, stream string, seg *segment.Log) *Log {
-	l := &Log{e: e, stream: stream, seg: seg, ops: make(chan op, applierQueue), done: make(chan struct{})}
+func newLog(e *Engine, stream string, seg *segment.Log, defaults meta.Defaults) *Log {
+	l := &Log{e: e, stream: stream, seg: seg, defaults: defaults, ops: make(chan op, applierQueue), done: make(chan struct{})}
 	go l.apply()
 	return l
 }
@@ -86,6 +91,8 @@ func (l *Log) apply() {
 		case opRetention:
 			_, err := l.seg.ApplyRetention(o.ms, o.bytes)
 			o.res <- err
+		case opDeleteRecords:
+			o.res <- mapErr(l.seg.DeleteBefore(o.offset))
 		}
 	}
 }
@@ -160,6 +167,22 @@ func (l *Log) ApplyRetention(ms, bytes int64) error {
 	}
 	return <-res
 }
+
+// DeleteRecords implements storage.Log through the applier (the segment's
+// only writer), after the appends queued before it: the segment moves its
+// start and checkpoints it in the partition directory.
+func (l *Log) DeleteRecords(offset int64) error {
+	res := make(chan error, 1)
+	if err := l.send(op{kind: opDeleteRecords, offset: offset, res: res}); err != nil {
+		return err
+	}
+	return <-res
+}
+
+// Reconfigure implements storage.Log: the segment's rolling thresholds
+// change at once (segment.Log.SetConfig is safe next to the applier's
+// writes; it does not need to wait for queued appends).
+func (l *Log) Reconfigure(t meta.Topic) { l.seg.SetConfig(segmentConfig(t, l.defaults)) }
 
 // Size implements storage.Log.
 func (l *Log) Size() int64 { return l.seg.Size() }

@@ -54,6 +54,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ManyAppendsInFlight", func(t *testing.T) { manyInFlight(t, h) })
 	t.Run("OffsetForTimestamp", func(t *testing.T) { offsetForTimestamp(t, h) })
 	t.Run("Remove", func(t *testing.T) { remove(t, h) })
+	t.Run("DeleteRecords", func(t *testing.T) { deleteRecords(t, h) })
 }
 
 func appendReadReopen(t *testing.T, h Harness) {
@@ -174,5 +175,104 @@ func remove(t *testing.T, h Harness) {
 	}
 	if l2.EndOffset() != 0 {
 		t.Fatalf("new topic starts at %d", l2.EndOffset())
+	}
+}
+
+// bases lists the base offsets of concatenated batches.
+func bases(t testing.TB, b []byte) []int64 {
+	t.Helper()
+	var out []int64
+	if _, err := recbatch.Iterate(b, true, func(h recbatch.Header, _ []byte) error { out = append(out, h.BaseOffset); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func deleteRecords(t *testing.T, h Harness) {
+	e := h.New(t)
+	spec := Spec("e")
+	l, err := e.Open(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := Append(t, l, 0, 1000, "a", "b", "c") // offsets 0-2, timestamps 1000-1002
+	next = Append(t, l, next, 2000, "d", "e")    // 3-4, 2000-2001
+	next = Append(t, l, next, 3000, "f")         // 5, 3000
+	if err := l.DeleteRecords(next + 1); !errors.Is(err, storage.ErrOffsetOutOfRange) {
+		t.Fatalf("delete past the end: %v", err)
+	}
+	// Offset 4 lies inside the second batch: the start is exactly 4.
+	if err := l.DeleteRecords(4); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		if l.StartOffset() != 4 || l.EndOffset() != next {
+			t.Fatalf("%s: start %d end %d, want 4 and %d", when, l.StartOffset(), l.EndOffset(), next)
+		}
+		for _, off := range []int64{0, 3} {
+			if _, err := l.Read(off, 1<<20, next, true); !errors.Is(err, storage.ErrOffsetOutOfRange) {
+				t.Fatalf("%s: read at %d below the start: %v", when, off, err)
+			}
+		}
+		// A read at the start returns the whole batch holding it.
+		if got := bases(t, mustRead(t, l, 4)); len(got) != 2 || got[0] != 3 || got[1] != 5 {
+			t.Fatalf("%s: read at the start: bases %v", when, got)
+		}
+		// Offset 3 (timestamp 2000) is below the start: never an answer.
+		for _, c := range []struct{ ts, off, at int64 }{{0, 4, 2001}, {2000, 4, 2001}, {2500, 5, 3000}} {
+			o, at, ok, err := l.OffsetForTimestamp(c.ts)
+			if err != nil || !ok || o != c.off || at != c.at {
+				t.Fatalf("%s: timestamp %d: offset %d at %d ok %v err %v; want %d at %d", when, c.ts, o, at, ok, err, c.off, c.at)
+			}
+		}
+	}
+	check("after delete")
+	// Never backwards.
+	if err := l.DeleteRecords(1); err != nil {
+		t.Fatal(err)
+	}
+	check("after deleting below the start")
+
+	e = h.Reopen(t, e)
+	if l, err = e.Open(spec); err != nil {
+		t.Fatal(err)
+	}
+	check("after reopen")
+
+	// Changed configs apply to a running log without disturbing it.
+	changed := spec.Topic
+	changed.Configs = map[string]string{meta.ConfigSegmentBytes: "1024", meta.ConfigBatchTimeoutMs: "0", meta.ConfigBatchSizeBytes: "1"}
+	l.Reconfigure(changed)
+	next = Append(t, l, next, 4000, "g")
+	next = Append(t, l, next, 5000, "h")
+	if got := bases(t, mustRead(t, l, 4)); len(got) != 4 || got[3] != 7 {
+		t.Fatalf("after reconfigure: bases %v", got)
+	}
+
+	// Everything: start == end, reads at the end are empty, appends go on.
+	if err := l.DeleteRecords(next); err != nil {
+		t.Fatal(err)
+	}
+	if l.StartOffset() != next || l.EndOffset() != next {
+		t.Fatalf("all deleted: start %d end %d, want %d", l.StartOffset(), l.EndOffset(), next)
+	}
+	if b, err := l.Read(next, 1<<20, next, true); err != nil || len(b) != 0 {
+		t.Fatalf("read at the end: %d bytes, %v", len(b), err)
+	}
+	if _, _, ok, _ := l.OffsetForTimestamp(0); ok {
+		t.Fatal("a deleted record answered a timestamp lookup")
+	}
+	deletedAll := next
+	next = Append(t, l, next, 6000, "i")
+	e = h.Reopen(t, e)
+	if l, err = e.Open(spec); err != nil {
+		t.Fatal(err)
+	}
+	if l.StartOffset() != deletedAll || l.EndOffset() != next {
+		t.Fatalf("reopened: start %d end %d, want %d and %d", l.StartOffset(), l.EndOffset(), deletedAll, next)
+	}
+	if got := bases(t, mustRead(t, l, deletedAll)); len(got) != 1 || got[0] != deletedAll {
+		t.Fatalf("reopened: bases %v", got)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/streamline-dev/streamline/services/allinone"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/svcmain"
+	"github.com/streamline-dev/streamline/shared/telemetry"
 )
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -28,6 +29,7 @@ func run(args []string) int {
 	fs.StringVar(&d.EtcdClientAddr, "etcd-client-addr", d.EtcdClientAddr, "embedded etcd client address (etcdctl connects here)")
 	fs.StringVar(&d.EtcdPeerAddr, "etcd-peer-addr", d.EtcdPeerAddr, "embedded etcd peer address")
 	fs.StringVar(&d.AdminAddr, "admin-addr", d.AdminAddr, "admin gRPC API listen address (grpcurl, streamline-cli); empty: none")
+	fs.StringVar(&d.HTTPAddr, "http-addr", d.HTTPAddr, "serve Prometheus /metrics, /healthz and /readyz (503 until started and registered) on this host:port (empty: off)")
 	fs.StringVar(&d.LogsvcAddr, "logsvc-addr", d.LogsvcAddr, "internal gRPC address of the log service")
 	fs.StringVar(&d.UploaderAddr, "uploader-addr", d.UploaderAddr, "internal gRPC address of the uploader")
 	fs.StringVar(&d.ClusterID, "cluster-id", d.ClusterID, "cluster id reported to clients")
@@ -54,12 +56,29 @@ func run(args []string) int {
 		fs.Fail("%v", err)
 		return svcmain.ExitUsage
 	}
+	// Tracing from OTEL_EXPORTER_OTLP_* (off when none is set); the
+	// server itself serves --http-addr.
+	tp, stopTracing, err := telemetry.NewTracerProvider(context.Background(), "streamline")
+	if err != nil {
+		fs.Fail("%v", err)
+		return svcmain.ExitUsage
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		stopTracing(ctx)
+	}()
+	telemetry.LogTracing(tp, "streamline", log)
+	d.TracerProvider = tp
 	srv := &server{cfg: d}
 	return svcmain.Run(log, srv, func() {
 		fmt.Printf("Streamline is ready. Kafka clients connect to %s (etcd at %s, data in %s)\n",
 			srv.s.KafkaAddr(), srv.s.EtcdEndpoint(), d.DataDir)
 		if a := srv.s.AdminAddr(); a != "" {
 			fmt.Printf("Admin gRPC API at %s (grpcurl -plaintext %s list)\n", a, a)
+		}
+		if a := srv.s.HTTPAddr(); a != "" {
+			fmt.Printf("Metrics at http://%s/metrics (health: /healthz, /readyz)\n", a)
 		}
 	})
 }

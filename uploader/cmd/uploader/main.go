@@ -30,6 +30,7 @@ func run(args []string) int {
 		objects    = fs.String("object-store", "", "object store to write flushes to: file:///dir or s3://bucket/prefix?endpoint=...&region=... (empty: none; uploads are refused)")
 		gcGrace    = fs.Duration("gc-grace", gc.DefaultGrace, "age below which an unreferenced object is never garbage-collected; commits of objects older than half of it are refused (same value on every uploader)")
 		gcInterval = fs.Duration("gc-interval", gc.DefaultInterval, "time between garbage-collection passes of the elected uploader")
+		_          = fs.HTTPAddr("") // served by fs.Telemetry
 	)
 	if code, ok := fs.Parse(args); !ok {
 		return code
@@ -39,6 +40,12 @@ func run(args []string) int {
 		fs.Fail("%v", err)
 		return svcmain.ExitUsage
 	}
+	tel, err := fs.Telemetry("uploader", log)
+	if err != nil {
+		fs.Fail("%v", err)
+		return svcmain.ExitUsage
+	}
+	defer tel.Close()
 	cli, err := fs.Etcd()
 	if err != nil {
 		fs.Fail("%v", err)
@@ -46,7 +53,7 @@ func run(args []string) int {
 	}
 	defer cli.Close()
 	cfg := uploader.Config{ID: *id, ListenAddr: *addr, AdvertisedAddr: *advertised, Etcd: cli, EtcdPrefix: *prefix, SessionTTL: *ttl,
-		GCGrace: *gcGrace, GCInterval: *gcInterval, Logger: log}
+		GCGrace: *gcGrace, GCInterval: *gcInterval, Logger: log, TracerProvider: tel.TracerProvider, Metrics: tel.Registry}
 	if *objects != "" {
 		bucket, err := objstore.Open(context.Background(), *objects)
 		if err != nil {
@@ -54,12 +61,12 @@ func run(args []string) int {
 			return svcmain.ExitUsage
 		}
 		defer bucket.Close()
-		cfg.Objects = bucket
+		cfg.Objects = objstore.Instrument(bucket, tel.Registry, tel.TracerProvider)
 	}
 	u, err := uploader.New(cfg)
 	if err != nil {
 		fs.Fail("%v", err)
 		return svcmain.ExitUsage
 	}
-	return svcmain.Run(log, u, nil)
+	return svcmain.Run(log, u, tel.SetReady)
 }

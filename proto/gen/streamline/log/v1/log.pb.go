@@ -313,8 +313,12 @@ func (x *ProducePartitionResult) GetLogStartOffset() int64 {
 type ProduceStreamRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Chosen by the sender, unique on the stream; echoed in the response.
-	Id            uint64          `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Request       *ProduceRequest `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	Id      uint64          `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Request *ProduceRequest `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	// W3C trace context (traceparent, tracestate) of the Kafka request this
+	// message carries; empty when the sender does not trace it. The stream
+	// outlives many requests, so its gRPC metadata cannot carry it.
+	TraceContext  map[string]string `protobuf:"bytes,3,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -359,6 +363,13 @@ func (x *ProduceStreamRequest) GetId() uint64 {
 func (x *ProduceStreamRequest) GetRequest() *ProduceRequest {
 	if x != nil {
 		return x.Request
+	}
+	return nil
+}
+
+func (x *ProduceStreamRequest) GetTraceContext() map[string]string {
+	if x != nil {
+		return x.TraceContext
 	}
 	return nil
 }
@@ -1267,6 +1278,250 @@ func (x *OffsetForLeaderEpochPartitionResult) GetEndOffset() int64 {
 	return 0
 }
 
+// DeleteRecordsRequest moves the log start of several partitions led by
+// this node.
+type DeleteRecordsRequest struct {
+	state         protoimpl.MessageState    `protogen:"open.v1"`
+	Partitions    []*DeleteRecordsPartition `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecordsRequest) Reset() {
+	*x = DeleteRecordsRequest{}
+	mi := &file_streamline_log_v1_log_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecordsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecordsRequest) ProtoMessage() {}
+
+func (x *DeleteRecordsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_log_v1_log_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecordsRequest.ProtoReflect.Descriptor instead.
+func (*DeleteRecordsRequest) Descriptor() ([]byte, []int) {
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *DeleteRecordsRequest) GetPartitions() []*DeleteRecordsPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+// DeleteRecordsPartition is one partition's new log start.
+type DeleteRecordsPartition struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	TopicId   []byte                 `protobuf:"bytes,2,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
+	Partition int32                  `protobuf:"varint,3,opt,name=partition,proto3" json:"partition,omitempty"`
+	// Records below this offset are deleted; -1 means the high watermark.
+	// Above the high watermark, or negative other than -1, is
+	// OFFSET_OUT_OF_RANGE. At or below the current log start it changes
+	// nothing.
+	Offset        int64 `protobuf:"varint,4,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecordsPartition) Reset() {
+	*x = DeleteRecordsPartition{}
+	mi := &file_streamline_log_v1_log_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecordsPartition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecordsPartition) ProtoMessage() {}
+
+func (x *DeleteRecordsPartition) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_log_v1_log_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecordsPartition.ProtoReflect.Descriptor instead.
+func (*DeleteRecordsPartition) Descriptor() ([]byte, []int) {
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *DeleteRecordsPartition) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *DeleteRecordsPartition) GetTopicId() []byte {
+	if x != nil {
+		return x.TopicId
+	}
+	return nil
+}
+
+func (x *DeleteRecordsPartition) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *DeleteRecordsPartition) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+// DeleteRecordsResponse has one result per requested partition, in
+// request order.
+type DeleteRecordsResponse struct {
+	state         protoimpl.MessageState          `protogen:"open.v1"`
+	Partitions    []*DeleteRecordsPartitionResult `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecordsResponse) Reset() {
+	*x = DeleteRecordsResponse{}
+	mi := &file_streamline_log_v1_log_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecordsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecordsResponse) ProtoMessage() {}
+
+func (x *DeleteRecordsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_log_v1_log_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecordsResponse.ProtoReflect.Descriptor instead.
+func (*DeleteRecordsResponse) Descriptor() ([]byte, []int) {
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *DeleteRecordsResponse) GetPartitions() []*DeleteRecordsPartitionResult {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+// DeleteRecordsPartitionResult is the outcome for one partition.
+type DeleteRecordsPartitionResult struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Topic        string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition    int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	ErrorCode    int32                  `protobuf:"varint,3,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage string                 `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// The partition's log start offset after the call (Kafka's low
+	// watermark); -1 on error.
+	LowWatermark  int64 `protobuf:"varint,5,opt,name=low_watermark,json=lowWatermark,proto3" json:"low_watermark,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecordsPartitionResult) Reset() {
+	*x = DeleteRecordsPartitionResult{}
+	mi := &file_streamline_log_v1_log_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecordsPartitionResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecordsPartitionResult) ProtoMessage() {}
+
+func (x *DeleteRecordsPartitionResult) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_log_v1_log_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecordsPartitionResult.ProtoReflect.Descriptor instead.
+func (*DeleteRecordsPartitionResult) Descriptor() ([]byte, []int) {
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *DeleteRecordsPartitionResult) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *DeleteRecordsPartitionResult) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *DeleteRecordsPartitionResult) GetErrorCode() int32 {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return 0
+}
+
+func (x *DeleteRecordsPartitionResult) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
+func (x *DeleteRecordsPartitionResult) GetLowWatermark() int64 {
+	if x != nil {
+		return x.LowWatermark
+	}
+	return 0
+}
+
 var File_streamline_log_v1_log_proto protoreflect.FileDescriptor
 
 const file_streamline_log_v1_log_proto_rawDesc = "" +
@@ -1297,10 +1552,14 @@ const file_streamline_log_v1_log_proto_rawDesc = "" +
 	"\vbase_offset\x18\x05 \x01(\x03R\n" +
 	"baseOffset\x12+\n" +
 	"\x12log_append_time_ms\x18\x06 \x01(\x03R\x0flogAppendTimeMs\x12(\n" +
-	"\x10log_start_offset\x18\a \x01(\x03R\x0elogStartOffset\"c\n" +
+	"\x10log_start_offset\x18\a \x01(\x03R\x0elogStartOffset\"\x84\x02\n" +
 	"\x14ProduceStreamRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12;\n" +
-	"\arequest\x18\x02 \x01(\v2!.streamline.log.v1.ProduceRequestR\arequest\"g\n" +
+	"\arequest\x18\x02 \x01(\v2!.streamline.log.v1.ProduceRequestR\arequest\x12^\n" +
+	"\rtrace_context\x18\x03 \x03(\v29.streamline.log.v1.ProduceStreamRequest.TraceContextEntryR\ftraceContext\x1a?\n" +
+	"\x11TraceContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"g\n" +
 	"\x15ProduceStreamResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12>\n" +
 	"\bresponse\x18\x02 \x01(\v2\".streamline.log.v1.ProduceResponseR\bresponse\"\xd4\x01\n" +
@@ -1380,14 +1639,35 @@ const file_streamline_log_v1_log_proto_rawDesc = "" +
 	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\x12!\n" +
 	"\fleader_epoch\x18\x05 \x01(\x05R\vleaderEpoch\x12\x1d\n" +
 	"\n" +
-	"end_offset\x18\x06 \x01(\x03R\tendOffset2\xe9\x03\n" +
+	"end_offset\x18\x06 \x01(\x03R\tendOffset\"a\n" +
+	"\x14DeleteRecordsRequest\x12I\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2).streamline.log.v1.DeleteRecordsPartitionR\n" +
+	"partitions\"\x7f\n" +
+	"\x16DeleteRecordsPartition\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x19\n" +
+	"\btopic_id\x18\x02 \x01(\fR\atopicId\x12\x1c\n" +
+	"\tpartition\x18\x03 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x04 \x01(\x03R\x06offset\"h\n" +
+	"\x15DeleteRecordsResponse\x12O\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2/.streamline.log.v1.DeleteRecordsPartitionResultR\n" +
+	"partitions\"\xbb\x01\n" +
+	"\x1cDeleteRecordsPartitionResult\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x03 \x01(\x05R\terrorCode\x12#\n" +
+	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\x12#\n" +
+	"\rlow_watermark\x18\x05 \x01(\x03R\flowWatermark2\xcd\x04\n" +
 	"\n" +
 	"LogService\x12P\n" +
 	"\aProduce\x12!.streamline.log.v1.ProduceRequest\x1a\".streamline.log.v1.ProduceResponse\x12f\n" +
 	"\rProduceStream\x12'.streamline.log.v1.ProduceStreamRequest\x1a(.streamline.log.v1.ProduceStreamResponse(\x010\x01\x12J\n" +
 	"\x05Fetch\x12\x1f.streamline.log.v1.FetchRequest\x1a .streamline.log.v1.FetchResponse\x12\\\n" +
 	"\vListOffsets\x12%.streamline.log.v1.ListOffsetsRequest\x1a&.streamline.log.v1.ListOffsetsResponse\x12w\n" +
-	"\x14OffsetForLeaderEpoch\x12..streamline.log.v1.OffsetForLeaderEpochRequest\x1a/.streamline.log.v1.OffsetForLeaderEpochResponseB\xcf\x01\n" +
+	"\x14OffsetForLeaderEpoch\x12..streamline.log.v1.OffsetForLeaderEpochRequest\x1a/.streamline.log.v1.OffsetForLeaderEpochResponse\x12b\n" +
+	"\rDeleteRecords\x12'.streamline.log.v1.DeleteRecordsRequest\x1a(.streamline.log.v1.DeleteRecordsResponseB\xcf\x01\n" +
 	"\x15com.streamline.log.v1B\bLogProtoP\x01ZFgithub.com/streamline-dev/streamline/proto/gen/streamline/log/v1;logv1\xa2\x02\x03SLX\xaa\x02\x11Streamline.Log.V1\xca\x02\x11Streamline\\Log\\V1\xe2\x02\x1dStreamline\\Log\\V1\\GPBMetadata\xea\x02\x13Streamline::Log::V1b\x06proto3"
 
 var (
@@ -1402,7 +1682,7 @@ func file_streamline_log_v1_log_proto_rawDescGZIP() []byte {
 	return file_streamline_log_v1_log_proto_rawDescData
 }
 
-var file_streamline_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_streamline_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_streamline_log_v1_log_proto_goTypes = []any{
 	(*ProduceRequest)(nil),                      // 0: streamline.log.v1.ProduceRequest
 	(*ProducePartition)(nil),                    // 1: streamline.log.v1.ProducePartition
@@ -1422,33 +1702,43 @@ var file_streamline_log_v1_log_proto_goTypes = []any{
 	(*OffsetForLeaderEpochPartition)(nil),       // 15: streamline.log.v1.OffsetForLeaderEpochPartition
 	(*OffsetForLeaderEpochResponse)(nil),        // 16: streamline.log.v1.OffsetForLeaderEpochResponse
 	(*OffsetForLeaderEpochPartitionResult)(nil), // 17: streamline.log.v1.OffsetForLeaderEpochPartitionResult
+	(*DeleteRecordsRequest)(nil),                // 18: streamline.log.v1.DeleteRecordsRequest
+	(*DeleteRecordsPartition)(nil),              // 19: streamline.log.v1.DeleteRecordsPartition
+	(*DeleteRecordsResponse)(nil),               // 20: streamline.log.v1.DeleteRecordsResponse
+	(*DeleteRecordsPartitionResult)(nil),        // 21: streamline.log.v1.DeleteRecordsPartitionResult
+	nil,                                         // 22: streamline.log.v1.ProduceStreamRequest.TraceContextEntry
 }
 var file_streamline_log_v1_log_proto_depIdxs = []int32{
 	1,  // 0: streamline.log.v1.ProduceRequest.partitions:type_name -> streamline.log.v1.ProducePartition
 	3,  // 1: streamline.log.v1.ProduceResponse.partitions:type_name -> streamline.log.v1.ProducePartitionResult
 	0,  // 2: streamline.log.v1.ProduceStreamRequest.request:type_name -> streamline.log.v1.ProduceRequest
-	2,  // 3: streamline.log.v1.ProduceStreamResponse.response:type_name -> streamline.log.v1.ProduceResponse
-	7,  // 4: streamline.log.v1.FetchRequest.partitions:type_name -> streamline.log.v1.FetchPartition
-	9,  // 5: streamline.log.v1.FetchResponse.partitions:type_name -> streamline.log.v1.FetchPartitionResult
-	11, // 6: streamline.log.v1.ListOffsetsRequest.partitions:type_name -> streamline.log.v1.ListOffsetsPartition
-	13, // 7: streamline.log.v1.ListOffsetsResponse.partitions:type_name -> streamline.log.v1.ListOffsetsPartitionResult
-	15, // 8: streamline.log.v1.OffsetForLeaderEpochRequest.partitions:type_name -> streamline.log.v1.OffsetForLeaderEpochPartition
-	17, // 9: streamline.log.v1.OffsetForLeaderEpochResponse.partitions:type_name -> streamline.log.v1.OffsetForLeaderEpochPartitionResult
-	0,  // 10: streamline.log.v1.LogService.Produce:input_type -> streamline.log.v1.ProduceRequest
-	4,  // 11: streamline.log.v1.LogService.ProduceStream:input_type -> streamline.log.v1.ProduceStreamRequest
-	6,  // 12: streamline.log.v1.LogService.Fetch:input_type -> streamline.log.v1.FetchRequest
-	10, // 13: streamline.log.v1.LogService.ListOffsets:input_type -> streamline.log.v1.ListOffsetsRequest
-	14, // 14: streamline.log.v1.LogService.OffsetForLeaderEpoch:input_type -> streamline.log.v1.OffsetForLeaderEpochRequest
-	2,  // 15: streamline.log.v1.LogService.Produce:output_type -> streamline.log.v1.ProduceResponse
-	5,  // 16: streamline.log.v1.LogService.ProduceStream:output_type -> streamline.log.v1.ProduceStreamResponse
-	8,  // 17: streamline.log.v1.LogService.Fetch:output_type -> streamline.log.v1.FetchResponse
-	12, // 18: streamline.log.v1.LogService.ListOffsets:output_type -> streamline.log.v1.ListOffsetsResponse
-	16, // 19: streamline.log.v1.LogService.OffsetForLeaderEpoch:output_type -> streamline.log.v1.OffsetForLeaderEpochResponse
-	15, // [15:20] is the sub-list for method output_type
-	10, // [10:15] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	22, // 3: streamline.log.v1.ProduceStreamRequest.trace_context:type_name -> streamline.log.v1.ProduceStreamRequest.TraceContextEntry
+	2,  // 4: streamline.log.v1.ProduceStreamResponse.response:type_name -> streamline.log.v1.ProduceResponse
+	7,  // 5: streamline.log.v1.FetchRequest.partitions:type_name -> streamline.log.v1.FetchPartition
+	9,  // 6: streamline.log.v1.FetchResponse.partitions:type_name -> streamline.log.v1.FetchPartitionResult
+	11, // 7: streamline.log.v1.ListOffsetsRequest.partitions:type_name -> streamline.log.v1.ListOffsetsPartition
+	13, // 8: streamline.log.v1.ListOffsetsResponse.partitions:type_name -> streamline.log.v1.ListOffsetsPartitionResult
+	15, // 9: streamline.log.v1.OffsetForLeaderEpochRequest.partitions:type_name -> streamline.log.v1.OffsetForLeaderEpochPartition
+	17, // 10: streamline.log.v1.OffsetForLeaderEpochResponse.partitions:type_name -> streamline.log.v1.OffsetForLeaderEpochPartitionResult
+	19, // 11: streamline.log.v1.DeleteRecordsRequest.partitions:type_name -> streamline.log.v1.DeleteRecordsPartition
+	21, // 12: streamline.log.v1.DeleteRecordsResponse.partitions:type_name -> streamline.log.v1.DeleteRecordsPartitionResult
+	0,  // 13: streamline.log.v1.LogService.Produce:input_type -> streamline.log.v1.ProduceRequest
+	4,  // 14: streamline.log.v1.LogService.ProduceStream:input_type -> streamline.log.v1.ProduceStreamRequest
+	6,  // 15: streamline.log.v1.LogService.Fetch:input_type -> streamline.log.v1.FetchRequest
+	10, // 16: streamline.log.v1.LogService.ListOffsets:input_type -> streamline.log.v1.ListOffsetsRequest
+	14, // 17: streamline.log.v1.LogService.OffsetForLeaderEpoch:input_type -> streamline.log.v1.OffsetForLeaderEpochRequest
+	18, // 18: streamline.log.v1.LogService.DeleteRecords:input_type -> streamline.log.v1.DeleteRecordsRequest
+	2,  // 19: streamline.log.v1.LogService.Produce:output_type -> streamline.log.v1.ProduceResponse
+	5,  // 20: streamline.log.v1.LogService.ProduceStream:output_type -> streamline.log.v1.ProduceStreamResponse
+	8,  // 21: streamline.log.v1.LogService.Fetch:output_type -> streamline.log.v1.FetchResponse
+	12, // 22: streamline.log.v1.LogService.ListOffsets:output_type -> streamline.log.v1.ListOffsetsResponse
+	16, // 23: streamline.log.v1.LogService.OffsetForLeaderEpoch:output_type -> streamline.log.v1.OffsetForLeaderEpochResponse
+	20, // 24: streamline.log.v1.LogService.DeleteRecords:output_type -> streamline.log.v1.DeleteRecordsResponse
+	19, // [19:25] is the sub-list for method output_type
+	13, // [13:19] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_streamline_log_v1_log_proto_init() }
@@ -1462,7 +1752,7 @@ func file_streamline_log_v1_log_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_streamline_log_v1_log_proto_rawDesc), len(file_streamline_log_v1_log_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

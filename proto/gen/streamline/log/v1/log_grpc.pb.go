@@ -34,6 +34,7 @@ const (
 	LogService_Fetch_FullMethodName                = "/streamline.log.v1.LogService/Fetch"
 	LogService_ListOffsets_FullMethodName          = "/streamline.log.v1.LogService/ListOffsets"
 	LogService_OffsetForLeaderEpoch_FullMethodName = "/streamline.log.v1.LogService/OffsetForLeaderEpoch"
+	LogService_DeleteRecords_FullMethodName        = "/streamline.log.v1.LogService/DeleteRecords"
 )
 
 // LogServiceClient is the client API for LogService service.
@@ -62,6 +63,12 @@ type LogServiceClient interface {
 	// OffsetForLeaderEpoch, KIP-101/KIP-320), so consumers can detect log
 	// truncation after a leader change.
 	OffsetForLeaderEpoch(ctx context.Context, in *OffsetForLeaderEpochRequest, opts ...grpc.CallOption) (*OffsetForLeaderEpochResponse, error)
+	// DeleteRecords advances each partition's log start offset (Kafka
+	// DeleteRecords): records below it can no longer be fetched, ListOffsets
+	// earliest answers it, and storage wholly below it is freed. The new
+	// start is durable (local: a checkpoint file next to the segments;
+	// diskless: etcd) before the call answers.
+	DeleteRecords(ctx context.Context, in *DeleteRecordsRequest, opts ...grpc.CallOption) (*DeleteRecordsResponse, error)
 }
 
 type logServiceClient struct {
@@ -125,6 +132,16 @@ func (c *logServiceClient) OffsetForLeaderEpoch(ctx context.Context, in *OffsetF
 	return out, nil
 }
 
+func (c *logServiceClient) DeleteRecords(ctx context.Context, in *DeleteRecordsRequest, opts ...grpc.CallOption) (*DeleteRecordsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteRecordsResponse)
+	err := c.cc.Invoke(ctx, LogService_DeleteRecords_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LogServiceServer is the server API for LogService service.
 // All implementations must embed UnimplementedLogServiceServer
 // for forward compatibility.
@@ -151,6 +168,12 @@ type LogServiceServer interface {
 	// OffsetForLeaderEpoch, KIP-101/KIP-320), so consumers can detect log
 	// truncation after a leader change.
 	OffsetForLeaderEpoch(context.Context, *OffsetForLeaderEpochRequest) (*OffsetForLeaderEpochResponse, error)
+	// DeleteRecords advances each partition's log start offset (Kafka
+	// DeleteRecords): records below it can no longer be fetched, ListOffsets
+	// earliest answers it, and storage wholly below it is freed. The new
+	// start is durable (local: a checkpoint file next to the segments;
+	// diskless: etcd) before the call answers.
+	DeleteRecords(context.Context, *DeleteRecordsRequest) (*DeleteRecordsResponse, error)
 	mustEmbedUnimplementedLogServiceServer()
 }
 
@@ -175,6 +198,9 @@ func (UnimplementedLogServiceServer) ListOffsets(context.Context, *ListOffsetsRe
 }
 func (UnimplementedLogServiceServer) OffsetForLeaderEpoch(context.Context, *OffsetForLeaderEpochRequest) (*OffsetForLeaderEpochResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method OffsetForLeaderEpoch not implemented")
+}
+func (UnimplementedLogServiceServer) DeleteRecords(context.Context, *DeleteRecordsRequest) (*DeleteRecordsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteRecords not implemented")
 }
 func (UnimplementedLogServiceServer) mustEmbedUnimplementedLogServiceServer() {}
 func (UnimplementedLogServiceServer) testEmbeddedByValue()                    {}
@@ -276,6 +302,24 @@ func _LogService_OffsetForLeaderEpoch_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LogService_DeleteRecords_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteRecordsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServiceServer).DeleteRecords(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LogService_DeleteRecords_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServiceServer).DeleteRecords(ctx, req.(*DeleteRecordsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LogService_ServiceDesc is the grpc.ServiceDesc for LogService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -298,6 +342,10 @@ var LogService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "OffsetForLeaderEpoch",
 			Handler:    _LogService_OffsetForLeaderEpoch_Handler,
+		},
+		{
+			MethodName: "DeleteRecords",
+			Handler:    _LogService_DeleteRecords_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

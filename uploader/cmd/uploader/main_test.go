@@ -1,0 +1,14 @@
+package main
+
+import "testing"
+
+// TestBadHTTPAddrIsAUsageError: a malformed --http-addr (the error names
+// the flag, see svcmain) stops the binary with the usage exit code before
+// it connects to anything.
+func TestBadHTTPAddrIsAUsageError(t *testing.T) {
+	for _, bad := range []string{"9094", "localhost", "127.0.0.1:99999"} {
+		if code := run([]string{"--http-addr", bad}); code != 2 {
+			t.Errorf("--http-addr %q: exit %d, want 2", bad, code)
+		}
+	}
+}
