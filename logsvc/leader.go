@@ -39,7 +39,10 @@ type leader struct {
 	retentionNow chan struct{}
 }
 
-var _ logrpc.Partitions = (*leader)(nil)
+var (
+	_ logrpc.Partitions    = (*leader)(nil)
+	_ logrpc.LedPartitions = (*leader)(nil)
+)
 
 func newLeader(n *Node) *leader {
 	return &leader{n: n, m: map[partKey]led{}, retentionNow: make(chan struct{}, 1)}
@@ -63,6 +66,17 @@ func (l *leader) Lookup(topic string, topicID []byte, p int32) (*partition.Parti
 		return nil, kerr.UnknownTopicOrPartition
 	}
 	return nil, kerr.NotLeaderForPartition
+}
+
+// Led implements logrpc.LedPartitions.
+func (l *leader) Led() []*partition.Partition {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make([]*partition.Partition, 0, len(l.m))
+	for _, e := range l.m {
+		out = append(out, e.p)
+	}
+	return out
 }
 
 func (l *leader) reconcile() {

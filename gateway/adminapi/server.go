@@ -255,10 +255,16 @@ func (s *Server) DescribeTopic(ctx context.Context, req *adminv1.DescribeTopicRe
 	}
 	starts, startErr := s.cfg.Kafka.ListStartOffsets(ctx, t.Name)
 	ends, endErr := s.cfg.Kafka.ListEndOffsets(ctx, t.Name)
-	for _, p := range s.cfg.Cache.Partitions(t.Name) {
+	parts := s.cfg.Cache.Partitions(t.Name)
+	sizes := s.partitionSizes(ctx, t.Name, parts)
+	for _, p := range parts {
 		rp := &adminv1.Partition{
 			Partition: p.Partition, LeaderNode: p.Leader, LeaderEpoch: p.LeaderEpoch,
 			GatewayLeader: gatewayLeaders[p.Partition], LogStartOffset: -1, HighWatermark: -1,
+			SizeBytes: -1,
+		}
+		if size, ok := sizes[p.Partition]; ok {
+			rp.SizeBytes = size
 		}
 		var errs []string
 		if startErr != nil {
@@ -280,6 +286,30 @@ func (s *Server) DescribeTopic(ctx context.Context, req *adminv1.DescribeTopicRe
 	}
 	sort.Slice(out.Partitions, func(i, j int) bool { return out.Partitions[i].Partition < out.Partitions[j].Partition })
 	return out, nil
+}
+
+// partitionSizes asks every gateway (Kafka DescribeLogDirs through kadm)
+// for the sizes of a topic's partitions; each gateway answers for the
+// partitions it leads, so each is found once. A partition missing from the
+// answers (its node is down, a gateway did not answer) is left out.
+func (s *Server) partitionSizes(ctx context.Context, topic string, parts []meta.Partition) map[int32]int64 {
+	set := kadm.TopicsSet{topic: {}}
+	for _, p := range parts {
+		set[topic][p.Partition] = struct{}{}
+	}
+	out := map[int32]int64{}
+	dirs, err := s.cfg.Kafka.DescribeAllLogDirs(ctx, set)
+	if err != nil {
+		s.log.Debug("describe log dirs", "topic", topic, "err", err) // other brokers' answers still count
+	}
+	dirs.Each(func(d kadm.DescribedLogDir) {
+		if ps, ok := d.Topics[topic]; ok {
+			for n, p := range ps {
+				out[n] = p.Size
+			}
+		}
+	})
+	return out
 }
 
 // ListTopics implements adminv1.AdminServiceServer.

@@ -7,7 +7,7 @@
 // DescribeConfigs, AlterConfigs, IncrementalAlterConfigs, DescribeCluster,
 // InitProducerId) are answered from the etcd-watched meta.Cache and
 // written through meta.Store. Data APIs (Produce, Fetch, ListOffsets,
-// OffsetForLeaderEpoch, DeleteRecords) are grouped by the
+// OffsetForLeaderEpoch, DeleteRecords, DescribeLogDirs) are grouped by the
 // log-service node leading
 // each partition and forwarded over gRPC, one call per node, in parallel.
 // Kafka errors are per-partition data; a failed gRPC call becomes a

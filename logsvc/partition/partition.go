@@ -151,6 +151,12 @@ func (p *Partition) HighWatermark() int64 { return p.hwm.Load() }
 // LogStartOffset is the first retained offset.
 func (p *Partition) LogStartOffset() int64 { return p.log.StartOffset() }
 
+// Number is the partition's number within its topic.
+func (p *Partition) Number() int32 { return p.cfg.Partition }
+
+// Size is the bytes stored for the partition (storage.Log.Size).
+func (p *Partition) Size() int64 { return p.log.Size() }
+
 // Changed returns a channel closed when the high watermark next moves.
 func (p *Partition) Changed() <-chan struct{} {
 	p.notifyMu.Lock()

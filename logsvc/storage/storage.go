@@ -80,7 +80,12 @@ type Log interface {
 	// remote.storage.batch.size.bytes and .timeout.ms) apply to later
 	// appends. Retention limits are passed to ApplyRetention by the caller.
 	Reconfigure(t meta.Topic)
-	// Size is the stored bytes of this partition.
+	// Size is the bytes stored for the partition now, as Kafka
+	// DescribeLogDirs reports them: local, the segment (log) files,
+	// indexes and checkpoints excluded; diskless, the byte lengths of the
+	// committed manifest entries, from memory (no etcd or object-store
+	// call). It grows with appends and shrinks when DeleteRecords or
+	// retention frees whole segments or entries.
 	Size() int64
 	// Close releases the log; Remove also deletes its data (topic deleted).
 	Close() error

@@ -128,13 +128,18 @@ func (e *Engine) Open(spec storage.PartitionSpec) (storage.Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("diskless %s-%d: committed end: %w", spec.Topic.Name, spec.Partition, err)
 	}
+	l := &Log{e: e, spec: spec, stream: stream}
+	// The manifest entries give the first retained offset and the size.
 	start := end
-	first, err := e.opts.Store.RangesFrom(ctx, spec.Topic.ID, spec.Partition, 0, 1)
-	if err != nil {
-		return nil, err
-	}
-	if len(first) == 1 {
-		start = first[0].BaseOffset
+	if err := l.eachRange(ctx, 0, func(r meta.Coords) error {
+		if len(l.entries) == 0 {
+			start = r.BaseOffset
+		}
+		l.entries = append(l.entries, sizeEntry{r.LastOffset, r.Length})
+		l.bytes += r.Length
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("diskless %s-%d: manifest: %w", spec.Topic.Name, spec.Partition, err)
 	}
 	// DeleteRecords may have moved the start into the first range.
 	deleted, err := e.opts.Store.LogStart(ctx, spec.Topic.ID, spec.Partition)
@@ -142,7 +147,6 @@ func (e *Engine) Open(spec storage.PartitionSpec) (storage.Log, error) {
 		return nil, fmt.Errorf("diskless %s-%d: log start: %w", spec.Topic.Name, spec.Partition, err)
 	}
 	start = max(start, min(deleted, end))
-	l := &Log{e: e, spec: spec, stream: stream}
 	l.Reconfigure(spec.Topic)
 	l.start.Store(start)
 	l.end.Store(end)

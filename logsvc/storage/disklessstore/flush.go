@@ -80,6 +80,9 @@ func (e *Engine) flush(ctx context.Context, f *buffer.Flush) (_ buffer.CommitFun
 			l := order[i]
 			switch r.GetStatus() {
 			case uploadv1.CommitStatus_COMMIT_STATUS_COMMITTED:
+				if c := creq.Partitions[i].GetCoords(); c != nil {
+					l.committed(c.GetLastOffset(), c.GetLength())
+				}
 			case uploadv1.CommitStatus_COMMIT_STATUS_FENCED:
 				failed[l.stream] = fmt.Errorf("%w: %s", storage.ErrFenced, r.GetMessage())
 			default:

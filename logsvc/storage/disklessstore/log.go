@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,7 +36,18 @@ type Log struct {
 	start atomic.Int64 // first retained offset
 	end   atomic.Int64 // committed end
 	next  atomic.Int64 // where a sequential reader will read next (prefetch hint)
+
+	// The committed manifest entries this leader knows (loaded on Open,
+	// appended on each commit, in offset order), for Size: entries wholly
+	// below start are gone from etcd (retention and DeleteRecords delete
+	// exactly those) and are dropped from here lazily.
+	sizeMu  sync.Mutex
+	entries []sizeEntry
+	bytes   int64 // sum of entries' lengths
 }
+
+// sizeEntry is one committed manifest entry's last offset and length.
+type sizeEntry struct{ last, length int64 }
 
 var _ storage.Log = (*Log)(nil)
 
@@ -391,9 +403,32 @@ func (l *Log) ApplyRetention(retentionMs, retentionBytes int64) error {
 	return nil
 }
 
-// Size implements storage.Log: a diskless partition keeps no bytes on
-// local disk.
-func (l *Log) Size() int64 { return 0 }
+// Size implements storage.Log: the byte lengths of the partition's
+// committed manifest entries (its ranges in object storage), from memory
+// without an etcd or object-store call. The entry holding the log start
+// counts whole, as a local segment does.
+func (l *Log) Size() int64 {
+	start := l.start.Load()
+	l.sizeMu.Lock()
+	defer l.sizeMu.Unlock()
+	drop := 0
+	for drop < len(l.entries) && l.entries[drop].last < start {
+		l.bytes -= l.entries[drop].length
+		drop++
+	}
+	if drop > 0 {
+		l.entries = append(l.entries[:0:0], l.entries[drop:]...)
+	}
+	return l.bytes
+}
+
+// committed records a manifest entry committed for this partition.
+func (l *Log) committed(last, length int64) {
+	l.sizeMu.Lock()
+	l.entries = append(l.entries, sizeEntry{last, length})
+	l.bytes += length
+	l.sizeMu.Unlock()
+}
 
 // Close implements storage.Log.
 func (l *Log) Close() error {

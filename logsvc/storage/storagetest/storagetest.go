@@ -55,6 +55,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("OffsetForTimestamp", func(t *testing.T) { offsetForTimestamp(t, h) })
 	t.Run("Remove", func(t *testing.T) { remove(t, h) })
 	t.Run("DeleteRecords", func(t *testing.T) { deleteRecords(t, h) })
+	t.Run("Size", func(t *testing.T) { size(t, h) })
 }
 
 func appendReadReopen(t *testing.T, h Harness) {
@@ -274,5 +275,60 @@ func deleteRecords(t *testing.T, h Harness) {
 	}
 	if got := bases(t, mustRead(t, l, deletedAll)); len(got) != 1 || got[0] != deletedAll {
 		t.Fatalf("reopened: bases %v", got)
+	}
+}
+
+// size checks Log.Size: the bytes of the stored batches (local: segment
+// files, one batch per segment here; diskless: committed manifest
+// entries, one per append here), growing with appends, surviving a
+// reopen, and shrinking when DeleteRecords or retention frees whole
+// segments or entries.
+func size(t *testing.T, h Harness) {
+	e := h.New(t)
+	spec := Spec("size")
+	// One batch per segment (local); flush each batch at once (diskless).
+	spec.Topic.Configs = map[string]string{meta.ConfigSegmentBytes: "1", meta.ConfigBatchTimeoutMs: "0"}
+	l, err := e.Open(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Size(); got != 0 {
+		t.Fatalf("empty log: size %d, want 0", got)
+	}
+	var lens []int64
+	next := int64(0)
+	for i, ts := range []int64{1000, 2000, 3000} {
+		b := recbatchtest.Build(recbatchtest.Values(ts, "value-a", "value-b"))
+		lens = append(lens, int64(len(b)))
+		before := l.Size()
+		next = Append(t, l, next, ts, "value-a", "value-b")
+		if got, want := l.Size(), before+lens[i]; got != want {
+			t.Fatalf("after append %d: size %d, want %d", i, got, want)
+		}
+	}
+	total := lens[0] + lens[1] + lens[2]
+	// Inside the second batch: only the first goes.
+	if err := l.DeleteRecords(3); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := l.Size(), total-lens[0]; got != want {
+		t.Fatalf("after DeleteRecords(3): size %d, want %d (the first batch freed)", got, want)
+	}
+	e = h.Reopen(t, e)
+	if l, err = e.Open(spec); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := l.Size(), total-lens[0]; got != want {
+		t.Fatalf("after reopen: size %d, want %d", got, want)
+	}
+	// Keep at most the last batch's bytes: the second batch goes.
+	if err := l.ApplyRetention(-1, lens[2]); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Size(); got != lens[2] {
+		t.Fatalf("after retention: size %d, want %d (start %d)", got, lens[2], l.StartOffset())
+	}
+	if l.StartOffset() != 4 || l.EndOffset() != next {
+		t.Fatalf("after retention: start %d end %d, want 4 and %d", l.StartOffset(), l.EndOffset(), next)
 	}
 }

@@ -54,6 +54,7 @@ type jsonPartition struct {
 	GatewayLeader  int32  `json:"gateway_leader"`
 	LogStartOffset int64  `json:"log_start_offset"`
 	HighWatermark  int64  `json:"high_watermark"`
+	SizeBytes      int64  `json:"size_bytes"` // -1: unknown
 	OffsetsError   string `json:"offsets_error,omitempty"`
 }
 

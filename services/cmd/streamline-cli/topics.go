@@ -135,7 +135,7 @@ func (a *app) topicsDescribeCommand() *cobra.Command {
 					out.Partitions = append(out.Partitions, jsonPartition{
 						Partition: p.GetPartition(), LeaderNode: p.GetLeaderNode(), LeaderEpoch: p.GetLeaderEpoch(),
 						GatewayLeader: p.GetGatewayLeader(), LogStartOffset: p.GetLogStartOffset(),
-						HighWatermark: p.GetHighWatermark(), OffsetsError: p.GetOffsetsError(),
+						HighWatermark: p.GetHighWatermark(), SizeBytes: p.GetSizeBytes(), OffsetsError: p.GetOffsetsError(),
 					})
 				}
 				return writeJSON(a.stdout, out)
@@ -192,7 +192,7 @@ func printTopic(w io.Writer, resp *adminv1.DescribeTopicResponse) error {
 	for _, p := range resp.GetPartitions() {
 		withErr = withErr || p.GetOffsetsError() != ""
 	}
-	cols := []string{"PARTITION", "LEADER NODE", "EPOCH", "LOG START", "HIGH WATERMARK", "GATEWAY LEADER"}
+	cols := []string{"PARTITION", "LEADER NODE", "EPOCH", "LOG START", "HIGH WATERMARK", "SIZE BYTES", "GATEWAY LEADER"}
 	if withErr {
 		cols = append(cols, "ERROR")
 	}
@@ -203,7 +203,7 @@ func printTopic(w io.Writer, resp *adminv1.DescribeTopicResponse) error {
 			leader = "(offline)"
 		}
 		row := []string{fmt.Sprint(p.GetPartition()), leader, fmt.Sprint(p.GetLeaderEpoch()),
-			offsetText(p.GetLogStartOffset()), offsetText(p.GetHighWatermark()), fmt.Sprint(p.GetGatewayLeader())}
+			offsetText(p.GetLogStartOffset()), offsetText(p.GetHighWatermark()), offsetText(p.GetSizeBytes()), fmt.Sprint(p.GetGatewayLeader())}
 		if withErr {
 			row = append(row, orDash(p.GetOffsetsError()))
 		}

@@ -390,7 +390,7 @@ func (x *Topic) GetConfigs() map[string]string {
 	return nil
 }
 
-// Partition is one partition's leadership and offsets.
+// Partition is one partition's leadership, offsets and size.
 type Partition struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Partition int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
@@ -405,7 +405,11 @@ type Partition struct {
 	// High watermark: the offset the next record gets; consumers read below it.
 	HighWatermark int64 `protobuf:"varint,6,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
 	// Error reading the offsets (for example the leader is down), else empty.
-	OffsetsError  string `protobuf:"bytes,7,opt,name=offsets_error,json=offsetsError,proto3" json:"offsets_error,omitempty"`
+	OffsetsError string `protobuf:"bytes,7,opt,name=offsets_error,json=offsetsError,proto3" json:"offsets_error,omitempty"`
+	// Bytes stored for the partition now, as Kafka DescribeLogDirs reports
+	// them (local: its segment files; diskless: its committed ranges in
+	// object storage); -1 when unknown (for example the leader is down).
+	SizeBytes     int64 `protobuf:"varint,8,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -487,6 +491,13 @@ func (x *Partition) GetOffsetsError() string {
 		return x.OffsetsError
 	}
 	return ""
+}
+
+func (x *Partition) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
 }
 
 // DescribeTopicRequest names a topic.
@@ -1910,7 +1921,7 @@ const file_streamline_admin_v1_admin_proto_rawDesc = "" +
 	"\aconfigs\x18\x06 \x03(\v2'.streamline.admin.v1.Topic.ConfigsEntryR\aconfigs\x1a:\n" +
 	"\fConfigsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa9\x02\n" +
 	"\tPartition\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x1f\n" +
 	"\vleader_node\x18\x02 \x01(\tR\n" +
@@ -1919,7 +1930,9 @@ const file_streamline_admin_v1_admin_proto_rawDesc = "" +
 	"\x0egateway_leader\x18\x04 \x01(\x05R\rgatewayLeader\x12(\n" +
 	"\x10log_start_offset\x18\x05 \x01(\x03R\x0elogStartOffset\x12%\n" +
 	"\x0ehigh_watermark\x18\x06 \x01(\x03R\rhighWatermark\x12#\n" +
-	"\roffsets_error\x18\a \x01(\tR\foffsetsError\"*\n" +
+	"\roffsets_error\x18\a \x01(\tR\foffsetsError\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\b \x01(\x03R\tsizeBytes\"*\n" +
 	"\x14DescribeTopicRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x89\x01\n" +
 	"\x15DescribeTopicResponse\x120\n" +

@@ -54,7 +54,8 @@ const (
 type AdminServiceClient interface {
 	// CreateTopic creates a topic with a storage mode and configs.
 	CreateTopic(ctx context.Context, in *CreateTopicRequest, opts ...grpc.CallOption) (*CreateTopicResponse, error)
-	// DescribeTopic shows a topic, its configs and its partitions.
+	// DescribeTopic shows a topic, its configs and its partitions (with
+	// offsets and sizes in bytes).
 	DescribeTopic(ctx context.Context, in *DescribeTopicRequest, opts ...grpc.CallOption) (*DescribeTopicResponse, error)
 	// ListTopics lists topics (without partition offsets).
 	ListTopics(ctx context.Context, in *ListTopicsRequest, opts ...grpc.CallOption) (*ListTopicsResponse, error)
@@ -178,7 +179,8 @@ func (c *adminServiceClient) ResetGroupOffsets(ctx context.Context, in *ResetGro
 type AdminServiceServer interface {
 	// CreateTopic creates a topic with a storage mode and configs.
 	CreateTopic(context.Context, *CreateTopicRequest) (*CreateTopicResponse, error)
-	// DescribeTopic shows a topic, its configs and its partitions.
+	// DescribeTopic shows a topic, its configs and its partitions (with
+	// offsets and sizes in bytes).
 	DescribeTopic(context.Context, *DescribeTopicRequest) (*DescribeTopicResponse, error)
 	// ListTopics lists topics (without partition offsets).
 	ListTopics(context.Context, *ListTopicsRequest) (*ListTopicsResponse, error)

@@ -1522,6 +1522,247 @@ func (x *DeleteRecordsPartitionResult) GetLowWatermark() int64 {
 	return 0
 }
 
+// DescribeSizesRequest names partitions led by this node; empty means all
+// of them.
+type DescribeSizesRequest struct {
+	state         protoimpl.MessageState    `protogen:"open.v1"`
+	Partitions    []*DescribeSizesPartition `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeSizesRequest) Reset() {
+	*x = DescribeSizesRequest{}
+	mi := &file_streamline_log_v1_log_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeSizesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeSizesRequest) ProtoMessage() {}
+
+func (x *DescribeSizesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_log_v1_log_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeSizesRequest.ProtoReflect.Descriptor instead.
+func (*DescribeSizesRequest) Descriptor() ([]byte, []int) {
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *DescribeSizesRequest) GetPartitions() []*DescribeSizesPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+// DescribeSizesPartition is one partition whose size is asked for.
+type DescribeSizesPartition struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	TopicId       []byte                 `protobuf:"bytes,2,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
+	Partition     int32                  `protobuf:"varint,3,opt,name=partition,proto3" json:"partition,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeSizesPartition) Reset() {
+	*x = DescribeSizesPartition{}
+	mi := &file_streamline_log_v1_log_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeSizesPartition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeSizesPartition) ProtoMessage() {}
+
+func (x *DescribeSizesPartition) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_log_v1_log_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeSizesPartition.ProtoReflect.Descriptor instead.
+func (*DescribeSizesPartition) Descriptor() ([]byte, []int) {
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *DescribeSizesPartition) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *DescribeSizesPartition) GetTopicId() []byte {
+	if x != nil {
+		return x.TopicId
+	}
+	return nil
+}
+
+func (x *DescribeSizesPartition) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+// DescribeSizesResponse has one result per requested partition, in request
+// order (for an empty request: one per led partition, sorted by topic and
+// partition).
+type DescribeSizesResponse struct {
+	state         protoimpl.MessageState          `protogen:"open.v1"`
+	Partitions    []*DescribeSizesPartitionResult `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeSizesResponse) Reset() {
+	*x = DescribeSizesResponse{}
+	mi := &file_streamline_log_v1_log_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeSizesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeSizesResponse) ProtoMessage() {}
+
+func (x *DescribeSizesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_log_v1_log_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeSizesResponse.ProtoReflect.Descriptor instead.
+func (*DescribeSizesResponse) Descriptor() ([]byte, []int) {
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *DescribeSizesResponse) GetPartitions() []*DescribeSizesPartitionResult {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+// DescribeSizesPartitionResult is one partition's stored size.
+type DescribeSizesPartitionResult struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Topic        string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition    int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	ErrorCode    int32                  `protobuf:"varint,3,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage string                 `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// Bytes stored for the partition now; -1 on error.
+	SizeBytes int64 `protobuf:"varint,5,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// The topic's storage mode ("local", "diskless"); empty on error.
+	StorageMode   string `protobuf:"bytes,6,opt,name=storage_mode,json=storageMode,proto3" json:"storage_mode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeSizesPartitionResult) Reset() {
+	*x = DescribeSizesPartitionResult{}
+	mi := &file_streamline_log_v1_log_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeSizesPartitionResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeSizesPartitionResult) ProtoMessage() {}
+
+func (x *DescribeSizesPartitionResult) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_log_v1_log_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeSizesPartitionResult.ProtoReflect.Descriptor instead.
+func (*DescribeSizesPartitionResult) Descriptor() ([]byte, []int) {
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *DescribeSizesPartitionResult) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *DescribeSizesPartitionResult) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *DescribeSizesPartitionResult) GetErrorCode() int32 {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return 0
+}
+
+func (x *DescribeSizesPartitionResult) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
+func (x *DescribeSizesPartitionResult) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *DescribeSizesPartitionResult) GetStorageMode() string {
+	if x != nil {
+		return x.StorageMode
+	}
+	return ""
+}
+
 var File_streamline_log_v1_log_proto protoreflect.FileDescriptor
 
 const file_streamline_log_v1_log_proto_rawDesc = "" +
@@ -1659,7 +1900,28 @@ const file_streamline_log_v1_log_proto_rawDesc = "" +
 	"\n" +
 	"error_code\x18\x03 \x01(\x05R\terrorCode\x12#\n" +
 	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\x12#\n" +
-	"\rlow_watermark\x18\x05 \x01(\x03R\flowWatermark2\xcd\x04\n" +
+	"\rlow_watermark\x18\x05 \x01(\x03R\flowWatermark\"a\n" +
+	"\x14DescribeSizesRequest\x12I\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2).streamline.log.v1.DescribeSizesPartitionR\n" +
+	"partitions\"g\n" +
+	"\x16DescribeSizesPartition\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x19\n" +
+	"\btopic_id\x18\x02 \x01(\fR\atopicId\x12\x1c\n" +
+	"\tpartition\x18\x03 \x01(\x05R\tpartition\"h\n" +
+	"\x15DescribeSizesResponse\x12O\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2/.streamline.log.v1.DescribeSizesPartitionResultR\n" +
+	"partitions\"\xd8\x01\n" +
+	"\x1cDescribeSizesPartitionResult\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x03 \x01(\x05R\terrorCode\x12#\n" +
+	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x05 \x01(\x03R\tsizeBytes\x12!\n" +
+	"\fstorage_mode\x18\x06 \x01(\tR\vstorageMode2\xb1\x05\n" +
 	"\n" +
 	"LogService\x12P\n" +
 	"\aProduce\x12!.streamline.log.v1.ProduceRequest\x1a\".streamline.log.v1.ProduceResponse\x12f\n" +
@@ -1667,7 +1929,8 @@ const file_streamline_log_v1_log_proto_rawDesc = "" +
 	"\x05Fetch\x12\x1f.streamline.log.v1.FetchRequest\x1a .streamline.log.v1.FetchResponse\x12\\\n" +
 	"\vListOffsets\x12%.streamline.log.v1.ListOffsetsRequest\x1a&.streamline.log.v1.ListOffsetsResponse\x12w\n" +
 	"\x14OffsetForLeaderEpoch\x12..streamline.log.v1.OffsetForLeaderEpochRequest\x1a/.streamline.log.v1.OffsetForLeaderEpochResponse\x12b\n" +
-	"\rDeleteRecords\x12'.streamline.log.v1.DeleteRecordsRequest\x1a(.streamline.log.v1.DeleteRecordsResponseB\xcf\x01\n" +
+	"\rDeleteRecords\x12'.streamline.log.v1.DeleteRecordsRequest\x1a(.streamline.log.v1.DeleteRecordsResponse\x12b\n" +
+	"\rDescribeSizes\x12'.streamline.log.v1.DescribeSizesRequest\x1a(.streamline.log.v1.DescribeSizesResponseB\xcf\x01\n" +
 	"\x15com.streamline.log.v1B\bLogProtoP\x01ZFgithub.com/streamline-dev/streamline/proto/gen/streamline/log/v1;logv1\xa2\x02\x03SLX\xaa\x02\x11Streamline.Log.V1\xca\x02\x11Streamline\\Log\\V1\xe2\x02\x1dStreamline\\Log\\V1\\GPBMetadata\xea\x02\x13Streamline::Log::V1b\x06proto3"
 
 var (
@@ -1682,7 +1945,7 @@ func file_streamline_log_v1_log_proto_rawDescGZIP() []byte {
 	return file_streamline_log_v1_log_proto_rawDescData
 }
 
-var file_streamline_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_streamline_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_streamline_log_v1_log_proto_goTypes = []any{
 	(*ProduceRequest)(nil),                      // 0: streamline.log.v1.ProduceRequest
 	(*ProducePartition)(nil),                    // 1: streamline.log.v1.ProducePartition
@@ -1706,13 +1969,17 @@ var file_streamline_log_v1_log_proto_goTypes = []any{
 	(*DeleteRecordsPartition)(nil),              // 19: streamline.log.v1.DeleteRecordsPartition
 	(*DeleteRecordsResponse)(nil),               // 20: streamline.log.v1.DeleteRecordsResponse
 	(*DeleteRecordsPartitionResult)(nil),        // 21: streamline.log.v1.DeleteRecordsPartitionResult
-	nil,                                         // 22: streamline.log.v1.ProduceStreamRequest.TraceContextEntry
+	(*DescribeSizesRequest)(nil),                // 22: streamline.log.v1.DescribeSizesRequest
+	(*DescribeSizesPartition)(nil),              // 23: streamline.log.v1.DescribeSizesPartition
+	(*DescribeSizesResponse)(nil),               // 24: streamline.log.v1.DescribeSizesResponse
+	(*DescribeSizesPartitionResult)(nil),        // 25: streamline.log.v1.DescribeSizesPartitionResult
+	nil,                                         // 26: streamline.log.v1.ProduceStreamRequest.TraceContextEntry
 }
 var file_streamline_log_v1_log_proto_depIdxs = []int32{
 	1,  // 0: streamline.log.v1.ProduceRequest.partitions:type_name -> streamline.log.v1.ProducePartition
 	3,  // 1: streamline.log.v1.ProduceResponse.partitions:type_name -> streamline.log.v1.ProducePartitionResult
 	0,  // 2: streamline.log.v1.ProduceStreamRequest.request:type_name -> streamline.log.v1.ProduceRequest
-	22, // 3: streamline.log.v1.ProduceStreamRequest.trace_context:type_name -> streamline.log.v1.ProduceStreamRequest.TraceContextEntry
+	26, // 3: streamline.log.v1.ProduceStreamRequest.trace_context:type_name -> streamline.log.v1.ProduceStreamRequest.TraceContextEntry
 	2,  // 4: streamline.log.v1.ProduceStreamResponse.response:type_name -> streamline.log.v1.ProduceResponse
 	7,  // 5: streamline.log.v1.FetchRequest.partitions:type_name -> streamline.log.v1.FetchPartition
 	9,  // 6: streamline.log.v1.FetchResponse.partitions:type_name -> streamline.log.v1.FetchPartitionResult
@@ -1722,23 +1989,27 @@ var file_streamline_log_v1_log_proto_depIdxs = []int32{
 	17, // 10: streamline.log.v1.OffsetForLeaderEpochResponse.partitions:type_name -> streamline.log.v1.OffsetForLeaderEpochPartitionResult
 	19, // 11: streamline.log.v1.DeleteRecordsRequest.partitions:type_name -> streamline.log.v1.DeleteRecordsPartition
 	21, // 12: streamline.log.v1.DeleteRecordsResponse.partitions:type_name -> streamline.log.v1.DeleteRecordsPartitionResult
-	0,  // 13: streamline.log.v1.LogService.Produce:input_type -> streamline.log.v1.ProduceRequest
-	4,  // 14: streamline.log.v1.LogService.ProduceStream:input_type -> streamline.log.v1.ProduceStreamRequest
-	6,  // 15: streamline.log.v1.LogService.Fetch:input_type -> streamline.log.v1.FetchRequest
-	10, // 16: streamline.log.v1.LogService.ListOffsets:input_type -> streamline.log.v1.ListOffsetsRequest
-	14, // 17: streamline.log.v1.LogService.OffsetForLeaderEpoch:input_type -> streamline.log.v1.OffsetForLeaderEpochRequest
-	18, // 18: streamline.log.v1.LogService.DeleteRecords:input_type -> streamline.log.v1.DeleteRecordsRequest
-	2,  // 19: streamline.log.v1.LogService.Produce:output_type -> streamline.log.v1.ProduceResponse
-	5,  // 20: streamline.log.v1.LogService.ProduceStream:output_type -> streamline.log.v1.ProduceStreamResponse
-	8,  // 21: streamline.log.v1.LogService.Fetch:output_type -> streamline.log.v1.FetchResponse
-	12, // 22: streamline.log.v1.LogService.ListOffsets:output_type -> streamline.log.v1.ListOffsetsResponse
-	16, // 23: streamline.log.v1.LogService.OffsetForLeaderEpoch:output_type -> streamline.log.v1.OffsetForLeaderEpochResponse
-	20, // 24: streamline.log.v1.LogService.DeleteRecords:output_type -> streamline.log.v1.DeleteRecordsResponse
-	19, // [19:25] is the sub-list for method output_type
-	13, // [13:19] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	23, // 13: streamline.log.v1.DescribeSizesRequest.partitions:type_name -> streamline.log.v1.DescribeSizesPartition
+	25, // 14: streamline.log.v1.DescribeSizesResponse.partitions:type_name -> streamline.log.v1.DescribeSizesPartitionResult
+	0,  // 15: streamline.log.v1.LogService.Produce:input_type -> streamline.log.v1.ProduceRequest
+	4,  // 16: streamline.log.v1.LogService.ProduceStream:input_type -> streamline.log.v1.ProduceStreamRequest
+	6,  // 17: streamline.log.v1.LogService.Fetch:input_type -> streamline.log.v1.FetchRequest
+	10, // 18: streamline.log.v1.LogService.ListOffsets:input_type -> streamline.log.v1.ListOffsetsRequest
+	14, // 19: streamline.log.v1.LogService.OffsetForLeaderEpoch:input_type -> streamline.log.v1.OffsetForLeaderEpochRequest
+	18, // 20: streamline.log.v1.LogService.DeleteRecords:input_type -> streamline.log.v1.DeleteRecordsRequest
+	22, // 21: streamline.log.v1.LogService.DescribeSizes:input_type -> streamline.log.v1.DescribeSizesRequest
+	2,  // 22: streamline.log.v1.LogService.Produce:output_type -> streamline.log.v1.ProduceResponse
+	5,  // 23: streamline.log.v1.LogService.ProduceStream:output_type -> streamline.log.v1.ProduceStreamResponse
+	8,  // 24: streamline.log.v1.LogService.Fetch:output_type -> streamline.log.v1.FetchResponse
+	12, // 25: streamline.log.v1.LogService.ListOffsets:output_type -> streamline.log.v1.ListOffsetsResponse
+	16, // 26: streamline.log.v1.LogService.OffsetForLeaderEpoch:output_type -> streamline.log.v1.OffsetForLeaderEpochResponse
+	20, // 27: streamline.log.v1.LogService.DeleteRecords:output_type -> streamline.log.v1.DeleteRecordsResponse
+	24, // 28: streamline.log.v1.LogService.DescribeSizes:output_type -> streamline.log.v1.DescribeSizesResponse
+	22, // [22:29] is the sub-list for method output_type
+	15, // [15:22] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_streamline_log_v1_log_proto_init() }
@@ -1752,7 +2023,7 @@ func file_streamline_log_v1_log_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_streamline_log_v1_log_proto_rawDesc), len(file_streamline_log_v1_log_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

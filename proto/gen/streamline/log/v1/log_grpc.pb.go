@@ -35,6 +35,7 @@ const (
 	LogService_ListOffsets_FullMethodName          = "/streamline.log.v1.LogService/ListOffsets"
 	LogService_OffsetForLeaderEpoch_FullMethodName = "/streamline.log.v1.LogService/OffsetForLeaderEpoch"
 	LogService_DeleteRecords_FullMethodName        = "/streamline.log.v1.LogService/DeleteRecords"
+	LogService_DescribeSizes_FullMethodName        = "/streamline.log.v1.LogService/DescribeSizes"
 )
 
 // LogServiceClient is the client API for LogService service.
@@ -69,6 +70,12 @@ type LogServiceClient interface {
 	// start is durable (local: a checkpoint file next to the segments;
 	// diskless: etcd) before the call answers.
 	DeleteRecords(ctx context.Context, in *DeleteRecordsRequest, opts ...grpc.CallOption) (*DeleteRecordsResponse, error)
+	// DescribeSizes answers how many bytes each partition stores now (Kafka
+	// DescribeLogDirs): local, the partition's segment (log) files, indexes
+	// and checkpoints excluded; diskless, the byte lengths of its committed
+	// manifest entries (no object-store call). An empty request means every
+	// partition this node leads.
+	DescribeSizes(ctx context.Context, in *DescribeSizesRequest, opts ...grpc.CallOption) (*DescribeSizesResponse, error)
 }
 
 type logServiceClient struct {
@@ -142,6 +149,16 @@ func (c *logServiceClient) DeleteRecords(ctx context.Context, in *DeleteRecordsR
 	return out, nil
 }
 
+func (c *logServiceClient) DescribeSizes(ctx context.Context, in *DescribeSizesRequest, opts ...grpc.CallOption) (*DescribeSizesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeSizesResponse)
+	err := c.cc.Invoke(ctx, LogService_DescribeSizes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LogServiceServer is the server API for LogService service.
 // All implementations must embed UnimplementedLogServiceServer
 // for forward compatibility.
@@ -174,6 +191,12 @@ type LogServiceServer interface {
 	// start is durable (local: a checkpoint file next to the segments;
 	// diskless: etcd) before the call answers.
 	DeleteRecords(context.Context, *DeleteRecordsRequest) (*DeleteRecordsResponse, error)
+	// DescribeSizes answers how many bytes each partition stores now (Kafka
+	// DescribeLogDirs): local, the partition's segment (log) files, indexes
+	// and checkpoints excluded; diskless, the byte lengths of its committed
+	// manifest entries (no object-store call). An empty request means every
+	// partition this node leads.
+	DescribeSizes(context.Context, *DescribeSizesRequest) (*DescribeSizesResponse, error)
 	mustEmbedUnimplementedLogServiceServer()
 }
 
@@ -201,6 +224,9 @@ func (UnimplementedLogServiceServer) OffsetForLeaderEpoch(context.Context, *Offs
 }
 func (UnimplementedLogServiceServer) DeleteRecords(context.Context, *DeleteRecordsRequest) (*DeleteRecordsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteRecords not implemented")
+}
+func (UnimplementedLogServiceServer) DescribeSizes(context.Context, *DescribeSizesRequest) (*DescribeSizesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeSizes not implemented")
 }
 func (UnimplementedLogServiceServer) mustEmbedUnimplementedLogServiceServer() {}
 func (UnimplementedLogServiceServer) testEmbeddedByValue()                    {}
@@ -320,6 +346,24 @@ func _LogService_DeleteRecords_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LogService_DescribeSizes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeSizesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServiceServer).DescribeSizes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LogService_DescribeSizes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServiceServer).DescribeSizes(ctx, req.(*DescribeSizesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LogService_ServiceDesc is the grpc.ServiceDesc for LogService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -346,6 +390,10 @@ var LogService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteRecords",
 			Handler:    _LogService_DeleteRecords_Handler,
+		},
+		{
+			MethodName: "DescribeSizes",
+			Handler:    _LogService_DescribeSizes_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
