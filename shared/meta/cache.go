@@ -95,7 +95,7 @@ func (c *Cache) load(ctx context.Context) error {
 // up (seen with watches created while the cluster writes many keys at
 // once, at start) shows as silence; a new watch from the same revision
 // recovers it.
-const watchStallTimeout = 6 * time.Second
+const watchStallTimeout = 3 * time.Second
 
 func (c *Cache) watchLoop(ctx context.Context) {
 	defer close(c.done)
@@ -154,7 +154,7 @@ func (c *Cache) watchLoop(ctx context.Context) {
 // watchdog asks etcd for a progress notification now and then and
 // cancels the watch if nothing at all arrives for watchStallTimeout.
 func (c *Cache) watchdog(wctx context.Context, cancel context.CancelFunc, heard *atomic.Int64, stop <-chan struct{}) {
-	t := time.NewTicker(watchStallTimeout / 3)
+	t := time.NewTicker(watchStallTimeout / 6)
 	defer t.Stop()
 	for {
 		select {
