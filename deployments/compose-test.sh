@@ -9,8 +9,8 @@
 # produces keyed records through gateway 1's published port and consumes
 # them through gateway 2's; a diskless topic (storage.mode=diskless, created
 # by streamline-bench) is written and read back through the gateways and
-# its objects are looked for in versitygw's volume; Jaeger's query API
-# (/api/services) must answer; then `compose down -v`.
+# its objects are looked for in versitygw's volume; Jaeger's query API must
+# show streamline-gateway traces; then `compose down -v`.
 #
 # Without a docker engine (`docker info` fails) it prints
 # "compose test SKIPPED: no docker engine" and exits 0. It runs as compose
@@ -170,11 +170,31 @@ else
 	log "diskless topic $dtopic: 500 records written and read back (bucket volume not readable here: objects not counted)"
 fi
 
-# Jaeger's query API.
-services=$(curl -fsS --max-time 10 "http://127.0.0.1:$JAEGER_PORT/api/services") ||
-	fail "Jaeger's query API at 127.0.0.1:$JAEGER_PORT/api/services did not answer"
-grep -q '"data"' <<<"$services" || fail "unexpected answer from Jaeger's /api/services: $services"
-log "Jaeger query API answers: $services"
+# Jaeger's query API: the produces above must show up as gateway traces
+# (spans are exported in batches every few seconds).
+traces=
+for _ in $(seq 1 60); do
+	traces=$(curl -fsS --max-time 10 "http://127.0.0.1:$JAEGER_PORT/api/traces?service=streamline-gateway&limit=20" || true)
+	if grep -q '"traceID"' <<<"$traces"; then
+		break
+	fi
+	sleep 1
+done
+grep -q '"traceID"' <<<"$traces" ||
+	fail "no streamline-gateway trace in Jaeger (127.0.0.1:$JAEGER_PORT/api/traces) within 60s: ${traces:0:300}"
+# The diskless produce crossed gateway -> logsvc -> uploader: each
+# service reports its spans of those traces.
+services=
+for _ in $(seq 1 60); do
+	services=$(curl -fsS --max-time 10 "http://127.0.0.1:$JAEGER_PORT/api/services" || true)
+	if grep -q streamline-logsvc <<<"$services" && grep -q streamline-uploader <<<"$services"; then
+		break
+	fi
+	sleep 1
+done
+grep -q streamline-logsvc <<<"$services" && grep -q streamline-uploader <<<"$services" ||
+	fail "Jaeger lists no logsvc or uploader spans within 60s: $services"
+log "Jaeger has streamline-gateway traces; services: $services"
 
 trap - EXIT
 log "compose down -v"
