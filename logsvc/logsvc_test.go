@@ -118,8 +118,13 @@ func TestNodeServesAssignedPartitionsAcrossRestart(t *testing.T) {
 		t.Fatalf("node id changed across restart: %s -> %s", id, n2.ID())
 	}
 	c2 := dial(t, n2.Addr())
+	// BaseOffset may be past 3: while the restarted node gets its
+	// partition handed back at a new epoch, a plain (not idempotent)
+	// produce can be stored and then refused by the ack fence, and
+	// produceUntilLed retries it (at-least-once without idempotence; see
+	// ARCHITECTURE.md, Known limits).
 	r = produceUntilLed(t, c2, *topic, recbatchtest.Build(recbatchtest.Values(3, "d")))
-	if r.ErrorCode != 0 || r.BaseOffset != 3 {
+	if r.ErrorCode != 0 || r.BaseOffset < 3 {
 		t.Fatalf("produce after restart: %+v", r)
 	}
 	lo, err := c2.ListOffsets(context.Background(), &logv1.ListOffsetsRequest{Partitions: []*logv1.ListOffsetsPartition{{Topic: "t", Partition: 0, Timestamp: -2, CurrentLeaderEpoch: -1}}})
