@@ -18,13 +18,7 @@ func (a *app) clusterCommand() *cobra.Command {
 		Use:   "cluster",
 		Short: "Show the cluster: gateways, log-service nodes, uploaders and the controller",
 		Args:  noArgs,
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.callCtx()
-			defer cancel()
+		RunE: a.adminAction(func(ctx context.Context, cl adminv1.AdminServiceClient, cmd *cobra.Command, args []string) error {
 			resp, err := cl.DescribeCluster(ctx, &adminv1.DescribeClusterRequest{})
 			if err != nil {
 				return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -27,13 +28,7 @@ func (a *app) groupsListCommand() *cobra.Command {
 		Aliases: []string{"ls"},
 		Short:   "List consumer groups with their state",
 		Args:    noArgs,
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.callCtx()
-			defer cancel()
+		RunE: a.adminAction(func(ctx context.Context, cl adminv1.AdminServiceClient, cmd *cobra.Command, args []string) error {
 			resp, err := cl.ListGroups(ctx, &adminv1.ListGroupsRequest{})
 			if err != nil {
 				return err
@@ -65,13 +60,7 @@ func (a *app) groupsDescribeCommand() *cobra.Command {
 		Use:   "describe GROUP",
 		Short: "Show a group's members, assignments, committed offsets and lag",
 		Args:  exactArgs("GROUP"),
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.callCtx()
-			defer cancel()
+		RunE: a.adminAction(func(ctx context.Context, cl adminv1.AdminServiceClient, cmd *cobra.Command, args []string) error {
 			resp, err := cl.DescribeGroup(ctx, &adminv1.DescribeGroupRequest{Group: args[0]})
 			if err != nil {
 				return err

@@ -214,6 +214,20 @@ func (a *app) action(fn func(cmd *cobra.Command, args []string) error) func(*cob
 	}
 }
 
+// adminAction is action for commands that make admin API calls: it hands
+// fn the client and a context bounded by --timeout.
+func (a *app) adminAction(fn func(ctx context.Context, cl adminv1.AdminServiceClient, cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return a.action(func(cmd *cobra.Command, args []string) error {
+		cl, err := a.client()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := a.callCtx()
+		defer cancel()
+		return fn(ctx, cl, cmd, args)
+	})
+}
+
 // groupRun is the RunE of commands that only group subcommands: without
 // arguments it prints the help; an argument is an unknown subcommand.
 func groupRun(cmd *cobra.Command, args []string) error {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -115,13 +116,7 @@ func (a *app) topicsDescribeCommand() *cobra.Command {
 		Use:   "describe NAME",
 		Short: "Show a topic: storage mode, configs and partitions with their leaders and offsets",
 		Args:  exactArgs("NAME"),
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.callCtx()
-			defer cancel()
+		RunE: a.adminAction(func(ctx context.Context, cl adminv1.AdminServiceClient, cmd *cobra.Command, args []string) error {
 			resp, err := cl.DescribeTopic(ctx, &adminv1.DescribeTopicRequest{Name: args[0]})
 			if err != nil {
 				return err
@@ -218,13 +213,7 @@ func (a *app) topicsListCommand() *cobra.Command {
 		Aliases: []string{"ls"},
 		Short:   "List topics",
 		Args:    noArgs,
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.callCtx()
-			defer cancel()
+		RunE: a.adminAction(func(ctx context.Context, cl adminv1.AdminServiceClient, cmd *cobra.Command, args []string) error {
 			resp, err := cl.ListTopics(ctx, &adminv1.ListTopicsRequest{})
 			if err != nil {
 				return err
@@ -257,13 +246,7 @@ func (a *app) topicsDeleteCommand() *cobra.Command {
 		Aliases: []string{"rm"},
 		Short:   "Delete a topic and all its data",
 		Args:    exactArgs("NAME"),
-		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.callCtx()
-			defer cancel()
+		RunE: a.adminAction(func(ctx context.Context, cl adminv1.AdminServiceClient, cmd *cobra.Command, args []string) error {
 			if _, err := cl.DeleteTopic(ctx, &adminv1.DeleteTopicRequest{Name: args[0]}); err != nil {
 				return err
 			}
