@@ -109,12 +109,13 @@ func TestAdminConfigsAndDeleteRecords(t *testing.T) {
 		checkLogStart(ctx, t, s.KafkaAddr(), adm, topic, 37, acked[topic])
 	}
 
-	// Restart on the same data directory (and ports).
+	// Restart on the same data directory and ports (ports of our own that
+	// were just released; fresh "free" ones could be taken meanwhile).
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	s = cluster.StartAllInOne(t, cluster.WithDataDir(dataDir), func(c *allinone.Config) {
-		c.KafkaAddr, c.EtcdClientAddr, c.EtcdPeerAddr = ports.KafkaAddr, ports.EtcdClientAddr, ports.EtcdPeerAddr
+		c.KafkaAddr, c.EtcdClientAddr, c.EtcdPeerAddr, c.AdminAddr = ports.KafkaAddr, ports.EtcdClientAddr, ports.EtcdPeerAddr, ports.AdminAddr
 	})
 	adm = kadm.NewClient(newClient(t, s.KafkaAddr()))
 	for topic := range topics {
