@@ -22,7 +22,18 @@ BINARIES := streamline=./services/cmd/streamline gateway=./gateway/cmd/gateway \
             streamline-etcd=./services/cmd/streamline-etcd \
             streamline-cli=./services/cmd/streamline-cli
 
-.PHONY: all build test test-race test-e2e generate lint tools run clean
+# The seeded fault campaign (package services/chaos): DURATION of faults,
+# SEED replays a schedule (default: a new one, printed), REPORT names a
+# file for the JSON report, LOGS a directory for the processes' logs.
+# `make test` runs a short campaign.
+DURATION ?= 2m
+SEED     ?=
+REPORT   ?=
+LOGS     ?=
+# Every services package but the campaign, which `make test` runs on its own.
+SERVICES_TEST_PKGS = $(shell $(GO) list ./services/... | grep -v /services/chaos)
+
+.PHONY: all build test test-race test-e2e generate lint tools run clean chaos
 
 all: build
 
@@ -33,11 +44,17 @@ build:
 		echo "go build -o bin/$$name $$pkg"; \
 		CGO_ENABLED=0 $(GO) build -o bin/$$name $$pkg || exit 1; done
 
-## test: every test in every module (what CI runs)
+## test: every test in every module, then a 2-minute fault campaign (what CI runs)
 test: tools
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)
-	$(GO) test -count=1 -timeout 20m ./proto/... ./services/...
+	$(GO) test -count=1 -timeout 20m ./proto/... $(SERVICES_TEST_PKGS)
+	$(MAKE) chaos DURATION=2m
+
+## chaos: the seeded fault campaign, e.g. make chaos DURATION=30m SEED=42
+chaos: tools
+	CHAOS_DURATION=$(DURATION) CHAOS_SEED=$(SEED) CHAOS_REPORT=$(REPORT) CHAOS_LOGS=$(LOGS) \
+		$(GO) test -count=1 -v -timeout 0 ./services/chaos/
 
 ## run: the all-in-one server on 127.0.0.1:9092
 run:

@@ -44,7 +44,35 @@ type ClusterOptions struct {
 	// node name ("logsvc-2") or by kind ("etcd", "logsvc", "gateway",
 	// "uploader"); kind flags come first, so a node's own win.
 	ExtraArgs map[string][]string
+	// Links, when set, routes the connections between processes through
+	// proxies the test controls (fault injection: latency, resets,
+	// blackholes). StartCluster reserves a listen address per link, calls
+	// Links for each before it starts any process, and configures the
+	// processes to reach the link's upstream through Listen: every node's
+	// etcd endpoint, the gateways' connections to each logsvc (its
+	// advertised gRPC address) and the logsvc nodes' connections to each
+	// uploader. Links must start serving Listen before it returns.
+	Links func(Link)
+	// HTTP gives every logsvc, uploader and gateway an --http-addr
+	// (/metrics, /healthz, /readyz); see Cluster.HTTPAddr.
+	HTTP bool
 }
+
+// Link is one proxied connection path of a cluster (ClusterOptions.Links).
+type Link struct {
+	// From is the connecting node ("gateway-1") or, for a node every
+	// process of a kind reaches through one address, the kind ("gateway",
+	// "logsvc").
+	From string
+	// To is the node connected to ("etcd", "logsvc-2", "uploader-1").
+	To string
+	// Listen is the proxy's address (reserved by StartCluster); Upstream
+	// is the real address of To.
+	Listen, Upstream string
+}
+
+// Name is "from->to".
+func (l Link) Name() string { return l.From + "->" + l.To }
 
 func (o ClusterOptions) withDefaults() ClusterOptions {
 	if o.LogServices == 0 {
@@ -79,6 +107,7 @@ type Cluster struct {
 	boot  []string            // gateway Kafka addresses, gateway-1 first
 	admin []string            // gateway admin API addresses, gateway-1 first
 	data  map[string]string   // data directory by name (etcd, logsvc-N)
+	http  map[string]string   // --http-addr by name (ClusterOptions.HTTP)
 	kinds map[string][]string // names by kind
 }
 
@@ -110,12 +139,40 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	}
 
 	// Reserve every port at once, so no two processes get the same one.
-	addrs := freeAddrs(t, 2+opts.LogServices+opts.Uploaders+2*opts.Gateways)
+	services := opts.LogServices + opts.Uploaders + opts.Gateways
+	n := 2 + services + opts.Gateways
+	if opts.Links != nil {
+		n += services + opts.LogServices + opts.Uploaders // etcd links, advertised addresses
+	}
+	if opts.HTTP {
+		n += services
+	}
+	addrs := freeAddrs(t, n)
 	next := func() string { a := addrs[0]; addrs = addrs[1:]; return a }
+	c.http = map[string]string{}
+	// link returns the address from reaches to through: a new proxy's, or
+	// upstream itself when the test proxies nothing.
+	link := func(from, to, upstream string) string {
+		if opts.Links == nil {
+			return upstream
+		}
+		l := Link{From: from, To: to, Listen: next(), Upstream: upstream}
+		opts.Links(l)
+		return l.Listen
+	}
+	// serviceArgs are the flags every logsvc, uploader and gateway gets:
+	// its etcd endpoint (maybe proxied) and its HTTP address.
+	serviceArgs := func(name string) []string {
+		args := []string{"--id", name, "--etcd-endpoints", "http://" + link(name, "etcd", etcdClientAddr(c))}
+		if opts.HTTP {
+			c.http[name] = next()
+			args = append(args, "--http-addr", c.http[name])
+		}
+		return args
+	}
 
 	etcdClient, etcdPeer := next(), next()
 	c.eps = []string{"http://" + etcdClient}
-	eps := strings.Join(c.eps, ",")
 	c.data["etcd"] = t.TempDir()
 	c.start("etcd", "etcd", etcdBin, EtcdReadyMarker, false, etcdClient,
 		"--name", "etcd", "--data-dir", c.data["etcd"], "--client-addr", etcdClient, "--peer-addr", etcdPeer,
@@ -125,21 +182,27 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	for i := 1; i <= opts.LogServices; i++ {
 		name, addr := fmt.Sprintf("logsvc-%d", i), next()
 		c.data[name] = t.TempDir()
-		c.start(name, "logsvc", logsvcBin, LogsvcReadyMarker, true, addr,
-			"--id", name, "--etcd-endpoints", eps, "--data-dir", c.data[name], "--grpc-addr", addr, "--session-ttl", ttl)
+		args := append(serviceArgs(name), "--data-dir", c.data[name], "--grpc-addr", addr, "--session-ttl", ttl)
+		if adv := link("gateway", name, addr); adv != addr {
+			args = append(args, "--advertised-grpc-addr", adv)
+		}
+		c.start(name, "logsvc", logsvcBin, LogsvcReadyMarker, true, addr, args...)
 	}
 	for i := 1; i <= opts.Uploaders; i++ {
 		name, addr := fmt.Sprintf("uploader-%d", i), next()
-		c.start(name, "uploader", uploaderBin, UploaderReadyMarker, true, addr,
-			"--id", name, "--etcd-endpoints", eps, "--grpc-addr", addr, "--session-ttl", ttl)
+		args := append(serviceArgs(name), "--grpc-addr", addr, "--session-ttl", ttl)
+		if adv := link("logsvc", name, addr); adv != addr {
+			args = append(args, "--advertised-grpc-addr", adv)
+		}
+		c.start(name, "uploader", uploaderBin, UploaderReadyMarker, true, addr, args...)
 	}
 	for i := 1; i <= opts.Gateways; i++ {
 		name, addr, admin := fmt.Sprintf("gateway-%d", i), next(), next()
 		c.boot = append(c.boot, addr)
 		c.admin = append(c.admin, admin)
-		c.start(name, "gateway", gatewayBin, GatewayReadyMarker, true, addr,
-			"--id", name, "--node-id", strconv.Itoa(i), "--etcd-endpoints", eps, "--kafka-addr", addr, "--admin-addr", admin,
+		args := append(serviceArgs(name), "--node-id", strconv.Itoa(i), "--kafka-addr", addr, "--admin-addr", admin,
 			"--auto-create-topics="+strconv.FormatBool(opts.AutoCreateTopics))
+		c.start(name, "gateway", gatewayBin, GatewayReadyMarker, true, addr, args...)
 	}
 	return c
 }
@@ -185,6 +248,9 @@ func freeAddrs(t testing.TB, n int) []string {
 	return out
 }
 
+// etcdClientAddr is etcd's client host:port (started first).
+func etcdClientAddr(c *Cluster) string { return strings.TrimPrefix(c.eps[0], "http://") }
+
 func (c *Cluster) node(name string) *cnode {
 	c.t.Helper()
 	n, ok := c.nodes[name]
@@ -193,6 +259,10 @@ func (c *Cluster) node(name string) *cnode {
 	}
 	return n
 }
+
+// HTTPAddr is the named logsvc's, uploader's or gateway's HTTP address
+// (/metrics, /healthz, /readyz), "" unless ClusterOptions.HTTP is set.
+func (c *Cluster) HTTPAddr(name string) string { c.t.Helper(); c.node(name); return c.http[name] }
 
 // AdminAddrs is the gateways' admin gRPC addresses, gateway-1 first.
 func (c *Cluster) AdminAddrs() []string { return append([]string(nil), c.admin...) }

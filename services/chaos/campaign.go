@@ -1,0 +1,455 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamline-dev/streamline/services/cluster"
+	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/objstore/objstoretest"
+)
+
+// Config shapes a campaign.
+type Config struct {
+	// Seed fixes the fault schedule (kinds, targets, durations, gaps) and
+	// the admin churn's choices. The campaign prints it.
+	Seed uint64
+	// Duration is how long faults are injected (the workload runs a few
+	// seconds longer on each side).
+	Duration time.Duration
+	// Modes are the storage modes of the data topics, one topic each.
+	// Default: every mode the product serves (local, diskless); hybrid and
+	// replicated topics join here when they land.
+	Modes []meta.StorageMode
+	// Partitions per data topic (default 6).
+	Partitions int32
+	// Rate is records per second per data topic (default 150).
+	Rate int
+	// ReportPath, if set, receives the report as JSON.
+	ReportPath string
+	// LogDir, if set, receives a copy of every process's log at the end
+	// (pass or fail).
+	LogDir string
+}
+
+func (c Config) withDefaults() Config {
+	if len(c.Modes) == 0 {
+		c.Modes = []meta.StorageMode{meta.StorageLocal, meta.StorageDiskless}
+	}
+	if c.Partitions == 0 {
+		c.Partitions = 6
+	}
+	if c.Rate == 0 {
+		c.Rate = 150
+	}
+	if c.Duration == 0 {
+		c.Duration = 2 * time.Minute
+	}
+	return c
+}
+
+// executed is one fault as it happened.
+type executed struct {
+	step
+	injected, healed time.Time
+	err              error
+	recovery         time.Duration // heal -> every data partition acked a new record
+	recovered        bool
+}
+
+// Report is a campaign's outcome, printed and optionally written as JSON.
+type Report struct {
+	Seed              uint64            `json:"seed"`
+	Duration          string            `json:"duration"`
+	FaultsByKind      map[string]int    `json:"faults_by_kind"`
+	Produced          int               `json:"produced"`
+	Acknowledged      int               `json:"acknowledged"`
+	Failed            int               `json:"failed_not_acknowledged"`
+	Lost              int               `json:"lost"`
+	Duplicated        int               `json:"duplicated"`
+	Misplaced         int               `json:"misplaced"`
+	Reordered         int               `json:"reordered"`
+	Phantom           int               `json:"phantom"`
+	RecoveryP50       string            `json:"recovery_p50"`
+	RecoveryMax       string            `json:"recovery_max"`
+	NotRecovered      int               `json:"faults_without_recovery"`
+	ReadyAfter        string            `json:"all_ready_after_faults"`
+	ServingAfter      string            `json:"all_partitions_serving_after_faults"`
+	AdminOps          map[string]int    `json:"admin_ops"`
+	Problems          []string          `json:"problems"`
+	SkippedFaultKinds map[string]string `json:"skipped_fault_kinds,omitempty"`
+}
+
+// Run runs a campaign against a fresh process cluster (etcd, 3 logsvc, 2
+// uploaders, 2 gateways, versitygw) and fails t on any violation.
+func Run(t *testing.T, cfg Config) Report {
+	cfg = cfg.withDefaults()
+	// make chaos runs go test without its timeout (the duration varies):
+	// a campaign that hangs fails here, with every goroutine's stack.
+	watchdog := time.AfterFunc(cfg.Duration+20*time.Minute, func() {
+		debug.SetTraceback("all")
+		panic(fmt.Sprintf("chaos: seed %d: campaign still running 20 minutes after its %v of faults: a hang", cfg.Seed, cfg.Duration))
+	})
+	defer watchdog.Stop()
+	t.Logf("chaos: seed %d, %v of faults; replay with: make chaos SEED=%d DURATION=%v", cfg.Seed, cfg.Duration, cfg.Seed, cfg.Duration)
+
+	// S3: versitygw (real) <- fault proxy (503 storms) <- toxiproxy link.
+	endpoint, access, secret := objstoretest.StartVersityGW(t)
+	s3faults, s3url := objstoretest.StartFaultProxy(t, endpoint)
+	netw := newNetwork()
+	s3link := cluster.Link{From: "all", To: "s3", Listen: cluster.FreeAddrs(t, 1)[0], Upstream: strings.TrimPrefix(s3url, "http://")}
+	netw.add(t, s3link)
+	t.Setenv("AWS_ACCESS_KEY_ID", access)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+	store := fmt.Sprintf("s3://%s/chaos?endpoint=http://%s&region=us-east-1&path_style=true&retry_rate_limit=false", objstoretest.BucketName, s3link.Listen)
+
+	rep := Report{Seed: cfg.Seed, Duration: cfg.Duration.String(), FaultsByKind: map[string]int{}, SkippedFaultKinds: map[string]string{}}
+	extra := map[string][]string{
+		"logsvc":   {"--object-store", store, "--diskless-batch-timeout", "50ms", "--retention-check-interval", "2s"},
+		"uploader": {"--object-store", store, "--gc-grace", "20s", "--gc-interval", "2s"},
+		"gateway":  {"--session-ttl", "3s"},
+	}
+	disks := map[string]string{}
+	for i := 1; i <= 3; i++ {
+		name := fmt.Sprintf("logsvc-%d", i)
+		dir, err := mountTmpfs(t, "256m")
+		if err != nil {
+			rep.SkippedFaultKinds["disk-full"] = err.Error()
+			t.Logf("chaos: disk-full fault skipped: cannot mount a size-limited tmpfs here (%v)", err)
+			break
+		}
+		disks[name] = dir
+		extra[name] = []string{"--data-dir", dir}
+	}
+	if len(disks) < 3 {
+		for n := range disks {
+			delete(extra, n)
+		}
+		disks = map[string]string{}
+	}
+	c := cluster.StartCluster(t, cluster.ClusterOptions{
+		Uploaders: 2, SessionTTL: 3 * time.Second, HTTP: true, ExtraArgs: extra,
+		Links: func(l cluster.Link) { netw.add(t, l) },
+	})
+	if cfg.LogDir != "" {
+		t.Cleanup(func() { copyLogs(t, c, cfg.LogDir) })
+	}
+	e := &env{c: c, net: netw, s3: s3faults, disks: disks, names: map[string][]string{"all": c.Names()}}
+	for _, k := range []string{"etcd", "logsvc", "uploader", "gateway"} {
+		e.names[k] = c.NamesOf(k)
+	}
+	t.Logf("chaos: fault kinds\n%s", describe(e))
+	plan := schedule(cfg.Seed, e, cfg.Duration)
+	var planText strings.Builder
+	for i, s := range plan {
+		fmt.Fprintf(&planText, "  %3d %s\n", i, s)
+	}
+	t.Logf("chaos: schedule (%d steps, cut off at %v)\n%s", len(plan), cfg.Duration, planText.String())
+
+	var topics []dataTopic
+	for _, m := range cfg.Modes {
+		topics = append(topics, dataTopic{name: "data-" + string(m), mode: m, partitions: cfg.Partitions, group: "group-" + string(m)})
+	}
+	var allParts []tp
+	for _, d := range topics {
+		allParts = append(allParts, d.parts()...)
+	}
+	w := newWorkload(c.Bootstrap(), topics, cfg.Modes, cfg.Rate, cfg.Seed, t.Logf)
+	defer w.close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	if err := w.start(ctx); err != nil {
+		cancel()
+		t.Fatalf("chaos: workload: %v", err)
+	}
+	cancel()
+	time.Sleep(5 * time.Second) // a baseline before the first fault
+
+	// The faults, one after another, until Duration is used up.
+	var done []executed
+	deadline := time.Now().Add(cfg.Duration)
+	for _, s := range plan {
+		if time.Now().After(deadline) {
+			break
+		}
+		x := executed{step: s, injected: time.Now()}
+		heal, err := kindByName(s.kind).inject(e, s.target)
+		if err != nil {
+			x.err = err
+			t.Logf("chaos: %s: inject failed: %v", s, err)
+		} else {
+			time.Sleep(s.dur)
+			if err := heal(); err != nil {
+				t.Errorf("chaos: %s: heal failed: %v", s, err)
+			}
+		}
+		x.healed = time.Now()
+		rep.FaultsByKind[s.kind]++
+		t.Logf("chaos: %s healed after %v", s, x.healed.Sub(x.injected).Round(time.Millisecond))
+		done = append(done, x)
+		time.Sleep(s.gap)
+	}
+	faultsEnd := time.Now()
+
+	// After the faults: every process ready within 30 s, every partition
+	// takes produce and fetch within 60 s.
+	ready, err := waitReady(c, 30*time.Second)
+	rep.ReadyAfter = ready.Round(time.Millisecond).String()
+	if err != nil {
+		t.Errorf("chaos: not every process ready 30 s after the faults: %v", err)
+	}
+	serving, err := probe(w, topics, 60*time.Second)
+	rep.ServingAfter = serving.Round(time.Millisecond).String()
+	if err != nil {
+		t.Errorf("chaos: not every partition took produce and fetch within 60 s of the faults: %v", err)
+	}
+	_ = faultsEnd
+	time.Sleep(3 * time.Second) // consumers catch up a little, commits land
+
+	if err := w.stop(2 * time.Minute); err != nil {
+		t.Errorf("chaos: stopping the producers: %v", err)
+	}
+	adm, err := kgo.NewClient(kgo.SeedBrokers(c.Bootstrap()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	final := map[string]map[tp]int64{}
+	for _, d := range topics {
+		final[d.group] = w.readCommits(kadm.NewClient(adm), d.group, "final")
+	}
+	rctx, rcancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	stored, logStart, err := readAll(rctx, c.Bootstrap(), topics)
+	rcancel()
+	if err != nil {
+		t.Fatalf("chaos: reading back: %v", err)
+	}
+	v := check(w.h, stored, logStart, final, topics)
+
+	// Recovery per fault: heal -> every data partition acked a record
+	// handed to the producer after the heal.
+	var recs []time.Duration
+	for i := range done {
+		done[i].recovery, done[i].recovered = w.h.recoveryAfter(done[i].healed, allParts)
+		if done[i].recovered {
+			recs = append(recs, done[i].recovery)
+		} else {
+			rep.NotRecovered++
+		}
+	}
+	w.h.mu.Lock()
+	rep.Produced = w.h.produced
+	for _, n := range w.h.failed {
+		rep.Failed += n
+	}
+	rep.AdminOps = w.h.admin
+	w.h.mu.Unlock()
+	rep.Acknowledged, rep.Lost, rep.Duplicated, rep.Misplaced, rep.Reordered, rep.Phantom = v.acked, v.lost, v.duplicated, v.misplaced, v.reordered, v.phantom
+	rep.RecoveryP50 = percentile(recs, 50).Round(time.Millisecond).String()
+	rep.RecoveryMax = percentile(recs, 100).Round(time.Millisecond).String()
+	rep.Problems = append(v.problems, scanLogs(c)...)
+
+	t.Logf("chaos: report\n%s", rep.text(done))
+	if cfg.ReportPath != "" {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(cfg.ReportPath, b, 0o644); err != nil {
+			t.Errorf("chaos: report: %v", err)
+		}
+	}
+	if len(rep.Problems) > 0 {
+		t.Errorf("chaos: seed %d: %d problems (replay: make chaos SEED=%d DURATION=%v):\n  %s",
+			cfg.Seed, len(rep.Problems), cfg.Seed, cfg.Duration, strings.Join(rep.Problems, "\n  "))
+	}
+	if rep.Acknowledged == 0 {
+		t.Errorf("chaos: nothing was acknowledged: the campaign checked nothing")
+	}
+	return rep
+}
+
+func (r Report) text(done []executed) string {
+	var b strings.Builder
+	kinds := make([]string, 0, len(r.FaultsByKind))
+	for k := range r.FaultsByKind {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	fmt.Fprintf(&b, "  seed %d, faults for %s: %d injected\n", r.Seed, r.Duration, len(done))
+	for _, k := range kinds {
+		fmt.Fprintf(&b, "    %-12s %d\n", k, r.FaultsByKind[k])
+	}
+	fmt.Fprintf(&b, "  records: %d produced, %d acknowledged, %d failed (not acknowledged)\n", r.Produced, r.Acknowledged, r.Failed)
+	fmt.Fprintf(&b, "  lost %d, duplicated %d, misplaced %d, reordered %d, phantom %d\n", r.Lost, r.Duplicated, r.Misplaced, r.Reordered, r.Phantom)
+	fmt.Fprintf(&b, "  recovery after a fault (heal -> every partition acks a new record): p50 %s, max %s, %d faults without recovery before the end\n", r.RecoveryP50, r.RecoveryMax, r.NotRecovered)
+	fmt.Fprintf(&b, "  after the faults: all processes ready in %s, all partitions serving in %s\n", r.ReadyAfter, r.ServingAfter)
+	fmt.Fprintf(&b, "  admin ops: %v\n", r.AdminOps)
+	for _, x := range done {
+		rec := "no recovery seen"
+		if x.recovered {
+			rec = "recovered in " + x.recovery.Round(time.Millisecond).String()
+		}
+		if x.err != nil {
+			rec = "not injected: " + x.err.Error()
+		}
+		fmt.Fprintf(&b, "    %-50s %s\n", x.step.kind+" "+x.step.target+" "+x.step.dur.Round(time.Millisecond).String(), rec)
+	}
+	return b.String()
+}
+
+// mountTmpfs mounts a tmpfs of size on a new directory (as root), so a
+// fault can fill it; it is unmounted when the test ends, after the
+// processes are gone.
+func mountTmpfs(t *testing.T, size string) (string, error) {
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("mount -t tmpfs: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	return dir, nil
+}
+
+// waitReady waits until every process runs and serves: services answer
+// /readyz with 200, etcd answers a read.
+func waitReady(c *cluster.Cluster, within time.Duration) (time.Duration, error) {
+	start := time.Now()
+	hc := &http.Client{Timeout: 2 * time.Second}
+	var last error
+	for time.Since(start) < within {
+		last = nil
+		for _, n := range c.Names() {
+			if c.Node(n).Exited() {
+				return time.Since(start), fmt.Errorf("%s exited", n)
+			}
+			if n == "etcd" {
+				if err := etcdReady(c); err != nil {
+					last = fmt.Errorf("etcd: %w", err)
+				}
+				continue
+			}
+			resp, err := hc.Get("http://" + c.HTTPAddr(n) + "/readyz")
+			if err != nil {
+				last = fmt.Errorf("%s: %w", n, err)
+				continue
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				last = fmt.Errorf("%s: /readyz %s", n, resp.Status)
+			}
+		}
+		if last == nil {
+			return time.Since(start), nil
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return time.Since(start), last
+}
+
+func etcdReady(c *cluster.Cluster) error {
+	resp, err := http.Get(c.EtcdEndpoints()[0] + "/health")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("/health %s", resp.Status)
+	}
+	return nil
+}
+
+// probe produces one record to every data partition and fetches it back,
+// within the deadline; it returns how long that took.
+func probe(w *workload, topics []dataTopic, within time.Duration) (time.Duration, error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(w.seeds...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(within), kgo.FetchMaxWait(200*time.Millisecond))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	for _, d := range topics {
+		for _, p := range d.parts() {
+			v := fmt.Sprintf("probe/%s", p)
+			w.h.produce(v)
+			recs = append(recs, &kgo.Record{Topic: p.topic, Partition: p.partition, Value: []byte(v)})
+		}
+	}
+	issued := time.Now()
+	at := map[string]map[int32]kgo.Offset{}
+	for _, r := range cl.ProduceSync(ctx, recs...) {
+		p := tp{r.Record.Topic, r.Record.Partition}
+		if r.Err != nil {
+			w.h.fail(p)
+			return time.Since(start), fmt.Errorf("produce to %s: %w", p, r.Err)
+		}
+		w.h.acked(p, ack{seq: -1, offset: r.Record.Offset, issued: issued, acked: time.Now(), valueKey: string(r.Record.Value)})
+		if at[p.topic] == nil {
+			at[p.topic] = map[int32]kgo.Offset{}
+		}
+		at[p.topic][p.partition] = kgo.NewOffset().At(r.Record.Offset)
+	}
+	cl.AddConsumePartitions(at)
+	want := len(recs)
+	seen := map[string]bool{}
+	for len(seen) < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return time.Since(start), fmt.Errorf("fetch: %d of %d probes read back", len(seen), want)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if strings.HasPrefix(string(r.Value), "probe/") {
+				seen[string(r.Value)] = true
+			}
+		})
+	}
+	return time.Since(start), nil
+}
+
+// scanLogs reports every process log line with a Go panic or fatal error.
+func scanLogs(c *cluster.Cluster) []string {
+	var out []string
+	for _, n := range c.Names() {
+		b, err := os.ReadFile(c.Node(n).LogPath())
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s: log: %v", n, err))
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "panic:") || strings.Contains(line, "fatal error:") {
+				out = append(out, fmt.Sprintf("%s log: %s", n, strings.TrimSpace(line)))
+			}
+		}
+	}
+	return out
+}
+
+// copyLogs copies every process's log into dir.
+func copyLogs(t *testing.T, c *cluster.Cluster, dir string) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Logf("chaos: logs: %v", err)
+		return
+	}
+	for _, n := range c.Names() {
+		b, err := os.ReadFile(c.Node(n).LogPath())
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, n+".log"), b, 0o644)
+		}
+		if err != nil {
+			t.Logf("chaos: log of %s: %v", n, err)
+		}
+	}
+	t.Logf("chaos: process logs copied to %s", dir)
+}
