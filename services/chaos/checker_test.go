@@ -90,7 +90,7 @@ func TestCheckerFindsEachViolation(t *testing.T) {
 func TestScheduleIsAFunctionOfTheSeed(t *testing.T) {
 	e := &env{
 		net:   &network{order: []string{"logsvc-1->etcd", "gateway->logsvc-1", "all->s3"}},
-		names: map[string][]string{"all": {"etcd", "logsvc-1", "gateway-1"}, "logsvc": {"logsvc-1"}},
+		names: map[string][]string{"all": {"etcd", "logsvc-1", "logsvc-2", "gateway-1"}, "logsvc": {"logsvc-1", "logsvc-2"}},
 		disks: map[string]string{"logsvc-1": "/somewhere"},
 	}
 	text := func(seed uint64) string {
@@ -107,8 +107,23 @@ func TestScheduleIsAFunctionOfTheSeed(t *testing.T) {
 	if text(8) == a {
 		t.Fatalf("seeds 7 and 8 gave the same schedule\n%s", a)
 	}
+	plan := schedule(7, e, 30*time.Minute)
+	overlaps := 0
+	for i, x := range plan {
+		for _, y := range plan[i+1:] {
+			if y.at < x.at+x.dur && x.at < y.at+y.dur {
+				overlaps++
+				if !canOverlap(x, y) {
+					t.Errorf("%s overlaps %s: a restart would wait for etcd, or one target twice", x, y)
+				}
+			}
+		}
+	}
+	if overlaps == 0 {
+		t.Errorf("30 minutes of seed 7 never overlapped two faults")
+	}
 	for _, k := range faultKinds {
-		if !strings.Contains(a, k.name+" ") {
+		if !strings.Contains(a, " "+k.name+" ") {
 			t.Errorf("10 minutes of seed 7 never injected %s:\n%s", k.name, a)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -140,16 +141,23 @@ func fill(path string) error {
 type step struct {
 	kind   string
 	target string
+	at     time.Duration // start, from the first fault's start
 	dur    time.Duration
-	gap    time.Duration // quiet time after the heal, before the next step
 }
 
 func (s step) String() string {
-	return fmt.Sprintf("%s %s for %v (then %v quiet)", s.kind, s.target, s.dur, s.gap)
+	return fmt.Sprintf("at %6.1fs %s %s for %.1fs", s.at.Seconds(), s.kind, s.target, s.dur.Seconds())
 }
 
+// overlapChance is how often a fault starts while the previous one is
+// still active (on another target), so faults also meet each other: a
+// node killed while S3 is slow, etcd paused while a link is cut.
+const overlapChance = 0.25
+
 // schedule derives the fault sequence from seed alone: the same seed and
-// the same cluster shape give the same faults, targets and durations.
+// the same cluster shape give the same faults, targets, start times and
+// durations. Most faults follow the previous one's heal after a quiet gap
+// of 1-5 s; some start during it.
 func schedule(seed uint64, e *env, total time.Duration) []step {
 	rng := rand.New(rand.NewPCG(seed, seed))
 	var kinds []faultKind
@@ -162,14 +170,66 @@ func schedule(seed uint64, e *env, total time.Duration) []step {
 	for at := time.Duration(0); at < total; {
 		k := kinds[rng.IntN(len(kinds))]
 		ts := k.targets(e)
-		s := step{kind: k.name, target: ts[rng.IntN(len(ts))], gap: time.Duration(1000+rng.IntN(4000)) * time.Millisecond}
+		s := step{kind: k.name, target: ts[rng.IntN(len(ts))], at: at}
 		if k.maxDur > k.minDur {
 			s.dur = k.minDur + time.Duration(rng.Int64N(int64(k.maxDur-k.minDur)))
 		}
-		at += s.dur + s.gap
+		if n := len(out); n > 0 && rng.Float64() < overlapChance && canOverlap(out[n-1], s) {
+			// Start inside the previous fault instead of after it.
+			prev := out[n-1]
+			s.at = prev.at + time.Duration(rng.Int64N(int64(prev.dur)))
+		}
+		gap := time.Duration(1000+rng.IntN(4000)) * time.Millisecond
+		at = max(at, s.at+s.dur+gap)
 		out = append(out, s)
 	}
 	return out
+}
+
+// canOverlap tells whether b may start while a is active: not on the same
+// target, and not a restart that waits for etcd while the other fault
+// keeps etcd away (the restart would wait for a heal that comes after it).
+func canOverlap(a, b step) bool {
+	return a.target != b.target && a.dur > 0 &&
+		!(blocksEtcd(a) && healWaitsForEtcd(b)) && !(blocksEtcd(b) && healWaitsForEtcd(a))
+}
+
+// blocksEtcd: while s is active some process cannot reach etcd.
+func blocksEtcd(s step) bool {
+	switch s.kind {
+	case "kill", "pause", "restart":
+		return s.target == "etcd"
+	case "reset", "blackhole":
+		return strings.HasSuffix(s.target, "->etcd")
+	}
+	return false
+}
+
+// healWaitsForEtcd: healing s restarts a service, which is ready only once
+// it reached etcd.
+func healWaitsForEtcd(s step) bool { return s.kind == "kill" && s.target != "etcd" }
+
+// event is an injection or a heal of step i at its time.
+type event struct {
+	at   time.Duration
+	i    int
+	heal bool
+}
+
+// timeline orders the steps' injections and heals in time (a heal before
+// an injection at the same instant).
+func timeline(plan []step) []event {
+	var evs []event
+	for i, s := range plan {
+		evs = append(evs, event{at: s.at, i: i}, event{at: s.at + s.dur, i: i, heal: true})
+	}
+	sort.SliceStable(evs, func(a, b int) bool {
+		if evs[a].at != evs[b].at {
+			return evs[a].at < evs[b].at
+		}
+		return evs[a].heal && !evs[b].heal
+	})
+	return evs
 }
 
 func kindByName(name string) faultKind {
