@@ -205,6 +205,9 @@ func Run(t *testing.T, cfg Config) Report {
 			}
 			heals[ev.i] = heal
 			rep.FaultsByKind[s.kind]++
+			if took := time.Since(x.injected); took > time.Second {
+				t.Logf("chaos: %s: injecting took %v", s, took.Round(time.Millisecond))
+			}
 			continue
 		}
 		if err := heals[ev.i](); err != nil {

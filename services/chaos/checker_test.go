@@ -122,6 +122,14 @@ func TestScheduleIsAFunctionOfTheSeed(t *testing.T) {
 	if overlaps == 0 {
 		t.Errorf("30 minutes of seed 7 never overlapped two faults")
 	}
+	// Every step is injected before it is healed, clean restarts too.
+	injected := map[int]bool{}
+	for _, ev := range timeline(plan) {
+		if ev.heal && !injected[ev.i] {
+			t.Fatalf("%s healed before it was injected", plan[ev.i])
+		}
+		injected[ev.i] = true
+	}
 	for _, k := range faultKinds {
 		if !strings.Contains(a, " "+k.name+" ") {
 			t.Errorf("10 minutes of seed 7 never injected %s:\n%s", k.name, a)

@@ -216,18 +216,29 @@ type event struct {
 	heal bool
 }
 
-// timeline orders the steps' injections and heals in time (a heal before
-// an injection at the same instant).
+// timeline orders the steps' injections and heals in time. At one instant
+// heals come first (a fault ends before the next starts), except the heal
+// of a fault with no duration (a clean restart), which follows its own
+// injection.
 func timeline(plan []step) []event {
 	var evs []event
 	for i, s := range plan {
 		evs = append(evs, event{at: s.at, i: i}, event{at: s.at + s.dur, i: i, heal: true})
 	}
+	rank := func(e event) int {
+		switch {
+		case e.heal && plan[e.i].dur > 0:
+			return 0
+		case !e.heal:
+			return 1
+		}
+		return 2
+	}
 	sort.SliceStable(evs, func(a, b int) bool {
 		if evs[a].at != evs[b].at {
 			return evs[a].at < evs[b].at
 		}
-		return evs[a].heal && !evs[b].heal
+		return rank(evs[a]) < rank(evs[b])
 	})
 	return evs
 }
