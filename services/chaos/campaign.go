@@ -225,7 +225,8 @@ func Run(t *testing.T, cfg Config) Report {
 	if err != nil {
 		t.Errorf("chaos: not every process ready 30 s after the faults: %v", err)
 	}
-	serving, err := probe(w, topics, 60*time.Second)
+	w.stopChurn() // the topic list must hold still while every partition is probed
+	serving, err := probe(w, c.Bootstrap(), 60*time.Second)
 	rep.ServingAfter = serving.Round(time.Millisecond).String()
 	if err != nil {
 		t.Errorf("chaos: not every partition took produce and fetch within 60 s of the faults: %v", err)
@@ -381,25 +382,38 @@ func etcdReady(c *cluster.Cluster) error {
 	return nil
 }
 
-// probe produces one record to every data partition and fetches it back,
-// within the deadline; it returns how long that took.
-func probe(w *workload, topics []dataTopic, within time.Duration) (time.Duration, error) {
+// probe produces one record to every partition of every topic (data and
+// churn topics alike) and fetches it back, within the deadline; it returns
+// how long that took.
+func probe(w *workload, seeds []string, within time.Duration) (time.Duration, error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(w.seeds...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(within), kgo.FetchMaxWait(200*time.Millisecond))
 	if err != nil {
 		return 0, err
 	}
 	defer cl.Close()
 	var recs []*kgo.Record
-	for _, d := range topics {
-		for _, p := range d.parts() {
-			v := fmt.Sprintf("probe/%s", p)
-			w.h.produce(v)
-			recs = append(recs, &kgo.Record{Topic: p.topic, Partition: p.partition, Value: []byte(v)})
+	for {
+		topics, err := kadm.NewClient(cl).ListTopics(ctx)
+		if err == nil {
+			err = topics.Error()
 		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return time.Since(start), fmt.Errorf("list topics: %w", err)
+			}
+			time.Sleep(250 * time.Millisecond)
+			continue
+		}
+		topics.EachPartition(func(p kadm.PartitionDetail) {
+			v := fmt.Sprintf("probe/%s/%d", p.Topic, p.Partition)
+			w.h.produce(v)
+			recs = append(recs, &kgo.Record{Topic: p.Topic, Partition: p.Partition, Value: []byte(v)})
+		})
+		break
 	}
 	issued := time.Now()
 	at := map[string]map[int32]kgo.Offset{}

@@ -44,10 +44,13 @@ type workload struct {
 	rng    *rand.Rand // admin choices; owned by the admin goroutine
 	logf   func(format string, args ...any)
 
-	ctx    context.Context // canceled by stop: consumers and admin end
-	cancel context.CancelFunc
-	stopP  chan struct{} // closed by stop: producers stop producing
-	wg     sync.WaitGroup
+	ctx       context.Context // canceled by stop: consumers and admin end
+	cancel    context.CancelFunc
+	stopP     chan struct{} // closed by stop: producers stop producing
+	stopC     chan struct{} // closed by stopChurn: admin churn ends
+	onceC     sync.Once
+	churnDone chan struct{} // closed when the churn goroutine returned
+	wg        sync.WaitGroup
 
 	producers []*kgo.Client
 	clients   []*kgo.Client // every client, closed by close
@@ -57,7 +60,7 @@ func newWorkload(seeds []string, topics []dataTopic, modes []meta.StorageMode, r
 	ctx, cancel := context.WithCancel(context.Background())
 	return &workload{
 		seeds: seeds, topics: topics, modes: modes, rate: rate, h: newHistory(), logf: logf,
-		rng: rand.New(rand.NewPCG(seed, seed^0x5eed)), ctx: ctx, cancel: cancel, stopP: make(chan struct{}),
+		rng: rand.New(rand.NewPCG(seed, seed^0x5eed)), ctx: ctx, cancel: cancel, stopP: make(chan struct{}), stopC: make(chan struct{}), churnDone: make(chan struct{}),
 	}
 }
 
@@ -217,6 +220,7 @@ func (w *workload) readCommits(a *kadm.Client, group, how string) map[tp]int64 {
 // knows which acknowledged records may be gone) and delete topics.
 func (w *workload) churn(a *kadm.Client) {
 	defer w.wg.Done()
+	defer close(w.churnDone)
 	var live []string
 	next := 0
 	prod, err := w.client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(10*time.Second))
@@ -226,7 +230,7 @@ func (w *workload) churn(a *kadm.Client) {
 	}
 	for {
 		select {
-		case <-w.ctx.Done():
+		case <-w.stopC:
 			return
 		case <-time.After(time.Duration(500+w.rng.IntN(1500)) * time.Millisecond):
 		}
@@ -319,6 +323,13 @@ func (w *workload) trimDataPartition(ctx context.Context, a *kadm.Client) {
 	w.h.adminOp("trim-data", err)
 }
 
+// stopChurn ends the admin churn and waits for its last operation (the
+// topics stay as they are). Idempotent.
+func (w *workload) stopChurn() {
+	w.onceC.Do(func() { close(w.stopC) })
+	<-w.churnDone
+}
+
 // stop ends producing and waits (up to flushFor) for every buffered record
 // to be acknowledged or failed, then stops consumers and churn.
 func (w *workload) stop(flushFor time.Duration) error {
@@ -331,6 +342,7 @@ func (w *workload) stop(flushFor time.Duration) error {
 			errs = append(errs, fmt.Errorf("flush: %w (%d records still unanswered)", err, p.BufferedProduceRecords()))
 		}
 	}
+	w.stopChurn()
 	w.cancel()
 	w.wg.Wait()
 	return errors.Join(errs...)
