@@ -3,8 +3,6 @@ package logsvc
 import (
 	"encoding/hex"
 	"maps"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -166,34 +164,36 @@ func (l *leader) open(t meta.Topic, pa meta.Partition) error {
 }
 
 // removeOrphans deletes local partition directories of topics that no
-// longer exist (deleted while this node was down). Directories of existing
+// longer exist (deleted while this node was down), crash-safely and in the
+// background (localstore.RemovePartitionDir). Directories of existing
 // topics are kept even if another node leads them now: they hold data.
 func (l *leader) removeOrphans() {
-	dir := filepath.Join(l.n.cfg.DataDir, "partitions")
-	entries, err := os.ReadDir(dir)
+	names, err := l.n.local.PartitionDirs()
 	if err != nil {
 		return
 	}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	for _, e := range entries {
-		idHex, _, ok := strings.Cut(e.Name(), "-")
-		if !ok || !e.IsDir() {
+	for _, name := range names {
+		idHex, _, ok := strings.Cut(name, "-")
+		if !ok {
 			continue
 		}
 		raw, err := hex.DecodeString(idHex)
 		if err != nil || len(raw) != 16 {
 			continue
 		}
-		if _, err := strconv.Atoi(e.Name()[len(idHex)+1:]); err != nil {
+		if _, err := strconv.Atoi(name[len(idHex)+1:]); err != nil {
 			continue
 		}
 		if _, alive := l.n.cache.TopicByID(meta.TopicID(raw)); alive {
 			continue
 		}
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err == nil {
-			l.n.log.Info("removed data of deleted topic", "dir", e.Name())
+		if err := l.n.local.RemovePartitionDir(name); err != nil {
+			l.n.log.Warn("removing data of deleted topic", "dir", name, "err", err)
+			continue
 		}
+		l.n.log.Info("removing data of deleted topic", "dir", name)
 	}
 }
 

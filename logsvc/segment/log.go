@@ -204,11 +204,16 @@ func (l *Log) close() error {
 	return err
 }
 
-// Remove closes the log and deletes its directory (the topic was deleted).
-func (l *Log) Remove() error {
+// Remove closes the log and deletes its directory (the topic was deleted),
+// crash-safely: the directory is entombed first (see Entomb). It returns
+// the entombed path, whose files the caller removes (os.RemoveAll), in the
+// background if it likes.
+func (l *Log) Remove() (tomb string, err error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
-	return errors.Join(l.close(), os.RemoveAll(l.dir))
+	err = l.close()
+	tomb, rerr := Entomb(l.dir)
+	return tomb, errors.Join(err, rerr)
 }
 
 // readErr turns the error of a read that raced with retention or Close into

@@ -208,10 +208,14 @@ func TestCloseAndRemove(t *testing.T) {
 	if _, _, _, err := l.OffsetForTimestamp(0); !errors.Is(err, ErrClosed) {
 		t.Errorf("OffsetForTimestamp after Close: %v", err)
 	}
-	if err := l.Remove(); err != nil {
+	tomb, err := l.Remove()
+	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("dir still exists: %v", err)
+	}
+	if tombs, err := SweepEntombed(filepath.Dir(dir)); err != nil || len(tombs) != 1 || tombs[0] != tomb {
+		t.Fatalf("entombed dirs %v (%v), want [%s]", tombs, err, tomb)
 	}
 }

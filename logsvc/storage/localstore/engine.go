@@ -19,6 +19,15 @@
 //	partitions/<topicID>-<n>/          one partition (segment files)
 //	partitions/<topicID>-<n>/partition.json   topic name and number, for people
 //	partitions/<topicID>-<n>/log-start-offset the start set by DeleteRecords (package segment)
+//	partitions/<topicID>-<n>.deleted-<nanos>/  a deleted partition whose files are being removed
+//
+// Deleting a partition (Log.Remove, RemovePartitionDir) first renames its
+// directory to the ".deleted-" name and fsyncs partitions/ (segment.Entomb):
+// from that instant the partition is gone for recovery, whatever a crash
+// leaves of its files, and its WAL records are skipped. The files are then
+// removed by a background goroutine, so deleting a large topic never holds
+// the caller (the node's partition lock, the write path); Open finishes
+// removals a crash interrupted, also in the background.
 package localstore
 
 import (
@@ -60,6 +69,8 @@ type Engine struct {
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
+
+	reaping sync.WaitGroup // background removals of entombed directories
 }
 
 var _ storage.Engine = (*Engine)(nil)
@@ -89,17 +100,78 @@ func Open(opts Options) (*Engine, error) {
 		w.Close()
 		return nil, err
 	}
+	// Deletions a crash interrupted: replay skipped them; finish them.
+	tombs, err := segment.SweepEntombed(e.partitionsDir())
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	for _, tomb := range tombs {
+		e.reap(tomb)
+	}
 	go e.checkpointLoop()
 	return e, nil
 }
 
+// reap removes an entombed partition directory in the background.
+func (e *Engine) reap(tomb string) {
+	if tomb == "" {
+		return
+	}
+	e.reaping.Add(1)
+	go func() {
+		defer e.reaping.Done()
+		start := time.Now()
+		if err := os.RemoveAll(tomb); err != nil {
+			e.log.Error("removing deleted partition data", "dir", tomb, "err", err)
+			return
+		}
+		e.log.Info("removed deleted partition data", "dir", filepath.Base(tomb), "took", time.Since(start))
+	}()
+}
+
+// RemovePartitionDir deletes the data directory of a partition that is not
+// open (its topic was deleted while this node was down), crash-safely and
+// in the background, like Log.Remove. name is the directory's name under
+// partitions/.
+func (e *Engine) RemovePartitionDir(name string) error {
+	e.mu.Lock()
+	_, open := e.logs[name]
+	e.mu.Unlock()
+	if open {
+		return fmt.Errorf("partition directory %s is open", name)
+	}
+	tomb, err := segment.Entomb(filepath.Join(e.partitionsDir(), name))
+	e.reap(tomb)
+	return err
+}
+
+// PartitionDirs lists the partition directories under partitions/ (names
+// like "<topicID hex>-<n>"), without those being deleted.
+func (e *Engine) PartitionDirs() ([]string, error) {
+	ents, err := os.ReadDir(e.partitionsDir())
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, ent := range ents {
+		if ent.IsDir() && !segment.IsEntombed(ent.Name()) {
+			out = append(out, ent.Name())
+		}
+	}
+	return out, nil
+}
+
 // replay restores into the segments every WAL record they lost. A record
-// whose partition directory is gone belongs to a deleted topic.
+// whose partition directory is gone (or entombed) belongs to a deleted
+// topic and is skipped: open maps its stream to nil.
 func (e *Engine) replay() error {
 	open := map[string]*segment.Log{}
 	defer func() {
 		for _, l := range open {
-			l.Close()
+			if l != nil {
+				l.Close()
+			}
 		}
 	}()
 	var replayed, skipped int
@@ -272,6 +344,7 @@ func (e *Engine) Close() error {
 			err = errors.Join(err, l.Close())
 		}
 		err = errors.Join(err, e.wal.Close())
+		e.reaping.Wait()
 	})
 	return err
 }

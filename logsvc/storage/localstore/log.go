@@ -203,19 +203,19 @@ func (l *Log) close(remove bool) error {
 	}
 	l.mu.Unlock()
 	<-l.done
-	if already {
-		if remove {
-			return l.seg.Remove()
-		}
-		return nil
-	}
 	var err error
-	if remove {
-		err = l.seg.Remove()
-	} else {
+	switch {
+	case remove:
+		// Entombed now (crash-safe), files removed in the background.
+		var tomb string
+		tomb, err = l.seg.Remove()
+		l.e.reap(tomb)
+	case !already:
 		err = l.seg.Close()
 	}
-	l.e.forget(l.stream)
+	if !already {
+		l.e.forget(l.stream)
+	}
 	return err
 }
 
