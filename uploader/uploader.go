@@ -105,6 +105,9 @@ type Uploader struct {
 	gc       *gc.Collector // nil without a listable object store
 	gcCancel context.CancelFunc
 	gcDone   chan struct{}
+
+	stopKeep chan struct{} // closed by Close: keepRegistered ends
+	keepDone chan struct{}
 }
 
 // New validates cfg.
@@ -163,17 +166,72 @@ func (u *Uploader) Start(ctx context.Context) (err error) {
 	up.RefuseCommitsOlderThan(gc.MaxCommitAge(u.cfg.GCGrace))
 	uploadv1.RegisterUploadServiceServer(u.srv, up)
 	go u.srv.Serve(u.lis)
-	if u.sess, err = concurrency.NewSession(u.cfg.Etcd, concurrency.WithTTL(int(u.cfg.SessionTTL.Seconds()))); err != nil {
-		return fmt.Errorf("uploader: etcd session: %w", err)
-	}
-	if err := meta.NewStore(u.cfg.Etcd, u.cfg.EtcdPrefix).RegisterUploader(ctx, u.sess, meta.Uploader{ID: u.cfg.ID, Addr: u.Addr(), ObjectStore: u.cfg.Objects != nil}, u.cfg.TakeOverID); err != nil {
+	if u.sess, err = u.register(ctx, u.cfg.TakeOverID); err != nil {
 		return err
 	}
 	if u.gc != nil {
 		u.startGC()
 	}
+	u.stopKeep, u.keepDone = make(chan struct{}), make(chan struct{})
+	go u.keepRegistered()
 	u.cfg.Logger.Info("uploader started", "id", u.cfg.ID, "grpc", u.Addr(), "object_store", u.cfg.Objects != nil, "gc", u.gc != nil)
 	return nil
+}
+
+// register opens an etcd session and registers the uploader under it.
+func (u *Uploader) register(ctx context.Context, takeover bool) (*concurrency.Session, error) {
+	sess, err := concurrency.NewSession(u.cfg.Etcd, concurrency.WithTTL(int(u.cfg.SessionTTL.Seconds())))
+	if err != nil {
+		return nil, fmt.Errorf("uploader: etcd session: %w", err)
+	}
+	if err := meta.NewStore(u.cfg.Etcd, u.cfg.EtcdPrefix).RegisterUploader(ctx, sess, meta.Uploader{ID: u.cfg.ID, Addr: u.Addr(), ObjectStore: u.cfg.Objects != nil}, takeover); err != nil {
+		sess.Close()
+		return nil, err
+	}
+	return sess, nil
+}
+
+// keepRegistered holds the registration through etcd outages: when the
+// session's lease is lost (etcd unreachable, paused or restarted for longer
+// than the TTL), the garbage-collector candidacy ends with it, and the
+// uploader registers again under a new lease (retrying every second until
+// etcd answers) and campaigns again. An uploader holds no state of its own,
+// so there is nothing to recover: it only has to be findable again. While
+// unregistered it still serves uploads and commits (every commit is fenced
+// in etcd by the partition's leader revision, not by the uploader's lease).
+func (u *Uploader) keepRegistered() {
+	defer close(u.keepDone)
+	for {
+		select {
+		case <-u.stopKeep:
+			return
+		case <-u.sess.Done():
+		}
+		u.cfg.Logger.Warn("etcd session lost; registering again")
+		if u.gcCancel != nil {
+			u.gcCancel()
+			<-u.gcDone
+		}
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			sess, err := u.register(ctx, false)
+			cancel()
+			if err == nil {
+				u.sess = sess
+				break
+			}
+			u.cfg.Logger.Warn("re-registering uploader failed; retrying", "err", err)
+			select {
+			case <-u.stopKeep:
+				return
+			case <-time.After(time.Second):
+			}
+		}
+		if u.gc != nil {
+			u.startGC()
+		}
+		u.cfg.Logger.Info("uploader registered again", "id", u.cfg.ID)
+	}
 }
 
 // startGC runs the garbage-collector candidacy on the uploader's session
@@ -206,18 +264,14 @@ func (u *Uploader) Addr() string {
 	return u.lis.Addr().String()
 }
 
-// Done is closed if the etcd session is lost.
-func (u *Uploader) Done() <-chan struct{} {
-	if u.sess == nil {
-		return nil
-	}
-	return u.sess.Done()
-}
-
 // Close deregisters and stops serving. Idempotent.
 func (u *Uploader) Close() error {
 	var err error
 	u.once.Do(func() {
+		if u.stopKeep != nil {
+			close(u.stopKeep)
+			<-u.keepDone // u.sess and the collector are ours from here
+		}
 		if u.gcCancel != nil {
 			u.gcCancel() // resigns while the session still exists
 			<-u.gcDone
