@@ -66,8 +66,12 @@ type Config struct {
 	// ReadCacheBytes bounds the cache of object ranges for diskless reads.
 	ReadCacheBytes int64
 
-	WAL                    wal.Options
-	CheckpointInterval     time.Duration
+	WAL                wal.Options
+	CheckpointInterval time.Duration
+	// MinFreeBytes is the free space kept on the data filesystem: below
+	// it, local appends are refused with KAFKA_STORAGE_ERROR until space
+	// is freed (0: localstore.DefaultMinFreeBytes; negative: no check).
+	MinFreeBytes           int64
 	RetentionCheckInterval time.Duration
 	TopicDefaults          meta.Defaults
 	Logger                 *slog.Logger
@@ -166,6 +170,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.log = n.log.With("node", n.cfg.ID)
 	n.local, err = localstore.Open(localstore.Options{
 		DataDir: n.cfg.DataDir, WAL: n.cfg.WAL, CheckpointInterval: n.cfg.CheckpointInterval, Logger: n.log,
+		MinFreeBytes: n.cfg.MinFreeBytes,
 	})
 	if err != nil {
 		return err

@@ -282,6 +282,15 @@ func (p *Partition) SubmitContext(ctx context.Context, batch []byte) *Pending {
 			return &Pending{p: p, dup: *dup, isDup: true}
 		}
 	}
+	// A full disk refuses the batch (a duplicate was answered above) before
+	// it has an offset or a place in the producer state, so nothing is
+	// half-written and the partition stays healthy: the producer retries
+	// and succeeds once space is freed.
+	if sc, ok := p.log.(storage.SpaceChecker); ok {
+		if err := sc.CheckSpace(); err != nil {
+			return known(fail(kerr.KafkaStorageError, "%v", err))
+		}
+	}
 	base := p.nextOffset
 	recbatch.SetBaseOffset(batch, base)
 	recbatch.SetPartitionLeaderEpoch(batch, p.cfg.LeaderEpoch)

@@ -39,7 +39,19 @@ var (
 	// ErrStorage wraps failures of the durability step (fsync, upload); the
 	// partition stops accepting writes (Kafka KAFKA_STORAGE_ERROR).
 	ErrStorage = errors.New("storage failure")
+	// ErrNoSpace means the node's disk is (nearly) full: the append is
+	// refused before it got an offset, and the partition stays healthy;
+	// writes resume once space is freed (Kafka KAFKA_STORAGE_ERROR, which
+	// clients retry).
+	ErrNoSpace = errors.New("no space left for the log")
 )
+
+// SpaceChecker is implemented by logs on a local disk: CheckSpace returns
+// an error wrapping ErrNoSpace when an append should be refused for lack
+// of space. The partition asks before it assigns an offset.
+type SpaceChecker interface {
+	CheckSpace() error
+}
 
 // Log is one partition's storage. Append is called by the partition's single
 // writer, in offset order; everything else may be called concurrently.

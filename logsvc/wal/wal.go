@@ -26,6 +26,10 @@ var (
 	ErrInvalidRecord = errors.New("wal: invalid record")
 	// ErrReplayAfterAppend is returned by Replay once Append was called.
 	ErrReplayAfterAppend = errors.New("wal: replay after append")
+	// ErrStreamBlocked is delivered for a record of a stream that had a
+	// record fail to be written (disk full) and was not Unblocked since:
+	// its owner must first learn where the stream really ends.
+	ErrStreamBlocked = errors.New("wal: stream blocked after a failed write")
 )
 
 // Options configures a WAL. The zero value is usable.
@@ -78,7 +82,12 @@ type WAL struct {
 	waiting     int   // appenders blocked on notFull
 	appended    bool  // Append was called; Replay is no longer allowed
 	closed      bool  //
-	err         error // poison: set once on a write/fsync failure
+	err         error // poison: set once on an fsync (or unrecoverable) failure
+	// blocked holds the streams with a record that failed to be written
+	// (a write error such as ENOSPC, which the WAL survives): none of their
+	// later records may become durable until Unblock, or the WAL would hold
+	// a record after a hole in its stream.
+	blocked map[string]error
 
 	// filesMu guards the file list and every fileInfo's fields.
 	filesMu   sync.Mutex
@@ -142,6 +151,9 @@ func (w *WAL) Append(r Record) (seq uint64, done <-chan error) {
 	case w.err != nil:
 		ch <- w.err
 		return 0, ch
+	case w.blocked[r.Stream] != nil:
+		ch <- w.blocked[r.Stream]
+		return 0, ch
 	}
 	seq = w.nextSeq
 	w.nextSeq++
@@ -192,32 +204,77 @@ func (w *WAL) run() {
 
 // commit writes group to the active file, rolling files as they fill. Each
 // chunk that ends a file (and the remainder) is written with one write and
-// fsynced once; its callers are then told nil, in seq order. On failure the
-// callers not yet told get the error.
+// fsynced once; its callers are then told nil, in seq order.
+//
+// A failed write (disk full) is survived: the file is cut back to its last
+// good size, the records of that chunk and of the rest of the group fail
+// with the error, and their streams are blocked (see Unblock). Records of
+// streams blocked meanwhile are failed without being written. A failed
+// fsync, or a file that cannot be cut back, is returned: the WAL is
+// poisoned.
 func (w *WAL) commit(group []pending) error {
+	group = w.dropBlocked(group)
 	buf := w.buf[:0]
 	start := 0
 	w.filesMu.Lock()
 	activeSize := w.active.size
+	expect := w.active.firstSeq // the seq the active file takes next
+	if activeSize > 0 {
+		expect = w.active.lastSeq + 1
+	}
 	w.filesMu.Unlock()
+	// write writes the frames of group[start:end]; stop means the rest of
+	// the group was failed (and blocked) after a failed write.
+	write := func(end int) (stop bool, err error) {
+		if err := w.flush(buf, group[start:end]); err != nil {
+			var we *writeError
+			if !errors.As(err, &we) {
+				failAll(group[start:], err)
+				return true, err
+			}
+			if terr := w.f.Truncate(activeSize); terr != nil {
+				err = errors.Join(err, fmt.Errorf("wal: cut back %s after a failed write: %w", w.active.path, terr))
+				failAll(group[start:], err)
+				return true, err
+			}
+			w.block(group[start:], err)
+			return true, nil
+		}
+		activeSize += int64(len(buf))
+		buf = buf[:0]
+		start = end
+		return false, nil
+	}
 	for i := range group {
+		if group[i].seq != expect {
+			// Records before this one failed (disk full) and took their
+			// seqs with them; seqs run on by one within a file, so this
+			// record starts a new file.
+			if len(buf) > 0 {
+				if stop, err := write(i); stop {
+					return err
+				}
+			}
+			if err := w.roll(group[i].seq); err != nil {
+				w.block(group[i:], err)
+				return nil
+			}
+			activeSize = 0
+		}
+		expect = group[i].seq + 1
 		buf = appendFrame(buf, group[i].seq, group[i].rec)
 		if activeSize+int64(len(buf)) < w.opts.FileBytes && i < len(group)-1 {
 			continue
 		}
-		if err := w.flush(buf, group[start:i+1]); err != nil {
-			failAll(group[start:], err)
+		if stop, err := write(i + 1); stop {
 			return err
 		}
-		activeSize += int64(len(buf))
-		buf = buf[:0]
-		start = i + 1
 		if activeSize >= w.opts.FileBytes {
-			if err := w.roll(group[i].seq + 1); err != nil {
-				failAll(group[start:], err)
-				return err
+			// A roll that fails (no space for a new file) is tried again
+			// after the next write; the active file just grows meanwhile.
+			if err := w.roll(group[i].seq + 1); err == nil {
+				activeSize = 0
 			}
-			activeSize = 0
 		}
 	}
 	// Keep the buffer for the next group unless one huge group grew it.
@@ -229,12 +286,62 @@ func (w *WAL) commit(group []pending) error {
 	return nil
 }
 
+// writeError is a failed write, which the WAL survives (see commit).
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
+
+// block fails ps with err and blocks their streams.
+func (w *WAL) block(ps []pending, err error) {
+	w.mu.Lock()
+	if w.blocked == nil {
+		w.blocked = map[string]error{}
+	}
+	for _, p := range ps {
+		if w.blocked[p.rec.Stream] == nil {
+			w.blocked[p.rec.Stream] = fmt.Errorf("%w: %s: %w", ErrStreamBlocked, p.rec.Stream, err)
+		}
+	}
+	w.mu.Unlock()
+	failAll(ps, err)
+}
+
+// dropBlocked fails the records of blocked streams (queued before their
+// stream was blocked) and returns the others.
+func (w *WAL) dropBlocked(group []pending) []pending {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.blocked) == 0 {
+		return group
+	}
+	keep := group[:0]
+	for _, p := range group {
+		if err := w.blocked[p.rec.Stream]; err != nil {
+			p.done <- err
+			continue
+		}
+		keep = append(keep, p)
+	}
+	return keep
+}
+
+// Unblock lets records of stream be written again after a failed write
+// blocked it. Its owner calls it once it knows where the stream's durable
+// records end (it reopened the stream's log); records it appends from then
+// on follow that end.
+func (w *WAL) Unblock(stream string) {
+	w.mu.Lock()
+	delete(w.blocked, stream)
+	w.mu.Unlock()
+}
+
 // flush writes buf (the frames of recs) to the active file, fsyncs it and
-// completes recs with nil.
+// completes recs with nil. A failed write is a *writeError.
 func (w *WAL) flush(buf []byte, recs []pending) error {
 	_, err := w.f.Write(buf) // loops until all is written or it fails
 	if err != nil {
-		return fmt.Errorf("wal: write %s: %w", w.active.path, err)
+		return &writeError{fmt.Errorf("wal: write %s: %w", w.active.path, err)}
 	}
 	w.filesMu.Lock()
 	w.active.size += int64(len(buf))

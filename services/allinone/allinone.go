@@ -60,7 +60,10 @@ type Config struct {
 	Diskless buffer.Config
 	// UnsafeNoFsync skips WAL fsync: benchmarks only.
 	UnsafeNoFsync bool
-	Logger        *slog.Logger
+	// MinFreeBytes is the free space kept on the data filesystem (see
+	// logsvc.Config.MinFreeBytes).
+	MinFreeBytes int64
+	Logger       *slog.Logger
 	// TracerProvider traces every service of the process (one
 	// service.name, "streamline"); nil: no tracing, no cost. Tests inject a
 	// provider with a tracetest.SpanRecorder.
@@ -183,7 +186,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	log := cfg.Logger
 	s.node, err = logsvc.New(logsvc.Config{
 		ID: "logsvc-1", DataDir: filepath.Join(cfg.DataDir, "logsvc"), ListenAddr: cfg.LogsvcAddr,
-		Etcd: s.cli, WAL: wal.Options{NoSync: cfg.UnsafeNoFsync}, Logger: log.With("service", "logsvc"),
+		Etcd: s.cli, WAL: wal.Options{NoSync: cfg.UnsafeNoFsync}, MinFreeBytes: cfg.MinFreeBytes, Logger: log.With("service", "logsvc"),
 		Objects: s.objects, Diskless: cfg.Diskless, TracerProvider: cfg.TracerProvider, Metrics: cfg.Metrics,
 	})
 	if err != nil {

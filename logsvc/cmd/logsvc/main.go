@@ -11,6 +11,7 @@ import (
 	"github.com/streamline-dev/streamline/logsvc"
 	"github.com/streamline-dev/streamline/logsvc/buffer"
 	"github.com/streamline-dev/streamline/logsvc/storage/disklessstore"
+	"github.com/streamline-dev/streamline/logsvc/storage/localstore"
 	"github.com/streamline-dev/streamline/logsvc/wal"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/objstore"
@@ -37,6 +38,7 @@ func run(args []string) int {
 		batchWait  = fs.Duration("diskless-batch-timeout", 100*time.Millisecond, "flush the diskless buffer this long after its first batch (batch_timeout_ms)")
 		uploads    = fs.Int("diskless-upload-parallelism", 4, "concurrent diskless uploads (upload_parallelism)")
 		cacheBytes = fs.Int64("read-cache-bytes", 100<<20, "cache of object ranges for diskless reads (read_cache_bytes)")
+		minFree    = fs.Int64("min-free-bytes", localstore.DefaultMinFreeBytes, "free space kept on the data filesystem: below it, produce to local topics gets KAFKA_STORAGE_ERROR until space is freed (negative: no check)")
 		_          = fs.HTTPAddr("") // served by fs.Telemetry
 	)
 	if code, ok := fs.Parse(args); !ok {
@@ -71,7 +73,7 @@ func run(args []string) int {
 	node, err := logsvc.New(logsvc.Config{
 		ID: *id, DataDir: *dataDir, ListenAddr: *addr, AdvertisedAddr: *advertised,
 		Etcd: cli, EtcdPrefix: *prefix, SessionTTL: *ttl, RetentionCheckInterval: *retention,
-		WAL: wal.Options{NoSync: *noSync}, Logger: log, ReadCacheBytes: *cacheBytes, Objects: objectsOrNil(bucket),
+		WAL: wal.Options{NoSync: *noSync}, MinFreeBytes: *minFree, Logger: log, ReadCacheBytes: *cacheBytes, Objects: objectsOrNil(bucket),
 		Diskless:       buffer.Config{MaxBatchBytes: *batchBytes, MaxDelay: *batchWait, MaxInFlight: *uploads},
 		TracerProvider: tel.TracerProvider, Metrics: tel.Registry,
 	})

@@ -45,6 +45,7 @@ import (
 	"github.com/streamline-dev/streamline/logsvc/storage"
 	"github.com/streamline-dev/streamline/logsvc/wal"
 	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/recbatch"
 )
 
 // Options configure the local engine.
@@ -54,7 +55,12 @@ type Options struct {
 	WAL     wal.Options
 	// CheckpointInterval is how often segments are fsynced and the WAL pruned.
 	CheckpointInterval time.Duration
-	Logger             *slog.Logger
+	// MinFreeBytes is the free space the data directory's filesystem must
+	// keep: below it, appends are refused (KAFKA_STORAGE_ERROR, before an
+	// offset is assigned) until space is freed. 0: DefaultMinFreeBytes;
+	// negative: no check.
+	MinFreeBytes int64
+	Logger       *slog.Logger
 }
 
 // Engine is the local-mode storage.Engine.
@@ -65,6 +71,12 @@ type Engine struct {
 
 	mu   sync.Mutex
 	logs map[string]*Log
+	// deferred holds, per stream, WAL-durable batches a closed log could
+	// not write to its segment (disk full), in order; Open appends them
+	// before the stream serves again.
+	deferred map[string][][]byte
+
+	space *spaceGuard
 
 	stop chan struct{}
 	done chan struct{}
@@ -87,7 +99,11 @@ func Open(opts Options) (*Engine, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	e := &Engine{opts: opts, log: opts.Logger, logs: map[string]*Log{}, stop: make(chan struct{}), done: make(chan struct{})}
+	if opts.MinFreeBytes == 0 {
+		opts.MinFreeBytes = DefaultMinFreeBytes
+	}
+	e := &Engine{opts: opts, log: opts.Logger, logs: map[string]*Log{}, deferred: map[string][][]byte{},
+		stop: make(chan struct{}), done: make(chan struct{}), space: newSpaceGuard(opts.DataDir, opts.MinFreeBytes)}
 	if err := os.MkdirAll(e.partitionsDir(), 0o755); err != nil {
 		return nil, err
 	}
@@ -250,6 +266,20 @@ func (e *Engine) Open(spec storage.PartitionSpec) (storage.Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s-%d: %w", spec.Topic.Name, spec.Partition, err)
 	}
+	// Batches durable in the WAL that the previous log could not write to
+	// the segment come first: the log must end where the WAL's stream ends.
+	for len(e.deferred[stream]) > 0 {
+		b := e.deferred[stream][0]
+		if err := appendDeferred(seg, b); err != nil {
+			seg.Close()
+			return nil, fmt.Errorf("%w: open %s-%d: writing a batch held back while the disk was full: %v", storage.ErrStorage, spec.Topic.Name, spec.Partition, err)
+		}
+		e.deferred[stream] = e.deferred[stream][1:]
+	}
+	delete(e.deferred, stream)
+	// The segment now holds every durable record of the stream: records
+	// may follow its end again, if a failed WAL write had blocked them.
+	e.wal.Unblock(stream)
 	l := newLog(e, stream, seg, spec.Defaults)
 	e.logs[stream] = l
 	return l, nil
@@ -261,6 +291,34 @@ func segmentConfig(t meta.Topic, d meta.Defaults) segment.Config {
 		SegmentBytes: t.Int64(meta.ConfigSegmentBytes, d),
 		SegmentAge:   time.Duration(t.Int64(meta.ConfigSegmentMs, d)) * time.Millisecond,
 	}
+}
+
+// appendDeferred appends a held-back batch unless the segment already has
+// it (a replay restored it, or it is below a moved log start).
+func appendDeferred(seg *segment.Log, b []byte) error {
+	h, err := recbatch.Validate(b)
+	if err != nil {
+		return err
+	}
+	if h.BaseOffset < seg.EndOffset() {
+		return nil
+	}
+	return seg.Append(b)
+}
+
+// deferApply holds a WAL-durable batch a closing log could not write to
+// its segment, for the next Open of its stream.
+func (e *Engine) deferApply(stream string, batch []byte) {
+	e.mu.Lock()
+	e.deferred[stream] = append(e.deferred[stream], batch)
+	e.mu.Unlock()
+}
+
+// dropDeferred forgets the held-back batches of a deleted stream.
+func (e *Engine) dropDeferred(stream string) {
+	e.mu.Lock()
+	delete(e.deferred, stream)
+	e.mu.Unlock()
 }
 
 // forget drops a log from the open set. It is called only after the log is

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/streamline-dev/streamline/logsvc/segment"
 	"github.com/streamline-dev/streamline/logsvc/storage"
@@ -50,32 +51,42 @@ type Log struct {
 	seg      *segment.Log
 	defaults meta.Defaults
 
-	mu     sync.Mutex // guards closed and sends on ops
-	closed bool
-	ops    chan op
-	done   chan struct{}
+	mu       sync.Mutex // guards closed and sends on ops
+	closed   bool
+	ops      chan op
+	done     chan struct{}
+	stopping chan struct{} // closed by close: a stalled segment append gives up
 
 	applied atomic.Uint64 // WAL seq of the last batch applied to the segment
 	failed  atomic.Pointer[error]
 }
 
 func newLog(e *Engine, stream string, seg *segment.Log, defaults meta.Defaults) *Log {
-	l := &Log{e: e, stream: stream, seg: seg, defaults: defaults, ops: make(chan op, applierQueue), done: make(chan struct{})}
+	l := &Log{e: e, stream: stream, seg: seg, defaults: defaults, ops: make(chan op, applierQueue), done: make(chan struct{}), stopping: make(chan struct{})}
 	go l.apply()
 	return l
 }
 
 func (l *Log) apply() {
 	defer close(l.done)
+	deferring := false // a WAL-durable batch was handed to the engine: so are the rest
 	for o := range l.ops {
 		switch o.kind {
 		case opAppend:
 			err := <-o.wal
-			if err == nil {
-				if f := l.failed.Load(); f != nil {
-					err = *f
-				} else if err = l.seg.Append(o.batch); err == nil {
+			switch {
+			case err != nil:
+			case deferring:
+				l.e.deferApply(l.stream, o.batch)
+				err = errStalled
+			case l.failed.Load() != nil:
+				err = *l.failed.Load()
+			default:
+				if err = l.appendDurable(o.batch); err == nil {
 					l.applied.Store(o.seq)
+				} else if errors.Is(err, errStalled) {
+					deferring = true
+					l.e.deferApply(l.stream, o.batch)
 				}
 			}
 			if err != nil {
@@ -94,6 +105,36 @@ func (l *Log) apply() {
 		case opDeleteRecords:
 			o.res <- mapErr(l.seg.DeleteBefore(o.offset))
 		}
+	}
+}
+
+// errStalled: the log was closed while a WAL-durable batch could not be
+// written to its segment (disk full).
+var errStalled = errors.New("log closed while the disk was full; the batch is applied when the partition reopens")
+
+// appendDurable appends a batch that is durable in the WAL to the segment.
+// It must not be dropped (the WAL would then hold a record the segment
+// lacks, and a later batch given the same offset would be shadowed by it at
+// the next replay), so a failed write (disk full) is retried, with backoff,
+// until it succeeds: the partition's acks wait meanwhile (backpressure). If
+// the log is closed first, errStalled: the caller hands the batch to the
+// engine, which appends it before the partition is opened again.
+func (l *Log) appendDurable(batch []byte) error {
+	backoff := 10 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := l.seg.Append(batch)
+		if err == nil || errors.Is(err, segment.ErrOffsetMismatch) || errors.Is(err, segment.ErrClosed) || errors.Is(err, recbatch.ErrInvalid) {
+			return err
+		}
+		if attempt == 0 {
+			l.e.log.Warn("segment write failed; retrying until it succeeds (the batch is durable in the WAL)", "stream", l.stream, "err", err)
+		}
+		select {
+		case <-l.stopping:
+			return fmt.Errorf("%w: %v", errStalled, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
 	}
 }
 
@@ -200,6 +241,7 @@ func (l *Log) close(remove bool) error {
 	if !already {
 		l.closed = true
 		close(l.ops)
+		close(l.stopping)
 	}
 	l.mu.Unlock()
 	<-l.done
@@ -207,6 +249,7 @@ func (l *Log) close(remove bool) error {
 	switch {
 	case remove:
 		// Entombed now (crash-safe), files removed in the background.
+		l.e.dropDeferred(l.stream)
 		var tomb string
 		tomb, err = l.seg.Remove()
 		l.e.reap(tomb)
