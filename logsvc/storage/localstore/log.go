@@ -58,6 +58,7 @@ type Log struct {
 	stopping chan struct{} // closed by close: a stalled segment append gives up
 
 	applied atomic.Uint64 // WAL seq of the last batch applied to the segment
+	stalled atomic.Bool   // a segment write is being retried (disk full)
 	failed  atomic.Pointer[error]
 }
 
@@ -127,6 +128,10 @@ func (l *Log) appendDurable(batch []byte) error {
 			return err
 		}
 		if attempt == 0 {
+			// New appends are refused meanwhile (CheckSpace), so the
+			// backlog behind this batch does not grow.
+			l.stalled.Store(true)
+			defer l.stalled.Store(false)
 			l.e.log.Warn("segment write failed; retrying until it succeeds (the batch is durable in the WAL)", "stream", l.stream, "err", err)
 		}
 		select {

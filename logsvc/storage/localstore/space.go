@@ -55,5 +55,12 @@ func (g *spaceGuard) check() error {
 	return nil
 }
 
-// CheckSpace implements storage.SpaceChecker.
-func (l *Log) CheckSpace() error { return l.e.space.check() }
+// CheckSpace implements storage.SpaceChecker: the data filesystem is below
+// its reserve, or a segment write of this log is being retried for lack of
+// space.
+func (l *Log) CheckSpace() error {
+	if l.stalled.Load() {
+		return fmt.Errorf("%w: a segment write of %s is waiting for disk space", storage.ErrNoSpace, l.stream)
+	}
+	return l.e.space.check()
+}
