@@ -24,6 +24,7 @@ import (
 	adminv1 "github.com/streamline-dev/streamline/proto/gen/streamline/admin/v1"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -160,7 +161,7 @@ func (s *Server) CreateTopic(ctx context.Context, req *adminv1.CreateTopicReques
 			return nil, kafkaStatus(err, "name", topicDetail(req.GetName()))
 		}
 		if resp.Err != nil {
-			return nil, kafkaStatus(resp.Err, "configs", resp.ErrMessage, topicDetail(req.GetName()))
+			return nil, kafkaStatus(resp.Err, createField(resp.Err), resp.ErrMessage, topicDetail(req.GetName()))
 		}
 		t := &meta.Topic{Name: req.GetName(), Partitions: resp.NumPartitions, StorageMode: meta.StorageMode(valueOr(configs[meta.ConfigStorageMode], string(meta.StorageLocal)))}
 		return &adminv1.CreateTopicResponse{Topic: s.topic(t)}, nil
@@ -170,13 +171,26 @@ func (s *Server) CreateTopic(ctx context.Context, req *adminv1.CreateTopicReques
 		return nil, kafkaStatus(err, "name", topicDetail(req.GetName()))
 	}
 	if resp.Err != nil {
-		return nil, kafkaStatus(resp.Err, "configs", resp.ErrMessage, topicDetail(req.GetName()))
+		return nil, kafkaStatus(resp.Err, createField(resp.Err), resp.ErrMessage, topicDetail(req.GetName()))
 	}
 	t, err := s.waitTopic(ctx, req.GetName())
 	if err != nil {
 		return nil, err
 	}
 	return &adminv1.CreateTopicResponse{Topic: s.topic(t)}, nil
+}
+
+// createField names the request field a CreateTopics error is about.
+// A name colliding with an existing topic's (col.x and col_x) is
+// INVALID_TOPIC_EXCEPTION, so InvalidArgument on "name" with Kafka's
+// message naming the existing topic: AlreadyExists would tell the caller
+// that the name it asked for exists, and its next GetTopic of that name
+// would be NotFound.
+func createField(err error) string {
+	if errors.Is(err, kerr.InvalidTopicException) {
+		return "name"
+	}
+	return "configs"
 }
 
 func topicDetail(name string) string { return fmt.Sprintf("topic %q", name) }

@@ -28,7 +28,9 @@ import (
 //   topics with valid names are then created with the default partitions
 //   and storage mode, the cache is given time to see them, and they are
 //   answered normally, or with LEADER_NOT_AVAILABLE (retriable) if they are
-//   not visible yet or could not be placed.
+//   not visible yet or could not be placed. A name colliding with an
+//   existing topic's (col.x and col_x) is INVALID_TOPIC_EXCEPTION, as in
+//   Kafka.
 //
 // Version notes:
 // * v1: controller, rack, internal; v2: cluster id; v4: auto-create flag
@@ -112,6 +114,9 @@ func (h *Handlers) autoCreate(ctx context.Context, resp *kmsg.MetadataResponse, 
 		case ke == kerr.TopicAlreadyExists: // raced with another creator: answer what exists
 		default:
 			h.log.Warn("auto-creating topic failed", "topic", *st.Topic, "err", msg)
+			if ke == kerr.InvalidTopicException { // its name collides with an existing topic's
+				st.ErrorCode = ke.Code
+			}
 		}
 	}
 	if maxRev > 0 {

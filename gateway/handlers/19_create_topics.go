@@ -27,6 +27,10 @@ import (
 //   message. Configs are stored only when set, so server defaults keep
 //   applying to topics that did not override them.
 // * validate_only runs every check, existence included, and writes nothing.
+// * A name colliding with an existing topic's ('.' and '_' are the same:
+//   col.x and col_x) is INVALID_TOPIC_EXCEPTION with Kafka's message,
+//   validate_only included; the creating etcd transaction enforces it
+//   against concurrent creators (meta/collision.go).
 // * An existing topic is TOPIC_ALREADY_EXISTS; no live log-service node to
 //   place partitions on is INVALID_REPLICATION_FACTOR (Kafka's answer when
 //   there are fewer brokers than replicas).
@@ -75,6 +79,10 @@ func (h *Handlers) handleCreateTopics(ctx context.Context, kr *kafkaserver.Reque
 		}
 		if _, exists := h.cache.Topic(t.Name); exists {
 			fail(kerr.TopicAlreadyExists, fmt.Sprintf("topic %s already exists", t.Name))
+			continue
+		}
+		if ke, msg := h.collisionError(t.Name); ke != nil {
+			fail(ke, msg)
 			continue
 		}
 		if req.ValidateOnly {

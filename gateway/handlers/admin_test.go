@@ -29,6 +29,7 @@ func TestAdminAPIs(t *testing.T) {
 	t.Run("MetadataLeaderNotAvailable", c.testMetadataLeaderNotAvailable)
 	t.Run("MetadataByTopicID", c.testMetadataByID)
 	t.Run("CreateTopics", c.testCreateTopics)
+	t.Run("CreateTopicsNameCollision", c.testCreateTopicsCollision)
 	t.Run("DeleteTopics", c.testDeleteTopics)
 	t.Run("CreatePartitions", c.testCreatePartitions)
 	t.Run("DescribeConfigs", c.testDescribeConfigs)
@@ -282,5 +283,61 @@ func (c *cluster) testKadm(t *testing.T) {
 	deleted, err := adm.DeleteTopics(ctx, "kadm-topic")
 	if err != nil || deleted["kadm-topic"].Err != nil {
 		t.Fatalf("delete: %v %+v", err, deleted)
+	}
+}
+
+// Kafka's '.'/'_' collision rule through a real Kafka client: CreateTopics
+// (validate_only too) and Metadata auto-creation refuse the other spelling
+// with INVALID_TOPIC_EXCEPTION naming the existing topic; after a delete
+// the other spelling can be created.
+func (c *cluster) testCreateTopicsCollision(t *testing.T) {
+	ctx := context.Background()
+	adm := c.admin(c.manual)
+	if r, err := adm.CreateTopic(ctx, 1, -1, nil, "col.x"); err != nil || r.Err != nil {
+		t.Fatalf("create col.x: %v %v", err, r.Err)
+	}
+	wantCollision := func(what string, r kadm.CreateTopicResponse, err error) {
+		t.Helper()
+		// kadm's CreateTopic also returns the topic's error as err.
+		if err != nil && !errors.Is(err, kerr.InvalidTopicException) || !errors.Is(r.Err, kerr.InvalidTopicException) ||
+			r.ErrMessage != "Topic 'col_x' collides with existing topic: col.x" {
+			t.Fatalf("%s: err %v, topic err %v %q; want INVALID_TOPIC_EXCEPTION naming col.x", what, err, r.Err, r.ErrMessage)
+		}
+	}
+	// Both gateways: the one that created it and the other.
+	for _, g := range []*gateway.Gateway{c.manual, c.auto} {
+		a := c.admin(g)
+		r, err := a.CreateTopic(ctx, 1, -1, nil, "col_x")
+		wantCollision("create col_x", r, err)
+		rs, err := a.ValidateCreateTopics(ctx, 1, -1, nil, "col_x")
+		if err == nil {
+			r, err = rs.On("col_x", nil)
+		}
+		wantCollision("validate_only col_x", r, err)
+	}
+	// Auto-creation (the auto gateway creates missing topics on Metadata).
+	md := kmsg.NewPtrMetadataRequest()
+	md.Version, md.AllowAutoTopicCreation = 12, true
+	md.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("col_x")}}
+	if code := c.raw(c.auto, md).(*kmsg.MetadataResponse).Topics[0].ErrorCode; code != kerr.InvalidTopicException.Code {
+		t.Fatalf("metadata auto-create col_x: code %d, want INVALID_TOPIC_EXCEPTION", code)
+	}
+	if _, err := c.store.GetTopic(ctx, "col_x"); !errors.Is(err, meta.ErrTopicNotFound) {
+		t.Fatalf("col_x was stored: %v", err)
+	}
+
+	if r, err := adm.DeleteTopic(ctx, "col.x"); err != nil || r.Err != nil {
+		t.Fatalf("delete col.x: %v %v", err, r.Err)
+	}
+	for _, g := range []*gateway.Gateway{c.auto, c.manual} {
+		waitFor(t, func() bool { return c.metadata(g, []string{"col.x"}).Topics[0].ErrorCode != 0 })
+	}
+	if r, err := adm.CreateTopic(ctx, 1, -1, nil, "col_x"); err != nil || r.Err != nil {
+		t.Fatalf("create col_x after deleting col.x: %v %v", err, r.Err)
+	}
+	waitFor(t, func() bool { return c.metadata(c.auto, []string{"col_x"}).Topics[0].ErrorCode == 0 })
+	r, err := adm.CreateTopic(ctx, 1, -1, nil, "col.x")
+	if !errors.Is(r.Err, kerr.InvalidTopicException) || !strings.Contains(r.ErrMessage, "collides with existing topic: col_x") {
+		t.Fatalf("create col.x while col_x exists: %v %v %q", err, r.Err, r.ErrMessage)
 	}
 }

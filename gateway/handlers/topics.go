@@ -69,6 +69,16 @@ func (h *Handlers) buildTopic(name string, partitions int32, rf int16, configs [
 	return t, nil, ""
 }
 
+// collisionError is INVALID_TOPIC_EXCEPTION when name collides with an
+// existing topic in the cache (Kafka's '.'/'_' rule); the store enforces
+// the rule again in the creating transaction.
+func (h *Handlers) collisionError(name string) (*kerr.Error, string) {
+	if other, ok := h.cache.CollidingTopic(name); ok {
+		return kerr.InvalidTopicException, meta.CollisionError(name, other).Error()
+	}
+	return nil, ""
+}
+
 // createTopic stores t, placing partitions on the live log-service nodes,
 // and returns the etcd revision to wait for.
 func (h *Handlers) createTopic(ctx context.Context, t *meta.Topic) (int64, *kerr.Error, string) {
@@ -81,7 +91,7 @@ func (h *Handlers) createTopic(ctx context.Context, t *meta.Topic) (int64, *kerr
 	case errors.Is(err, meta.ErrNoLogNodes):
 		// Kafka's answer when there are fewer brokers than replicas.
 		return 0, kerr.InvalidReplicationFactor, err.Error()
-	case errors.Is(err, meta.ErrInvalidTopicName):
+	case errors.Is(err, meta.ErrInvalidTopicName), errors.Is(err, meta.ErrTopicCollision):
 		return 0, kerr.InvalidTopicException, err.Error()
 	case errors.Is(err, meta.ErrInvalidPartitions):
 		return 0, kerr.InvalidPartitions, err.Error()

@@ -12,9 +12,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/streamline-dev/streamline/services/allinone"
-	"github.com/streamline-dev/streamline/services/cluster"
 )
 
 // TestAdminConfigsAndDeleteRecords drives the config and record admin
@@ -36,8 +33,7 @@ func TestAdminConfigsAndDeleteRecords(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	dataDir := t.TempDir()
-	var ports allinone.Config
-	s := cluster.StartAllInOne(t, cluster.WithDataDir(dataDir), func(c *allinone.Config) { ports = *c })
+	s, restart := startRestartable(t, dataDir)
 	adm := kadm.NewClient(newClient(t, s.KafkaAddr()))
 
 	topics := map[string]string{"adm-local": "local", "adm-diskless": "diskless"}
@@ -109,14 +105,8 @@ func TestAdminConfigsAndDeleteRecords(t *testing.T) {
 		checkLogStart(ctx, t, s.KafkaAddr(), adm, topic, 37, acked[topic])
 	}
 
-	// Restart on the same data directory and ports (ports of our own that
-	// were just released; fresh "free" ones could be taken meanwhile).
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = cluster.StartAllInOne(t, cluster.WithDataDir(dataDir), func(c *allinone.Config) {
-		c.KafkaAddr, c.EtcdClientAddr, c.EtcdPeerAddr, c.AdminAddr = ports.KafkaAddr, ports.EtcdClientAddr, ports.EtcdPeerAddr, ports.AdminAddr
-	})
+	// Restart on the same data directory and ports.
+	s = restart(nil)
 	adm = kadm.NewClient(newClient(t, s.KafkaAddr()))
 	for topic := range topics {
 		wantConfig(ctx, t, adm, topic, "retention.bytes", "1073741824", kmsg.ConfigSourceDynamicTopicConfig)

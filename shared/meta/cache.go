@@ -482,3 +482,19 @@ func (c *Cache) ObjectStoreReady() error {
 	}
 	return fmt.Errorf("%w: no live uploader has one (start uploaders with --object-store)", ErrNoObjectStore)
 }
+
+// CollidingTopic returns an existing topic other than name whose name
+// collides with name's ('.' and '_' are the same; see collision.go), so
+// a request can be refused before any write. Store.CreateTopic enforces
+// the rule regardless of how current this cache is.
+func (c *Cache) CollidingTopic(name string) (string, bool) {
+	want := TopicCollisionName(name)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for other := range c.topics {
+		if other != name && TopicCollisionName(other) == want {
+			return other, true
+		}
+	}
+	return "", false
+}

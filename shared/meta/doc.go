@@ -16,7 +16,8 @@
 //	groupshards/<%03d shard>            gateway coordinating the shard's groups, under its lease
 //	groupmeta/<escaped group>           GroupMeta: generation, protocol, members, assignments
 //	groupoffsets/<escaped group>/<topic>/<%05d partition>  committed GroupOffset
+//	topic-collisions/<name, '.' as '_'> the topic holding that name under Kafka's '.'/'_' collision rule
 //
-// Creating or deleting a topic writes the topic key and all its partition
-// keys in one transaction, so readers never see a topic without partitions.
+// Creating or deleting a topic writes the topic key, all its partition
+// keys and its collision key (collision.go) in one transaction, so readers never see a topic without partitions.
 package meta

@@ -7,6 +7,7 @@ import (
 
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/meta/metatest"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 func TestManifestCommitsAreFencedAndOrdered(t *testing.T) {
@@ -102,4 +103,79 @@ func TestManifestCommitSplitsLargeGroups(t *testing.T) {
 			t.Fatalf("partition %d end %d", p.Partition, end)
 		}
 	}
+}
+
+// A commit or DeleteRecords in flight when its topic is deleted must not
+// resurrect any of it, and a topic re-created under the same name (a new
+// id) starts with an empty manifest that the old leader cannot write to.
+func TestManifestCommitAfterTopicDeleteIsRefused(t *testing.T) {
+	e := metatest.Start(t)
+	ctx := context.Background()
+	store := meta.NewStore(e.Client, "")
+	nodes := []meta.LogNode{{ID: "n1"}}
+	partition := func(name string) meta.Partition {
+		t.Helper()
+		resp, err := e.Client.Get(ctx, "/streamline/partitions/"+name+"/00000")
+		if err != nil || len(resp.Kvs) != 1 {
+			t.Fatalf("partition key: %v %v", resp, err)
+		}
+		return meta.Partition{Topic: name, Partition: 0, ModRevision: resp.Kvs[0].ModRevision}
+	}
+	rng := func(base, last int64) meta.Coords {
+		return meta.Coords{Object: "o", Length: 10, BaseOffset: base, LastOffset: last}
+	}
+	old := &meta.Topic{Name: "gone", Partitions: 1, StorageMode: meta.StorageDiskless}
+	if _, err := store.CreateTopic(ctx, old, nodes); err != nil {
+		t.Fatal(err)
+	}
+	leader := partition("gone")
+	commit := func(id meta.TopicID, base, last int64) error {
+		return store.Commit(ctx, []meta.PartitionCommit{{Topic: "gone", TopicID: id, Partition: 0, LeaderRevision: leader.ModRevision, Ranges: []meta.Coords{rng(base, last)}}})[0]
+	}
+	if err := commit(old.ID, 0, 4); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.DeleteTopic(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	noManifest := func(id meta.TopicID) {
+		t.Helper()
+		resp, err := e.Client.Get(ctx, "/streamline/manifests/"+id.String()+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil || resp.Count != 0 {
+			t.Fatalf("manifest keys of %s: %d %v", id, resp.Count, err)
+		}
+	}
+	// The in-flight commit and DeleteRecords land after the delete.
+	if err := commit(old.ID, 5, 9); !errors.Is(err, meta.ErrCommitFenced) {
+		t.Fatalf("commit after delete: %v, want ErrCommitFenced", err)
+	}
+	if _, err := store.AdvanceLogStart(ctx, "gone", old.ID, 0, leader.ModRevision, 3); !errors.Is(err, meta.ErrCommitFenced) {
+		t.Fatalf("DeleteRecords after delete: %v, want ErrCommitFenced", err)
+	}
+	noManifest(old.ID)
+	if _, err := store.GetTopic(ctx, "gone"); !errors.Is(err, meta.ErrTopicNotFound) {
+		t.Fatalf("topic resurrected: %v", err)
+	}
+
+	// Re-created: new id, empty manifest; the old leader stays fenced.
+	again := &meta.Topic{Name: "gone", Partitions: 1, StorageMode: meta.StorageDiskless}
+	if _, err := store.CreateTopic(ctx, again, nodes); err != nil {
+		t.Fatal(err)
+	}
+	if again.ID == old.ID {
+		t.Fatal("re-created topic reuses the old id")
+	}
+	if end, _, err := store.CommittedEnd(ctx, again.ID, 0); end != 0 || err != nil {
+		t.Fatalf("re-created topic's committed end %d %v, want 0", end, err)
+	}
+	if rs, err := store.RangesFrom(ctx, again.ID, 0, 0, 10); len(rs) != 0 || err != nil {
+		t.Fatalf("re-created topic sees ranges %+v %v", rs, err)
+	}
+	for _, id := range []meta.TopicID{old.ID, again.ID} {
+		if err := commit(id, 0, 4); !errors.Is(err, meta.ErrCommitFenced) {
+			t.Fatalf("old leader's commit under %s: %v, want ErrCommitFenced", id, err)
+		}
+	}
+	noManifest(old.ID)
+	noManifest(again.ID)
 }

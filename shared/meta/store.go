@@ -61,7 +61,9 @@ func (s *Store) Client() *clientv3.Client { return s.cli }
 func (s *Store) Prefix() string { return s.k.prefix }
 
 // CreateTopic stores t and places its partitions on nodes round-robin, all
-// in one transaction that fails with ErrTopicExists if the name is taken.
+// in one transaction that fails with ErrTopicExists if the name is taken
+// and with ErrTopicCollision if it collides with another topic's name
+// (collision.go).
 // It fills in t.ID. It returns the etcd revision of the write, which a
 // Cache can wait for.
 func (s *Store) CreateTopic(ctx context.Context, t *Topic, nodes []LogNode) (int64, error) {
@@ -80,18 +82,34 @@ func (s *Store) CreateTopic(ctx context.Context, t *Topic, nodes []LogNode) (int
 	if t.StorageMode == "" {
 		t.StorageMode = StorageLocal
 	}
-	ops := []clientv3.Op{clientv3.OpPut(s.k.topic(t.Name), mustJSON(t))}
-	ops = append(ops, s.placeOps(t, 0, t.Partitions, nodes)...)
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(s.k.topic(t.Name)), "=", 0)).
-		Then(ops...).Commit()
-	if err != nil {
+	if other, err := s.collidingTopic(ctx, t.Name); err != nil {
 		return 0, err
+	} else if other != "" {
+		return 0, CollisionError(t.Name, other)
 	}
-	if !resp.Succeeded {
-		return 0, fmt.Errorf("%w: %s", ErrTopicExists, t.Name)
+	topicKey, collKey := s.k.topic(t.Name), s.k.topicCollision(t.Name)
+	ops := []clientv3.Op{clientv3.OpPut(topicKey, mustJSON(t)), clientv3.OpPut(collKey, t.Name)}
+	ops = append(ops, s.placeOps(t, 0, t.Partitions, nodes)...)
+	// A stale collision key is removed by explainFailedCreate; one retry
+	// after that is enough unless others keep racing us.
+	for attempt := 0; ; attempt++ {
+		resp, err := s.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(topicKey), "=", 0),
+				clientv3.Compare(clientv3.CreateRevision(collKey), "=", 0)).
+			Then(ops...).
+			Else(clientv3.OpGet(topicKey, clientv3.WithKeysOnly()), clientv3.OpGet(collKey)).
+			Commit()
+		if err != nil {
+			return 0, err
+		}
+		if resp.Succeeded {
+			return resp.Header.Revision, nil
+		}
+		err = s.explainFailedCreate(ctx, t.Name, resp)
+		if !errors.Is(err, ErrConflict) || attempt >= 3 {
+			return 0, err
+		}
 	}
-	return resp.Header.Revision, nil
 }
 
 // placeOps assigns partitions [from, to) to nodes round-robin in the given
@@ -166,6 +184,7 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (int64, error) {
 			clientv3.OpDelete(s.k.topic(name)),
 			clientv3.OpDelete(s.k.topicPartitions(name), clientv3.WithPrefix()),
 			clientv3.OpDelete(fmt.Sprintf("%smanifests/%s/", s.k.prefix, t.ID), clientv3.WithPrefix()),
+			s.deleteCollisionKeyOp(name),
 		).Commit()
 	if err != nil {
 		return 0, err

@@ -190,6 +190,12 @@ func (l *Log) Read(offset int64, maxBytes int, maxOffset int64, minOne bool) ([]
 			break
 		}
 		data, err := l.e.readRange(ctx, r)
+		if err != nil && len(out) > 0 {
+			// Answer what was read: a range whose object is unreadable
+			// (lost, or the store failing) fails only the fetch that
+			// starts in it, not every fetch of the ranges before it.
+			break
+		}
 		if err != nil {
 			return nil, err
 		}
