@@ -1,11 +1,14 @@
 package logsvc
 
 import (
+	"context"
 	"encoding/hex"
+	"fmt"
 	"maps"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -142,9 +145,10 @@ func (l *leader) open(t meta.Topic, pa meta.Partition) error {
 	if err != nil {
 		return err
 	}
-	// A partition that has had a leader change before must find its data
-	// here: never start it again empty (at offset 0) on a node without it.
-	mustExist := t.StorageMode.KeepsLocalData() && pa.LeaderEpoch > 0
+	// A partition whose home node created its log before must find its
+	// data here: never start it again empty (at offset 0) on a node that
+	// lost it. One never opened yet may start empty, whatever its epoch.
+	mustExist := t.StorageMode.KeepsLocalData() && pa.MayHaveLocalData()
 	lg, err := eng.Open(storage.PartitionSpec{Topic: t, Partition: pa.Partition, Defaults: l.n.cfg.TopicDefaults, MustExist: mustExist, Leader: pa})
 	if err != nil {
 		return err
@@ -157,9 +161,37 @@ func (l *leader) open(t meta.Topic, pa meta.Partition) error {
 		lg.Close()
 		return err
 	}
+	if t.StorageMode.KeepsLocalData() && !pa.MayHaveLocalData() {
+		// The log exists now: record it before the first write, so that
+		// from here on this partition must find its data when it opens.
+		if err := l.markMaterialized(pa); err != nil {
+			p.Close()
+			lg.Close()
+			return err
+		}
+	}
 	l.m[partKey{pa.Topic, pa.Partition}] = led{p: p, log: lg}
 	l.n.log.Info("leading partition", "topic", pa.Topic, "partition", pa.Partition, "epoch", pa.LeaderEpoch,
 		"log_start", p.LogStartOffset(), "log_end", p.HighWatermark())
+	return nil
+}
+
+// markMaterialized sets the partition's Materialized flag with a
+// compare-and-swap on the record as read; a concurrent change (a new epoch)
+// fails it, and the next reconcile pass opens the partition again.
+func (l *leader) markMaterialized(pa meta.Partition) error {
+	next := pa
+	next.Materialized = new(bool)
+	*next.Materialized = true
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := l.n.store.UpdatePartitions(ctx, []meta.PartitionUpdate{{Old: pa, New: next}})
+	if err == nil && n == 0 {
+		err = fmt.Errorf("partition %s-%d changed while it was being opened", pa.Topic, pa.Partition)
+	}
+	if err != nil {
+		return fmt.Errorf("recording that %s-%d has a local log: %w", pa.Topic, pa.Partition, err)
+	}
 	return nil
 }
 

@@ -123,6 +123,7 @@ func (s *Store) placeOps(t *Topic, from, to int32, nodes []LogNode) []clientv3.O
 		pa := Partition{Topic: t.Name, TopicID: t.ID, Partition: p, Leader: node.ID, LeaderEpoch: 0}
 		if t.StorageMode.KeepsLocalData() {
 			pa.Home = node.ID
+			pa.Materialized = new(bool)
 		}
 		ops = append(ops, clientv3.OpPut(s.k.partition(t.Name, p), mustJSON(pa)))
 	}

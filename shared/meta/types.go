@@ -114,10 +114,30 @@ type Partition struct {
 	// ever led by its home node: moving it elsewhere would start an empty
 	// log. Empty for modes whose data is shared (diskless).
 	Home string `json:"home,omitempty"`
+	// Materialized tells, for modes that keep data locally, whether the
+	// home node has created the partition's local log: false at creation,
+	// set (by a compare-and-swap on the record) by the home node the first
+	// time it opens the partition, before it takes a write. A partition
+	// that is materialized must find its data on its home node; one that
+	// is not may start empty there even at a leader epoch above 0 (fenced
+	// while its home node was down before it ever opened it). nil: a record
+	// written before this field existed (see MayHaveLocalData).
+	Materialized *bool `json:"materialized,omitempty"`
 
 	// ModRevision is the etcd revision of the last change (not stored; the
 	// cache fills it in) for compare-and-swap updates.
 	ModRevision int64 `json:"-"`
+}
+
+// MayHaveLocalData reports whether the partition's home node may hold
+// data for it, so that it must not start an empty log in its place.
+// Records from before Materialized count as having data once their leader
+// epoch moved past 0.
+func (p Partition) MayHaveLocalData() bool {
+	if p.Materialized != nil {
+		return *p.Materialized
+	}
+	return p.LeaderEpoch > 0
 }
 
 // Online reports whether the partition has a leader.
