@@ -44,6 +44,8 @@ type Config struct {
 	// LogDir, if set, receives a copy of every process's log at the end
 	// (pass or fail).
 	LogDir string
+	// plan, if set, replaces the seeded schedule (a scripted scenario).
+	plan []step
 }
 
 func (c Config) withDefaults() Config {
@@ -73,25 +75,29 @@ type executed struct {
 
 // Report is a campaign's outcome, printed and optionally written as JSON.
 type Report struct {
-	Seed              uint64            `json:"seed"`
-	Duration          string            `json:"duration"`
-	FaultsByKind      map[string]int    `json:"faults_by_kind"`
-	Produced          int               `json:"produced"`
-	Acknowledged      int               `json:"acknowledged"`
-	Failed            int               `json:"failed_not_acknowledged"`
-	Lost              int               `json:"lost"`
-	Duplicated        int               `json:"duplicated"`
-	Misplaced         int               `json:"misplaced"`
-	Reordered         int               `json:"reordered"`
-	Phantom           int               `json:"phantom"`
-	RecoveryP50       string            `json:"recovery_p50"`
-	RecoveryMax       string            `json:"recovery_max"`
-	NotRecovered      int               `json:"faults_without_recovery"`
-	ReadyAfter        string            `json:"all_ready_after_faults"`
-	ServingAfter      string            `json:"all_partitions_serving_after_faults"`
-	AdminOps          map[string]int    `json:"admin_ops"`
-	Problems          []string          `json:"problems"`
-	SkippedFaultKinds map[string]string `json:"skipped_fault_kinds,omitempty"`
+	Seed         uint64         `json:"seed"`
+	Duration     string         `json:"duration"`
+	FaultsByKind map[string]int `json:"faults_by_kind"`
+	Produced     int            `json:"produced"`
+	Acknowledged int            `json:"acknowledged"`
+	Failed       int            `json:"failed_not_acknowledged"`
+	Lost         int            `json:"lost"`
+	Duplicated   int            `json:"duplicated"`
+	Misplaced    int            `json:"misplaced"`
+	Reordered    int            `json:"reordered"`
+	Phantom      int            `json:"phantom"`
+	RecoveryP50  string         `json:"recovery_p50"`
+	RecoveryMax  string         `json:"recovery_max"`
+	NotRecovered int            `json:"faults_without_recovery"`
+	ReadyAfter   string         `json:"all_ready_after_faults"`
+	ServingAfter string         `json:"all_partitions_serving_after_faults"`
+	// AckedWhileEtcdDown counts acknowledgements given while etcd was
+	// frozen or down (from 2 s after the fault began, for answers already
+	// on their way, to its heal): every ack needs etcd, so any is false.
+	AckedWhileEtcdDown int               `json:"acked_while_etcd_down"`
+	AdminOps           map[string]int    `json:"admin_ops"`
+	Problems           []string          `json:"problems"`
+	SkippedFaultKinds  map[string]string `json:"skipped_fault_kinds,omitempty"`
 }
 
 // Run runs a campaign against a fresh process cluster (etcd, 3 logsvc, 2
@@ -153,7 +159,10 @@ func Run(t *testing.T, cfg Config) Report {
 		e.names[k] = c.NamesOf(k)
 	}
 	t.Logf("chaos: fault kinds\n%s", describe(e))
-	plan := schedule(cfg.Seed, e, cfg.Duration)
+	plan := cfg.plan
+	if plan == nil {
+		plan = schedule(cfg.Seed, e, cfg.Duration)
+	}
 	var planText strings.Builder
 	for i, s := range plan {
 		fmt.Fprintf(&planText, "  %3d %s\n", i, s)
@@ -264,6 +273,15 @@ func Run(t *testing.T, cfg Config) Report {
 			rep.NotRecovered++
 		}
 	}
+	for _, x := range done {
+		if x.target == "etcd" && (x.kind == "pause" || x.kind == "kill") {
+			acks := w.h.ackedBetween(x.injected.Add(2*time.Second), x.healed)
+			rep.AckedWhileEtcdDown += len(acks)
+			for _, a := range acks[:min(len(acks), 10)] {
+				rep.Problems = append(rep.Problems, "acknowledged while etcd was down: "+a)
+			}
+		}
+	}
 	w.h.mu.Lock()
 	rep.Produced = w.h.produced
 	for _, n := range w.h.failed {
@@ -274,7 +292,7 @@ func Run(t *testing.T, cfg Config) Report {
 	rep.Acknowledged, rep.Lost, rep.Duplicated, rep.Misplaced, rep.Reordered, rep.Phantom = v.acked, v.lost, v.duplicated, v.misplaced, v.reordered, v.phantom
 	rep.RecoveryP50 = percentile(recs, 50).Round(time.Millisecond).String()
 	rep.RecoveryMax = percentile(recs, 100).Round(time.Millisecond).String()
-	rep.Problems = append(v.problems, scanLogs(c)...)
+	rep.Problems = append(append(rep.Problems, v.problems...), scanLogs(c)...)
 
 	t.Logf("chaos: report\n%s", rep.text(done))
 	if cfg.ReportPath != "" {
@@ -308,6 +326,7 @@ func (r Report) text(done []executed) string {
 	fmt.Fprintf(&b, "  lost %d, duplicated %d, misplaced %d, reordered %d, phantom %d\n", r.Lost, r.Duplicated, r.Misplaced, r.Reordered, r.Phantom)
 	fmt.Fprintf(&b, "  recovery after a fault (heal -> every partition acks a new record): p50 %s, max %s, %d faults without recovery before the end\n", r.RecoveryP50, r.RecoveryMax, r.NotRecovered)
 	fmt.Fprintf(&b, "  after the faults: all processes ready in %s, all partitions serving in %s\n", r.ReadyAfter, r.ServingAfter)
+	fmt.Fprintf(&b, "  acknowledged while etcd was down: %d\n", r.AckedWhileEtcdDown)
 	fmt.Fprintf(&b, "  admin ops: %v\n", r.AdminOps)
 	for _, x := range done {
 		rec := "no recovery seen"

@@ -161,6 +161,22 @@ func (h *history) recoveryAfter(healed time.Time, parts []tp) (time.Duration, bo
 	return worst, true
 }
 
+// ackedBetween lists acknowledgements received in (from, to).
+func (h *history) ackedBetween(from, to time.Time) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for p, as := range h.acks {
+		for _, a := range as {
+			if a.acked.After(from) && a.acked.Before(to) {
+				out = append(out, fmt.Sprintf("%s@%d (handed to the producer %v before, acked %v after the fault began)",
+					p, a.offset, from.Add(-2*time.Second).Sub(a.issued).Round(time.Millisecond), a.acked.Sub(from.Add(-2*time.Second)).Round(time.Millisecond)))
+			}
+		}
+	}
+	return out
+}
+
 // percentile of ds (0..100); 0 when empty.
 func percentile(ds []time.Duration, pct float64) time.Duration {
 	if len(ds) == 0 {
