@@ -2,6 +2,7 @@ package groups
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"time"
 
@@ -310,6 +311,10 @@ type GroupSummary struct {
 func (c *Coordinator) ListGroups(ctx context.Context) ([]GroupSummary, error) {
 	held := c.shards.heldSet()
 	metas, err := c.store.ListGroupMetas(ctx, held)
+	if errors.Is(err, meta.ErrCorruptGroupState) {
+		c.log.Error("undecodable group state in etcd; listing those groups as empty", "err", err)
+		err = nil
+	}
 	if err != nil {
 		return nil, err
 	}
