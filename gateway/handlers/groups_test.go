@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/streamline-dev/streamline/gateway"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -22,6 +23,70 @@ func TestGroupAPIs(t *testing.T) {
 	t.Run("StaticMemberRejoinsWithoutRebalance", c.testStaticMember)
 	t.Run("SimpleCommitsWithoutMembers", c.testSimpleCommits)
 	t.Run("CorruptGroupStateInEtcd", c.testCorruptGroupState)
+	t.Run("OffsetsOfDeletedTopic", c.testOffsetsOfDeletedTopic)
+}
+
+// A group's offsets committed to a topic that is then deleted are not
+// answered (Kafka deletes them with the topic); above all, once a topic
+// of the same name is created again, the old offsets must not make the
+// group skip the new topic's records. Offsets of other topics stay.
+func (c *cluster) testOffsetsOfDeletedTopic(t *testing.T) {
+	ctx := context.Background()
+	const group, topic = "deleted-topic-group", "recreated"
+	adm := c.admin(c.manual)
+	c.mustCreate(c.manual, topic, 1)
+	for _, g := range []*gateway.Gateway{c.auto, c.manual} {
+		waitFor(t, func() bool { return c.metadata(g, []string{topic}).Topics[0].ErrorCode == 0 })
+	}
+	commit := func(off int64) {
+		t.Helper()
+		var os kadm.Offsets
+		os.AddOffset(topic, 0, off, -1)
+		os.AddOffset("grp-topic", 0, 11, -1)
+		r, err := adm.CommitOffsets(ctx, group, os)
+		if err == nil {
+			err = r.Error()
+		}
+		if err != nil {
+			t.Fatalf("commit %d: %v", off, err)
+		}
+	}
+	fetch := func() (int64, bool) {
+		t.Helper()
+		f, err := adm.FetchOffsets(ctx, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o, ok := f.Lookup("grp-topic", 0); !ok || o.At != 11 {
+			t.Fatalf("the other topic's offset: %+v %v, want 11", o, ok)
+		}
+		o, ok := f.Lookup(topic, 0)
+		return o.At, ok && o.At >= 0
+	}
+	commit(500)
+	if at, ok := fetch(); !ok || at != 500 {
+		t.Fatalf("committed 500, fetched %d %v", at, ok)
+	}
+	if r, err := adm.DeleteTopic(ctx, topic); err != nil || r.Err != nil {
+		t.Fatalf("delete: %v %v", err, r.Err)
+	}
+	for _, g := range []*gateway.Gateway{c.auto, c.manual} {
+		waitFor(t, func() bool { return c.metadata(g, []string{topic}).Topics[0].ErrorCode != 0 })
+	}
+	if at, ok := fetch(); ok {
+		t.Fatalf("offset %d of the deleted topic still answered", at)
+	}
+	c.mustCreate(c.manual, topic, 1)
+	for _, g := range []*gateway.Gateway{c.auto, c.manual} {
+		waitFor(t, func() bool { return c.metadata(g, []string{topic}).Topics[0].ErrorCode == 0 })
+	}
+	if at, ok := fetch(); ok {
+		t.Fatalf("the re-created topic shows the old topic's offset %d", at)
+	}
+	commit(2)
+	if at, ok := fetch(); !ok || at != 2 {
+		t.Fatalf("committed 2 to the new topic, fetched %d %v", at, ok)
+	}
 }
 
 // A group whose values in etcd do not decode (written by hand, garbage)

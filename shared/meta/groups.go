@@ -86,6 +86,26 @@ type GroupOffset struct {
 	LeaderEpoch  int32   `json:"leader_epoch"`
 	Metadata     *string `json:"metadata,omitempty"`
 	CommitTimeMs int64   `json:"commit_time_ms"`
+	// TopicID is the id of the topic committed to, and TopicRevision an
+	// etcd revision at which the committing gateway saw it under that id.
+	// Kafka deletes a topic's committed offsets with the topic; here they
+	// stay in etcd, and a gateway whose cache is at TopicRevision or later
+	// and shows the topic missing or under another id (deleted, maybe
+	// re-created) treats the offset as not committed (see Stale). Zero in
+	// offsets committed before these fields existed.
+	TopicID       TopicID `json:"topic_id,omitzero"`
+	TopicRevision int64   `json:"topic_rev,omitempty"`
+}
+
+// Stale reports whether o was committed to a topic that no longer exists
+// under the same id, given a cache at revision rev showing the topic now
+// as current (ok false: missing). rev must be read before current, so
+// that current is at least as new as rev.
+func (o GroupOffset) Stale(rev int64, current Topic, ok bool) bool {
+	if o.TopicID.IsZero() || rev < o.TopicRevision {
+		return false // committed before ids were kept, or the cache lags
+	}
+	return !ok || current.ID != o.TopicID
 }
 
 // TopicPartition names one partition.
