@@ -14,12 +14,7 @@ import (
 func TestManifestCommitsAreFencedAndOrdered(t *testing.T) {
 	e := metatest.Start(t)
 	ctx := context.Background()
-	store := meta.NewStore(e.Client, "")
-	cache := meta.NewCache(store, nil)
-	if err := cache.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer cache.Close()
+	store, cache := startStoreCache(t, e)
 	topic := &meta.Topic{Name: "d", Partitions: 2, StorageMode: meta.StorageDiskless}
 	rev, err := store.CreateTopic(ctx, topic, []meta.LogNode{{ID: "n1"}})
 	if err != nil {
@@ -76,12 +71,7 @@ func TestManifestCommitsAreFencedAndOrdered(t *testing.T) {
 func TestManifestCommitSplitsLargeGroups(t *testing.T) {
 	e := metatest.Start(t)
 	ctx := context.Background()
-	store := meta.NewStore(e.Client, "")
-	cache := meta.NewCache(store, nil)
-	if err := cache.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer cache.Close()
+	store, cache := startStoreCache(t, e)
 	topic := &meta.Topic{Name: "wide", Partitions: 60, StorageMode: meta.StorageDiskless}
 	rev, err := store.CreateTopic(ctx, topic, []meta.LogNode{{ID: "n1"}})
 	if err != nil {
@@ -187,12 +177,7 @@ func TestManifestCommitAfterTopicDeleteIsRefused(t *testing.T) {
 func TestPartitionUpdateAfterTopicDeleteIsRefused(t *testing.T) {
 	e := metatest.Start(t)
 	ctx := context.Background()
-	store := meta.NewStore(e.Client, "")
-	cache := meta.NewCache(store, nil)
-	if err := cache.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer cache.Close()
+	store, cache := startStoreCache(t, e)
 	nodes := []meta.LogNode{{ID: "n1"}, {ID: "n2"}}
 	rev, err := store.CreateTopic(ctx, &meta.Topic{Name: "moved", Partitions: 1}, nodes)
 	if err != nil {
@@ -225,4 +210,17 @@ func TestPartitionUpdateAfterTopicDeleteIsRefused(t *testing.T) {
 	if err != nil || len(got.Kvs) != 1 || !strings.Contains(string(got.Kvs[0].Value), again.ID.String()) {
 		t.Fatalf("re-created topic's partition overwritten: %v %v", got, err)
 	}
+}
+
+// startStoreCache returns a store on e's default prefix and a started
+// cache of it, closed when the test ends.
+func startStoreCache(t *testing.T, e *metatest.Etcd) (*meta.Store, *meta.Cache) {
+	t.Helper()
+	store := meta.NewStore(e.Client, "")
+	cache := meta.NewCache(store, nil)
+	if err := cache.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cache.Close)
+	return store, cache
 }
