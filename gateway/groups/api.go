@@ -2,6 +2,7 @@ package groups
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"time"
 
@@ -121,8 +122,10 @@ func (c *Coordinator) LeaveGroup(ctx context.Context, req *kmsg.LeaveGroupReques
 	return resp
 }
 
-// PartitionExists tells OffsetCommit which partitions exist.
-type PartitionExists func(topic string, partition int32) bool
+// PartitionExists tells OffsetCommit whether a partition exists, and the
+// id of its topic with a metadata revision at which it had that id
+// (meta.GroupOffset.TopicID and TopicRevision).
+type PartitionExists func(topic string, partition int32) (id meta.TopicID, rev int64, ok bool)
 
 // CommitOffsets answers an OffsetCommit. Offsets are written to etcd
 // before the answer; a commit of a member of another generation is
@@ -192,8 +195,9 @@ func (c *Coordinator) commit(ctx context.Context, req *kmsg.OffsetCommitRequest,
 	for _, t := range req.Topics {
 		for _, p := range t.Partitions {
 			tp := meta.TopicPartition{Topic: t.Topic, Partition: p.Partition}
+			id, rev, ok := exists(t.Topic, p.Partition)
 			switch {
-			case !exists(t.Topic, p.Partition):
+			case !ok:
 				codes[tp] = kerr.UnknownTopicOrPartition.Code
 			case p.Metadata != nil && len(*p.Metadata) > MaxOffsetMetadataBytes:
 				codes[tp] = kerr.OffsetMetadataTooLarge.Code
@@ -202,7 +206,7 @@ func (c *Coordinator) commit(ctx context.Context, req *kmsg.OffsetCommitRequest,
 				if req.Version < 6 {
 					epoch = -1
 				}
-				valid[tp] = meta.GroupOffset{Offset: p.Offset, LeaderEpoch: epoch, Metadata: p.Metadata, CommitTimeMs: now}
+				valid[tp] = meta.GroupOffset{Offset: p.Offset, LeaderEpoch: epoch, Metadata: p.Metadata, CommitTimeMs: now, TopicID: id, TopicRevision: rev}
 			}
 		}
 	}
@@ -310,6 +314,10 @@ type GroupSummary struct {
 func (c *Coordinator) ListGroups(ctx context.Context) ([]GroupSummary, error) {
 	held := c.shards.heldSet()
 	metas, err := c.store.ListGroupMetas(ctx, held)
+	if errors.Is(err, meta.ErrCorruptGroupState) {
+		c.log.Error("undecodable group state in etcd; listing those groups as empty", "err", err)
+		err = nil
+	}
 	if err != nil {
 		return nil, err
 	}

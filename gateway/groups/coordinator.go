@@ -213,6 +213,11 @@ func (c *Coordinator) group(ctx context.Context, name string) (*group, *kerr.Err
 	lctx, cancel := context.WithTimeout(ctx, loadTimeout)
 	defer cancel()
 	gm, offsets, err := c.store.LoadGroup(lctx, name)
+	if errors.Is(err, meta.ErrCorruptGroupState) {
+		// Serve what decoded; the group's next write replaces the bad values.
+		c.log.Error("group state in etcd is partly undecodable; serving it as empty where unreadable", "group", name, "err", err)
+		err = nil
+	}
 	if err != nil {
 		c.log.Warn("loading group failed", "group", name, "err", err)
 		return nil, kerr.CoordinatorNotAvailable

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
+	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -33,7 +34,8 @@ func (h *Handlers) handleOffsetCommit(ctx context.Context, kr *kafkaserver.Reque
 	return h.cfg.Groups.CommitOffsets(ctx, kr.Body.(*kmsg.OffsetCommitRequest), h.partitionExists), nil
 }
 
-func (h *Handlers) partitionExists(topic string, partition int32) bool {
-	_, ok := h.cache.Partition(topic, partition)
-	return ok
+func (h *Handlers) partitionExists(topic string, partition int32) (meta.TopicID, int64, bool) {
+	rev := h.cache.Revision() // read first: the partition is at least as new
+	p, ok := h.cache.Partition(topic, partition)
+	return p.TopicID, rev, ok
 }

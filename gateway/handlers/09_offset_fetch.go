@@ -14,7 +14,9 @@ import (
 // Behaviour:
 // * Committed offsets from the coordinator's copy of etcd; a partition
 //   without a commit is offset -1. Null topics (v2+) means every committed
-//   partition of the group.
+//   partition of the group. An offset committed to a topic that has since
+//   been deleted (and maybe re-created: another topic id) is no commit,
+//   as in Kafka, which deletes a topic's offsets with it.
 // * Group errors (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE) go in the
 //   group's error code (v2+) and in every partition (v0-1, which have no
 //   group error).
@@ -77,6 +79,14 @@ func (h *Handlers) fetchOffsets(ctx context.Context, group string, req []kmsg.Of
 	var code int16
 	if e != nil {
 		code = e.Code
+	}
+	// Offsets of a deleted (maybe re-created) topic are not commits of the
+	// topic there is now (Kafka deletes them with the topic).
+	rev := h.cache.Revision()
+	for tp, o := range offsets {
+		if t, ok := h.cache.Topic(tp.Topic); o.Stale(rev, t, ok) {
+			delete(offsets, tp)
+		}
 	}
 	if all {
 		byTopic := map[string][]int32{}

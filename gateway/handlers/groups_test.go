@@ -1,10 +1,13 @@
 package handlers_test
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/streamline-dev/streamline/gateway"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -19,6 +22,128 @@ func TestGroupAPIs(t *testing.T) {
 	t.Run("JoinSyncHeartbeatCommitLeave", c.testGroupLifecycle)
 	t.Run("StaticMemberRejoinsWithoutRebalance", c.testStaticMember)
 	t.Run("SimpleCommitsWithoutMembers", c.testSimpleCommits)
+	t.Run("CorruptGroupStateInEtcd", c.testCorruptGroupState)
+	t.Run("OffsetsOfDeletedTopic", c.testOffsetsOfDeletedTopic)
+}
+
+// A group's offsets committed to a topic that is then deleted are not
+// answered (Kafka deletes them with the topic); above all, once a topic
+// of the same name is created again, the old offsets must not make the
+// group skip the new topic's records. Offsets of other topics stay.
+func (c *cluster) testOffsetsOfDeletedTopic(t *testing.T) {
+	ctx := context.Background()
+	const group, topic = "deleted-topic-group", "recreated"
+	adm := c.admin(c.manual)
+	c.mustCreate(c.manual, topic, 1)
+	for _, g := range []*gateway.Gateway{c.auto, c.manual} {
+		waitFor(t, func() bool { return c.metadata(g, []string{topic}).Topics[0].ErrorCode == 0 })
+	}
+	commit := func(off int64) {
+		t.Helper()
+		var os kadm.Offsets
+		os.AddOffset(topic, 0, off, -1)
+		os.AddOffset("grp-topic", 0, 11, -1)
+		r, err := adm.CommitOffsets(ctx, group, os)
+		if err == nil {
+			err = r.Error()
+		}
+		if err != nil {
+			t.Fatalf("commit %d: %v", off, err)
+		}
+	}
+	fetch := func() (int64, bool) {
+		t.Helper()
+		f, err := adm.FetchOffsets(ctx, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o, ok := f.Lookup("grp-topic", 0); !ok || o.At != 11 {
+			t.Fatalf("the other topic's offset: %+v %v, want 11", o, ok)
+		}
+		o, ok := f.Lookup(topic, 0)
+		return o.At, ok && o.At >= 0
+	}
+	commit(500)
+	if at, ok := fetch(); !ok || at != 500 {
+		t.Fatalf("committed 500, fetched %d %v", at, ok)
+	}
+	if r, err := adm.DeleteTopic(ctx, topic); err != nil || r.Err != nil {
+		t.Fatalf("delete: %v %v", err, r.Err)
+	}
+	for _, g := range []*gateway.Gateway{c.auto, c.manual} {
+		waitFor(t, func() bool { return c.metadata(g, []string{topic}).Topics[0].ErrorCode != 0 })
+	}
+	if at, ok := fetch(); ok {
+		t.Fatalf("offset %d of the deleted topic still answered", at)
+	}
+	c.mustCreate(c.manual, topic, 1)
+	for _, g := range []*gateway.Gateway{c.auto, c.manual} {
+		waitFor(t, func() bool { return c.metadata(g, []string{topic}).Topics[0].ErrorCode == 0 })
+	}
+	if at, ok := fetch(); ok {
+		t.Fatalf("the re-created topic shows the old topic's offset %d", at)
+	}
+	commit(2)
+	if at, ok := fetch(); !ok || at != 2 {
+		t.Fatalf("committed 2 to the new topic, fetched %d %v", at, ok)
+	}
+}
+
+// A group whose values in etcd do not decode (written by hand, garbage)
+// is served: the bad offset reads as no commit, the good one as stored,
+// the bad metadata as an empty group that members can join again; the
+// coordinator lists it and keeps serving its other groups.
+func (c *cluster) testCorruptGroupState(t *testing.T) {
+	ctx := context.Background()
+	const group = "corrupt-state"
+	cli := c.store.Client()
+	for key, val := range map[string]string{
+		"/streamline/groupmeta/" + group:                         "{not json",
+		"/streamline/groupoffsets/" + group + "/grp-topic/00000": "garbage",
+		"/streamline/groupoffsets/" + group + "/grp-topic/00001": `{"offset":7,"leader_epoch":-1,"commit_time_ms":1}`,
+	} {
+		if _, err := cli.Put(ctx, key, val); err != nil {
+			t.Fatal(err)
+		}
+	}
+	adm := c.admin(c.manual)
+	fetched, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatalf("OffsetFetch of a group with corrupt state: %v", err)
+	}
+	if o, ok := fetched.Lookup("grp-topic", 1); !ok || o.At != 7 {
+		t.Fatalf("good offset of partition 1: %+v %v, want 7", o, ok)
+	}
+	if o, ok := fetched.Lookup("grp-topic", 0); ok && o.At >= 0 {
+		t.Fatalf("undecodable offset of partition 0 answered as %+v", o)
+	}
+	listed, err := adm.ListGroups(ctx)
+	if err != nil {
+		t.Fatalf("ListGroups with a corrupt group: %v", err)
+	}
+	if _, ok := listed[group]; !ok {
+		t.Fatalf("corrupt group not listed: %v", listed.Groups())
+	}
+	// A simple commit replaces the bad offset, and a member can join the
+	// group again (its metadata gets rewritten).
+	g, _ := c.coordinator(group)
+	commit := kmsg.NewPtrOffsetCommitRequest()
+	commit.Version, commit.Group, commit.Generation = 8, group, -1
+	ct := kmsg.NewOffsetCommitRequestTopic()
+	ct.Topic = "grp-topic"
+	ct.Partitions = []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 3, LeaderEpoch: -1}}
+	commit.Topics = []kmsg.OffsetCommitRequestTopic{ct}
+	wantCode(t, "commit", c.raw(g, commit).(*kmsg.OffsetCommitResponse).Topics[0].Partitions[0].ErrorCode, nil)
+	first := c.raw(g, joinReq(group, "", nil)).(*kmsg.JoinGroupResponse)
+	joined := c.raw(g, joinReq(group, first.MemberID, nil)).(*kmsg.JoinGroupResponse)
+	wantCode(t, "join a group with corrupt metadata", joined.ErrorCode, nil)
+	if m, err := cli.Get(ctx, "/streamline/groupmeta/"+group); err != nil || len(m.Kvs) != 1 || !strings.Contains(string(m.Kvs[0].Value), joined.MemberID) {
+		t.Fatalf("group metadata not rewritten by the join: %v %v", m, err)
+	}
+	resp, err := cli.Get(ctx, "/streamline/groupoffsets/"+group+"/grp-topic/00000")
+	if err != nil || len(resp.Kvs) != 1 || !strings.Contains(string(resp.Kvs[0].Value), `"offset":3`) {
+		t.Fatalf("bad offset not replaced: %v %v", resp, err)
+	}
 }
 
 // coordinator waits until group has a coordinator and returns it, and the

@@ -88,6 +88,20 @@ func TestAdminAPI(t *testing.T) {
 	if _, err := admin.CreateTopic(ctx, &adminv1.CreateTopicRequest{Name: "validated", ValidateOnly: true}); err != nil {
 		t.Fatalf("validate only: %v", err)
 	}
+	// Kafka's '.'/'_' collision rule: InvalidArgument on the name, naming
+	// the existing topic (validate_only too). AlreadyExists would say the
+	// name asked for exists, and a GetTopic of it would then be NotFound.
+	if _, err := admin.CreateTopic(ctx, &adminv1.CreateTopicRequest{Name: "admin.col", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, validate := range []bool{false, true} {
+		_, err = admin.CreateTopic(ctx, &adminv1.CreateTopicRequest{Name: "admin_col", Partitions: 1, ValidateOnly: validate})
+		wantStatus(t, "colliding name", err, codes.InvalidArgument, "name: ")
+		wantStatus(t, "colliding name", err, codes.InvalidArgument, "Topic 'admin_col' collides with existing topic: admin.col")
+	}
+	if _, err := admin.DeleteTopic(ctx, &adminv1.DeleteTopicRequest{Name: "admin.col"}); err != nil {
+		t.Fatal(err)
+	}
 
 	prod := newClient(t, s.KafkaAddr(), kgo.DefaultProduceTopic("admin-diskless"))
 	produceAll(ctx, t, prod, 30, func(i int) *kgo.Record { return &kgo.Record{Value: []byte{byte(i)}} })
@@ -162,6 +176,13 @@ func TestAdminAPI(t *testing.T) {
 
 	if _, err := admin.DeleteTopic(ctx, &adminv1.DeleteTopicRequest{Name: "admin-diskless"}); err != nil {
 		t.Fatal(err)
+	}
+	// The group's topic is gone: describing the group still works, and
+	// its offsets of the deleted topic are no longer shown (Kafka deletes
+	// them with the topic).
+	dg, err = admin.DescribeGroup(ctx, &adminv1.DescribeGroupRequest{Group: "admin-group"})
+	if err != nil || len(dg.Offsets) != 0 || dg.TotalLag != 0 {
+		t.Fatalf("group of a deleted topic: %+v %v", dg, err)
 	}
 }
 

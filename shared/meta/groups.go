@@ -86,6 +86,26 @@ type GroupOffset struct {
 	LeaderEpoch  int32   `json:"leader_epoch"`
 	Metadata     *string `json:"metadata,omitempty"`
 	CommitTimeMs int64   `json:"commit_time_ms"`
+	// TopicID is the id of the topic committed to, and TopicRevision an
+	// etcd revision at which the committing gateway saw it under that id.
+	// Kafka deletes a topic's committed offsets with the topic; here they
+	// stay in etcd, and a gateway whose cache is at TopicRevision or later
+	// and shows the topic missing or under another id (deleted, maybe
+	// re-created) treats the offset as not committed (see Stale). Zero in
+	// offsets committed before these fields existed.
+	TopicID       TopicID `json:"topic_id,omitzero"`
+	TopicRevision int64   `json:"topic_rev,omitempty"`
+}
+
+// Stale reports whether o was committed to a topic that no longer exists
+// under the same id, given a cache at revision rev showing the topic now
+// as current (ok false: missing). rev must be read before current, so
+// that current is at least as new as rev.
+func (o GroupOffset) Stale(rev int64, current Topic, ok bool) bool {
+	if o.TopicID.IsZero() || rev < o.TopicRevision {
+		return false // committed before ids were kept, or the cache lags
+	}
+	return !ok || current.ID != o.TopicID
 }
 
 // TopicPartition names one partition.
@@ -155,7 +175,8 @@ func (s *Store) guardedTxn(ctx context.Context, g ShardGuard, ops ...clientv3.Op
 }
 
 // LoadGroup reads a group's metadata (nil if never persisted) and its
-// committed offsets.
+// committed offsets. Undecodable values are reported with
+// ErrCorruptGroupState alongside what did decode (see there).
 func (s *Store) LoadGroup(ctx context.Context, group string) (*GroupMeta, map[TopicPartition]GroupOffset, error) {
 	tx, err := s.cli.Txn(ctx).Then(
 		clientv3.OpGet(s.k.groupMeta(group)),
@@ -165,10 +186,12 @@ func (s *Store) LoadGroup(ctx context.Context, group string) (*GroupMeta, map[To
 		return nil, nil, err
 	}
 	var gm *GroupMeta
+	var corrupt []error
 	if kvs := tx.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
 		gm = new(GroupMeta)
-		if err := json.Unmarshal(kvs[0].Value, gm); err != nil {
-			return nil, nil, fmt.Errorf("decode group %q: %w", group, err)
+		if err := json.Unmarshal(kvs[0].Value, gm); err != nil || gm.Group != group {
+			corrupt = append(corrupt, fmt.Errorf("group %q metadata (%q): %v", group, truncate(kvs[0].Value), err))
+			gm = &GroupMeta{Group: group} // known to exist, state unknown: empty
 		}
 	}
 	offsets := map[TopicPartition]GroupOffset{}
@@ -185,11 +208,32 @@ func (s *Store) LoadGroup(ctx context.Context, group string) (*GroupMeta, map[To
 		}
 		var o GroupOffset
 		if err := json.Unmarshal(kv.Value, &o); err != nil {
-			return nil, nil, fmt.Errorf("decode offset %s: %w", kv.Key, err)
+			corrupt = append(corrupt, fmt.Errorf("offset %s (%q): %v", kv.Key, truncate(kv.Value), err))
+			continue
 		}
 		offsets[TopicPartition{rest[:i], int32(p)}] = o
 	}
+	if len(corrupt) > 0 {
+		return gm, offsets, fmt.Errorf("%w: %w", ErrCorruptGroupState, errors.Join(corrupt...))
+	}
 	return gm, offsets, nil
+}
+
+// ErrCorruptGroupState reports group values in etcd that do not decode
+// (written by hand, or garbage). LoadGroup and ListGroupMetas return it
+// together with everything that did decode: an undecodable group metadata
+// reads as an empty group, an undecodable offset as no commit, so one bad
+// value never takes a group (or its shard's other groups) out of service;
+// the next write of the group replaces the bad value.
+var ErrCorruptGroupState = errors.New("undecodable group state in etcd")
+
+// truncate bounds a bad value quoted in an error.
+func truncate(b []byte) string {
+	const limit = 64
+	if len(b) > limit {
+		return string(b[:limit]) + "..."
+	}
+	return string(b)
 }
 
 // SaveGroupMeta stores gm if g still guards the group's shard.
@@ -244,21 +288,32 @@ func (s *Store) DeleteGroup(ctx context.Context, g ShardGuard, group string) err
 }
 
 // ListGroupMetas returns the persisted metadata of every group whose shard
-// is in shards (all groups if shards is nil).
+// is in shards (all groups if shards is nil). Undecodable values are
+// listed as empty groups and reported with ErrCorruptGroupState.
 func (s *Store) ListGroupMetas(ctx context.Context, shards map[int]bool) ([]GroupMeta, error) {
 	resp, err := s.cli.Get(ctx, s.k.groupMetas(), clientv3.WithPrefix())
 	if err != nil {
 		return nil, err
 	}
 	out := make([]GroupMeta, 0, len(resp.Kvs))
+	var corrupt []error
 	for _, kv := range resp.Kvs {
 		var gm GroupMeta
-		if err := json.Unmarshal(kv.Value, &gm); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		if err := json.Unmarshal(kv.Value, &gm); err != nil || gm.Group == "" {
+			name, uerr := url.PathUnescape(strings.TrimPrefix(string(kv.Key), s.k.groupMetas()))
+			if uerr != nil {
+				corrupt = append(corrupt, fmt.Errorf("group key %s: %v", kv.Key, uerr))
+				continue
+			}
+			corrupt = append(corrupt, fmt.Errorf("group %q metadata (%q): %v", name, truncate(kv.Value), err))
+			gm = GroupMeta{Group: name} // listed as an empty group
 		}
 		if shards == nil || shards[GroupShard(gm.Group)] {
 			out = append(out, gm)
 		}
+	}
+	if len(corrupt) > 0 {
+		return out, fmt.Errorf("%w: %w", ErrCorruptGroupState, errors.Join(corrupt...))
 	}
 	return out, nil
 }

@@ -133,3 +133,33 @@ func waitCache(ctx context.Context, t *testing.T, c *meta.Cache, cond func() boo
 		}
 	}
 }
+
+// Stale hides an offset only when the cache is known to be at least as
+// new as the commit: a lagging cache that still shows an older topic of
+// the same name must not hide a commit to the newer one.
+func TestGroupOffsetStale(t *testing.T) {
+	idA, idB := meta.NewTopicID(), meta.NewTopicID()
+	o := meta.GroupOffset{Offset: 5, TopicID: idB, TopicRevision: 100}
+	cases := []struct {
+		name    string
+		rev     int64
+		current meta.Topic
+		ok      bool
+		want    bool
+	}{
+		{"same topic", 120, meta.Topic{ID: idB}, true, false},
+		{"re-created", 120, meta.Topic{ID: idA}, true, true},
+		{"deleted", 120, meta.Topic{}, false, true},
+		{"cache lags, still shows the older topic", 90, meta.Topic{ID: idA}, true, false},
+		{"cache lags, topic not seen yet", 90, meta.Topic{}, false, false},
+	}
+	for _, c := range cases {
+		if got := o.Stale(c.rev, c.current, c.ok); got != c.want {
+			t.Errorf("%s: Stale = %v, want %v", c.name, got, c.want)
+		}
+	}
+	legacy := meta.GroupOffset{Offset: 5} // committed before ids were kept
+	if legacy.Stale(120, meta.Topic{ID: idA}, true) || legacy.Stale(120, meta.Topic{}, false) {
+		t.Error("an offset without a topic id is never stale")
+	}
+}

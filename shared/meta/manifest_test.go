@@ -3,6 +3,7 @@ package meta_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/streamline-dev/streamline/shared/meta"
@@ -13,12 +14,7 @@ import (
 func TestManifestCommitsAreFencedAndOrdered(t *testing.T) {
 	e := metatest.Start(t)
 	ctx := context.Background()
-	store := meta.NewStore(e.Client, "")
-	cache := meta.NewCache(store, nil)
-	if err := cache.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer cache.Close()
+	store, cache := startStoreCache(t, e)
 	topic := &meta.Topic{Name: "d", Partitions: 2, StorageMode: meta.StorageDiskless}
 	rev, err := store.CreateTopic(ctx, topic, []meta.LogNode{{ID: "n1"}})
 	if err != nil {
@@ -75,12 +71,7 @@ func TestManifestCommitsAreFencedAndOrdered(t *testing.T) {
 func TestManifestCommitSplitsLargeGroups(t *testing.T) {
 	e := metatest.Start(t)
 	ctx := context.Background()
-	store := meta.NewStore(e.Client, "")
-	cache := meta.NewCache(store, nil)
-	if err := cache.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer cache.Close()
+	store, cache := startStoreCache(t, e)
 	topic := &meta.Topic{Name: "wide", Partitions: 60, StorageMode: meta.StorageDiskless}
 	rev, err := store.CreateTopic(ctx, topic, []meta.LogNode{{ID: "n1"}})
 	if err != nil {
@@ -178,4 +169,58 @@ func TestManifestCommitAfterTopicDeleteIsRefused(t *testing.T) {
 	}
 	noManifest(old.ID)
 	noManifest(again.ID)
+}
+
+// A controller's partition update computed before its topic's delete (or
+// before a delete and re-create) must not write a partition key without
+// its topic, nor move the new topic's partition.
+func TestPartitionUpdateAfterTopicDeleteIsRefused(t *testing.T) {
+	e := metatest.Start(t)
+	ctx := context.Background()
+	store, cache := startStoreCache(t, e)
+	nodes := []meta.LogNode{{ID: "n1"}, {ID: "n2"}}
+	rev, err := store.CreateTopic(ctx, &meta.Topic{Name: "moved", Partitions: 1}, nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cache.WaitRevision(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := cache.Partition("moved", 0)
+	moved := old
+	moved.Leader, moved.LeaderEpoch = "n2", old.LeaderEpoch+1
+	if _, err := store.DeleteTopic(ctx, "moved"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := store.UpdatePartitions(ctx, []meta.PartitionUpdate{{Old: old, New: moved}}); n != 0 || err != nil {
+		t.Fatalf("update after delete: applied %d, %v", n, err)
+	}
+	resp, err := e.Client.Get(ctx, "/streamline/partitions/moved/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || resp.Count != 0 {
+		t.Fatalf("partition keys without their topic: %d %v", resp.Count, err)
+	}
+	again := &meta.Topic{Name: "moved", Partitions: 1}
+	if _, err := store.CreateTopic(ctx, again, nodes[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := store.UpdatePartitions(ctx, []meta.PartitionUpdate{{Old: old, New: moved}}); n != 0 || err != nil {
+		t.Fatalf("update after re-create: applied %d, %v", n, err)
+	}
+	got, err := e.Client.Get(ctx, "/streamline/partitions/moved/00000")
+	if err != nil || len(got.Kvs) != 1 || !strings.Contains(string(got.Kvs[0].Value), again.ID.String()) {
+		t.Fatalf("re-created topic's partition overwritten: %v %v", got, err)
+	}
+}
+
+// startStoreCache returns a store on e's default prefix and a started
+// cache of it, closed when the test ends.
+func startStoreCache(t *testing.T, e *metatest.Etcd) (*meta.Store, *meta.Cache) {
+	t.Helper()
+	store := meta.NewStore(e.Client, "")
+	cache := meta.NewCache(store, nil)
+	if err := cache.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cache.Close)
+	return store, cache
 }

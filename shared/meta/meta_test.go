@@ -243,3 +243,32 @@ func TestRestartedProcessWaitsForItsOldRegistration(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A producer id counter deleted or overwritten by hand must not hand out
+// an id again: counting resumes above every id handed out so far.
+func TestProducerIDCounterLostOrCorrupt(t *testing.T) {
+	e := metatest.Start(t)
+	ctx := context.Background()
+	s := meta.NewStore(e.Client, "")
+	var last int64 = -1
+	next := func(what string) {
+		t.Helper()
+		id, err := s.NextProducerID(ctx)
+		if err != nil || id <= last {
+			t.Fatalf("%s: id %d (%v) not above %d", what, id, err, last)
+		}
+		last = id
+	}
+	for range 20 {
+		next("counting")
+	}
+	if _, err := e.Client.Delete(ctx, "/streamline/counters/producer-id"); err != nil {
+		t.Fatal(err)
+	}
+	next("after the counter was deleted")
+	if _, err := e.Client.Put(ctx, "/streamline/counters/producer-id", "garbage"); err != nil {
+		t.Fatal(err)
+	}
+	next("after the counter was overwritten")
+	next("counting again")
+}

@@ -248,6 +248,14 @@ func (s *Store) getTopic(ctx context.Context, name string) (*Topic, int64, error
 
 // NextProducerID hands out a cluster-wide unique producer id (a
 // compare-and-swap on one counter key, so two gateways never get the same).
+//
+// A missing or undecodable counter (deleted or overwritten by hand) must
+// not restart the ids at 0: log-service nodes still hold the state of the
+// producers that had them, and a new producer reusing an id would have its
+// first batches taken for duplicates. Every id ever handed out was written
+// by its own transaction, so id n was written at an etcd revision above n:
+// the current revision is above every id handed out, and counting resumes
+// from it. (A fresh cluster starts from its small current revision.)
 func (s *Store) NextProducerID(ctx context.Context) (int64, error) {
 	key := s.k.producerIDCounter()
 	for attempt := 0; attempt < 32; attempt++ {
@@ -255,14 +263,13 @@ func (s *Store) NextProducerID(ctx context.Context) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		var cur int64 = -1
+		cur := resp.Header.Revision
 		cmp := clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
 		if len(resp.Kvs) > 0 {
-			cur, err = strconv.ParseInt(string(resp.Kvs[0].Value), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("corrupt producer id counter: %w", err)
-			}
 			cmp = clientv3.Compare(clientv3.ModRevision(key), "=", resp.Kvs[0].ModRevision)
+			if v, err := strconv.ParseInt(string(resp.Kvs[0].Value), 10, 64); err == nil && v >= 0 {
+				cur = v
+			}
 		}
 		next := cur + 1
 		tx, err := s.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, strconv.FormatInt(next, 10))).Commit()
