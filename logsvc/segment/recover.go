@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -12,14 +13,26 @@ import (
 )
 
 // Open opens the log in dir, creating dir and an empty log at offset 0 if
-// there is none, and recovers it (see the package documentation).
+// there is none, and recovers it (see the package documentation). An error
+// names the directory; damage that loses data wraps ErrCorrupt.
 func Open(dir string, cfg Config) (*Log, error) {
+	l, err := open(dir, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("log %s: %w", dir, err)
+	}
+	return l, nil
+}
+
+func open(dir string, cfg Config) (*Log, error) {
 	cfg = cfg.withDefaults()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	bases, err := listSegments(dir)
 	if err != nil {
+		return nil, err
+	}
+	if err := removeOrphanIndexes(dir, bases); err != nil {
 		return nil, err
 	}
 	l := &Log{dir: dir, cfg: cfg}
@@ -81,6 +94,34 @@ func listSegments(dir string) ([]int64, error) {
 	}
 	slices.Sort(bases)
 	return bases, nil
+}
+
+// removeOrphanIndexes deletes index files whose .log is gone: a segment
+// removed by retention or DeleteRecords before a crash (remove deletes the
+// indexes first, but other tools may not). They describe nothing and would
+// only pile up.
+func removeOrphanIndexes(dir string, bases []int64) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	removed := false
+	for _, e := range ents {
+		for _, suffix := range []string{indexSuffix, timeIndexSuffix} {
+			base, ok := parseName(e.Name(), suffix)
+			if !ok || slices.Contains(bases, base) {
+				continue
+			}
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+			removed = true
+		}
+	}
+	if removed {
+		return syncDir(dir)
+	}
+	return nil
 }
 
 func openSegment(dir string, base int64, last bool, cfg Config) (*segment, error) {

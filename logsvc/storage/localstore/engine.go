@@ -250,17 +250,12 @@ func (e *Engine) Open(spec storage.PartitionSpec) (storage.Log, error) {
 		return nil, fmt.Errorf("partition %s-%d is already open", spec.Topic.Name, spec.Partition)
 	}
 	dir := filepath.Join(e.partitionsDir(), stream)
-	if spec.MustExist {
-		if _, err := os.Stat(filepath.Join(dir, "partition.json")); err != nil {
-			return nil, fmt.Errorf("%w: %s-%d (refusing to start an empty log for a partition that already had data)",
-				storage.ErrNoLocalData, spec.Topic.Name, spec.Partition)
-		}
+	if spec.MustExist && !hasData(dir) {
+		return nil, fmt.Errorf("%w: %s-%d (refusing to start an empty log for a partition that already had data)",
+			storage.ErrNoLocalData, spec.Topic.Name, spec.Partition)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	if err := writeDescriptor(dir, spec); err != nil {
-		return nil, err
+	if err := e.createDir(dir, spec); err != nil {
+		return nil, fmt.Errorf("open %s-%d: %w", spec.Topic.Name, spec.Partition, err)
 	}
 	seg, err := segment.Open(dir, segmentConfig(spec.Topic, spec.Defaults))
 	if err != nil {
@@ -407,11 +402,47 @@ func (e *Engine) Close() error {
 	return err
 }
 
-func writeDescriptor(dir string, spec storage.PartitionSpec) error {
-	path := filepath.Join(dir, "partition.json")
-	if _, err := os.Stat(path); err == nil {
+// hasData reports whether a partition directory holds a log: its
+// descriptor, or segment files if the descriptor was lost.
+func hasData(dir string) bool {
+	if _, err := os.Stat(filepath.Join(dir, "partition.json")); err == nil {
+		return true
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	return len(segs) > 0
+}
+
+// createDir creates a partition's directory with its descriptor, durably:
+// the WAL only keeps a partition's records while its directory exists, so
+// a directory lost to a power failure after its records were acked would
+// make recovery take them for a deleted topic's. An existing descriptor is
+// left as it is (it is only for people: never parsed, garbage is harmless).
+func (e *Engine) createDir(dir string, spec storage.PartitionSpec) error {
+	if _, err := os.Stat(filepath.Join(dir, "partition.json")); err == nil {
 		return nil
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
 	b, _ := json.MarshalIndent(map[string]any{"topic": spec.Topic.Name, "topic_id": spec.Topic.ID.String(), "partition": spec.Partition}, "", "  ")
-	return os.WriteFile(path, b, 0o644)
+	f, err := os.Create(filepath.Join(dir, "partition.json"))
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if err = errors.Join(err, f.Close()); err != nil {
+		return err
+	}
+	return errors.Join(syncDir(dir), syncDir(e.partitionsDir()))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
 }
