@@ -9,7 +9,8 @@ import (
 // with idempotent producers, a committing consumer group and admin churn
 // running on local and diskless topics, etcd is frozen (SIGSTOP: requests
 // hang) and, in the second case, killed (connections refused) and started
-// again after 15 s. Nothing may be acknowledged falsely or lost, no process
+// again after 15 s. Nothing acknowledged may be lost (an acknowledgement
+// during the outage can only be a retry of a batch stored before), no process
 // may crash or exit (every lease expires meanwhile: each process must
 // register again by itself), every process must be ready within 30 s and
 // every partition take produce and fetch within 60 s afterwards. The
