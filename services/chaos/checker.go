@@ -83,10 +83,16 @@ func readAll(ctx context.Context, seeds []string, topics []dataTopic) (map[tp]ma
 		}
 		return true
 	}
+	// Reading a long diskless history takes a while (one range GET per
+	// small object until merging lands), so the limit is on a stall, not
+	// on the total: no new record for stallAfter fails.
+	const stallAfter = time.Minute
 	for !done() {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return nil, nil, fmt.Errorf("reading back: %w (%s)", ctx.Err(), progress(stored, logStart, want))
+		pctx, cancel := context.WithTimeout(ctx, stallAfter)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		if ctx.Err() != nil || (pctx.Err() != nil && fs.NumRecords() == 0) {
+			return nil, nil, fmt.Errorf("reading back: no record for %v (%s)", stallAfter, progress(stored, logStart, want))
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			p := tp{r.Topic, r.Partition}
