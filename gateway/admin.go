@@ -1,15 +1,13 @@
 package gateway
 
 import (
-	"fmt"
 	"net"
 	"time"
 
 	"github.com/streamline-dev/streamline/gateway/adminapi"
 	adminv1 "github.com/streamline-dev/streamline/proto/gen/streamline/admin/v1"
 	"github.com/streamline-dev/streamline/shared/rpc"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/streamline-dev/streamline/shared/telemetry"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -22,31 +20,20 @@ type adminServer struct {
 	ln     net.Listener
 	srv    *grpc.Server
 	health *health.Server
-	kafka  *kgo.Client
 	done   chan struct{}
 }
 
-// startAdmin serves the admin API on cfg.AdminAddr; kafkaAddr is this
-// gateway's own Kafka listener, which the API's changes go through.
-func (g *Gateway) startAdmin(kafkaAddr string) (*adminServer, error) {
-	kafka, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr), kgo.ClientID("streamline-admin-api"))
-	if err != nil {
-		return nil, fmt.Errorf("gateway: admin API Kafka client: %w", err)
-	}
+// startAdmin serves the admin API on ln. Its operations are the gateway's
+// own (package ops), so it needs no route to any Kafka listener.
+func (g *Gateway) startAdmin(ln net.Listener) (*adminServer, error) {
 	api, err := adminapi.New(adminapi.Config{
-		Store: g.store, Cache: g.cache, Kafka: kadm.NewClient(kafka),
-		TopicDefaults: g.cfg.TopicDefaults, ClusterID: g.cfg.ClusterID, Logger: g.log,
+		Store: g.store, Cache: g.cache, Ops: g.ops, Self: g.self, ClusterID: g.cfg.ClusterID,
+		DialOptions: telemetry.GRPCDialOptions(g.cfg.TracerProvider), Logger: g.log,
 	})
 	if err != nil {
-		kafka.Close()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", g.cfg.AdminAddr)
-	if err != nil {
-		kafka.Close()
-		return nil, fmt.Errorf("gateway: admin listen %s: %w", g.cfg.AdminAddr, err)
-	}
-	a := &adminServer{ln: ln, srv: grpc.NewServer(rpc.ServerOptions()...), health: health.NewServer(), kafka: kafka, done: make(chan struct{})}
+	a := &adminServer{ln: ln, srv: grpc.NewServer(rpc.ServerOptions()...), health: health.NewServer(), done: make(chan struct{})}
 	adminv1.RegisterAdminServiceServer(a.srv, api)
 	healthpb.RegisterHealthServer(a.srv, a.health)
 	reflection.Register(a.srv)
@@ -57,7 +44,7 @@ func (g *Gateway) startAdmin(kafkaAddr string) (*adminServer, error) {
 			g.log.Error("admin API stopped", "err", err)
 		}
 	}()
-	g.log.Info("admin API ready", "admin_addr", ln.Addr().String())
+	g.log.Info("admin API ready", "admin_addr", ln.Addr().String(), "advertised_admin_addr", g.self.AdminAddr)
 	return a, nil
 }
 
@@ -72,5 +59,4 @@ func (a *adminServer) close() {
 		a.srv.Stop()
 	}
 	<-a.done
-	a.kafka.Close()
 }

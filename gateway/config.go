@@ -5,10 +5,11 @@ import (
 
 	"errors"
 	"fmt"
-	"github.com/streamline-dev/streamline/gateway/groups"
 	"log/slog"
 	"net"
 	"strconv"
+
+	"github.com/streamline-dev/streamline/gateway/groups"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
@@ -71,7 +72,12 @@ type Config struct {
 	// defaults 6 s and 30 min).
 	// AdminAddr is where the admin gRPC API (streamline.admin.v1, with
 	// reflection and health) listens; "" serves none.
-	AdminAddr              string
+	AdminAddr string
+	// AdvertisedAdminAddr is the host:port other gateways reach this
+	// gateway's admin API at (it forwards group changes to the group's
+	// coordinator). Default: as AdvertisedAddr's host rule, with the admin
+	// listener's bound port.
+	AdvertisedAdminAddr    string
 	GroupMinSessionTimeout time.Duration
 	GroupMaxSessionTimeout time.Duration
 	Logger                 *slog.Logger
@@ -161,6 +167,11 @@ func (c Config) Validate() error {
 	}
 	if c.SessionTTL < 1 {
 		return fmt.Errorf("gateway: SessionTTL %d must be at least 1 second", c.SessionTTL)
+	}
+	if c.AdvertisedAdminAddr != "" {
+		if _, _, err := splitHostPort(c.AdvertisedAdminAddr); err != nil {
+			return fmt.Errorf("gateway: AdvertisedAdminAddr: %w", err)
+		}
 	}
 	if c.AdminAddr != "" {
 		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {

@@ -17,12 +17,14 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/streamline-dev/streamline/gateway/groups"
 	"github.com/streamline-dev/streamline/gateway/handlers"
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
+	"github.com/streamline-dev/streamline/gateway/ops"
 	"github.com/streamline-dev/streamline/gateway/routing"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/telemetry"
@@ -43,6 +45,7 @@ type Gateway struct {
 	closed  bool
 	pool    *routing.Pool
 	groups  *groups.Coordinator
+	ops     *ops.Ops
 	unreg   func() // withdraws the group metrics
 	admin   *adminServer
 	server  *kafkaserver.Server
@@ -99,6 +102,26 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 		ln.Close()
 		return err
 	}
+	// The admin listener is bound now, served once the gateway is ready:
+	// its advertised address goes into the registration.
+	var adminLn net.Listener
+	if g.cfg.AdminAddr != "" {
+		if adminLn, err = net.Listen("tcp", g.cfg.AdminAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("gateway: admin listen %s: %w", g.cfg.AdminAddr, err)
+		}
+		defer func() {
+			if err != nil && g.admin == nil {
+				adminLn.Close()
+			}
+		}()
+		host, port, aerr := advertise(g.cfg.AdminAddr, adminLn.Addr(), g.cfg.AdvertisedAdminAddr)
+		if aerr != nil {
+			ln.Close()
+			return aerr
+		}
+		g.self.AdminAddr = net.JoinHostPort(host, strconv.Itoa(int(port)))
+	}
 	for _, other := range g.cache.Gateways() {
 		if other.NodeID == g.cfg.NodeID && other.ID != g.cfg.ID {
 			ln.Close()
@@ -115,8 +138,17 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 		return err
 	}
 	g.unreg = registerGroupMetrics(g.cfg.Metrics, g.groups)
+	g.ops, err = ops.New(ops.Config{
+		Store: g.store, Cache: g.cache, Logs: g.pool, Groups: g.groups, GatewayID: g.cfg.ID,
+		DefaultPartitions: g.cfg.DefaultPartitions, DefaultStorageMode: g.cfg.DefaultStorageMode,
+		TopicDefaults: g.cfg.TopicDefaults, Logger: g.log,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	h, err := handlers.New(handlers.Config{
-		Store: g.store, Cache: g.cache, Logs: g.pool, Groups: g.groups, Self: g.self,
+		Store: g.store, Cache: g.cache, Logs: g.pool, Groups: g.groups, Ops: g.ops, Self: g.self,
 		ClusterID: g.cfg.ClusterID, AutoCreateTopics: g.cfg.AutoCreateTopics,
 		DefaultPartitions: g.cfg.DefaultPartitions, DefaultStorageMode: g.cfg.DefaultStorageMode,
 		TopicDefaults: g.cfg.TopicDefaults, MaxRequestBytes: g.cfg.MaxRequestBytes, Logger: g.log,
@@ -154,8 +186,8 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	claimCtx, cancelClaim := context.WithTimeout(ctx, 5*time.Second)
 	g.groups.WaitClaimed(claimCtx)
 	cancelClaim()
-	if g.cfg.AdminAddr != "" {
-		if g.admin, err = g.startAdmin(ln.Addr().String()); err != nil {
+	if adminLn != nil {
+		if g.admin, err = g.startAdmin(adminLn); err != nil {
 			return err
 		}
 	}
@@ -167,26 +199,31 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 // advertised is this gateway's registration record for a bound listener.
 func (g *Gateway) advertised(bound net.Addr) (meta.Gateway, error) {
 	self := meta.Gateway{ID: g.cfg.ID, NodeID: g.cfg.NodeID, Rack: g.cfg.Rack}
-	if g.cfg.AdvertisedAddr != "" {
-		host, port, err := splitHostPort(g.cfg.AdvertisedAddr)
-		self.Host, self.Port = host, port
-		return self, err
+	host, port, err := advertise(g.cfg.ListenAddr, bound, g.cfg.AdvertisedAddr)
+	self.Host, self.Port = host, port
+	return self, err
+}
+
+// advertise is the host and port to tell others for a listener: explicit
+// when given; otherwise the listen host (this machine's host name when
+// listening on every interface, as Kafka does) and the bound port.
+func advertise(listen string, bound net.Addr, explicit string) (string, int32, error) {
+	if explicit != "" {
+		return splitHostPort(explicit)
 	}
 	tcp, ok := bound.(*net.TCPAddr)
 	if !ok {
-		return self, fmt.Errorf("gateway: unexpected listener address %v", bound)
+		return "", 0, fmt.Errorf("gateway: unexpected listener address %v", bound)
 	}
-	host, _, _ := net.SplitHostPort(g.cfg.ListenAddr)
+	host, _, _ := net.SplitHostPort(listen)
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-		// Listening on every interface: like Kafka, advertise the host name.
 		h, err := os.Hostname()
 		if err != nil || h == "" {
 			h = "localhost"
 		}
 		host = h
 	}
-	self.Host, self.Port = host, int32(tcp.Port)
-	return self, nil
+	return host, int32(tcp.Port), nil
 }
 
 // register grants a lease (bounded by ctx), keeps it alive until Close

@@ -1,53 +1,56 @@
 package adminapi
 
 import (
-	"context"
-	"errors"
-	"fmt"
-
+	"github.com/streamline-dev/streamline/gateway/ops"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
-// kafkaStatus turns an error of the loopback Kafka call into a gRPC status.
-// field names the request field a validation error is about; detail is
-// the broker's error message, if any.
-func kafkaStatus(err error, field string, detail ...string) error {
-	msg := err.Error()
-	for _, d := range detail {
-		if d != "" {
-			msg = fmt.Sprintf("%s: %s", msg, d)
-		}
+// opsStatus turns a failed operation into a gRPC status: the code from
+// the operation's Kafka error, the message said once. An invalid argument
+// names its field first ("partitions: ..."); the Kafka error's name is
+// added only where the gRPC code alone would hide what happened (a
+// retriable or internal failure: "REQUEST_TIMED_OUT: ...").
+func opsStatus(e *ops.Error) error {
+	c := grpcCode(e.Code)
+	if e.Code == kerr.InvalidReplicationFactor && e.Field == "" {
+		c = codes.Unavailable // no live log-service node: retry once one is up
 	}
-	var ke *kerr.Error
-	if !errors.As(err, &ke) {
-		switch {
-		case errors.Is(err, context.DeadlineExceeded):
-			return status.Error(codes.DeadlineExceeded, msg)
-		case errors.Is(err, context.Canceled):
-			return status.Error(codes.Canceled, msg)
-		}
-		return status.Error(codes.Unavailable, msg)
+	msg := e.Msg
+	if msg == "" {
+		msg = e.Code.Description
 	}
+	switch c {
+	case codes.InvalidArgument:
+		if e.Field != "" {
+			msg = e.Field + ": " + msg
+		}
+	case codes.Unavailable, codes.Internal, codes.DeadlineExceeded:
+		msg = e.Code.Message + ": " + msg
+	}
+	return status.Error(c, msg)
+}
+
+// grpcCode maps a Kafka error to the gRPC code a caller acts on.
+func grpcCode(ke *kerr.Error) codes.Code {
 	switch ke {
 	case kerr.UnknownTopicOrPartition, kerr.UnknownTopicID, kerr.GroupIDNotFound:
-		return status.Error(codes.NotFound, msg)
+		return codes.NotFound
 	case kerr.TopicAlreadyExists:
-		return status.Error(codes.AlreadyExists, msg)
+		return codes.AlreadyExists
 	case kerr.InvalidTopicException, kerr.InvalidPartitions, kerr.InvalidReplicationFactor,
 		kerr.InvalidConfig, kerr.InvalidRequest, kerr.PolicyViolation, kerr.InvalidGroupID,
-		kerr.OffsetMetadataTooLarge, kerr.UnsupportedVersion:
-		if field != "" {
-			msg = field + ": " + msg
-		}
-		return status.Error(codes.InvalidArgument, msg)
+		kerr.OffsetMetadataTooLarge, kerr.UnsupportedVersion, kerr.InvalidReplicaAssignment:
+		return codes.InvalidArgument
 	case kerr.NonEmptyGroup, kerr.UnknownMemberID, kerr.IllegalGeneration, kerr.RebalanceInProgress,
 		kerr.GroupSubscribedToTopic:
-		return status.Error(codes.FailedPrecondition, msg)
+		return codes.FailedPrecondition
+	case kerr.RequestTimedOut:
+		return codes.DeadlineExceeded
 	}
 	if ke.Retriable {
-		return status.Error(codes.Unavailable, msg)
+		return codes.Unavailable
 	}
-	return status.Error(codes.Internal, msg)
+	return codes.Internal
 }

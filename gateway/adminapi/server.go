@@ -1,14 +1,15 @@
 // Package adminapi serves streamline.admin.v1.AdminService, the operator's
 // gRPC API, from a gateway.
 //
-// Reads (topics, partitions, cluster) come from the gateway's etcd-watched
-// cache. Every change and every group or offset query goes through the
-// gateway's own Kafka API with franz-go's kadm on a loopback connection:
-// the Kafka handlers already implement every rule (topic names, limits,
-// config validation, storage-mode availability, group states and
-// coordinators), and going through them means the admin API can never
-// disagree with what Kafka clients see. Kafka error codes become gRPC
-// status codes (errors.go).
+// Every operation is a call of the gateway's protocol-neutral layer
+// (package ops), the same calls the Kafka handlers make, so the admin API
+// and Kafka clients see the same rules and the same data, and the API
+// works wherever the gateway runs, whatever Kafka address it advertises.
+// Reads of topics and the cluster come from the gateway's etcd-watched
+// cache. A group change (ResetGroupOffsets) is made by the gateway
+// coordinating the group: another gateway forwards the call to that
+// gateway's admin API (peers.go). Errors become gRPC status codes
+// (errors.go).
 package adminapi
 
 import (
@@ -21,10 +22,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/streamline-dev/streamline/gateway/ops"
 	adminv1 "github.com/streamline-dev/streamline/proto/gen/streamline/admin/v1"
 	"github.com/streamline-dev/streamline/shared/meta"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -33,31 +34,34 @@ import (
 type Config struct {
 	Store *meta.Store
 	Cache *meta.Cache
-	// Kafka is an admin client of this cluster's Kafka API (the gateway's
-	// own listener).
-	Kafka *kadm.Client
-	// TopicDefaults are the gateway's server-level topic config defaults.
-	TopicDefaults meta.Defaults
-	ClusterID     string
-	Logger        *slog.Logger
+	// Ops runs the operations (shared with the Kafka handlers).
+	Ops *ops.Ops
+	// Self is this gateway's registration: a call forwarded to the group
+	// coordinator is never sent back to Self.
+	Self      meta.Gateway
+	ClusterID string
+	// DialOptions are used to reach other gateways' admin APIs (tracing).
+	DialOptions []grpc.DialOption
+	Logger      *slog.Logger
 }
 
 // Server implements adminv1.AdminServiceServer.
 type Server struct {
 	adminv1.UnimplementedAdminServiceServer
 	cfg Config
+	ops *ops.Ops
 	log *slog.Logger
 }
 
 // New returns a server for cfg.
 func New(cfg Config) (*Server, error) {
-	if cfg.Store == nil || cfg.Cache == nil || cfg.Kafka == nil {
-		return nil, errors.New("adminapi: Store, Cache and Kafka are required")
+	if cfg.Store == nil || cfg.Cache == nil || cfg.Ops == nil {
+		return nil, errors.New("adminapi: Store, Cache and Ops are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Server{cfg: cfg, log: cfg.Logger.With("component", "adminapi")}, nil
+	return &Server{cfg: cfg, ops: cfg.Ops, log: cfg.Logger.With("component", "adminapi")}, nil
 }
 
 // remoteConfigs maps RemoteStorage fields to topic config names.
@@ -106,28 +110,25 @@ func (s *Server) CreateTopic(ctx context.Context, req *adminv1.CreateTopicReques
 	if err := requireName("name", req.GetName()); err != nil {
 		return nil, err
 	}
-	if err := meta.ValidateTopicName(req.GetName()); err != nil {
-		return nil, invalid("name", "%v", err)
-	}
 	if req.GetPartitions() < 0 || req.GetPartitions() > meta.MaxPartitions {
 		return nil, invalid("partitions", "%d is not in 0..%d (0: the cluster default)", req.GetPartitions(), meta.MaxPartitions)
 	}
-	configs := map[string]*string{}
+	configs := map[string]string{}
 	for k, v := range req.GetConfigs() {
 		if _, ok := meta.LookupConfig(k); !ok {
 			return nil, invalid("configs", "unknown topic config %q", k)
 		}
-		configs[k] = kadm.StringPtr(v)
+		configs[k] = v
 	}
 	mode, err := storageModeName(req.GetStorageMode())
 	if err != nil {
 		return nil, err
 	}
 	if mode != "" {
-		if v, ok := configs[meta.ConfigStorageMode]; ok && *v != mode {
-			return nil, invalid("storage_mode", "%s disagrees with configs[storage.mode]=%s", mode, *v)
+		if v, ok := configs[meta.ConfigStorageMode]; ok && v != mode {
+			return nil, invalid("storage_mode", "%s disagrees with configs[storage.mode]=%s", mode, v)
 		}
-		configs[meta.ConfigStorageMode] = kadm.StringPtr(mode)
+		configs[meta.ConfigStorageMode] = mode
 	}
 	if rs := req.GetRemoteStorage(); rs != nil {
 		vals := []*int64{rs.BatchSizeBytes, rs.BatchTimeoutMs, nil, rs.ReadCacheBytes}
@@ -144,78 +145,36 @@ func (s *Server) CreateTopic(ctx context.Context, req *adminv1.CreateTopicReques
 			if err := meta.ValidateTopicConfig(remoteConfigs[i], s); err != nil {
 				return nil, invalid(fields[i], "%v", err)
 			}
-			configs[remoteConfigs[i]] = &s
+			configs[remoteConfigs[i]] = s
 		}
 	}
-	partitions := req.GetPartitions()
-	if partitions == 0 {
-		partitions = -1 // the gateway's default
+	spec := ops.TopicSpec{Name: req.GetName(), Partitions: req.GetPartitions(), ReplicationFactor: -1}
+	if spec.Partitions == 0 {
+		spec.Partitions = -1 // the gateway's default
 	}
-	var resp kadm.CreateTopicResponse
+	names := make([]string, 0, len(configs))
+	for k := range configs {
+		names = append(names, k)
+	}
+	sort.Strings(names) // the first bad config is the same on every call
+	for _, k := range names {
+		v := configs[k]
+		spec.Configs = append(spec.Configs, ops.ConfigEntry{Name: k, Value: &v})
+	}
+	t, rev, e := s.ops.CreateTopic(ctx, spec, req.GetValidateOnly())
+	if e != nil {
+		return nil, opsStatus(e)
+	}
 	if req.GetValidateOnly() {
-		rs, err := s.cfg.Kafka.ValidateCreateTopics(ctx, partitions, -1, configs, req.GetName())
-		if err == nil {
-			resp, err = rs.On(req.GetName(), nil)
-		}
-		if err != nil && resp.Err == nil {
-			return nil, kafkaStatus(err, "name", topicDetail(req.GetName()))
-		}
-		if resp.Err != nil {
-			return nil, kafkaStatus(resp.Err, createField(resp.Err), resp.ErrMessage, topicDetail(req.GetName()))
-		}
-		t := &meta.Topic{Name: req.GetName(), Partitions: resp.NumPartitions, StorageMode: meta.StorageMode(valueOr(configs[meta.ConfigStorageMode], string(meta.StorageLocal)))}
 		return &adminv1.CreateTopicResponse{Topic: s.topic(t)}, nil
 	}
-	resp, err = s.cfg.Kafka.CreateTopic(ctx, partitions, -1, configs, req.GetName())
-	if err != nil && resp.Err == nil {
-		return nil, kafkaStatus(err, "name", topicDetail(req.GetName()))
+	if err := s.ops.WaitRevision(ctx, rev, 0); err != nil {
+		return nil, status.Errorf(codes.DeadlineExceeded, "topic %s was created, but this gateway has not seen it yet (%v)", t.Name, err)
 	}
-	if resp.Err != nil {
-		return nil, kafkaStatus(resp.Err, createField(resp.Err), resp.ErrMessage, topicDetail(req.GetName()))
-	}
-	t, err := s.waitTopic(ctx, req.GetName())
-	if err != nil {
-		return nil, err
+	if got, ok := s.cfg.Cache.Topic(t.Name); ok {
+		t = &got // with its id
 	}
 	return &adminv1.CreateTopicResponse{Topic: s.topic(t)}, nil
-}
-
-// createField names the request field a CreateTopics error is about.
-// A name colliding with an existing topic's (col.x and col_x) is
-// INVALID_TOPIC_EXCEPTION, so InvalidArgument on "name" with Kafka's
-// message naming the existing topic: AlreadyExists would tell the caller
-// that the name it asked for exists, and its next GetTopic of that name
-// would be NotFound.
-func createField(err error) string {
-	if errors.Is(err, kerr.InvalidTopicException) {
-		return "name"
-	}
-	return "configs"
-}
-
-func topicDetail(name string) string { return fmt.Sprintf("topic %q", name) }
-
-func valueOr(p *string, def string) string {
-	if p == nil {
-		return def
-	}
-	return *p
-}
-
-// waitTopic waits until this gateway's cache shows the topic (the write
-// may have been served by another gateway).
-func (s *Server) waitTopic(ctx context.Context, name string) (*meta.Topic, error) {
-	for {
-		ch := s.cfg.Cache.Changed()
-		if t, ok := s.cfg.Cache.Topic(name); ok {
-			return &t, nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return nil, status.FromContextError(ctx.Err()).Err()
-		}
-	}
 }
 
 // topic converts a topic record.
@@ -227,7 +186,7 @@ func (s *Server) topic(t *meta.Topic) *adminv1.Topic {
 	if !t.ID.IsZero() {
 		out.Id = base64.RawURLEncoding.EncodeToString(t.ID[:])
 	}
-	for name, cv := range t.Effective(s.cfg.TopicDefaults) {
+	for name, cv := range t.Effective(s.ops.TopicDefaults()) {
 		out.Configs[name] = cv.Value
 	}
 	if t.StorageMode == meta.StorageDiskless {
@@ -249,81 +208,48 @@ func (s *Server) topic(t *meta.Topic) *adminv1.Topic {
 	return out
 }
 
-// DescribeTopic implements adminv1.AdminServiceServer.
+// DescribeTopic implements adminv1.AdminServiceServer. Offsets and sizes
+// come from the log-service nodes leading the partitions; a partition
+// whose node cannot answer shows -1, with the reason in offsets_error.
 func (s *Server) DescribeTopic(ctx context.Context, req *adminv1.DescribeTopicRequest) (*adminv1.DescribeTopicResponse, error) {
 	if err := requireName("name", req.GetName()); err != nil {
 		return nil, err
 	}
 	t, ok := s.cfg.Cache.Topic(req.GetName())
 	if !ok {
-		return nil, status.Errorf(codes.NotFound, "topic %q does not exist", req.GetName())
+		return nil, status.Errorf(codes.NotFound, "topic %s does not exist", req.GetName())
 	}
 	out := &adminv1.DescribeTopicResponse{Topic: s.topic(&t)}
-	gatewayLeaders := map[int32]int32{}
-	if md, err := s.cfg.Kafka.Metadata(ctx, t.Name); err == nil {
-		if td, ok := md.Topics[t.Name]; ok {
-			for p, pd := range td.Partitions {
-				gatewayLeaders[p] = pd.Leader
-			}
-		}
-	}
-	starts, startErr := s.cfg.Kafka.ListStartOffsets(ctx, t.Name)
-	ends, endErr := s.cfg.Kafka.ListEndOffsets(ctx, t.Name)
 	parts := s.cfg.Cache.Partitions(t.Name)
-	sizes := s.partitionSizes(ctx, t.Name, parts)
-	for _, p := range parts {
+	tps := make([]meta.TopicPartition, len(parts))
+	for i, p := range parts {
+		tps[i] = meta.TopicPartition{Topic: t.Name, Partition: p.Partition}
+	}
+	offsets := s.startsAndEnds(ctx, tps)
+	sizes := s.ops.PartitionSizes(ctx, parts)
+	gws := s.cfg.Cache.Gateways()
+	for i, p := range parts {
 		rp := &adminv1.Partition{
 			Partition: p.Partition, LeaderNode: p.Leader, LeaderEpoch: p.LeaderEpoch,
-			GatewayLeader: gatewayLeaders[p.Partition], LogStartOffset: -1, HighWatermark: -1,
-			SizeBytes: -1,
+			LogStartOffset: -1, HighWatermark: -1, SizeBytes: sizes[i].Size,
 		}
-		if size, ok := sizes[p.Partition]; ok {
-			rp.SizeBytes = size
+		if len(gws) > 0 {
+			rp.GatewayLeader = ops.LeaderGateway(gws, t.Name, p.Partition).NodeID
 		}
 		var errs []string
-		if startErr != nil {
-			errs = append(errs, startErr.Error())
-		} else if o, ok := starts.Lookup(t.Name, p.Partition); ok && o.Err == nil {
-			rp.LogStartOffset = o.Offset
-		} else if ok {
-			errs = append(errs, o.Err.Error())
-		}
-		if endErr != nil {
-			errs = append(errs, endErr.Error())
-		} else if o, ok := ends.Lookup(t.Name, p.Partition); ok && o.Err == nil {
-			rp.HighWatermark = o.Offset
-		} else if ok {
-			errs = append(errs, o.Err.Error())
+		for j, dst := range []*int64{&rp.LogStartOffset, &rp.HighWatermark} {
+			o := offsets[2*i+j]
+			if o.Err == nil {
+				*dst = o.Offset
+			} else if len(errs) == 0 || errs[0] != o.Err.Message {
+				errs = append(errs, o.Err.Message)
+			}
 		}
 		rp.OffsetsError = strings.Join(errs, "; ")
 		out.Partitions = append(out.Partitions, rp)
 	}
 	sort.Slice(out.Partitions, func(i, j int) bool { return out.Partitions[i].Partition < out.Partitions[j].Partition })
 	return out, nil
-}
-
-// partitionSizes asks every gateway (Kafka DescribeLogDirs through kadm)
-// for the sizes of a topic's partitions; each gateway answers for the
-// partitions it leads, so each is found once. A partition missing from the
-// answers (its node is down, a gateway did not answer) is left out.
-func (s *Server) partitionSizes(ctx context.Context, topic string, parts []meta.Partition) map[int32]int64 {
-	set := kadm.TopicsSet{topic: {}}
-	for _, p := range parts {
-		set[topic][p.Partition] = struct{}{}
-	}
-	out := map[int32]int64{}
-	dirs, err := s.cfg.Kafka.DescribeAllLogDirs(ctx, set)
-	if err != nil {
-		s.log.Debug("describe log dirs", "topic", topic, "err", err) // other brokers' answers still count
-	}
-	dirs.Each(func(d kadm.DescribedLogDir) {
-		if ps, ok := d.Topics[topic]; ok {
-			for n, p := range ps {
-				out[n] = p.Size
-			}
-		}
-	})
-	return out
 }
 
 // ListTopics implements adminv1.AdminServiceServer.
@@ -342,17 +268,18 @@ func (s *Server) DeleteTopic(ctx context.Context, req *adminv1.DeleteTopicReques
 	if err := requireName("name", req.GetName()); err != nil {
 		return nil, err
 	}
-	resp, err := s.cfg.Kafka.DeleteTopic(ctx, req.GetName())
-	if err != nil && resp.Err == nil {
-		return nil, kafkaStatus(err, "name", topicDetail(req.GetName()))
+	rev, e := s.ops.DeleteTopic(ctx, req.GetName())
+	if e != nil {
+		return nil, opsStatus(e)
 	}
-	if resp.Err != nil {
-		return nil, kafkaStatus(resp.Err, "name", resp.ErrMessage, topicDetail(req.GetName()))
+	if err := s.ops.WaitRevision(ctx, rev, 0); err != nil {
+		return nil, status.Errorf(codes.DeadlineExceeded, "topic %s was deleted, but this gateway has not seen it yet (%v)", req.GetName(), err)
 	}
 	return &adminv1.DeleteTopicResponse{}, nil
 }
 
-// AlterTopicConfigs implements adminv1.AdminServiceServer.
+// AlterTopicConfigs implements adminv1.AdminServiceServer: an incremental
+// change (configs not named keep their values).
 func (s *Server) AlterTopicConfigs(ctx context.Context, req *adminv1.AlterTopicConfigsRequest) (*adminv1.AlterTopicConfigsResponse, error) {
 	if err := requireName("name", req.GetName()); err != nil {
 		return nil, err
@@ -360,37 +287,35 @@ func (s *Server) AlterTopicConfigs(ctx context.Context, req *adminv1.AlterTopicC
 	if len(req.GetSet()) == 0 && len(req.GetDelete()) == 0 {
 		return nil, invalid("set", "nothing to change: give set or delete")
 	}
-	var alters []kadm.AlterConfig
+	var changes []ops.ConfigChange
 	for k, v := range req.GetSet() {
 		if _, ok := meta.LookupConfig(k); !ok {
 			return nil, invalid("set", "unknown topic config %q", k)
 		}
-		alters = append(alters, kadm.AlterConfig{Op: kadm.SetConfig, Name: k, Value: kadm.StringPtr(v)})
+		changes = append(changes, ops.ConfigChange{Name: k, Op: ops.ConfigSet, Value: &v})
 	}
 	for _, k := range req.GetDelete() {
 		if _, ok := meta.LookupConfig(k); !ok {
 			return nil, invalid("delete", "unknown topic config %q", k)
 		}
-		alters = append(alters, kadm.AlterConfig{Op: kadm.DeleteConfig, Name: k})
+		changes = append(changes, ops.ConfigChange{Name: k, Op: ops.ConfigDelete})
 	}
-	alter := s.cfg.Kafka.AlterTopicConfigs
-	if req.GetValidateOnly() {
-		alter = s.cfg.Kafka.ValidateAlterTopicConfigs
+	sort.SliceStable(changes, func(i, j int) bool { return changes[i].Name < changes[j].Name })
+	rev, e := s.ops.AlterTopicConfigs(ctx, req.GetName(), changes, false, req.GetValidateOnly())
+	if e != nil {
+		if e.Field == "configs" {
+			e.Field = "set"
+		}
+		return nil, opsStatus(e)
 	}
-	rs, err := alter(ctx, alters, req.GetName())
-	if err != nil {
-		return nil, kafkaStatus(err, "name")
-	}
-	r, err := rs.On(req.GetName(), nil)
-	if err != nil {
-		return nil, kafkaStatus(err, "name")
-	}
-	if r.Err != nil {
-		return nil, kafkaStatus(r.Err, "set", r.ErrMessage, topicDetail(req.GetName()))
+	if rev > 0 {
+		if err := s.ops.WaitRevision(ctx, rev, 0); err != nil {
+			return nil, status.Errorf(codes.DeadlineExceeded, "configs of topic %s were changed, but this gateway has not seen the change yet (%v)", req.GetName(), err)
+		}
 	}
 	t, ok := s.cfg.Cache.Topic(req.GetName())
 	if !ok {
-		return nil, status.Errorf(codes.NotFound, "topic %q does not exist", req.GetName())
+		return nil, status.Errorf(codes.NotFound, "topic %s does not exist", req.GetName())
 	}
 	return &adminv1.AlterTopicConfigsResponse{Topic: s.topic(&t)}, nil
 }
@@ -424,4 +349,16 @@ func (s *Server) DescribeCluster(ctx context.Context, _ *adminv1.DescribeCluster
 	}
 	out.Controller = ctrl
 	return out, nil
+}
+
+// startsAndEnds lists the log start and end offsets of tps: answers 2i
+// and 2i+1 are tps[i]'s.
+func (s *Server) startsAndEnds(ctx context.Context, tps []meta.TopicPartition) []ops.ListedOffset {
+	qs := make([]ops.OffsetQuery, 0, 2*len(tps))
+	for _, tp := range tps {
+		qs = append(qs,
+			ops.OffsetQuery{Topic: tp.Topic, Partition: tp.Partition, Timestamp: ops.Earliest, CurrentLeaderEpoch: -1},
+			ops.OffsetQuery{Topic: tp.Topic, Partition: tp.Partition, Timestamp: ops.Latest, CurrentLeaderEpoch: -1})
+	}
+	return s.ops.ListOffsets(ctx, 0, qs)
 }

@@ -302,6 +302,20 @@ func (c *Coordinator) DescribeGroup(ctx context.Context, name string) kmsg.Descr
 	return out
 }
 
+// PersistedState is the state of a group as of its last persisted step:
+// what the next coordinator resumes it in (a rebalance being prepared is
+// not persisted until its join phase completes).
+func PersistedState(gm *meta.GroupMeta) string {
+	st := stateEmpty
+	switch {
+	case len(gm.Members) > 0 && gm.Stable:
+		st = stateStable
+	case len(gm.Members) > 0:
+		st = stateCompletingRebalance
+	}
+	return st.String()
+}
+
 // GroupSummary is one ListGroups entry.
 type GroupSummary struct {
 	Group        string
@@ -323,14 +337,7 @@ func (c *Coordinator) ListGroups(ctx context.Context) ([]GroupSummary, error) {
 	}
 	byName := map[string]GroupSummary{}
 	for _, gm := range metas {
-		st := stateEmpty
-		switch {
-		case len(gm.Members) > 0 && gm.Stable:
-			st = stateStable
-		case len(gm.Members) > 0:
-			st = statePreparingRebalance
-		}
-		byName[gm.Group] = GroupSummary{Group: gm.Group, ProtocolType: gm.ProtocolType, State: st.String()}
+		byName[gm.Group] = GroupSummary{Group: gm.Group, ProtocolType: gm.ProtocolType, State: PersistedState(&gm)}
 	}
 	c.mu.Lock()
 	loaded := make([]*group, 0, len(c.groups))

@@ -2,11 +2,9 @@ package handlers
 
 import (
 	"context"
-	"time"
 
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
-	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
-	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/streamline-dev/streamline/gateway/ops"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -23,7 +21,7 @@ import (
 //   Produce (UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER,
 //   REQUEST_TIMED_OUT).
 // * The request has no timeout field before v10, so the call is bounded by
-//   listOffsetsTimeout (Kafka's default request.timeout.ms).
+//   30 s (Kafka's default request.timeout.ms). The work is in ops.ListOffsets.
 //
 // Version notes:
 // * v2: IsolationLevel; v4: CurrentLeaderEpoch (checked by logsvc),
@@ -31,68 +29,29 @@ import (
 
 func init() { register(2, 1, 6, false, (*Handlers).handleListOffsets) }
 
-const listOffsetsTimeout = 30 * time.Second
-
-type listOffsetsCall = nodeCall[*logv1.ListOffsetsRequest, *kmsg.ListOffsetsResponseTopicPartition]
-
 func (h *Handlers) handleListOffsets(ctx context.Context, kr *kafkaserver.Request) (kmsg.Response, error) {
 	req := kr.Body.(*kmsg.ListOffsetsRequest)
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
-	calls := map[string]*listOffsetsCall{}
+	var qs []ops.OffsetQuery
+	var slots []*kmsg.ListOffsetsResponseTopicPartition
 	resp.Topics = make([]kmsg.ListOffsetsResponseTopic, len(req.Topics))
 	for ti := range req.Topics {
 		rt := &req.Topics[ti]
 		st := &resp.Topics[ti]
 		*st = kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
-		topic, exists := h.cache.Topic(rt.Topic)
-		nameErr, _ := topicNameError(rt.Topic)
 		st.Partitions = make([]kmsg.ListOffsetsResponseTopicPartition, len(rt.Partitions))
-		for pi := range rt.Partitions {
-			rp := &rt.Partitions[pi]
+		for pi, rp := range rt.Partitions {
 			sp := &st.Partitions[pi]
 			*sp = kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
-			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
-			switch {
-			case nameErr != nil:
-				sp.ErrorCode = nameErr.Code
-				continue
-			case !exists:
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-				continue
-			case rp.Timestamp < -2:
-				sp.ErrorCode = kerr.InvalidRequest.Code
-				continue
-			}
-			_, node, ke, _ := h.route(rt.Topic, rp.Partition)
-			if ke != nil {
-				sp.ErrorCode = ke.Code
-				continue
-			}
-			c := calls[node.Addr]
-			if c == nil {
-				c = &listOffsetsCall{addr: node.Addr, req: &logv1.ListOffsetsRequest{IsolationLevel: int32(req.IsolationLevel)}}
-				calls[node.Addr] = c
-			}
-			c.req.Partitions = append(c.req.Partitions, &logv1.ListOffsetsPartition{
-				Topic: rt.Topic, TopicId: topic.ID[:], Partition: rp.Partition,
-				Timestamp: rp.Timestamp, CurrentLeaderEpoch: rp.CurrentLeaderEpoch,
-			})
-			c.dst = append(c.dst, sp)
+			qs = append(qs, ops.OffsetQuery{Topic: rt.Topic, Partition: rp.Partition, Timestamp: rp.Timestamp, CurrentLeaderEpoch: rp.CurrentLeaderEpoch})
+			slots = append(slots, sp)
 		}
 	}
-	rpcCtx, cancel := context.WithTimeout(ctx, listOffsetsTimeout)
-	defer cancel()
-	forwardEach(rpcCtx, h, "list offsets", calls,
-		(*logv1.ListOffsetsRequest).GetPartitions,
-		func(ctx context.Context, cl logv1.LogServiceClient, r *logv1.ListOffsetsRequest) ([]*logv1.ListOffsetsPartitionResult, error) {
-			resp, err := cl.ListOffsets(ctx, r)
-			return resp.GetPartitions(), err
-		},
-		func(sp *kmsg.ListOffsetsResponseTopicPartition, code int16) { sp.ErrorCode = code },
-		func(sp *kmsg.ListOffsetsResponseTopicPartition, r *logv1.ListOffsetsPartitionResult) {
-			sp.Timestamp, sp.Offset, sp.LeaderEpoch = r.GetTimestamp(), r.GetOffset(), r.GetLeaderEpoch()
-		})
+	for i, r := range h.ops.ListOffsets(ctx, req.IsolationLevel, qs) {
+		sp := slots[i]
+		sp.ErrorCode, sp.Timestamp, sp.Offset, sp.LeaderEpoch = code(r.Err), r.Timestamp, r.Offset, r.LeaderEpoch
+	}
 	return resp, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
+	"github.com/streamline-dev/streamline/gateway/ops"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -100,22 +101,19 @@ func (h *Handlers) autoCreate(ctx context.Context, resp *kmsg.MetadataResponse, 
 	for _, i := range missing {
 		st := &resp.Topics[i]
 		st.ErrorCode = kerr.LeaderNotAvailable.Code // until we see it exist
-		t, ke, msg := h.buildTopic(*st.Topic, -1, -1, nil)
-		if ke != nil { // a server default that cannot be used: not retriable
-			st.ErrorCode = ke.Code
-			h.log.Warn("cannot auto-create topic", "topic", *st.Topic, "err", msg)
-			continue
-		}
-		rev, ke, msg := h.createTopic(ctx, t)
+		t, rev, e := h.ops.CreateTopic(ctx, ops.TopicSpec{Name: *st.Topic, Partitions: -1, ReplicationFactor: -1}, false)
 		maxRev = max(maxRev, rev)
 		switch {
-		case ke == nil:
+		case e == nil:
 			h.log.Info("auto-created topic", "topic", t.Name, "partitions", t.Partitions, "storage_mode", t.StorageMode)
-		case ke == kerr.TopicAlreadyExists: // raced with another creator: answer what exists
+		case e.Code == kerr.TopicAlreadyExists: // raced with another creator: answer what exists
+		case e.Code == kerr.InvalidConfig: // a server default that cannot be used: not retriable
+			st.ErrorCode = e.Code.Code
+			h.log.Warn("cannot auto-create topic", "topic", *st.Topic, "err", e.Msg)
 		default:
-			h.log.Warn("auto-creating topic failed", "topic", *st.Topic, "err", msg)
-			if ke == kerr.InvalidTopicException { // its name collides with an existing topic's
-				st.ErrorCode = ke.Code
+			h.log.Warn("auto-creating topic failed", "topic", *st.Topic, "err", e.Msg)
+			if e.Code == kerr.InvalidTopicException { // its name collides with an existing topic's
+				st.ErrorCode = e.Code.Code
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
+	"github.com/streamline-dev/streamline/gateway/ops"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -12,7 +13,7 @@ import (
 
 // CreateTopics: v0-7
 //
-// Behaviour:
+// Behaviour (the rules are ops.CreateTopic's):
 // * Names follow Kafka's rules (INVALID_TOPIC_EXCEPTION); a name given twice
 //   in one request fails every occurrence with INVALID_REQUEST, as in Kafka.
 // * NumPartitions -1 means the gateway default; 1..meta.MaxPartitions is
@@ -68,34 +69,13 @@ func (h *Handlers) handleCreateTopics(ctx context.Context, kr *kafkaserver.Reque
 			fail(kerr.InvalidReplicaAssignment, "manual replica assignment is not supported: the cluster places partitions")
 			continue
 		}
-		configs := make([]topicConfig, len(rt.Configs))
-		for j, c := range rt.Configs {
-			configs[j] = topicConfig{name: c.Name, value: c.Value}
+		spec := ops.TopicSpec{Name: rt.Topic, Partitions: rt.NumPartitions, ReplicationFactor: rt.ReplicationFactor}
+		for _, c := range rt.Configs {
+			spec.Configs = append(spec.Configs, ops.ConfigEntry{Name: c.Name, Value: c.Value})
 		}
-		t, ke, msg := h.buildTopic(rt.Topic, rt.NumPartitions, rt.ReplicationFactor, configs)
-		if ke != nil {
-			fail(ke, msg)
-			continue
-		}
-		if _, exists := h.cache.Topic(t.Name); exists {
-			fail(kerr.TopicAlreadyExists, fmt.Sprintf("topic %s already exists", t.Name))
-			continue
-		}
-		if ke, msg := h.collisionError(t.Name); ke != nil {
-			fail(ke, msg)
-			continue
-		}
-		if req.ValidateOnly {
-			if len(h.cache.LogNodes()) == 0 {
-				fail(kerr.InvalidReplicationFactor, meta.ErrNoLogNodes.Error())
-				continue
-			}
-			created[i] = t
-			continue
-		}
-		rev, ke, msg := h.createTopic(ctx, t)
-		if ke != nil {
-			fail(ke, msg)
+		t, rev, e := h.ops.CreateTopic(ctx, spec, req.ValidateOnly)
+		if e != nil {
+			fail(e.Code, e.Msg)
 			continue
 		}
 		maxRev = max(maxRev, rev)

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
@@ -63,24 +62,15 @@ func (h *Handlers) handleDeleteTopics(ctx context.Context, kr *kafkaserver.Reque
 			name, st.Topic = t.Name, strp(t.Name)
 		} else {
 			name = *tg.name
-			if ke, msg := topicNameError(name); ke != nil {
-				fail(ke, msg)
-				continue
-			}
 			if t, ok := h.cache.Topic(name); ok {
 				st.TopicID = t.ID
 			}
 		}
-		rev, err := h.store.DeleteTopic(ctx, name)
-		switch {
-		case errors.Is(err, meta.ErrTopicNotFound):
-			fail(kerr.UnknownTopicOrPartition, fmt.Sprintf("topic %s does not exist", name))
-			continue
-		case err != nil:
-			fail(metaError(err), err.Error())
+		rev, e := h.ops.DeleteTopic(ctx, name)
+		if e != nil {
+			fail(e.Code, e.Msg)
 			continue
 		}
-		h.log.Info("deleted topic", "topic", name)
 		maxRev = max(maxRev, rev)
 		deleted = append(deleted, i)
 	}

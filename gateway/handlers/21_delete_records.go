@@ -5,8 +5,7 @@ import (
 	"time"
 
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
-	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
-	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/streamline-dev/streamline/gateway/ops"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -34,77 +33,36 @@ import (
 //   NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT). The node checks that it
 //   still leads the partition before changing it. Failed partitions answer
 //   LowWatermark -1.
-// * TimeoutMillis bounds the calls (<= 0: deleteRecordsTimeout).
+// * TimeoutMillis bounds the calls (<= 0: 30 s). The work is in ops.DeleteRecords.
 //
 // Version notes:
 // * v1: same as v0 (throttle after response); v2: flexible.
 
 func init() { register(21, 0, 2, false, (*Handlers).handleDeleteRecords) }
 
-const deleteRecordsTimeout = 30 * time.Second
-
-type deleteRecordsCall = nodeCall[*logv1.DeleteRecordsRequest, *kmsg.DeleteRecordsResponseTopicPartition]
-
 func (h *Handlers) handleDeleteRecords(ctx context.Context, kr *kafkaserver.Request) (kmsg.Response, error) {
 	req := kr.Body.(*kmsg.DeleteRecordsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
-	calls := map[string]*deleteRecordsCall{}
+	var ds []ops.RecordsDeletion
+	var slots []*kmsg.DeleteRecordsResponseTopicPartition
 	resp.Topics = make([]kmsg.DeleteRecordsResponseTopic, len(req.Topics))
 	for ti := range req.Topics {
 		rt := &req.Topics[ti]
 		st := &resp.Topics[ti]
 		*st = kmsg.NewDeleteRecordsResponseTopic()
 		st.Topic = rt.Topic
-		topic, exists := h.cache.Topic(rt.Topic)
-		nameErr, _ := topicNameError(rt.Topic)
 		st.Partitions = make([]kmsg.DeleteRecordsResponseTopicPartition, len(rt.Partitions))
-		for pi := range rt.Partitions {
-			rp := &rt.Partitions[pi]
+		for pi, rp := range rt.Partitions {
 			sp := &st.Partitions[pi]
 			*sp = kmsg.NewDeleteRecordsResponseTopicPartition()
-			sp.Partition, sp.LowWatermark = rp.Partition, -1
-			switch {
-			case nameErr != nil:
-				sp.ErrorCode = nameErr.Code
-				continue
-			case !exists:
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-				continue
-			case rp.Offset < -1:
-				sp.ErrorCode = kerr.OffsetOutOfRange.Code
-				continue
-			}
-			_, node, ke, _ := h.route(rt.Topic, rp.Partition)
-			if ke != nil {
-				sp.ErrorCode = ke.Code
-				continue
-			}
-			c := calls[node.Addr]
-			if c == nil {
-				c = &deleteRecordsCall{addr: node.Addr, req: &logv1.DeleteRecordsRequest{}}
-				calls[node.Addr] = c
-			}
-			c.req.Partitions = append(c.req.Partitions, &logv1.DeleteRecordsPartition{
-				Topic: rt.Topic, TopicId: topic.ID[:], Partition: rp.Partition, Offset: rp.Offset,
-			})
-			c.dst = append(c.dst, sp)
+			sp.Partition = rp.Partition
+			ds = append(ds, ops.RecordsDeletion{Topic: rt.Topic, Partition: rp.Partition, Offset: rp.Offset})
+			slots = append(slots, sp)
 		}
 	}
-	timeout := deleteRecordsTimeout
-	if req.TimeoutMillis > 0 {
-		timeout = time.Duration(req.TimeoutMillis) * time.Millisecond
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	for i, r := range h.ops.DeleteRecords(ctx, timeout, ds) {
+		slots[i].ErrorCode, slots[i].LowWatermark = code(r.Err), r.LowWatermark
 	}
-	rpcCtx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	forwardEach(rpcCtx, h, "delete records", calls,
-		(*logv1.DeleteRecordsRequest).GetPartitions,
-		func(ctx context.Context, cl logv1.LogServiceClient, r *logv1.DeleteRecordsRequest) ([]*logv1.DeleteRecordsPartitionResult, error) {
-			resp, err := cl.DeleteRecords(ctx, r)
-			return resp.GetPartitions(), err
-		},
-		func(sp *kmsg.DeleteRecordsResponseTopicPartition, code int16) { sp.ErrorCode = code },
-		func(sp *kmsg.DeleteRecordsResponseTopicPartition, r *logv1.DeleteRecordsPartitionResult) {
-			sp.LowWatermark = r.GetLowWatermark()
-		})
 	return resp, nil
 }

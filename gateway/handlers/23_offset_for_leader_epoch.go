@@ -2,10 +2,9 @@ package handlers
 
 import (
 	"context"
-	"time"
 
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
-	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
+	"github.com/streamline-dev/streamline/gateway/ops"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -32,7 +31,8 @@ import (
 //   gets INVALID_REQUEST on every partition (non-retriable, so a
 //   misdirected broker fails fast). Consumers send -1.
 // * The request has no timeout field, so the call is bounded by
-//   offsetForLeaderEpochTimeout (Kafka's default request.timeout.ms).
+//   30 s (Kafka's default request.timeout.ms). The work is in
+//   ops.OffsetsForLeaderEpochs.
 //
 // Version notes:
 // * v1: LeaderEpoch in the answer; v2: CurrentLeaderEpoch (KIP-320);
@@ -40,68 +40,33 @@ import (
 
 func init() { register(23, 0, 4, false, (*Handlers).handleOffsetForLeaderEpoch) }
 
-const offsetForLeaderEpochTimeout = 30 * time.Second
-
-type offsetForLeaderEpochCall = nodeCall[*logv1.OffsetForLeaderEpochRequest, *kmsg.OffsetForLeaderEpochResponseTopicPartition]
-
 func (h *Handlers) handleOffsetForLeaderEpoch(ctx context.Context, kr *kafkaserver.Request) (kmsg.Response, error) {
 	req := kr.Body.(*kmsg.OffsetForLeaderEpochRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
 	fromReplica := req.Version >= 3 && req.ReplicaID >= 0
-	calls := map[string]*offsetForLeaderEpochCall{}
+	var qs []ops.EpochQuery
+	var slots []*kmsg.OffsetForLeaderEpochResponseTopicPartition
 	resp.Topics = make([]kmsg.OffsetForLeaderEpochResponseTopic, len(req.Topics))
 	for ti := range req.Topics {
 		rt := &req.Topics[ti]
 		st := &resp.Topics[ti]
 		*st = kmsg.NewOffsetForLeaderEpochResponseTopic()
 		st.Topic = rt.Topic
-		topic, exists := h.cache.Topic(rt.Topic)
-		nameErr, _ := topicNameError(rt.Topic)
 		st.Partitions = make([]kmsg.OffsetForLeaderEpochResponseTopicPartition, len(rt.Partitions))
-		for pi := range rt.Partitions {
-			rp := &rt.Partitions[pi]
+		for pi, rp := range rt.Partitions {
 			sp := &st.Partitions[pi]
 			*sp = kmsg.NewOffsetForLeaderEpochResponseTopicPartition() // epoch and end offset -1
 			sp.Partition = rp.Partition
-			switch {
-			case fromReplica:
+			if fromReplica {
 				sp.ErrorCode = kerr.InvalidRequest.Code
 				continue
-			case nameErr != nil:
-				sp.ErrorCode = nameErr.Code
-				continue
-			case !exists:
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-				continue
 			}
-			_, node, ke, _ := h.route(rt.Topic, rp.Partition)
-			if ke != nil {
-				sp.ErrorCode = ke.Code
-				continue
-			}
-			c := calls[node.Addr]
-			if c == nil {
-				c = &offsetForLeaderEpochCall{addr: node.Addr, req: &logv1.OffsetForLeaderEpochRequest{}}
-				calls[node.Addr] = c
-			}
-			c.req.Partitions = append(c.req.Partitions, &logv1.OffsetForLeaderEpochPartition{
-				Topic: rt.Topic, TopicId: topic.ID[:], Partition: rp.Partition,
-				CurrentLeaderEpoch: rp.CurrentLeaderEpoch, LeaderEpoch: rp.LeaderEpoch,
-			})
-			c.dst = append(c.dst, sp)
+			qs = append(qs, ops.EpochQuery{Topic: rt.Topic, Partition: rp.Partition, CurrentLeaderEpoch: rp.CurrentLeaderEpoch, LeaderEpoch: rp.LeaderEpoch})
+			slots = append(slots, sp)
 		}
 	}
-	rpcCtx, cancel := context.WithTimeout(ctx, offsetForLeaderEpochTimeout)
-	defer cancel()
-	forwardEach(rpcCtx, h, "offset for leader epoch", calls,
-		(*logv1.OffsetForLeaderEpochRequest).GetPartitions,
-		func(ctx context.Context, cl logv1.LogServiceClient, r *logv1.OffsetForLeaderEpochRequest) ([]*logv1.OffsetForLeaderEpochPartitionResult, error) {
-			resp, err := cl.OffsetForLeaderEpoch(ctx, r)
-			return resp.GetPartitions(), err
-		},
-		func(sp *kmsg.OffsetForLeaderEpochResponseTopicPartition, code int16) { sp.ErrorCode = code },
-		func(sp *kmsg.OffsetForLeaderEpochResponseTopicPartition, r *logv1.OffsetForLeaderEpochPartitionResult) {
-			sp.LeaderEpoch, sp.EndOffset = r.GetLeaderEpoch(), r.GetEndOffset()
-		})
+	for i, r := range h.ops.OffsetsForLeaderEpochs(ctx, qs) {
+		slots[i].ErrorCode, slots[i].LeaderEpoch, slots[i].EndOffset = code(r.Err), r.LeaderEpoch, r.EndOffset
+	}
 	return resp, nil
 }

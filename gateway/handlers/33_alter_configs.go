@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
+	"github.com/streamline-dev/streamline/gateway/ops"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -52,11 +53,11 @@ func (h *Handlers) handleAlterConfigs(ctx context.Context, kr *kafkaserver.Reque
 		res.ResourceType, res.ResourceName = rr.ResourceType, rr.ResourceName
 	}
 	h.alterResources(ctx, len(req.Resources), req.ValidateOnly, true,
-		func(i int) (kmsg.ConfigResourceType, string, []configChange) {
+		func(i int) (kmsg.ConfigResourceType, string, []ops.ConfigChange) {
 			rr := req.Resources[i]
-			changes := make([]configChange, len(rr.Configs))
+			changes := make([]ops.ConfigChange, len(rr.Configs))
 			for j, c := range rr.Configs {
-				changes[j] = configChange{name: c.Name, op: kmsg.IncrementalAlterConfigOpSet, value: c.Value}
+				changes[j] = ops.ConfigChange{Name: c.Name, Op: ops.ConfigSet, Value: c.Value}
 			}
 			return rr.ResourceType, rr.ResourceName, changes
 		},

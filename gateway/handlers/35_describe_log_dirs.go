@@ -3,10 +3,8 @@ package handlers
 import (
 	"context"
 	"sort"
-	"time"
 
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
-	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -40,8 +38,8 @@ import (
 //   dir answers KAFKA_STORAGE_ERROR, as Kafka answers an offline log dir;
 //   the dir's other partitions are still listed. A partition deleted
 //   meanwhile (UNKNOWN_TOPIC_OR_PARTITION from the node) is just omitted.
-// * The request has no timeout field, so the calls are bounded by
-//   describeLogDirsTimeout.
+// * The request has no timeout field, so the calls are bounded by 30 s
+//   (ops.PartitionSizes).
 //
 // Version notes:
 // * v1: same as v0 (throttle after response); v2: flexible; v3: top-level
@@ -49,8 +47,6 @@ import (
 //   data is spread over nodes and object storage).
 
 func init() { register(35, 0, 4, false, (*Handlers).handleDescribeLogDirs) }
-
-const describeLogDirsTimeout = 30 * time.Second
 
 // logDirSlot is one partition's answer, filled by the node's call.
 type logDirSlot struct {
@@ -65,8 +61,6 @@ type logDirPart struct {
 	topic     string
 	partition int32
 }
-
-type describeSizesCall = nodeCall[*logv1.DescribeSizesRequest, *logDirSlot]
 
 // logDirName names the storage of mode on a log-service node.
 func logDirName(mode meta.StorageMode, node string) string {
@@ -107,54 +101,35 @@ func (h *Handlers) handleDescribeLogDirs(ctx context.Context, kr *kafkaserver.Re
 	}
 
 	dirErr := map[string]int16{} // every dir answered, with its error
-	calls := map[string]*describeSizesCall{}
-	var slots []*logDirSlot
-	for _, p := range parts {
-		t, ok := h.cache.Topic(p.Topic)
-		if !ok || t.ID != p.TopicID {
-			continue // deleted or re-created meanwhile
-		}
+	dirOf := make([]string, len(parts))
+	for i, p := range parts {
 		nodeID := p.Leader
 		if nodeID == "" {
 			nodeID = p.Home
 		}
-		dir := logDirName(t.StorageMode, nodeID)
+		mode := meta.StorageMode("")
+		if t, ok := h.cache.Topic(p.Topic); ok && t.ID == p.TopicID {
+			mode = t.StorageMode
+		}
+		dirOf[i] = logDirName(mode, nodeID)
+	}
+	sizes := h.ops.PartitionSizes(ctx, parts)
+	var slots []*logDirSlot
+	for i, p := range parts {
+		r := sizes[i]
+		if r.Err == kerr.UnknownTopicOrPartition {
+			continue // deleted or re-created meanwhile
+		}
+		dir := dirOf[i]
 		if _, ok := dirErr[dir]; !ok {
 			dirErr[dir] = 0
 		}
-		node, live := h.cache.LogNode(p.Leader)
-		if p.Leader == "" || !live {
-			dirErr[dir] = kerr.KafkaStorageError.Code
-			continue
-		}
-		s := &logDirSlot{dir: dir, topic: p.Topic, partition: p.Partition, size: -1}
-		slots = append(slots, s)
-		c := calls[node.Addr]
-		if c == nil {
-			c = &describeSizesCall{addr: node.Addr, req: &logv1.DescribeSizesRequest{}}
-			calls[node.Addr] = c
-		}
-		c.req.Partitions = append(c.req.Partitions, &logv1.DescribeSizesPartition{Topic: p.Topic, TopicId: t.ID[:], Partition: p.Partition})
-		c.dst = append(c.dst, s)
+		slots = append(slots, &logDirSlot{dir: dir, topic: p.Topic, partition: p.Partition, size: r.Size, code: code(r.Err)})
 	}
-	rpcCtx, cancel := context.WithTimeout(ctx, describeLogDirsTimeout)
-	defer cancel()
-	forwardEach(rpcCtx, h, "describe log dirs", calls,
-		(*logv1.DescribeSizesRequest).GetPartitions,
-		func(ctx context.Context, cl logv1.LogServiceClient, r *logv1.DescribeSizesRequest) ([]*logv1.DescribeSizesPartitionResult, error) {
-			resp, err := cl.DescribeSizes(ctx, r)
-			return resp.GetPartitions(), err
-		},
-		func(s *logDirSlot, code int16) { s.code = code },
-		func(s *logDirSlot, r *logv1.DescribeSizesPartitionResult) { s.size = r.GetSizeBytes() })
 
 	byDir := map[string]map[string][]kmsg.DescribeLogDirsResponseDirTopicPartition{}
 	for _, s := range slots {
-		switch s.code {
-		case 0:
-		case kerr.UnknownTopicOrPartition.Code, kerr.UnknownTopicID.Code:
-			continue
-		default:
+		if s.code != 0 {
 			dirErr[s.dir] = kerr.KafkaStorageError.Code
 			continue
 		}

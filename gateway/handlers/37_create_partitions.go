@@ -2,11 +2,9 @@ package handlers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
-	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -31,10 +29,6 @@ import (
 
 func init() { register(37, 0, 3, false, (*Handlers).handleCreatePartitions) }
 
-// addPartitionsAttempts bounds retries of AddPartitions after ErrConflict
-// (another admin changed the topic between our read and our write).
-const addPartitionsAttempts = 5
-
 func (h *Handlers) handleCreatePartitions(ctx context.Context, kr *kafkaserver.Request) (kmsg.Response, error) {
 	req := kr.Body.(*kmsg.CreatePartitionsRequest)
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
@@ -50,10 +44,6 @@ func (h *Handlers) handleCreatePartitions(ctx context.Context, kr *kafkaserver.R
 		*st = kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
 		fail := func(ke *kerr.Error, msg string) { st.ErrorCode, st.ErrorMessage = ke.Code, msgp(msg) }
-		if ke, msg := topicNameError(rt.Topic); ke != nil {
-			fail(ke, msg)
-			continue
-		}
 		if count[rt.Topic] > 1 {
 			fail(kerr.InvalidRequest, fmt.Sprintf("topic %s appears more than once in the request", rt.Topic))
 			continue
@@ -62,38 +52,14 @@ func (h *Handlers) handleCreatePartitions(ctx context.Context, kr *kafkaserver.R
 			fail(kerr.InvalidReplicaAssignment, "manual replica assignment is not supported: the cluster places partitions")
 			continue
 		}
-		t, ok := h.cache.Topic(rt.Topic)
-		if !ok {
-			fail(kerr.UnknownTopicOrPartition, fmt.Sprintf("topic %s does not exist", rt.Topic))
+		rev, e := h.ops.AddPartitions(ctx, rt.Topic, rt.Count, req.ValidateOnly)
+		if e != nil {
+			fail(e.Code, e.Msg)
 			continue
 		}
-		if rt.Count <= t.Partitions || rt.Count > meta.MaxPartitions {
-			fail(kerr.InvalidPartitions, fmt.Sprintf("topic %s has %d partitions; the new count %d must be larger and at most %d",
-				rt.Topic, t.Partitions, rt.Count, meta.MaxPartitions))
-			continue
-		}
-		nodes := h.cache.LogNodes()
-		if len(nodes) == 0 {
-			fail(kerr.InvalidReplicationFactor, meta.ErrNoLogNodes.Error())
-			continue
-		}
-		if req.ValidateOnly {
-			continue
-		}
-		rev, err := h.addPartitions(ctx, rt.Topic, rt.Count)
-		switch {
-		case err == nil:
-			h.log.Info("added partitions", "topic", rt.Topic, "partitions", rt.Count)
+		if rev > 0 {
 			maxRev = max(maxRev, rev)
 			changed = append(changed, i)
-		case errors.Is(err, meta.ErrTopicNotFound):
-			fail(kerr.UnknownTopicOrPartition, err.Error())
-		case errors.Is(err, meta.ErrInvalidPartitions):
-			fail(kerr.InvalidPartitions, err.Error())
-		case errors.Is(err, meta.ErrNoLogNodes):
-			fail(kerr.InvalidReplicationFactor, err.Error())
-		default:
-			fail(metaError(err), err.Error())
 		}
 	}
 	if maxRev > 0 {
@@ -105,16 +71,4 @@ func (h *Handlers) handleCreatePartitions(ctx context.Context, kr *kafkaserver.R
 		}
 	}
 	return resp, nil
-}
-
-func (h *Handlers) addPartitions(ctx context.Context, topic string, total int32) (int64, error) {
-	var err error
-	for range addPartitionsAttempts {
-		var rev int64
-		rev, err = h.store.AddPartitions(ctx, topic, total, h.cache.LogNodesByLoad())
-		if !errors.Is(err, meta.ErrConflict) {
-			return rev, err
-		}
-	}
-	return 0, err
 }

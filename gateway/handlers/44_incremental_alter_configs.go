@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
+	"github.com/streamline-dev/streamline/gateway/ops"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -43,11 +44,11 @@ func (h *Handlers) handleIncrementalAlterConfigs(ctx context.Context, kr *kafkas
 		res.ResourceType, res.ResourceName = rr.ResourceType, rr.ResourceName
 	}
 	h.alterResources(ctx, len(req.Resources), req.ValidateOnly, false,
-		func(i int) (kmsg.ConfigResourceType, string, []configChange) {
+		func(i int) (kmsg.ConfigResourceType, string, []ops.ConfigChange) {
 			rr := req.Resources[i]
-			changes := make([]configChange, len(rr.Configs))
+			changes := make([]ops.ConfigChange, len(rr.Configs))
 			for j, c := range rr.Configs {
-				changes[j] = configChange{name: c.Name, op: c.Op, value: c.Value}
+				changes[j] = ops.ConfigChange{Name: c.Name, Op: ops.ConfigOp(c.Op), Value: c.Value}
 			}
 			return rr.ResourceType, rr.ResourceName, changes
 		},

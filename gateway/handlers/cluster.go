@@ -1,15 +1,9 @@
 package handlers
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"hash/fnv"
-
+	"github.com/streamline-dev/streamline/gateway/ops"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // gateways returns the live gateways sorted by node id, always including
@@ -41,14 +35,10 @@ func (h *Handlers) gateways() []meta.Gateway {
 // the same on every gateway.
 func controllerID(gws []meta.Gateway) int32 { return gws[0].NodeID }
 
-// leaderGateway picks the gateway advertised as a partition's "leader".
-// Every gateway can serve every partition because it forwards to logsvc;
-// spreading partitions over gateways spreads client connections and load.
-// The choice depends only on the sorted gateway list, so all gateways agree.
+// leaderGateway picks the gateway advertised as a partition's "leader"
+// (ops.LeaderGateway).
 func leaderGateway(gws []meta.Gateway, topic string, partition int32) meta.Gateway {
-	f := fnv.New32a()
-	f.Write([]byte(topic))
-	return gws[(f.Sum32()+uint32(partition))%uint32(len(gws))]
+	return ops.LeaderGateway(gws, topic, partition)
 }
 
 // rack converts an optional rack to Kafka's nullable string.
@@ -60,39 +50,23 @@ func rack(g meta.Gateway) *string {
 	return &r
 }
 
-// route finds the live log-service node leading a partition. The returned
-// error is a Kafka error for the data path: an unknown partition is
-// UNKNOWN_TOPIC_OR_PARTITION, a leader that is not live is
-// NOT_LEADER_OR_FOLLOWER (retriable: the client refreshes metadata, and by
-// then leadership has usually moved).
+// route finds the live log-service node leading a partition (ops.Route).
 func (h *Handlers) route(topic string, partition int32) (meta.Partition, meta.LogNode, *kerr.Error, string) {
-	p, ok := h.cache.Partition(topic, partition)
-	if !ok {
-		return p, meta.LogNode{}, kerr.UnknownTopicOrPartition, fmt.Sprintf("topic %s has no partition %d", topic, partition)
-	}
-	n, ok := h.cache.LogNode(p.Leader)
-	if !ok {
-		return p, n, kerr.NotLeaderForPartition, fmt.Sprintf("log-service node %q leading %s/%d is not live", p.Leader, topic, partition)
+	p, n, e := h.ops.Route(topic, partition)
+	if e != nil {
+		return p, n, e.Code, e.Msg
 	}
 	return p, n, nil, ""
 }
 
-// rpcError is the Kafka error for a whole failed LogService call. A
-// deadline means the node may still finish the work: REQUEST_TIMED_OUT.
-// Anything else (node unreachable, shutting down, closed connection) means
-// the client should find the partition's new home: NOT_LEADER_OR_FOLLOWER.
-// Both are retriable.
-func rpcError(err error) *kerr.Error {
-	if status.Code(err) == codes.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded) {
-		return kerr.RequestTimedOut
-	}
-	return kerr.NotLeaderForPartition
-}
+// rpcError is the Kafka error for a whole failed LogService call
+// (ops.RPCError).
+func rpcError(err error) *kerr.Error { return ops.RPCError(err) }
 
 // topicNameError maps a name validation failure.
 func topicNameError(name string) (*kerr.Error, string) {
-	if err := meta.ValidateTopicName(name); err != nil {
-		return kerr.InvalidTopicException, err.Error()
+	if e := ops.ValidateTopicName(name); e != nil {
+		return e.Code, e.Msg
 	}
 	return nil, ""
 }

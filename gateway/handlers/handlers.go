@@ -29,6 +29,7 @@ import (
 
 	"github.com/streamline-dev/streamline/gateway/groups"
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
+	"github.com/streamline-dev/streamline/gateway/ops"
 	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -53,6 +54,9 @@ type Config struct {
 	Logs  LogClients
 	// Groups coordinates the consumer groups of this gateway's shards.
 	Groups *groups.Coordinator
+	// Ops runs topic, config, partition and offset operations with their
+	// rules (shared with the admin API).
+	Ops *ops.Ops
 	// Self is this gateway as registered in etcd; Metadata always lists it,
 	// even before the cache has seen its own registration.
 	Self               meta.Gateway
@@ -75,6 +79,7 @@ type Handlers struct {
 	cfg   Config
 	store *meta.Store
 	cache *meta.Cache
+	ops   *ops.Ops
 	log   *slog.Logger
 }
 
@@ -82,8 +87,8 @@ var _ kafkaserver.Handler = (*Handlers)(nil)
 
 // New returns the handlers for cfg.
 func New(cfg Config) (*Handlers, error) {
-	if cfg.Store == nil || cfg.Cache == nil || cfg.Logs == nil || cfg.Groups == nil {
-		return nil, errors.New("handlers: Store, Cache, Logs and Groups are required")
+	if cfg.Store == nil || cfg.Cache == nil || cfg.Logs == nil || cfg.Groups == nil || cfg.Ops == nil {
+		return nil, errors.New("handlers: Store, Cache, Logs, Groups and Ops are required")
 	}
 	if cfg.DefaultPartitions <= 0 {
 		cfg.DefaultPartitions = 1
@@ -100,7 +105,7 @@ func New(cfg Config) (*Handlers, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	return &Handlers{cfg: cfg, store: cfg.Store, cache: cfg.Cache, log: cfg.Logger}, nil
+	return &Handlers{cfg: cfg, store: cfg.Store, cache: cfg.Cache, ops: cfg.Ops, log: cfg.Logger}, nil
 }
 
 type handlerFunc func(h *Handlers, ctx context.Context, req *kafkaserver.Request) (kmsg.Response, error)

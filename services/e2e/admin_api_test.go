@@ -136,16 +136,7 @@ func TestAdminAPI(t *testing.T) {
 	// A group consumes everything and commits; then it is inactive.
 	cons := newClient(t, s.KafkaAddr(), kgo.ConsumerGroup("admin-group"), kgo.ConsumeTopics("admin-diskless"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
-	for got := 0; got < 30; {
-		fs := cons.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatal("consume timed out")
-		}
-		got += fs.NumRecords()
-	}
-	if err := cons.CommitUncommittedOffsets(ctx); err != nil {
-		t.Fatal(err)
-	}
+	pollAndCommit(ctx, t, cons, 30)
 	dg, err := admin.DescribeGroup(ctx, &adminv1.DescribeGroupRequest{Group: "admin-group"})
 	if err != nil {
 		t.Fatal(err)
@@ -238,4 +229,19 @@ func goBin(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return filepath.Join(strings.TrimSpace(string(out)), "bin")
+}
+
+// pollAndCommit consumes n records with a group member and commits them.
+func pollAndCommit(ctx context.Context, t *testing.T, cons *kgo.Client, n int) {
+	t.Helper()
+	for got := 0; got < n; {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatal("consume timed out")
+		}
+		got += fs.NumRecords()
+	}
+	if err := cons.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatal(err)
+	}
 }

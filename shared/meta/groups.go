@@ -148,6 +148,30 @@ func (s *Store) ClaimGroupShard(ctx context.Context, lease clientv3.LeaseID, sha
 	return ShardGuard{Shard: shard, CreateRevision: tx.Header.Revision}, true, nil
 }
 
+// GroupShardOwners returns the id of the gateway holding each held shard.
+func (s *Store) GroupShardOwners(ctx context.Context) (map[int]string, error) {
+	resp, err := s.cli.Get(ctx, s.k.groupShards(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]string, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		if shard, ok := s.k.parseGroupShardKey(string(kv.Key)); ok {
+			out[shard] = string(kv.Value)
+		}
+	}
+	return out, nil
+}
+
+// GroupShardOwner returns the id of the gateway holding shard, "" if none.
+func (s *Store) GroupShardOwner(ctx context.Context, shard int) (string, error) {
+	resp, err := s.cli.Get(ctx, s.k.groupShard(shard))
+	if err != nil || len(resp.Kvs) == 0 {
+		return "", err
+	}
+	return string(resp.Kvs[0].Value), nil
+}
+
 // ReleaseGroupShard deletes the shard key if g still guards it.
 func (s *Store) ReleaseGroupShard(ctx context.Context, g ShardGuard) error {
 	key := s.k.groupShard(g.Shard)

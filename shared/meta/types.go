@@ -160,6 +160,11 @@ type Gateway struct {
 	Host   string `json:"host"`
 	Port   int32  `json:"port"`
 	Rack   string `json:"rack,omitempty"`
+	// AdminAddr is where other gateways reach this gateway's admin gRPC
+	// API (its advertised admin address); "" when it serves none. The
+	// admin API forwards a group change to the gateway coordinating the
+	// group.
+	AdminAddr string `json:"admin_addr,omitempty"`
 }
 
 // Uploader is a registered uploader instance.

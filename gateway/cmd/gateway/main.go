@@ -34,6 +34,7 @@ type options struct {
 	clusterID      *string
 	sessionTTL     *time.Duration
 	adminAddr      *string
+	advertAdmin    *string
 	groupMinST     *time.Duration
 	groupMaxST     *time.Duration
 	httpAddr       *string
@@ -58,6 +59,7 @@ func newOptions() *options {
 		clusterID:      fs.String("cluster-id", gateway.DefaultClusterID, "cluster id reported to clients (same on every gateway)"),
 		sessionTTL:     fs.Duration("session-ttl", gateway.DefaultSessionTTL*time.Second, "etcd lease TTL of this gateway's registration: how long a crashed gateway stays listed to clients"),
 		adminAddr:      fs.String("admin-addr", "127.0.0.1:9095", "admin gRPC API listen address (streamline.admin.v1 with reflection and health); empty: none"),
+		advertAdmin:    fs.String("advertised-admin-addr", "", "host:port other gateways reach this gateway's admin API at (default: admin listen host or hostname, bound port)"),
 		groupMinST:     fs.Duration("group-min-session-timeout", groups.DefaultMinSessionTimeout, "smallest session.timeout.ms a consumer group member may ask for"),
 		groupMaxST:     fs.Duration("group-max-session-timeout", groups.DefaultMaxSessionTimeout, "largest session.timeout.ms a consumer group member may ask for"),
 	}
@@ -77,6 +79,11 @@ func (o *options) validate() error {
 	if *o.adminAddr != "" {
 		if _, _, err := net.SplitHostPort(*o.adminAddr); err != nil {
 			return fmt.Errorf("invalid value %q for flag --admin-addr: %v", *o.adminAddr, err)
+		}
+	}
+	if *o.advertAdmin != "" {
+		if _, _, err := net.SplitHostPort(*o.advertAdmin); err != nil {
+			return fmt.Errorf("invalid value %q for flag --advertised-admin-addr: %v", *o.advertAdmin, err)
 		}
 	}
 	if *o.groupMinST < time.Millisecond {
@@ -126,7 +133,7 @@ func run(args []string) int {
 	defer cli.Close()
 	g, err := gateway.New(gateway.Config{
 		ID: *o.id, NodeID: int32(*o.nodeID), ListenAddr: *o.kafkaAddr, AdvertisedAddr: *o.advertisedAddr,
-		AdminAddr: *o.adminAddr, Rack: *o.rack, ClusterID: *o.clusterID, AutoCreateTopics: *o.autoCreate,
+		AdminAddr: *o.adminAddr, AdvertisedAdminAddr: *o.advertAdmin, Rack: *o.rack, ClusterID: *o.clusterID, AutoCreateTopics: *o.autoCreate,
 		DefaultPartitions: int32(*o.partitions), DefaultStorageMode: meta.StorageMode(*o.storageMode),
 		Etcd: cli, EtcdPrefix: *o.etcdPrefix, SessionTTL: int(o.sessionTTL.Seconds()),
 		GroupMinSessionTimeout: *o.groupMinST, GroupMaxSessionTimeout: *o.groupMaxST, Logger: log,

@@ -1,0 +1,200 @@
+package ops
+
+import (
+	"context"
+	"errors"
+
+	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// ConfigEntry is one requested topic config. Kafka allows a null value on
+// the wire; it is refused (INVALID_CONFIG).
+type ConfigEntry struct {
+	Name  string
+	Value *string
+}
+
+// TopicSpec is a topic to create.
+type TopicSpec struct {
+	Name string
+	// Partitions -1 is the gateway default.
+	Partitions int32
+	// ReplicationFactor -1 is the default (1).
+	ReplicationFactor int16
+	// Configs may set storage.mode; the others are stored on the topic.
+	Configs []ConfigEntry
+}
+
+// buildTopic validates spec the way Kafka orders its checks (name,
+// partitions, replication factor, configs) and then the storage mode's
+// needs, and returns the definition to store.
+func (o *Ops) buildTopic(spec TopicSpec) (*meta.Topic, *Error) {
+	if e := ValidateTopicName(spec.Name); e != nil {
+		return nil, e
+	}
+	partitions := spec.Partitions
+	if partitions == -1 {
+		partitions = o.cfg.DefaultPartitions
+	}
+	if partitions < 1 || partitions > meta.MaxPartitions {
+		return nil, fail(kerr.InvalidPartitions, "partitions", "number of partitions %d must be between 1 and %d", partitions, meta.MaxPartitions)
+	}
+	if rf := spec.ReplicationFactor; rf != -1 && rf != 1 {
+		return nil, fail(kerr.InvalidReplicationFactor, "replication_factor",
+			"replication factor %d is not supported: log-service nodes do not replicate yet; use 1 or -1 (the default)", rf)
+	}
+	t := &meta.Topic{Name: spec.Name, Partitions: partitions, ReplicationFactor: 1, StorageMode: o.cfg.DefaultStorageMode}
+	seen := map[string]bool{}
+	for _, c := range spec.Configs {
+		switch {
+		case seen[c.Name]:
+			return nil, fail(kerr.InvalidConfig, "configs", "config %s is given more than once", c.Name)
+		case c.Value == nil:
+			return nil, fail(kerr.InvalidConfig, "configs", "config %s has a null value", c.Name)
+		}
+		seen[c.Name] = true
+		if err := meta.ValidateTopicConfig(c.Name, *c.Value); err != nil {
+			return nil, fail(kerr.InvalidConfig, "configs", "%v", err)
+		}
+		if c.Name == meta.ConfigStorageMode {
+			t.StorageMode = meta.StorageMode(*c.Value) // validated just above
+			continue
+		}
+		if t.Configs == nil {
+			t.Configs = map[string]string{}
+		}
+		t.Configs[c.Name] = *c.Value
+	}
+	if e := o.storageModeUsable(t.StorageMode); e != nil {
+		return nil, e
+	}
+	return t, nil
+}
+
+// storageModeUsable is every rule about whether a new topic may have mode:
+// this build must serve it, and diskless needs an object store that the
+// cluster's uploaders and log-service nodes have.
+func (o *Ops) storageModeUsable(mode meta.StorageMode) *Error {
+	if err := mode.Supported(); err != nil {
+		return fail(kerr.InvalidConfig, "storage_mode", "%v", err)
+	}
+	if mode == meta.StorageDiskless {
+		if err := o.cache.ObjectStoreReady(); err != nil {
+			return fail(kerr.InvalidConfig, "storage_mode", "storage.mode=diskless needs an object store: %v", err)
+		}
+	}
+	return nil
+}
+
+// CreateTopic checks spec and, unless validateOnly, stores the topic,
+// placing its partitions on the live log-service nodes. It returns the
+// topic and the etcd revision to wait for (0 when nothing was written).
+//
+// An existing topic is TOPIC_ALREADY_EXISTS; a name colliding with an
+// existing topic's ('.' and '_' are the same: col.x and col_x) is
+// INVALID_TOPIC_EXCEPTION with Kafka's message (the creating transaction
+// enforces it against concurrent creators); no live log-service node is
+// INVALID_REPLICATION_FACTOR (Kafka's answer when there are fewer brokers
+// than replicas). validateOnly runs every check and writes nothing.
+func (o *Ops) CreateTopic(ctx context.Context, spec TopicSpec, validateOnly bool) (*meta.Topic, int64, *Error) {
+	t, e := o.buildTopic(spec)
+	if e != nil {
+		return nil, 0, e
+	}
+	if _, exists := o.cache.Topic(t.Name); exists {
+		return nil, 0, fail(kerr.TopicAlreadyExists, "name", "topic %s already exists", t.Name)
+	}
+	if other, ok := o.cache.CollidingTopic(t.Name); ok {
+		return nil, 0, fail(kerr.InvalidTopicException, "name", "%v", meta.CollisionError(t.Name, other))
+	}
+	if validateOnly {
+		if len(o.cache.LogNodes()) == 0 {
+			return nil, 0, fail(kerr.InvalidReplicationFactor, "", "%v", meta.ErrNoLogNodes)
+		}
+		return t, 0, nil
+	}
+	rev, err := o.store.CreateTopic(ctx, t, o.cache.LogNodesByLoad())
+	switch {
+	case err == nil:
+		o.log.Info("created topic", "topic", t.Name, "partitions", t.Partitions, "storage_mode", t.StorageMode)
+		return t, rev, nil
+	case errors.Is(err, meta.ErrTopicExists):
+		return nil, 0, fail(kerr.TopicAlreadyExists, "name", "topic %s already exists", t.Name)
+	case errors.Is(err, meta.ErrNoLogNodes):
+		return nil, 0, fail(kerr.InvalidReplicationFactor, "", "%v", err)
+	case errors.Is(err, meta.ErrInvalidTopicName), errors.Is(err, meta.ErrTopicCollision):
+		return nil, 0, fail(kerr.InvalidTopicException, "name", "%v", err)
+	case errors.Is(err, meta.ErrInvalidPartitions):
+		return nil, 0, fail(kerr.InvalidPartitions, "partitions", "%v", err)
+	}
+	return nil, 0, metaError("", err)
+}
+
+// DeleteTopic deletes a topic and all its partition assignments in one
+// etcd transaction (log-service nodes drop the data when they see it) and
+// returns the revision to wait for. An unknown topic is
+// UNKNOWN_TOPIC_OR_PARTITION.
+func (o *Ops) DeleteTopic(ctx context.Context, name string) (int64, *Error) {
+	if e := ValidateTopicName(name); e != nil {
+		return 0, e
+	}
+	rev, err := o.store.DeleteTopic(ctx, name)
+	switch {
+	case errors.Is(err, meta.ErrTopicNotFound):
+		return 0, fail(kerr.UnknownTopicOrPartition, "name", "topic %s does not exist", name)
+	case err != nil:
+		return 0, metaError("", err)
+	}
+	o.log.Info("deleted topic", "topic", name)
+	return rev, nil
+}
+
+// addPartitionsAttempts bounds retries of AddPartitions after ErrConflict
+// (another admin changed the topic between our read and our write).
+const addPartitionsAttempts = 5
+
+// AddPartitions grows a topic to count partitions, placing the new ones on
+// live log-service nodes, and returns the revision to wait for. count must
+// exceed the current count and be at most meta.MaxPartitions
+// (INVALID_PARTITIONS); validateOnly checks without writing.
+func (o *Ops) AddPartitions(ctx context.Context, name string, count int32, validateOnly bool) (int64, *Error) {
+	if e := ValidateTopicName(name); e != nil {
+		return 0, e
+	}
+	t, ok := o.cache.Topic(name)
+	if !ok {
+		return 0, fail(kerr.UnknownTopicOrPartition, "name", "topic %s does not exist", name)
+	}
+	if count <= t.Partitions || count > meta.MaxPartitions {
+		return 0, fail(kerr.InvalidPartitions, "partitions", "topic %s has %d partitions; the new count %d must be larger and at most %d",
+			name, t.Partitions, count, meta.MaxPartitions)
+	}
+	if len(o.cache.LogNodes()) == 0 {
+		return 0, fail(kerr.InvalidReplicationFactor, "", "%v", meta.ErrNoLogNodes)
+	}
+	if validateOnly {
+		return 0, nil
+	}
+	var err error
+	for range addPartitionsAttempts {
+		var rev int64
+		rev, err = o.store.AddPartitions(ctx, name, count, o.cache.LogNodesByLoad())
+		if errors.Is(err, meta.ErrConflict) {
+			continue
+		}
+		switch {
+		case err == nil:
+			o.log.Info("added partitions", "topic", name, "partitions", count)
+			return rev, nil
+		case errors.Is(err, meta.ErrTopicNotFound):
+			return 0, fail(kerr.UnknownTopicOrPartition, "name", "%v", err)
+		case errors.Is(err, meta.ErrInvalidPartitions):
+			return 0, fail(kerr.InvalidPartitions, "partitions", "%v", err)
+		case errors.Is(err, meta.ErrNoLogNodes):
+			return 0, fail(kerr.InvalidReplicationFactor, "", "%v", err)
+		}
+		break
+	}
+	return 0, metaError("", err)
+}
