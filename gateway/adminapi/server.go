@@ -186,10 +186,10 @@ func (s *Server) topic(t *meta.Topic) *adminv1.Topic {
 	if !t.ID.IsZero() {
 		out.Id = base64.RawURLEncoding.EncodeToString(t.ID[:])
 	}
-	for name, cv := range t.Effective(s.ops.TopicDefaults()) {
-		out.Configs[name] = cv.Value
+	for _, tc := range s.ops.TopicConfigs(t, nil) {
+		out.Configs[tc.Definition.Name] = tc.Value
 	}
-	if t.StorageMode == meta.StorageDiskless {
+	if ops.UsesRemoteBatching(t.StorageMode) {
 		rs := &adminv1.RemoteStorage{}
 		get := func(name string) *int64 {
 			n, err := strconv.ParseInt(out.Configs[name], 10, 64)

@@ -102,13 +102,11 @@ func (h *Handlers) describeCreated(st *kmsg.CreateTopicsResponseTopic, t *meta.T
 	st.TopicID = t.ID
 	st.NumPartitions = t.Partitions
 	st.ReplicationFactor = t.ReplicationFactor
-	eff := t.Effective(h.cfg.TopicDefaults)
-	for _, def := range meta.TopicConfigDefs() {
-		cv := eff[def.Name]
+	for _, tc := range h.ops.TopicConfigs(t, nil) {
 		c := kmsg.NewCreateTopicsResponseTopicConfig()
-		c.Name, c.Value = def.Name, strp(cv.Value)
-		c.ReadOnly = def.Name == meta.ConfigStorageMode
-		c.Source = int8(configSource(cv))
+		c.Name, c.Value = tc.Definition.Name, strp(tc.Value)
+		c.ReadOnly = tc.ReadOnly
+		c.Source = int8(configSource(tc.ConfigValue))
 		st.Configs = append(st.Configs, c)
 	}
 }

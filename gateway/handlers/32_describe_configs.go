@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
+	"github.com/streamline-dev/streamline/gateway/ops"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -64,59 +65,36 @@ func (h *Handlers) describeTopicConfigs(req *kmsg.DescribeConfigsRequest, rr kms
 		res.ErrorMessage = strp("topic " + rr.ResourceName + " does not exist")
 		return
 	}
-	want := wanted(rr.ConfigNames)
-	eff := t.Effective(h.cfg.TopicDefaults)
-	for _, def := range meta.TopicConfigDefs() {
-		if want != nil && !want[def.Name] {
-			continue
-		}
-		cv := eff[def.Name]
+	for _, tc := range h.ops.TopicConfigs(&t, wanted(rr.ConfigNames)) {
 		c := kmsg.NewDescribeConfigsResponseResourceConfig()
-		c.Name, c.Value = def.Name, strp(cv.Value)
-		c.Source = configSource(cv)
+		c.Name, c.Value = tc.Definition.Name, strp(tc.Value)
+		c.Source = configSource(tc.ConfigValue)
 		c.IsDefault = c.Source == kmsg.ConfigSourceDefaultConfig
-		c.ReadOnly = def.Name == meta.ConfigStorageMode
-		c.ConfigType = kmsg.ConfigType(def.Type)
+		c.ReadOnly = tc.ReadOnly
+		c.ConfigType = kmsg.ConfigType(tc.Definition.Type)
 		if req.IncludeDocumentation {
-			c.Documentation = strp(def.Doc)
+			c.Documentation = strp(tc.Definition.Doc)
 		}
 		if req.IncludeSynonyms {
-			c.ConfigSynonyms = h.synonyms(def, cv, t)
+			for _, syn := range tc.Synonyms {
+				s := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+				s.Name, s.Value, s.Source = tc.Definition.Name, strp(syn.Value), layerSource[syn.Layer]
+				c.ConfigSynonyms = append(c.ConfigSynonyms, s)
+			}
 		}
 		res.Configs = append(res.Configs, c)
 	}
 }
 
-// configSource is Kafka's name for where a topic config's value comes from.
-func configSource(cv meta.ConfigValue) kmsg.ConfigSource {
-	switch {
-	case cv.TopicSet:
-		return kmsg.ConfigSourceDynamicTopicConfig
-	case cv.ServerSet:
-		return kmsg.ConfigSourceStaticBrokerConfig
-	}
-	return kmsg.ConfigSourceDefaultConfig
+// layerSource is Kafka's name for each layer of a config's value.
+var layerSource = map[ops.ConfigLayer]kmsg.ConfigSource{
+	ops.LayerTopic:   kmsg.ConfigSourceDynamicTopicConfig,
+	ops.LayerServer:  kmsg.ConfigSourceStaticBrokerConfig,
+	ops.LayerDefault: kmsg.ConfigSourceDefaultConfig,
 }
 
-// synonyms lists every layer that defines def, most specific first.
-func (h *Handlers) synonyms(def meta.ConfigDef, cv meta.ConfigValue, t meta.Topic) []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym {
-	var out []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym
-	add := func(value string, src kmsg.ConfigSource) {
-		s := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
-		s.Name, s.Value, s.Source = def.Name, strp(value), src
-		out = append(out, s)
-	}
-	if cv.TopicSet {
-		add(cv.Value, kmsg.ConfigSourceDynamicTopicConfig)
-	}
-	if def.Name == meta.ConfigStorageMode {
-		add(string(h.cfg.DefaultStorageMode), kmsg.ConfigSourceStaticBrokerConfig)
-	} else if v, ok := h.cfg.TopicDefaults[def.Name]; ok {
-		add(v, kmsg.ConfigSourceStaticBrokerConfig)
-	}
-	add(def.Default, kmsg.ConfigSourceDefaultConfig)
-	return out
-}
+// configSource is Kafka's name for where a topic config's value comes from.
+func configSource(cv meta.ConfigValue) kmsg.ConfigSource { return layerSource[ops.Layer(cv)] }
 
 func (h *Handlers) describeBrokerConfigs(req *kmsg.DescribeConfigsRequest, rr kmsg.DescribeConfigsRequestResource, res *kmsg.DescribeConfigsResponseResource) {
 	self := strconv.Itoa(int(h.cfg.Self.NodeID))

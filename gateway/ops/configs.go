@@ -191,3 +191,70 @@ func (o *Ops) AlterTopicConfigs(ctx context.Context, name string, changes []Conf
 	}
 	return 0, metaError("", err)
 }
+
+// TopicConfig is one config of a topic as both APIs show it.
+type TopicConfig struct {
+	meta.ConfigValue
+	// ReadOnly configs cannot be changed after creation (storage.mode:
+	// there is no live migration between storage modes yet).
+	ReadOnly bool
+	// Synonyms are the layers that give the config a value, most specific
+	// first: the topic's own, the server default (a gateway flag), the
+	// built-in default.
+	Synonyms []ConfigSynonym
+}
+
+// ConfigSynonym is one layer of a config's value.
+type ConfigSynonym struct {
+	Value string
+	Layer ConfigLayer
+}
+
+// ConfigLayer is where a config value comes from.
+type ConfigLayer int8
+
+const (
+	LayerTopic   ConfigLayer = iota // set on the topic
+	LayerServer                     // a gateway flag
+	LayerDefault                    // built in
+)
+
+// Layer is where cv's value comes from.
+func Layer(cv meta.ConfigValue) ConfigLayer {
+	switch {
+	case cv.TopicSet:
+		return LayerTopic
+	case cv.ServerSet:
+		return LayerServer
+	}
+	return LayerDefault
+}
+
+// TopicConfigs lists every known config of t (meta.TopicConfigDefs order)
+// with its effective value, or only those in names when names is not nil.
+func (o *Ops) TopicConfigs(t *meta.Topic, names map[string]bool) []TopicConfig {
+	eff := t.Effective(o.cfg.TopicDefaults)
+	var out []TopicConfig
+	for _, def := range meta.TopicConfigDefs() {
+		if names != nil && !names[def.Name] {
+			continue
+		}
+		cv := eff[def.Name]
+		tc := TopicConfig{ConfigValue: cv, ReadOnly: def.Name == meta.ConfigStorageMode}
+		if cv.TopicSet {
+			tc.Synonyms = append(tc.Synonyms, ConfigSynonym{cv.Value, LayerTopic})
+		}
+		if def.Name == meta.ConfigStorageMode {
+			tc.Synonyms = append(tc.Synonyms, ConfigSynonym{string(o.cfg.DefaultStorageMode), LayerServer})
+		} else if v, ok := o.cfg.TopicDefaults[def.Name]; ok {
+			tc.Synonyms = append(tc.Synonyms, ConfigSynonym{v, LayerServer})
+		}
+		tc.Synonyms = append(tc.Synonyms, ConfigSynonym{def.Default, LayerDefault})
+		out = append(out, tc)
+	}
+	return out
+}
+
+// UsesRemoteBatching reports whether a topic of mode batches its writes to
+// object storage, so that the remote.storage.* knobs apply to it.
+func UsesRemoteBatching(mode meta.StorageMode) bool { return mode == meta.StorageDiskless }

@@ -83,12 +83,6 @@ func New(cfg Config) (*Ops, error) {
 	return &Ops{cfg: cfg, store: cfg.Store, cache: cfg.Cache, log: cfg.Logger}, nil
 }
 
-// DefaultStorageMode is the mode of topics that do not set storage.mode.
-func (o *Ops) DefaultStorageMode() meta.StorageMode { return o.cfg.DefaultStorageMode }
-
-// TopicDefaults are the gateway's server-level topic config defaults.
-func (o *Ops) TopicDefaults() meta.Defaults { return o.cfg.TopicDefaults }
-
 // Error is a failed operation.
 type Error struct {
 	// Code is Kafka's error for the failure; the admin API maps it to a
