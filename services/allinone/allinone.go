@@ -29,6 +29,7 @@ import (
 	"github.com/streamline-dev/streamline/logsvc/buffer"
 	"github.com/streamline-dev/streamline/logsvc/wal"
 	"github.com/streamline-dev/streamline/shared/dirlock"
+	"github.com/streamline-dev/streamline/shared/etcdembed"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/objstore"
 	_ "github.com/streamline-dev/streamline/shared/objstore/objstorefs" // file:// URLs
@@ -233,6 +234,7 @@ func startEtcd(cfg Config) (*embed.Etcd, error) {
 	ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	ec.InitialCluster = ec.Name + "=" + peer.String()
+	etcdembed.Apply(ec, 0)
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
 		return nil, fmt.Errorf("embedded etcd on %s: %w", cfg.EtcdClientAddr, err)

@@ -35,6 +35,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/streamline-dev/streamline/shared/etcdembed"
 	"github.com/streamline-dev/streamline/shared/svcmain"
 )
 
@@ -48,6 +49,7 @@ func run(args []string) int {
 		peerAddr   = fs.String("peer-addr", "127.0.0.1:2380", "host:port of the peer (raft) listener")
 		name       = fs.String("name", "streamline-etcd", "member name")
 		etcdLevel  = fs.String("etcd-log-level", "warn", "level of etcd's own log on stderr (debug, info, warn, error); info is very chatty")
+		history    = fs.Duration("history", etcdembed.DefaultHistory, "revision history etcd keeps before compacting it (etcd --auto-compaction-retention, periodic); a negative value keeps every revision until etcd's quota fills")
 		noFsync    = fs.Bool("unsafe-no-fsync", false, "skip fsync (tests only: a machine crash may lose or corrupt data; a killed process loses nothing)")
 	)
 	if code, ok := fs.Parse(args); !ok {
@@ -69,6 +71,7 @@ func run(args []string) int {
 		fs.Fail("%v", err)
 		return svcmain.ExitUsage
 	}
+	etcdembed.Apply(cfg, *history)
 	srv := &server{cfg: cfg, log: log, etcdLog: etcdLog, done: make(chan struct{}), stopping: make(chan struct{})}
 	return svcmain.Run(log, srv, func() {
 		fmt.Printf("etcd ready at %s (data in %s)\n", cfg.AdvertiseClientUrls[0].String(), cfg.Dir)
