@@ -35,6 +35,7 @@ import (
 	"github.com/streamline-dev/streamline/logsvc/wal"
 	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
 	"github.com/streamline-dev/streamline/shared/dirlock"
+	"github.com/streamline-dev/streamline/shared/etcdhealth"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/rpc"
 	"github.com/streamline-dev/streamline/shared/telemetry"
@@ -131,6 +132,9 @@ type Node struct {
 	grpc  *grpc.Server
 	fence atomic.Pointer[fencer]                // nil while not registered
 	ctrl  atomic.Pointer[controller.Controller] // this node's candidacy
+	// etcdHealth reports etcd's size and alarms; the controller's node
+	// also defragments and recovers from NOSPACE.
+	etcdHealth *etcdhealth.Monitor
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -210,7 +214,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	n.wg.Add(3)
+	if n.etcdHealth, err = etcdhealth.New(etcdhealth.Config{Client: n.cfg.Etcd, Upkeep: n.IsController, Logger: n.log}); err != nil {
+		return err
+	}
+	n.metrics.add(n.etcdHealth)
+	n.wg.Add(4)
+	go func() { defer n.wg.Done(); n.etcdHealth.Run(bg) }()
 	go n.stayJoined(bg, m)
 	go n.watchAssignments(bg)
 	go n.retentionLoop(bg)
@@ -230,6 +239,15 @@ func (n *Node) Addr() string {
 		return ""
 	}
 	return n.lis.Addr().String()
+}
+
+// EtcdProblem is non-nil while etcd refuses writes (a NOSPACE or CORRUPT
+// alarm): /readyz reports it.
+func (n *Node) EtcdProblem() error {
+	if n.etcdHealth == nil {
+		return nil
+	}
+	return n.etcdHealth.Problem()
 }
 
 // IsController reports whether this node is the elected controller.

@@ -217,6 +217,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	go s.watch()
 	if s.http != nil {
+		s.http.AddReadyCheck(s.node.EtcdProblem)
 		s.http.SetReady(true) // every service started and registered in etcd
 	}
 	return s, nil

@@ -35,10 +35,27 @@ func ValidateAddr(addr string) error {
 // (200 while the process runs) and /readyz (503 until SetReady(true): the
 // process has started and registered itself in etcd; 200 after).
 type Server struct {
-	ln    net.Listener
-	srv   *http.Server
-	ready atomic.Bool
-	done  chan struct{}
+	ln     net.Listener
+	srv    *http.Server
+	ready  atomic.Bool
+	checks atomic.Pointer[[]func() error]
+	done   chan struct{}
+}
+
+// AddReadyCheck makes /readyz answer 503 with check's error while check
+// fails (for example: etcd refuses writes), even once ready.
+func (s *Server) AddReadyCheck(check func() error) {
+	for {
+		old := s.checks.Load()
+		var next []func() error
+		if old != nil {
+			next = append(next, *old...)
+		}
+		next = append(next, check)
+		if s.checks.CompareAndSwap(old, &next) {
+			return
+		}
+	}
 }
 
 // Listen binds addr and serves g's metrics there until Close.
@@ -69,6 +86,15 @@ func Listen(addr string, g prometheus.Gatherer, log *slog.Logger) (*Server, erro
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintln(w, "starting: not registered in etcd yet")
 			return
+		}
+		if checks := s.checks.Load(); checks != nil {
+			for _, check := range *checks {
+				if err := check(); err != nil {
+					w.WriteHeader(http.StatusServiceUnavailable)
+					fmt.Fprintln(w, "not ready:", err)
+					return
+				}
+			}
 		}
 		fmt.Fprintln(w, "ready")
 	})

@@ -82,6 +82,13 @@ func (p *Process) SetReady() {
 	}
 }
 
+// AddReadyCheck makes /readyz fail while check fails (Server.AddReadyCheck).
+func (p *Process) AddReadyCheck(check func() error) {
+	if p.HTTP != nil {
+		p.HTTP.AddReadyCheck(check)
+	}
+}
+
 // Close flushes buffered spans (for up to 3 s: a collector that is down
 // must not hold up a shutdown) and stops the HTTP server.
 func (p *Process) Close() error {

@@ -82,6 +82,7 @@ func run(args []string) int {
 		fs.Fail("%v", err)
 		return svcmain.ExitUsage
 	}
+	tel.AddReadyCheck(node.EtcdProblem)
 	return svcmain.Run(log, node, tel.SetReady)
 }
 

@@ -26,6 +26,13 @@ type Etcd struct {
 // durability and it makes startup several times faster.
 func Start(t testing.TB) *Etcd {
 	t.Helper()
+	return StartWith(t, nil)
+}
+
+// StartWith is Start with configure, if not nil, applied to the server's
+// configuration last (quotas, compaction).
+func StartWith(t testing.TB, configure func(*embed.Config)) *Etcd {
+	t.Helper()
 	cfg := embed.NewConfig()
 	cfg.Dir = t.TempDir()
 	cfg.Logger = "zap"
@@ -37,6 +44,9 @@ func Start(t testing.TB) *Etcd {
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	cfg.InitialCluster = fmt.Sprintf("%s=%s", cfg.Name, peer.String())
+	if configure != nil {
+		configure(cfg)
+	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		t.Fatalf("start etcd: %v", err)
