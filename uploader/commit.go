@@ -11,6 +11,7 @@ import (
 
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/telemetry"
+	"github.com/streamline-dev/streamline/uploader/gc"
 	"github.com/streamline-dev/streamline/uploader/upload"
 )
 
@@ -56,4 +57,29 @@ func (t *timedCommitter) Commit(ctx context.Context, commits []meta.PartitionCom
 		span.End()
 	}
 	return errs
+}
+
+// gcMetrics counts what the garbage collector's passes do:
+// streamline_uploader_gc_objects_total{result} (deleted, kept, skipped,
+// failed) and streamline_uploader_gc_passes_total{result} (ok, error).
+func gcMetrics(reg prometheus.Registerer) func(gc.Stats, error) {
+	objects := telemetry.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: telemetry.Namespace, Subsystem: "uploader", Name: "gc_objects_total",
+		Help: "Objects the elected garbage collector judged, by result: deleted (unreferenced, older than the grace period), kept, skipped (key of no known format), failed (deletion failed; retried next pass).",
+	}, []string{"result"}))
+	passes := telemetry.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: telemetry.Namespace, Subsystem: "uploader", Name: "gc_passes_total",
+		Help: "Garbage collection passes, by result (ok, error).",
+	}, []string{"result"}))
+	return func(st gc.Stats, err error) {
+		objects.WithLabelValues("deleted").Add(float64(st.Deleted))
+		objects.WithLabelValues("kept").Add(float64(st.Kept))
+		objects.WithLabelValues("skipped").Add(float64(st.Skipped))
+		objects.WithLabelValues("failed").Add(float64(st.Failed))
+		result := "ok"
+		if err != nil {
+			result = "error"
+		}
+		passes.WithLabelValues(result).Inc()
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 
@@ -52,8 +54,9 @@ func TestUploaderRunsTheCollector(t *testing.T) {
 	if err := bucket.Put(ctx, ancient, []byte("orphan")); err != nil {
 		t.Fatal(err)
 	}
+	reg := prometheus.NewRegistry()
 	up, err := uploader.New(uploader.Config{Etcd: e.Client, Objects: bucket, GCInterval: 10 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +75,26 @@ func TestUploaderRunsTheCollector(t *testing.T) {
 	}
 	if !up.IsGCLeader() {
 		t.Fatal("collected without being the elected collector")
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		n, err := testutil.GatherAndCount(reg, "streamline_uploader_gc_passes_total")
+		deleted := 0.0
+		if mfs, gerr := reg.Gather(); gerr == nil {
+			for _, mf := range mfs {
+				for _, m := range mf.GetMetric() {
+					if mf.GetName() == "streamline_uploader_gc_objects_total" && m.GetLabel()[0].GetValue() == "deleted" {
+						deleted = m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		if err == nil && n > 0 && deleted == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gc metrics: %d pass series (%v), %v deleted, want a pass and 1 deleted", n, err, deleted)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	election := gc.ElectionKey(meta.NewStore(e.Client, "")) + "/"
 	resp, err := e.Client.Get(ctx, election, clientv3.WithPrefix())

@@ -138,7 +138,7 @@ func New(cfg Config) (*Uploader, error) {
 	u := &Uploader{cfg: cfg}
 	if b, ok := cfg.Objects.(gc.Bucket); ok {
 		c, err := gc.New(gc.Config{Bucket: b, Store: meta.NewStore(cfg.Etcd, cfg.EtcdPrefix), ID: cfg.ID,
-			Grace: cfg.GCGrace, Interval: cfg.GCInterval, Logger: cfg.Logger})
+			Grace: cfg.GCGrace, Interval: cfg.GCInterval, Logger: cfg.Logger, OnPass: gcMetrics(cfg.Metrics)})
 		if err != nil {
 			return nil, err
 		}
