@@ -164,7 +164,18 @@ func (s *Server) ResetGroupOffsets(ctx context.Context, req *adminv1.ResetGroupO
 		for i, p := range parts {
 			qs[i] = ops.OffsetQuery{Topic: t.Name, Partition: p, Timestamp: ts, CurrentLeaderEpoch: -1}
 		}
-		for i, o := range s.ops.ListOffsets(ctx, 0, qs) {
+		listed := s.ops.ListOffsets(ctx, 0, qs)
+		if ts >= 0 {
+			// No record at or after the time: the end, as kafka-consumer-groups
+			// --to-datetime does.
+			for i, o := range listed {
+				if o.Err == nil && o.Offset < 0 {
+					qs[i].Timestamp = ops.Latest
+					listed[i] = s.ops.ListOffsets(ctx, 0, qs[i:i+1])[0]
+				}
+			}
+		}
+		for i, o := range listed {
 			if o.Err != nil {
 				return nil, status.Errorf(grpcCode(o.Err), "listing offsets of %s/%d: %s", t.Name, parts[i], o.Err.Message)
 			}
