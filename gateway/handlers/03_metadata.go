@@ -101,11 +101,10 @@ func (h *Handlers) autoCreate(ctx context.Context, resp *kmsg.MetadataResponse, 
 	for _, i := range missing {
 		st := &resp.Topics[i]
 		st.ErrorCode = kerr.LeaderNotAvailable.Code // until we see it exist
-		t, rev, e := h.ops.CreateTopic(ctx, ops.TopicSpec{Name: *st.Topic, Partitions: -1, ReplicationFactor: -1}, false)
+		_, rev, e := h.ops.CreateTopic(ctx, ops.TopicSpec{Name: *st.Topic, Partitions: -1, ReplicationFactor: -1}, false)
 		maxRev = max(maxRev, rev)
 		switch {
-		case e == nil:
-			h.log.Info("auto-created topic", "topic", t.Name, "partitions", t.Partitions, "storage_mode", t.StorageMode)
+		case e == nil: // ops logged it
 		case e.Code == kerr.TopicAlreadyExists: // raced with another creator: answer what exists
 		case e.Code == kerr.InvalidConfig: // a server default that cannot be used: not retriable
 			st.ErrorCode = e.Code.Code

@@ -34,7 +34,7 @@ func Binary(t testing.TB, pkg string) string {
 	if _, err := os.Stat(out); err == nil {
 		return out
 	}
-	root, err := repoRoot()
+	root, err := RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,9 @@ func RemoveBinaries() {
 	}
 }
 
-func repoRoot() (string, error) {
+// RepoRoot is the repository's root: the first directory above the
+// working directory that holds go.work.
+func RepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
