@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -262,4 +263,47 @@ func TestReadmeContainsLine(t *testing.T) {
 			t.Errorf("containsLine(%q) = %v, want %v", want, !ok, ok)
 		}
 	}
+}
+
+// TestDocLinksResolve checks that every relative link in the project's
+// markdown files names a file or directory of the repository, and that no
+// document points outside it (to ../ of the repository root).
+func TestDocLinksResolve(t *testing.T) {
+	root, err := cluster.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	docs, err := filepath.Glob(filepath.Join(root, "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	more, _ := filepath.Glob(filepath.Join(root, "*", "*.md"))
+	docs = append(docs, more...)
+	checked := 0
+	for _, doc := range docs {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(root, doc)
+		if strings.Contains(string(b), "../shared/") {
+			t.Errorf("%s refers to ../shared/, which is outside the repository", rel)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(b), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "#") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			target, _, _ = strings.Cut(target, "#")
+			checked++
+			if _, err := os.Stat(filepath.Join(filepath.Dir(doc), target)); err != nil {
+				t.Errorf("%s links to %s, which is not in the repository", rel, m[1])
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no relative links found: the pattern is wrong")
+	}
+	t.Logf("%d relative links in %d markdown files resolve", checked, len(docs))
 }

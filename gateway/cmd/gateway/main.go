@@ -55,7 +55,7 @@ func newOptions() *options {
 		rack:           fs.String("rack", "", "rack advertised to clients"),
 		autoCreate:     fs.Bool("auto-create-topics", false, "create missing topics on Metadata requests"),
 		partitions:     fs.Int("default-partitions", 1, "partitions of topics created without a count"),
-		storageMode:    fs.String("default-storage-mode", string(meta.StorageLocal), "storage mode of topics that do not set storage.mode (local|hybrid|diskless)"),
+		storageMode:    fs.String("default-storage-mode", string(meta.StorageLocal), "storage mode of topics that do not set storage.mode (local|diskless; hybrid is coming)"),
 		clusterID:      fs.String("cluster-id", gateway.DefaultClusterID, "cluster id reported to clients (same on every gateway)"),
 		sessionTTL:     fs.Duration("session-ttl", gateway.DefaultSessionTTL*time.Second, "etcd lease TTL of this gateway's registration: how long a crashed gateway stays listed to clients"),
 		adminAddr:      fs.String("admin-addr", "127.0.0.1:9095", "admin gRPC API listen address (streamline.admin.v1 with reflection and health); empty: none"),

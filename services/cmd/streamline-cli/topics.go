@@ -38,8 +38,8 @@ func (a *app) topicsCreateCommand() *cobra.Command {
 		Long: `Create a topic with a storage mode and configs.
 
 --storage-mode says where the data lives: local (WAL and segments on the
-leading log-service node), hybrid (local WAL, segments in object storage;
-not available yet) or diskless (straight to object storage). Without it the
+leading log-service node), diskless (straight to object storage) or, coming
+next, hybrid (local WAL, segments in object storage; refused until it lands). Without it the
 cluster's default applies. The --remote-storage-* flags tune diskless topics
 (the topic configs remote.storage.*); --config sets any other topic config
 by its Kafka name.`,
