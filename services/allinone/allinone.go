@@ -100,13 +100,39 @@ func (c *Config) Validate() error {
 	case c.KafkaAddr == "":
 		return errors.New("--kafka-addr must not be empty")
 	case c.DefaultPartitions < 1 || c.DefaultPartitions > meta.MaxPartitions:
-		return fmt.Errorf("--default-partitions %d must be 1..%d", c.DefaultPartitions, meta.MaxPartitions)
+		return fmt.Errorf("invalid value %d for flag --default-partitions: must be 1..%d", c.DefaultPartitions, meta.MaxPartitions)
 	}
-	if _, err := meta.ParseStorageMode(string(c.DefaultStorageMode)); err != nil {
-		return fmt.Errorf("--default-storage-mode: %v", err)
+	mode, err := meta.ParseStorageMode(string(c.DefaultStorageMode))
+	if err == nil {
+		err = mode.Supported()
+	}
+	if err != nil {
+		return fmt.Errorf("invalid value %q for flag --default-storage-mode: %v", c.DefaultStorageMode, err)
 	}
 	if err := telemetry.ValidateAddr(c.HTTPAddr); err != nil {
 		return fmt.Errorf("invalid value %q for flag --http-addr: %v", c.HTTPAddr, err)
+	}
+	// Every address is checked before anything starts: a typo must not
+	// leave an etcd or a data directory behind.
+	for _, a := range []struct{ flag, v string }{
+		{"--kafka-addr", c.KafkaAddr}, {"--advertised-kafka-addr", c.AdvertisedKafkaAddr},
+		{"--etcd-client-addr", c.EtcdClientAddr}, {"--etcd-peer-addr", c.EtcdPeerAddr},
+		{"--admin-addr", c.AdminAddr}, {"--logsvc-addr", c.LogsvcAddr}, {"--uploader-addr", c.UploaderAddr},
+	} {
+		if a.v == "" && a.flag != "--kafka-addr" && a.flag != "--etcd-client-addr" && a.flag != "--etcd-peer-addr" {
+			continue // optional: empty means off or the default
+		}
+		if _, port, err := net.SplitHostPort(a.v); err != nil || port == "" {
+			return fmt.Errorf("invalid value %q for flag %s: want host:port", a.v, a.flag)
+		}
+	}
+	switch {
+	case c.Diskless.MaxBatchBytes < 0:
+		return fmt.Errorf("invalid value %d for flag --diskless-batch-bytes: must not be negative", c.Diskless.MaxBatchBytes)
+	case c.Diskless.MaxDelay < 0:
+		return fmt.Errorf("invalid value %v for flag --diskless-batch-timeout: must not be negative", c.Diskless.MaxDelay)
+	case c.Diskless.MaxInFlight < 0:
+		return fmt.Errorf("invalid value %d for flag --diskless-upload-parallelism: must not be negative", c.Diskless.MaxInFlight)
 	}
 	return nil
 }

@@ -9,9 +9,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -55,19 +57,41 @@ func NewFlags(name, summary string, withEtcd bool) *Flags {
 // naming the flag, and returns the exit code main must return; ok is true
 // when the program should go on.
 func (f *Flags) Parse(args []string) (code int, ok bool) {
-	if err := envflag.Parse(f.FlagSet, args); err != nil {
+	// The flag package prints the whole usage after any error; a person
+	// needs the one line that says what is wrong (Fail), and --help
+	// prints the usage when asked.
+	f.SetOutput(io.Discard)
+	err := envflag.Parse(f.FlagSet, args)
+	f.SetOutput(os.Stderr)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			f.Usage()
 			return ExitOK, false
 		}
-		f.Fail("%v", err)
+		f.Fail("%s", flagError(err))
 		return ExitUsage, false
 	}
 	return 0, true
 }
 
-// Fail prints a usage error prefixed with the binary's name.
+// flagError rewords the flag package's errors with the double-dash flag
+// names the help shows ("flag provided but not defined: -x" becomes
+// "unknown flag --x").
+func flagError(err error) string {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		return "unknown flag --" + strings.TrimLeft(name, "-")
+	}
+	if rest, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
+		return "flag --" + strings.TrimLeft(rest, "-") + " needs a value"
+	}
+	return strings.Replace(msg, " for flag -", " for flag --", 1)
+}
+
+// Fail prints a usage error prefixed with the binary's name, on one line,
+// and where to find the flags.
 func (f *Flags) Fail(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "%s: %s\n", f.name, fmt.Sprintf(format, args...))
+	fmt.Fprintf(os.Stderr, "%s: %s (see %s --help)\n", f.name, fmt.Sprintf(format, args...), f.name)
 }
 
 // Logger builds the logger from --log-level.

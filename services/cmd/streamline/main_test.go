@@ -1,6 +1,16 @@
 package main
 
-import "testing"
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/streamline-dev/streamline/services/cluster"
+)
 
 // TestBadHTTPAddrIsAUsageError: a malformed --http-addr stops the server
 // before it starts anything, with the usage exit code.
@@ -10,4 +20,49 @@ func TestBadHTTPAddrIsAUsageError(t *testing.T) {
 			t.Errorf("--http-addr %q: exit %d, want 2", bad, code)
 		}
 	}
+}
+
+// TestBadFlagsStopBeforeAnythingStarts runs the built binary with each bad
+// flag: exit code 2, one line on stderr naming the flag and pointing to
+// --help (not the whole usage), and no data directory created (nothing
+// was started).
+func TestBadFlagsStopBeforeAnythingStarts(t *testing.T) {
+	bin := cluster.Binary(t, "./services/cmd/streamline")
+	for _, tc := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"--default-storage-mode", "hybrid"}, "--default-storage-mode"},
+		{[]string{"--default-storage-mode", "cloud"}, "--default-storage-mode"},
+		{[]string{"--partitions", "3"}, "--partitions"},
+		{[]string{"--default-partitions", "x"}, "--default-partitions"},
+		{[]string{"--default-partitions", "0"}, "--default-partitions"},
+		{[]string{"--kafka-addr", "9092"}, "--kafka-addr"},
+		{[]string{"--admin-addr", "localhost"}, "--admin-addr"},
+		{[]string{"--etcd-peer-addr", "x"}, "--etcd-peer-addr"},
+		{[]string{"--diskless-upload-parallelism", "-1"}, "--diskless-upload-parallelism"},
+	} {
+		dataDir := filepath.Join(t.TempDir(), "data")
+		cmd := exec.Command(bin, append([]string{"--data-dir", dataDir}, tc.args...)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("%v: %v, want exit code 2", tc.args, err)
+		}
+		msg := strings.TrimSpace(stderr.String())
+		if strings.Count(msg, "\n") != 0 || !strings.Contains(msg, tc.flag) || !strings.HasSuffix(msg, "(see streamline --help)") {
+			t.Errorf("%v: stderr %q, want one line naming %s and pointing to --help", tc.args, msg, tc.flag)
+		}
+		if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
+			t.Errorf("%v: the data directory was created (%v): something started before the flags were checked", tc.args, err)
+		}
+	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	cluster.RemoveBinaries()
+	os.Exit(code)
 }
