@@ -30,6 +30,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
@@ -122,7 +123,10 @@ func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return exitUsage
 	}
 	fmt.Fprintf(stderr, "error: %s\n", errorText(err))
-	if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable && a.conn != nil {
+	// Blame the admin address only when reaching it is what failed: the
+	// connection is not up. An Unavailable the server answered (a node or
+	// the coordinator is down) came over a working connection.
+	if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable && a.conn != nil && a.conn.GetState() != connectivity.Ready {
 		fmt.Fprintf(stderr, "hint: is the admin API listening on %s? Set --admin-addr or %s.\n", a.adminAddr, envAdminAddr)
 	}
 	return exitFailure
