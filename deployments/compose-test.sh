@@ -1,27 +1,48 @@
 #!/usr/bin/env bash
-# compose-test.sh: build the images, start docker-compose.yml, use it as a
-# Kafka client on the host would, and tear it down.
+# compose-test.sh: build the images, start docker-compose.yml, use it from
+# the host as a user would (Kafka clients, the admin API through grpcurl and
+# streamline-cli), and tear it down.
 #
 #   deployments/compose-test.sh
 #
+# Compose: `docker compose` (the v2+ CLI plugin) where it works, else
+# docker-compose 1.x; it says which. deployments/install-compose-plugin.sh
+# installs the plugin where it is missing (.ci/run calls it).
+#
 # Steps: deployments/images/build.sh; `compose up -d` (with --wait where the
-# compose version has it) and wait until every container is healthy; kcat
-# produces keyed records through gateway 1's published port and consumes
-# them through gateway 2's; a diskless topic (storage.mode=diskless, created
-# by streamline-bench) is written and read back through the gateways and
-# its objects are looked for in versitygw's volume; Jaeger's query API must
-# show streamline-gateway traces; then `compose down -v`.
+# compose version has it) and wait until every container is healthy; then
+#   Kafka: kcat produces keyed records through gateway 1's published port and
+#     consumes them through gateway 2's; a diskless topic (storage.mode=
+#     diskless, created by streamline-bench) is written and read back through
+#     the gateways and its objects are looked for in versitygw's volume;
+#   admin API (both gateways' published admin ports): grpcurl `list` and the
+#     health service; CreateTopic (diskless, 3 partitions); kcat produces
+#     10/20/30 records to partitions 0/1/2; DescribeTopic shows those high
+#     watermarks; a kcat -G consumer group reads and commits all 60; 5 more
+#     records go to partition 0; DescribeGroup shows the committed offsets
+#     and a lag of 5; ListGroups lists the group; DescribeCluster;
+#   streamline-cli (built from ./services/cmd/streamline-cli) with
+#     --admin-addr: `topics create` (diskless), `topics describe`, `groups
+#     describe`, `groups list`, `cluster`;
+#   Jaeger's query API shows streamline-gateway traces;
+# then `compose down -v`. Every step prints the command it runs; a failed
+# step prints the command, its exit status and output. Kafka steps stop the
+# test at once; admin-API steps are all run and counted ("N passed, N
+# failed"), and any failure fails the test. On failure `compose ps` and the
+# services' logs are printed before the stack is torn down (always, by a
+# trap).
 #
 # Without a docker engine (`docker info` fails) it prints
 # "compose test SKIPPED: no docker engine" and exits 0. It runs as compose
 # project $COMPOSE_TEST_PROJECT (default streamline-compose-test) on free
 # 127.0.0.1 ports, so a stack started with plain `docker compose up` is not
-# disturbed. Needs Go, kcat, curl and python3 (free ports).
+# disturbed. Needs Go, kcat, curl, jq, python3 (free ports) and grpcurl
+# (`make tools` puts it in $(go env GOPATH)/bin).
 #
 # Environment: COMPOSE_TEST_TIMEOUT (seconds for the stack to become healthy,
 # default 180), COMPOSE_TEST_BUILD_TIMEOUT (seconds for build.sh, default
 # 1800: a first run builds versitygw and Jaeger), COMPOSE_TEST_KEEP=1 (leave
-# the stack running after a failure, for a look), GO, DOCKER.
+# the stack running after a failure, for a look), GO, DOCKER, GRPCURL.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -31,6 +52,7 @@ DOCKER=${DOCKER:-docker}
 PROJECT=${COMPOSE_TEST_PROJECT:-streamline-compose-test}
 UP_TIMEOUT=${COMPOSE_TEST_TIMEOUT:-180}
 BUILD_TIMEOUT=${COMPOSE_TEST_BUILD_TIMEOUT:-1800}
+STEP_TIMEOUT=60
 start=$SECONDS
 
 log() { echo "compose-test: $*"; }
@@ -43,19 +65,23 @@ if ! timeout 30 "$DOCKER" info >/dev/null 2>&1; then
 	echo "compose test SKIPPED: no docker engine (\`$DOCKER info\` failed)"
 	exit 0
 fi
-if timeout 30 "$DOCKER" compose version >/dev/null 2>&1; then
+# Compose v2+ (the CLI plugin) first; docker-compose 1.x only without it.
+if compose_version=$(timeout 30 "$DOCKER" compose version 2>/dev/null); then
 	COMPOSE=("$DOCKER" compose)
-elif command -v docker-compose >/dev/null 2>&1 && timeout 30 docker-compose version >/dev/null 2>&1; then
+	log "using \`$DOCKER compose\` (CLI plugin): $compose_version"
+elif command -v docker-compose >/dev/null 2>&1 && compose_version=$(timeout 30 docker-compose version --short 2>/dev/null); then
 	COMPOSE=(docker-compose)
+	log "using docker-compose $compose_version (v1: \`$DOCKER compose\` does not work here; deployments/install-compose-plugin.sh installs the plugin)"
 else
-	echo "compose test SKIPPED: no docker compose (neither \`$DOCKER compose\` nor docker-compose works)"
+	echo "compose test SKIPPED: no docker compose (neither \`$DOCKER compose\` nor docker-compose works; deployments/install-compose-plugin.sh installs the plugin)"
 	exit 0
 fi
-for tool in kcat curl python3 "$GO"; do
+GRPCURL=${GRPCURL:-$(command -v grpcurl || echo "$("$GO" env GOPATH | cut -d: -f1)/bin/grpcurl")}
+[ -x "$GRPCURL" ] || fail "grpcurl is needed (make tools installs it into \$(go env GOPATH)/bin; or set GRPCURL)"
+for tool in kcat curl jq python3 "$GO"; do
 	command -v "$tool" >/dev/null || fail "$tool is needed"
 done
 COMPOSE+=(-f "$REPO/docker-compose.yml" -p "$PROJECT")
-log "using ${COMPOSE[*]}"
 
 down() {
 	timeout 180 "${COMPOSE[@]}" down -v --remove-orphans -t 15 >/dev/null 2>&1 ||
@@ -76,41 +102,123 @@ on_exit() {
 	fi
 	log "compose down -v"
 	down
+	rm -rf "$TMP"
 	exit "$rc"
+}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/compose-test.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+# ---- Steps. run [--stdin FILE] CMD...: prints the command, runs it with a
+# timeout; its stdout is in $out, its stderr in $err, its status in $rc.
+# expect DESC [JQ]: the last command succeeded and (with JQ) its stdout
+# satisfies `jq -e JQ`; expect_text DESC REGEX: its stdout matches the
+# (extended) regex. Both count the step as passed or failed (printing the
+# command and its output) and set $last_ok; they return 0 either way.
+passed=0
+failed=()
+out='' err='' rc=0 last_cmd='' last_ok=1 last_desc=''
+run() {
+	local stdin=/dev/null
+	if [ "$1" = --stdin ]; then
+		stdin=$2
+		shift 2
+	fi
+	last_cmd=$(printf '%q ' "$@")
+	last_cmd=${last_cmd% }
+	if [ "$stdin" != /dev/null ]; then
+		last_cmd+=" < $(basename "$stdin") ($(wc -l <"$stdin") lines)"
+	fi
+	log "\$ $last_cmd"
+	rc=0
+	out=$(timeout "$STEP_TIMEOUT" "$@" <"$stdin" 2>"$TMP/stderr") || rc=$?
+	err=$(cat "$TMP/stderr")
+}
+step_result() { # DESC WHY ("" = passed)
+	last_desc=$1
+	if [ -z "$2" ]; then
+		last_ok=1
+		passed=$((passed + 1))
+		log "ok: $1"
+		return
+	fi
+	last_ok=0
+	failed+=("$1")
+	{
+		echo "compose-test: FAILED: $1: $2"
+		echo "    command: $last_cmd"
+		echo "    exit status: $rc"
+		echo "    stdout: $(head -c 3000 <<<"$out")"
+		echo "    stderr: $(head -c 3000 <<<"$err")"
+	} >&2
+}
+expect() {
+	local why=
+	if [ "$rc" -ne 0 ]; then
+		why="exit status $rc"
+	elif [ -n "${2:-}" ] && ! jq -e "$2" >/dev/null 2>&1 <<<"$out"; then
+		why="output does not satisfy jq -e '$2'"
+	fi
+	step_result "$1" "$why"
+}
+expect_text() {
+	local why=
+	if [ "$rc" -ne 0 ]; then
+		why="exit status $rc"
+	elif ! grep -qE -- "$2" <<<"$out"; then
+		why="output does not match /$2/"
+	fi
+	step_result "$1" "$why"
+}
+# lines TEXT: its number of non-empty lines.
+lines() { grep -c . <<<"$1" || true; }
+# need: the last step passed, else the test stops (later steps depend on it).
+need() {
+	[ "$last_ok" = 1 ] || fail "$last_desc (see above)"
 }
 
 log "building images (deployments/images/build.sh)"
+build_start=$SECONDS
 timeout "$BUILD_TIMEOUT" "$SCRIPT_DIR/images/build.sh" || fail "build.sh failed or took over ${BUILD_TIMEOUT}s"
-# The diskless check's client, built before the stack starts.
-BENCH="${STREAMLINE_IMAGES_CACHE:-$REPO/.cache/images}/bin/streamline-bench"
-(cd "$REPO" && timeout 600 "$GO" build -o "$BENCH" ./services/cmd/streamline-bench) || fail "go build streamline-bench failed"
+build_secs=$((SECONDS - build_start))
+# The clients, built before the stack starts: streamline-bench (diskless
+# check) and streamline-cli (admin API).
+BIN="${STREAMLINE_IMAGES_CACHE:-$REPO/.cache/images}/bin"
+BENCH=$BIN/streamline-bench
+CLI=$BIN/streamline-cli
+log "\$ go build -o $BIN/ ./services/cmd/streamline-bench ./services/cmd/streamline-cli"
+(cd "$REPO" && CGO_ENABLED=0 timeout 600 "$GO" build -o "$BIN/" ./services/cmd/streamline-bench ./services/cmd/streamline-cli) ||
+	fail "go build of streamline-bench and streamline-cli failed"
 
 # Free host ports for the published ones (the compose file reads these).
-read -r GW1_PORT GW2_PORT JAEGER_PORT OTLP_PORT <<<"$(python3 -c '
+read -r GW1_PORT GW2_PORT GW1_ADMIN_PORT GW2_ADMIN_PORT JAEGER_PORT OTLP_PORT <<<"$(python3 -c '
 import socket
 socks = []
-for _ in range(4):
+for _ in range(6):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     socks.append(s)
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 ')"
 export STREAMLINE_GATEWAY_1_PORT=$GW1_PORT STREAMLINE_GATEWAY_2_PORT=$GW2_PORT
+export STREAMLINE_GATEWAY_1_ADMIN_PORT=$GW1_ADMIN_PORT STREAMLINE_GATEWAY_2_ADMIN_PORT=$GW2_ADMIN_PORT
 export STREAMLINE_JAEGER_PORT=$JAEGER_PORT STREAMLINE_OTLP_PORT=$OTLP_PORT
 GW1=127.0.0.1:$GW1_PORT
 GW2=127.0.0.1:$GW2_PORT
+ADMIN1=127.0.0.1:$GW1_ADMIN_PORT
+ADMIN2=127.0.0.1:$GW2_ADMIN_PORT
 
 # A stack left over by an interrupted run would hold the volumes' old data.
 down
 trap on_exit EXIT
 trap 'exit 130' INT TERM
 
-log "compose up (gateways on $GW1 and $GW2, Jaeger on 127.0.0.1:$JAEGER_PORT)"
+log "compose up (Kafka on $GW1 and $GW2, admin API on $ADMIN1 and $ADMIN2, Jaeger on 127.0.0.1:$JAEGER_PORT)"
 up_start=$SECONDS
 up=(up -d)
 if "${COMPOSE[@]}" up --help 2>/dev/null | grep -q -- '--wait'; then
 	up+=(--wait)
 fi
+log "\$ ${COMPOSE[*]} ${up[*]}"
 timeout "$UP_TIMEOUT" "${COMPOSE[@]}" "${up[@]}" || fail "compose ${up[*]} failed or took over ${UP_TIMEOUT}s"
 
 # Every container healthy (docker-compose v1 has no --wait; with v2 this
@@ -131,47 +239,145 @@ while :; do
 	fi
 	sleep 1
 done
-log "all ${#ids[@]} containers healthy $((SECONDS - up_start))s after compose up"
+log "all ${#ids[@]} containers healthy $((SECONDS - up_start))s after compose up; $((SECONDS - build_start))s after build.sh started (build.sh took ${build_secs}s)"
+
+# ---- Kafka from the host. These stop the test on failure: the rest
+# depends on them.
 
 # Metadata: both gateways, with the advertised (published) addresses.
-meta=$(timeout 30 kcat -b "$GW1" -L -m 20) || fail "kcat -L against $GW1 failed"
-if ! grep -q "at $GW1" <<<"$meta" || ! grep -q "at $GW2" <<<"$meta"; then
-	fail "metadata does not list both gateways at $GW1 and $GW2:"$'\n'"$meta"
-fi
+run kcat -b "$GW1" -L -m 20
+expect_text "kcat -L lists a broker at $GW1" "broker [0-9]+ at $GW1( |\$)"
+need
+expect_text "kcat -L lists a broker at $GW2" "broker [0-9]+ at $GW2( |\$)"
+need
 
 # Local topic: produce through gateway 1, consume through gateway 2.
 topic=compose-test-$$-$RANDOM
 n=100
-for i in $(seq 1 "$n"); do echo "k$i:value-$i"; done |
-	timeout 60 kcat -b "$GW1" -t "$topic" -P -K: -m 30 -X message.timeout.ms=30000 ||
-	fail "kcat could not produce $n records to $topic through $GW1"
-got=$(timeout 60 kcat -b "$GW2" -t "$topic" -C -e -q -m 30 -f '%k:%s\n' | sort -V) ||
-	fail "kcat could not consume $topic through $GW2"
-want=$(for i in $(seq 1 "$n"); do echo "k$i:value-$i"; done)
-[ "$got" = "$want" ] || fail "consumed records of $topic differ from the produced ones: got $(wc -l <<<"$got") lines, first: $(head -n 3 <<<"$got" | tr '\n' ' ')"
-log "local topic $topic: $n records produced via $GW1, read back via $GW2"
+for i in $(seq 1 "$n"); do echo "k$i:value-$i"; done >"$TMP/records"
+run --stdin "$TMP/records" kcat -b "$GW1" -t "$topic" -P -K: -m 30 -X message.timeout.ms=30000
+expect "kcat produces $n keyed records to $topic through $GW1"
+need
+run kcat -b "$GW2" -t "$topic" -C -e -q -m 30 -f '%k:%s\n'
+why=
+if [ "$rc" -eq 0 ] && [ "$(sort -V <<<"$out")" != "$(cat "$TMP/records")" ]; then
+	why="the consumed records differ from the produced ones: got $(lines "$out") lines, first: $(head -n 3 <<<"$out" | tr '\n' ' ')"
+fi
+[ "$rc" -eq 0 ] || why="exit status $rc"
+step_result "kcat reads the $n records of $topic back, identical, through $GW2" "$why"
+need
 
 # Diskless topic: streamline-bench creates it with storage.mode=diskless,
 # produces and consumes; kcat reads it again through the other gateway.
 dtopic=compose-diskless-$$-$RANDOM
-timeout 120 "$BENCH" --brokers "$GW1,$GW2" --storage-mode diskless --records 500 --record-bytes 100 \
-	--partitions 3 --topic "$dtopic" >/dev/null || fail "streamline-bench on diskless topic $dtopic failed"
-count=$(timeout 60 kcat -b "$GW2" -t "$dtopic" -C -e -q -m 30 -f '%o\n' | wc -l) ||
-	fail "kcat could not consume $dtopic through $GW2"
-[ "$count" -eq 500 ] || fail "diskless topic $dtopic: read $count records back, want 500"
+STEP_TIMEOUT=120 run "$BENCH" --brokers "$GW1,$GW2" --storage-mode diskless --records 500 --record-bytes 100 \
+	--partitions 3 --topic "$dtopic"
+expect "streamline-bench writes and reads 500 records of diskless topic $dtopic"
+need
+run kcat -b "$GW2" -t "$dtopic" -C -e -q -m 30 -f '%o\n'
+why=
+[ "$rc" -ne 0 ] || [ "$(lines "$out")" -eq 500 ] || why="read $(lines "$out") records back, want 500"
+[ "$rc" -eq 0 ] || why="exit status $rc"
+step_result "kcat reads the 500 records of $dtopic back through $GW2" "$why"
+need
 # Its objects are in versitygw's volume (checked where the volume is
 # readable from here: the docker host, as root).
 vol=$("$DOCKER" volume inspect -f '{{.Mountpoint}}' "${PROJECT}_s3-data" 2>/dev/null || true)
 if [ -n "$vol" ] && [ -r "$vol" ]; then
 	objects=$(find "$vol/streamline/cluster" -type f 2>/dev/null | wc -l)
 	[ "$objects" -gt 0 ] || fail "no objects under bucket streamline/cluster in $vol after the diskless writes"
-	log "diskless topic $dtopic: 500 records written and read back; $objects object(s) in the bucket"
+	log "ok: diskless topic $dtopic has $objects object(s) in the bucket"
 else
-	log "diskless topic $dtopic: 500 records written and read back (bucket volume not readable here: objects not counted)"
+	log "diskless topic $dtopic: bucket volume not readable here: objects not counted"
 fi
 
-# Jaeger's query API: the produces above must show up as gateway traces
-# (spans are exported in batches every few seconds).
+# ---- The admin API from the host, as users call it: grpcurl (JSON of the
+# proto's messages: lowerCamelCase names, 64-bit integers as strings,
+# -emit-defaults for zeros) and streamline-cli. Every step runs; failures
+# are counted and fail the test at the end.
+admin_failed_before=${#failed[@]}
+GRPC=("$GRPCURL" -plaintext -max-time 30 -emit-defaults)
+SVC=streamline.admin.v1.AdminService
+
+for a in "$ADMIN1" "$ADMIN2"; do
+	run "${GRPC[@]}" "$a" list
+	expect_text "grpcurl list on $a shows $SVC (server reflection)" "^$SVC\$"
+	run "${GRPC[@]}" "$a" grpc.health.v1.Health/Check
+	expect "grpcurl grpc.health.v1.Health/Check on $a is SERVING" '.status == "SERVING"'
+done
+
+# A diskless topic through the admin API; records per partition by kcat -p.
+atopic=compose-admin-$$-$RANDOM
+group=compose-group-$$-$RANDOM
+run "${GRPC[@]}" -d "{\"name\":\"$atopic\",\"partitions\":3,\"storage_mode\":\"STORAGE_MODE_DISKLESS\"}" "$ADMIN1" "$SVC/CreateTopic"
+expect "grpcurl CreateTopic $atopic (diskless, 3 partitions)" \
+	".topic.name == \"$atopic\" and .topic.partitions == 3 and .topic.storageMode == \"STORAGE_MODE_DISKLESS\""
+if [ "$last_ok" != 1 ]; then
+	log "(CreateTopic failed: kcat's produce below auto-creates $atopic with 3 local partitions instead)"
+fi
+produce_to() { # PARTITION COUNT FIRST: COUNT records to PARTITION of $atopic
+	for i in $(seq "$3" $(($3 + $2 - 1))); do echo "p$1-$i"; done >"$TMP/p$1"
+	run --stdin "$TMP/p$1" kcat -b "$GW1" -t "$atopic" -p "$1" -P -m 30 -X message.timeout.ms=30000
+	expect "kcat produces $2 records to $atopic partition $1 through $GW1"
+}
+produce_to 0 10 1
+produce_to 1 20 1
+produce_to 2 30 1
+
+# Offsets, from the other gateway: high watermark = records produced.
+run "${GRPC[@]}" -d "{\"name\":\"$atopic\"}" "$ADMIN2" "$SVC/DescribeTopic"
+expect "grpcurl DescribeTopic $atopic: high watermarks 10/20/30, log start 0, no offsets error" \
+	"[.partitions[] | {p: .partition, hw: (.highWatermark | tonumber), ls: (.logStartOffset | tonumber), e: .offsetsError}] | sort_by(.p) == [{p:0,hw:10,ls:0,e:\"\"},{p:1,hw:20,ls:0,e:\"\"},{p:2,hw:30,ls:0,e:\"\"}]"
+
+# A consumer group reads all 60 records and commits (librdkafka commits the
+# stored offsets on close); then 5 more records make a lag of 5.
+run kcat -b "$GW2" -G "$group" "$atopic" -c 60 -q -f '%p:%o\n' -X client.id=compose-test \
+	-X auto.offset.reset=earliest -X auto.commit.interval.ms=200
+why=
+[ "$rc" -ne 0 ] || [ "$(lines "$out")" -eq 60 ] || why="read $(lines "$out") records, want 60"
+[ "$rc" -eq 0 ] || why="exit status $rc"
+step_result "kcat -G $group reads the 60 records of $atopic and commits" "$why"
+produce_to 0 5 11
+
+want_offsets="[{p:0,c:10,e:15,l:5},{p:1,c:20,e:20,l:0},{p:2,c:30,e:30,l:0}]"
+run "${GRPC[@]}" -d "{\"group\":\"$group\"}" "$ADMIN1" "$SVC/DescribeGroup"
+expect "grpcurl DescribeGroup $group: Empty, committed 10/20/30, total lag 5" \
+	".group.group == \"$group\" and .group.state == \"Empty\" and (.totalLag | tonumber) == 5 and ([.offsets[] | select(.topic == \"$atopic\") | {p: .partition, c: (.committed | tonumber), e: (.end | tonumber), l: (.lag | tonumber)}] | sort_by(.p)) == $want_offsets"
+run "${GRPC[@]}" "$ADMIN2" "$SVC/ListGroups"
+expect "grpcurl ListGroups lists $group" "any(.groups[]; .group == \"$group\")"
+run "${GRPC[@]}" "$ADMIN2" "$SVC/DescribeCluster"
+expect "grpcurl DescribeCluster: 2 gateways at $GW1/$GW2, 3 log nodes, 2 uploaders, a controller" \
+	"([.gateways[] | \"\(.host):\(.port)\"] | sort) == ([\"$GW1\", \"$GW2\"] | sort) and (.logNodes | length) == 3 and (.uploaders | length) == 2 and .controller != \"\""
+
+# streamline-cli, as documented: text output where users read it, -o json
+# where the test checks numbers.
+CLI1=("$CLI" --admin-addr "$ADMIN1" --timeout 30s)
+CLI2=("$CLI" --admin-addr "$ADMIN2" --timeout 30s)
+ctopic=compose-cli-$$-$RANDOM
+run "${CLI1[@]}" topics create "$ctopic" --partitions 2 --storage-mode diskless
+expect_text "streamline-cli topics create $ctopic --storage-mode diskless" "^Created topic \"$ctopic\": 2 partitions, storage mode Diskless\.\$"
+run "${CLI2[@]}" topics describe "$ctopic"
+expect_text "streamline-cli topics describe $ctopic (text) shows storage mode Diskless" "^Storage Mode: +Diskless\$"
+run "${CLI2[@]}" topics describe "$atopic" -o json
+expect "streamline-cli topics describe $atopic -o json: high watermarks 15/20/30" \
+	"[.partitions[] | {p: .partition, hw: .high_watermark}] | sort_by(.p) == [{p:0,hw:15},{p:1,hw:20},{p:2,hw:30}]"
+run "${CLI1[@]}" groups describe "$group"
+expect_text "streamline-cli groups describe $group (text) shows total lag 5" "^Total Lag: +5\$"
+run "${CLI1[@]}" groups describe "$group" -o json
+expect "streamline-cli groups describe $group -o json: committed 10/20/30, lag 5/0/0" \
+	".total_lag == 5 and ([.offsets[] | select(.topic == \"$atopic\") | {p: .partition, c: .committed, e: .end, l: .lag}] | sort_by(.p)) == $want_offsets"
+run "${CLI2[@]}" groups list -o json
+expect "streamline-cli groups list -o json lists $group" "any(.groups[]; .group == \"$group\")"
+run "${CLI1[@]}" cluster
+expect_text "streamline-cli cluster (text) shows 2 gateways" "^Gateways \(2\):\$"
+run "${CLI1[@]}" cluster -o json
+expect "streamline-cli cluster -o json: 2 gateways at $GW1/$GW2, 3 log nodes, 2 uploaders, a controller" \
+	"([.gateways[] | \"\(.host):\(.port)\"] | sort) == ([\"$GW1\", \"$GW2\"] | sort) and (.log_nodes | length) == 3 and (.uploaders | length) == 2 and .controller != \"\""
+admin_failed=$((${#failed[@]} - admin_failed_before))
+
+# ---- Jaeger's query API: the produces above must show up as gateway
+# traces (spans are exported in batches every few seconds).
+log "\$ curl http://127.0.0.1:$JAEGER_PORT/api/traces?service=streamline-gateway&limit=20 (until it lists a trace, 60s at most)"
 traces=
 for _ in $(seq 1 60); do
 	traces=$(curl -fsS --max-time 10 "http://127.0.0.1:$JAEGER_PORT/api/traces?service=streamline-gateway&limit=20" || true)
@@ -184,6 +390,7 @@ grep -q '"traceID"' <<<"$traces" ||
 	fail "no streamline-gateway trace in Jaeger (127.0.0.1:$JAEGER_PORT/api/traces) within 60s: ${traces:0:300}"
 # The diskless produce crossed gateway -> logsvc -> uploader: each
 # service reports its spans of those traces.
+log "\$ curl http://127.0.0.1:$JAEGER_PORT/api/services (until it lists logsvc and uploader, 60s at most)"
 services=
 for _ in $(seq 1 60); do
 	services=$(curl -fsS --max-time 10 "http://127.0.0.1:$JAEGER_PORT/api/services" || true)
@@ -194,9 +401,15 @@ for _ in $(seq 1 60); do
 done
 grep -q streamline-logsvc <<<"$services" && grep -q streamline-uploader <<<"$services" ||
 	fail "Jaeger lists no logsvc or uploader spans within 60s: $services"
-log "Jaeger has streamline-gateway traces; services: $services"
+log "ok: Jaeger has streamline-gateway traces; services: $services"
+passed=$((passed + 1))
 
+log "${passed} passed, ${#failed[@]} failed"
+if [ "${#failed[@]}" -gt 0 ]; then
+	fail "${#failed[@]} step(s) failed (${admin_failed} of the admin API):"$'\n'"$(printf '  - %s\n' "${failed[@]}")"
+fi
 trap - EXIT
 log "compose down -v"
 down
+rm -rf "$TMP"
 echo "compose test PASSED in $((SECONDS - start))s"
