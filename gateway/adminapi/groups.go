@@ -164,14 +164,14 @@ func (s *Server) ResetGroupOffsets(ctx context.Context, req *adminv1.ResetGroupO
 		for i, p := range parts {
 			qs[i] = ops.OffsetQuery{Topic: t.Name, Partition: p, Timestamp: ts, CurrentLeaderEpoch: -1}
 		}
-		listed := s.ops.ListOffsets(ctx, 0, qs)
+		listed := s.listOffsets(ctx, qs)
 		if ts >= 0 {
 			// No record at or after the time: the end, as kafka-consumer-groups
 			// --to-datetime does.
 			for i, o := range listed {
 				if o.Err == nil && o.Offset < 0 {
 					qs[i].Timestamp = ops.Latest
-					listed[i] = s.ops.ListOffsets(ctx, 0, qs[i:i+1])[0]
+					listed[i] = s.listOffsets(ctx, qs[i:i+1])[0]
 				}
 			}
 		}

@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/streamline-dev/streamline/gateway/ops"
 	adminv1 "github.com/streamline-dev/streamline/proto/gen/streamline/admin/v1"
@@ -360,5 +361,47 @@ func (s *Server) startsAndEnds(ctx context.Context, tps []meta.TopicPartition) [
 			ops.OffsetQuery{Topic: tp.Topic, Partition: tp.Partition, Timestamp: ops.Earliest, CurrentLeaderEpoch: -1},
 			ops.OffsetQuery{Topic: tp.Topic, Partition: tp.Partition, Timestamp: ops.Latest, CurrentLeaderEpoch: -1})
 	}
-	return s.ops.ListOffsets(ctx, 0, qs)
+	return s.listOffsets(ctx, qs)
+}
+
+// Retries of retriable per-partition answers (a partition whose leader is
+// opening it right after a create or a leader change answers
+// NOT_LEADER_OR_FOLLOWER for a moment), as a Kafka admin client retries.
+const (
+	offsetRetries     = 7
+	offsetRetryPause  = 50 * time.Millisecond
+	offsetRetryPauseX = 2 // the pause doubles after each round
+)
+
+// listOffsets answers qs, asking again for the partitions whose answer
+// was a retriable error, for a few rounds (about 6 s) or until ctx ends;
+// what is still failing then is returned as it is.
+func (s *Server) listOffsets(ctx context.Context, qs []ops.OffsetQuery) []ops.ListedOffset {
+	out := s.ops.ListOffsets(ctx, 0, qs)
+	pause := offsetRetryPause
+	for range offsetRetries {
+		var again []int
+		for i, o := range out {
+			if o.Err != nil && o.Err.Retriable {
+				again = append(again, i)
+			}
+		}
+		if len(again) == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return out
+		case <-time.After(pause):
+		}
+		pause *= offsetRetryPauseX
+		sub := make([]ops.OffsetQuery, len(again))
+		for k, i := range again {
+			sub[k] = qs[i]
+		}
+		for k, o := range s.ops.ListOffsets(ctx, 0, sub) {
+			out[again[k]] = o
+		}
+	}
+	return out
 }
