@@ -12,6 +12,7 @@ import (
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/telemetry"
 	"github.com/streamline-dev/streamline/uploader/gc"
+	"github.com/streamline-dev/streamline/uploader/merge"
 	"github.com/streamline-dev/streamline/uploader/upload"
 )
 
@@ -65,7 +66,7 @@ func (t *timedCommitter) Commit(ctx context.Context, commits []meta.PartitionCom
 func gcMetrics(reg prometheus.Registerer) func(gc.Stats, error) {
 	objects := telemetry.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: telemetry.Namespace, Subsystem: "uploader", Name: "gc_objects_total",
-		Help: "Objects the elected garbage collector judged, by result: deleted (unreferenced, older than the grace period), kept, skipped (key of no known format), failed (deletion failed; retried next pass).",
+		Help: "Objects the elected garbage collector judged, by result: deleted (unreferenced, older than the grace period), kept, skipped (key of no known format), failed (deletion failed; retried next pass), waiting (unreferenced, lingering before deletion).",
 	}, []string{"result"}))
 	passes := telemetry.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: telemetry.Namespace, Subsystem: "uploader", Name: "gc_passes_total",
@@ -76,6 +77,59 @@ func gcMetrics(reg prometheus.Registerer) func(gc.Stats, error) {
 		objects.WithLabelValues("kept").Add(float64(st.Kept))
 		objects.WithLabelValues("skipped").Add(float64(st.Skipped))
 		objects.WithLabelValues("failed").Add(float64(st.Failed))
+		objects.WithLabelValues("waiting").Add(float64(st.Waiting))
+		result := "ok"
+		if err != nil {
+			result = "error"
+		}
+		passes.WithLabelValues(result).Inc()
+	}
+}
+
+// mergeMetrics exports what the merger's passes see and do:
+// streamline_manifest_entries{topic} and streamline_manifest_bytes{topic}
+// (etcd keys and bytes of diskless manifests), streamline_merge_lag_seconds
+// (age of the oldest range not merged yet), and counters of segments
+// written, entries replaced, bytes merged, lost races and failures.
+func mergeMetrics(reg prometheus.Registerer) func(merge.Stats, error) {
+	entries := telemetry.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: telemetry.Namespace, Subsystem: "manifest", Name: "entries",
+		Help: "Manifest entries (etcd keys of committed ranges and segments) of diskless partitions, by topic, as the elected merger last scanned them.",
+	}, []string{"topic"}))
+	bytes := telemetry.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: telemetry.Namespace, Subsystem: "manifest", Name: "bytes",
+		Help: "Bytes of manifest keys and values in etcd, by topic, as the elected merger last scanned them.",
+	}, []string{"topic"}))
+	lag := telemetry.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: telemetry.Namespace, Subsystem: "merge", Name: "lag_seconds",
+		Help: "Age of the oldest committed intake range not yet merged into a segment (the elected merger's last pass).",
+	}))
+	count := func(name, help string) prometheus.Counter {
+		return telemetry.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: telemetry.Namespace, Subsystem: "merge", Name: name, Help: help}))
+	}
+	segments := count("segments_total", "Segment objects the merger wrote and swapped into manifests.")
+	sources := count("replaced_entries_total", "Manifest entries replaced by merged segments.")
+	merged := count("bytes_total", "Bytes of record batches merged into segment objects.")
+	conflicts := count("conflicts_total", "Merges whose swap lost a race with retention, DeleteRecords, a topic deletion or another merge (their objects are garbage).")
+	failed := count("failures_total", "Merges that failed (a read, a corrupt source, a PUT); their sources are left in place.")
+	passes := telemetry.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: telemetry.Namespace, Subsystem: "merge", Name: "passes_total",
+		Help: "Merge passes, by result (ok, error).",
+	}, []string{"result"}))
+	return func(st merge.Stats, err error) {
+		entries.Reset()
+		bytes.Reset()
+		for topic, ts := range st.PerTopic {
+			entries.WithLabelValues(topic).Set(float64(ts.Entries))
+			bytes.WithLabelValues(topic).Set(float64(ts.Bytes))
+		}
+		lag.Set(st.Lag.Seconds())
+		segments.Add(float64(st.Segments))
+		sources.Add(float64(st.Sources))
+		merged.Add(float64(st.Bytes))
+		conflicts.Add(float64(st.Conflicts))
+		failed.Add(float64(st.Failed))
 		result := "ok"
 		if err != nil {
 			result = "error"

@@ -55,7 +55,7 @@ func TestUploaderRunsTheCollector(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	up, err := uploader.New(uploader.Config{Etcd: e.Client, Objects: bucket, GCInterval: 10 * time.Millisecond,
+	up, err := uploader.New(uploader.Config{Etcd: e.Client, Objects: bucket, GCInterval: 10 * time.Millisecond, GCLinger: 50 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: reg})
 	if err != nil {
 		t.Fatal(err)

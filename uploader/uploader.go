@@ -12,7 +12,10 @@
 // candidate garbage collector (package gc): the one elected through etcd
 // deletes objects no manifest references once they are older than the GC
 // grace period, and every uploader refuses to commit objects older than
-// half of it, so a collected object can never become referenced.
+// half of it, so a collected object can never become referenced. With one
+// it can read, every uploader is also a candidate merger (package merge):
+// the elected one rewrites old intake ranges into per-partition segment
+// objects and swaps them into the manifests.
 package uploader
 
 import (
@@ -20,6 +23,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -39,6 +43,7 @@ import (
 	"github.com/streamline-dev/streamline/shared/rpc"
 	"github.com/streamline-dev/streamline/shared/telemetry"
 	"github.com/streamline-dev/streamline/uploader/gc"
+	"github.com/streamline-dev/streamline/uploader/merge"
 	"github.com/streamline-dev/streamline/uploader/upload"
 	"github.com/streamline-dev/streamline/uploader/uploadrpc"
 )
@@ -70,7 +75,13 @@ type Config struct {
 	// GCInterval is the time between garbage-collection passes of the
 	// elected uploader; zero is gc.DefaultInterval.
 	GCInterval time.Duration
-	Logger     *slog.Logger
+	// GCLinger is how long an old enough object must have been seen
+	// unreferenced before it is deleted; zero is gc.DefaultLinger.
+	GCLinger time.Duration
+	// Merge configures the merger (package merge) every uploader with a
+	// readable object store runs as a candidate.
+	Merge  MergeConfig
+	Logger *slog.Logger
 	// TracerProvider traces the UploadService calls and, inside them, the
 	// object PUTs and etcd commits; nil or no-op: no tracing, no cost.
 	TracerProvider trace.TracerProvider
@@ -78,6 +89,43 @@ type Config struct {
 	// (streamline_etcd_commit_duration_seconds{op="diskless_commit"});
 	// nil: not exported.
 	Metrics prometheus.Registerer
+}
+
+// MergeConfig configures merging; zero fields take merge's defaults.
+type MergeConfig struct {
+	// Disabled turns merging off on this uploader (benchmarks compare).
+	Disabled    bool
+	MinAge      time.Duration
+	TargetBytes int64
+	Interval    time.Duration
+	enabled     *bool // set by AddFlags
+}
+
+// AddFlags defines the merge flags on fs (the uploader's and the
+// all-in-one's): --merge, --merge-min-age, --merge-target-bytes,
+// --merge-interval.
+func (m *MergeConfig) AddFlags(fs *flag.FlagSet) {
+	enabled := fs.Bool("merge", true, "merge old diskless ranges into per-partition segment objects (the elected uploader does it; false: this uploader never merges)")
+	fs.DurationVar(&m.MinAge, "merge-min-age", merge.DefaultMinAge, "merge committed diskless ranges once they are this old")
+	fs.Int64Var(&m.TargetBytes, "merge-target-bytes", merge.DefaultTargetBytes, "size merged segment objects grow to (at least 1 MiB)")
+	fs.DurationVar(&m.Interval, "merge-interval", merge.DefaultInterval, "time between merge passes of the elected uploader")
+	m.enabled = enabled
+}
+
+// Validate reports the first invalid setting, naming its flag.
+func (m *MergeConfig) Validate() error {
+	if m.enabled != nil {
+		m.Disabled = !*m.enabled
+	}
+	switch {
+	case m.MinAge < 0:
+		return fmt.Errorf("invalid value %v for flag --merge-min-age: must not be negative", m.MinAge)
+	case m.Interval < 0:
+		return fmt.Errorf("invalid value %v for flag --merge-interval: must not be negative", m.Interval)
+	case m.TargetBytes != 0 && m.TargetBytes < 1<<20:
+		return fmt.Errorf("invalid value %d for flag --merge-target-bytes: must be at least 1 MiB (1048576)", m.TargetBytes)
+	}
+	return nil
 }
 
 // Validate reports the first invalid setting.
@@ -88,8 +136,11 @@ func (c *Config) Validate() error {
 	if c.SessionTTL != 0 && c.SessionTTL < time.Second {
 		return fmt.Errorf("uploader: session TTL %v is below 1s", c.SessionTTL)
 	}
-	if c.GCGrace < 0 || c.GCInterval < 0 {
-		return fmt.Errorf("uploader: negative GC grace %v or interval %v", c.GCGrace, c.GCInterval)
+	if c.GCGrace < 0 || c.GCInterval < 0 || c.GCLinger < 0 {
+		return fmt.Errorf("uploader: negative GC grace %v, interval %v or linger %v", c.GCGrace, c.GCInterval, c.GCLinger)
+	}
+	if err := c.Merge.Validate(); err != nil {
+		return fmt.Errorf("uploader: %w", err)
 	}
 	return nil
 }
@@ -103,6 +154,7 @@ type Uploader struct {
 	once sync.Once
 
 	gc       *gc.Collector // nil without a listable object store
+	merger   *merge.Merger // nil without a readable object store, or disabled
 	gcCancel context.CancelFunc
 	gcDone   chan struct{}
 
@@ -138,11 +190,20 @@ func New(cfg Config) (*Uploader, error) {
 	u := &Uploader{cfg: cfg}
 	if b, ok := cfg.Objects.(gc.Bucket); ok {
 		c, err := gc.New(gc.Config{Bucket: b, Store: meta.NewStore(cfg.Etcd, cfg.EtcdPrefix), ID: cfg.ID,
-			Grace: cfg.GCGrace, Interval: cfg.GCInterval, Logger: cfg.Logger, OnPass: gcMetrics(cfg.Metrics)})
+			Grace: cfg.GCGrace, Interval: cfg.GCInterval, Linger: cfg.GCLinger, Logger: cfg.Logger, OnPass: gcMetrics(cfg.Metrics)})
 		if err != nil {
 			return nil, err
 		}
 		u.gc = c
+	}
+	if b, ok := cfg.Objects.(merge.Bucket); ok && !cfg.Merge.Disabled {
+		m, err := merge.New(merge.Config{Bucket: b, Store: meta.NewStore(cfg.Etcd, cfg.EtcdPrefix), ID: cfg.ID,
+			MinAge: cfg.Merge.MinAge, TargetBytes: cfg.Merge.TargetBytes, Interval: cfg.Merge.Interval,
+			MaxCommitAge: gc.MaxCommitAge(cfg.GCGrace), Logger: cfg.Logger, OnPass: mergeMetrics(cfg.Metrics)})
+		if err != nil {
+			return nil, err
+		}
+		u.merger = m
 	}
 	return u, nil
 }
@@ -169,9 +230,7 @@ func (u *Uploader) Start(ctx context.Context) (err error) {
 	if u.sess, err = u.register(ctx, u.cfg.TakeOverID); err != nil {
 		return err
 	}
-	if u.gc != nil {
-		u.startGC()
-	}
+	u.startJobs()
 	u.stopKeep, u.keepDone = make(chan struct{}), make(chan struct{})
 	go u.keepRegistered()
 	u.cfg.Logger.Info("uploader started", "id", u.cfg.ID, "grpc", u.Addr(), "object_store", u.cfg.Objects != nil, "gc", u.gc != nil)
@@ -227,25 +286,40 @@ func (u *Uploader) keepRegistered() {
 			case <-time.After(time.Second):
 			}
 		}
-		if u.gc != nil {
-			u.startGC()
-		}
+		u.startJobs()
 		u.cfg.Logger.Info("uploader registered again", "id", u.cfg.ID)
 	}
 }
 
-// startGC runs the garbage-collector candidacy on the uploader's session
-// until Close or the session's end.
-func (u *Uploader) startGC() {
+// startJobs runs the garbage-collector and merger candidacies on the
+// uploader's session until Close or the session's end.
+func (u *Uploader) startJobs() {
+	if u.gc == nil && u.merger == nil {
+		return
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	u.gcCancel, u.gcDone = cancel, make(chan struct{})
-	go func() {
-		defer close(u.gcDone)
-		if err := u.gc.Run(ctx, u.sess); err != nil {
-			u.cfg.Logger.Warn("garbage-collector candidacy ended", "err", err)
-		}
-	}()
+	var wg sync.WaitGroup
+	run := func(name string, fn func(context.Context, *concurrency.Session) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(ctx, u.sess); err != nil {
+				u.cfg.Logger.Warn(name+" candidacy ended", "err", err)
+			}
+		}()
+	}
+	if u.gc != nil {
+		run("garbage-collector", u.gc.Run)
+	}
+	if u.merger != nil {
+		run("merger", u.merger.Run)
+	}
+	go func() { wg.Wait(); close(u.gcDone) }()
 }
+
+// IsMergeLeader reports whether this uploader is the elected merger.
+func (u *Uploader) IsMergeLeader() bool { return u.merger != nil && u.merger.IsLeader() }
 
 // IsGCLeader reports whether this uploader is the elected garbage collector.
 func (u *Uploader) IsGCLeader() bool { return u.gc != nil && u.gc.IsLeader() }

@@ -59,6 +59,9 @@ type Config struct {
 	// Diskless sizes the log service's diskless buffer (batch size and
 	// timeout, upload parallelism); zero values take the defaults.
 	Diskless buffer.Config
+	// Merge configures the uploader's merging of diskless ranges into
+	// segment objects.
+	Merge uploader.MergeConfig
 	// UnsafeNoFsync skips WAL fsync: benchmarks only.
 	UnsafeNoFsync bool
 	// MinFreeBytes is the free space kept on the data filesystem (see
@@ -134,7 +137,7 @@ func (c *Config) Validate() error {
 	case c.Diskless.MaxInFlight < 0:
 		return fmt.Errorf("invalid value %d for flag --diskless-upload-parallelism: must not be negative", c.Diskless.MaxInFlight)
 	}
-	return nil
+	return c.Merge.Validate()
 }
 
 // Server is a running all-in-one.
@@ -223,7 +226,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	if s.up, err = uploader.New(uploader.Config{ID: "uploader-1", ListenAddr: cfg.UploaderAddr, Etcd: s.cli, TakeOverID: true, Objects: s.objects,
-		Logger: log.With("service", "uploader"), TracerProvider: cfg.TracerProvider, Metrics: cfg.Metrics}); err != nil {
+		Merge: cfg.Merge, Logger: log.With("service", "uploader"), TracerProvider: cfg.TracerProvider, Metrics: cfg.Metrics}); err != nil {
 		return nil, err
 	}
 	if err := s.up.Start(ctx); err != nil {

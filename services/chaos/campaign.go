@@ -129,7 +129,7 @@ func Run(t *testing.T, cfg Config) Report {
 	rep := Report{Seed: cfg.Seed, Duration: cfg.Duration.String(), FaultsByKind: map[string]int{}, SkippedFaultKinds: map[string]string{}}
 	extra := map[string][]string{
 		"logsvc":   {"--object-store", store, "--diskless-batch-timeout", "50ms", "--retention-check-interval", "2s"},
-		"uploader": {"--object-store", store, "--gc-grace", "20s", "--gc-interval", "2s"},
+		"uploader": {"--object-store", store, "--gc-grace", "20s", "--gc-interval", "2s", "--gc-linger", "5s", "--merge-min-age", "15s", "--merge-interval", "3s", "--merge-target-bytes", "4194304"},
 		"gateway":  {"--session-ttl", "3s"},
 	}
 	disks := map[string]string{}

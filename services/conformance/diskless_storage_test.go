@@ -27,16 +27,12 @@ import (
 	"github.com/streamline-dev/streamline/uploader"
 )
 
-func TestDisklessEngineConformance(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	etcd := metatest.Start(t)
-	bucket, err := objstorefs.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	up, err := uploader.New(uploader.Config{Etcd: etcd.Client, Objects: bucket, Logger: quiet})
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// startUploader runs a real uploader and returns a client of it.
+func startUploader(ctx context.Context, t *testing.T, cfg uploader.Config) uploadv1.UploadServiceClient {
+	t.Helper()
+	up, err := uploader.New(cfg)
 	if err == nil {
 		err = up.Start(ctx)
 	}
@@ -49,7 +45,18 @@ func TestDisklessEngineConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close() })
-	client := uploadv1.NewUploadServiceClient(cc)
+	return uploadv1.NewUploadServiceClient(cc)
+}
+
+func TestDisklessEngineConformance(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	etcd := metatest.Start(t)
+	bucket, err := objstorefs.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := startUploader(ctx, t, uploader.Config{Etcd: etcd.Client, Objects: bucket, Logger: quiet})
 	store := meta.NewStore(etcd.Client, "")
 
 	open := func(t *testing.T) storage.Engine {

@@ -35,7 +35,7 @@ func startDisklessClusterAt(t *testing.T) (*cluster.Cluster, string) {
 		ExtraArgs: map[string][]string{
 			"gateway":  {"--session-ttl", clusterTTL.String()},
 			"logsvc":   {"--object-store", store, "--diskless-batch-timeout", "20ms"},
-			"uploader": {"--object-store", store, "--gc-grace", "4s", "--gc-interval", "500ms"},
+			"uploader": {"--object-store", store, "--gc-grace", "4s", "--gc-interval", "500ms", "--gc-linger", "1s"},
 		},
 	}), dir
 }

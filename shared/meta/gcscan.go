@@ -2,11 +2,7 @@ package meta
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"strings"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // gcScanPage is how many manifest keys ReferencedObjects reads per request,
@@ -28,41 +24,18 @@ func (k keys) allManifests() string { return k.prefix + "manifests/" }
 // A range entry that does not decode is an error too: the caller cannot
 // know what it references.
 func (s *Store) ReferencedObjects(ctx context.Context) (map[string]struct{}, error) {
-	prefix := s.k.allManifests()
-	end := clientv3.GetPrefixRangeEnd(prefix)
 	out := map[string]struct{}{}
-	from := prefix
-	var rev int64
-	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(gcScanPage)}
-		if rev != 0 {
-			opts = append(opts, clientv3.WithRev(rev))
-		}
-		resp, err := s.cli.Get(ctx, from, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("meta: scan manifests: %w", err)
-		}
-		if rev == 0 {
-			rev = resp.Header.Revision
-		}
-		for _, kv := range resp.Kvs {
-			if !strings.Contains(string(kv.Key[len(prefix):]), "/r/") {
-				continue // a committed end ("e"): no object
+	err := s.ScanManifests(ctx, func(pm PartitionManifest) error {
+		for _, e := range pm.Entries {
+			if e.Object == "" {
+				return fmt.Errorf("meta: a manifest entry of %s-%d at %d names no object", pm.TopicID, pm.Partition, e.LastOffset)
 			}
-			var c struct {
-				Object string `json:"object"`
-			}
-			if err := json.Unmarshal(kv.Value, &c); err != nil {
-				return nil, fmt.Errorf("meta: corrupt manifest %s: %w", kv.Key, err)
-			}
-			if c.Object == "" {
-				return nil, fmt.Errorf("meta: manifest %s names no object", kv.Key)
-			}
-			out[c.Object] = struct{}{}
+			out[e.Object] = struct{}{}
 		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			return out, nil
-		}
-		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }

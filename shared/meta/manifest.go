@@ -39,9 +39,38 @@ type Coords struct {
 	MaxTimestamp int64  `json:"max_ts"`
 	LeaderEpoch  int32  `json:"epoch"`
 	// Producers holds the idempotent-producer facts of the range's batches,
-	// so a new leader rebuilds producer state from etcd alone.
+	// so a new leader rebuilds producer state from etcd alone. A merged
+	// segment keeps only each producer's last ProducerWindow batches: all
+	// the sequence checks of a new leader ever look at.
 	Producers []ProducerBatch `json:"producers,omitempty"`
+	// Segment is set on the entry of a merged segment object (package
+	// segobject): where its index is, so a reader finds any offset's block
+	// with one cached index read and one range GET. Position and Length
+	// are then the object's batch data.
+	Segment *SegmentRef `json:"seg,omitempty"`
+	// Epochs lists the leader epochs that start inside the entry after
+	// LeaderEpoch (the epoch of its first batch), in offset order: a merged
+	// segment can span leader changes, and OffsetForLeaderEpoch needs them.
+	Epochs []EpochStart `json:"epochs,omitempty"`
 }
+
+// SegmentRef locates a segment object's index (entries and CRC).
+type SegmentRef struct {
+	IndexPos int64 `json:"ipos"`
+	IndexLen int64 `json:"ilen"`
+}
+
+// EpochStart is the first offset written under a leader epoch.
+type EpochStart struct {
+	Epoch int32 `json:"e"`
+	Start int64 `json:"o"`
+}
+
+// ProducerWindow is how many of a producer's latest batches a merged
+// entry keeps: Kafka's in-flight limit for idempotent producers
+// (max.in.flight.requests.per.connection <= 5), which is all a leader's
+// duplicate and sequence checks look at (logsvc/producerstate.Window).
+const ProducerWindow = 5
 
 // ProducerBatch is one idempotent batch's producer facts.
 type ProducerBatch struct {

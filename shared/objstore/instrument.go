@@ -3,6 +3,7 @@ package objstore
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,8 +31,8 @@ var (
 
 // Instrument returns b measured and traced: every operation's latency
 // (streamline_objstore_op_duration_seconds{op}, op put, get, head, list or
-// delete; Get and GetRange are both get), failures
-// (streamline_objstore_op_errors_total{op}; a missing object and a
+// delete; Put and PutReader are both put, Get and GetRange both get),
+// failures (streamline_objstore_op_errors_total{op}; a missing object and a
 // canceled context, such as the losing attempt of a hedged upload, are not
 // failures) and bytes moved (streamline_objstore_bytes_total{op} for put
 // and get), registered with reg (nil: not exported). With tracing on (tp,
@@ -81,7 +82,7 @@ func (in *instrumented) start(ctx context.Context, op int, key string) (context.
 }
 
 // end records an operation's outcome.
-func (in *instrumented) end(op int, span trace.Span, began time.Time, n int, err error) {
+func (in *instrumented) end(op int, span trace.Span, began time.Time, n int64, err error) {
 	in.dur[op].Observe(time.Since(began).Seconds())
 	failed := err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, context.Canceled)
 	if failed {
@@ -95,7 +96,7 @@ func (in *instrumented) end(op int, span trace.Span, began time.Time, n int, err
 		in.getBytes.Add(float64(n))
 	}
 	if span != nil {
-		span.SetAttributes(attribute.Int("objstore.bytes", n))
+		span.SetAttributes(attribute.Int64("objstore.bytes", n))
 		if err != nil {
 			span.RecordError(err)
 			if failed {
@@ -109,7 +110,7 @@ func (in *instrumented) end(op int, span trace.Span, began time.Time, n int, err
 func (in *instrumented) Get(ctx context.Context, key string) ([]byte, error) {
 	ctx, span, began := in.start(ctx, opGet, key)
 	b, err := in.b.Get(ctx, key)
-	in.end(opGet, span, began, len(b), err)
+	in.end(opGet, span, began, int64(len(b)), err)
 	return b, err
 }
 
@@ -119,7 +120,7 @@ func (in *instrumented) GetRange(ctx context.Context, key string, off, length in
 		span.SetAttributes(attribute.Int64("objstore.range.offset", off), attribute.Int64("objstore.range.length", length))
 	}
 	b, err := in.b.GetRange(ctx, key, off, length)
-	in.end(opGet, span, began, len(b), err)
+	in.end(opGet, span, began, int64(len(b)), err)
 	return b, err
 }
 
@@ -141,7 +142,15 @@ func (in *instrumented) Iter(ctx context.Context, prefix string, fn func(key str
 func (in *instrumented) Put(ctx context.Context, key string, data []byte) error {
 	ctx, span, began := in.start(ctx, opPut, key)
 	err := in.b.Put(ctx, key, data)
-	in.end(opPut, span, began, len(data), err)
+	in.end(opPut, span, began, int64(len(data)), err)
+	return err
+}
+
+// PutReader is a put like any other: op put, size bytes.
+func (in *instrumented) PutReader(ctx context.Context, key string, r io.Reader, size int64) error {
+	ctx, span, began := in.start(ctx, opPut, key)
+	err := in.b.PutReader(ctx, key, r, size)
+	in.end(opPut, span, began, size, err)
 	return err
 }
 

@@ -3,6 +3,8 @@ package objstore_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,11 +29,9 @@ func TestInstrumentedConformance(t *testing.T) {
 	})
 }
 
-// TestInstrumentMeasuresAndTraces: every operation is timed by op, real
-// failures counted (not a missing object), bytes counted, and an
-// operation inside a recording span gets a child span; one without starts
-// no trace.
-func TestInstrumentMeasuresAndTraces(t *testing.T) {
+// instrumented returns a directory bucket instrumented with a fresh
+// registry and a tracer provider whose ended spans rec records.
+func instrumented(t *testing.T) (objstore.Bucket, *prometheus.Registry, *tracetest.SpanRecorder, *sdktrace.TracerProvider) {
 	inner, err := objstorefs.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +40,16 @@ func TestInstrumentMeasuresAndTraces(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	b := objstore.Instrument(inner, reg, tp)
-	defer b.Close()
+	t.Cleanup(func() { b.Close() })
+	return b, reg, rec, tp
+}
+
+// TestInstrumentMeasuresAndTraces: every operation is timed by op, real
+// failures counted (not a missing object), bytes counted, and an
+// operation inside a recording span gets a child span; one without starts
+// no trace.
+func TestInstrumentMeasuresAndTraces(t *testing.T) {
+	b, reg, rec, tp := instrumented(t)
 
 	ctx, parent := tp.Tracer("test").Start(context.Background(), "parent")
 	if err := b.Put(ctx, "a/b", []byte("hello")); err != nil {
@@ -97,6 +106,37 @@ func TestInstrumentMeasuresAndTraces(t *testing.T) {
 	}
 	if len(rec.Ended()) != 3 || !names["objstore.PUT"] || !names["objstore.GET"] {
 		t.Errorf("spans %v: want parent, objstore.PUT and objstore.GET only (untraced calls start none)", names)
+	}
+}
+
+// TestInstrumentPutReader: PutReader is measured and traced as a put of
+// size bytes, and a failed one (the reader is short) counts as a failure.
+func TestInstrumentPutReader(t *testing.T) {
+	b, reg, rec, tp := instrumented(t)
+
+	ctx, parent := tp.Tracer("test").Start(context.Background(), "parent")
+	if err := b.PutReader(ctx, "a/b", strings.NewReader("streamed"), 8); err != nil {
+		t.Fatal(err)
+	}
+	parent.End()
+	if err := b.PutReader(context.Background(), "a/c", strings.NewReader("short"), 8); err == nil {
+		t.Fatal("short reader accepted")
+	}
+	for name, want := range map[string]float64{
+		"streamline_objstore_op_duration_seconds": 2,
+		"streamline_objstore_op_errors_total":     1,
+		"streamline_objstore_bytes_total":         8,
+	} {
+		if got := value(t, reg, name, "put"); got != want {
+			t.Errorf("%s{op=put} = %v, want %v", name, got, want)
+		}
+	}
+	var spans []string
+	for _, sp := range rec.Ended() {
+		spans = append(spans, sp.Name())
+	}
+	if !slices.Equal(spans, []string{"objstore.PUT", "parent"}) {
+		t.Errorf("spans %q, want objstore.PUT and parent", spans)
 	}
 }
 

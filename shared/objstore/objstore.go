@@ -1,5 +1,7 @@
 // Package objstore is Streamline's narrow view of an object store: whole
-// immutable objects under '/'-separated keys, read whole or by byte range,
+// immutable objects under '/'-separated keys, written whole (Put from
+// memory, PutReader streamed from a reader of known size with memory
+// bounded by the implementation's buffers), read whole or by byte range,
 // listed by prefix. Diskless and hybrid topics keep their log in it.
 //
 // Implementations live in subpackages named after this one, so imports never
@@ -22,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -67,6 +70,15 @@ type BucketWriter interface {
 	// immutable and uniquely named, so this only happens on retries). A nil
 	// error means the object is durably stored; on any doubt Put fails.
 	Put(ctx context.Context, key string, data []byte) error
+
+	// PutReader stores the size bytes read from r under key, with Put's
+	// guarantees (whole or nothing, durable on nil). Memory is bounded by
+	// the implementation's buffers (S3: PartSize x PartConcurrency), not by
+	// size. Reading fewer or more than size bytes from r fails the put and
+	// stores nothing; so does an error from r, which the returned error
+	// wraps. Use it for large objects (merged segments), which Put would
+	// need whole in memory.
+	PutReader(ctx context.Context, key string, r io.Reader, size int64) error
 
 	// Delete removes the object. A missing key is not an error, so retried
 	// deletes and garbage collection are idempotent.

@@ -3,6 +3,7 @@ package objstore
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -37,6 +38,14 @@ func (p *prefixed) Put(ctx context.Context, key string, data []byte) error {
 		return err
 	}
 	return p.b.Put(ctx, k, data)
+}
+
+func (p *prefixed) PutReader(ctx context.Context, key string, r io.Reader, size int64) error {
+	k, err := p.full(key)
+	if err != nil {
+		return err
+	}
+	return p.b.PutReader(ctx, k, r, size)
 }
 
 func (p *prefixed) Get(ctx context.Context, key string) ([]byte, error) {

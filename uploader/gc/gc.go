@@ -54,8 +54,10 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/uploader/elected"
 	"github.com/streamline-dev/streamline/uploader/objectfmt"
 )
 
@@ -63,6 +65,11 @@ import (
 const (
 	DefaultGrace    = 10 * time.Minute
 	DefaultInterval = time.Minute
+	// DefaultLinger is how long an object stays after it was first seen
+	// unreferenced. A reader (a fetch, a prefetch, a merge) that read an
+	// entry just before a merge swap or retention removed it still GETs
+	// the object within one RPC timeout (30 s); a minute covers that.
+	DefaultLinger = time.Minute
 )
 
 // deleteParallelism bounds concurrent DELETEs in a pass.
@@ -103,6 +110,12 @@ type Config struct {
 	Now func() time.Time
 	// OnPass, if set, is called after every pass Run makes (metrics).
 	OnPass func(Stats, error)
+	// Linger is how long an object old enough to collect must have been
+	// seen unreferenced (by this collector, in an earlier pass) before it
+	// is deleted: objects replaced by a merge are old by their key time,
+	// yet a reader may hold their coordinates for a moment longer. Zero is
+	// DefaultLinger; negative deletes on first sight (tests).
+	Linger time.Duration
 }
 
 // Stats counts what one pass did with the objects it listed.
@@ -111,6 +124,7 @@ type Stats struct {
 	Deleted int // unreferenced and older than Grace: deleted
 	Skipped int // key without a parsable time: left alone
 	Failed  int // deletion failed; retried by the next pass
+	Waiting int // unreferenced and old enough, but not yet for Linger
 }
 
 // Collector is one uploader's garbage collector candidate.
@@ -118,6 +132,10 @@ type Collector struct {
 	cfg    Config
 	log    *slog.Logger
 	leader atomic.Bool
+	// unrefSince is when each collectable object was first seen
+	// unreferenced. It lives in memory: a new collector starts the clocks
+	// again, which only ever delays a deletion.
+	unrefSince map[string]time.Time
 }
 
 // New returns a collector; Pass runs one pass, Run campaigns and collects.
@@ -142,7 +160,10 @@ func New(cfg Config) (*Collector, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Collector{cfg: cfg, log: cfg.Logger.With("component", "gc")}, nil
+	if cfg.Linger == 0 {
+		cfg.Linger = DefaultLinger
+	}
+	return &Collector{cfg: cfg, log: cfg.Logger.With("component", "gc"), unrefSince: map[string]time.Time{}}, nil
 }
 
 // Grace is the effective grace period.
@@ -197,22 +218,30 @@ func (c *Collector) Pass(ctx context.Context) (Stats, error) {
 	var (
 		mu       sync.Mutex
 		firstErr error
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, deleteParallelism)
+		g        errgroup.Group
 	)
+	g.SetLimit(deleteParallelism)
 	referenced := 0
+	seen := make(map[string]time.Time, len(c.unrefSince))
+	defer func() { c.unrefSince = seen }() // forget objects gone or referenced
 	for _, key := range candidates {
 		if _, ok := refs[key]; ok {
 			referenced++
 			continue
 		}
+		since, ok := c.unrefSince[key]
+		if !ok {
+			since = now
+		}
+		seen[key] = since
+		if c.cfg.Linger > 0 && now.Sub(since) < c.cfg.Linger {
+			st.Waiting++
+			continue
+		}
 		if ctx.Err() != nil {
 			break
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error {
 			err := c.cfg.Bucket.Delete(ctx, key)
 			mu.Lock()
 			defer mu.Unlock()
@@ -221,13 +250,14 @@ func (c *Collector) Pass(ctx context.Context) (Stats, error) {
 				if firstErr == nil {
 					firstErr = fmt.Errorf("gc: delete %s: %w", key, err)
 				}
-				return
+				return nil
 			}
 			st.Deleted++
 			c.log.Debug("deleted unreferenced object", "key", key)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // failures are counted, the first returned
 	st.Kept += referenced
 	if firstErr == nil && ctx.Err() != nil {
 		firstErr = ctx.Err()
@@ -236,81 +266,33 @@ func (c *Collector) Pass(ctx context.Context) (Stats, error) {
 }
 
 // ErrSessionLost is returned by Run when the etcd session ends.
-var ErrSessionLost = errors.New("gc: etcd session lost")
+var ErrSessionLost = elected.ErrSessionLost
 
 // Run campaigns for the collector's election with sess and, once elected,
 // runs a pass immediately and then every Interval, until ctx ends (it
 // resigns and returns nil) or the session ends (ErrSessionLost).
 func (c *Collector) Run(ctx context.Context, sess *concurrency.Session) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-sess.Done():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	ended := func() error {
-		select {
-		case <-sess.Done():
-			return ErrSessionLost
-		default:
-			return nil
-		}
-	}
-	el := concurrency.NewElection(sess, ElectionKey(c.cfg.Store))
-	for {
-		err := el.Campaign(ctx, c.cfg.ID)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return ended()
-		}
-		c.log.Warn("gc election campaign failed; retrying", "err", err)
-		select {
-		case <-time.After(time.Second):
-		case <-ctx.Done():
-			return ended()
-		}
-	}
-	c.leader.Store(true)
-	defer c.leader.Store(false)
-	defer func() {
-		if ended() != nil {
-			return // the lease is gone, and the election key with it
-		}
-		rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer rcancel()
-		_ = el.Resign(rctx)
-	}()
-	c.log.Info("elected garbage collector", "id", c.cfg.ID, "grace", c.cfg.Grace, "interval", c.cfg.Interval)
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ended()
-		case <-timer.C:
-		}
-		start := time.Now()
-		st, err := c.Pass(ctx)
-		if ctx.Err() != nil {
-			return ended()
-		}
-		attrs := []any{"kept", st.Kept, "deleted", st.Deleted, "skipped", st.Skipped, "failed", st.Failed, "took", time.Since(start)}
-		switch {
-		case err != nil:
-			c.log.Warn("gc pass failed; retrying next interval", append(attrs, "err", err)...)
-		case st.Deleted > 0:
-			c.log.Info("gc pass", attrs...)
-		default:
-			c.log.Debug("gc pass", attrs...)
-		}
-		if c.cfg.OnPass != nil {
-			c.cfg.OnPass(st, err)
-		}
-		timer.Reset(c.cfg.Interval)
-	}
+	return elected.Run(ctx, sess, elected.Job{
+		Name: "garbage collector", Key: ElectionKey(c.cfg.Store), ID: c.cfg.ID, Interval: c.cfg.Interval,
+		Logger: c.log, Leader: &c.leader,
+		Pass: func(ctx context.Context) {
+			start := time.Now()
+			st, err := c.Pass(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			attrs := []any{"kept", st.Kept, "deleted", st.Deleted, "skipped", st.Skipped, "failed", st.Failed, "took", time.Since(start)}
+			switch {
+			case err != nil:
+				c.log.Warn("gc pass failed; retrying next interval", append(attrs, "err", err)...)
+			case st.Deleted > 0:
+				c.log.Info("gc pass", attrs...)
+			default:
+				c.log.Debug("gc pass", attrs...)
+			}
+			if c.cfg.OnPass != nil {
+				c.cfg.OnPass(st, err)
+			}
+		},
+	})
 }

@@ -122,7 +122,7 @@ func (en *env) exists(key string) bool {
 // ahead (0: the real clock).
 func (en *env) collector(b gc.Bucket, grace, ahead time.Duration) *gc.Collector {
 	en.t.Helper()
-	c, err := gc.New(gc.Config{Bucket: b, Store: en.store, Grace: grace, Logger: quiet,
+	c, err := gc.New(gc.Config{Bucket: b, Store: en.store, Grace: grace, Logger: quiet, Linger: -1,
 		Now: func() time.Time { return time.Now().Add(ahead) }})
 	if err != nil {
 		en.t.Fatal(err)
@@ -179,7 +179,7 @@ func TestPassDeletesExactlyTheOrphanOnceGraceHasPassed(t *testing.T) {
 	}
 	grace := 5 * time.Minute
 	at := func(now time.Time) *gc.Collector {
-		c, err := gc.New(gc.Config{Bucket: en.bucket, Store: en.store, Grace: grace, Logger: quiet, Now: func() time.Time { return now }})
+		c, err := gc.New(gc.Config{Bucket: en.bucket, Store: en.store, Grace: grace, Logger: quiet, Linger: -1, Now: func() time.Time { return now }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -219,6 +219,38 @@ func TestPassDeletesExactlyTheOrphanOnceGraceHasPassed(t *testing.T) {
 
 	// A second pass has nothing left to do.
 	en.pass(en.collector(en.bucket, 0, past), gc.Stats{Kept: 2, Skipped: 1})
+}
+
+// TestUnreferencedObjectsLingerBeforeDeletion: an object that is old
+// enough but only just became unreferenced (a merge replaced it, retention
+// dropped it) stays for Linger after the collector first saw it
+// unreferenced, so a reader holding its coordinates can still read it.
+func TestUnreferencedObjectsLingerBeforeDeletion(t *testing.T) {
+	en := newEnv(t)
+	a, ac := en.write(1, span{0, 0})
+	en.commit(0, ac[0])
+	_, bc := en.write(2, span{0, 2})
+	en.commit(0, bc[0])
+	now := time.Now().Add(past)
+	c, err := gc.New(gc.Config{Bucket: en.bucket, Store: en.store, Logger: quiet, Linger: time.Minute, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	en.pass(c, gc.Stats{Kept: 2})
+	if err := en.store.DeleteRangesBefore(en.ctx, en.topic.ID, 0, 2); err != nil {
+		t.Fatal(err)
+	}
+	en.pass(c, gc.Stats{Kept: 1, Waiting: 1}) // first seen unreferenced now
+	now = now.Add(time.Minute - time.Millisecond)
+	en.pass(c, gc.Stats{Kept: 1, Waiting: 1})
+	if !en.exists(a) {
+		t.Fatal("deleted before it lingered a minute")
+	}
+	now = now.Add(time.Millisecond)
+	en.pass(c, gc.Stats{Kept: 1, Deleted: 1})
+	if en.exists(a) {
+		t.Fatal("survived its linger")
+	}
 }
 
 func TestRetentionLeavesObjectsToTheCollector(t *testing.T) {

@@ -3,6 +3,8 @@ package disklessstore
 import (
 	"container/list"
 	"sync"
+
+	"github.com/streamline-dev/streamline/shared/segobject"
 )
 
 // rangeKey names one committed range: its object and position.
@@ -26,6 +28,8 @@ type rangeCache struct {
 type cacheEntry struct {
 	key  rangeKey
 	data []byte
+	ix   *segobject.Index // a segment's parsed index (data is nil)
+	size int64
 }
 
 func newRangeCache(max int64) *rangeCache {
@@ -33,34 +37,62 @@ func newRangeCache(max int64) *rangeCache {
 }
 
 func (c *rangeCache) get(k rangeKey) ([]byte, bool) {
+	e, ok := c.lookup(k)
+	if !ok {
+		return nil, false
+	}
+	return e.data, true
+}
+
+func (c *rangeCache) lookup(k rangeKey) (*cacheEntry, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[k]; ok {
 		c.ll.MoveToFront(el)
 		c.hits++
-		return el.Value.(*cacheEntry).data, true
+		return el.Value.(*cacheEntry), true
 	}
 	c.miss++
 	return nil, false
 }
 
 func (c *rangeCache) put(k rangeKey, data []byte) {
-	if int64(len(data)) > c.max {
+	c.insert(&cacheEntry{key: k, data: data, size: int64(len(data))})
+}
+
+// indexKey is where a segment's parsed index is cached.
+func indexKey(object string) rangeKey { return rangeKey{object, -1} }
+
+func (c *rangeCache) getIndex(object string) (*segobject.Index, bool) {
+	e, ok := c.lookup(indexKey(object))
+	if !ok {
+		return nil, false
+	}
+	return e.ix, true
+}
+
+// putIndex caches a parsed index, counted at twice its encoded size.
+func (c *rangeCache) putIndex(object string, ix *segobject.Index, encoded int64) {
+	c.insert(&cacheEntry{key: indexKey(object), ix: ix, size: 2 * encoded})
+}
+
+func (c *rangeCache) insert(e *cacheEntry) {
+	if e.size > c.max {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.items[k]; ok {
+	if _, ok := c.items[e.key]; ok {
 		return
 	}
-	c.items[k] = c.ll.PushFront(&cacheEntry{key: k, data: data})
-	c.size += int64(len(data))
+	c.items[e.key] = c.ll.PushFront(e)
+	c.size += e.size
 	for c.size > c.max {
 		el := c.ll.Back()
-		e := el.Value.(*cacheEntry)
+		old := el.Value.(*cacheEntry)
 		c.ll.Remove(el)
-		delete(c.items, e.key)
-		c.size -= int64(len(e.data))
+		delete(c.items, old.key)
+		c.size -= old.size
 	}
 }
 

@@ -80,6 +80,7 @@ type Engine struct {
 
 	tracer               trace.Tracer // nil: not tracing
 	ringHits, ringMisses atomic.Uint64
+	warmed               atomic.Uint64 // entries loaded by cache warming
 
 	mu   sync.Mutex
 	logs map[string]*Log
@@ -129,14 +130,22 @@ func (e *Engine) Open(spec storage.PartitionSpec) (storage.Log, error) {
 		return nil, fmt.Errorf("diskless %s-%d: committed end: %w", spec.Topic.Name, spec.Partition, err)
 	}
 	l := &Log{e: e, spec: spec, stream: stream}
-	// The manifest entries give the first retained offset and the size.
+	// The manifest entries give the first retained offset, the size, and
+	// the tail to warm the cache with.
 	start := end
+	var tail []meta.Coords
+	var tailBytes int64
 	if err := l.eachRange(ctx, 0, func(r meta.Coords) error {
 		if len(l.entries) == 0 {
 			start = r.BaseOffset
 		}
 		l.entries = append(l.entries, sizeEntry{r.LastOffset, r.Length})
 		l.bytes += r.Length
+		tail, tailBytes = append(tail, r), tailBytes+min(r.Length, segmentChunk)
+		for tailBytes > warmBytes && len(tail) > 1 {
+			tailBytes -= min(tail[0].Length, segmentChunk)
+			tail = tail[1:]
+		}
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("diskless %s-%d: manifest: %w", spec.Topic.Name, spec.Partition, err)
@@ -154,6 +163,7 @@ func (e *Engine) Open(spec storage.PartitionSpec) (storage.Log, error) {
 	e.logs[stream] = l
 	e.mu.Unlock()
 	e.ring.Drop(stream)
+	l.warm(tail)
 	return l, nil
 }
 
@@ -163,6 +173,9 @@ func (e *Engine) Close() error {
 	defer cancel()
 	return e.buf.Close(ctx)
 }
+
+// Warmed is how many manifest entries cache warming loaded (tests).
+func (e *Engine) Warmed() uint64 { return e.warmed.Load() }
 
 // Stats returns the buffer's counters (for metrics and tests).
 func (e *Engine) Stats() buffer.Stats { return e.buf.Stats() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -185,11 +186,25 @@ func (l *Log) Read(offset int64, maxBytes int, maxOffset int64, minOne bool) ([]
 		return nil, storage.ErrOffsetOutOfRange // retention removed it meanwhile
 	}
 	var out []byte
-	for i, r := range ranges {
+	next := offset
+	for _, r := range ranges {
 		if r.BaseOffset >= maxOffset {
 			break
 		}
-		data, err := l.e.readRange(ctx, r)
+		err := l.e.batchesFrom(ctx, r, next, func(h recbatch.Header, b []byte) error {
+			switch {
+			case h.BaseOffset >= maxOffset:
+				return errStop
+			case len(out)+len(b) > maxBytes && !(minOne && len(out) == 0):
+				return errStop
+			}
+			out = append(out, b...)
+			next = h.NextOffset()
+			return nil
+		})
+		if errors.Is(err, errStop) {
+			break
+		}
 		if err != nil && len(out) > 0 {
 			// Answer what was read: a range whose object is unreadable
 			// (lost, or the store failing) fails only the fetch that
@@ -199,22 +214,14 @@ func (l *Log) Read(offset int64, maxBytes int, maxOffset int64, minOne bool) ([]
 		if err != nil {
 			return nil, err
 		}
-		before := len(out)
-		out = appendBatches(out, data, offset, maxBytes, maxOffset, minOne && before == 0)
-		if len(out) == before || len(out) >= maxBytes {
-			break
-		}
-		if i == len(ranges)-1 {
-			break
-		}
 	}
-	if last := lastOffsetOf(out); last >= 0 {
-		l.prefetch(last + 1)
+	if len(out) > 0 {
+		l.prefetch(next)
 	}
 	return out, nil
 }
 
-// prefetch loads the range after a sequential read into the cache.
+// prefetch loads what a sequential reader reads next into the cache.
 func (l *Log) prefetch(next int64) {
 	if next >= l.end.Load() || l.next.Swap(next) == next {
 		return
@@ -223,28 +230,10 @@ func (l *Log) prefetch(next int64) {
 		ctx, cancel := context.WithTimeout(context.Background(), l.e.opts.RPCTimeout)
 		defer cancel()
 		rs, err := l.e.opts.Store.RangesFrom(ctx, l.spec.Topic.ID, l.spec.Partition, next, 1)
-		if err == nil && len(rs) == 1 {
-			_, _ = l.e.readRange(ctx, rs[0])
+		if err == nil && len(rs) == 1 && rs[0].BaseOffset <= next {
+			_, _ = l.e.readAt(ctx, rs[0], next)
 		}
 	}()
-}
-
-// readRange returns one committed range's bytes, from the cache or a
-// range GET.
-func (e *Engine) readRange(ctx context.Context, r meta.Coords) ([]byte, error) {
-	k := rangeKey{r.Object, r.Position}
-	if b, ok := e.cache.get(k); ok {
-		return b, nil
-	}
-	b, err := e.opts.Objects.GetRange(ctx, r.Object, r.Position, r.Length)
-	if err != nil {
-		return nil, fmt.Errorf("%w: read %s@%d: %v", storage.ErrStorage, r.Object, r.Position, err)
-	}
-	if int64(len(b)) != r.Length {
-		return nil, fmt.Errorf("%w: object %s is shorter than its manifest says", storage.ErrStorage, r.Object)
-	}
-	e.cache.put(k, b)
-	return b, nil
 }
 
 // appendBatches appends to out the whole batches of data from the one
@@ -291,11 +280,17 @@ func (l *Log) OffsetForTimestamp(ts int64) (int64, int64, bool, error) {
 		if r.MaxTimestamp < ts {
 			return nil
 		}
-		data, err := l.e.readRange(ctx, r)
-		if err != nil {
-			return err
+		at0 := max(r.BaseOffset, from)
+		if r.Segment != nil { // the time index skips the blocks before ts
+			ix, err := l.e.segmentIndex(ctx, r)
+			if err != nil {
+				return err
+			}
+			if blk, ok := ix.FindTime(ts); ok {
+				at0 = max(at0, blk.BaseOffset)
+			}
 		}
-		_, _ = recbatch.Iterate(data, false, func(h recbatch.Header, b []byte) error {
+		err := l.e.batchesFrom(ctx, r, at0, func(h recbatch.Header, b []byte) error {
 			if h.MaxTimestamp < ts || h.LastOffset() < from {
 				return nil
 			}
@@ -315,7 +310,7 @@ func (l *Log) OffsetForTimestamp(ts int64) (int64, int64, bool, error) {
 		if found {
 			return errStop
 		}
-		return nil
+		return err
 	})
 	if err != nil && !errors.Is(err, errStop) {
 		return 0, 0, false, err
@@ -349,19 +344,41 @@ func (l *Log) ScanHeaders(from int64, fn func(recbatch.Header) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*l.e.opts.RPCTimeout)
 	defer cancel()
 	return l.eachRange(ctx, from, func(r meta.Coords) error {
-		if err := fn(recbatch.Header{BaseOffset: r.BaseOffset, LastOffsetDelta: int32(r.LastOffset - r.BaseOffset),
-			PartitionLeaderEpoch: r.LeaderEpoch, Magic: 2, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, MaxTimestamp: r.MaxTimestamp}); err != nil {
-			return err
-		}
-		for _, p := range r.Producers {
-			if err := fn(recbatch.Header{BaseOffset: p.BaseOffset, LastOffsetDelta: int32(p.LastOffset - p.BaseOffset),
-				PartitionLeaderEpoch: r.LeaderEpoch, Magic: 2, ProducerID: p.ProducerID, ProducerEpoch: p.Epoch,
-				BaseSequence: p.FirstSeq}); err != nil {
+		for _, h := range entryHeaders(r) {
+			if err := fn(h); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// entryHeaders are the headers a manifest entry stands for, in offset
+// order: one where each leader epoch starts in it (a merged segment can
+// span several), one per idempotent batch with its producer facts and the
+// epoch it was written under.
+func entryHeaders(r meta.Coords) []recbatch.Header {
+	epochs := append([]meta.EpochStart{{Epoch: r.LeaderEpoch, Start: r.BaseOffset}}, r.Epochs...)
+	epochAt := func(o int64) int32 {
+		i := sort.Search(len(epochs), func(i int) bool { return epochs[i].Start > o }) - 1
+		return epochs[max(i, 0)].Epoch
+	}
+	var out []recbatch.Header
+	for i, e := range epochs {
+		last := r.LastOffset
+		if i+1 < len(epochs) {
+			last = epochs[i+1].Start - 1
+		}
+		out = append(out, recbatch.Header{BaseOffset: e.Start, LastOffsetDelta: int32(last - e.Start),
+			PartitionLeaderEpoch: e.Epoch, Magic: 2, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, MaxTimestamp: r.MaxTimestamp})
+	}
+	for _, p := range r.Producers {
+		out = append(out, recbatch.Header{BaseOffset: p.BaseOffset, LastOffsetDelta: int32(p.LastOffset - p.BaseOffset),
+			PartitionLeaderEpoch: epochAt(p.BaseOffset), Magic: 2, ProducerID: p.ProducerID, ProducerEpoch: p.Epoch,
+			BaseSequence: p.FirstSeq})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].BaseOffset < out[j].BaseOffset })
+	return out
 }
 
 // ApplyRetention implements storage.Log: manifest entries wholly older

@@ -41,6 +41,7 @@ func run(args []string) int {
 	fs.IntVar(&d.Diskless.MaxBatchBytes, "diskless-batch-bytes", 1<<20, "flush the diskless buffer when it holds this many bytes (batch_size_bytes)")
 	fs.DurationVar(&d.Diskless.MaxDelay, "diskless-batch-timeout", 100*time.Millisecond, "flush the diskless buffer this long after its first batch (batch_timeout_ms)")
 	fs.IntVar(&d.Diskless.MaxInFlight, "diskless-upload-parallelism", 4, "concurrent diskless uploads (upload_parallelism)")
+	d.Merge.AddFlags(fs.FlagSet)
 	fs.Int64Var(&d.MinFreeBytes, "min-free-bytes", localstore.DefaultMinFreeBytes, "free space kept on the data filesystem: below it, produce to local topics gets KAFKA_STORAGE_ERROR until space is freed (negative: no check)")
 	fs.BoolVar(&d.UnsafeNoFsync, "unsafe-no-fsync", false, "skip WAL fsync (benchmarks only: acknowledged data may be lost on a crash)")
 	if code, ok := fs.Parse(args); !ok {

@@ -1,13 +1,18 @@
 // Package objstorefs is the local-directory objstore.Bucket, the all-in-one
 // default: key "a/b/c" is the file <root>/a/b/c.
 //
-// Put is atomic and durable: it writes a temporary file in the key's own
-// directory (same filesystem, so the rename cannot be a copy), fsyncs it,
-// renames it over the key and fsyncs the directory, creating missing
+// Put and PutReader are atomic and durable: they write a temporary file in
+// the key's own directory (same filesystem, so the rename cannot be a copy),
+// fsync it, rename it over the key and fsync the directory, creating missing
 // directories the same way. A crash leaves either the old object, the new
 // one, or no object, plus at worst a stray temporary file; never a half
 // object under its key. Temporary files start with '.', which keys may not
 // (objstore.ValidKey), so Iter never shows them.
+//
+// PutReader streams into the temporary file through a 256 KiB buffer,
+// whatever the object's size, and renames it only once the reader has given
+// exactly the size announced and ended there; on any failure (a short, long
+// or failing reader, the context ending) the temporary file is removed.
 //
 // One limit S3 does not have: a key cannot also be a "directory" of other
 // keys ("a/b" and "a/b/c" cannot both exist). Streamline's key layout never
@@ -30,6 +35,7 @@ import (
 	"syscall"
 
 	"github.com/streamline-dev/streamline/shared/objstore"
+	"github.com/streamline-dev/streamline/shared/objstore/internal/exactreader"
 )
 
 func init() { objstore.Register("file", openURL) }
@@ -78,6 +84,35 @@ func (b *Bucket) path(key string) string { return filepath.Join(b.root, filepath
 
 // Put writes data under key atomically; see the package doc.
 func (b *Bucket) Put(ctx context.Context, key string, data []byte) error {
+	return b.put(ctx, key, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
+}
+
+// copyBufferSize is the buffer PutReader copies through: a PutReader holds
+// no more of the object in memory than this.
+const copyBufferSize = 256 << 10
+
+// PutReader streams exactly size bytes from r into the temporary file, then
+// makes it the object as Put does; see the package doc.
+func (b *Bucket) PutReader(ctx context.Context, key string, r io.Reader, size int64) error {
+	if size < 0 {
+		return fmt.Errorf("objstorefs: put %q: negative size %d", key, size)
+	}
+	return b.put(ctx, key, func(f *os.File) error {
+		// writerOnly hides the file's ReadFrom, which would copy through a
+		// buffer of its own choosing.
+		_, err := io.CopyBuffer(writerOnly{f}, exactreader.New(ctx, r, size), make([]byte, min(size, copyBufferSize)+1))
+		return err
+	})
+}
+
+type writerOnly struct{ io.Writer }
+
+// put writes an object atomically: write fills the temporary file, which
+// put then fsyncs, renames over the key and makes durable.
+func (b *Bucket) put(ctx context.Context, key string, write func(*os.File) error) error {
 	if err := objstore.ValidKey(key); err != nil {
 		return err
 	}
@@ -102,7 +137,7 @@ func (b *Bucket) Put(ctx context.Context, key string, data []byte) error {
 			return fmt.Errorf("objstorefs: put %q: %w", key, err)
 		}
 	}
-	err := writeSync(tmp, data)
+	err := writeSync(tmp, write)
 	if err == nil {
 		err = os.Rename(tmp.Name(), dst)
 	}
@@ -117,8 +152,8 @@ func (b *Bucket) Put(ctx context.Context, key string, data []byte) error {
 	return nil
 }
 
-func writeSync(f *os.File, data []byte) error {
-	_, err := f.Write(data)
+func writeSync(f *os.File, write func(*os.File) error) error {
+	err := write(f)
 	if err == nil {
 		err = f.Sync()
 	}

@@ -20,6 +20,11 @@
 //   - Multipart: objects above Options.MultipartThreshold go up in parts
 //     (put.go), with CRC32 checksums per part and an abort on any failure.
 //     The deprecated transfer manager is not used.
+//   - Streaming: PutReader sends objects up to the threshold as Put does,
+//     read into memory first; larger ones go up in parts read from the
+//     caller's reader one at a time, so it holds at most PartSize x
+//     PartConcurrency bytes of the object whatever its size. Put and
+//     PutReader share the multipart code.
 //   - Ranges: GetRange sends a Range header; S3's 416 becomes
 //     objstore.ErrInvalidRange.
 //   - Listing: ListObjectsV2, paged by the SDK's paginator, in S3's
@@ -251,28 +256,6 @@ func (b *Bucket) Iter(ctx context.Context, prefix string, fn func(key string) er
 				return err
 			}
 		}
-	}
-	return nil
-}
-
-// Put stores data: one PutObject up to the multipart threshold, a multipart
-// upload above it.
-func (b *Bucket) Put(ctx context.Context, key string, data []byte) error {
-	k, err := b.key(key)
-	if err != nil {
-		return err
-	}
-	if int64(len(data)) > b.o.MultipartThreshold {
-		return b.putMultipart(ctx, key, k, data)
-	}
-	_, err = b.c.PutObject(ctx, &s3.PutObjectInput{
-		Bucket:        &b.o.Bucket,
-		Key:           &k,
-		Body:          newBody(data),
-		ContentLength: aws.Int64(int64(len(data))),
-	})
-	if err != nil {
-		return mapErr("put", key, err)
 	}
 	return nil
 }

@@ -5,31 +5,125 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/streamline-dev/streamline/shared/objstore/internal/exactreader"
 )
 
 // newBody wraps data in a seekable reader: the SDK needs to seek to hash the
 // payload for SigV4 over plain HTTP and to rewind it for each retry.
 func newBody(data []byte) *bytes.Reader { return bytes.NewReader(data) }
 
-// putMultipart uploads data in parts of PartSize, PartConcurrency at a time.
-// Each part carries a CRC32 the server checks, and the completion lists them
-// so the server checks the whole. Any failure (including the caller's
-// context ending) aborts the upload, so no half object ever appears and the
-// stored parts are freed. If even the abort fails, the parts linger until
-// the bucket's lifecycle rule for incomplete uploads removes them.
+// Put stores data: one PutObject up to the multipart threshold, a multipart
+// upload above it.
+func (b *Bucket) Put(ctx context.Context, key string, data []byte) error {
+	k, err := b.key(key)
+	if err != nil {
+		return err
+	}
+	if int64(len(data)) > b.o.MultipartThreshold {
+		return b.putMultipart(ctx, key, k, int64(len(data)), sliceParts(data))
+	}
+	return b.putObject(ctx, key, k, data)
+}
+
+// PutReader stores the size bytes of r. Up to the multipart threshold they
+// are read into memory and sent as Put sends them; above it they go up as a
+// multipart upload that reads one part at a time from r into one of
+// PartConcurrency buffers of PartSize, reused as parts complete. A reader
+// with fewer or more bytes than size, or failing, aborts the upload.
+func (b *Bucket) PutReader(ctx context.Context, key string, r io.Reader, size int64) error {
+	k, err := b.key(key)
+	if err != nil {
+		return err
+	}
+	if size < 0 {
+		return fmt.Errorf("objstores3: put %q: negative size %d", key, size)
+	}
+	src := exactreader.New(ctx, r, size)
+	if size > b.o.MultipartThreshold {
+		return b.putMultipart(ctx, key, k, size, readParts(src))
+	}
+	data := make([]byte, size)
+	if _, err := io.ReadFull(src, data); err != nil {
+		return fmt.Errorf("objstores3: put %q: %w", key, err)
+	}
+	if err := src.Check(); err != nil {
+		return fmt.Errorf("objstores3: put %q: %w", key, err)
+	}
+	return b.putObject(ctx, key, k, data)
+}
+
+// putObject stores data with a single PutObject.
+func (b *Bucket) putObject(ctx context.Context, key, k string, data []byte) error {
+	_, err := b.c.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        &b.o.Bucket,
+		Key:           &k,
+		Body:          newBody(data),
+		ContentLength: aws.Int64(int64(len(data))),
+	})
+	if err != nil {
+		return mapErr("put", key, err)
+	}
+	return nil
+}
+
+// nextPart returns the object's next n bytes: its parts are asked for in
+// order. buf is memory the part may be read into, which stays the caller's
+// until the part is uploaded and then comes back for a later part: nil the
+// first time, then a part this function returned.
+type nextPart func(buf []byte, n int64) ([]byte, error)
+
+// sliceParts cuts the parts out of data, which is all in memory already.
+func sliceParts(data []byte) nextPart {
+	var off int64
+	return func(_ []byte, n int64) ([]byte, error) {
+		off += n
+		return data[off-n : off], nil
+	}
+}
+
+// readParts reads each part from src into buf, so an upload holds at most
+// one buffer per part in flight. Reading the last part checks that src ends
+// there: a longer reader fails before the upload completes.
+func readParts(src *exactreader.Reader) nextPart {
+	return func(buf []byte, n int64) ([]byte, error) {
+		if int64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		if _, err := io.ReadFull(src, buf); err != nil {
+			return nil, err
+		}
+		if src.Remaining() == 0 {
+			if err := src.Check(); err != nil {
+				return nil, err
+			}
+		}
+		return buf, nil
+	}
+}
+
+// putMultipart uploads the size bytes that next hands out in parts of
+// PartSize, PartConcurrency at a time. Each part carries a CRC32 the server
+// checks, and the completion lists them so the server checks the whole. Any
+// failure (including the caller's context ending or next failing) aborts the
+// upload, so no half object ever appears and the stored parts are freed. If
+// even the abort fails, the parts linger until the bucket's lifecycle rule
+// for incomplete uploads removes them.
 //
 // A retried CompleteMultipartUpload whose first try succeeded unseen answers
 // NoSuchUpload: Put then reports an error although the object exists. That
 // errs on the safe side (a false failure, never a false success); callers
 // retry, and objects are immutable, so the retry writes the same bytes.
-func (b *Bucket) putMultipart(ctx context.Context, key, k string, data []byte) (err error) {
-	size, partSize := int64(len(data)), b.o.PartSize
+func (b *Bucket) putMultipart(ctx context.Context, key, k string, size int64, next nextPart) (err error) {
+	partSize := b.o.PartSize
 	nparts := int((size + partSize - 1) / partSize)
 	if nparts > maxParts {
 		return fmt.Errorf("objstores3: put %q: %d bytes need %d parts of %d, over S3's %d", key, size, nparts, partSize, maxParts)
@@ -51,7 +145,7 @@ func (b *Bucket) putMultipart(ctx context.Context, key, k string, data []byte) (
 		}
 	}()
 
-	parts, err := b.uploadParts(ctx, k, id, data, nparts)
+	parts, err := b.uploadParts(ctx, k, id, size, nparts, next)
 	if err != nil {
 		return mapErr("put (upload part)", key, err)
 	}
@@ -67,26 +161,39 @@ func (b *Bucket) putMultipart(ctx context.Context, key, k string, data []byte) (
 	return nil
 }
 
-// uploadParts uploads every part and returns them in order. The first error
-// cancels the parts still running or waiting.
-func (b *Bucket) uploadParts(ctx context.Context, k string, id *string, data []byte, nparts int) ([]types.CompletedPart, error) {
+// uploadParts uploads every part and returns them in order. A part is asked
+// of next only once fewer than PartConcurrency parts are in flight, and
+// reuses the buffer of a part that finished, so at most PartConcurrency
+// parts are held at once. The first error cancels the parts still running
+// or waiting.
+func (b *Bucket) uploadParts(ctx context.Context, k string, id *string, size int64, nparts int, next nextPart) ([]types.CompletedPart, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	parts := make([]types.CompletedPart, nparts)
-	sem := make(chan struct{}, b.o.PartConcurrency)
+	// A slot per part in flight, carrying the buffer its last part used.
+	slots := make(chan []byte, b.o.PartConcurrency)
+	for range b.o.PartConcurrency {
+		slots <- nil
+	}
 	var wg sync.WaitGroup
 	for i := range nparts {
+		var buf []byte
 		select {
-		case sem <- struct{}{}:
+		case buf = <-slots:
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
 			break
 		}
 		num := int32(i + 1)
-		chunk := data[int64(i)*b.o.PartSize : min(int64(i+1)*b.o.PartSize, int64(len(data)))]
+		off := int64(i) * b.o.PartSize
+		chunk, err := next(buf, min(b.o.PartSize, size-off))
+		if err != nil {
+			cancel(fmt.Errorf("part %d: reading the object: %w", num, err))
+			break
+		}
 		wg.Go(func() {
-			defer func() { <-sem }()
+			defer func() { slots <- chunk }()
 			out, err := b.c.UploadPart(ctx, &s3.UploadPartInput{
 				Bucket:            &b.o.Bucket,
 				Key:               &k,

@@ -14,10 +14,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 
 	"github.com/streamline-dev/streamline/shared/objstore"
 )
@@ -52,6 +55,9 @@ func Run(t *testing.T, newBucket func(t *testing.T) objstore.Bucket) {
 		{"Iter", testIter},
 		{"Concurrent", testConcurrent},
 		{"CanceledContext", testCanceled},
+		{"PutReader", testPutReader},
+		{"PutReaderWrongSize", testPutReaderWrongSize},
+		{"PutReaderFailingReader", testPutReaderFailingReader},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, newBucket(t)) })
@@ -221,11 +227,12 @@ func testInvalidKeys(t *testing.T, b objstore.Bucket) {
 	ctx := t.Context()
 	for _, key := range InvalidKeys {
 		for op, err := range map[string]error{
-			"Put":    b.Put(ctx, key, []byte("x")),
-			"Get":    second(b.Get(ctx, key)),
-			"Range":  second(b.GetRange(ctx, key, 0, 1)),
-			"Size":   second(b.Size(ctx, key)),
-			"Delete": b.Delete(ctx, key),
+			"Put":       b.Put(ctx, key, []byte("x")),
+			"PutReader": b.PutReader(ctx, key, strings.NewReader("x"), 1),
+			"Get":       second(b.Get(ctx, key)),
+			"Range":     second(b.GetRange(ctx, key, 0, 1)),
+			"Size":      second(b.Size(ctx, key)),
+			"Delete":    b.Delete(ctx, key),
 		} {
 			if !errors.Is(err, objstore.ErrInvalidKey) {
 				t.Errorf("%s(%q): %v, want ErrInvalidKey", op, key, err)
@@ -355,7 +362,137 @@ func testCanceled(t *testing.T, b objstore.Bucket) {
 	if _, err := b.Get(ctx, "canceled"); err == nil {
 		t.Fatal("Get with a canceled context succeeded")
 	}
+	if err := b.PutReader(ctx, "canceled", strings.NewReader("x"), 1); err == nil {
+		t.Fatal("PutReader with a canceled context succeeded")
+	}
 	if _, err := b.Get(t.Context(), "canceled"); !errors.Is(err, objstore.ErrNotFound) {
-		t.Fatalf("Get after canceled Put: %v, want ErrNotFound", err)
+		t.Fatalf("Get after canceled Put and PutReader: %v, want ErrNotFound", err)
+	}
+}
+
+// putReader stores data with PutReader, through a reader that returns less
+// than asked for each time and the last bytes together with io.EOF.
+func putReader(t *testing.T, b objstore.Bucket, key string, data []byte) {
+	t.Helper()
+	r := iotest.HalfReader(iotest.DataErrReader(bytes.NewReader(data)))
+	if err := b.PutReader(t.Context(), key, r, int64(len(data))); err != nil {
+		t.Fatalf("PutReader(%q, %d bytes): %v", key, len(data), err)
+	}
+}
+
+// mustGetRanges checks Get, Size and GetRange of the whole object, and of
+// ranges around offs, agree with want.
+func mustGetRanges(t *testing.T, b objstore.Bucket, key string, want []byte, offs ...int64) {
+	t.Helper()
+	mustGet(t, b, key, want)
+	if len(want) == 0 {
+		return
+	}
+	for _, off := range append([]int64{0}, offs...) {
+		length := int64(len(want)) - off // to the end
+		if off > 0 {
+			length = min(length, 100)
+		}
+		got, err := b.GetRange(t.Context(), key, off, length)
+		if err != nil || !bytes.Equal(got, want[off:off+length]) {
+			t.Fatalf("GetRange(%q, %d, %d): %d bytes, %v; want %d bytes as put", key, off, length, len(got), err, length)
+		}
+	}
+}
+
+// mustBeAbsent checks a failed put left no object under key.
+func mustBeAbsent(t *testing.T, b objstore.Bucket, key string) {
+	t.Helper()
+	if _, err := b.Get(t.Context(), key); !errors.Is(err, objstore.ErrNotFound) {
+		t.Fatalf("Get(%q) after a failed PutReader: %v, want ErrNotFound", key, err)
+	}
+	if keys := list(t, b, key); len(keys) != 0 {
+		t.Fatalf("Iter(%q) after a failed PutReader: %q, want none", key, keys)
+	}
+}
+
+// testPutReader: objects streamed in, of every size class (empty, small,
+// multipart with a short last part, multipart of whole parts), read back
+// whole and by range.
+func testPutReader(t *testing.T, b objstore.Bucket) {
+	small := RandomBytes(20, 1000)
+	putReader(t, b, "stream/small", small)
+	mustGetRanges(t, b, "stream/small", small, 1, 999)
+
+	putReader(t, b, "stream/empty", nil)
+	mustGetRanges(t, b, "stream/empty", nil)
+
+	large := RandomBytes(21, LargeObjectSize)
+	putReader(t, b, "stream/large", large)
+	mustGetRanges(t, b, "stream/large", large, 5<<20-10, 6<<20-3, LargeObjectSize-1)
+
+	// Two whole parts of 5 MiB: the last part is full, no remainder.
+	whole := RandomBytes(22, 10<<20)
+	putReader(t, b, "stream/whole-parts", whole)
+	mustGetRanges(t, b, "stream/whole-parts", whole, 5<<20-50)
+
+	// Replacing, with either Put: the object is the last one put, whole.
+	putReader(t, b, "stream/large", small)
+	mustGetRanges(t, b, "stream/large", small)
+	put(t, b, "stream/small", large)
+	putReader(t, b, "stream/small", small)
+	mustGet(t, b, "stream/small", small)
+}
+
+// testPutReaderWrongSize: a reader with fewer or more bytes than announced
+// fails the put, single or multipart, and stores nothing; an object already
+// under the key stays as it was.
+func testPutReaderWrongSize(t *testing.T, b objstore.Bucket) {
+	ctx := t.Context()
+	old := []byte("the object before")
+	for _, size := range []int{1000, LargeObjectSize} {
+		data := RandomBytes(uint64(size), size+1)
+		for _, c := range []struct {
+			name string
+			have int // bytes the reader holds
+		}{
+			{"short", size - 1},
+			{"much shorter", size / 3},
+			{"long", size + 1},
+		} {
+			key := fmt.Sprintf("wrong/%d/%s", size, c.name)
+			r := iotest.HalfReader(bytes.NewReader(data[:c.have]))
+			if err := b.PutReader(ctx, key, r, int64(size)); err == nil {
+				t.Fatalf("PutReader of %d bytes from a reader with %d (%s) succeeded", size, c.have, c.name)
+			}
+			mustBeAbsent(t, b, key)
+
+			put(t, b, key, old)
+			if err := b.PutReader(ctx, key, bytes.NewReader(data[:c.have]), int64(size)); err == nil {
+				t.Fatalf("PutReader of %d bytes over an object, from a reader with %d (%s), succeeded", size, c.have, c.name)
+			}
+			mustGet(t, b, key, old)
+		}
+	}
+	if err := b.PutReader(ctx, "wrong/zero", strings.NewReader("x"), 0); err == nil {
+		t.Fatal("PutReader of 0 bytes from a reader with 1 succeeded")
+	}
+	mustBeAbsent(t, b, "wrong/zero")
+	if err := b.PutReader(ctx, "wrong/negative", strings.NewReader("x"), -1); err == nil {
+		t.Fatal("PutReader of -1 bytes succeeded")
+	}
+	mustBeAbsent(t, b, "wrong/negative")
+}
+
+// testPutReaderFailingReader: a reader that fails partway (a segment file
+// that can no longer be read) fails the put with its error and stores
+// nothing, whether it fails in the first part or the last.
+func testPutReaderFailingReader(t *testing.T, b objstore.Bucket) {
+	errRead := errors.New("reader broke")
+	for _, size := range []int{1000, LargeObjectSize} {
+		data := RandomBytes(uint64(size), size)
+		for _, cut := range []int{0, size / 2, size - 1} {
+			key := fmt.Sprintf("failing/%d/%d", size, cut)
+			r := io.MultiReader(bytes.NewReader(data[:cut]), iotest.ErrReader(errRead))
+			if err := b.PutReader(t.Context(), key, r, int64(size)); !errors.Is(err, errRead) {
+				t.Fatalf("PutReader of %d bytes, reader failing after %d: %v; want the reader's error", size, cut, err)
+			}
+			mustBeAbsent(t, b, key)
+		}
 	}
 }

@@ -30,10 +30,17 @@ func run(args []string) int {
 		objects    = fs.String("object-store", "", "object store to write flushes to: file:///dir or s3://bucket/prefix?endpoint=...&region=... (empty: none; uploads are refused)")
 		gcGrace    = fs.Duration("gc-grace", gc.DefaultGrace, "age below which an unreferenced object is never garbage-collected; commits of objects older than half of it are refused (same value on every uploader)")
 		gcInterval = fs.Duration("gc-interval", gc.DefaultInterval, "time between garbage-collection passes of the elected uploader")
+		gcLinger   = fs.Duration("gc-linger", gc.DefaultLinger, "how long an object past its grace must have been seen unreferenced (replaced by a merge, dropped by retention) before it is deleted: readers may still hold its coordinates")
 		_          = fs.HTTPAddr("") // served by fs.Telemetry
+		mergeCfg   uploader.MergeConfig
 	)
+	mergeCfg.AddFlags(fs.FlagSet)
 	if code, ok := fs.Parse(args); !ok {
 		return code
+	}
+	if err := mergeCfg.Validate(); err != nil {
+		fs.Fail("%v", err)
+		return svcmain.ExitUsage
 	}
 	log, err := fs.Logger()
 	if err != nil {
@@ -53,7 +60,7 @@ func run(args []string) int {
 	}
 	defer cli.Close()
 	cfg := uploader.Config{ID: *id, ListenAddr: *addr, AdvertisedAddr: *advertised, Etcd: cli, EtcdPrefix: *prefix, SessionTTL: *ttl,
-		GCGrace: *gcGrace, GCInterval: *gcInterval, Logger: log, TracerProvider: tel.TracerProvider, Metrics: tel.Registry}
+		GCGrace: *gcGrace, GCInterval: *gcInterval, GCLinger: *gcLinger, Merge: mergeCfg, Logger: log, TracerProvider: tel.TracerProvider, Metrics: tel.Registry}
 	if *objects != "" {
 		bucket, err := objstore.Open(context.Background(), *objects)
 		if err != nil {

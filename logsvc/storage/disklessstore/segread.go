@@ -1,0 +1,165 @@
+package disklessstore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/streamline-dev/streamline/logsvc/storage"
+	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/recbatch"
+	"github.com/streamline-dev/streamline/shared/segobject"
+)
+
+// A manifest entry is either an intake range (a partition's bytes in a
+// shared flush object, read and cached whole: a flush's worth) or a merged
+// segment (package segobject, up to the merger's target size): its index
+// is read once and cached parsed, and a read GETs the chunk from the block
+// holding the offset to the first block boundary past segmentChunk. Every
+// range GET is verified (length, batch CRCs, contiguous offsets) before it
+// is cached or returned: a corrupt or truncated object fails the fetch
+// with a storage error (KAFKA_STORAGE_ERROR), never returns wrong bytes,
+// and is logged loudly.
+
+// segmentChunk is how much of a segment one read GETs and caches.
+const segmentChunk = 1 << 20
+
+// readAt returns whole batches of committed entry r, starting with the
+// batch holding offset: an intake range's whole bytes, or a segment chunk.
+func (e *Engine) readAt(ctx context.Context, r meta.Coords, offset int64) ([]byte, error) {
+	if r.Segment == nil {
+		return e.readRange(ctx, r)
+	}
+	ix, err := e.segmentIndex(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	blk, ok := ix.Find(offset)
+	if !ok {
+		return nil, fmt.Errorf("%w: offset %d is not in segment %s (%d..%d)", storage.ErrStorage, offset, r.Object, r.BaseOffset, r.LastOffset)
+	}
+	k := rangeKey{r.Object, blk.Pos}
+	if b, ok := e.cache.get(k); ok {
+		return b, nil
+	}
+	end := ix.ReadEnd(blk.Pos, segmentChunk)
+	b, err := e.get(ctx, r.Object, blk.Pos, end-blk.Pos)
+	if err != nil {
+		return nil, err
+	}
+	if err := segobject.Verify(b, blk.BaseOffset, r.LastOffset); err != nil {
+		return nil, e.corrupt(r, blk.Pos, err)
+	}
+	e.cache.put(k, b)
+	return b, nil
+}
+
+// readRange returns one intake range's bytes, from the cache or a range
+// GET.
+func (e *Engine) readRange(ctx context.Context, r meta.Coords) ([]byte, error) {
+	k := rangeKey{r.Object, r.Position}
+	if b, ok := e.cache.get(k); ok {
+		return b, nil
+	}
+	b, err := e.get(ctx, r.Object, r.Position, r.Length)
+	if err != nil {
+		return nil, err
+	}
+	if err := segobject.Verify(b, r.BaseOffset, r.LastOffset); err != nil {
+		return nil, e.corrupt(r, r.Position, err)
+	}
+	e.cache.put(k, b)
+	return b, nil
+}
+
+// segmentIndex returns a segment's parsed index, from the cache or a GET.
+func (e *Engine) segmentIndex(ctx context.Context, r meta.Coords) (*segobject.Index, error) {
+	if ix, ok := e.cache.getIndex(r.Object); ok {
+		return ix, nil
+	}
+	b, err := e.get(ctx, r.Object, r.Segment.IndexPos, r.Segment.IndexLen)
+	if err != nil {
+		return nil, err
+	}
+	ix, err := segobject.ParseIndex(b, r.Segment.IndexPos, r.LastOffset)
+	if err == nil && ix.BaseOffset() != r.BaseOffset {
+		err = fmt.Errorf("%w: index starts at offset %d, the manifest at %d", segobject.ErrCorrupt, ix.BaseOffset(), r.BaseOffset)
+	}
+	if err != nil {
+		return nil, e.corrupt(r, r.Segment.IndexPos, err)
+	}
+	e.cache.putIndex(r.Object, ix, r.Segment.IndexLen)
+	return ix, nil
+}
+
+// get is one range GET that must return exactly length bytes.
+func (e *Engine) get(ctx context.Context, object string, pos, length int64) ([]byte, error) {
+	b, err := e.opts.Objects.GetRange(ctx, object, pos, length)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read %s@%d: %v", storage.ErrStorage, object, pos, err)
+	}
+	if int64(len(b)) != length {
+		e.log.Error("CORRUPT object: shorter than its manifest says; fetches of it fail", "object", object, "pos", pos, "want", length, "got", len(b))
+		return nil, fmt.Errorf("%w: object %s is shorter than its manifest says", storage.ErrStorage, object)
+	}
+	return b, nil
+}
+
+// corrupt logs bytes that failed verification and returns the error a
+// fetch of them gets.
+func (e *Engine) corrupt(r meta.Coords, pos int64, err error) error {
+	e.log.Error("CORRUPT object data: fetches of it fail", "object", r.Object, "pos", pos, "offsets", fmt.Sprintf("%d..%d", r.BaseOffset, r.LastOffset), "err", err)
+	return fmt.Errorf("%w: %s@%d: %v", storage.ErrStorage, r.Object, pos, err)
+}
+
+// batchesFrom calls fn with each batch of entry r from the one holding
+// offset from, reading chunk after chunk, until fn returns an error (which
+// is returned) or the entry ends.
+func (e *Engine) batchesFrom(ctx context.Context, r meta.Coords, from int64, fn func(recbatch.Header, []byte) error) error {
+	for from <= r.LastOffset {
+		data, err := e.readAt(ctx, r, from)
+		if err != nil {
+			return err
+		}
+		before := from
+		if _, err := recbatch.Iterate(data, false, func(h recbatch.Header, b []byte) error {
+			if h.LastOffset() < from {
+				return nil
+			}
+			if err := fn(h, b); err != nil {
+				return err
+			}
+			from = h.NextOffset()
+			return nil
+		}); err != nil {
+			return err
+		}
+		if from == before {
+			return fmt.Errorf("%w: no batch holds offset %d in %s", storage.ErrStorage, from, r.Object)
+		}
+	}
+	return nil
+}
+
+// warmBytes is how much of a partition's committed tail a new leader
+// loads into its cache.
+const warmBytes = 8 << 20
+
+// warm loads the tail entries (oldest first) into the cache: consumers of
+// a partition that just moved read its recent tail, and the ring of the
+// new leader is empty. Runs in the background; errors only mean colder
+// reads.
+func (l *Log) warm(tail []meta.Coords) {
+	if len(tail) == 0 {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), l.e.opts.RPCTimeout)
+		defer cancel()
+		for _, r := range tail {
+			if _, err := l.e.readAt(ctx, r, max(r.BaseOffset, r.LastOffset)); err != nil {
+				return
+			}
+			l.e.warmed.Add(1)
+		}
+	}()
+}
