@@ -33,6 +33,11 @@ func newTimedCommitter(c upload.Committer, reg prometheus.Registerer, tp trace.T
 	}
 }
 
+// AdvanceLogStart passes a trim (DeleteRecords, retention) through.
+func (t *timedCommitter) AdvanceLogStart(ctx context.Context, topic string, id meta.TopicID, p int32, leaderRevision, start int64) (int64, error) {
+	return t.c.AdvanceLogStart(ctx, topic, id, p, leaderRevision, start)
+}
+
 func (t *timedCommitter) Commit(ctx context.Context, commits []meta.PartitionCommit) []error {
 	var span trace.Span
 	if t.tracer != nil && telemetry.Recording(ctx) {

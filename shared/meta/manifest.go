@@ -245,20 +245,9 @@ func (s *Store) RangesFrom(ctx context.Context, id TopicID, p int32, offset int6
 	return out, nil
 }
 
-// DeleteRangesBefore deletes a partition's manifest entries that end
-// before offset (retention). The committed end is kept.
-func (s *Store) DeleteRangesBefore(ctx context.Context, id TopicID, p int32, offset int64) error {
-	if offset <= 0 {
-		return nil
-	}
-	_, err := s.cli.Delete(ctx, s.k.manifestRange(id, p, 0), clientv3.WithRange(s.k.manifestRange(id, p, offset)))
-	return err
-}
-
 // LogStart returns a partition's log start offset as set by
 // AdvanceLogStart, or 0 when none was set. The effective log start is the
-// larger of it and the first remaining range's base offset (retention
-// deletes ranges without writing it).
+// larger of it and the first remaining range's base offset.
 func (s *Store) LogStart(ctx context.Context, id TopicID, p int32) (int64, error) {
 	resp, err := s.cli.Get(ctx, s.k.manifestStart(id, p))
 	if err != nil {
@@ -275,7 +264,7 @@ func (s *Store) LogStart(ctx context.Context, id TopicID, p int32) (int64, error
 }
 
 // AdvanceLogStart raises a partition's stored log start offset to start
-// (Kafka DeleteRecords) and deletes the manifest entries wholly below it,
+// (Kafka DeleteRecords, retention) and deletes the manifest entries wholly below it,
 // in one transaction that also compares the partition's leader revision
 // (as commits do: a deposed leader gets ErrCommitFenced). A stored start
 // at or above start is left as it is. It returns the stored start after

@@ -9,9 +9,9 @@
 //   - orphans: objects uploaded but never committed (the committing leader
 //     was fenced, crashed, or its commit failed). An object younger than
 //     Grace may still be waiting for its commit, so it is never deleted;
-//   - expired data: retention of diskless data is applied by each
-//     partition's leader in logsvc, which deletes the partition's expired
-//     manifest entries (meta.Store.DeleteRangesBefore). An object whose
+//   - replaced and expired data: a merge swaps a partition's entries for
+//     one segment's (package merge), retention and DeleteRecords delete
+//     expired entries (UploadService.Trim). An object whose
 //     every entry (an object holds many partitions) is gone is
 //     unreferenced, and the next pass deletes it. No retention logic lives
 //     here.

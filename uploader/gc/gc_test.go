@@ -237,7 +237,7 @@ func TestUnreferencedObjectsLingerBeforeDeletion(t *testing.T) {
 		t.Fatal(err)
 	}
 	en.pass(c, gc.Stats{Kept: 2})
-	if err := en.store.DeleteRangesBefore(en.ctx, en.topic.ID, 0, 2); err != nil {
+	if _, err := en.store.AdvanceLogStart(en.ctx, "events", en.topic.ID, 0, en.parts[0].ModRevision, 2); err != nil {
 		t.Fatal(err)
 	}
 	en.pass(c, gc.Stats{Kept: 1, Waiting: 1}) // first seen unreferenced now
@@ -266,7 +266,7 @@ func TestRetentionLeavesObjectsToTheCollector(t *testing.T) {
 
 	// Partition 0's leader applies retention: its entry for a goes, but
 	// partition 1 still references a.
-	if err := en.store.DeleteRangesBefore(en.ctx, en.topic.ID, 0, 2); err != nil {
+	if _, err := en.store.AdvanceLogStart(en.ctx, "events", en.topic.ID, 0, en.parts[0].ModRevision, 2); err != nil {
 		t.Fatal(err)
 	}
 	en.pass(old, gc.Stats{Kept: 2})
@@ -276,7 +276,7 @@ func TestRetentionLeavesObjectsToTheCollector(t *testing.T) {
 
 	// Partition 1 too: nobody references a any more. Within the grace
 	// period it stays (retention never shortens the grace).
-	if err := en.store.DeleteRangesBefore(en.ctx, en.topic.ID, 1, 2); err != nil {
+	if _, err := en.store.AdvanceLogStart(en.ctx, "events", en.topic.ID, 1, en.parts[1].ModRevision, 2); err != nil {
 		t.Fatal(err)
 	}
 	en.pass(en.collector(en.bucket, 0, 0), gc.Stats{Kept: 2})

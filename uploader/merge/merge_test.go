@@ -324,12 +324,12 @@ func TestSwapRacesWinCleanlyOrLoseCleanly(t *testing.T) {
 		from      int64 // first offset retained after the race
 	}{
 		{"retention", func(en *env) {
-			if err := en.store.DeleteRangesBefore(en.ctx, en.topic.ID, 0, en.entries(0)[2].LastOffset+1); err != nil {
+			if _, err := en.store.AdvanceLogStart(en.ctx, "events", en.topic.ID, 0, en.parts[0].ModRevision, en.entries(0)[2].LastOffset+1); err != nil {
 				en.t.Fatal(err)
 			}
 		}, 1, -1},
 		{"delete-records", func(en *env) {
-			to := en.entries(0)[1].LastOffset + 1
+			to := en.entries(0)[1].LastOffset // inside entry 1 when it holds several offsets
 			if _, err := en.store.AdvanceLogStart(en.ctx, "events", en.topic.ID, 0, en.parts[0].ModRevision, to); err != nil {
 				en.t.Fatal(err)
 			}

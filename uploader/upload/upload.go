@@ -20,9 +20,11 @@ type ObjectWriter interface {
 	Put(ctx context.Context, key string, data []byte) error
 }
 
-// Committer is what an uploader needs of etcd (meta.Store satisfies it).
+// Committer is what an uploader needs of etcd (meta.Store satisfies it):
+// the fenced writes of manifest keys.
 type Committer interface {
 	Commit(ctx context.Context, commits []meta.PartitionCommit) []error
+	AdvanceLogStart(ctx context.Context, topic string, id meta.TopicID, p int32, leaderRevision, start int64) (int64, error)
 }
 
 // Flush is one log-service node's flush: batches of many partitions.

@@ -109,6 +109,24 @@ func (s *Server) Commit(ctx context.Context, req *uploadv1.CommitRequest) (*uplo
 	return resp, nil
 }
 
+// Trim implements UploadService.Trim.
+func (s *Server) Trim(ctx context.Context, req *uploadv1.TrimRequest) (*uploadv1.TrimResponse, error) {
+	if len(req.GetTopicId()) != 16 || req.GetStartOffset() < 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "partition %s-%d: topic_id (16 bytes) and a start_offset >= 0 are required", req.GetTopic(), req.GetPartition())
+	}
+	start, err := s.commits.AdvanceLogStart(ctx, req.GetTopic(), meta.TopicID(req.GetTopicId()), req.GetPartition(), req.GetLeaderRevision(), req.GetStartOffset())
+	resp := &uploadv1.TrimResponse{LogStartOffset: start}
+	switch {
+	case err == nil:
+		resp.Status = uploadv1.CommitStatus_COMMIT_STATUS_COMMITTED
+	case errors.Is(err, meta.ErrCommitFenced):
+		resp.Status, resp.Message = uploadv1.CommitStatus_COMMIT_STATUS_FENCED, err.Error()
+	default:
+		resp.Status, resp.Message = uploadv1.CommitStatus_COMMIT_STATUS_FAILED, err.Error()
+	}
+	return resp, nil
+}
+
 // commit sends to etcd the commits whose objects are young enough and
 // refuses the others; errs[i] is commits[i]'s outcome.
 func (s *Server) commit(ctx context.Context, commits []meta.PartitionCommit) []error {

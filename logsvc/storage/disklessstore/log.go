@@ -15,6 +15,7 @@ import (
 
 	"github.com/streamline-dev/streamline/logsvc/buffer"
 	"github.com/streamline-dev/streamline/logsvc/storage"
+	uploadv1 "github.com/streamline-dev/streamline/proto/gen/streamline/upload/v1"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/recbatch"
 	"github.com/streamline-dev/streamline/shared/telemetry"
@@ -137,9 +138,10 @@ func (l *Log) raiseStart(start int64) {
 }
 
 // DeleteRecords implements storage.Log: the new start and the deletion of
-// the manifest entries wholly below it are one etcd transaction, fenced by
-// the partition's leader revision like commits (a deposed leader gets
-// ErrFenced). Their objects become unreferenced and are collected.
+// the manifest entries wholly below it are one etcd transaction an
+// uploader makes (trim), fenced by the partition's leader revision like
+// commits (a deposed leader gets ErrFenced). Their objects become
+// unreferenced and are collected.
 func (l *Log) DeleteRecords(offset int64) error {
 	if offset > l.end.Load() {
 		return fmt.Errorf("%w: cannot delete below %d, the log ends at %d", storage.ErrOffsetOutOfRange, offset, l.end.Load())
@@ -147,17 +149,35 @@ func (l *Log) DeleteRecords(offset int64) error {
 	if offset <= l.start.Load() {
 		return nil
 	}
+	return l.trim(offset)
+}
+
+// trim has an uploader move the log start to offset and delete the
+// manifest entries wholly below it (UploadService.Trim: uploaders are the
+// only writers of manifest keys), fenced by this leader's revision: a
+// deposed leader gets ErrFenced. The new start is durable on return.
+func (l *Log) trim(offset int64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), l.e.opts.RPCTimeout)
 	defer cancel()
-	start, err := l.e.opts.Store.AdvanceLogStart(ctx, l.spec.Topic.Name, l.spec.Topic.ID, l.spec.Partition, l.spec.Leader.ModRevision, offset)
-	switch {
-	case errors.Is(err, meta.ErrCommitFenced):
-		return fmt.Errorf("%w: %v", storage.ErrFenced, err)
-	case err != nil:
-		return fmt.Errorf("%w: delete records of %s-%d: %v", storage.ErrStorage, l.spec.Topic.Name, l.spec.Partition, err)
+	req := &uploadv1.TrimRequest{Topic: l.spec.Topic.Name, TopicId: l.spec.Topic.ID[:], Partition: l.spec.Partition,
+		LeaderRevision: l.spec.Leader.ModRevision, StartOffset: offset}
+	var resp *uploadv1.TrimResponse
+	err := l.e.callUploader(ctx, func(ctx context.Context, c uploadv1.UploadServiceClient) (err error) {
+		resp, err = c.Trim(ctx, req)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%w: trim %s-%d to %d: %v", storage.ErrStorage, l.spec.Topic.Name, l.spec.Partition, offset, err)
 	}
-	l.raiseStart(start)
-	return nil
+	switch resp.GetStatus() {
+	case uploadv1.CommitStatus_COMMIT_STATUS_COMMITTED:
+		l.raiseStart(resp.GetLogStartOffset())
+		return nil
+	case uploadv1.CommitStatus_COMMIT_STATUS_FENCED:
+		return fmt.Errorf("%w: %s", storage.ErrFenced, resp.GetMessage())
+	default:
+		return fmt.Errorf("%w: trim %s-%d to %d: %s %s", storage.ErrStorage, l.spec.Topic.Name, l.spec.Partition, offset, resp.GetStatus(), resp.GetMessage())
+	}
 }
 
 // EndOffset implements storage.Log: the committed end.
@@ -383,7 +403,8 @@ func entryHeaders(r meta.Coords) []recbatch.Header {
 
 // ApplyRetention implements storage.Log: manifest entries wholly older
 // than retentionMs, or beyond retentionBytes counted from the newest, are
-// deleted from etcd (their objects become unreferenced and are collected).
+// deleted by a trim to the end of the last of them (their objects become
+// unreferenced and are collected).
 func (l *Log) ApplyRetention(retentionMs, retentionBytes int64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), l.e.opts.RPCTimeout)
 	defer cancel()
@@ -418,12 +439,7 @@ func (l *Log) ApplyRetention(retentionMs, retentionBytes int64) error {
 	if cutoff < 0 {
 		return nil
 	}
-	newStart := all[cutoff].LastOffset + 1
-	if err := l.e.opts.Store.DeleteRangesBefore(ctx, l.spec.Topic.ID, l.spec.Partition, newStart); err != nil {
-		return err
-	}
-	l.raiseStart(newStart)
-	return nil
+	return l.trim(all[cutoff].LastOffset + 1)
 }
 
 // Size implements storage.Log: the byte lengths of the partition's

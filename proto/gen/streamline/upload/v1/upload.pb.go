@@ -721,6 +721,149 @@ func (x *PartitionCommitResult) GetCommittedEndOffset() int64 {
 	return 0
 }
 
+// TrimRequest moves one partition's log start.
+type TrimRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	TopicId   []byte                 `protobuf:"bytes,2,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
+	Partition int32                  `protobuf:"varint,3,opt,name=partition,proto3" json:"partition,omitempty"`
+	// As in PartitionCommit: the trim is refused if the leader changed.
+	LeaderRevision int64 `protobuf:"varint,4,opt,name=leader_revision,json=leaderRevision,proto3" json:"leader_revision,omitempty"`
+	// The new log start offset; the caller checks it against the log end.
+	StartOffset   int64 `protobuf:"varint,5,opt,name=start_offset,json=startOffset,proto3" json:"start_offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrimRequest) Reset() {
+	*x = TrimRequest{}
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrimRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrimRequest) ProtoMessage() {}
+
+func (x *TrimRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrimRequest.ProtoReflect.Descriptor instead.
+func (*TrimRequest) Descriptor() ([]byte, []int) {
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *TrimRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *TrimRequest) GetTopicId() []byte {
+	if x != nil {
+		return x.TopicId
+	}
+	return nil
+}
+
+func (x *TrimRequest) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *TrimRequest) GetLeaderRevision() int64 {
+	if x != nil {
+		return x.LeaderRevision
+	}
+	return 0
+}
+
+func (x *TrimRequest) GetStartOffset() int64 {
+	if x != nil {
+		return x.StartOffset
+	}
+	return 0
+}
+
+// TrimResponse is a trim's outcome.
+type TrimResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// COMMITTED, FENCED or FAILED.
+	Status  CommitStatus `protobuf:"varint,1,opt,name=status,proto3,enum=streamline.upload.v1.CommitStatus" json:"status,omitempty"`
+	Message string       `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// The stored log start after the call (at least start_offset when
+	// COMMITTED).
+	LogStartOffset int64 `protobuf:"varint,3,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *TrimResponse) Reset() {
+	*x = TrimResponse{}
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrimResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrimResponse) ProtoMessage() {}
+
+func (x *TrimResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrimResponse.ProtoReflect.Descriptor instead.
+func (*TrimResponse) Descriptor() ([]byte, []int) {
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *TrimResponse) GetStatus() CommitStatus {
+	if x != nil {
+		return x.Status
+	}
+	return CommitStatus_COMMIT_STATUS_UNSPECIFIED
+}
+
+func (x *TrimResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *TrimResponse) GetLogStartOffset() int64 {
+	if x != nil {
+		return x.LogStartOffset
+	}
+	return 0
+}
+
 var File_streamline_upload_v1_upload_proto protoreflect.FileDescriptor
 
 const file_streamline_upload_v1_upload_proto_rawDesc = "" +
@@ -785,16 +928,27 @@ const file_streamline_upload_v1_upload_proto_rawDesc = "" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12:\n" +
 	"\x06status\x18\x03 \x01(\x0e2\".streamline.upload.v1.CommitStatusR\x06status\x12\x18\n" +
 	"\amessage\x18\x04 \x01(\tR\amessage\x120\n" +
-	"\x14committed_end_offset\x18\x05 \x01(\x03R\x12committedEndOffset*\x9e\x01\n" +
+	"\x14committed_end_offset\x18\x05 \x01(\x03R\x12committedEndOffset\"\xa8\x01\n" +
+	"\vTrimRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x19\n" +
+	"\btopic_id\x18\x02 \x01(\fR\atopicId\x12\x1c\n" +
+	"\tpartition\x18\x03 \x01(\x05R\tpartition\x12'\n" +
+	"\x0fleader_revision\x18\x04 \x01(\x03R\x0eleaderRevision\x12!\n" +
+	"\fstart_offset\x18\x05 \x01(\x03R\vstartOffset\"\x8e\x01\n" +
+	"\fTrimResponse\x12:\n" +
+	"\x06status\x18\x01 \x01(\x0e2\".streamline.upload.v1.CommitStatusR\x06status\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12(\n" +
+	"\x10log_start_offset\x18\x03 \x01(\x03R\x0elogStartOffset*\x9e\x01\n" +
 	"\fCommitStatus\x12\x1d\n" +
 	"\x19COMMIT_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17COMMIT_STATUS_COMMITTED\x10\x01\x12\x18\n" +
 	"\x14COMMIT_STATUS_FENCED\x10\x02\x12\x1e\n" +
 	"\x1aCOMMIT_STATUS_OUT_OF_ORDER\x10\x03\x12\x18\n" +
-	"\x14COMMIT_STATUS_FAILED\x10\x042\xb9\x01\n" +
+	"\x14COMMIT_STATUS_FAILED\x10\x042\x88\x02\n" +
 	"\rUploadService\x12S\n" +
 	"\x06Upload\x12#.streamline.upload.v1.UploadRequest\x1a$.streamline.upload.v1.UploadResponse\x12S\n" +
-	"\x06Commit\x12#.streamline.upload.v1.CommitRequest\x1a$.streamline.upload.v1.CommitResponseB\xe7\x01\n" +
+	"\x06Commit\x12#.streamline.upload.v1.CommitRequest\x1a$.streamline.upload.v1.CommitResponse\x12M\n" +
+	"\x04Trim\x12!.streamline.upload.v1.TrimRequest\x1a\".streamline.upload.v1.TrimResponseB\xe7\x01\n" +
 	"\x18com.streamline.upload.v1B\vUploadProtoP\x01ZLgithub.com/streamline-dev/streamline/proto/gen/streamline/upload/v1;uploadv1\xa2\x02\x03SUX\xaa\x02\x14Streamline.Upload.V1\xca\x02\x14Streamline\\Upload\\V1\xe2\x02 Streamline\\Upload\\V1\\GPBMetadata\xea\x02\x16Streamline::Upload::V1b\x06proto3"
 
 var (
@@ -810,7 +964,7 @@ func file_streamline_upload_v1_upload_proto_rawDescGZIP() []byte {
 }
 
 var file_streamline_upload_v1_upload_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_streamline_upload_v1_upload_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_streamline_upload_v1_upload_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_streamline_upload_v1_upload_proto_goTypes = []any{
 	(CommitStatus)(0),             // 0: streamline.upload.v1.CommitStatus
 	(*UploadRequest)(nil),         // 1: streamline.upload.v1.UploadRequest
@@ -822,24 +976,29 @@ var file_streamline_upload_v1_upload_proto_goTypes = []any{
 	(*PartitionCommit)(nil),       // 7: streamline.upload.v1.PartitionCommit
 	(*CommitResponse)(nil),        // 8: streamline.upload.v1.CommitResponse
 	(*PartitionCommitResult)(nil), // 9: streamline.upload.v1.PartitionCommitResult
+	(*TrimRequest)(nil),           // 10: streamline.upload.v1.TrimRequest
+	(*TrimResponse)(nil),          // 11: streamline.upload.v1.TrimResponse
 }
 var file_streamline_upload_v1_upload_proto_depIdxs = []int32{
-	2, // 0: streamline.upload.v1.UploadRequest.partitions:type_name -> streamline.upload.v1.UploadPartition
-	5, // 1: streamline.upload.v1.UploadResponse.partitions:type_name -> streamline.upload.v1.Coords
-	4, // 2: streamline.upload.v1.Coords.producers:type_name -> streamline.upload.v1.ProducerBatch
-	7, // 3: streamline.upload.v1.CommitRequest.partitions:type_name -> streamline.upload.v1.PartitionCommit
-	5, // 4: streamline.upload.v1.PartitionCommit.coords:type_name -> streamline.upload.v1.Coords
-	9, // 5: streamline.upload.v1.CommitResponse.partitions:type_name -> streamline.upload.v1.PartitionCommitResult
-	0, // 6: streamline.upload.v1.PartitionCommitResult.status:type_name -> streamline.upload.v1.CommitStatus
-	1, // 7: streamline.upload.v1.UploadService.Upload:input_type -> streamline.upload.v1.UploadRequest
-	6, // 8: streamline.upload.v1.UploadService.Commit:input_type -> streamline.upload.v1.CommitRequest
-	3, // 9: streamline.upload.v1.UploadService.Upload:output_type -> streamline.upload.v1.UploadResponse
-	8, // 10: streamline.upload.v1.UploadService.Commit:output_type -> streamline.upload.v1.CommitResponse
-	9, // [9:11] is the sub-list for method output_type
-	7, // [7:9] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	2,  // 0: streamline.upload.v1.UploadRequest.partitions:type_name -> streamline.upload.v1.UploadPartition
+	5,  // 1: streamline.upload.v1.UploadResponse.partitions:type_name -> streamline.upload.v1.Coords
+	4,  // 2: streamline.upload.v1.Coords.producers:type_name -> streamline.upload.v1.ProducerBatch
+	7,  // 3: streamline.upload.v1.CommitRequest.partitions:type_name -> streamline.upload.v1.PartitionCommit
+	5,  // 4: streamline.upload.v1.PartitionCommit.coords:type_name -> streamline.upload.v1.Coords
+	9,  // 5: streamline.upload.v1.CommitResponse.partitions:type_name -> streamline.upload.v1.PartitionCommitResult
+	0,  // 6: streamline.upload.v1.PartitionCommitResult.status:type_name -> streamline.upload.v1.CommitStatus
+	0,  // 7: streamline.upload.v1.TrimResponse.status:type_name -> streamline.upload.v1.CommitStatus
+	1,  // 8: streamline.upload.v1.UploadService.Upload:input_type -> streamline.upload.v1.UploadRequest
+	6,  // 9: streamline.upload.v1.UploadService.Commit:input_type -> streamline.upload.v1.CommitRequest
+	10, // 10: streamline.upload.v1.UploadService.Trim:input_type -> streamline.upload.v1.TrimRequest
+	3,  // 11: streamline.upload.v1.UploadService.Upload:output_type -> streamline.upload.v1.UploadResponse
+	8,  // 12: streamline.upload.v1.UploadService.Commit:output_type -> streamline.upload.v1.CommitResponse
+	11, // 13: streamline.upload.v1.UploadService.Trim:output_type -> streamline.upload.v1.TrimResponse
+	11, // [11:14] is the sub-list for method output_type
+	8,  // [8:11] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_streamline_upload_v1_upload_proto_init() }
@@ -853,7 +1012,7 @@ func file_streamline_upload_v1_upload_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_streamline_upload_v1_upload_proto_rawDesc), len(file_streamline_upload_v1_upload_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

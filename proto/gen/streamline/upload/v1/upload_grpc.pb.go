@@ -29,6 +29,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	UploadService_Upload_FullMethodName = "/streamline.upload.v1.UploadService/Upload"
 	UploadService_Commit_FullMethodName = "/streamline.upload.v1.UploadService/Commit"
+	UploadService_Trim_FullMethodName   = "/streamline.upload.v1.UploadService/Trim"
 )
 
 // UploadServiceClient is the client API for UploadService service.
@@ -47,6 +48,14 @@ type UploadServiceClient interface {
 	// group of partitions, each partition all-or-nothing, fenced by the
 	// partition's leader revision and by its committed end.
 	Commit(ctx context.Context, in *CommitRequest, opts ...grpc.CallOption) (*CommitResponse, error)
+	// Trim moves a partition's log start forward and deletes its manifest
+	// entries wholly below the new start, in one etcd transaction fenced by
+	// the partition's leader revision like Commit: Kafka DeleteRecords (the
+	// start may fall inside an entry) and retention (the start is the end of
+	// the last expired entry). A start at or below the stored one changes
+	// nothing. Uploaders are the only writers of manifest keys; log-service
+	// nodes only read them.
+	Trim(ctx context.Context, in *TrimRequest, opts ...grpc.CallOption) (*TrimResponse, error)
 }
 
 type uploadServiceClient struct {
@@ -77,6 +86,16 @@ func (c *uploadServiceClient) Commit(ctx context.Context, in *CommitRequest, opt
 	return out, nil
 }
 
+func (c *uploadServiceClient) Trim(ctx context.Context, in *TrimRequest, opts ...grpc.CallOption) (*TrimResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TrimResponse)
+	err := c.cc.Invoke(ctx, UploadService_Trim_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // UploadServiceServer is the server API for UploadService service.
 // All implementations must embed UnimplementedUploadServiceServer
 // for forward compatibility.
@@ -93,6 +112,14 @@ type UploadServiceServer interface {
 	// group of partitions, each partition all-or-nothing, fenced by the
 	// partition's leader revision and by its committed end.
 	Commit(context.Context, *CommitRequest) (*CommitResponse, error)
+	// Trim moves a partition's log start forward and deletes its manifest
+	// entries wholly below the new start, in one etcd transaction fenced by
+	// the partition's leader revision like Commit: Kafka DeleteRecords (the
+	// start may fall inside an entry) and retention (the start is the end of
+	// the last expired entry). A start at or below the stored one changes
+	// nothing. Uploaders are the only writers of manifest keys; log-service
+	// nodes only read them.
+	Trim(context.Context, *TrimRequest) (*TrimResponse, error)
 	mustEmbedUnimplementedUploadServiceServer()
 }
 
@@ -108,6 +135,9 @@ func (UnimplementedUploadServiceServer) Upload(context.Context, *UploadRequest) 
 }
 func (UnimplementedUploadServiceServer) Commit(context.Context, *CommitRequest) (*CommitResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Commit not implemented")
+}
+func (UnimplementedUploadServiceServer) Trim(context.Context, *TrimRequest) (*TrimResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Trim not implemented")
 }
 func (UnimplementedUploadServiceServer) mustEmbedUnimplementedUploadServiceServer() {}
 func (UnimplementedUploadServiceServer) testEmbeddedByValue()                       {}
@@ -166,6 +196,24 @@ func _UploadService_Commit_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _UploadService_Trim_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TrimRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UploadServiceServer).Trim(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UploadService_Trim_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UploadServiceServer).Trim(ctx, req.(*TrimRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // UploadService_ServiceDesc is the grpc.ServiceDesc for UploadService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -180,6 +228,10 @@ var UploadService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Commit",
 			Handler:    _UploadService_Commit_Handler,
+		},
+		{
+			MethodName: "Trim",
+			Handler:    _UploadService_Trim_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
