@@ -98,7 +98,9 @@ type MergeConfig struct {
 	MinAge      time.Duration
 	TargetBytes int64
 	Interval    time.Duration
-	enabled     *bool // set by AddFlags
+	// Failpoint is passed to merge.Config.Failpoint (crash tests).
+	Failpoint func(step string)
+	enabled   *bool // set by AddFlags
 }
 
 // AddFlags defines the merge flags on fs (the uploader's and the
@@ -199,7 +201,8 @@ func New(cfg Config) (*Uploader, error) {
 	if b, ok := cfg.Objects.(merge.Bucket); ok && !cfg.Merge.Disabled {
 		m, err := merge.New(merge.Config{Bucket: b, Store: meta.NewStore(cfg.Etcd, cfg.EtcdPrefix), ID: cfg.ID,
 			MinAge: cfg.Merge.MinAge, TargetBytes: cfg.Merge.TargetBytes, Interval: cfg.Merge.Interval,
-			MaxCommitAge: gc.MaxCommitAge(cfg.GCGrace), Logger: cfg.Logger, OnPass: mergeMetrics(cfg.Metrics)})
+			MaxCommitAge: gc.MaxCommitAge(cfg.GCGrace), Logger: cfg.Logger, OnPass: mergeMetrics(cfg.Metrics),
+			Failpoint: cfg.Merge.Failpoint})
 		if err != nil {
 			return nil, err
 		}

@@ -78,8 +78,11 @@ type Process struct {
 	t    testing.TB
 	bin  string
 	args []string
-	cmd  *exec.Cmd
-	log  *os.File
+	// Env is added to the process's environment (after the test's own)
+	// from its next start: Restart picks up a change.
+	Env []string
+	cmd *exec.Cmd
+	log *os.File
 	// ready is closed when the process prints a line containing the
 	// readiness marker.
 	ready chan struct{}
@@ -137,6 +140,9 @@ func (p *Process) start(readyMarker string) {
 		fmt.Fprintf(p.log, "==== %s: started again (run %d) at %s ====\n", p.Name(), p.runs, time.Now().Format(time.RFC3339Nano))
 	}
 	p.cmd = exec.Command(p.bin, p.args...)
+	if len(p.Env) > 0 {
+		p.cmd.Env = append(os.Environ(), p.Env...)
+	}
 	var watched io.Reader // the stream scanned for the marker
 	if p.markerOnStderr {
 		p.cmd.Stdout = p.log

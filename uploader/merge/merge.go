@@ -108,6 +108,23 @@ type Config struct {
 	Now          func() time.Time
 	// OnPass, if set, is called after every pass Run makes (metrics).
 	OnPass func(Stats, error)
+	// Failpoint, if set, is called at each step of a merge with its name
+	// (FailBeforePut, FailAfterPut, FailAfterSwap): crash tests kill the
+	// process there.
+	Failpoint func(step string)
+}
+
+// The steps of a merge a Failpoint sees.
+const (
+	FailBeforePut = "merge-before-put"
+	FailAfterPut  = "merge-after-put"
+	FailAfterSwap = "merge-after-swap"
+)
+
+func (m *Merger) failpoint(step string) {
+	if m.cfg.Failpoint != nil {
+		m.cfg.Failpoint(step)
+	}
 }
 
 // Stats is what one pass saw and did.
@@ -428,9 +445,13 @@ func (m *Merger) runJobs(ctx context.Context, jobs []job, st *Stats, failed []er
 			break
 		}
 		g.Go(func() error {
+			m.failpoint(FailBeforePut)
 			c, err := m.write(ctx, j, b)
 			if err == nil {
-				err = m.swap(ctx, j, c)
+				m.failpoint(FailAfterPut)
+				if err = m.swap(ctx, j, c); err == nil {
+					m.failpoint(FailAfterSwap)
+				}
 			}
 			mu.Lock()
 			defer mu.Unlock()
