@@ -36,7 +36,7 @@ TEST_CHAOS_SEED ?= 11
 # Every services package but the campaign, which `make test` runs on its own.
 SERVICES_TEST_PKGS = $(shell $(GO) list ./services/... | grep -v /services/chaos)
 
-.PHONY: all build test test-race test-e2e generate lint tools run clean chaos
+.PHONY: bench all build test test-race test-e2e generate lint tools run clean chaos
 
 all: build
 
@@ -58,6 +58,20 @@ test: tools
 chaos: tools
 	CHAOS_DURATION=$(DURATION) CHAOS_SEED=$(SEED) CHAOS_REPORT=$(REPORT) CHAOS_LOGS=$(LOGS) \
 		$(GO) test -count=1 -v -timeout 0 ./services/chaos/
+
+## bench: the benchmark table (Markdown) of the all-in-one, rate-limited so
+## latencies are below saturation: local, diskless, and diskless while the
+## merger rewrites its ranges (merge age 2 s: merging runs through the load)
+BENCH_RECORDS ?= 60000
+BENCH_RATE    ?= 2000
+BENCH_ARGS     = --target streamline --partitions 12 --records $(BENCH_RECORDS) --rate $(BENCH_RATE) --record-bytes 1024 --diskless-batch-timeout 20ms
+bench:
+	@mkdir -p bin
+	@CGO_ENABLED=0 $(GO) build -o bin/streamline-bench ./services/cmd/streamline-bench
+	@bin/streamline-bench --row-header
+	@bin/streamline-bench $(BENCH_ARGS) --storage-mode local --row "local"
+	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge=false --row "diskless, merging off"
+	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge-min-age 2s --row "diskless, merging (age 2 s)"
 
 ## run: the all-in-one server on 127.0.0.1:9092
 run:

@@ -51,6 +51,15 @@ func (r Result) RecordsPerSec() float64 { return float64(r.Records) / r.Elapsed.
 // MBPerSec is the produce throughput in MiB/s.
 func (r Result) MBPerSec() float64 { return float64(r.Bytes) / (1 << 20) / r.Elapsed.Seconds() }
 
+// RowHeader is the header of the Markdown table Row writes rows of.
+const RowHeader = "| scenario | records/s | MiB/s | produce p50 | produce p99 | produce p999 | end-to-end p99 |\n|---|---:|---:|---:|---:|---:|---:|"
+
+// Row writes the result as one Markdown table row (see RowHeader).
+func (r Result) Row(w io.Writer, label string) {
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+	fmt.Fprintf(w, "| %s | %.0f | %.1f | %s | %s | %s | %s |\n", label, r.RecordsPerSec(), r.MBPerSec(), ms(r.ProduceP50), ms(r.ProduceP99), ms(r.ProduceP999), ms(r.E2EP99))
+}
+
 // Print writes a one-block human summary.
 func (r Result) Print(w io.Writer, label string) {
 	fmt.Fprintf(w, "%s: %d records in %v: %.0f rec/s, %.1f MiB/s\n", label, r.Records, r.Elapsed.Round(time.Millisecond), r.RecordsPerSec(), r.MBPerSec())

@@ -26,18 +26,24 @@ import (
 // once the merge has caught up, etcd holds fewer than 400 keys in all, and
 // every acknowledged record reads back byte for byte from offset 0, also
 // after kill -9 and a restart. In CI it produces for 20 s with a 5 s merge
-// age; STREAMLINE_LONG=1 runs the two minutes with a 20 s age.
+// age; STREAMLINE_LONG=1 runs the two minutes with a 20 s age, and
+// STREAMLINE_SOAK=15m the soak: 50 partitions, 10 ms batches, a 1 min merge
+// age, etcd's key count and size in use logged every 30 s (the limit is
+// then 1,000 keys: 50 partitions keep a few segments each).
 func TestAllInOneMergeKeepsEtcdSmall(t *testing.T) {
-	produceFor, minAge := 20*time.Second, 5*time.Second
+	produceFor, minAge, partitions, batch, limit := 20*time.Second, 5*time.Second, int32(12), "20ms", int64(400)
 	if os.Getenv("STREAMLINE_LONG") != "" {
 		produceFor, minAge = 2*time.Minute, 20*time.Second
+	}
+	if d, err := time.ParseDuration(os.Getenv("STREAMLINE_SOAK")); err == nil {
+		produceFor, minAge, partitions, batch, limit = d, time.Minute, 50, "10ms", 1000
 	}
 	bin := cluster.Binary(t, "./services/cmd/streamline")
 	dataDir := t.TempDir()
 	ports := cluster.FreeAddrs(t, 5)
 	addr, etcdAddr := ports[0], ports[1]
 	args := []string{"--data-dir", dataDir, "--kafka-addr", addr, "--etcd-client-addr", etcdAddr, "--etcd-peer-addr", ports[2],
-		"--admin-addr", ports[3], "--http-addr", ports[4], "--diskless-batch-timeout", "20ms",
+		"--admin-addr", ports[3], "--http-addr", ports[4], "--diskless-batch-timeout", batch,
 		"--merge-min-age", minAge.String(), "--merge-interval", "1s"}
 	proc := cluster.StartProcess(t, bin, readyMarker, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), produceFor+4*time.Minute)
@@ -55,10 +61,18 @@ func TestAllInOneMergeKeepsEtcdSmall(t *testing.T) {
 		}
 		return resp.Count
 	}
+	inUse := func() int64 {
+		t.Helper()
+		st, err := etcd.Status(ctx, etcdAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.DbSizeInUse
+	}
 
 	const topic = "merged"
 	cl := newClient(t, addr, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
-	if resp, err := kadm.NewClient(cl).CreateTopic(ctx, 12, 1, map[string]*string{"storage.mode": ptr("diskless")}, topic); err != nil || resp.Err != nil {
+	if resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, 1, map[string]*string{"storage.mode": ptr("diskless")}, topic); err != nil || resp.Err != nil {
 		t.Fatalf("create: %v %v", err, resp.Err)
 	}
 	var (
@@ -69,7 +83,13 @@ func TestAllInOneMergeKeepsEtcdSmall(t *testing.T) {
 	)
 	began := time.Now()
 	peak := int64(0)
+	nextRow := began
+	t.Logf("| elapsed | etcd keys | etcd size in use |")
 	for i := 0; time.Since(began) < produceFor; i++ {
+		if time.Now().After(nextRow) {
+			t.Logf("| %v | %d | %.1f MiB |", time.Since(began).Round(time.Second), keys(), float64(inUse())/(1<<20))
+			nextRow = nextRow.Add(30 * time.Second)
+		}
 		wg.Add(1)
 		r := &kgo.Record{Topic: topic, Key: []byte(fmt.Sprint(i % 97)), Value: []byte(fmt.Sprintf("merged-%07d", i))}
 		cl.Produce(ctx, r, func(r *kgo.Record, err error) {
@@ -102,16 +122,16 @@ func TestAllInOneMergeKeepsEtcdSmall(t *testing.T) {
 	// that age, and a pass runs every second.
 	settled := time.Now()
 	n := keys()
-	for n >= 400 {
+	for n >= limit {
 		if time.Since(settled) > minAge+90*time.Second {
 			t.Fatalf("%d etcd keys %v after the load ended (peak %d): the merge did not catch up", n, time.Since(settled), peak)
 		}
 		time.Sleep(time.Second)
 		n = keys()
 	}
-	t.Logf("%d records acknowledged in %v; etcd keys: peak %d during the load, %d once merged (%v after the load)",
-		total, produceFor, peak, n, time.Since(settled).Round(time.Second))
-	if peak < 400 {
+	t.Logf("%d records acknowledged in %v; etcd keys: peak %d during the load, %d once merged (%v after the load); size in use %.1f MiB",
+		total, produceFor, peak, n, time.Since(settled).Round(time.Second), float64(inUse())/(1<<20))
+	if peak < limit {
 		t.Fatalf("only %d keys at the peak: the load did not make the many small ranges this test is about", peak)
 	}
 	consumeAndCompare(ctx, t, addr, topic, acked)
@@ -122,7 +142,7 @@ func TestAllInOneMergeKeepsEtcdSmall(t *testing.T) {
 	}
 	proc.Restart(readyMarker)
 	consumeAndCompare(ctx, t, addr, topic, acked)
-	if n := keys(); n >= 400 {
+	if n := keys(); n >= limit {
 		t.Fatalf("%d etcd keys after the restart", n)
 	}
 }

@@ -46,6 +46,10 @@ func run(args []string) int {
 		s3model  = fs.String("s3", "", "with --target streamline and diskless: serve the object store from an in-process S3 server (gofakes3) behind a latency model: none, standard (PUT p50 60/p99 250 ms, GET 30/120 ms) or express (PUT 5/15 ms); empty uses a local directory")
 		batchTO  = fs.Duration("diskless-batch-timeout", 100*time.Millisecond, "with --target streamline: the diskless batch timeout (batch_timeout_ms)")
 		cpuProf  = fs.String("cpuprofile", "", "write a CPU profile of this process (client and any in-process server) to this file")
+		merging  = fs.Bool("merge", true, "with --target streamline: run the uploader's merger (diskless ranges into segment objects)")
+		mergeAge = fs.Duration("merge-min-age", 5*time.Minute, "with --target streamline: --merge-min-age of the all-in-one (set it below the run's length to measure produce while merging)")
+		header   = fs.Bool("row-header", false, "print the header of the Markdown table --row writes rows of, and exit")
+		row      = fs.String("row", "", "print one Markdown table row with this label instead of the summary (make bench builds its table from rows)")
 	)
 	fs.Usage = envflag.Usage(fs, "streamline-bench: produce/consume load with throughput and latency percentiles")
 	if err := envflag.Parse(fs, args); err != nil {
@@ -54,6 +58,10 @@ func run(args []string) int {
 		}
 		fmt.Fprintln(os.Stderr, "streamline-bench:", err)
 		return 2
+	}
+	if *header {
+		fmt.Println(bench.RowHeader)
+		return 0
 	}
 	if *cpuProf != "" {
 		f, err := os.Create(*cpuProf)
@@ -95,6 +103,7 @@ func run(args []string) int {
 		cfg.UnsafeNoFsync = *noSync
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 		cfg.Diskless.MaxDelay = *batchTO
+		cfg.Merge.Disabled, cfg.Merge.MinAge, cfg.Merge.Interval = !*merging, *mergeAge, time.Second
 		if *s3model != "" {
 			url, stop, err := startS3(*s3model)
 			if err != nil {
@@ -124,6 +133,10 @@ func run(args []string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "streamline-bench:", err)
 		return 1
+	}
+	if *row != "" {
+		res.Row(os.Stdout, *row)
+		return 0
 	}
 	res.Print(os.Stdout, label)
 	return 0
