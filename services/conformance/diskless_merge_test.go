@@ -207,6 +207,24 @@ func TestFetchAndTimeLookupAtEveryOffsetOfMergedData(t *testing.T) {
 		t.Fatalf("start %d after DeleteRecords(%d) and a reopen", again.StartOffset(), mid)
 	}
 	check(again, mid)
+	// Retention by size on merged data: whole entries (segments included)
+	// go from the bottom until what is left fits.
+	if err := again.ApplyRetention(-1, again.Size()/3); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := me.store.RangesFrom(context.Background(), spec.Topic.ID, 0, 0, 1000)
+	if err != nil || len(kept) == 0 {
+		t.Fatalf("after retention: %v %v", kept, err)
+	}
+	start := again.StartOffset()
+	if start <= mid || start != kept[0].BaseOffset {
+		t.Fatalf("retention moved the start to %d (first entry %d), from %d", start, kept[0].BaseOffset, mid)
+	}
+	last, err := me.open().Open(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(last, start)
 }
 
 // TestCorruptSegmentIsAStorageError flips one byte of a merged segment's

@@ -179,6 +179,8 @@ func New(cfg Config) (*Merger, error) {
 	if cfg.RoundBytes == 0 {
 		cfg.RoundBytes = DefaultRoundBytes
 	}
+	// A round's segment of one partition must not outgrow the target.
+	cfg.RoundBytes = min(cfg.RoundBytes, cfg.TargetBytes)
 	if cfg.Interval == 0 {
 		cfg.Interval = DefaultInterval
 	}
