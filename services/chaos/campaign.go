@@ -97,10 +97,15 @@ type Report struct {
 	// (every ack waits for etcd); these are retries of batches that became
 	// durable before, answered from the producer state. The checker proves
 	// each was really stored.
-	AckedWhileEtcdDown int               `json:"acked_while_etcd_down"`
-	AdminOps           map[string]int    `json:"admin_ops"`
-	Problems           []string          `json:"problems"`
-	SkippedFaultKinds  map[string]string `json:"skipped_fault_kinds,omitempty"`
+	AckedWhileEtcdDown int            `json:"acked_while_etcd_down"`
+	AdminOps           map[string]int `json:"admin_ops"`
+	// MergedSegments and IntakeRanges count the diskless manifest entries
+	// at the end: merged segment objects and ranges still in intake
+	// objects (the uploaders merge during the campaign).
+	MergedSegments    int               `json:"merged_segments"`
+	IntakeRanges      int               `json:"intake_ranges"`
+	Problems          []string          `json:"problems"`
+	SkippedFaultKinds map[string]string `json:"skipped_fault_kinds,omitempty"`
 }
 
 // Run runs a campaign against a fresh process cluster (etcd, 3 logsvc, 2
@@ -264,6 +269,18 @@ func Run(t *testing.T, cfg Config) Report {
 		t.Fatalf("chaos: reading back: %v", err)
 	}
 	v := check(w.h, stored, logStart, final, topics)
+	if err := meta.NewStore(c.Etcd(t), "").ScanManifests(context.Background(), func(pm meta.PartitionManifest) error {
+		for _, e := range pm.Entries {
+			if e.Segment != nil {
+				rep.MergedSegments++
+			} else {
+				rep.IntakeRanges++
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Logf("chaos: scanning manifests: %v", err)
+	}
 
 	// Recovery per fault: heal -> every data partition acked a record
 	// handed to the producer after the heal.
@@ -331,6 +348,7 @@ func (r Report) text(done []executed) string {
 	fmt.Fprintf(&b, "  after the faults: all processes ready in %s, all partitions serving in %s\n", r.ReadyAfter, r.ServingAfter)
 	fmt.Fprintf(&b, "  acknowledged while etcd was down: %d\n", r.AckedWhileEtcdDown)
 	fmt.Fprintf(&b, "  admin ops: %v\n", r.AdminOps)
+	fmt.Fprintf(&b, "  diskless manifests at the end: %d merged segments, %d ranges in intake objects\n", r.MergedSegments, r.IntakeRanges)
 	for _, x := range done {
 		rec := "no recovery seen"
 		if x.recovered {
