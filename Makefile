@@ -71,7 +71,8 @@ bench:
 	@bin/streamline-bench --row-header
 	@bin/streamline-bench $(BENCH_ARGS) --storage-mode local --row "local"
 	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge=false --row "diskless, merging off"
-	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge-min-age 2s --row "diskless, merging (age 2 s)"
+	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge-min-age 2s --row "diskless, merging (age 2 s, 4 writers)"
+	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge-min-age 2s --merge-parallelism 1 --row "diskless, merging (age 2 s, 1 writer)"
 
 ## run: the all-in-one server on 127.0.0.1:9092
 run:

@@ -98,6 +98,7 @@ type MergeConfig struct {
 	MinAge      time.Duration
 	TargetBytes int64
 	Interval    time.Duration
+	Parallelism int
 	// Failpoint is passed to merge.Config.Failpoint (crash tests).
 	Failpoint func(step string)
 	enabled   *bool // set by AddFlags
@@ -111,6 +112,7 @@ func (m *MergeConfig) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&m.MinAge, "merge-min-age", merge.DefaultMinAge, "merge committed diskless ranges once they are this old")
 	fs.Int64Var(&m.TargetBytes, "merge-target-bytes", merge.DefaultTargetBytes, "size merged segment objects grow to (at least 1 MiB)")
 	fs.DurationVar(&m.Interval, "merge-interval", merge.DefaultInterval, "time between merge passes of the elected uploader")
+	fs.IntVar(&m.Parallelism, "merge-parallelism", merge.DefaultParallelism, "merged objects written at once (S3's PUT latency needs several; 1 is gentlest on a local disk shared with the produce path)")
 	m.enabled = enabled
 }
 
@@ -124,6 +126,8 @@ func (m *MergeConfig) Validate() error {
 		return fmt.Errorf("invalid value %v for flag --merge-min-age: must not be negative", m.MinAge)
 	case m.Interval < 0:
 		return fmt.Errorf("invalid value %v for flag --merge-interval: must not be negative", m.Interval)
+	case m.Parallelism < 0:
+		return fmt.Errorf("invalid value %d for flag --merge-parallelism: must not be negative", m.Parallelism)
 	case m.TargetBytes != 0 && m.TargetBytes < 1<<20:
 		return fmt.Errorf("invalid value %d for flag --merge-target-bytes: must be at least 1 MiB (1048576)", m.TargetBytes)
 	}
@@ -200,7 +204,7 @@ func New(cfg Config) (*Uploader, error) {
 	}
 	if b, ok := cfg.Objects.(merge.Bucket); ok && !cfg.Merge.Disabled {
 		m, err := merge.New(merge.Config{Bucket: b, Store: meta.NewStore(cfg.Etcd, cfg.EtcdPrefix), ID: cfg.ID,
-			MinAge: cfg.Merge.MinAge, TargetBytes: cfg.Merge.TargetBytes, Interval: cfg.Merge.Interval,
+			MinAge: cfg.Merge.MinAge, TargetBytes: cfg.Merge.TargetBytes, Interval: cfg.Merge.Interval, Parallelism: cfg.Merge.Parallelism,
 			MaxCommitAge: gc.MaxCommitAge(cfg.GCGrace), Logger: cfg.Logger, OnPass: mergeMetrics(cfg.Metrics),
 			Failpoint: cfg.Merge.Failpoint})
 		if err != nil {

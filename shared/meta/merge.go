@@ -135,43 +135,95 @@ func parseManifestKey(k string) (TopicID, int32, string, bool) {
 	return id, int32(p), parts[2], true
 }
 
-// SwapRanges replaces sources - consecutive entries of one partition as
-// ScanManifests read them - with merged, which must cover exactly their
-// offsets, in one transaction (see the compares above). It returns
+// Swap replaces Sources - consecutive entries of one partition as
+// ScanManifests read them - with Merged, which must cover exactly their
+// offsets.
+type Swap struct {
+	TopicID   TopicID
+	Partition int32
+	Sources   []RangeEntry
+	Merged    Coords
+}
+
+// SwapRanges applies one swap (see the compares above). It returns
 // ErrSwapConflict when any source changed since it was read.
 func (s *Store) SwapRanges(ctx context.Context, id TopicID, p int32, sources []RangeEntry, merged Coords) error {
+	return s.Swap(ctx, []Swap{{TopicID: id, Partition: p, Sources: sources, Merged: merged}})[0]
+}
+
+// Swap applies swaps, each all-or-nothing, grouped into as few
+// transactions as etcd's operation limit allows (a merge pass swaps many
+// partitions at once: one etcd write, one fsync, instead of one each).
+// When a group fails, its swaps are retried one by one to tell which lost
+// a race. The result has one error per swap, in order.
+func (s *Store) Swap(ctx context.Context, swaps []Swap) []error {
+	errs := make([]error, len(swaps))
+	var group []int
+	var cmps []clientv3.Cmp
+	var ops []clientv3.Op
+	flush := func() {
+		if len(group) == 0 {
+			return
+		}
+		resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+		switch {
+		case err != nil:
+			for _, i := range group {
+				errs[i] = err
+			}
+		case !resp.Succeeded && len(group) == 1:
+			w := swaps[group[0]]
+			errs[group[0]] = fmt.Errorf("%w: %s-%d %d..%d", ErrSwapConflict, w.TopicID, w.Partition, w.Merged.BaseOffset, w.Merged.LastOffset)
+		case !resp.Succeeded:
+			for _, i := range group {
+				errs[i] = s.Swap(ctx, swaps[i:i+1])[0]
+			}
+		}
+		group, cmps, ops = nil, nil, nil
+	}
+	for i, w := range swaps {
+		c, o, err := s.swapOps(w)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		if len(cmps)+len(ops)+len(c)+len(o) > maxCommitOps {
+			flush()
+		}
+		group, cmps, ops = append(group, i), append(cmps, c...), append(ops, o...)
+	}
+	flush()
+	return errs
+}
+
+// swapOps are one swap's compares and operations.
+func (s *Store) swapOps(w Swap) ([]clientv3.Cmp, []clientv3.Op, error) {
+	id, p, sources, merged := w.TopicID, w.Partition, w.Sources, w.Merged
 	if len(sources) == 0 {
-		return errors.New("meta: swap of no entries")
+		return nil, nil, errors.New("meta: swap of no entries")
 	}
 	for i := 1; i < len(sources); i++ {
 		if sources[i].BaseOffset != sources[i-1].LastOffset+1 {
-			return fmt.Errorf("meta: swap sources of %s-%d are not contiguous at %d", id, p, sources[i].BaseOffset)
+			return nil, nil, fmt.Errorf("meta: swap sources of %s-%d are not contiguous at %d", id, p, sources[i].BaseOffset)
 		}
 	}
 	first, last := sources[0], sources[len(sources)-1]
 	if merged.BaseOffset != first.BaseOffset || merged.LastOffset != last.LastOffset {
-		return fmt.Errorf("meta: merged entry %d..%d does not cover its sources %d..%d", merged.BaseOffset, merged.LastOffset, first.BaseOffset, last.LastOffset)
+		return nil, nil, fmt.Errorf("meta: merged entry %d..%d does not cover its sources %d..%d", merged.BaseOffset, merged.LastOffset, first.BaseOffset, last.LastOffset)
 	}
 	firstKey, lastKey := s.k.manifestRange(id, p, first.LastOffset), s.k.manifestRange(id, p, last.LastOffset)
 	newest := int64(0)
 	for _, e := range sources {
 		newest = max(newest, e.ModRevision)
 	}
-	resp, err := s.cli.Txn(ctx).If(
-		clientv3.Compare(clientv3.ModRevision(firstKey), "=", first.ModRevision),
-		clientv3.Compare(clientv3.ModRevision(lastKey), "=", last.ModRevision),
-		clientv3.Compare(clientv3.ModRevision(firstKey), "<", newest+1).WithRange(lastKey+"\x00"),
-	).Then(
-		clientv3.OpDelete(firstKey, clientv3.WithRange(lastKey)),
-		clientv3.OpPut(lastKey, mustJSON(merged)),
-	).Commit()
-	if err != nil {
-		return err
-	}
-	if !resp.Succeeded {
-		return fmt.Errorf("%w: %s-%d %d..%d", ErrSwapConflict, id, p, first.BaseOffset, last.LastOffset)
-	}
-	return nil
+	return []clientv3.Cmp{
+			clientv3.Compare(clientv3.ModRevision(firstKey), "=", first.ModRevision),
+			clientv3.Compare(clientv3.ModRevision(lastKey), "=", last.ModRevision),
+			clientv3.Compare(clientv3.ModRevision(firstKey), "<", newest+1).WithRange(lastKey + "\x00"),
+		}, []clientv3.Op{
+			clientv3.OpDelete(firstKey, clientv3.WithRange(lastKey)),
+			clientv3.OpPut(lastKey, mustJSON(merged)),
+		}, nil
 }
 
 // TopicNames maps the ids of existing topics to their names.

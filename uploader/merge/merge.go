@@ -75,8 +75,8 @@ const (
 	// DefaultChunkBytes is how much of a source segment a segment merge
 	// reads at once (with the PUT's part buffers, its memory bound).
 	DefaultChunkBytes = 8 << 20
-	// parallelism bounds concurrent PUT+swap of one round.
-	parallelism = 4
+	// DefaultParallelism is how many merged objects are written at once.
+	DefaultParallelism = 4
 )
 
 // Bucket is what the merger needs of object storage (objstore.Bucket
@@ -100,6 +100,11 @@ type Config struct {
 	// ChunkBytes is how much of a source segment is read at once; zero is
 	// DefaultChunkBytes.
 	ChunkBytes int64
+	// Parallelism is how many merged objects are written at once; zero is
+	// DefaultParallelism. Object stores with high PUT latency (S3) need
+	// several to keep up with many partitions; a local directory sharing
+	// its disk with the produce path is gentler with 1.
+	Parallelism int
 	// MaxCommitAge is how old (by its key time) a segment object may be
 	// when its swap is made: gc.MaxCommitAge of the fleet's grace, so the
 	// garbage collector can never have deleted it. Zero: not checked.
@@ -186,6 +191,9 @@ func New(cfg Config) (*Merger, error) {
 	}
 	if cfg.ChunkBytes <= 0 {
 		cfg.ChunkBytes = DefaultChunkBytes
+	}
+	if cfg.Parallelism <= 0 {
+		cfg.Parallelism = DefaultParallelism
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -437,45 +445,71 @@ func (m *Merger) mergeSegments(ctx context.Context, parts []meta.PartitionManife
 // concatenation of the sources' segments.
 type build func(job) (meta.Coords, []byte, error)
 
-// runJobs writes and swaps in each job's object, parallelism at a time.
+// runJobs writes each job's object (parallelism at a time), then swaps
+// every written one in with one etcd transaction per group of swaps
+// (meta.Store.Swap: fewer etcd writes and fsyncs next to the produce
+// path's commits).
 func (m *Merger) runJobs(ctx context.Context, jobs []job, st *Stats, failed []error, b build) error {
 	var mu sync.Mutex
 	var g errgroup.Group
-	g.SetLimit(parallelism)
-	for _, j := range jobs {
+	g.SetLimit(m.cfg.Parallelism)
+	fail := func(j job, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		st.Failed++
+		failed = append(failed, err)
+		if errors.Is(err, segobject.ErrCorrupt) {
+			m.log.Error("CORRUPT object data: merge refused, sources left in place", "topic_id", j.pm.TopicID, "partition", j.pm.Partition, "err", err)
+		}
+	}
+	written := make([]*meta.Coords, len(jobs))
+	for i, j := range jobs {
 		if ctx.Err() != nil {
 			break
 		}
 		g.Go(func() error {
 			m.failpoint(FailBeforePut)
 			c, err := m.write(ctx, j, b)
-			if err == nil {
-				m.failpoint(FailAfterPut)
-				if err = m.swap(ctx, j, c); err == nil {
-					m.failpoint(FailAfterSwap)
-				}
+			if err != nil {
+				fail(j, err)
+				return nil
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				st.Segments++
-				st.Sources += len(j.sources)
-				st.Bytes += c.Length
-			case errors.Is(err, meta.ErrSwapConflict):
-				st.Conflicts++
-				m.log.Info("merge lost a race; its object is left to garbage collection", "err", err)
-			default:
-				st.Failed++
-				failed = append(failed, err)
-				if errors.Is(err, segobject.ErrCorrupt) {
-					m.log.Error("CORRUPT object data: merge refused, sources left in place", "topic_id", j.pm.TopicID, "partition", j.pm.Partition, "err", err)
-				}
-			}
+			written[i] = &c
 			return nil
 		})
 	}
 	_ = g.Wait() // outcomes are counted, not returned
+	var swaps []meta.Swap
+	var swapped []job
+	for i, c := range written {
+		if c == nil {
+			continue
+		}
+		if err := m.checkAge(*c); err != nil { // right before the swap
+			fail(jobs[i], err)
+			continue
+		}
+		swaps = append(swaps, meta.Swap{TopicID: jobs[i].pm.TopicID, Partition: jobs[i].pm.Partition, Sources: jobs[i].sources, Merged: *c})
+		swapped = append(swapped, jobs[i])
+	}
+	if len(swaps) == 0 {
+		return errors.Join(failed...)
+	}
+	m.failpoint(FailAfterPut)
+	for i, err := range m.cfg.Store.Swap(ctx, swaps) {
+		switch {
+		case err == nil:
+			st.Segments++
+			st.Sources += len(swaps[i].Sources)
+			st.Bytes += swaps[i].Merged.Length
+		case errors.Is(err, meta.ErrSwapConflict):
+			st.Conflicts++
+			m.log.Info("merge lost a race; its object is left to garbage collection", "err", err)
+		default:
+			fail(swapped[i], fmt.Errorf("swap: %w", err))
+		}
+	}
+	m.failpoint(FailAfterSwap)
 	return errors.Join(failed...)
 }
 
@@ -569,15 +603,15 @@ func (m *Merger) concat(ctx context.Context, key string, sources []meta.RangeEnt
 	return c, nil
 }
 
-// swap replaces the job's sources with c, unless c's object is too old to
-// be committed safely.
-func (m *Merger) swap(ctx context.Context, j job, c meta.Coords) error {
+// checkAge refuses an object too old to be swapped in safely: the
+// garbage collector may already judge it.
+func (m *Merger) checkAge(c meta.Coords) error {
 	if m.cfg.MaxCommitAge > 0 {
 		if t, ok := objectfmt.KeyTime(c.Object); ok && m.cfg.Now().Sub(t) > m.cfg.MaxCommitAge {
 			return fmt.Errorf("merged object %s took longer than %v to write; not swapped in (it may be collected)", c.Object, m.cfg.MaxCommitAge)
 		}
 	}
-	return m.cfg.Store.SwapRanges(ctx, j.pm.TopicID, j.pm.Partition, j.sources, c)
+	return nil
 }
 
 // merged is the manifest entry of an object holding sources' batches.

@@ -334,11 +334,11 @@ func TestSwapRacesWinCleanlyOrLoseCleanly(t *testing.T) {
 				en.t.Fatal(err)
 			}
 		}, 1, -1},
-		{"another-merge", func(en *env) {
-			if st := en.pass(en.merger(merge.Config{})); st.Segments != 1 {
+		{"another-merge", func(en *env) { // it merges all three: all conflict
+			if st := en.pass(en.merger(merge.Config{})); st.Segments != 3 {
 				en.t.Fatalf("the other merger: %+v", st)
 			}
-		}, 1, 0},
+		}, 3, 0},
 		{"commit", func(en *env) { en.flush() }, 0, 0},
 		{"leader-change", func(en *env) {
 			p := en.parts[0]
@@ -350,7 +350,9 @@ func TestSwapRacesWinCleanlyOrLoseCleanly(t *testing.T) {
 		}, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			en := newEnv(t, 1)
+			// Three partitions, swapped in one transaction: the race on
+			// partition 0 must not take the others down with it.
+			en := newEnv(t, 3)
 			for range 6 {
 				en.flush()
 			}
@@ -359,8 +361,14 @@ func TestSwapRacesWinCleanlyOrLoseCleanly(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if st.Conflicts != tc.conflicts || st.Segments != 1-tc.conflicts {
+			if st.Conflicts != tc.conflicts || st.Segments != 3-tc.conflicts {
 				t.Fatalf("stats %+v, want %d conflicts", st, tc.conflicts)
+			}
+			for p := int32(1); p < 3; p++ {
+				if es := en.entries(p); es[0].Segment == nil || es[0].BaseOffset != 0 {
+					t.Fatalf("partition %d not merged: %+v", p, es)
+				}
+				en.readBack(p, 0)
 			}
 			from := tc.from
 			if from < 0 {

@@ -24,6 +24,7 @@ import (
 	"github.com/streamline-dev/streamline/services/allinone"
 	"github.com/streamline-dev/streamline/services/bench"
 	"github.com/streamline-dev/streamline/shared/envflag"
+	"github.com/streamline-dev/streamline/uploader/merge"
 )
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -48,6 +49,8 @@ func run(args []string) int {
 		cpuProf  = fs.String("cpuprofile", "", "write a CPU profile of this process (client and any in-process server) to this file")
 		merging  = fs.Bool("merge", true, "with --target streamline: run the uploader's merger (diskless ranges into segment objects)")
 		mergeAge = fs.Duration("merge-min-age", 5*time.Minute, "with --target streamline: --merge-min-age of the all-in-one (set it below the run's length to measure produce while merging)")
+		mergeInt = fs.Duration("merge-interval", merge.DefaultInterval, "with --target streamline: --merge-interval of the all-in-one")
+		mergePar = fs.Int("merge-parallelism", merge.DefaultParallelism, "with --target streamline: --merge-parallelism of the all-in-one")
 		header   = fs.Bool("row-header", false, "print the header of the Markdown table --row writes rows of, and exit")
 		row      = fs.String("row", "", "print one Markdown table row with this label instead of the summary (make bench builds its table from rows)")
 	)
@@ -103,7 +106,8 @@ func run(args []string) int {
 		cfg.UnsafeNoFsync = *noSync
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 		cfg.Diskless.MaxDelay = *batchTO
-		cfg.Merge.Disabled, cfg.Merge.MinAge, cfg.Merge.Interval = !*merging, *mergeAge, time.Second
+		cfg.Merge.Disabled, cfg.Merge.MinAge, cfg.Merge.Interval = !*merging, *mergeAge, *mergeInt
+		cfg.Merge.Parallelism = *mergePar
 		if *s3model != "" {
 			url, stop, err := startS3(*s3model)
 			if err != nil {
