@@ -291,3 +291,40 @@ func TestCorruptSegmentIsAStorageError(t *testing.T) {
 		})
 	}
 }
+
+// TestNewLeaderWarmsItsCache opens a partition on a fresh engine (as a new
+// leader does) and checks that its tail is loaded into the read cache in
+// the background: once warmed, the tail reads with every object gone from
+// the store.
+func TestNewLeaderWarmsItsCache(t *testing.T) {
+	me := newMergeEnv(t)
+	spec := storagetest.Spec("warm")
+	spec.Topic.StorageMode = meta.StorageDiskless
+	l, err := me.open().Open(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := int64(0)
+	for i := range 5 {
+		next = storagetest.Append(t, l, next, int64(1000+i), "a", "b")
+	}
+	e := me.open().(*disklessstore.Engine)
+	fresh, err := e.Open(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for e.Warmed() < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 5 entries warmed after 10 s", e.Warmed())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := os.RemoveAll(me.dir); err != nil {
+		t.Fatal(err)
+	}
+	data, err := fresh.Read(next-2, 1<<20, next, true)
+	if err != nil || len(data) == 0 {
+		t.Fatalf("tail read with the objects gone: %d bytes, %v (not warmed)", len(data), err)
+	}
+}
