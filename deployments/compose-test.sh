@@ -202,6 +202,9 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 export STREAMLINE_GATEWAY_1_PORT=$GW1_PORT STREAMLINE_GATEWAY_2_PORT=$GW2_PORT
 export STREAMLINE_GATEWAY_1_ADMIN_PORT=$GW1_ADMIN_PORT STREAMLINE_GATEWAY_2_ADMIN_PORT=$GW2_ADMIN_PORT
 export STREAMLINE_JAEGER_PORT=$JAEGER_PORT STREAMLINE_OTLP_PORT=$OTLP_PORT
+# The uploaders merge diskless ranges older than 5 s here (default 5 min),
+# so the test sees a merge happen.
+export STREAMLINE_MERGE_MIN_AGE=5s STREAMLINE_MERGE_INTERVAL=2s
 GW1=127.0.0.1:$GW1_PORT
 GW2=127.0.0.1:$GW2_PORT
 ADMIN1=127.0.0.1:$GW1_ADMIN_PORT
@@ -290,6 +293,23 @@ if [ -n "$vol" ] && [ -r "$vol" ]; then
 else
 	log "diskless topic $dtopic: bucket volume not readable here: objects not counted"
 fi
+# The elected uploader merges the topic's ranges into segment objects: its
+# streamline_merge_segments_total moves (read with the image's probe, from
+# inside the container: the uploaders' metrics port is not published).
+log "\$ ${COMPOSE[*]} exec -T uploader-N probe metric http://127.0.0.1:9097/metrics streamline_merge_segments_total 1 (either uploader, 60s at most)"
+merged=
+for _ in $(seq 60); do
+	for u in uploader-1 uploader-2; do
+		if timeout 20 "${COMPOSE[@]}" exec -T "$u" /usr/local/bin/probe metric http://127.0.0.1:9097/metrics streamline_merge_segments_total 1 >/dev/null 2>&1; then
+			merged=$u
+			break 2
+		fi
+	done
+	sleep 1
+done
+last_cmd="${COMPOSE[*]} exec -T uploader-N /usr/local/bin/probe metric ..."
+step_result "an uploader merged diskless ranges into segment objects (streamline_merge_segments_total >= 1 on ${merged:-none})" \
+	"$([ -n "$merged" ] || echo "no uploader merged within 60s")"
 
 # ---- The admin API from the host, as users call it: grpcurl (JSON of the
 # proto's messages: lowerCamelCase names, 64-bit integers as strings,

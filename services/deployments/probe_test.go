@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/streamline-dev/streamline/shared/objstore/objstoretest"
@@ -118,4 +120,22 @@ func TestProbeTCPAndHTTP(t *testing.T) {
 	wantExit(t, 2, nil)
 	wantExit(t, 2, nil, "nonsense")
 	wantExit(t, 2, nil, "tcp", "--no-such-flag", "127.0.0.1:1")
+}
+
+// TestProbeMetric serves a real Prometheus registry: probe metric sums a
+// series over its labels and compares it with the minimum.
+func TestProbeMetric(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamline_merge_passes_total", Help: "passes"}, []string{"result"})
+	reg.MustRegister(c)
+	c.WithLabelValues("ok").Add(2)
+	c.WithLabelValues("error with space").Add(1)
+	web := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer web.Close()
+	url := web.URL + "/metrics"
+	wantExit(t, 0, nil, "metric", url, "streamline_merge_passes_total", "3")
+	wantExit(t, 1, nil, "metric", url, "streamline_merge_passes_total", "4")
+	wantExit(t, 1, nil, "metric", url, "streamline_merge_passes", "0") // a prefix is not the series
+	wantExit(t, 1, nil, "metric", "http://"+closedAddr(t)+"/metrics", "x", "0")
+	wantExit(t, 2, nil, "metric", url, "streamline_merge_passes_total")
 }

@@ -6,6 +6,7 @@
 //	probe tcp HOST:PORT                   a TCP connection is accepted
 //	probe http URL                        GET answers 2xx
 //	probe kafka HOST:PORT                 a Kafka ApiVersions request is answered without error
+//	probe metric URL NAME MIN             the Prometheus text at URL has series NAME summing to >= MIN
 //	probe s3-bucket [--create] ENDPOINT BUCKET
 //	                                      a signed HEAD of the bucket answers 200; with
 //	                                      --create a missing bucket is created first
@@ -19,6 +20,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -32,6 +34,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -42,6 +45,7 @@ usage:
   probe tcp [--timeout D] HOST:PORT
   probe http [--timeout D] URL
   probe kafka [--timeout D] HOST:PORT
+  probe metric [--timeout D] URL NAME MIN
   probe s3-bucket [--timeout D] [--region R] [--create] ENDPOINT BUCKET
 
 Exit status 0: healthy; 1: not healthy (reason on stderr); 2: bad usage.
@@ -66,6 +70,9 @@ var commands = map[string]command{
 	}},
 	"kafka": {1, func(*flag.FlagSet) func(context.Context, []string) error {
 		return func(ctx context.Context, a []string) error { return checkKafka(ctx, a[0]) }
+	}},
+	"metric": {3, func(*flag.FlagSet) func(context.Context, []string) error {
+		return func(ctx context.Context, a []string) error { return checkMetric(ctx, a[0], a[1], a[2]) }
 	}},
 	"s3-bucket": {2, func(fs *flag.FlagSet) func(context.Context, []string) error {
 		region := fs.String("region", "us-east-1", "region the requests are signed for")
@@ -119,6 +126,64 @@ func checkTCP(ctx context.Context, addr string) error {
 		return err
 	}
 	return c.Close()
+}
+
+// checkMetric sums the samples of series name (any labels) in the
+// Prometheus text format served at rawURL and requires at least min.
+func checkMetric(ctx context.Context, rawURL, name, minimum string) error {
+	want, err := strconv.ParseFloat(minimum, 64)
+	if err != nil {
+		return fmt.Errorf("MIN %q is not a number", minimum)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("GET %s: %s", rawURL, resp.Status)
+	}
+	sum, seen := 0.0, false
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 64<<20))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		var series, value string
+		switch {
+		case strings.HasPrefix(line, name+"{"):
+			i := strings.LastIndexByte(line, '}') // label values may hold spaces
+			if i < 0 {
+				continue
+			}
+			series, value = line[:i+1], strings.TrimSpace(line[i+1:])
+		case strings.HasPrefix(line, name+" "):
+			series, value = name, strings.TrimSpace(line[len(name):])
+		default:
+			continue
+		}
+		if value == "" {
+			return fmt.Errorf("%s: no sample", series)
+		}
+		v, err := strconv.ParseFloat(strings.Fields(value)[0], 64)
+		if err != nil {
+			return fmt.Errorf("%s: bad sample %q", series, value)
+		}
+		sum, seen = sum+v, true
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	if !seen {
+		return fmt.Errorf("no series %s at %s", name, rawURL)
+	}
+	if sum < want {
+		return fmt.Errorf("%s = %g, want at least %g", name, sum, want)
+	}
+	return nil
 }
 
 func checkHTTP(ctx context.Context, rawURL string) error {
