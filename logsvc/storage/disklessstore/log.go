@@ -172,6 +172,7 @@ func (l *Log) trim(offset int64) error {
 	switch resp.GetStatus() {
 	case uploadv1.CommitStatus_COMMIT_STATUS_COMMITTED:
 		l.raiseStart(resp.GetLogStartOffset())
+		l.reloadSizes(ctx)
 		return nil
 	case uploadv1.CommitStatus_COMMIT_STATUS_FENCED:
 		return fmt.Errorf("%w: %s", storage.ErrFenced, resp.GetMessage())
@@ -459,6 +460,36 @@ func (l *Log) Size() int64 {
 		l.entries = append(l.entries[:0:0], l.entries[drop:]...)
 	}
 	return l.bytes
+}
+
+// reloadSizes reads the partition's manifest entries again after a trim:
+// merges may have replaced the entries this leader committed with larger
+// ones, and an entry is removed whole, so only the manifest says what is
+// stored now. Entries committed meanwhile (above what was read) are kept.
+// On an error the old view stays (Size is an estimate until the next trim).
+func (l *Log) reloadSizes(ctx context.Context) {
+	var entries []sizeEntry
+	var bytes int64
+	if err := l.eachRange(ctx, 0, func(r meta.Coords) error {
+		entries = append(entries, sizeEntry{r.LastOffset, r.Length})
+		bytes += r.Length
+		return nil
+	}); err != nil {
+		return
+	}
+	read := int64(-1)
+	if len(entries) > 0 {
+		read = entries[len(entries)-1].last
+	}
+	l.sizeMu.Lock()
+	defer l.sizeMu.Unlock()
+	for _, e := range l.entries {
+		if e.last > read {
+			entries = append(entries, e)
+			bytes += e.length
+		}
+	}
+	l.entries, l.bytes = entries, bytes
 }
 
 // committed records a manifest entry committed for this partition.
