@@ -51,6 +51,9 @@ type Config struct {
 	ListenAddr string
 	// AdvertisedAddr is what gateways dial; default: the bound address.
 	AdvertisedAddr string
+	// Rack is the node's rack (Kafka's broker.rack), registered in etcd for
+	// rack-aware replica placement (meta.AssignReplicas).
+	Rack string
 
 	Etcd       *clientv3.Client
 	EtcdPrefix string

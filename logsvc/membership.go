@@ -30,7 +30,7 @@ func (n *Node) join(ctx context.Context) (*membership, error) {
 	if err != nil {
 		return nil, fmt.Errorf("logsvc: etcd session: %w", err)
 	}
-	if err := n.store.RegisterLogNode(ctx, sess, meta.LogNode{ID: n.cfg.ID, Addr: n.Addr(), ObjectStore: n.cfg.Objects != nil}); err != nil {
+	if err := n.store.RegisterLogNode(ctx, sess, meta.LogNode{ID: n.cfg.ID, Addr: n.Addr(), ObjectStore: n.cfg.Objects != nil, Rack: n.cfg.Rack}); err != nil {
 		sess.Close()
 		return nil, err
 	}

@@ -151,6 +151,9 @@ type LogNode struct {
 	// ObjectStore says the node has an object store configured and so can
 	// lead diskless partitions.
 	ObjectStore bool `json:"object_store,omitempty"`
+	// Rack is the node's rack (logsvc --rack; Kafka's broker.rack): replica
+	// placement puts a partition's replicas on distinct racks first.
+	Rack string `json:"rack,omitempty"`
 }
 
 // Gateway is a registered gateway: a Kafka "broker" as clients see it.

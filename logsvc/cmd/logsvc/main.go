@@ -29,6 +29,7 @@ func run(args []string) int {
 		dataDir    = fs.String("data-dir", "./logsvc-data", "directory for the WAL and partition segments")
 		addr       = fs.String("grpc-addr", "127.0.0.1:9093", "gRPC LogService listen address")
 		advertised = fs.String("advertised-grpc-addr", "", "address gateways dial (default: the listen address)")
+		rack       = fs.String("rack", "", "the node's rack or zone (Kafka's broker.rack), registered for rack-aware replica placement")
 		prefix     = fs.String("etcd-prefix", meta.DefaultPrefix, "etcd key prefix")
 		ttl        = fs.Duration("session-ttl", 10*time.Second, "etcd lease TTL of this node's registration")
 		retention  = fs.Duration("retention-check-interval", 5*time.Minute, "how often retention.ms/retention.bytes are enforced")
@@ -71,7 +72,7 @@ func run(args []string) int {
 		bucket = objstore.Instrument(bucket, tel.Registry, tel.TracerProvider)
 	}
 	node, err := logsvc.New(logsvc.Config{
-		ID: *id, DataDir: *dataDir, ListenAddr: *addr, AdvertisedAddr: *advertised,
+		ID: *id, DataDir: *dataDir, ListenAddr: *addr, AdvertisedAddr: *advertised, Rack: *rack,
 		Etcd: cli, EtcdPrefix: *prefix, SessionTTL: *ttl, RetentionCheckInterval: *retention,
 		WAL: wal.Options{NoSync: *noSync}, MinFreeBytes: *minFree, Logger: log, ReadCacheBytes: *cacheBytes, Objects: objectsOrNil(bucket),
 		Diskless:       buffer.Config{MaxBatchBytes: *batchBytes, MaxDelay: *batchWait, MaxInFlight: *uploads},

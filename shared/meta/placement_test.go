@@ -1,0 +1,117 @@
+package meta_test
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/streamline-dev/streamline/shared/meta"
+)
+
+func nodesOn(racks ...string) []meta.LogNode {
+	out := make([]meta.LogNode, len(racks))
+	for i, r := range racks {
+		out[i] = meta.LogNode{ID: fmt.Sprintf("n%02d", i), Rack: r}
+	}
+	return out
+}
+
+// check asserts the invariants of every placement: rf distinct nodes per
+// partition, on min(rf, racks) distinct racks.
+func check(t *testing.T, nodes []meta.LogNode, got [][]string, partitions int32, rf int) {
+	t.Helper()
+	rackOf := map[string]string{}
+	racks := map[string]bool{}
+	for _, n := range nodes {
+		rackOf[n.ID], racks[n.Rack] = n.Rack, true
+	}
+	if int32(len(got)) != partitions {
+		t.Fatalf("%d partitions placed, want %d", len(got), partitions)
+	}
+	for p, rs := range got {
+		seen, seenRacks := map[string]bool{}, map[string]bool{}
+		for _, r := range rs {
+			if _, ok := rackOf[r]; !ok || seen[r] {
+				t.Fatalf("partition %d: replicas %v: unknown or repeated node %s", p, rs, r)
+			}
+			seen[r], seenRacks[rackOf[r]] = true, true
+		}
+		if len(rs) != rf || len(seenRacks) != min(rf, len(racks)) {
+			t.Fatalf("partition %d: replicas %v on %d racks, want %d replicas on %d racks", p, rs, len(seenRacks), rf, min(rf, len(racks)))
+		}
+	}
+}
+
+func TestAssignReplicasSpreadsLeadersAndReplicas(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		nodes []meta.LogNode
+		rf    int
+	}{
+		{"no racks", nodesOn("", "", "", "", "", ""), 3},
+		{"three racks of two", nodesOn("a", "a", "b", "b", "c", "c"), 3},
+		{"two racks of three", nodesOn("a", "a", "a", "b", "b", "b"), 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := meta.AssignReplicas(tc.nodes, 12, tc.rf, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, tc.nodes, got, 12, tc.rf)
+			leaders, replicas := map[string]int{}, map[string]int{}
+			for _, rs := range got {
+				leaders[rs[0]]++
+				for _, r := range rs {
+					replicas[r]++
+				}
+			}
+			for _, n := range tc.nodes { // 12 partitions over 6 nodes
+				if leaders[n.ID] != 2 || replicas[n.ID] != 2*tc.rf {
+					t.Fatalf("node %s leads %d and holds %d replicas; want 2 and %d: %v", n.ID, leaders[n.ID], replicas[n.ID], 2*tc.rf, got)
+				}
+			}
+		})
+	}
+}
+
+func TestAssignReplicasUnevenRacks(t *testing.T) {
+	nodes := nodesOn("a", "a", "a", "b")
+	got, err := meta.AssignReplicas(nodes, 8, 2, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, nodes, got, 8, 2) // every partition has a replica on b
+}
+
+func TestAssignReplicasRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 500 {
+		n := 1 + rng.IntN(9)
+		racks := make([]string, n)
+		nr := 1 + rng.IntN(4)
+		for i := range racks {
+			racks[i] = fmt.Sprint(rng.IntN(nr))
+		}
+		nodes := nodesOn(racks...)
+		rf := 1 + rng.IntN(n)
+		parts := int32(rng.IntN(40))
+		got, err := meta.AssignReplicas(nodes, parts, rf, rng.IntN(100))
+		if err != nil {
+			t.Fatalf("%v rf %d: %v", racks, rf, err)
+		}
+		check(t, nodes, got, parts, rf)
+	}
+}
+
+func TestAssignReplicasRefusesWhatCannotBePlaced(t *testing.T) {
+	if _, err := meta.AssignReplicas(nodesOn("a", "b"), 3, 3, 0); !errors.Is(err, meta.ErrReplicationFactor) {
+		t.Fatalf("rf 3 on 2 nodes: %v", err)
+	}
+	if _, err := meta.AssignReplicas(nil, 3, 1, 0); !errors.Is(err, meta.ErrNoLogNodes) {
+		t.Fatalf("no nodes: %v", err)
+	}
+	if _, err := meta.AssignReplicas(nodesOn("a"), 3, 0, 0); err == nil {
+		t.Fatal("rf 0 accepted")
+	}
+}
