@@ -164,8 +164,9 @@ func (b *Bucket) putMultipart(ctx context.Context, key, k string, size int64, ne
 // uploadParts uploads every part and returns them in order. A part is asked
 // of next only once fewer than PartConcurrency parts are in flight, and
 // reuses the buffer of a part that finished, so at most PartConcurrency
-// parts are held at once. The first error cancels the parts still running
-// or waiting.
+// parts are held at once. The first failed part cancels the parts still
+// running or waiting; a failed read stops asking for parts and lets those
+// in flight finish (so the abort that follows finds them all).
 func (b *Bucket) uploadParts(ctx context.Context, k string, id *string, size int64, nparts int, next nextPart) ([]types.CompletedPart, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -176,6 +177,7 @@ func (b *Bucket) uploadParts(ctx context.Context, k string, id *string, size int
 		slots <- nil
 	}
 	var wg sync.WaitGroup
+	var readErr error
 	for i := range nparts {
 		var buf []byte
 		select {
@@ -189,7 +191,10 @@ func (b *Bucket) uploadParts(ctx context.Context, k string, id *string, size int
 		off := int64(i) * b.o.PartSize
 		chunk, err := next(buf, min(b.o.PartSize, size-off))
 		if err != nil {
-			cancel(fmt.Errorf("part %d: reading the object: %w", num, err))
+			// The parts in flight are left to finish before the caller
+			// aborts: a part canceled client-side may still be stored
+			// server-side after the abort, leaving the upload behind.
+			readErr = fmt.Errorf("part %d: reading the object: %w", num, err)
 			break
 		}
 		wg.Go(func() {
@@ -211,6 +216,9 @@ func (b *Bucket) uploadParts(ctx context.Context, k string, id *string, size int
 		})
 	}
 	wg.Wait()
+	if readErr != nil {
+		return nil, readErr
+	}
 	if err := context.Cause(ctx); err != nil {
 		return nil, err
 	}
