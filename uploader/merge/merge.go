@@ -560,7 +560,9 @@ func (m *Merger) concat(ctx context.Context, key string, sources []meta.RangeEnt
 	size := segobject.Size(dataLen, blocks)
 	pr, pw := io.Pipe()
 	var info segobject.Info
+	written := make(chan struct{})
 	go func() {
+		defer close(written)
 		w := segobject.NewWriter(pw, 0)
 		err := func() error {
 			for i, s := range sources {
@@ -592,6 +594,7 @@ func (m *Merger) concat(ctx context.Context, key string, sources []meta.RangeEnt
 	}()
 	err := m.cfg.Bucket.PutReader(ctx, key, pr, size)
 	pr.CloseWithError(errors.New("put ended")) // unblocks the writer if the put stopped reading
+	<-written
 	if err != nil {
 		return meta.Coords{}, fmt.Errorf("put %s: %w", key, err)
 	}
