@@ -287,8 +287,8 @@ func (m *Merger) Pass(ctx context.Context) (Stats, error) {
 	return st, errors.Join(errs...)
 }
 
-// job is one merge: a partition's consecutive entries and how to write
-// their replacement.
+// job is one merge: consecutive entries of a partition, to be replaced by
+// one segment.
 type job struct {
 	pm      *meta.PartitionManifest
 	sources []meta.RangeEntry
