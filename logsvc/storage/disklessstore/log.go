@@ -194,7 +194,15 @@ func (l *Log) Read(offset int64, maxBytes int, maxOffset int64, minOne bool) ([]
 	}
 	if data, ok := l.e.ring.Read(l.stream, offset, max(maxBytes, 1)); ok {
 		l.e.ringHits.Add(1)
-		return cut(data, offset, maxBytes, maxOffset, minOne), nil
+		lim := limits{maxBytes, maxOffset, minOne}
+		var out []byte
+		_, _ = recbatch.Iterate(data, false, func(h recbatch.Header, b []byte) error {
+			if h.LastOffset() < offset {
+				return nil
+			}
+			return lim.take(&out, h, b)
+		})
+		return out, nil
 	}
 	l.e.ringMisses.Add(1)
 	ctx, cancel := context.WithTimeout(context.Background(), l.e.opts.RPCTimeout)
@@ -206,6 +214,7 @@ func (l *Log) Read(offset int64, maxBytes int, maxOffset int64, minOne bool) ([]
 	if len(ranges) == 0 || ranges[0].BaseOffset > offset {
 		return nil, storage.ErrOffsetOutOfRange // retention removed it meanwhile
 	}
+	lim := limits{maxBytes, maxOffset, minOne}
 	var out []byte
 	next := offset
 	for _, r := range ranges {
@@ -213,13 +222,9 @@ func (l *Log) Read(offset int64, maxBytes int, maxOffset int64, minOne bool) ([]
 			break
 		}
 		err := l.e.batchesFrom(ctx, r, next, func(h recbatch.Header, b []byte) error {
-			switch {
-			case h.BaseOffset >= maxOffset:
-				return errStop
-			case len(out)+len(b) > maxBytes && !(minOne && len(out) == 0):
-				return errStop
+			if err := lim.take(&out, h, b); err != nil {
+				return err
 			}
-			out = append(out, b...)
 			next = h.NextOffset()
 			return nil
 		})
@@ -257,37 +262,28 @@ func (l *Log) prefetch(next int64) {
 	}()
 }
 
-// appendBatches appends to out the whole batches of data from the one
-// containing offset, none at or past maxOffset, within maxBytes (the first
-// may exceed it when minOne).
-func appendBatches(out, data []byte, offset int64, maxBytes int, maxOffset int64, minOne bool) []byte {
-	_, _ = recbatch.Iterate(data, false, func(h recbatch.Header, b []byte) error {
-		switch {
-		case h.LastOffset() < offset:
-			return nil
-		case h.BaseOffset >= maxOffset:
-			return errStop
-		case len(out)+len(b) > maxBytes && !(minOne && len(out) == 0):
-			return errStop
-		}
-		out = append(out, b...)
-		return nil
-	})
-	return out
+// limits are a read's bounds: whole batches, none at or past maxOffset,
+// within maxBytes (the first may exceed it when minOne).
+type limits struct {
+	maxBytes  int
+	maxOffset int64
+	minOne    bool
+}
+
+// take appends batch b (header h) to *out, or returns errStop when it is
+// past the read's bounds.
+func (lim limits) take(out *[]byte, h recbatch.Header, b []byte) error {
+	switch {
+	case h.BaseOffset >= lim.maxOffset:
+		return errStop
+	case len(*out)+len(b) > lim.maxBytes && !(lim.minOne && len(*out) == 0):
+		return errStop
+	}
+	*out = append(*out, b...)
+	return nil
 }
 
 var errStop = errors.New("stop")
-
-// cut trims ring data the same way.
-func cut(data []byte, offset int64, maxBytes int, maxOffset int64, minOne bool) []byte {
-	return appendBatches(nil, data, offset, maxBytes, maxOffset, minOne)
-}
-
-func lastOffsetOf(b []byte) int64 {
-	last := int64(-1)
-	_, _ = recbatch.Iterate(b, false, func(h recbatch.Header, _ []byte) error { last = h.LastOffset(); return nil })
-	return last
-}
 
 // OffsetForTimestamp implements storage.Log: the manifest's max
 // timestamps find the range, its records find the offset.
