@@ -375,7 +375,7 @@ CLI1=("$CLI" --admin-addr "$ADMIN1" --timeout 30s)
 CLI2=("$CLI" --admin-addr "$ADMIN2" --timeout 30s)
 ctopic=compose-cli-$$-$RANDOM
 run "${CLI1[@]}" topics create "$ctopic" --partitions 2 --storage-mode diskless
-expect_text "streamline-cli topics create $ctopic --storage-mode diskless" "^Created topic \"$ctopic\": 2 partitions, storage mode Diskless\.\$"
+expect_text "streamline-cli topics create $ctopic --storage-mode diskless" "^Created topic \"$ctopic\": 2 partitions, replication factor 1, storage mode Diskless\.\$"
 run "${CLI2[@]}" topics describe "$ctopic"
 expect_text "streamline-cli topics describe $ctopic (text) shows storage mode Diskless" "^Storage Mode: +Diskless\$"
 run "${CLI2[@]}" topics describe "$atopic" -o json

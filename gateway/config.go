@@ -50,6 +50,9 @@ type Config struct {
 	// DefaultPartitions is used for auto-created topics and CreateTopics
 	// with -1 partitions (default 1).
 	DefaultPartitions int32
+	// DefaultReplicationFactor is the replication factor of topics created
+	// with -1 or auto-created; 0 means min(3, live log-service nodes).
+	DefaultReplicationFactor int16
 	// DefaultStorageMode is the storage mode of topics that do not set
 	// storage.mode (default local).
 	DefaultStorageMode meta.StorageMode

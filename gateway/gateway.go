@@ -140,8 +140,9 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	g.unreg = registerGroupMetrics(g.cfg.Metrics, g.groups)
 	g.ops, err = ops.New(ops.Config{
 		Store: g.store, Cache: g.cache, Logs: g.pool, Groups: g.groups, GatewayID: g.cfg.ID,
-		DefaultPartitions: g.cfg.DefaultPartitions, DefaultStorageMode: g.cfg.DefaultStorageMode,
-		TopicDefaults: g.cfg.TopicDefaults, Logger: g.log,
+		DefaultPartitions: g.cfg.DefaultPartitions, DefaultReplicationFactor: g.cfg.DefaultReplicationFactor,
+		DefaultStorageMode: g.cfg.DefaultStorageMode,
+		TopicDefaults:      g.cfg.TopicDefaults, Logger: g.log,
 	})
 	if err != nil {
 		ln.Close()

@@ -149,7 +149,13 @@ func (s *Server) CreateTopic(ctx context.Context, req *adminv1.CreateTopicReques
 			configs[remoteConfigs[i]] = s
 		}
 	}
-	spec := ops.TopicSpec{Name: req.GetName(), Partitions: req.GetPartitions(), ReplicationFactor: -1}
+	if rf := req.GetReplicationFactor(); rf < 0 || rf > 1<<15-1 {
+		return nil, invalid("replication_factor", "%d is not in 0..32767 (0: the cluster default)", rf)
+	}
+	spec := ops.TopicSpec{Name: req.GetName(), Partitions: req.GetPartitions(), ReplicationFactor: int16(req.GetReplicationFactor())}
+	if spec.ReplicationFactor == 0 {
+		spec.ReplicationFactor = -1 // the gateway's default
+	}
 	if spec.Partitions == 0 {
 		spec.Partitions = -1 // the gateway's default
 	}
@@ -182,7 +188,7 @@ func (s *Server) CreateTopic(ctx context.Context, req *adminv1.CreateTopicReques
 func (s *Server) topic(t *meta.Topic) *adminv1.Topic {
 	out := &adminv1.Topic{
 		Name: t.Name, Partitions: t.Partitions, StorageMode: storageModeEnum(t.StorageMode),
-		Configs: map[string]string{},
+		Configs: map[string]string{}, ReplicationFactor: int32(max(t.ReplicationFactor, 1)),
 	}
 	if !t.ID.IsZero() {
 		out.Id = base64.RawURLEncoding.EncodeToString(t.ID[:])
@@ -233,6 +239,7 @@ func (s *Server) DescribeTopic(ctx context.Context, req *adminv1.DescribeTopicRe
 		rp := &adminv1.Partition{
 			Partition: p.Partition, LeaderNode: p.Leader, LeaderEpoch: p.LeaderEpoch,
 			LogStartOffset: -1, HighWatermark: -1, SizeBytes: sizes[i].Size,
+			Replicas: p.ReplicaSet(), Isr: p.InSyncReplicas(),
 		}
 		if len(gws) > 0 {
 			rp.GatewayLeader = ops.LeaderGateway(gws, t.Name, p.Partition).NodeID

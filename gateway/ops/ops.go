@@ -51,11 +51,15 @@ type Config struct {
 	// nil: group operations answer COORDINATOR_NOT_AVAILABLE.
 	Groups *groups.Coordinator
 	// GatewayID is this gateway's registered id.
-	GatewayID          string
-	DefaultPartitions  int32
-	DefaultStorageMode meta.StorageMode
-	TopicDefaults      meta.Defaults
-	Logger             *slog.Logger
+	GatewayID         string
+	DefaultPartitions int32
+	// DefaultReplicationFactor is the replication factor of topics created
+	// with -1 (and auto-created ones); 0 means min(3, live log-service
+	// nodes), Kafka's production default where the cluster allows it.
+	DefaultReplicationFactor int16
+	DefaultStorageMode       meta.StorageMode
+	TopicDefaults            meta.Defaults
+	Logger                   *slog.Logger
 }
 
 // Ops runs operations for one gateway. It is safe for concurrent use.
@@ -193,4 +197,37 @@ func LeaderGateway(gws []meta.Gateway, topic string, partition int32) meta.Gatew
 	f := fnv.New32a()
 	f.Write([]byte(topic))
 	return gws[(f.Sum32()+uint32(partition))%uint32(len(gws))]
+}
+
+// ReplicaGateways is how a partition's replicas and ISR appear to Kafka
+// clients, whose only brokers are gateways: replica i of the partition
+// (its log-service replicas, preferred first) is shown as the gateway i
+// places after the partition's LeaderGateway, wrapping around, so the
+// lists have the partition's true length and the ISR the true count and
+// membership. With fewer gateways than replicas a gateway appears more
+// than once. Offline replicas are those whose log-service node is not
+// live. gws must be non-empty.
+func ReplicaGateways(gws []meta.Gateway, p meta.Partition, live func(node string) bool) (replicas, isr, offline []int32) {
+	first := 0
+	leader := LeaderGateway(gws, p.Topic, p.Partition)
+	for i, g := range gws {
+		if g.NodeID == leader.NodeID {
+			first = i
+		}
+	}
+	replicas, isr, offline = []int32{}, []int32{}, []int32{}
+	for i, node := range p.ReplicaSet() {
+		id := gws[(first+i)%len(gws)].NodeID
+		replicas = append(replicas, id)
+		if p.InISR(node) {
+			isr = append(isr, id)
+		}
+		if !live(node) {
+			offline = append(offline, id)
+		}
+	}
+	if len(replicas) == 0 { // a record being written: show the leader alone
+		replicas, isr = []int32{leader.NodeID}, []int32{leader.NodeID}
+	}
+	return replicas, isr, offline
 }

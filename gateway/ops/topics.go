@@ -20,7 +20,7 @@ type TopicSpec struct {
 	Name string
 	// Partitions -1 is the gateway default.
 	Partitions int32
-	// ReplicationFactor -1 is the default (1).
+	// ReplicationFactor -1 is the default (Config.DefaultReplicationFactor).
 	ReplicationFactor int16
 	// Configs may set storage.mode; the others are stored on the topic.
 	Configs []ConfigEntry
@@ -40,11 +40,11 @@ func (o *Ops) buildTopic(spec TopicSpec) (*meta.Topic, *Error) {
 	if partitions < 1 || partitions > meta.MaxPartitions {
 		return nil, fail(kerr.InvalidPartitions, "partitions", "number of partitions %d must be between 1 and %d", partitions, meta.MaxPartitions)
 	}
-	if rf := spec.ReplicationFactor; rf != -1 && rf != 1 {
+	if rf := spec.ReplicationFactor; rf != -1 && rf < 1 {
 		return nil, fail(kerr.InvalidReplicationFactor, "replication_factor",
-			"replication factor %d is not supported: log-service nodes do not replicate yet; use 1 or -1 (the default)", rf)
+			"replication factor %d must be at least 1, or -1 for the default", rf)
 	}
-	t := &meta.Topic{Name: spec.Name, Partitions: partitions, ReplicationFactor: 1, StorageMode: o.cfg.DefaultStorageMode}
+	t := &meta.Topic{Name: spec.Name, Partitions: partitions, ReplicationFactor: spec.ReplicationFactor, StorageMode: o.cfg.DefaultStorageMode}
 	seen := map[string]bool{}
 	for _, c := range spec.Configs {
 		switch {
@@ -69,7 +69,52 @@ func (o *Ops) buildTopic(spec TopicSpec) (*meta.Topic, *Error) {
 	if e := o.storageModeUsable(t.StorageMode); e != nil {
 		return nil, e
 	}
+	if e := o.resolveReplicationFactor(t); e != nil {
+		return nil, e
+	}
 	return t, nil
+}
+
+// defaultReplicationFactor caps the default factor when the gateway sets
+// none (Kafka's recommended production factor).
+const defaultReplicationFactor = 3
+
+// maxReplicationFactor is what this build replicates: records carry
+// replicas and an ISR, but followers do not fetch yet, so a factor above 1
+// would claim copies that do not exist.
+const maxReplicationFactor = 1
+
+// resolveReplicationFactor settles t.ReplicationFactor (-1: the default)
+// against the live log-service nodes. A topic whose data is local needs
+// that many distinct nodes (INVALID_REPLICATION_FACTOR otherwise, as
+// Kafka answers with too few brokers). A diskless topic has one logical
+// copy in object storage, which is its durability: it accepts any factor
+// a tool asks for (Kafka Streams and connectors ask for 3) and stores and
+// reports 1.
+func (o *Ops) resolveReplicationFactor(t *meta.Topic) *Error {
+	live := len(o.cache.LogNodes())
+	if live == 0 {
+		return fail(kerr.InvalidReplicationFactor, "", "%v", meta.ErrNoLogNodes)
+	}
+	if !t.StorageMode.KeepsLocalData() {
+		t.ReplicationFactor = 1
+		return nil
+	}
+	if t.ReplicationFactor == -1 {
+		t.ReplicationFactor = o.cfg.DefaultReplicationFactor
+		if t.ReplicationFactor <= 0 {
+			t.ReplicationFactor = int16(min(defaultReplicationFactor, live))
+		}
+	}
+	if t.ReplicationFactor > maxReplicationFactor {
+		return fail(kerr.InvalidReplicationFactor, "replication_factor",
+			"replication factor %d is not supported yet: followers do not fetch from leaders yet (issue 13); use 1", t.ReplicationFactor)
+	}
+	if int(t.ReplicationFactor) > live {
+		return fail(kerr.InvalidReplicationFactor, "replication_factor",
+			"replication factor %d is larger than the %d live log-service nodes", t.ReplicationFactor, live)
+	}
+	return nil
 }
 
 // storageModeUsable is every rule about whether a new topic may have mode:
@@ -109,9 +154,6 @@ func (o *Ops) CreateTopic(ctx context.Context, spec TopicSpec, validateOnly bool
 		return nil, 0, fail(kerr.InvalidTopicException, "name", "%v", meta.CollisionError(t.Name, other))
 	}
 	if validateOnly {
-		if len(o.cache.LogNodes()) == 0 {
-			return nil, 0, fail(kerr.InvalidReplicationFactor, "", "%v", meta.ErrNoLogNodes)
-		}
 		return t, 0, nil
 	}
 	rev, err := o.store.CreateTopic(ctx, t, o.cache.LogNodesByLoad())
@@ -121,8 +163,8 @@ func (o *Ops) CreateTopic(ctx context.Context, spec TopicSpec, validateOnly bool
 		return t, rev, nil
 	case errors.Is(err, meta.ErrTopicExists):
 		return nil, 0, fail(kerr.TopicAlreadyExists, "name", "topic %s already exists", t.Name)
-	case errors.Is(err, meta.ErrNoLogNodes):
-		return nil, 0, fail(kerr.InvalidReplicationFactor, "", "%v", err)
+	case errors.Is(err, meta.ErrNoLogNodes), errors.Is(err, meta.ErrReplicationFactor):
+		return nil, 0, fail(kerr.InvalidReplicationFactor, "replication_factor", "%v", err)
 	case errors.Is(err, meta.ErrInvalidTopicName), errors.Is(err, meta.ErrTopicCollision):
 		return nil, 0, fail(kerr.InvalidTopicException, "name", "%v", err)
 	case errors.Is(err, meta.ErrInvalidPartitions):
@@ -170,8 +212,11 @@ func (o *Ops) AddPartitions(ctx context.Context, name string, count int32, valid
 		return 0, fail(kerr.InvalidPartitions, "partitions", "topic %s has %d partitions; the new count %d must be larger and at most %d",
 			name, t.Partitions, count, meta.MaxPartitions)
 	}
-	if len(o.cache.LogNodes()) == 0 {
+	if live := len(o.cache.LogNodes()); live == 0 {
 		return 0, fail(kerr.InvalidReplicationFactor, "", "%v", meta.ErrNoLogNodes)
+	} else if t.StorageMode.KeepsLocalData() && int(t.ReplicationFactor) > live {
+		return 0, fail(kerr.InvalidReplicationFactor, "replication_factor",
+			"topic %s has replication factor %d; only %d log-service nodes are live to place new partitions on", name, t.ReplicationFactor, live)
 	}
 	if validateOnly {
 		return 0, nil
@@ -191,8 +236,8 @@ func (o *Ops) AddPartitions(ctx context.Context, name string, count int32, valid
 			return 0, fail(kerr.UnknownTopicOrPartition, "name", "%v", err)
 		case errors.Is(err, meta.ErrInvalidPartitions):
 			return 0, fail(kerr.InvalidPartitions, "partitions", "%v", err)
-		case errors.Is(err, meta.ErrNoLogNodes):
-			return 0, fail(kerr.InvalidReplicationFactor, "", "%v", err)
+		case errors.Is(err, meta.ErrNoLogNodes), errors.Is(err, meta.ErrReplicationFactor):
+			return 0, fail(kerr.InvalidReplicationFactor, "replication_factor", "%v", err)
 		}
 		break
 	}

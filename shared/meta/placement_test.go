@@ -1,12 +1,16 @@
 package meta_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/meta/metatest"
 )
 
 func nodesOn(racks ...string) []meta.LogNode {
@@ -113,5 +117,72 @@ func TestAssignReplicasRefusesWhatCannotBePlaced(t *testing.T) {
 	}
 	if _, err := meta.AssignReplicas(nodesOn("a"), 3, 0, 0); err == nil {
 		t.Fatal("rf 0 accepted")
+	}
+}
+
+// TestCreateTopicPlacesReplicas checks what CreateTopic and AddPartitions
+// store for a replicated local topic: rf distinct replicas, all in sync,
+// the preferred one leading and as home; diskless partitions keep one
+// logical replica; too few nodes is ErrReplicationFactor and writes
+// nothing.
+func TestCreateTopicPlacesReplicas(t *testing.T) {
+	e := metatest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store := meta.NewStore(e.Client, "/rf/")
+	cache := meta.NewCache(store, nil)
+	if err := cache.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	list := func(name string, rev int64, err error) []meta.Partition {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cache.WaitRevision(ctx, rev); err != nil {
+			t.Fatal(err)
+		}
+		return cache.Partitions(name)
+	}
+	nodes := nodesOn("x", "y", "z", "x")
+	top := &meta.Topic{Name: "rf3", Partitions: 6, ReplicationFactor: 3, StorageMode: meta.StorageLocal}
+	if _, err := store.CreateTopic(ctx, top, nodes); err != nil {
+		t.Fatal(err)
+	}
+	rev, err := store.AddPartitions(ctx, "rf3", 8, nodes)
+	parts := list("rf3", rev, err)
+	if len(parts) != 8 {
+		t.Fatalf("%d partitions", len(parts))
+	}
+	var placed [][]string
+	leaders := map[string]int{}
+	for _, p := range parts {
+		placed = append(placed, p.Replicas)
+		if p.Leader != p.Replicas[0] || p.Home != p.Replicas[0] || !slices.Equal(p.ISR, p.Replicas) || p.MayHaveLocalData() {
+			t.Fatalf("partition %d: %+v", p.Partition, p)
+		}
+		leaders[p.Leader]++
+	}
+	check(t, nodes, placed, 8, 3)
+	if len(leaders) != 4 {
+		t.Fatalf("preferred leaders on %d of 4 nodes: %v", len(leaders), leaders)
+	}
+
+	d := &meta.Topic{Name: "dl", Partitions: 2, ReplicationFactor: 1, StorageMode: meta.StorageDiskless}
+	rev, err = store.CreateTopic(ctx, d, nodes)
+	dparts := list("dl", rev, err)
+	for _, p := range dparts {
+		if len(p.Replicas) != 0 || !slices.Equal(p.ReplicaSet(), []string{p.Leader}) || !p.InISR(p.Leader) {
+			t.Fatalf("diskless partition %+v", p)
+		}
+	}
+
+	big := &meta.Topic{Name: "rf5", Partitions: 1, ReplicationFactor: 5, StorageMode: meta.StorageLocal}
+	if _, err := store.CreateTopic(ctx, big, nodes); !errors.Is(err, meta.ErrReplicationFactor) {
+		t.Fatalf("rf 5 on 4 nodes: %v", err)
+	}
+	if _, err := store.GetTopic(ctx, "rf5"); !errors.Is(err, meta.ErrTopicNotFound) {
+		t.Fatalf("refused topic was stored: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -89,7 +90,11 @@ func (s *Store) CreateTopic(ctx context.Context, t *Topic, nodes []LogNode) (int
 	}
 	topicKey, collKey := s.k.topic(t.Name), s.k.topicCollision(t.Name)
 	ops := []clientv3.Op{clientv3.OpPut(topicKey, mustJSON(t)), clientv3.OpPut(collKey, t.Name)}
-	ops = append(ops, s.placeOps(t, 0, t.Partitions, nodes)...)
+	placed, err := s.placeOps(t, 0, t.Partitions, nodes)
+	if err != nil {
+		return 0, err
+	}
+	ops = append(ops, placed...)
 	// A stale collision key is removed by explainFailedCreate; one retry
 	// after that is enough unless others keep racing us.
 	for attempt := 0; ; attempt++ {
@@ -112,22 +117,37 @@ func (s *Store) CreateTopic(ctx context.Context, t *Topic, nodes []LogNode) (int
 	}
 }
 
-// placeOps assigns partitions [from, to) to nodes round-robin in the given
-// order; callers pass the least-loaded nodes first (Cache.LogNodesByLoad),
-// so new partitions even out the cluster. A partition of a mode that keeps
-// data locally gets its leader as its home.
-func (s *Store) placeOps(t *Topic, from, to int32, nodes []LogNode) []clientv3.Op {
+// placeOps assigns partitions [from, to) to nodes, which callers pass
+// least-loaded first (Cache.LogNodesByLoad), so new partitions even out
+// the cluster. A partition of a mode that keeps data locally gets
+// t.ReplicationFactor replicas on distinct nodes, placed as Kafka does
+// (AssignReplicas: rack-aware, preferred leaders spread), all in sync (the
+// log is empty), its preferred replica leading and as its home. A
+// partition whose data is shared (diskless) has one logical replica: its
+// leader, round-robin. Too few nodes for the factor is
+// ErrReplicationFactor.
+func (s *Store) placeOps(t *Topic, from, to int32, nodes []LogNode) ([]clientv3.Op, error) {
 	var ops []clientv3.Op
-	for p := from; p < to; p++ {
-		node := nodes[int(p-from)%len(nodes)]
-		pa := Partition{Topic: t.Name, TopicID: t.ID, Partition: p, Leader: node.ID, LeaderEpoch: 0}
-		if t.StorageMode.KeepsLocalData() {
-			pa.Home = node.ID
-			pa.Materialized = new(bool)
+	if !t.StorageMode.KeepsLocalData() {
+		for p := from; p < to; p++ {
+			node := nodes[int(p-from)%len(nodes)]
+			pa := Partition{Topic: t.Name, TopicID: t.ID, Partition: p, Leader: node.ID, LeaderEpoch: 0}
+			ops = append(ops, clientv3.OpPut(s.k.partition(t.Name, p), mustJSON(pa)))
 		}
+		return ops, nil
+	}
+	rf := max(int(t.ReplicationFactor), 1)
+	assigned, err := AssignReplicas(nodes, to-from, rf, 0)
+	if err != nil {
+		return nil, err
+	}
+	for i, replicas := range assigned {
+		p := from + int32(i)
+		pa := Partition{Topic: t.Name, TopicID: t.ID, Partition: p, Leader: replicas[0], LeaderEpoch: 0,
+			Home: replicas[0], Materialized: new(bool), Replicas: replicas, ISR: slices.Clone(replicas)}
 		ops = append(ops, clientv3.OpPut(s.k.partition(t.Name, p), mustJSON(pa)))
 	}
-	return ops
+	return ops, nil
 }
 
 // PartitionUpdate is one compare-and-swap change of a partition record.
@@ -212,7 +232,11 @@ func (s *Store) AddPartitions(ctx context.Context, name string, total int32, nod
 	}
 	old := t.Partitions
 	t.Partitions = total
-	ops := append([]clientv3.Op{clientv3.OpPut(s.k.topic(name), mustJSON(t))}, s.placeOps(t, old, total, nodes)...)
+	placed, err := s.placeOps(t, old, total, nodes)
+	if err != nil {
+		return 0, err
+	}
+	ops := append([]clientv3.Op{clientv3.OpPut(s.k.topic(name), mustJSON(t))}, placed...)
 	resp, err := s.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(s.k.topic(name)), "=", rev)).
 		Then(ops...).Commit()

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // StorageMode says where a topic's data lives. It is chosen per topic when
@@ -123,6 +124,21 @@ type Partition struct {
 	// while its home node was down before it ever opened it). nil: a record
 	// written before this field existed (see MayHaveLocalData).
 	Materialized *bool `json:"materialized,omitempty"`
+	// Replicas are the nodes holding a copy of a partition whose data is
+	// local (local, hybrid), preferred leader first (Kafka's assignment);
+	// Home is Replicas[0]. Empty for diskless partitions (one logical copy
+	// in object storage) and for records written before replication (read
+	// them as Replicas = [Home]: see ReplicaSet).
+	Replicas []string `json:"replicas,omitempty"`
+	// ISR is the in-sync subset of Replicas: the replicas holding every
+	// record below the leader's high watermark, the only ones that may be
+	// elected leader (unclean.leader.election.enable aside). The leader
+	// changes it by compare-and-swap on the record (Kafka's AlterPartition);
+	// the controller removes dead followers. It is never emptied: the last
+	// member stays even when it dies (the KIP-966 rule), so a replica that
+	// missed acknowledged records can never be elected. Empty when Replicas
+	// is (see InSyncReplicas).
+	ISR []string `json:"isr,omitempty"`
 
 	// ModRevision is the etcd revision of the last change (not stored; the
 	// cache fills it in) for compare-and-swap updates.
@@ -139,6 +155,36 @@ func (p Partition) MayHaveLocalData() bool {
 	}
 	return p.LeaderEpoch > 0
 }
+
+// ReplicaSet is the partition's replicas, preferred leader first: Replicas,
+// or for a record without them its Home (local data) or its Leader
+// (diskless: one logical replica, wherever it is led).
+func (p Partition) ReplicaSet() []string {
+	switch {
+	case len(p.Replicas) > 0:
+		return p.Replicas
+	case p.Home != "":
+		return []string{p.Home}
+	case p.Leader != "":
+		return []string{p.Leader}
+	}
+	return nil
+}
+
+// InSyncReplicas is the ISR, or for a record without one the ReplicaSet
+// (a single replica is always in sync with itself).
+func (p Partition) InSyncReplicas() []string {
+	if len(p.ISR) > 0 {
+		return p.ISR
+	}
+	return p.ReplicaSet()
+}
+
+// InISR reports whether node is in the partition's ISR.
+func (p Partition) InISR(node string) bool { return slices.Contains(p.InSyncReplicas(), node) }
+
+// IsReplica reports whether node holds a replica of the partition.
+func (p Partition) IsReplica(node string) bool { return slices.Contains(p.ReplicaSet(), node) }
 
 // Online reports whether the partition has a leader.
 func (p Partition) Online() bool { return p.Leader != "" }

@@ -30,6 +30,7 @@ type options struct {
 	rack           *string
 	autoCreate     *bool
 	partitions     *int
+	replication    *int
 	storageMode    *string
 	clusterID      *string
 	sessionTTL     *time.Duration
@@ -55,6 +56,7 @@ func newOptions() *options {
 		rack:           fs.String("rack", "", "rack advertised to clients"),
 		autoCreate:     fs.Bool("auto-create-topics", false, "create missing topics on Metadata requests"),
 		partitions:     fs.Int("default-partitions", 1, "partitions of topics created without a count"),
+		replication:    fs.Int("default-replication-factor", 0, "replication factor of local topics created with -1 or auto-created (0: min(3, live log-service nodes))"),
 		storageMode:    fs.String("default-storage-mode", string(meta.StorageLocal), "storage mode of topics that do not set storage.mode (local|diskless; hybrid is coming)"),
 		clusterID:      fs.String("cluster-id", gateway.DefaultClusterID, "cluster id reported to clients (same on every gateway)"),
 		sessionTTL:     fs.Duration("session-ttl", gateway.DefaultSessionTTL*time.Second, "etcd lease TTL of this gateway's registration: how long a crashed gateway stays listed to clients"),
@@ -95,6 +97,9 @@ func (o *options) validate() error {
 	if *o.partitions < 1 || *o.partitions > meta.MaxPartitions {
 		return fmt.Errorf("invalid value %d for flag --default-partitions: must be 1..%d", *o.partitions, meta.MaxPartitions)
 	}
+	if *o.replication < 0 || *o.replication > 1<<15-1 {
+		return fmt.Errorf("invalid value %d for flag --default-replication-factor: must be 0 (automatic) or a positive factor", *o.replication)
+	}
 	mode, err := meta.ParseStorageMode(*o.storageMode)
 	if err == nil {
 		err = mode.Supported()
@@ -134,7 +139,7 @@ func run(args []string) int {
 	g, err := gateway.New(gateway.Config{
 		ID: *o.id, NodeID: int32(*o.nodeID), ListenAddr: *o.kafkaAddr, AdvertisedAddr: *o.advertisedAddr,
 		AdminAddr: *o.adminAddr, AdvertisedAdminAddr: *o.advertAdmin, Rack: *o.rack, ClusterID: *o.clusterID, AutoCreateTopics: *o.autoCreate,
-		DefaultPartitions: int32(*o.partitions), DefaultStorageMode: meta.StorageMode(*o.storageMode),
+		DefaultPartitions: int32(*o.partitions), DefaultReplicationFactor: int16(*o.replication), DefaultStorageMode: meta.StorageMode(*o.storageMode),
 		Etcd: cli, EtcdPrefix: *o.etcdPrefix, SessionTTL: int(o.sessionTTL.Seconds()),
 		GroupMinSessionTimeout: *o.groupMinST, GroupMaxSessionTimeout: *o.groupMaxST, Logger: log,
 		TracerProvider: tel.TracerProvider, Metrics: tel.Registry,

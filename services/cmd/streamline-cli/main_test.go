@@ -103,7 +103,7 @@ func TestCLI(t *testing.T) {
 		"--remote-storage-batch-size", "65536", "--remote-storage-batch-timeout-ms", "50",
 		"--remote-storage-upload-parallelism", "2", "--remote-storage-read-cache-bytes", "1048576",
 		"--config", "retention.ms=3600000")
-	if !strings.Contains(r.stdout, `Created topic "cli-diskless": 3 partitions, storage mode Diskless.`) {
+	if !strings.Contains(r.stdout, `Created topic "cli-diskless": 3 partitions, replication factor 1, storage mode Diskless.`) {
 		t.Fatalf("create: %s", r)
 	}
 	r = ok(t, admin, nil, "topics", "describe", "cli-diskless")
@@ -116,8 +116,8 @@ func TestCLI(t *testing.T) {
 			t.Fatalf("describe does not show %q:\n%s", want, r.stdout)
 		}
 	}
-	if !regexp.MustCompile(`(?m)^PARTITION +LEADER NODE +EPOCH +LOG START +HIGH WATERMARK`).MatchString(r.stdout) ||
-		len(regexp.MustCompile(`(?m)^[0-2] +\S+ +\d+ +0 +0 `).FindAllString(r.stdout, -1)) != 3 {
+	if !regexp.MustCompile(`(?m)^PARTITION +LEADER NODE +EPOCH +REPLICAS +ISR +LOG START +HIGH WATERMARK`).MatchString(r.stdout) ||
+		len(regexp.MustCompile(`(?m)^[0-2] +\S+ +\d+ +\S+ +\S+ +0 +0 `).FindAllString(r.stdout, -1)) != 3 {
 		t.Fatalf("describe: no partition table with 3 empty partitions:\n%s", r.stdout)
 	}
 	var desc struct {

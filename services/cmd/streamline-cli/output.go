@@ -25,6 +25,7 @@ type jsonTopic struct {
 	Name          string             `json:"name"`
 	ID            string             `json:"id,omitempty"`
 	Partitions    int32              `json:"partitions"`
+	Replication   int32              `json:"replication_factor"`
 	StorageMode   string             `json:"storage_mode"`
 	RemoteStorage *jsonRemoteStorage `json:"remote_storage,omitempty"`
 	Configs       map[string]string  `json:"configs"`
@@ -32,7 +33,7 @@ type jsonTopic struct {
 
 func topicJSON(t *adminv1.Topic) jsonTopic {
 	out := jsonTopic{
-		Name: t.GetName(), ID: t.GetId(), Partitions: t.GetPartitions(),
+		Name: t.GetName(), ID: t.GetId(), Partitions: t.GetPartitions(), Replication: t.GetReplicationFactor(),
 		StorageMode: storageModeKey(t.GetStorageMode()), Configs: t.GetConfigs(),
 	}
 	if out.Configs == nil {
@@ -48,14 +49,16 @@ func topicJSON(t *adminv1.Topic) jsonTopic {
 }
 
 type jsonPartition struct {
-	Partition      int32  `json:"partition"`
-	LeaderNode     string `json:"leader_node"`
-	LeaderEpoch    int32  `json:"leader_epoch"`
-	GatewayLeader  int32  `json:"gateway_leader"`
-	LogStartOffset int64  `json:"log_start_offset"`
-	HighWatermark  int64  `json:"high_watermark"`
-	SizeBytes      int64  `json:"size_bytes"` // -1: unknown
-	OffsetsError   string `json:"offsets_error,omitempty"`
+	Partition      int32    `json:"partition"`
+	LeaderNode     string   `json:"leader_node"`
+	LeaderEpoch    int32    `json:"leader_epoch"`
+	Replicas       []string `json:"replicas"`
+	ISR            []string `json:"isr"`
+	GatewayLeader  int32    `json:"gateway_leader"`
+	LogStartOffset int64    `json:"log_start_offset"`
+	HighWatermark  int64    `json:"high_watermark"`
+	SizeBytes      int64    `json:"size_bytes"` // -1: unknown
+	OffsetsError   string   `json:"offsets_error,omitempty"`
 }
 
 type jsonGroupOffset struct {

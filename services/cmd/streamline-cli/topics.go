@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -24,6 +25,7 @@ func (a *app) topicsCommand() *cobra.Command {
 func (a *app) topicsCreateCommand() *cobra.Command {
 	var (
 		partitions  int32
+		replication int32
 		mode        storageModeFlag
 		batchSize   int64
 		batchTime   int64
@@ -52,8 +54,11 @@ by its Kafka name.`,
 			if partitions < 0 {
 				return invalidFlag("partitions", partitions, "must be at least 1 (0 or unset: the cluster default)")
 			}
+			if replication < 0 {
+				return invalidFlag("replication-factor", replication, "must be at least 1 (0 or unset: the cluster default)")
+			}
 			req := &adminv1.CreateTopicRequest{
-				Name: args[0], Partitions: partitions, StorageMode: mode.mode,
+				Name: args[0], Partitions: partitions, ReplicationFactor: replication, StorageMode: mode.mode,
 				Configs: configs.m, ValidateOnly: validate,
 			}
 			rs := &adminv1.RemoteStorage{}
@@ -94,13 +99,14 @@ by its Kafka name.`,
 			if validate {
 				verb = "Validated (nothing created)"
 			}
-			fmt.Fprintf(a.stdout, "%s topic %q: %s, storage mode %s.\n", verb, t.GetName(),
-				plural(int64(t.GetPartitions()), "partition"), storageModeTitle(t.GetStorageMode()))
+			fmt.Fprintf(a.stdout, "%s topic %q: %s, replication factor %d, storage mode %s.\n", verb, t.GetName(),
+				plural(int64(t.GetPartitions()), "partition"), t.GetReplicationFactor(), storageModeTitle(t.GetStorageMode()))
 			return nil
 		}),
 	}
 	f := c.Flags()
 	f.Int32VarP(&partitions, "partitions", "p", 0, "number of partitions (default: the cluster's default)")
+	f.Int32VarP(&replication, "replication-factor", "r", 0, "copies of each partition on distinct log-service nodes (default: the cluster's, min(3, nodes)); diskless topics keep one copy in object storage")
 	f.Var(&mode, "storage-mode", "where the data lives: local, hybrid or diskless (default: the cluster's default)")
 	f.Int64Var(&batchSize, "remote-storage-batch-size", 0, "diskless: flush a batch to object storage at this many bytes (remote.storage.batch.size.bytes)")
 	f.Int64Var(&batchTime, "remote-storage-batch-timeout-ms", 0, "diskless: flush a batch after this many milliseconds (remote.storage.batch.timeout.ms)")
@@ -129,6 +135,7 @@ func (a *app) topicsDescribeCommand() *cobra.Command {
 				for _, p := range resp.GetPartitions() {
 					out.Partitions = append(out.Partitions, jsonPartition{
 						Partition: p.GetPartition(), LeaderNode: p.GetLeaderNode(), LeaderEpoch: p.GetLeaderEpoch(),
+						Replicas: nonNil(p.GetReplicas()), ISR: nonNil(p.GetIsr()),
 						GatewayLeader: p.GetGatewayLeader(), LogStartOffset: p.GetLogStartOffset(),
 						HighWatermark: p.GetHighWatermark(), SizeBytes: p.GetSizeBytes(), OffsetsError: p.GetOffsetsError(),
 					})
@@ -147,6 +154,7 @@ func printTopic(w io.Writer, resp *adminv1.DescribeTopicResponse) error {
 	hdr.row("Topic:", t.GetName())
 	hdr.row("ID:", orDash(t.GetId()))
 	hdr.row("Partitions:", fmt.Sprint(t.GetPartitions()))
+	hdr.row("Replication:", fmt.Sprint(t.GetReplicationFactor()))
 	hdr.row("Storage Mode:", storageModeTitle(t.GetStorageMode()))
 	if err := hdr.flush(); err != nil {
 		return err
@@ -187,7 +195,7 @@ func printTopic(w io.Writer, resp *adminv1.DescribeTopicResponse) error {
 	for _, p := range resp.GetPartitions() {
 		withErr = withErr || p.GetOffsetsError() != ""
 	}
-	cols := []string{"PARTITION", "LEADER NODE", "EPOCH", "LOG START", "HIGH WATERMARK", "SIZE BYTES", "GATEWAY LEADER"}
+	cols := []string{"PARTITION", "LEADER NODE", "EPOCH", "REPLICAS", "ISR", "LOG START", "HIGH WATERMARK", "SIZE BYTES", "GATEWAY LEADER"}
 	if withErr {
 		cols = append(cols, "ERROR")
 	}
@@ -198,6 +206,7 @@ func printTopic(w io.Writer, resp *adminv1.DescribeTopicResponse) error {
 			leader = "(offline)"
 		}
 		row := []string{fmt.Sprint(p.GetPartition()), leader, fmt.Sprint(p.GetLeaderEpoch()),
+			orDash(strings.Join(p.GetReplicas(), ",")), orDash(strings.Join(p.GetIsr(), ",")),
 			offsetText(p.GetLogStartOffset()), offsetText(p.GetHighWatermark()), offsetText(p.GetSizeBytes()), fmt.Sprint(p.GetGatewayLeader())}
 		if withErr {
 			row = append(row, orDash(p.GetOffsetsError()))
@@ -323,4 +332,12 @@ defaults (--delete key), incrementally: configs not named keep their values.`,
 	f.Var(&del, "delete", "config to return to its default (repeatable)")
 	f.BoolVar(&validate, "validate-only", false, "only validate the change; change nothing")
 	return c
+}
+
+// nonNil makes an empty list print as [] in JSON.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

@@ -181,9 +181,14 @@ type CreateTopicRequest struct {
 	// Any other topic configs by their Kafka names (retention.ms, ...).
 	Configs map[string]string `protobuf:"bytes,5,rep,name=configs,proto3" json:"configs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Only validate; create nothing.
-	ValidateOnly  bool `protobuf:"varint,6,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ValidateOnly bool `protobuf:"varint,6,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
+	// Copies of each partition of a local topic, on distinct log-service
+	// nodes; 0 means the cluster default (min(3, live nodes) unless the
+	// gateway sets --default-replication-factor). Diskless topics keep one
+	// logical copy in object storage and accept any factor.
+	ReplicationFactor int32 `protobuf:"varint,7,opt,name=replication_factor,json=replicationFactor,proto3" json:"replication_factor,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *CreateTopicRequest) Reset() {
@@ -258,6 +263,13 @@ func (x *CreateTopicRequest) GetValidateOnly() bool {
 	return false
 }
 
+func (x *CreateTopicRequest) GetReplicationFactor() int32 {
+	if x != nil {
+		return x.ReplicationFactor
+	}
+	return 0
+}
+
 // CreateTopicResponse is the created topic.
 type CreateTopicResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -313,9 +325,12 @@ type Topic struct {
 	StorageMode   StorageMode    `protobuf:"varint,4,opt,name=storage_mode,json=storageMode,proto3,enum=streamline.admin.v1.StorageMode" json:"storage_mode,omitempty"`
 	RemoteStorage *RemoteStorage `protobuf:"bytes,5,opt,name=remote_storage,json=remoteStorage,proto3" json:"remote_storage,omitempty"`
 	// Every config of the topic (explicit and defaulted) by Kafka name.
-	Configs       map[string]string `protobuf:"bytes,6,rep,name=configs,proto3" json:"configs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Configs map[string]string `protobuf:"bytes,6,rep,name=configs,proto3" json:"configs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Copies of each partition (1 for diskless topics: one logical copy in
+	// object storage).
+	ReplicationFactor int32 `protobuf:"varint,7,opt,name=replication_factor,json=replicationFactor,proto3" json:"replication_factor,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Topic) Reset() {
@@ -390,6 +405,13 @@ func (x *Topic) GetConfigs() map[string]string {
 	return nil
 }
 
+func (x *Topic) GetReplicationFactor() int32 {
+	if x != nil {
+		return x.ReplicationFactor
+	}
+	return 0
+}
+
 // Partition is one partition's leadership, offsets and size.
 type Partition struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -409,7 +431,12 @@ type Partition struct {
 	// Bytes stored for the partition now, as Kafka DescribeLogDirs reports
 	// them (local: its segment files; diskless: its committed ranges in
 	// object storage); -1 when unknown (for example the leader is down).
-	SizeBytes     int64 `protobuf:"varint,8,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	SizeBytes int64 `protobuf:"varint,8,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// Log-service nodes holding a copy, preferred leader first.
+	Replicas []string `protobuf:"bytes,9,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	// The in-sync replicas: those holding every record below the high
+	// watermark, the only ones that may be elected leader.
+	Isr           []string `protobuf:"bytes,10,rep,name=isr,proto3" json:"isr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -498,6 +525,20 @@ func (x *Partition) GetSizeBytes() int64 {
 		return x.SizeBytes
 	}
 	return 0
+}
+
+func (x *Partition) GetReplicas() []string {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+func (x *Partition) GetIsr() []string {
+	if x != nil {
+		return x.Isr
+	}
+	return nil
 }
 
 // DescribeTopicRequest names a topic.
@@ -1895,7 +1936,7 @@ const file_streamline_admin_v1_admin_proto_rawDesc = "" +
 	"\x11_batch_size_bytesB\x13\n" +
 	"\x11_batch_timeout_msB\x15\n" +
 	"\x13_upload_parallelismB\x13\n" +
-	"\x11_read_cache_bytes\"\x89\x03\n" +
+	"\x11_read_cache_bytes\"\xb8\x03\n" +
 	"\x12CreateTopicRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
 	"\n" +
@@ -1904,12 +1945,13 @@ const file_streamline_admin_v1_admin_proto_rawDesc = "" +
 	"\fstorage_mode\x18\x03 \x01(\x0e2 .streamline.admin.v1.StorageModeR\vstorageMode\x12I\n" +
 	"\x0eremote_storage\x18\x04 \x01(\v2\".streamline.admin.v1.RemoteStorageR\rremoteStorage\x12N\n" +
 	"\aconfigs\x18\x05 \x03(\v24.streamline.admin.v1.CreateTopicRequest.ConfigsEntryR\aconfigs\x12#\n" +
-	"\rvalidate_only\x18\x06 \x01(\bR\fvalidateOnly\x1a:\n" +
+	"\rvalidate_only\x18\x06 \x01(\bR\fvalidateOnly\x12-\n" +
+	"\x12replication_factor\x18\a \x01(\x05R\x11replicationFactor\x1a:\n" +
 	"\fConfigsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"G\n" +
 	"\x13CreateTopicResponse\x120\n" +
-	"\x05topic\x18\x01 \x01(\v2\x1a.streamline.admin.v1.TopicR\x05topic\"\xda\x02\n" +
+	"\x05topic\x18\x01 \x01(\v2\x1a.streamline.admin.v1.TopicR\x05topic\"\x89\x03\n" +
 	"\x05Topic\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1e\n" +
@@ -1918,10 +1960,11 @@ const file_streamline_admin_v1_admin_proto_rawDesc = "" +
 	"partitions\x12C\n" +
 	"\fstorage_mode\x18\x04 \x01(\x0e2 .streamline.admin.v1.StorageModeR\vstorageMode\x12I\n" +
 	"\x0eremote_storage\x18\x05 \x01(\v2\".streamline.admin.v1.RemoteStorageR\rremoteStorage\x12A\n" +
-	"\aconfigs\x18\x06 \x03(\v2'.streamline.admin.v1.Topic.ConfigsEntryR\aconfigs\x1a:\n" +
+	"\aconfigs\x18\x06 \x03(\v2'.streamline.admin.v1.Topic.ConfigsEntryR\aconfigs\x12-\n" +
+	"\x12replication_factor\x18\a \x01(\x05R\x11replicationFactor\x1a:\n" +
 	"\fConfigsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa9\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd7\x02\n" +
 	"\tPartition\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x1f\n" +
 	"\vleader_node\x18\x02 \x01(\tR\n" +
@@ -1932,7 +1975,10 @@ const file_streamline_admin_v1_admin_proto_rawDesc = "" +
 	"\x0ehigh_watermark\x18\x06 \x01(\x03R\rhighWatermark\x12#\n" +
 	"\roffsets_error\x18\a \x01(\tR\foffsetsError\x12\x1d\n" +
 	"\n" +
-	"size_bytes\x18\b \x01(\x03R\tsizeBytes\"*\n" +
+	"size_bytes\x18\b \x01(\x03R\tsizeBytes\x12\x1a\n" +
+	"\breplicas\x18\t \x03(\tR\breplicas\x12\x10\n" +
+	"\x03isr\x18\n" +
+	" \x03(\tR\x03isr\"*\n" +
 	"\x14DescribeTopicRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x89\x01\n" +
 	"\x15DescribeTopicResponse\x120\n" +

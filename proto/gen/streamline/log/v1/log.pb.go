@@ -1763,6 +1763,333 @@ func (x *DescribeSizesPartitionResult) GetStorageMode() string {
 	return ""
 }
 
+// ReplicateRequest is one follower fetch on a Replicate stream.
+type ReplicateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The follower's log-service node id.
+	FollowerId string `protobuf:"bytes,1,opt,name=follower_id,json=followerId,proto3" json:"follower_id,omitempty"`
+	// Longest the leader waits for new batches before answering.
+	MaxWaitMs int32 `protobuf:"varint,2,opt,name=max_wait_ms,json=maxWaitMs,proto3" json:"max_wait_ms,omitempty"`
+	// Bound of the whole answer; at least one batch is always answered.
+	MaxBytes      int32                 `protobuf:"varint,3,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	Partitions    []*ReplicatePartition `protobuf:"bytes,4,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicateRequest) Reset() {
+	*x = ReplicateRequest{}
+	mi := &file_streamline_log_v1_log_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicateRequest) ProtoMessage() {}
+
+func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_log_v1_log_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
+func (*ReplicateRequest) Descriptor() ([]byte, []int) {
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ReplicateRequest) GetFollowerId() string {
+	if x != nil {
+		return x.FollowerId
+	}
+	return ""
+}
+
+func (x *ReplicateRequest) GetMaxWaitMs() int32 {
+	if x != nil {
+		return x.MaxWaitMs
+	}
+	return 0
+}
+
+func (x *ReplicateRequest) GetMaxBytes() int32 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+func (x *ReplicateRequest) GetPartitions() []*ReplicatePartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+// ReplicatePartition is one followed partition in a ReplicateRequest.
+type ReplicatePartition struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	TopicId   []byte                 `protobuf:"bytes,2,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
+	Partition int32                  `protobuf:"varint,3,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The leader epoch the follower believes is current; a leader at another
+	// epoch answers FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH.
+	CurrentLeaderEpoch int32 `protobuf:"varint,4,opt,name=current_leader_epoch,json=currentLeaderEpoch,proto3" json:"current_leader_epoch,omitempty"`
+	// The follower's log end offset, fsynced: where to fetch from.
+	FetchOffset int64 `protobuf:"varint,5,opt,name=fetch_offset,json=fetchOffset,proto3" json:"fetch_offset,omitempty"`
+	// Leader epoch of the follower's last batch (-1: its log is empty).
+	LastFetchedEpoch  int32 `protobuf:"varint,6,opt,name=last_fetched_epoch,json=lastFetchedEpoch,proto3" json:"last_fetched_epoch,omitempty"`
+	PartitionMaxBytes int32 `protobuf:"varint,7,opt,name=partition_max_bytes,json=partitionMaxBytes,proto3" json:"partition_max_bytes,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ReplicatePartition) Reset() {
+	*x = ReplicatePartition{}
+	mi := &file_streamline_log_v1_log_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicatePartition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicatePartition) ProtoMessage() {}
+
+func (x *ReplicatePartition) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_log_v1_log_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicatePartition.ProtoReflect.Descriptor instead.
+func (*ReplicatePartition) Descriptor() ([]byte, []int) {
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ReplicatePartition) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ReplicatePartition) GetTopicId() []byte {
+	if x != nil {
+		return x.TopicId
+	}
+	return nil
+}
+
+func (x *ReplicatePartition) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ReplicatePartition) GetCurrentLeaderEpoch() int32 {
+	if x != nil {
+		return x.CurrentLeaderEpoch
+	}
+	return 0
+}
+
+func (x *ReplicatePartition) GetFetchOffset() int64 {
+	if x != nil {
+		return x.FetchOffset
+	}
+	return 0
+}
+
+func (x *ReplicatePartition) GetLastFetchedEpoch() int32 {
+	if x != nil {
+		return x.LastFetchedEpoch
+	}
+	return 0
+}
+
+func (x *ReplicatePartition) GetPartitionMaxBytes() int32 {
+	if x != nil {
+		return x.PartitionMaxBytes
+	}
+	return 0
+}
+
+// ReplicateResponse answers one ReplicateRequest, partitions in its order.
+type ReplicateResponse struct {
+	state         protoimpl.MessageState      `protogen:"open.v1"`
+	Partitions    []*ReplicatePartitionResult `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicateResponse) Reset() {
+	*x = ReplicateResponse{}
+	mi := &file_streamline_log_v1_log_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicateResponse) ProtoMessage() {}
+
+func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_log_v1_log_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
+func (*ReplicateResponse) Descriptor() ([]byte, []int) {
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ReplicateResponse) GetPartitions() []*ReplicatePartitionResult {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+// ReplicatePartitionResult is one partition's part of a ReplicateResponse.
+type ReplicatePartitionResult struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Topic          string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition      int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	ErrorCode      int32                  `protobuf:"varint,3,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage   string                 `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	HighWatermark  int64                  `protobuf:"varint,5,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
+	LogStartOffset int64                  `protobuf:"varint,6,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
+	// Whole batches from fetch_offset, exactly as stored by the leader.
+	Records []byte `protobuf:"bytes,7,opt,name=records,proto3" json:"records,omitempty"`
+	// When the follower's log diverges (its last epoch ends earlier on the
+	// leader than fetch_offset): the latest epoch both logs have and where
+	// it ends on the leader; the follower truncates there. -1 otherwise.
+	DivergingEpoch     int32 `protobuf:"varint,8,opt,name=diverging_epoch,json=divergingEpoch,proto3" json:"diverging_epoch,omitempty"`
+	DivergingEndOffset int64 `protobuf:"varint,9,opt,name=diverging_end_offset,json=divergingEndOffset,proto3" json:"diverging_end_offset,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ReplicatePartitionResult) Reset() {
+	*x = ReplicatePartitionResult{}
+	mi := &file_streamline_log_v1_log_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicatePartitionResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicatePartitionResult) ProtoMessage() {}
+
+func (x *ReplicatePartitionResult) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_log_v1_log_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicatePartitionResult.ProtoReflect.Descriptor instead.
+func (*ReplicatePartitionResult) Descriptor() ([]byte, []int) {
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ReplicatePartitionResult) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ReplicatePartitionResult) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ReplicatePartitionResult) GetErrorCode() int32 {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return 0
+}
+
+func (x *ReplicatePartitionResult) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
+func (x *ReplicatePartitionResult) GetHighWatermark() int64 {
+	if x != nil {
+		return x.HighWatermark
+	}
+	return 0
+}
+
+func (x *ReplicatePartitionResult) GetLogStartOffset() int64 {
+	if x != nil {
+		return x.LogStartOffset
+	}
+	return 0
+}
+
+func (x *ReplicatePartitionResult) GetRecords() []byte {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *ReplicatePartitionResult) GetDivergingEpoch() int32 {
+	if x != nil {
+		return x.DivergingEpoch
+	}
+	return 0
+}
+
+func (x *ReplicatePartitionResult) GetDivergingEndOffset() int64 {
+	if x != nil {
+		return x.DivergingEndOffset
+	}
+	return 0
+}
+
 var File_streamline_log_v1_log_proto protoreflect.FileDescriptor
 
 const file_streamline_log_v1_log_proto_rawDesc = "" +
@@ -1921,12 +2248,44 @@ const file_streamline_log_v1_log_proto_rawDesc = "" +
 	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\x12\x1d\n" +
 	"\n" +
 	"size_bytes\x18\x05 \x01(\x03R\tsizeBytes\x12!\n" +
-	"\fstorage_mode\x18\x06 \x01(\tR\vstorageMode2\xb1\x05\n" +
+	"\fstorage_mode\x18\x06 \x01(\tR\vstorageMode\"\xb7\x01\n" +
+	"\x10ReplicateRequest\x12\x1f\n" +
+	"\vfollower_id\x18\x01 \x01(\tR\n" +
+	"followerId\x12\x1e\n" +
+	"\vmax_wait_ms\x18\x02 \x01(\x05R\tmaxWaitMs\x12\x1b\n" +
+	"\tmax_bytes\x18\x03 \x01(\x05R\bmaxBytes\x12E\n" +
+	"\n" +
+	"partitions\x18\x04 \x03(\v2%.streamline.log.v1.ReplicatePartitionR\n" +
+	"partitions\"\x96\x02\n" +
+	"\x12ReplicatePartition\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x19\n" +
+	"\btopic_id\x18\x02 \x01(\fR\atopicId\x12\x1c\n" +
+	"\tpartition\x18\x03 \x01(\x05R\tpartition\x120\n" +
+	"\x14current_leader_epoch\x18\x04 \x01(\x05R\x12currentLeaderEpoch\x12!\n" +
+	"\ffetch_offset\x18\x05 \x01(\x03R\vfetchOffset\x12,\n" +
+	"\x12last_fetched_epoch\x18\x06 \x01(\x05R\x10lastFetchedEpoch\x12.\n" +
+	"\x13partition_max_bytes\x18\a \x01(\x05R\x11partitionMaxBytes\"`\n" +
+	"\x11ReplicateResponse\x12K\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2+.streamline.log.v1.ReplicatePartitionResultR\n" +
+	"partitions\"\xd8\x02\n" +
+	"\x18ReplicatePartitionResult\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x03 \x01(\x05R\terrorCode\x12#\n" +
+	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\x12%\n" +
+	"\x0ehigh_watermark\x18\x05 \x01(\x03R\rhighWatermark\x12(\n" +
+	"\x10log_start_offset\x18\x06 \x01(\x03R\x0elogStartOffset\x12\x18\n" +
+	"\arecords\x18\a \x01(\fR\arecords\x12'\n" +
+	"\x0fdiverging_epoch\x18\b \x01(\x05R\x0edivergingEpoch\x120\n" +
+	"\x14diverging_end_offset\x18\t \x01(\x03R\x12divergingEndOffset2\x8d\x06\n" +
 	"\n" +
 	"LogService\x12P\n" +
 	"\aProduce\x12!.streamline.log.v1.ProduceRequest\x1a\".streamline.log.v1.ProduceResponse\x12f\n" +
 	"\rProduceStream\x12'.streamline.log.v1.ProduceStreamRequest\x1a(.streamline.log.v1.ProduceStreamResponse(\x010\x01\x12J\n" +
-	"\x05Fetch\x12\x1f.streamline.log.v1.FetchRequest\x1a .streamline.log.v1.FetchResponse\x12\\\n" +
+	"\x05Fetch\x12\x1f.streamline.log.v1.FetchRequest\x1a .streamline.log.v1.FetchResponse\x12Z\n" +
+	"\tReplicate\x12#.streamline.log.v1.ReplicateRequest\x1a$.streamline.log.v1.ReplicateResponse(\x010\x01\x12\\\n" +
 	"\vListOffsets\x12%.streamline.log.v1.ListOffsetsRequest\x1a&.streamline.log.v1.ListOffsetsResponse\x12w\n" +
 	"\x14OffsetForLeaderEpoch\x12..streamline.log.v1.OffsetForLeaderEpochRequest\x1a/.streamline.log.v1.OffsetForLeaderEpochResponse\x12b\n" +
 	"\rDeleteRecords\x12'.streamline.log.v1.DeleteRecordsRequest\x1a(.streamline.log.v1.DeleteRecordsResponse\x12b\n" +
@@ -1945,7 +2304,7 @@ func file_streamline_log_v1_log_proto_rawDescGZIP() []byte {
 	return file_streamline_log_v1_log_proto_rawDescData
 }
 
-var file_streamline_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_streamline_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_streamline_log_v1_log_proto_goTypes = []any{
 	(*ProduceRequest)(nil),                      // 0: streamline.log.v1.ProduceRequest
 	(*ProducePartition)(nil),                    // 1: streamline.log.v1.ProducePartition
@@ -1973,13 +2332,17 @@ var file_streamline_log_v1_log_proto_goTypes = []any{
 	(*DescribeSizesPartition)(nil),              // 23: streamline.log.v1.DescribeSizesPartition
 	(*DescribeSizesResponse)(nil),               // 24: streamline.log.v1.DescribeSizesResponse
 	(*DescribeSizesPartitionResult)(nil),        // 25: streamline.log.v1.DescribeSizesPartitionResult
-	nil,                                         // 26: streamline.log.v1.ProduceStreamRequest.TraceContextEntry
+	(*ReplicateRequest)(nil),                    // 26: streamline.log.v1.ReplicateRequest
+	(*ReplicatePartition)(nil),                  // 27: streamline.log.v1.ReplicatePartition
+	(*ReplicateResponse)(nil),                   // 28: streamline.log.v1.ReplicateResponse
+	(*ReplicatePartitionResult)(nil),            // 29: streamline.log.v1.ReplicatePartitionResult
+	nil,                                         // 30: streamline.log.v1.ProduceStreamRequest.TraceContextEntry
 }
 var file_streamline_log_v1_log_proto_depIdxs = []int32{
 	1,  // 0: streamline.log.v1.ProduceRequest.partitions:type_name -> streamline.log.v1.ProducePartition
 	3,  // 1: streamline.log.v1.ProduceResponse.partitions:type_name -> streamline.log.v1.ProducePartitionResult
 	0,  // 2: streamline.log.v1.ProduceStreamRequest.request:type_name -> streamline.log.v1.ProduceRequest
-	26, // 3: streamline.log.v1.ProduceStreamRequest.trace_context:type_name -> streamline.log.v1.ProduceStreamRequest.TraceContextEntry
+	30, // 3: streamline.log.v1.ProduceStreamRequest.trace_context:type_name -> streamline.log.v1.ProduceStreamRequest.TraceContextEntry
 	2,  // 4: streamline.log.v1.ProduceStreamResponse.response:type_name -> streamline.log.v1.ProduceResponse
 	7,  // 5: streamline.log.v1.FetchRequest.partitions:type_name -> streamline.log.v1.FetchPartition
 	9,  // 6: streamline.log.v1.FetchResponse.partitions:type_name -> streamline.log.v1.FetchPartitionResult
@@ -1991,25 +2354,29 @@ var file_streamline_log_v1_log_proto_depIdxs = []int32{
 	21, // 12: streamline.log.v1.DeleteRecordsResponse.partitions:type_name -> streamline.log.v1.DeleteRecordsPartitionResult
 	23, // 13: streamline.log.v1.DescribeSizesRequest.partitions:type_name -> streamline.log.v1.DescribeSizesPartition
 	25, // 14: streamline.log.v1.DescribeSizesResponse.partitions:type_name -> streamline.log.v1.DescribeSizesPartitionResult
-	0,  // 15: streamline.log.v1.LogService.Produce:input_type -> streamline.log.v1.ProduceRequest
-	4,  // 16: streamline.log.v1.LogService.ProduceStream:input_type -> streamline.log.v1.ProduceStreamRequest
-	6,  // 17: streamline.log.v1.LogService.Fetch:input_type -> streamline.log.v1.FetchRequest
-	10, // 18: streamline.log.v1.LogService.ListOffsets:input_type -> streamline.log.v1.ListOffsetsRequest
-	14, // 19: streamline.log.v1.LogService.OffsetForLeaderEpoch:input_type -> streamline.log.v1.OffsetForLeaderEpochRequest
-	18, // 20: streamline.log.v1.LogService.DeleteRecords:input_type -> streamline.log.v1.DeleteRecordsRequest
-	22, // 21: streamline.log.v1.LogService.DescribeSizes:input_type -> streamline.log.v1.DescribeSizesRequest
-	2,  // 22: streamline.log.v1.LogService.Produce:output_type -> streamline.log.v1.ProduceResponse
-	5,  // 23: streamline.log.v1.LogService.ProduceStream:output_type -> streamline.log.v1.ProduceStreamResponse
-	8,  // 24: streamline.log.v1.LogService.Fetch:output_type -> streamline.log.v1.FetchResponse
-	12, // 25: streamline.log.v1.LogService.ListOffsets:output_type -> streamline.log.v1.ListOffsetsResponse
-	16, // 26: streamline.log.v1.LogService.OffsetForLeaderEpoch:output_type -> streamline.log.v1.OffsetForLeaderEpochResponse
-	20, // 27: streamline.log.v1.LogService.DeleteRecords:output_type -> streamline.log.v1.DeleteRecordsResponse
-	24, // 28: streamline.log.v1.LogService.DescribeSizes:output_type -> streamline.log.v1.DescribeSizesResponse
-	22, // [22:29] is the sub-list for method output_type
-	15, // [15:22] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	27, // 15: streamline.log.v1.ReplicateRequest.partitions:type_name -> streamline.log.v1.ReplicatePartition
+	29, // 16: streamline.log.v1.ReplicateResponse.partitions:type_name -> streamline.log.v1.ReplicatePartitionResult
+	0,  // 17: streamline.log.v1.LogService.Produce:input_type -> streamline.log.v1.ProduceRequest
+	4,  // 18: streamline.log.v1.LogService.ProduceStream:input_type -> streamline.log.v1.ProduceStreamRequest
+	6,  // 19: streamline.log.v1.LogService.Fetch:input_type -> streamline.log.v1.FetchRequest
+	26, // 20: streamline.log.v1.LogService.Replicate:input_type -> streamline.log.v1.ReplicateRequest
+	10, // 21: streamline.log.v1.LogService.ListOffsets:input_type -> streamline.log.v1.ListOffsetsRequest
+	14, // 22: streamline.log.v1.LogService.OffsetForLeaderEpoch:input_type -> streamline.log.v1.OffsetForLeaderEpochRequest
+	18, // 23: streamline.log.v1.LogService.DeleteRecords:input_type -> streamline.log.v1.DeleteRecordsRequest
+	22, // 24: streamline.log.v1.LogService.DescribeSizes:input_type -> streamline.log.v1.DescribeSizesRequest
+	2,  // 25: streamline.log.v1.LogService.Produce:output_type -> streamline.log.v1.ProduceResponse
+	5,  // 26: streamline.log.v1.LogService.ProduceStream:output_type -> streamline.log.v1.ProduceStreamResponse
+	8,  // 27: streamline.log.v1.LogService.Fetch:output_type -> streamline.log.v1.FetchResponse
+	28, // 28: streamline.log.v1.LogService.Replicate:output_type -> streamline.log.v1.ReplicateResponse
+	12, // 29: streamline.log.v1.LogService.ListOffsets:output_type -> streamline.log.v1.ListOffsetsResponse
+	16, // 30: streamline.log.v1.LogService.OffsetForLeaderEpoch:output_type -> streamline.log.v1.OffsetForLeaderEpochResponse
+	20, // 31: streamline.log.v1.LogService.DeleteRecords:output_type -> streamline.log.v1.DeleteRecordsResponse
+	24, // 32: streamline.log.v1.LogService.DescribeSizes:output_type -> streamline.log.v1.DescribeSizesResponse
+	25, // [25:33] is the sub-list for method output_type
+	17, // [17:25] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_streamline_log_v1_log_proto_init() }
@@ -2023,7 +2390,7 @@ func file_streamline_log_v1_log_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_streamline_log_v1_log_proto_rawDesc), len(file_streamline_log_v1_log_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

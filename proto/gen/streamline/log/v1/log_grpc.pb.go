@@ -32,6 +32,7 @@ const (
 	LogService_Produce_FullMethodName              = "/streamline.log.v1.LogService/Produce"
 	LogService_ProduceStream_FullMethodName        = "/streamline.log.v1.LogService/ProduceStream"
 	LogService_Fetch_FullMethodName                = "/streamline.log.v1.LogService/Fetch"
+	LogService_Replicate_FullMethodName            = "/streamline.log.v1.LogService/Replicate"
 	LogService_ListOffsets_FullMethodName          = "/streamline.log.v1.LogService/ListOffsets"
 	LogService_OffsetForLeaderEpoch_FullMethodName = "/streamline.log.v1.LogService/OffsetForLeaderEpoch"
 	LogService_DeleteRecords_FullMethodName        = "/streamline.log.v1.LogService/DeleteRecords"
@@ -57,6 +58,17 @@ type LogServiceClient interface {
 	// Fetch reads whole record batches, long-polling up to max_wait_ms until
 	// min_bytes are available.
 	Fetch(ctx context.Context, in *FetchRequest, opts ...grpc.CallOption) (*FetchResponse, error)
+	// Replicate is the follower fetch of replicated local partitions
+	// (Kafka's replica fetcher): a follower node keeps one stream open to
+	// each node leading partitions it follows and sends one request at a
+	// time, carrying per partition its durable log end and the epoch of its
+	// last batch; the leader long-polls up to max_wait_ms for new batches
+	// and answers them byte for byte, with its high watermark and log start,
+	// or with where the follower's log diverges from its own (KIP-320's
+	// diverging epoch) so the follower truncates without another round
+	// trip. The fetch offset is also the follower's acknowledgement: the
+	// leader counts everything below it as stored on the follower's disk.
+	Replicate(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ReplicateRequest, ReplicateResponse], error)
 	// ListOffsets resolves earliest/latest/timestamp lookups.
 	ListOffsets(ctx context.Context, in *ListOffsetsRequest, opts ...grpc.CallOption) (*ListOffsetsResponse, error)
 	// OffsetForLeaderEpoch answers, from each partition's leader-epoch
@@ -119,6 +131,19 @@ func (c *logServiceClient) Fetch(ctx context.Context, in *FetchRequest, opts ...
 	return out, nil
 }
 
+func (c *logServiceClient) Replicate(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ReplicateRequest, ReplicateResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &LogService_ServiceDesc.Streams[1], LogService_Replicate_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ReplicateRequest, ReplicateResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type LogService_ReplicateClient = grpc.BidiStreamingClient[ReplicateRequest, ReplicateResponse]
+
 func (c *logServiceClient) ListOffsets(ctx context.Context, in *ListOffsetsRequest, opts ...grpc.CallOption) (*ListOffsetsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListOffsetsResponse)
@@ -178,6 +203,17 @@ type LogServiceServer interface {
 	// Fetch reads whole record batches, long-polling up to max_wait_ms until
 	// min_bytes are available.
 	Fetch(context.Context, *FetchRequest) (*FetchResponse, error)
+	// Replicate is the follower fetch of replicated local partitions
+	// (Kafka's replica fetcher): a follower node keeps one stream open to
+	// each node leading partitions it follows and sends one request at a
+	// time, carrying per partition its durable log end and the epoch of its
+	// last batch; the leader long-polls up to max_wait_ms for new batches
+	// and answers them byte for byte, with its high watermark and log start,
+	// or with where the follower's log diverges from its own (KIP-320's
+	// diverging epoch) so the follower truncates without another round
+	// trip. The fetch offset is also the follower's acknowledgement: the
+	// leader counts everything below it as stored on the follower's disk.
+	Replicate(grpc.BidiStreamingServer[ReplicateRequest, ReplicateResponse]) error
 	// ListOffsets resolves earliest/latest/timestamp lookups.
 	ListOffsets(context.Context, *ListOffsetsRequest) (*ListOffsetsResponse, error)
 	// OffsetForLeaderEpoch answers, from each partition's leader-epoch
@@ -215,6 +251,9 @@ func (UnimplementedLogServiceServer) ProduceStream(grpc.BidiStreamingServer[Prod
 }
 func (UnimplementedLogServiceServer) Fetch(context.Context, *FetchRequest) (*FetchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Fetch not implemented")
+}
+func (UnimplementedLogServiceServer) Replicate(grpc.BidiStreamingServer[ReplicateRequest, ReplicateResponse]) error {
+	return status.Error(codes.Unimplemented, "method Replicate not implemented")
 }
 func (UnimplementedLogServiceServer) ListOffsets(context.Context, *ListOffsetsRequest) (*ListOffsetsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListOffsets not implemented")
@@ -291,6 +330,13 @@ func _LogService_Fetch_Handler(srv interface{}, ctx context.Context, dec func(in
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _LogService_Replicate_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(LogServiceServer).Replicate(&grpc.GenericServerStream[ReplicateRequest, ReplicateResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type LogService_ReplicateServer = grpc.BidiStreamingServer[ReplicateRequest, ReplicateResponse]
 
 func _LogService_ListOffsets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListOffsetsRequest)
@@ -400,6 +446,12 @@ var LogService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "ProduceStream",
 			Handler:       _LogService_ProduceStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "Replicate",
+			Handler:       _LogService_Replicate_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},
