@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,6 +97,9 @@ func (l *leader) reconcile() {
 	for k, e := range l.m {
 		pa, keep := want[k]
 		if keep && pa.TopicID == e.p.Topic().ID && pa.LeaderEpoch == e.p.LeaderEpoch() && !e.p.Failed() {
+			if !slices.Equal(pa.InSyncReplicas(), e.p.ISR()) || !slices.Equal(pa.ReplicaSet(), e.p.Replicas()) {
+				e.p.SetReplicas(pa)
+			}
 			if t, ok := cache.TopicByID(pa.TopicID); ok && !maps.Equal(t.Configs, e.p.Topic().Configs) {
 				e.p.Reconfigure(t)
 				reconfigured = true
@@ -156,6 +160,7 @@ func (l *leader) open(t meta.Topic, pa meta.Partition) error {
 	p, err := partition.Open(partition.Config{
 		Topic: t, Partition: pa.Partition, LeaderEpoch: pa.LeaderEpoch, Defaults: l.n.cfg.TopicDefaults, Log: lg, Logger: l.n.log,
 		Fence: l.n.partitionFence(pa), AppendLatency: l.n.metrics.appendDur.For(string(t.StorageMode)),
+		NodeID: l.n.cfg.ID, Record: pa, AlterISR: l.alterISR(pa), ISRChanged: l.n.metrics.isrChanged,
 	})
 	if err != nil {
 		lg.Close()
@@ -174,6 +179,40 @@ func (l *leader) open(t meta.Topic, pa meta.Partition) error {
 	l.n.log.Info("leading partition", "topic", pa.Topic, "partition", pa.Partition, "epoch", pa.LeaderEpoch,
 		"log_start", p.LogStartOffset(), "log_end", p.HighWatermark())
 	return nil
+}
+
+// alterISR returns the ISR change of a partition led under pa: a
+// compare-and-swap on the record as the cache has it now, refused unless
+// it still names this node as leader at pa's epoch (Kafka's
+// AlterPartition, fenced by the partition epoch: here the record's etcd
+// revision). A stale cache fails the swap; the partition retries later.
+func (l *leader) alterISR(pa meta.Partition) func(context.Context, []string) error {
+	return func(ctx context.Context, isr []string) error {
+		cur, ok := l.n.cache.Partition(pa.Topic, pa.Partition)
+		if !ok || cur.TopicID != pa.TopicID || cur.Leader != l.n.cfg.ID || cur.LeaderEpoch != pa.LeaderEpoch {
+			return fmt.Errorf("%w: partition %s-%d is no longer led by this node at epoch %d", ErrFenced, pa.Topic, pa.Partition, pa.LeaderEpoch)
+		}
+		next := cur
+		next.ISR = slices.Clone(isr)
+		n, err := l.n.store.UpdatePartitions(ctx, []meta.PartitionUpdate{{Old: cur, New: next}})
+		if err == nil && n == 0 {
+			err = meta.ErrConflict
+		}
+		return err
+	}
+}
+
+// maintainISR drops lagging followers from the ISR of every led partition.
+func (l *leader) maintainISR(lag time.Duration) {
+	l.mu.RLock()
+	parts := make([]*partition.Partition, 0, len(l.m))
+	for _, e := range l.m {
+		parts = append(parts, e.p)
+	}
+	l.mu.RUnlock()
+	for _, p := range parts {
+		p.MaintainISR(lag)
+	}
 }
 
 // markMaterialized sets the partition's Materialized flag with a

@@ -77,8 +77,12 @@ type Config struct {
 	// is freed (0: localstore.DefaultMinFreeBytes; negative: no check).
 	MinFreeBytes           int64
 	RetentionCheckInterval time.Duration
-	TopicDefaults          meta.Defaults
-	Logger                 *slog.Logger
+	// ReplicaLagTime is Kafka's replica.lag.time.max.ms: a follower that
+	// has not caught up with the leader for this long leaves the ISR
+	// (default 30s).
+	ReplicaLagTime time.Duration
+	TopicDefaults  meta.Defaults
+	Logger         *slog.Logger
 	// TracerProvider traces the LogService calls and a traced produce's
 	// way through the diskless buffer and uploaders; nil or no-op: no
 	// tracing, no cost.
@@ -95,6 +99,9 @@ func (c *Config) setDefaults() {
 	if c.SessionTTL == 0 {
 		c.SessionTTL = 10 * time.Second
 	}
+	if c.ReplicaLagTime == 0 {
+		c.ReplicaLagTime = DefaultReplicaLagTime
+	}
 	if c.RetentionCheckInterval == 0 {
 		c.RetentionCheckInterval = 5 * time.Minute
 	}
@@ -102,6 +109,9 @@ func (c *Config) setDefaults() {
 		c.Logger = slog.Default()
 	}
 }
+
+// DefaultReplicaLagTime is Kafka's default replica.lag.time.max.ms.
+const DefaultReplicaLagTime = 30 * time.Second
 
 // Validate reports the first invalid setting.
 func (c *Config) Validate() error {
@@ -129,6 +139,7 @@ type Node struct {
 	diskless *disklessstore.Engine
 	uploads  *uploaderPool
 	parts    *leader
+	follow   *followers
 	metrics  *nodeMetrics
 
 	lis   net.Listener
@@ -194,6 +205,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		n.engines[meta.StorageDiskless] = n.diskless
 	}
 	n.parts = newLeader(n)
+	n.follow = newFollowers(n)
 	n.metrics.add(n.parts.collector(n.cfg.ID))
 
 	if n.lis, err = net.Listen("tcp", n.cfg.ListenAddr); err != nil {
@@ -202,12 +214,14 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.grpc = grpc.NewServer(rpc.ServerOptions(telemetry.GRPCServerOptions(n.cfg.TracerProvider)...)...)
 	srv := logrpc.NewServer(n.parts)
 	srv.TraceWith(n.cfg.TracerProvider)
+	srv.CountReplication(n.metrics.replicationOut)
 	logv1.RegisterLogServiceServer(n.grpc, srv)
 	go n.grpc.Serve(n.lis)
 
 	if err := n.cache.Start(ctx); err != nil {
 		return fmt.Errorf("logsvc: load metadata: %w", err)
 	}
+	n.follow.reconcile()
 	n.parts.reconcile()
 	n.parts.removeOrphans()
 
@@ -221,8 +235,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	n.metrics.add(n.etcdHealth)
-	n.wg.Add(4)
+	n.wg.Add(5)
 	go func() { defer n.wg.Done(); n.etcdHealth.Run(bg) }()
+	go n.maintainISRLoop(bg)
 	go n.stayJoined(bg, m)
 	go n.watchAssignments(bg)
 	go n.retentionLoop(bg)
@@ -268,6 +283,7 @@ func (n *Node) watchAssignments(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		ch := n.cache.Changed()
+		n.follow.reconcile()
 		n.parts.reconcile()
 		select {
 		case <-ctx.Done():
@@ -287,9 +303,40 @@ func (n *Node) retentionLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			n.parts.applyRetention()
+			n.applyRetention()
 		case <-n.parts.retentionNow: // a topic's configs changed
-			n.parts.applyRetention()
+			n.applyRetention()
+		}
+	}
+}
+
+// applyRetention enforces retention on led partitions and on followed
+// ones: each copy applies the topic's limits by itself, as in Kafka.
+func (n *Node) applyRetention() {
+	n.parts.applyRetention()
+	n.follow.each(func(f *followed) {
+		t, ok := n.cache.TopicByID(f.topic.ID)
+		if !ok {
+			return
+		}
+		if err := f.log.ApplyRetention(t.Int64(meta.ConfigRetentionMs, n.cfg.TopicDefaults), t.Int64(meta.ConfigRetentionBytes, n.cfg.TopicDefaults)); err != nil {
+			n.log.Warn("retention failed on a followed partition", "topic", t.Name, "err", err)
+		}
+	})
+}
+
+// maintainISRLoop checks the ISR of led partitions several times per
+// ReplicaLagTime, so a lagging follower leaves it soon after the limit.
+func (n *Node) maintainISRLoop(ctx context.Context) {
+	defer n.wg.Done()
+	t := time.NewTicker(max(n.cfg.ReplicaLagTime/4, 50*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n.parts.maintainISR(n.cfg.ReplicaLagTime)
 		}
 	}
 }
@@ -307,6 +354,9 @@ func (n *Node) Close() error {
 		}
 		n.cache.Close()
 		n.metrics.close()
+		if n.follow != nil {
+			n.follow.closeAll()
+		}
 		if n.parts != nil {
 			n.parts.closeAll()
 		}

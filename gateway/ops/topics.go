@@ -79,11 +79,6 @@ func (o *Ops) buildTopic(spec TopicSpec) (*meta.Topic, *Error) {
 // none (Kafka's recommended production factor).
 const defaultReplicationFactor = 3
 
-// maxReplicationFactor is what this build replicates: records carry
-// replicas and an ISR, but followers do not fetch yet, so a factor above 1
-// would claim copies that do not exist.
-const maxReplicationFactor = 1
-
 // resolveReplicationFactor settles t.ReplicationFactor (-1: the default)
 // against the live log-service nodes. A topic whose data is local needs
 // that many distinct nodes (INVALID_REPLICATION_FACTOR otherwise, as
@@ -105,10 +100,6 @@ func (o *Ops) resolveReplicationFactor(t *meta.Topic) *Error {
 		if t.ReplicationFactor <= 0 {
 			t.ReplicationFactor = int16(min(defaultReplicationFactor, live))
 		}
-	}
-	if t.ReplicationFactor > maxReplicationFactor {
-		return fail(kerr.InvalidReplicationFactor, "replication_factor",
-			"replication factor %d is not supported yet: followers do not fetch from leaders yet (issue 13); use 1", t.ReplicationFactor)
 	}
 	if int(t.ReplicationFactor) > live {
 		return fail(kerr.InvalidReplicationFactor, "replication_factor",

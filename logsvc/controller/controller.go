@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -117,6 +118,9 @@ func (c *Controller) reconcile(ctx context.Context, guard clientv3.Cmp) error {
 		case !u.New.Online():
 			c.log.Warn("partition offline: its home node's lease expired; fenced at a new epoch until it returns",
 				"topic", u.New.Topic, "partition", u.New.Partition, "home", u.New.Home, "epoch", u.New.LeaderEpoch)
+		case u.New.Leader == u.Old.Leader:
+			c.log.Info("partition record updated", "topic", u.New.Topic, "partition", u.New.Partition,
+				"isr", u.New.ISR, "was", u.Old.ISR)
 		default:
 			c.log.Info("partition leader assigned", "topic", u.New.Topic, "partition", u.New.Partition,
 				"leader", u.New.Leader, "was", u.Old.Leader, "epoch", u.New.LeaderEpoch)
@@ -154,6 +158,7 @@ func Plan(parts []meta.Partition, live []meta.LogNode, topic func(string) (meta.
 			next.Home = home
 			if alive[home] {
 				next.Leader = home
+				next.ISR = withoutDead(p.ISR, alive)
 			} else {
 				next.Leader = ""
 			}
@@ -163,16 +168,34 @@ func Plan(parts []meta.Partition, live []meta.LogNode, topic func(string) (meta.
 				load[next.Leader]++
 			}
 		}
-		if next.Leader == p.Leader && next.Home == p.Home {
+		if next.Leader == p.Leader && next.Home == p.Home && slices.Equal(next.ISR, p.ISR) {
 			continue
 		}
 		if next.Leader == p.Leader {
-			// Only the home was filled in: no leadership change, no new epoch.
+			// The home was filled in, or dead followers left the ISR
+			// (Kafka's controller does so when a broker is fenced,
+			// without waiting for replica.lag.time.max.ms): no
+			// leadership change, no new epoch.
 			out = append(out, meta.PartitionUpdate{Old: p, New: next})
 			continue
 		}
 		next.LeaderEpoch = p.LeaderEpoch + 1
 		out = append(out, meta.PartitionUpdate{Old: p, New: next})
+	}
+	return out
+}
+
+// withoutDead is isr without the members whose node is not alive; nil
+// stays nil. The caller keeps the live leader, so it is never emptied.
+func withoutDead(isr []string, alive map[string]bool) []string {
+	if isr == nil {
+		return nil
+	}
+	out := make([]string, 0, len(isr))
+	for _, id := range isr {
+		if alive[id] {
+			out = append(out, id)
+		}
 	}
 	return out
 }

@@ -33,6 +33,8 @@ type Server struct {
 	logv1.UnimplementedLogServiceServer
 	parts  Partitions
 	tracer trace.Tracer // nil: not tracing
+	// replicated counts bytes sent to followers (CountReplication).
+	replicated func(storageMode string, bytes int)
 }
 
 // NewServer returns a LogService over parts.

@@ -102,7 +102,7 @@ func (s *Server) submit(ctx context.Context, req *logv1.ProduceRequest) ([]*logv
 			r.ErrorCode, r.ErrorMessage = code(kerrCode), lookupMessage(kerrCode, pp.GetTopic(), pp.GetPartition())
 			continue
 		}
-		pending[i] = p.SubmitContext(ctx, pp.GetRecords())
+		pending[i] = p.SubmitAcks(ctx, pp.GetRecords(), req.GetAcks())
 	}
 	return results, pending
 }

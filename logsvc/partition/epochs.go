@@ -64,6 +64,19 @@ func (c *epochCache) truncateStart(logStart int64) {
 	c.entries[0].start = logStart
 }
 
+// startOf returns the first offset written under epoch, or -1 if the
+// history has no entry for it.
+func (c *epochCache) startOf(epoch int32) (int32, int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.entries {
+		if e.epoch == epoch {
+			return e.epoch, e.start
+		}
+	}
+	return undefinedEpoch, undefinedOffset
+}
+
 // endOffsetFor is Kafka's LeaderEpochFileCache.endOffsetFor for a leader at
 // epoch current whose log is [logStart, end): see EndOffsetForEpoch.
 func (c *epochCache) endOffsetFor(requested, current int32, logStart, end int64) (int32, int64) {

@@ -45,6 +45,17 @@ type Config struct {
 	// AppendLatency, if set, observes the seconds from a batch's append
 	// until it is durable (metrics; one series per storage mode).
 	AppendLatency interface{ Observe(float64) }
+
+	// NodeID is this (the leader's) node id; Record is the partition
+	// record it leads under, with the replicas and ISR (replicas.go).
+	NodeID string
+	Record meta.Partition
+	// AlterISR commits a new ISR for the partition in etcd, fenced by the
+	// record this leader leads under (Kafka's AlterPartition); nil: the
+	// ISR never changes.
+	AlterISR func(ctx context.Context, isr []string) error
+	// ISRChanged, if set, is told of each committed ISR change (metrics).
+	ISRChanged func(expanded bool)
 }
 
 // Partition is a led partition. Safe for concurrent use.
@@ -66,7 +77,13 @@ type Partition struct {
 
 	epochs epochCache // leader-epoch history (epochs.go)
 
+	// leo is the leader's durable log end; hwm, the high watermark, is
+	// at most leo and also bounded by the followers in the ISR
+	// (replicas.go).
+	leo      atomic.Int64
 	hwm      atomic.Int64
+	repMu    sync.Mutex
+	rep      replicaSet
 	notifyMu sync.Mutex
 	notify   chan struct{}
 
@@ -115,7 +132,16 @@ func Open(cfg Config) (*Partition, error) {
 		return nil, fmt.Errorf("rebuild producer state of %s-%d: %w", cfg.Topic.Name, cfg.Partition, err)
 	}
 	p.nextOffset = p.log.EndOffset()
-	p.hwm.Store(p.nextOffset)
+	p.leo.Store(p.nextOffset)
+	p.rep.init(cfg.NodeID, cfg.Record, time.Now())
+	if _, followers, _ := p.rep.hwmBound(); followers {
+		// Followers in the ISR may lack the tail of this log (it was
+		// not acknowledged to all of them): nothing is visible until
+		// they report what they hold.
+		p.hwm.Store(p.log.StartOffset())
+	} else {
+		p.hwm.Store(p.nextOffset)
+	}
 	go p.complete()
 	return p, nil
 }
@@ -157,24 +183,28 @@ func (p *Partition) Number() int32 { return p.cfg.Partition }
 // Size is the bytes stored for the partition (storage.Log.Size).
 func (p *Partition) Size() int64 { return p.log.Size() }
 
-// Changed returns a channel closed when the high watermark next moves.
+// Changed returns a channel closed when the high watermark or the durable
+// log end next moves.
 func (p *Partition) Changed() <-chan struct{} {
 	p.notifyMu.Lock()
 	defer p.notifyMu.Unlock()
 	return p.notify
 }
 
+// advance records that the log is durable up to next, and moves the
+// high watermark as far as the ISR allows.
 func (p *Partition) advance(next int64) {
 	for {
-		cur := p.hwm.Load()
-		if next <= cur || p.hwm.CompareAndSwap(cur, next) {
+		cur := p.leo.Load()
+		if next <= cur {
+			return
+		}
+		if p.leo.CompareAndSwap(cur, next) {
 			break
 		}
 	}
-	p.notifyMu.Lock()
-	close(p.notify)
-	p.notify = make(chan struct{})
-	p.notifyMu.Unlock()
+	p.updateHighWatermark()
+	p.wake() // followers long-poll on the log end
 }
 
 // complete resolves appends in order: the batch is durable, so the high
@@ -216,9 +246,9 @@ func fail(e *kerr.Error, format string, args ...any) ProduceResult {
 }
 
 // Produce validates and appends one record batch, and returns once it is
-// durable (or failed, or ctx ended: REQUEST_TIMED_OUT, in which case the
-// batch may still become durable, as in Kafka). Like Submit, it takes
-// ownership of batch.
+// durable and replicated to the ISR (acks=all; or failed, or ctx ended:
+// REQUEST_TIMED_OUT, in which case the batch may still become durable, as
+// in Kafka). Like Submit, it takes ownership of batch.
 func (p *Partition) Produce(ctx context.Context, batch []byte) ProduceResult {
 	return p.Submit(batch).Wait(ctx)
 }
@@ -232,6 +262,8 @@ type Pending struct {
 	isDup  bool
 	reply  chan error
 	offset int64
+	next   int64 // one past the batch
+	acks   int32
 }
 
 // Submit validates the batch, assigns its offset and hands it to storage,
@@ -247,6 +279,22 @@ func (p *Partition) Submit(batch []byte) *Pending {
 // values (its trace span) the storage may use; ctx never cancels the
 // append.
 func (p *Partition) SubmitContext(ctx context.Context, batch []byte) *Pending {
+	return p.SubmitAcks(ctx, batch, AcksAll)
+}
+
+// Kafka's produce acks: AcksAll waits for the ISR (the high watermark),
+// AcksLeader for the leader's durability only.
+const (
+	AcksAll    int32 = -1
+	AcksLeader int32 = 1
+)
+
+// SubmitAcks is SubmitContext with the producer's acks: AcksAll (-1)
+// refuses the batch with NOT_ENOUGH_REPLICAS while the ISR is below
+// min.insync.replicas and acknowledges it once the high watermark passes
+// it; 1 (and 0, whose answer nobody reads) once it is durable on the
+// leader.
+func (p *Partition) SubmitAcks(ctx context.Context, batch []byte, acks int32) *Pending {
 	known := func(r ProduceResult) *Pending { return &Pending{p: p, done: r, known: true} }
 	h, err := recbatch.ValidateProduce(batch)
 	switch {
@@ -262,6 +310,12 @@ func (p *Partition) SubmitContext(ctx context.Context, batch []byte) *Pending {
 	}
 	if h.Transactional() {
 		return known(fail(kerr.InvalidTxnState, "transactional batches are not supported yet"))
+	}
+	if acks == AcksAll {
+		if ok, n, need := p.enoughReplicas(); !ok {
+			return known(fail(kerr.NotEnoughReplicas, "the ISR of %s-%d has %d replicas, below min.insync.replicas %d",
+				p.cfg.Topic.Name, p.cfg.Partition, n, need))
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -313,7 +367,7 @@ func (p *Partition) SubmitContext(ctx context.Context, batch []byte) *Pending {
 		c.durable = p.log.Append(batch, h)
 	}
 	p.completions <- c
-	return &Pending{p: p, reply: reply, offset: base}
+	return &Pending{p: p, reply: reply, offset: base, next: h.NextOffset(), acks: acks}
 }
 
 // Wait returns the batch's outcome once it is durable, failed, or ctx ends
@@ -332,6 +386,11 @@ func (w *Pending) Wait(ctx context.Context) ProduceResult {
 		}
 		if err != nil {
 			return fail(kerr.KafkaStorageError, "%v", err)
+		}
+		if w.acks == AcksAll {
+			if r, failed := w.p.awaitReplication(ctx, w.next); failed {
+				return r
+			}
 		}
 		if r, fenced := w.p.fence(ctx); fenced {
 			return r

@@ -22,6 +22,7 @@ const (
 	ConfigBatchTimeoutMs    = "remote.storage.batch.timeout.ms"
 	ConfigUploadParallelism = "remote.storage.upload.parallelism"
 	ConfigReadCacheBytes    = "remote.storage.read.cache.bytes"
+	ConfigMinInsyncReplicas = "min.insync.replicas"
 )
 
 // ConfigType mirrors Kafka's DescribeConfigs config types.
@@ -78,6 +79,7 @@ var topicConfigDefs = []ConfigDef{
 	{ConfigSegmentBytes, "1073741824", TypeInt, "local segment size before rolling", atLeast(1024)},
 	{ConfigSegmentMs, "604800000", TypeLong, "local segment age before rolling", atLeast(1)},
 	{ConfigMaxMessageBytes, "1048588", TypeInt, "largest record batch accepted", atLeast(0)},
+	{ConfigMinInsyncReplicas, "1", TypeInt, "replicas (the leader included) that must hold a batch before acks=all is answered; fewer in the ISR refuses acks=all produces (NOT_ENOUGH_REPLICAS)", atLeast(1)},
 	{ConfigTimestampType, "CreateTime", TypeString, "LogAppendTime is not supported", oneOf("CreateTime")},
 	{ConfigStorageMode, string(StorageLocal), TypeString, "local, hybrid or diskless; fixed at creation", func(v string) error { _, err := ParseStorageMode(v); return err }},
 	{ConfigBatchSizeBytes, "1048576", TypeLong, "hybrid/diskless: flush a buffer at this size", atLeast(1)},

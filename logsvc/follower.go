@@ -1,0 +1,393 @@
+package logsvc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"google.golang.org/grpc"
+
+	"github.com/streamline-dev/streamline/logsvc/storage"
+	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
+	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/recbatch"
+	"github.com/streamline-dev/streamline/shared/rpc"
+)
+
+// followers keeps this node's copies of the replicated partitions it
+// follows in step with their leaders (Kafka's ReplicaFetcherManager): one
+// fetcher per leading node, each holding one Replicate stream that carries
+// every partition this node follows there. A follower writes what it
+// fetches through the same local engine a leader writes through (WAL,
+// then segments), batch bytes unchanged, and fetches again only once the
+// previous answer is durable: the offset it fetches from is what the
+// leader counts as stored on this node's disk.
+type followers struct {
+	n *Node
+
+	mu       sync.Mutex
+	m        map[partKey]*followed
+	fetchers map[string]*fetcher // by leader node id
+}
+
+// followed is one partition this node follows.
+type followed struct {
+	topic meta.Topic
+
+	// mu is held while the fetcher writes to log, and by reconcile to
+	// retire the partition, so a log is never closed under a write.
+	mu        sync.Mutex
+	rec       meta.Partition // the record followed under
+	log       storage.Log
+	lastEpoch int32 // leader epoch of the log's last batch (-1: empty)
+	retired   bool
+	failed    error
+}
+
+func newFollowers(n *Node) *followers {
+	return &followers{n: n, m: map[partKey]*followed{}, fetchers: map[string]*fetcher{}}
+}
+
+// reconcile makes the followed set what etcd says: every local-mode
+// partition this node is a replica of but does not lead, while it has a
+// leader. It runs before the leader reconcile, so a partition this node
+// starts leading is closed here first.
+func (fs *followers) reconcile() {
+	cache, self := fs.n.cache, fs.n.cfg.ID
+	want := map[partKey]meta.Partition{}
+	for _, pa := range cache.AllPartitions() {
+		if pa.Leader != self && pa.Leader != "" && len(pa.Replicas) > 1 && pa.IsReplica(self) {
+			want[partKey{pa.Topic, pa.Partition}] = pa
+		}
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for k, f := range fs.m {
+		pa, keep := want[k]
+		f.mu.Lock()
+		if keep && pa.TopicID == f.topic.ID && f.failed == nil {
+			f.rec = pa
+			f.mu.Unlock()
+			continue
+		}
+		f.retired = true
+		_, topicAlive := cache.TopicByID(f.topic.ID)
+		var err error
+		if topicAlive {
+			err = f.log.Close()
+		} else {
+			err = f.log.Remove()
+		}
+		f.mu.Unlock()
+		if err != nil {
+			fs.n.log.Error("closing followed partition", "topic", k.topic, "partition", k.partition, "err", err)
+		}
+		delete(fs.m, k)
+		fs.n.log.Info("stopped following partition", "topic", k.topic, "partition", k.partition, "failed", f.failed)
+	}
+	for k, pa := range want {
+		if _, ok := fs.m[k]; ok {
+			continue
+		}
+		t, ok := cache.TopicByID(pa.TopicID)
+		if !ok || !t.StorageMode.KeepsLocalData() {
+			continue
+		}
+		f, err := fs.open(t, pa)
+		if err != nil {
+			fs.n.log.Error("cannot follow partition", "topic", k.topic, "partition", k.partition, "err", err)
+			continue
+		}
+		fs.m[k] = f
+		fs.n.log.Info("following partition", "topic", k.topic, "partition", k.partition, "leader", pa.Leader,
+			"epoch", pa.LeaderEpoch, "log_end", f.log.EndOffset())
+	}
+	// One fetcher per leader with partitions; stop the others.
+	leaders := map[string]bool{}
+	for _, f := range fs.m {
+		leaders[f.rec.Leader] = true
+	}
+	for id, ft := range fs.fetchers {
+		if !leaders[id] {
+			ft.stop()
+			delete(fs.fetchers, id)
+		}
+	}
+	for id := range leaders {
+		if fs.fetchers[id] == nil {
+			fs.fetchers[id] = fs.startFetcher(id)
+		} else {
+			fs.fetchers[id].poke()
+		}
+	}
+}
+
+func (fs *followers) open(t meta.Topic, pa meta.Partition) (*followed, error) {
+	eng, err := fs.n.engines.For(t.StorageMode)
+	if err != nil {
+		return nil, err
+	}
+	lg, err := eng.Open(storage.PartitionSpec{Topic: t, Partition: pa.Partition, Defaults: fs.n.cfg.TopicDefaults, Leader: pa})
+	if err != nil {
+		return nil, err
+	}
+	f := &followed{topic: t, rec: pa, log: lg, lastEpoch: -1}
+	if end := lg.EndOffset(); end > lg.StartOffset() {
+		err := lg.ScanHeaders(end-1, func(h recbatch.Header) error {
+			f.lastEpoch = h.PartitionLeaderEpoch
+			return nil
+		})
+		if err != nil {
+			lg.Close()
+			return nil, fmt.Errorf("reading the last batch of %s-%d: %w", t.Name, pa.Partition, err)
+		}
+	}
+	return f, nil
+}
+
+// forLeader returns the followed partitions led by leader.
+func (fs *followers) forLeader(leader string) []*followed {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	var out []*followed
+	for _, f := range fs.m {
+		f.mu.Lock()
+		if f.rec.Leader == leader && !f.retired && f.failed == nil {
+			out = append(out, f)
+		}
+		f.mu.Unlock()
+	}
+	return out
+}
+
+// logs returns the followed partitions' logs with their topics, for
+// retention.
+func (fs *followers) each(fn func(f *followed)) {
+	fs.mu.Lock()
+	all := make([]*followed, 0, len(fs.m))
+	for _, f := range fs.m {
+		all = append(all, f)
+	}
+	fs.mu.Unlock()
+	for _, f := range all {
+		f.mu.Lock()
+		if !f.retired {
+			fn(f)
+		}
+		f.mu.Unlock()
+	}
+}
+
+func (fs *followers) closeAll() {
+	fs.mu.Lock()
+	fetchers := fs.fetchers
+	fs.fetchers = map[string]*fetcher{}
+	fs.mu.Unlock()
+	for _, ft := range fetchers {
+		ft.stop()
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for k, f := range fs.m {
+		f.mu.Lock()
+		f.retired = true
+		if err := f.log.Close(); err != nil {
+			fs.n.log.Error("closing followed partition", "topic", k.topic, "partition", k.partition, "err", err)
+		}
+		f.mu.Unlock()
+		delete(fs.m, k)
+	}
+}
+
+// fetcher replicates the partitions one leader leads to this node.
+type fetcher struct {
+	fs     *followers
+	leader string
+	log    *slog.Logger
+	cancel context.CancelFunc
+	done   chan struct{}
+	wakeup chan struct{}
+}
+
+// replicaFetchWait is how long a leader holds a follower fetch with
+// nothing new: it bounds how late a newly followed partition joins the
+// stream.
+const replicaFetchWait = 500 * time.Millisecond
+
+func (fs *followers) startFetcher(leader string) *fetcher {
+	ctx, cancel := context.WithCancel(context.Background())
+	ft := &fetcher{fs: fs, leader: leader, log: fs.n.log.With("leader", leader), cancel: cancel,
+		done: make(chan struct{}), wakeup: make(chan struct{}, 1)}
+	go ft.run(ctx)
+	return ft
+}
+
+func (ft *fetcher) stop() {
+	ft.cancel()
+	<-ft.done
+}
+
+func (ft *fetcher) poke() {
+	select {
+	case ft.wakeup <- struct{}{}:
+	default:
+	}
+}
+
+// run keeps a Replicate stream to the leader open and fetches in a loop;
+// a broken stream is redialed with backoff.
+func (ft *fetcher) run(ctx context.Context) {
+	defer close(ft.done)
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := ft.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		ft.log.Debug("replication stream ended; reconnecting", "err", err, "after", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// session runs one stream until it fails.
+func (ft *fetcher) session(ctx context.Context) error {
+	node, ok := ft.fs.n.cache.LogNode(ft.leader)
+	if !ok {
+		return fmt.Errorf("leader %s is not registered", ft.leader)
+	}
+	cc, err := grpc.NewClient(node.Addr, rpc.DialOptions()...)
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := logv1.NewLogServiceClient(cc).Replicate(sctx)
+	if err != nil {
+		return err
+	}
+	for {
+		parts := ft.fs.forLeader(ft.leader)
+		if len(parts) == 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-ft.wakeup:
+				continue
+			}
+		}
+		req := &logv1.ReplicateRequest{FollowerId: ft.fs.n.cfg.ID, MaxWaitMs: int32(replicaFetchWait / time.Millisecond), MaxBytes: 8 << 20}
+		for _, f := range parts {
+			f.mu.Lock()
+			req.Partitions = append(req.Partitions, &logv1.ReplicatePartition{
+				Topic: f.rec.Topic, TopicId: f.topic.ID[:], Partition: f.rec.Partition,
+				CurrentLeaderEpoch: f.rec.LeaderEpoch, FetchOffset: f.log.EndOffset(), LastFetchedEpoch: f.lastEpoch,
+				PartitionMaxBytes: 1 << 20,
+			})
+			f.mu.Unlock()
+		}
+		if err := stream.Send(req); err != nil {
+			return err
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		if len(resp.GetPartitions()) != len(parts) {
+			return fmt.Errorf("leader answered %d partitions of %d", len(resp.GetPartitions()), len(parts))
+		}
+		backoff := false
+		for i, r := range resp.GetPartitions() {
+			if !ft.apply(parts[i], r) {
+				backoff = true
+			}
+		}
+		if backoff {
+			// Errors (a leader change not seen yet, a storage failure):
+			// do not spin while metadata catches up.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-ft.wakeup:
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// apply writes one partition's answer; false means it could not make
+// progress (an error to wait out).
+func (ft *fetcher) apply(f *followed, r *logv1.ReplicatePartitionResult) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.retired || f.failed != nil {
+		return true
+	}
+	lg := ft.log.With("topic", f.rec.Topic, "partition", f.rec.Partition)
+	if r.GetDivergingEpoch() >= 0 {
+		// Only a leader change to another replica makes logs diverge;
+		// leadership stays with the preferred replica in this build.
+		f.failed = fmt.Errorf("log diverges from the leader's at epoch %d offset %d; truncation is not built yet",
+			r.GetDivergingEpoch(), r.GetDivergingEndOffset())
+		lg.Error("stopped following", "err", f.failed)
+		return false
+	}
+	switch e := kerr.ErrorForCode(int16(r.GetErrorCode())); {
+	case e == nil:
+	case errors.Is(e, kerr.OffsetOutOfRange) && f.log.EndOffset() < r.GetLogStartOffset():
+		f.failed = fmt.Errorf("log ends at %d, before the leader's log start %d: rebuilding it needs truncation, not built yet",
+			f.log.EndOffset(), r.GetLogStartOffset())
+		lg.Error("stopped following", "err", f.failed)
+		return false
+	default:
+		lg.Debug("follower fetch refused", "err", e, "message", r.GetErrorMessage())
+		return false
+	}
+	if recs := r.GetRecords(); len(recs) > 0 {
+		if err := ft.write(f, recs); err != nil {
+			f.failed = err
+			lg.Error("stopped following: writing fetched batches failed", "err", err)
+			return false
+		}
+		ft.fs.n.metrics.replicationIn(string(f.topic.StorageMode), len(recs))
+	}
+	// The leader's DeleteRecords moves this copy's start too (never past
+	// what it holds); retention runs on each copy by itself.
+	if start := min(r.GetLogStartOffset(), f.log.EndOffset()); start > f.log.StartOffset() {
+		if err := f.log.DeleteRecords(start); err != nil {
+			lg.Warn("following the leader's log start failed", "start", start, "err", err)
+		}
+	}
+	return true
+}
+
+// write appends fetched batches in order and waits until they are durable.
+func (ft *fetcher) write(f *followed, recs []byte) error {
+	var pending []<-chan error
+	next := f.log.EndOffset()
+	last := f.lastEpoch
+	_, err := recbatch.Iterate(recs, true, func(h recbatch.Header, batch []byte) error {
+		if h.BaseOffset != next {
+			return fmt.Errorf("fetched batch at offset %d, the log ends at %d", h.BaseOffset, next)
+		}
+		pending = append(pending, f.log.Append(batch, h))
+		next, last = h.NextOffset(), h.PartitionLeaderEpoch
+		return nil
+	})
+	for _, ch := range pending {
+		err = errors.Join(err, <-ch)
+	}
+	if err == nil {
+		f.lastEpoch = last
+	}
+	return err
+}

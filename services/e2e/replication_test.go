@@ -1,0 +1,165 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamline-dev/streamline/services/cluster"
+	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/recbatch/recbatchtest"
+)
+
+// TestReplicatedTopicOverKafka drives replication through Kafka clients on
+// a 3-node process cluster: CreateTopics with the default factor gets 3
+// replicas (4 is INVALID_REPLICATION_FACTOR); Metadata shows 3 replicas
+// and 3 in sync; with min.insync.replicas=2, acks=all goes on when one
+// follower dies and is NOT_ENOUGH_REPLICAS when both have (acks=1 still
+// served); a follower whose disk was wiped rebuilds from the leader and
+// rejoins the ISR; every acknowledged record is read back exactly once.
+func TestReplicatedTopicOverKafka(t *testing.T) {
+	c := cluster.StartCluster(t, cluster.ClusterOptions{
+		SessionTTL: clusterTTL,
+		ExtraArgs: map[string][]string{
+			"gateway": {"--session-ttl", clusterTTL.String()},
+			"logsvc":  {"--replica-lag-time-max", "2s"},
+		},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	_, cache := watchMeta(t, c)
+	adm := kadm.NewClient(bootstrapClient(t, c))
+
+	const topic = "replicated"
+	resp, err := adm.CreateTopic(ctx, 2, -1, map[string]*string{meta.ConfigMinInsyncReplicas: kadm.StringPtr("2")}, topic)
+	if err != nil || resp.Err != nil {
+		t.Fatalf("create: %v %v", err, resp.Err)
+	}
+	if _, err := adm.CreateTopic(ctx, 1, 4, nil, "too-many-replicas"); !errors.Is(err, kerr.InvalidReplicationFactor) {
+		t.Fatalf("replication factor 4 on 3 nodes: %v", err)
+	}
+	isrOf := func(p int32) []string {
+		pa, _ := cache.Partition(topic, p)
+		return pa.ISR
+	}
+	await(t, cache, 10*time.Second, "topic visible", func() bool { return len(cache.Partitions(topic)) == 2 })
+	md, err := adm.Metadata(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range md.Topics[topic].Partitions {
+		if len(p.Replicas) != 3 || len(p.ISR) != 3 || len(p.OfflineReplicas) != 0 {
+			t.Fatalf("Metadata partition %d: replicas %v isr %v offline %v", p.Partition, p.Replicas, p.ISR, p.OfflineReplicas)
+		}
+	}
+
+	prod := bootstrapClient(t, c, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	n := 0
+	produce := func(count int) map[int32]map[int64]produced {
+		first := n
+		n += count
+		return produceAll(ctx, t, prod, count, func(i int) *kgo.Record {
+			return &kgo.Record{Value: []byte(fmt.Sprintf("r%d", first+i)), Partition: 0}
+		})
+	}
+	acked := produce(500)
+
+	// Partition 0's followers: kill one, then the other.
+	p0, _ := cache.Partition(topic, 0)
+	leader, followers := p0.Leader, slices.Clone(p0.Replicas[1:])
+	c.Kill(followers[0])
+	await(t, cache, clusterTTL+10*time.Second, "dead follower out of the ISR", func() bool { return !slices.Contains(isrOf(0), followers[0]) })
+	mergeAcked(acked, produce(300))
+	// The gateways follow etcd through their own caches: poll.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		md, err = adm.Metadata(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := md.Topics[topic].Partitions[0]
+		if len(p.Replicas) == 3 && len(p.ISR) == 2 && len(p.OfflineReplicas) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Metadata after a follower died: replicas %v isr %v offline %v", p.Replicas, p.ISR, p.OfflineReplicas)
+		}
+	}
+	c.Kill(followers[1])
+	await(t, cache, clusterTTL+10*time.Second, "ISR down to the leader", func() bool { return slices.Equal(isrOf(0), []string{leader}) })
+	// kgo sends raw produce requests with the client's acks.
+	all := bootstrapClient(t, c, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DisableIdempotentWrite())
+	one := bootstrapClient(t, c, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	// Until the leader has applied the shrunk ISR (its own cache, a few
+	// ms behind the test's) the batch is stored and then refused:
+	// NOT_ENOUGH_REPLICAS_AFTER_APPEND, never an acknowledgement.
+	next := int64(800)
+	for {
+		err := produceRaw(ctx, t, all, topic)
+		if errors.Is(err, kerr.NotEnoughReplicas) {
+			break
+		}
+		if !errors.Is(err, kerr.NotEnoughReplicasAfterAppend) {
+			t.Fatalf("acks=all with the leader alone in the ISR: %v", err)
+		}
+		acked[0][next] = produced{value: []byte("raw"), offset: next} // stored, not acknowledged
+		next++
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := produceRaw(ctx, t, one, topic); err != nil {
+		t.Fatalf("acks=1 with the leader alone in the ISR: %v", err)
+	}
+	acked[0][next] = produced{value: []byte("raw"), offset: next}
+	n = int(next) + 1
+
+	// One follower returns with an empty disk: it rebuilds from the
+	// leader and rejoins; acks=all works again.
+	if err := os.RemoveAll(c.DataDir(followers[0])); err != nil {
+		t.Fatal(err)
+	}
+	c.Restart(followers[0])
+	await(t, cache, 30*time.Second, "rebuilt follower back in the ISR", func() bool { return slices.Contains(isrOf(0), followers[0]) })
+	mergeAcked(acked, produce(200))
+	c.Restart(followers[1])
+	await(t, cache, 30*time.Second, "every replica in sync", func() bool { return len(isrOf(0)) == 3 })
+	consumeAndCompare(ctx, t, c.Bootstrap()[0], topic, acked)
+}
+
+func mergeAcked(into, from map[int32]map[int64]produced) {
+	for p, m := range from {
+		if into[p] == nil {
+			into[p] = map[int64]produced{}
+		}
+		for o, r := range m {
+			into[p][o] = r
+		}
+	}
+}
+
+// produceRaw sends one batch of one record ("raw") to partition 0 with the
+// client's acks and returns the partition's error (nil: acknowledged).
+func produceRaw(ctx context.Context, t *testing.T, cl *kgo.Client, topic string) error {
+	t.Helper()
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 10000 // kgo sets the client's acks
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Partition, rp.Records = 0, recbatchtest.Build(recbatchtest.Values(time.Now().UnixMilli(), "raw"))
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	// Partition 0's Kafka leader is a gateway; any gateway forwards.
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode)
+}
