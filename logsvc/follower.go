@@ -32,6 +32,11 @@ type followers struct {
 	mu       sync.Mutex
 	m        map[partKey]*followed
 	fetchers map[string]*fetcher // by leader node id
+	// hwms keeps, for partitions this node stopped following, the last
+	// high watermark their leader sent: if this node leads one next, it
+	// starts from there rather than from nothing (Kafka keeps it in a
+	// checkpoint file).
+	hwms map[partKey]int64
 }
 
 // followed is one partition this node follows.
@@ -44,12 +49,13 @@ type followed struct {
 	rec       meta.Partition // the record followed under
 	log       storage.Log
 	lastEpoch int32 // leader epoch of the log's last batch (-1: empty)
+	leaderHWM int64 // the leader's high watermark at the last fetch (-1: none yet)
 	retired   bool
 	failed    error
 }
 
 func newFollowers(n *Node) *followers {
-	return &followers{n: n, m: map[partKey]*followed{}, fetchers: map[string]*fetcher{}}
+	return &followers{n: n, m: map[partKey]*followed{}, fetchers: map[string]*fetcher{}, hwms: map[partKey]int64{}}
 }
 
 // reconcile makes the followed set what etcd says: every local-mode
@@ -75,6 +81,7 @@ func (fs *followers) reconcile() {
 			continue
 		}
 		f.retired = true
+		fs.hwms[k] = f.leaderHWM
 		_, topicAlive := cache.TopicByID(f.topic.ID)
 		var err error
 		if topicAlive {
@@ -135,18 +142,25 @@ func (fs *followers) open(t meta.Topic, pa meta.Partition) (*followed, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &followed{topic: t, rec: pa, log: lg, lastEpoch: -1}
-	if end := lg.EndOffset(); end > lg.StartOffset() {
-		err := lg.ScanHeaders(end-1, func(h recbatch.Header) error {
-			f.lastEpoch = h.PartitionLeaderEpoch
-			return nil
-		})
-		if err != nil {
-			lg.Close()
-			return nil, fmt.Errorf("reading the last batch of %s-%d: %w", t.Name, pa.Partition, err)
-		}
+	f := &followed{topic: t, rec: pa, log: lg, leaderHWM: -1}
+	if err := f.readLastEpoch(); err != nil {
+		lg.Close()
+		return nil, fmt.Errorf("reading the last batch of %s-%d: %w", t.Name, pa.Partition, err)
 	}
 	return f, nil
+}
+
+// lastHighWatermark returns (and forgets) the high watermark this node last
+// heard from the leader of a partition it followed; -1 if none.
+func (fs *followers) lastHighWatermark(k partKey) int64 {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	h, ok := fs.hwms[k]
+	if !ok {
+		return -1
+	}
+	delete(fs.hwms, k)
+	return h
 }
 
 // forLeader returns the followed partitions led by leader.
@@ -333,21 +347,27 @@ func (ft *fetcher) apply(f *followed, r *logv1.ReplicatePartitionResult) bool {
 		return true
 	}
 	lg := ft.log.With("topic", f.rec.Topic, "partition", f.rec.Partition)
-	if r.GetDivergingEpoch() >= 0 {
-		// Only a leader change to another replica makes logs diverge;
-		// leadership stays with the preferred replica in this build.
-		f.failed = fmt.Errorf("log diverges from the leader's at epoch %d offset %d; truncation is not built yet",
-			r.GetDivergingEpoch(), r.GetDivergingEndOffset())
-		lg.Error("stopped following", "err", f.failed)
-		return false
+	f.leaderHWM = r.GetHighWatermark()
+	if r.GetDivergingEndOffset() >= 0 {
+		if err := ft.truncate(f, r.GetDivergingEpoch(), r.GetDivergingEndOffset()); err != nil {
+			f.failed = err
+			lg.Error("stopped following: truncating a diverged log failed", "err", err)
+		}
+		return true
 	}
 	switch e := kerr.ErrorForCode(int16(r.GetErrorCode())); {
 	case e == nil:
 	case errors.Is(e, kerr.OffsetOutOfRange) && f.log.EndOffset() < r.GetLogStartOffset():
-		f.failed = fmt.Errorf("log ends at %d, before the leader's log start %d: rebuilding it needs truncation, not built yet",
-			f.log.EndOffset(), r.GetLogStartOffset())
-		lg.Error("stopped following", "err", f.failed)
-		return false
+		// This copy ends before the leader's log starts (it was down,
+		// or its disk was wiped, while retention ran): start over at the
+		// leader's start (Kafka's truncateFullyAndStartAt).
+		if err := ft.reset(f, r.GetLogStartOffset()); err != nil {
+			f.failed = err
+			lg.Error("stopped following: starting over at the leader's log start failed", "err", err)
+			return false
+		}
+		lg.Info("follower log started over at the leader's log start", "offset", r.GetLogStartOffset())
+		return true
 	default:
 		lg.Debug("follower fetch refused", "err", e, "message", r.GetErrorMessage())
 		return false
@@ -368,6 +388,86 @@ func (ft *fetcher) apply(f *followed, r *logv1.ReplicatePartitionResult) bool {
 		}
 	}
 	return true
+}
+
+// truncate cuts a log the leader says diverges (KIP-320): the leader's
+// records of epoch end at end, so this copy keeps what is below both end
+// and its own end of epoch (it may have written a later epoch of its own
+// earlier: Kafka's min of the two), and fetches on from there.
+func (ft *fetcher) truncate(f *followed, epoch int32, end int64) error {
+	target := end
+	if epoch >= 0 {
+		ownEnd, err := ownEndOfEpoch(f.log, epoch, end)
+		if err != nil {
+			return err
+		}
+		target = min(target, ownEnd)
+	}
+	tr, ok := f.log.(storage.Truncater)
+	if !ok {
+		return fmt.Errorf("the %s engine cannot truncate", f.topic.StorageMode)
+	}
+	before := f.log.EndOffset()
+	if target <= f.log.StartOffset() {
+		if err := tr.ResetTo(max(target, 0)); err != nil {
+			return err
+		}
+	} else if _, err := tr.TruncateTo(target); err != nil {
+		return err
+	}
+	if err := f.readLastEpoch(); err != nil {
+		return err
+	}
+	ft.log.Info("truncated a diverged follower log", "topic", f.rec.Topic, "partition", f.rec.Partition,
+		"leader_epoch", epoch, "leader_end", end, "end_before", before, "end", f.log.EndOffset())
+	return nil
+}
+
+// reset empties the copy at offset.
+func (ft *fetcher) reset(f *followed, offset int64) error {
+	tr, ok := f.log.(storage.Truncater)
+	if !ok {
+		return fmt.Errorf("the %s engine cannot truncate", f.topic.StorageMode)
+	}
+	if err := tr.ResetTo(offset); err != nil {
+		return err
+	}
+	f.lastEpoch = -1
+	return nil
+}
+
+// ownEndOfEpoch is where this copy's records of epoch end: the base of its
+// first batch of a later epoch, read no further than limit.
+func ownEndOfEpoch(lg storage.Log, epoch int32, limit int64) (int64, error) {
+	end := lg.EndOffset()
+	errFound := errors.New("found")
+	err := lg.ScanHeaders(lg.StartOffset(), func(h recbatch.Header) error {
+		if h.PartitionLeaderEpoch > epoch {
+			end = h.BaseOffset
+			return errFound
+		}
+		if h.BaseOffset >= limit {
+			return errFound
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errFound) {
+		return 0, err
+	}
+	return end, nil
+}
+
+// readLastEpoch sets lastEpoch from the log's last batch (-1: empty).
+func (f *followed) readLastEpoch() error {
+	f.lastEpoch = -1
+	end := f.log.EndOffset()
+	if end <= f.log.StartOffset() {
+		return nil
+	}
+	return f.log.ScanHeaders(end-1, func(h recbatch.Header) error {
+		f.lastEpoch = h.PartitionLeaderEpoch
+		return nil
+	})
 }
 
 // write appends fetched batches in order and waits until they are durable.

@@ -161,6 +161,7 @@ func (l *leader) open(t meta.Topic, pa meta.Partition) error {
 		Topic: t, Partition: pa.Partition, LeaderEpoch: pa.LeaderEpoch, Defaults: l.n.cfg.TopicDefaults, Log: lg, Logger: l.n.log,
 		Fence: l.n.partitionFence(pa), AppendLatency: l.n.metrics.appendDur.For(string(t.StorageMode)),
 		NodeID: l.n.cfg.ID, Record: pa, AlterISR: l.alterISR(pa), ISRChanged: l.n.metrics.isrChanged,
+		InitialHighWatermark: l.n.follow.lastHighWatermark(partKey{pa.Topic, pa.Partition}),
 	})
 	if err != nil {
 		lg.Close()

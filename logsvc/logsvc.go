@@ -81,8 +81,13 @@ type Config struct {
 	// has not caught up with the leader for this long leaves the ISR
 	// (default 30s).
 	ReplicaLagTime time.Duration
-	TopicDefaults  meta.Defaults
-	Logger         *slog.Logger
+	// LeaderRebalanceInterval is how often the controller (when this node
+	// is it) hands local partitions back to their preferred replicas once
+	// those are in sync again (Kafka's auto leader rebalance; default 5m,
+	// negative: never).
+	LeaderRebalanceInterval time.Duration
+	TopicDefaults           meta.Defaults
+	Logger                  *slog.Logger
 	// TracerProvider traces the LogService calls and a traced produce's
 	// way through the diskless buffer and uploaders; nil or no-op: no
 	// tracing, no cost.
@@ -99,6 +104,12 @@ func (c *Config) setDefaults() {
 	if c.SessionTTL == 0 {
 		c.SessionTTL = 10 * time.Second
 	}
+	switch {
+	case c.LeaderRebalanceInterval == 0:
+		c.LeaderRebalanceInterval = DefaultLeaderRebalanceInterval
+	case c.LeaderRebalanceInterval < 0:
+		c.LeaderRebalanceInterval = 0
+	}
 	if c.ReplicaLagTime == 0 {
 		c.ReplicaLagTime = DefaultReplicaLagTime
 	}
@@ -112,6 +123,10 @@ func (c *Config) setDefaults() {
 
 // DefaultReplicaLagTime is Kafka's default replica.lag.time.max.ms.
 const DefaultReplicaLagTime = 30 * time.Second
+
+// DefaultLeaderRebalanceInterval is Kafka's default
+// leader.imbalance.check.interval.seconds.
+const DefaultLeaderRebalanceInterval = 5 * time.Minute
 
 // Validate reports the first invalid setting.
 func (c *Config) Validate() error {
@@ -223,6 +238,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.follow.reconcile()
 	n.parts.reconcile()
+	n.follow.reconcile()
 	n.parts.removeOrphans()
 
 	m, err := n.join(ctx)
@@ -283,8 +299,12 @@ func (n *Node) watchAssignments(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		ch := n.cache.Changed()
+		// Followers first (a partition this node now leads stops being
+		// followed), then leaders, then followers again (one it stopped
+		// leading is followed from its new leader).
 		n.follow.reconcile()
 		n.parts.reconcile()
+		n.follow.reconcile()
 		select {
 		case <-ctx.Done():
 			return

@@ -37,7 +37,8 @@ func (n *Node) join(ctx context.Context) (*membership, error) {
 	mctx, cancel := context.WithCancel(context.Background())
 	m := &membership{sess: sess, cancel: cancel, done: make(chan struct{})}
 	f := newFencer(n.cfg.Etcd, n.store.LogNodeKey(n.cfg.ID), sess.Lease())
-	ctrl := controller.New(controller.Config{NodeID: n.cfg.ID, Store: n.store, Cache: n.cache, Session: sess, Logger: n.log})
+	ctrl := controller.New(controller.Config{NodeID: n.cfg.ID, Store: n.store, Cache: n.cache, Session: sess, Logger: n.log,
+		RebalanceInterval: n.cfg.LeaderRebalanceInterval})
 	n.fence.Store(f)
 	n.ctrl.Store(ctrl)
 	fenceDone := make(chan struct{})

@@ -11,9 +11,12 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/streamline-dev/streamline/logsvc/storage"
+	"github.com/streamline-dev/streamline/logsvc/storage/localstore"
 	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/meta/metatest"
+	"github.com/streamline-dev/streamline/shared/recbatch"
 	"github.com/streamline-dev/streamline/shared/recbatch/recbatchtest"
 )
 
@@ -177,5 +180,162 @@ func TestReplicationKeepsISRAndAcks(t *testing.T) {
 	got, end, ok := followedLog(back, "r")
 	if !ok || end != 45 || !bytes.Equal(got, want) {
 		t.Fatalf("returned follower holds %d bytes up to %d (ok %v); leader %d up to 45", len(got), end, ok, len(want))
+	}
+}
+
+// TestFailoverElectsFromISRAndTruncatesDeposedLeader: the leader of a
+// replication factor 3 partition dies holding a batch its followers never
+// fetched (written into its log while it was down, as a crash right after
+// the local append leaves it); the controller elects the next ISR member,
+// which takes acks=all writes at a new epoch; the old leader returns as a
+// follower, truncates the batch nobody acknowledged (KIP-320's diverging
+// epoch) and ends up with the new leader's log byte for byte. Then the new
+// leader dies too and the third replica serves every acknowledged record.
+func TestFailoverElectsFromISRAndTruncatesDeposedLeader(t *testing.T) {
+	e := metatest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	nodes := map[string]*Node{}
+	dirs := map[string]string{}
+	var registered []meta.LogNode
+	for range 3 {
+		d := t.TempDir()
+		n := replicaNode(t, e, d)
+		nodes[n.ID()], dirs[n.ID()] = n, d
+		registered = append(registered, meta.LogNode{ID: n.ID(), Addr: n.Addr()})
+	}
+	store := meta.NewStore(e.Client, "")
+	topic := &meta.Topic{Name: "f", Partitions: 1, ReplicationFactor: 3, StorageMode: meta.StorageLocal}
+	if _, err := store.CreateTopic(ctx, topic, registered); err != nil {
+		t.Fatal(err)
+	}
+	var rec meta.Partition
+	cache := meta.NewCache(store, nil) // the test's own view of etcd
+	if err := cache.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	current := func() meta.Partition {
+		p, _ := cache.Partition("f", 0)
+		return p
+	}
+	waitUntil(t, "every node sees the topic", func() bool {
+		for _, n := range nodes {
+			if _, ok := n.cache.Partition("f", 0); !ok {
+				return false
+			}
+		}
+		rec = current()
+		return true
+	})
+	produceTo := func(n *Node, values ...string) int64 {
+		t.Helper()
+		c := dial(t, n.Addr())
+		for range 400 {
+			resp, err := c.Produce(ctx, &logv1.ProduceRequest{Acks: -1, TimeoutMs: 20000, Partitions: []*logv1.ProducePartition{
+				{Topic: "f", TopicId: topic.ID[:], Partition: 0, Records: recbatchtest.Build(recbatchtest.Values(0, values...))},
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := resp.Partitions[0]
+			if r.ErrorCode == 0 {
+				return r.BaseOffset
+			}
+			if r.ErrorCode != int32(kerr.NotLeaderForPartition.Code) && r.ErrorCode != int32(kerr.UnknownTopicOrPartition.Code) {
+				t.Fatalf("produce: %+v", r)
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+		t.Fatal("partition never led")
+		return 0
+	}
+	a := rec.Leader
+	for i := range 10 {
+		produceTo(nodes[a], "a", string(rune('0'+i)))
+	}
+	// 20 acknowledged records on every replica. A stops and, as if it
+	// had crashed right after appending locally, holds one more batch of
+	// its epoch that nobody fetched.
+	nodes[a].Close()
+	eng, err := localstore.Open(localstore.Options{DataDir: dirs[a], Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg, err := eng.Open(storage.PartitionSpec{Topic: *topic, Partition: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan := recbatchtest.Build(recbatchtest.Values(0, "never", "acknowledged"))
+	recbatch.SetBaseOffset(orphan, lg.EndOffset())
+	recbatch.SetPartitionLeaderEpoch(orphan, rec.LeaderEpoch)
+	h, err := recbatch.Validate(orphan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-lg.Append(orphan, h); err != nil {
+		t.Fatal(err)
+	}
+	if lg.EndOffset() != 22 {
+		t.Fatalf("old leader's log ends at %d", lg.EndOffset())
+	}
+	lg.Close()
+	eng.Close()
+
+	// A replica in the ISR takes over at a new epoch and takes writes.
+	waitUntil(t, "a new leader from the ISR", func() bool {
+		p := current()
+		return p.Leader != "" && p.Leader != a && p.LeaderEpoch > rec.LeaderEpoch
+	})
+	b := current().Leader
+	for i := range 5 {
+		if off := produceTo(nodes[b], "b", string(rune('0'+i))); off != int64(20+2*i) {
+			t.Fatalf("new leader wrote at %d, want %d", off, 20+2*i)
+		}
+	}
+	// The old leader returns as a follower and drops its orphan batch.
+	back := replicaNode(t, e, dirs[a])
+	nodes[a] = back
+	waitUntil(t, "the old leader back in the ISR", func() bool { return slices.Contains(current().ISR, a) })
+	want, err := nodes[b].parts.m[partKey{"f", 0}].log.Read(0, 1<<30, 30, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	waitUntil(t, "the old leader's copy equals the new leader's log", func() bool {
+		var end int64
+		var ok bool
+		got, end, ok = followedLog(back, "f")
+		return ok && end == 30
+	})
+	if !bytes.Equal(got, want) {
+		t.Fatalf("old leader's copy differs from the new leader's log (%d vs %d bytes)", len(got), len(want))
+	}
+
+	// The new leader dies as well: the third replica, or the old one,
+	// leads with every acknowledged record.
+	nodes[b].Close()
+	waitUntil(t, "a third leader", func() bool {
+		p := current()
+		return p.Leader != "" && p.Leader != b
+	})
+	c := nodes[current().Leader]
+	resp, err := dial(t, c.Addr()).Fetch(ctx, &logv1.FetchRequest{MaxBytes: 1 << 20, MaxWaitMs: 5000, MinBytes: 1, Partitions: []*logv1.FetchPartition{
+		{Topic: "f", TopicId: topic.ID[:], Partition: 0, FetchOffset: 0, PartitionMaxBytes: 1 << 20, CurrentLeaderEpoch: -1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := resp.Partitions[0]
+	waitUntil(t, "the third leader's high watermark reaches 30", func() bool {
+		resp, err = dial(t, c.Addr()).Fetch(ctx, &logv1.FetchRequest{MaxBytes: 1 << 20, Partitions: []*logv1.FetchPartition{
+			{Topic: "f", TopicId: topic.ID[:], Partition: 0, FetchOffset: 0, PartitionMaxBytes: 1 << 20, CurrentLeaderEpoch: -1}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = resp.Partitions[0]
+		return r.ErrorCode == 0 && r.HighWatermark == 30
+	})
+	if !bytes.Equal(r.Records, want) {
+		t.Fatalf("third leader serves %d bytes, want the %d acknowledged", len(r.Records), len(want))
 	}
 }

@@ -42,6 +42,10 @@ type Config struct {
 	// Session is the node's etcd session: the candidacy ends with it.
 	Session *concurrency.Session
 	Logger  *slog.Logger
+	// RebalanceInterval is how often the controller hands healthy local
+	// partitions back to their preferred replicas (Kafka's
+	// leader.imbalance.check.interval.seconds); 0 never does.
+	RebalanceInterval time.Duration
 }
 
 // Controller is one candidate.
@@ -87,28 +91,38 @@ func (c *Controller) Run(ctx context.Context) error {
 		defer cancel()
 		_ = el.Resign(rctx)
 	}()
+	var rebalance <-chan time.Time
+	if c.cfg.RebalanceInterval > 0 {
+		tick := time.NewTicker(c.cfg.RebalanceInterval)
+		defer tick.Stop()
+		rebalance = tick.C
+	}
+	balance := false
 	for {
 		changed := c.cfg.Cache.Changed()
-		if err := c.reconcile(ctx, guard); err != nil && ctx.Err() == nil {
+		if err := c.reconcile(ctx, guard, balance); err != nil && ctx.Err() == nil {
 			c.log.Warn("controller pass failed; retrying", "err", err)
 			select {
 			case <-time.After(500 * time.Millisecond):
 			case <-ctx.Done():
 			}
 		}
+		balance = false
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-c.cfg.Session.Done():
 			return errors.New("controller: etcd session lost")
 		case <-changed:
+		case <-rebalance:
+			balance = true
 		}
 	}
 }
 
 // reconcile computes and applies one pass of leadership changes.
-func (c *Controller) reconcile(ctx context.Context, guard clientv3.Cmp) error {
-	updates := Plan(c.cfg.Cache.AllPartitions(), c.cfg.Cache.LogNodes(), c.cfg.Cache.Topic)
+func (c *Controller) reconcile(ctx context.Context, guard clientv3.Cmp, rebalance bool) error {
+	updates := plan(c.cfg.Cache.AllPartitions(), c.cfg.Cache.LogNodes(), c.cfg.Cache.Topic, rebalance)
 	if len(updates) == 0 {
 		return nil
 	}
@@ -133,6 +147,18 @@ func (c *Controller) reconcile(ctx context.Context, guard clientv3.Cmp) error {
 // whose leader is not what the live nodes call for, the update that fixes
 // it, with the leader epoch bumped. topic looks up a partition's topic.
 func Plan(parts []meta.Partition, live []meta.LogNode, topic func(string) (meta.Topic, bool)) []meta.PartitionUpdate {
+	return plan(parts, live, topic, false)
+}
+
+// PlanRebalance is Plan plus Kafka's preferred-leader election
+// (auto.leader.rebalance.enable): a healthy local partition whose
+// preferred replica is alive and in the ISR but not leading is handed back
+// to it at a new epoch.
+func PlanRebalance(parts []meta.Partition, live []meta.LogNode, topic func(string) (meta.Topic, bool)) []meta.PartitionUpdate {
+	return plan(parts, live, topic, true)
+}
+
+func plan(parts []meta.Partition, live []meta.LogNode, topic func(string) (meta.Topic, bool), rebalance bool) []meta.PartitionUpdate {
 	alive := map[string]bool{}
 	load := map[string]int{}
 	for _, n := range live {
@@ -151,17 +177,10 @@ func Plan(parts []meta.Partition, live []meta.LogNode, topic func(string) (meta.
 		}
 		next := p
 		if t.StorageMode.KeepsLocalData() {
-			home := p.Home
-			if home == "" {
-				home = p.Leader // records written before homes existed
+			if next.Home == "" {
+				next.Home = p.Leader // records written before homes existed
 			}
-			next.Home = home
-			if alive[home] {
-				next.Leader = home
-				next.ISR = withoutDead(p.ISR, alive)
-			} else {
-				next.Leader = ""
-			}
+			electLocal(&next, alive, t, rebalance)
 		} else if !alive[p.Leader] {
 			next.Leader = leastLoaded(live, load)
 			if next.Leader != "" {
@@ -198,6 +217,56 @@ func withoutDead(isr []string, alive map[string]bool) []string {
 		}
 	}
 	return out
+}
+
+// electLocal decides the leader and ISR of a partition whose data is on
+// its replicas' disks (Kafka's partition state machine):
+//
+//   - a live leader stays; dead followers leave the ISR; with rebalance,
+//     a live preferred replica in the ISR takes the lead back;
+//   - otherwise the first live ISR member in replica order leads, and the
+//     dead members leave the ISR (the new leader stays, so it is never
+//     emptied);
+//   - with no live ISR member the partition is offline and its ISR stays
+//     as it is: the last members are the only replicas holding every
+//     acknowledged record, so only they may lead (KIP-966); a replica that
+//     returns out of date cannot be elected. Unless the topic sets
+//     unclean.leader.election.enable: then the first live replica leads
+//     and the ISR is reset to it (acknowledged records may be lost, as in
+//     Kafka).
+//
+// A record without replicas is its home alone, in sync: it waits for it.
+func electLocal(next *meta.Partition, alive map[string]bool, t meta.Topic, rebalance bool) {
+	replicas, isr := next.ReplicaSet(), next.InSyncReplicas()
+	if len(replicas) == 0 {
+		return
+	}
+	if next.Leader != "" && alive[next.Leader] {
+		next.ISR = withoutDead(next.ISR, alive)
+		if pref := replicas[0]; rebalance && pref != next.Leader && alive[pref] && slices.Contains(isr, pref) {
+			next.Leader = pref
+		}
+		return
+	}
+	for _, r := range replicas {
+		if alive[r] && slices.Contains(isr, r) {
+			next.Leader = r
+			next.ISR = withoutDead(next.ISR, alive)
+			return
+		}
+	}
+	next.Leader = ""
+	if t.Bool(meta.ConfigUncleanLeaderElection, nil) {
+		for _, r := range replicas {
+			if alive[r] {
+				next.Leader = r
+				if next.ISR != nil {
+					next.ISR = []string{r}
+				}
+				return
+			}
+		}
+	}
 }
 
 func leastLoaded(live []meta.LogNode, load map[string]int) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -163,6 +164,66 @@ func waitFor(ctx context.Context, t *testing.T, c *meta.Cache, cond func() bool)
 		case <-time.After(100 * time.Millisecond): // IsLeader is not a cache change
 		case <-ctx.Done():
 			t.Fatal("condition not reached")
+		}
+	}
+}
+
+// TestPlanElectsFromTheISR covers elections of replicated local
+// partitions: a dead leader is replaced by the first live ISR member in
+// replica order; with no live ISR member the partition waits offline with
+// its ISR kept (KIP-966), unless unclean leader election is enabled; dead
+// followers leave the ISR without a new epoch; the preferred replica gets
+// the lead back only in a rebalance pass, and only once in sync.
+func TestPlanElectsFromTheISR(t *testing.T) {
+	clean := meta.Topic{Name: "r", ID: meta.NewTopicID(), StorageMode: meta.StorageLocal}
+	unclean := meta.Topic{Name: "u", ID: meta.NewTopicID(), StorageMode: meta.StorageLocal,
+		Configs: map[string]string{meta.ConfigUncleanLeaderElection: "true"}}
+	rec := func(topic meta.Topic, leader string, isr ...string) meta.Partition {
+		return meta.Partition{Topic: topic.Name, TopicID: topic.ID, Leader: leader, LeaderEpoch: 4, Home: "a",
+			Replicas: []string{"a", "b", "c"}, ISR: isr}
+	}
+	live := func(ids ...string) []meta.LogNode {
+		var out []meta.LogNode
+		for _, id := range ids {
+			out = append(out, meta.LogNode{ID: id})
+		}
+		return out
+	}
+	cases := []struct {
+		name      string
+		p         meta.Partition
+		live      []meta.LogNode
+		rebalance bool
+		leader    string // "-": no update
+		isr       []string
+		epoch     int32
+	}{
+		{"dead leader, ISR member takes over", rec(clean, "a", "a", "b", "c"), live("b", "c"), false, "b", []string{"b", "c"}, 5},
+		{"replica order, not ISR order", rec(clean, "a", "a", "c", "b"), live("b", "c"), false, "b", []string{"c", "b"}, 5},
+		{"out-of-sync replica never elected", rec(clean, "a", "a"), live("b", "c"), false, "", []string{"a"}, 5},
+		{"offline stays offline while the ISR is down", rec(clean, "", "a"), live("b", "c"), false, "-", nil, 0},
+		{"the last ISR member returns", rec(clean, "", "a"), live("a", "b"), false, "a", []string{"a"}, 5},
+		{"unclean election", rec(unclean, "a", "a"), live("c", "b"), false, "b", []string{"b"}, 5},
+		{"dead follower leaves the ISR", rec(clean, "a", "a", "b", "c"), live("a", "b"), false, "a", []string{"a", "b"}, 4},
+		{"no rebalance outside a rebalance pass", rec(clean, "b", "b", "a"), live("a", "b", "c"), false, "-", nil, 0},
+		{"rebalance to the in-sync preferred replica", rec(clean, "b", "b", "a"), live("a", "b", "c"), true, "a", []string{"b", "a"}, 5},
+		{"no rebalance to an out-of-sync preferred replica", rec(clean, "b", "b", "c"), live("a", "b", "c"), true, "-", nil, 0},
+	}
+	for _, tc := range cases {
+		ups := plan([]meta.Partition{tc.p}, tc.live, topics(clean, unclean), tc.rebalance)
+		if tc.leader == "-" {
+			if len(ups) != 0 {
+				t.Errorf("%s: unexpected update %+v", tc.name, ups[0].New)
+			}
+			continue
+		}
+		if len(ups) != 1 {
+			t.Errorf("%s: %d updates", tc.name, len(ups))
+			continue
+		}
+		n := ups[0].New
+		if n.Leader != tc.leader || !slices.Equal(n.ISR, tc.isr) || n.LeaderEpoch != tc.epoch {
+			t.Errorf("%s: leader %q isr %v epoch %d; want %q %v %d", tc.name, n.Leader, n.ISR, n.LeaderEpoch, tc.leader, tc.isr, tc.epoch)
 		}
 	}
 }

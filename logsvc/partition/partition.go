@@ -56,6 +56,11 @@ type Config struct {
 	AlterISR func(ctx context.Context, isr []string) error
 	// ISRChanged, if set, is told of each committed ISR change (metrics).
 	ISRChanged func(expanded bool)
+	// InitialHighWatermark is the high watermark this node last heard from
+	// the previous leader while it followed the partition (-1: unknown).
+	// A new leader whose ISR has followers starts from it (clamped to its
+	// log): nothing beyond it may be visible before the followers report.
+	InitialHighWatermark int64
 }
 
 // Partition is a led partition. Safe for concurrent use.
@@ -136,9 +141,9 @@ func Open(cfg Config) (*Partition, error) {
 	p.rep.init(cfg.NodeID, cfg.Record, time.Now())
 	if _, followers, _ := p.rep.hwmBound(); followers {
 		// Followers in the ISR may lack the tail of this log (it was
-		// not acknowledged to all of them): nothing is visible until
-		// they report what they hold.
-		p.hwm.Store(p.log.StartOffset())
+		// not acknowledged to all of them): nothing past the previous
+		// leader's high watermark is visible until they report.
+		p.hwm.Store(min(max(cfg.InitialHighWatermark, p.log.StartOffset()), p.nextOffset))
 	} else {
 		p.hwm.Store(p.nextOffset)
 	}

@@ -193,6 +193,13 @@ func (p *Partition) ReplicaFetch(follower string, fetchOffset int64, lastFetched
 	leo := p.leo.Load()
 	if lastFetchedEpoch >= 0 {
 		epoch, end := p.epochs.endOffsetFor(lastFetchedEpoch, p.cfg.LeaderEpoch, res.LogStartOffset, leo)
+		if epoch == undefinedEpoch {
+			// The follower wrote an epoch newer than this leader's: this
+			// leader is stale; the follower waits for metadata.
+			res.Err = kerr.UnknownLeaderEpoch
+			res.Message = fmt.Sprintf("follower's last epoch %d is newer than this leader's %d", lastFetchedEpoch, p.cfg.LeaderEpoch)
+			return res
+		}
 		if epoch != lastFetchedEpoch || end < fetchOffset {
 			// KIP-320: the follower has records the leader does not;
 			// answer where the common history ends instead of data.

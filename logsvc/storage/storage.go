@@ -104,6 +104,21 @@ type Log interface {
 	Remove() error
 }
 
+// Truncater is implemented by logs that can serve as follower copies of a
+// replicated partition (local): a follower removes the suffix its leader
+// does not have, or starts over at the leader's log start. Both are
+// durable when they return and survive a crash at any step (WAL replay
+// never brings a truncated batch back); both go after the appends
+// submitted before them.
+type Truncater interface {
+	// TruncateTo removes the batch containing offset and every later one
+	// and returns the new end offset (at most offset; unchanged if offset
+	// is at or past the end). offset must be above StartOffset.
+	TruncateTo(offset int64) (int64, error)
+	// ResetTo empties the log; it then starts and ends at offset.
+	ResetTo(offset int64) error
+}
+
 // ContextAppender is implemented by Logs whose Append can use the produce
 // request's context, to trace the wait for durability as part of the
 // request (the diskless engine's buffer wait). The partition calls

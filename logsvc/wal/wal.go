@@ -108,6 +108,14 @@ type WAL struct {
 	closeErr   error
 }
 
+// NextSeq is the sequence number the next Append gets: every record
+// appended before the call has a smaller one.
+func (w *WAL) NextSeq() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.nextSeq
+}
+
 func (w *WAL) start() {
 	w.notEmpty.L = &w.mu
 	w.notFull.L = &w.mu

@@ -23,6 +23,10 @@ const (
 	ConfigUploadParallelism = "remote.storage.upload.parallelism"
 	ConfigReadCacheBytes    = "remote.storage.read.cache.bytes"
 	ConfigMinInsyncReplicas = "min.insync.replicas"
+	// ConfigUncleanLeaderElection lets a replica outside the ISR lead a
+	// local partition whose ISR members are all down (acknowledged
+	// records may be lost).
+	ConfigUncleanLeaderElection = "unclean.leader.election.enable"
 )
 
 // ConfigType mirrors Kafka's DescribeConfigs config types.
@@ -30,10 +34,11 @@ type ConfigType int8
 
 // Kafka DescribeConfigs v3+ type codes.
 const (
-	TypeString ConfigType = 2
-	TypeInt    ConfigType = 3
-	TypeLong   ConfigType = 5
-	TypeList   ConfigType = 7
+	TypeBoolean ConfigType = 1
+	TypeString  ConfigType = 2
+	TypeInt     ConfigType = 3
+	TypeLong    ConfigType = 5
+	TypeList    ConfigType = 7
 )
 
 // ConfigDef describes one topic config: its default, type and validation.
@@ -80,6 +85,7 @@ var topicConfigDefs = []ConfigDef{
 	{ConfigSegmentMs, "604800000", TypeLong, "local segment age before rolling", atLeast(1)},
 	{ConfigMaxMessageBytes, "1048588", TypeInt, "largest record batch accepted", atLeast(0)},
 	{ConfigMinInsyncReplicas, "1", TypeInt, "replicas (the leader included) that must hold a batch before acks=all is answered; fewer in the ISR refuses acks=all produces (NOT_ENOUGH_REPLICAS)", atLeast(1)},
+	{ConfigUncleanLeaderElection, "false", TypeBoolean, "let an out-of-sync replica lead when every in-sync replica is down (acknowledged records may be lost)", oneOf("true", "false")},
 	{ConfigTimestampType, "CreateTime", TypeString, "LogAppendTime is not supported", oneOf("CreateTime")},
 	{ConfigStorageMode, string(StorageLocal), TypeString, "local, hybrid or diskless; fixed at creation", func(v string) error { _, err := ParseStorageMode(v); return err }},
 	{ConfigBatchSizeBytes, "1048576", TypeLong, "hybrid/diskless: flush a buffer at this size", atLeast(1)},
@@ -157,4 +163,9 @@ func (t *Topic) Int64(name string, d Defaults) int64 {
 		n, _ = strconv.ParseInt(cv.Definition.Default, 10, 64)
 	}
 	return n
+}
+
+// Bool returns a boolean config's effective value ("true").
+func (t *Topic) Bool(name string, d Defaults) bool {
+	return t.Effective(d)[name].Value == "true"
 }

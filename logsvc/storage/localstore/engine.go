@@ -191,6 +191,7 @@ func (e *Engine) replay() error {
 		}
 	}()
 	var replayed, skipped int
+	truncatedBelow := map[string]uint64{} // truncation.go
 	err := e.wal.Replay(func(seq uint64, r wal.Record) error {
 		l, ok := open[r.Stream]
 		if !ok {
@@ -204,8 +205,15 @@ func (e *Engine) replay() error {
 				return fmt.Errorf("recover %s: %w", r.Stream, err)
 			}
 			open[r.Stream] = l
+			if truncatedBelow[r.Stream], err = finishTruncation(l); err != nil {
+				return fmt.Errorf("recover %s: %w", r.Stream, err)
+			}
 		}
 		if l == nil {
+			return nil
+		}
+		if seq < truncatedBelow[r.Stream] {
+			skipped++ // a truncated suffix, or already in the segments
 			return nil
 		}
 		switch end := l.EndOffset(); {
@@ -259,6 +267,10 @@ func (e *Engine) Open(spec storage.PartitionSpec) (storage.Log, error) {
 	}
 	seg, err := segment.Open(dir, segmentConfig(spec.Topic, spec.Defaults))
 	if err != nil {
+		return nil, fmt.Errorf("open %s-%d: %w", spec.Topic.Name, spec.Partition, err)
+	}
+	if _, err := finishTruncation(seg); err != nil {
+		seg.Close()
 		return nil, fmt.Errorf("open %s-%d: %w", spec.Topic.Name, spec.Partition, err)
 	}
 	// Batches durable in the WAL that the previous log could not write to

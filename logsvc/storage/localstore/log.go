@@ -25,6 +25,7 @@ const (
 	opSync
 	opRetention
 	opDeleteRecords
+	opTruncate
 )
 
 type op struct {
@@ -39,6 +40,10 @@ type op struct {
 	offset int64
 	// sync answer: the WAL seq durable in segments
 	synced *uint64
+	// truncate: reset (empty the log at offset) or truncate to offset;
+	// the new end is answered in newEnd
+	reset  bool
+	newEnd *int64
 }
 
 // Log is one local partition: the segment log plus the goroutine that
@@ -105,6 +110,8 @@ func (l *Log) apply() {
 			o.res <- err
 		case opDeleteRecords:
 			o.res <- mapErr(l.seg.DeleteBefore(o.offset))
+		case opTruncate:
+			o.res <- mapErr(l.truncate(o.offset, o.reset, o.newEnd))
 		}
 	}
 }
