@@ -25,7 +25,8 @@ import (
 // and 3 in sync; with min.insync.replicas=2, acks=all goes on when one
 // follower dies and is NOT_ENOUGH_REPLICAS when both have (acks=1 still
 // served); a follower whose disk was wiped rebuilds from the leader and
-// rejoins the ISR; every acknowledged record is read back exactly once.
+// rejoins the ISR and, the other two nodes killed, alone serves every
+// acknowledged record, read back exactly once.
 func TestReplicatedTopicOverKafka(t *testing.T) {
 	c := cluster.StartCluster(t, cluster.ClusterOptions{
 		SessionTTL: clusterTTL,
@@ -129,7 +130,25 @@ func TestReplicatedTopicOverKafka(t *testing.T) {
 	await(t, cache, 30*time.Second, "rebuilt follower back in the ISR", func() bool { return slices.Contains(isrOf(0), followers[0]) })
 	mergeAcked(acked, produce(200))
 	c.Restart(followers[1])
-	await(t, cache, 30*time.Second, "every replica in sync", func() bool { return len(isrOf(0)) == 3 })
+	await(t, cache, 30*time.Second, "every replica in sync", func() bool { return len(isrOf(0)) == 3 && len(isrOf(1)) == 3 })
+	consumeAndCompare(ctx, t, c.Bootstrap()[0], topic, acked)
+
+	// The rebuilt replica alone: kill the other two; it leads both
+	// partitions and serves every acknowledged record.
+	rebuilt := followers[0]
+	for _, name := range c.NamesOf("logsvc") {
+		if name != rebuilt {
+			c.Kill(name)
+		}
+	}
+	await(t, cache, clusterTTL+10*time.Second, "the rebuilt replica leads", func() bool {
+		for _, p := range cache.Partitions(topic) {
+			if p.Leader != rebuilt {
+				return false
+			}
+		}
+		return true
+	})
 	consumeAndCompare(ctx, t, c.Bootstrap()[0], topic, acked)
 }
 
@@ -162,4 +181,116 @@ func produceRaw(ctx context.Context, t *testing.T, cl *kgo.Client, topic string)
 		t.Fatal(err)
 	}
 	return kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode)
+}
+
+// TestLeaderKillUnderAcksAllLoad SIGKILLs the log-service node leading
+// partitions of a replication factor 3 topic (min.insync.replicas=2) while
+// an idempotent acks=all producer writes to every partition: each of its
+// partitions gets a new leader from the ISR, every partition takes writes
+// while the node stays down, and every acknowledged record is read back
+// exactly once, at its offset.
+func TestLeaderKillUnderAcksAllLoad(t *testing.T) {
+	c := cluster.StartCluster(t, cluster.ClusterOptions{
+		SessionTTL: clusterTTL,
+		ExtraArgs:  map[string][]string{"gateway": {"--session-ttl", clusterTTL.String()}},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	_, cache := watchMeta(t, c)
+	const topic = "ha"
+	adm := kadm.NewClient(bootstrapClient(t, c))
+	if _, err := adm.CreateTopic(ctx, 6, 3, map[string]*string{meta.ConfigMinInsyncReplicas: kadm.StringPtr("2")}, topic); err != nil {
+		t.Fatal(err)
+	}
+	await(t, cache, 10*time.Second, "topic visible", func() bool { return len(cache.Partitions(topic)) == 6 })
+
+	prod := bootstrapClient(t, c, kgo.DefaultProduceTopic(topic), kgo.RecordDeliveryTimeout(2*time.Minute),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	type ack struct {
+		r   *kgo.Record
+		err error
+	}
+	acks := make(chan ack, 1<<16)
+	stop := make(chan struct{})
+	sent := 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			prod.Produce(ctx, &kgo.Record{Value: []byte(fmt.Sprintf("ha-%d", i))}, func(r *kgo.Record, err error) { acks <- ack{r, err} })
+			sent++
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	acked := map[int32]map[int64]produced{}
+	lastAck := map[int32]time.Time{}
+	collect := func(until time.Time) {
+		for time.Now().Before(until) {
+			select {
+			case a := <-acks:
+				if a.err != nil {
+					t.Fatalf("produce: %v", a.err)
+				}
+				if acked[a.r.Partition] == nil {
+					acked[a.r.Partition] = map[int64]produced{}
+				}
+				if _, dup := acked[a.r.Partition][a.r.Offset]; dup {
+					t.Fatalf("two records acknowledged at %d/%d", a.r.Partition, a.r.Offset)
+				}
+				acked[a.r.Partition][a.r.Offset] = produced{value: a.r.Value, offset: a.r.Offset}
+				lastAck[a.r.Partition] = time.Now()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	collect(time.Now().Add(3 * time.Second))
+
+	victim := "logsvc-1"
+	led := map[int32]int32{}
+	for _, p := range cache.Partitions(topic) {
+		if p.Leader == victim {
+			led[p.Partition] = p.LeaderEpoch
+		}
+	}
+	if len(led) == 0 {
+		t.Fatalf("%s leads no partition of %s", victim, topic)
+	}
+	killed := time.Now()
+	c.Kill(victim)
+	took := await(t, cache, clusterTTL+10*time.Second, "new leaders from the ISR", func() bool {
+		for _, p := range cache.Partitions(topic) {
+			if e, ok := led[p.Partition]; ok && (p.Leader == "" || p.Leader == victim || p.LeaderEpoch <= e) {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("%d partitions led by %s had new leaders %v after SIGKILL (lease TTL %v)", len(led), victim, took, clusterTTL)
+	collect(time.Now().Add(8 * time.Second))
+	for p := range int32(6) {
+		if !lastAck[p].After(killed.Add(took)) {
+			t.Fatalf("partition %d took no write after the new leaders were elected", p)
+		}
+	}
+	close(stop)
+	<-done
+	for total := 0; ; {
+		total = 0
+		for _, m := range acked {
+			total += len(m)
+		}
+		if total == sent {
+			break
+		}
+		collect(time.Now().Add(time.Second))
+		if ctx.Err() != nil {
+			t.Fatalf("%d of %d records acknowledged", total, sent)
+		}
+	}
+	consumeAndCompare(ctx, t, c.Bootstrap()[0], topic, acked)
 }
