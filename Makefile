@@ -61,10 +61,14 @@ chaos: tools
 
 ## bench: the benchmark table (Markdown) of the all-in-one, rate-limited so
 ## latencies are below saturation: local, diskless, and diskless while the
-## merger rewrites its ranges (merge age 2 s: merging runs through the load)
+## merger rewrites its ranges (merge age 2 s: merging runs through the load),
+## and replication: RF=1 against RF=3 (acks=all) on 3 log-service nodes
 BENCH_RECORDS ?= 60000
 BENCH_RATE    ?= 2000
 BENCH_ARGS     = --target streamline --partitions 12 --records $(BENCH_RECORDS) --rate $(BENCH_RATE) --record-bytes 1024 --diskless-batch-timeout 20ms
+# replication: the same 3-node process (the all-in-one plus two log-service
+# nodes on its etcd), RF=1 against RF=3 with acks=all
+RF_ARGS        = --target streamline --partitions 12 --records 200000 --record-bytes 1024 --storage-mode local --logsvc-nodes 3
 bench:
 	@mkdir -p bin
 	@CGO_ENABLED=0 $(GO) build -o bin/streamline-bench ./services/cmd/streamline-bench
@@ -73,6 +77,11 @@ bench:
 	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge=false --row "diskless, merging off"
 	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge-min-age 2s --row "diskless, merging (age 2 s, 4 writers)"
 	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge-min-age 2s --merge-parallelism 1 --row "diskless, merging (age 2 s, 1 writer)"
+	@bin/streamline-bench $(BENCH_ARGS) --storage-mode local --logsvc-nodes 3 --replication-factor 1 --row "local, 3 nodes, RF=1"
+	@bin/streamline-bench $(BENCH_ARGS) --storage-mode local --logsvc-nodes 3 --replication-factor 3 --row "local, 3 nodes, RF=3 (acks=all)"
+	@bin/streamline-bench $(RF_ARGS) --rate 0 --replication-factor 1 --row "local, 3 nodes, RF=1, unlimited rate"
+	@bin/streamline-bench $(RF_ARGS) --rate 0 --replication-factor 3 --row "local, 3 nodes, RF=3 (acks=all), unlimited rate"
+	@bin/streamline-bench $(RF_ARGS) --rate 10000 --replication-factor 3 --row "local, 3 nodes, RF=3 (acks=all), 10k rec/s"
 
 ## run: the all-in-one server on 127.0.0.1:9092
 run:

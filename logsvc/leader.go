@@ -110,14 +110,13 @@ func (l *leader) reconcile() {
 		if e.p.Failed() {
 			l.n.log.Warn("reopening partition after a storage failure", "topic", k.topic, "partition", k.partition)
 		}
-		_, topicAlive := cache.TopicByID(e.p.Topic().ID)
 		e.p.Close()
 		var err error
-		if topicAlive {
+		if l.n.keepsReplica(e.p.Topic().ID, k) {
 			err = e.log.Close()
 		} else {
 			err = e.log.Remove()
-			l.n.log.Info("deleted partition data of deleted topic", "topic", k.topic, "partition", k.partition)
+			l.n.log.Info("deleted partition data: the topic was deleted or the partition moved off this node", "topic", k.topic, "partition", k.partition)
 		}
 		if err != nil {
 			l.n.log.Error("closing partition", "topic", k.topic, "partition", k.partition, "err", err)

@@ -18,8 +18,8 @@ import (
 //   by configuration.
 // * Each partition's leader is a gateway picked by leaderGateway (spread by
 //   topic hash and partition, identical on every gateway); replicas, ISR
-//   and offline replicas have the partition's true count and membership,
-//   each log-service replica shown as a gateway (ops.ReplicaGateways); the
+//   and offline replicas are the broker ids of the partition's log-service
+//   replicas (ops.ReplicaIDs: 1000 and up, not in the broker list); the
 //   leader epoch is the logsvc leader epoch from etcd. If the leading log-service node is not
 //   live the partition has LEADER_NOT_AVAILABLE and leader -1.
 // * All topics: v0 with an empty list, v1+ with a null list.
@@ -146,7 +146,7 @@ func (h *Handlers) describeTopic(t meta.Topic, gws []meta.Gateway) kmsg.Metadata
 		sp.Partition = p.Partition
 		leader := leaderGateway(gws, t.Name, p.Partition)
 		sp.Leader, sp.LeaderEpoch = leader.NodeID, p.LeaderEpoch
-		sp.Replicas, sp.ISR, sp.OfflineReplicas = ops.ReplicaGateways(gws, p, func(node string) bool { _, ok := h.cache.LogNode(node); return ok })
+		sp.Replicas, sp.ISR, sp.OfflineReplicas = h.ops.ReplicaIDs(p)
 		if _, live := h.cache.LogNode(p.Leader); !live {
 			sp.ErrorCode, sp.Leader = kerr.LeaderNotAvailable.Code, -1
 		}

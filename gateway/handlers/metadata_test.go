@@ -20,7 +20,7 @@ func (c *cluster) testApiVersions(t *testing.T) {
 		0: {3, 11}, 1: {4, 16}, 2: {1, 6}, 3: {0, 12}, 8: {0, 8}, 9: {0, 8}, 10: {0, 4},
 		11: {0, 9}, 12: {0, 4}, 13: {0, 5}, 14: {0, 5}, 15: {0, 5}, 16: {0, 5}, 18: {0, 3},
 		19: {0, 7}, 20: {0, 6}, 21: {0, 2}, 22: {0, 4}, 23: {0, 4}, 32: {0, 4}, 33: {0, 2}, 35: {0, 4}, 37: {0, 3},
-		42: {0, 2}, 44: {0, 1}, 47: {0, 0}, 60: {0, 1},
+		42: {0, 2}, 43: {0, 2}, 44: {0, 1}, 45: {0, 1}, 46: {0, 0}, 47: {0, 0}, 60: {0, 1},
 	}
 	for _, v := range []int16{0, 3} {
 		req := kmsg.NewPtrApiVersionsRequest()
@@ -188,7 +188,8 @@ func (c *cluster) testMetadataLeaderNotAvailable(t *testing.T) {
 		if p.Leader != fromManual.Partitions[i].Leader {
 			t.Fatalf("gateways disagree on partition %d's leader: %d vs %d", p.Partition, p.Leader, fromManual.Partitions[i].Leader)
 		}
-		if !slices.Equal(p.Replicas, []int32{p.Leader}) || !slices.Equal(p.ISR, []int32{p.Leader}) || len(p.OfflineReplicas) != 0 {
+		// One replica, on the log-service node: its broker id, not a gateway's.
+		if len(p.Replicas) != 1 || p.Replicas[0] < meta.FirstLogBrokerID || !slices.Equal(p.ISR, p.Replicas) || len(p.OfflineReplicas) != 0 {
 			t.Fatalf("partition %d: replicas %v isr %v offline %v", p.Partition, p.Replicas, p.ISR, p.OfflineReplicas)
 		}
 		leaders[p.Leader]++

@@ -199,35 +199,31 @@ func LeaderGateway(gws []meta.Gateway, topic string, partition int32) meta.Gatew
 	return gws[(f.Sum32()+uint32(partition))%uint32(len(gws))]
 }
 
-// ReplicaGateways is how a partition's replicas and ISR appear to Kafka
-// clients, whose only brokers are gateways: replica i of the partition
-// (its log-service replicas, preferred first) is shown as the gateway i
-// places after the partition's LeaderGateway, wrapping around, so the
-// lists have the partition's true length and the ISR the true count and
-// membership. With fewer gateways than replicas a gateway appears more
-// than once. Offline replicas are those whose log-service node is not
-// live. gws must be non-empty.
-func ReplicaGateways(gws []meta.Gateway, p meta.Partition, live func(node string) bool) (replicas, isr, offline []int32) {
-	first := 0
-	leader := LeaderGateway(gws, p.Topic, p.Partition)
-	for i, g := range gws {
-		if g.NodeID == leader.NodeID {
-			first = i
-		}
-	}
+// ReplicaIDs is how a partition's replicas, ISR and offline replicas
+// appear to Kafka clients: the broker ids of its log-service replicas
+// (meta.Store.BrokerIDFor), preferred leader first. They are not in
+// Metadata's broker list, whose brokers are the gateways clients connect
+// to (every gateway serves every partition); Kafka clients keep replica
+// ids they have no address for (the Java client makes them address-less
+// nodes), and they are the ids AlterPartitionReassignments and
+// ElectLeaders take. A replica that never registered since broker ids
+// exist is -1.
+func (o *Ops) ReplicaIDs(p meta.Partition) (replicas, isr, offline []int32) {
 	replicas, isr, offline = []int32{}, []int32{}, []int32{}
-	for i, node := range p.ReplicaSet() {
-		id := gws[(first+i)%len(gws)].NodeID
-		replicas = append(replicas, id)
-		if p.InISR(node) {
-			isr = append(isr, id)
+	id := func(node string) int32 {
+		if b, ok := o.cache.BrokerID(node); ok {
+			return b
 		}
-		if !live(node) {
-			offline = append(offline, id)
+		return -1
+	}
+	for _, node := range p.ReplicaSet() {
+		replicas = append(replicas, id(node))
+		if _, live := o.cache.LogNode(node); !live {
+			offline = append(offline, id(node))
 		}
 	}
-	if len(replicas) == 0 { // a record being written: show the leader alone
-		replicas, isr = []int32{leader.NodeID}, []int32{leader.NodeID}
+	for _, node := range p.InSyncReplicas() {
+		isr = append(isr, id(node))
 	}
 	return replicas, isr, offline
 }

@@ -180,6 +180,12 @@ func plan(parts []meta.Partition, live []meta.LogNode, topic func(string) (meta.
 			if next.Home == "" {
 				next.Home = p.Leader // records written before homes existed
 			}
+			if next.Reassigning() && allIn(next.AddingReplicas, next.InSyncReplicas()) {
+				// The new replicas caught up: switch to the target
+				// (KIP-455); a removed leader steps down here and a
+				// new one is elected from the ISR just below.
+				next.CompleteReassignment()
+			}
 			electLocal(&next, alive, t, rebalance)
 		} else if !alive[p.Leader] {
 			next.Leader = leastLoaded(live, load)
@@ -187,7 +193,8 @@ func plan(parts []meta.Partition, live []meta.LogNode, topic func(string) (meta.
 				load[next.Leader]++
 			}
 		}
-		if next.Leader == p.Leader && next.Home == p.Home && slices.Equal(next.ISR, p.ISR) {
+		if next.Leader == p.Leader && next.Home == p.Home && slices.Equal(next.ISR, p.ISR) &&
+			slices.Equal(next.Replicas, p.Replicas) && next.Reassigning() == p.Reassigning() {
 			continue
 		}
 		if next.Leader == p.Leader {
@@ -202,6 +209,16 @@ func plan(parts []meta.Partition, live []meta.LogNode, topic func(string) (meta.
 		out = append(out, meta.PartitionUpdate{Old: p, New: next})
 	}
 	return out
+}
+
+// allIn reports whether every member of s is in set.
+func allIn(s, set []string) bool {
+	for _, x := range s {
+		if !slices.Contains(set, x) {
+			return false
+		}
+	}
+	return true
 }
 
 // withoutDead is isr without the members whose node is not alive; nil

@@ -119,6 +119,11 @@ func (p *Partition) SetReplicas(pa meta.Partition) {
 			p.rep.follower[id] = &followerState{lastCaughtUp: time.Now(), leo: -1}
 		}
 	}
+	for id := range p.rep.follower {
+		if !slices.Contains(p.rep.replicas, id) {
+			delete(p.rep.follower, id) // reassigned away
+		}
+	}
 	p.repMu.Unlock()
 	p.updateHighWatermark()
 }

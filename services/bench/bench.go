@@ -30,6 +30,8 @@ type Config struct {
 	Compression string // none, gzip, snappy, lz4, zstd
 	// CreateTopic creates Topic with Partitions first.
 	CreateTopic bool
+	// ReplicationFactor of the created topic (0: 1).
+	ReplicationFactor int16
 	// ConfigEntries are set on the created topic (e.g. storage.mode).
 	ConfigEntries map[string]*string
 	// ProduceOnly skips the consumer (and end-to-end latency).
@@ -99,7 +101,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		resp, err := kadm.NewClient(adm).CreateTopic(ctx, cfg.Partitions, 1, cfg.ConfigEntries, cfg.Topic)
+		resp, err := kadm.NewClient(adm).CreateTopic(ctx, cfg.Partitions, max(cfg.ReplicationFactor, 1), cfg.ConfigEntries, cfg.Topic)
 		adm.Close()
 		if err == nil {
 			err = resp.Err

@@ -31,9 +31,10 @@ type Config struct {
 	// Duration is how long faults are injected (the workload runs a few
 	// seconds longer on each side).
 	Duration time.Duration
-	// Modes are the storage modes of the data topics, one topic each.
-	// Default: every mode the product serves (local, diskless); hybrid and
-	// replicated topics join here when they land.
+	// Modes are the storage modes of the data topics, one topic each, and
+	// for local a second topic of replication factor 3
+	// (min.insync.replicas=2). Default: every mode the product serves
+	// (local, diskless); hybrid joins here when it lands.
 	Modes []meta.StorageMode
 	// Partitions per data topic (default 6).
 	Partitions int32
@@ -133,7 +134,8 @@ func Run(t *testing.T, cfg Config) Report {
 
 	rep := Report{Seed: cfg.Seed, Duration: cfg.Duration.String(), FaultsByKind: map[string]int{}, SkippedFaultKinds: map[string]string{}}
 	extra := map[string][]string{
-		"logsvc":   {"--object-store", store, "--diskless-batch-timeout", "50ms", "--retention-check-interval", "2s"},
+		"logsvc": {"--object-store", store, "--diskless-batch-timeout", "50ms", "--retention-check-interval", "2s",
+			"--replica-lag-time-max", "5s", "--leader-rebalance-interval", "20s"},
 		"uploader": {"--object-store", store, "--gc-grace", "20s", "--gc-interval", "2s", "--gc-linger", "5s", "--merge-min-age", "15s", "--merge-interval", "3s", "--merge-target-bytes", "4194304"},
 		"gateway":  {"--session-ttl", "3s"},
 	}
@@ -180,6 +182,11 @@ func Run(t *testing.T, cfg Config) Report {
 	var topics []dataTopic
 	for _, m := range cfg.Modes {
 		topics = append(topics, dataTopic{name: "data-" + string(m), mode: m, partitions: cfg.Partitions, group: "group-" + string(m)})
+		if m == meta.StorageLocal {
+			// Replicated: leaders move under kills, pauses and
+			// partitions, followers truncate and rebuild.
+			topics = append(topics, dataTopic{name: "data-local-rf3", mode: m, partitions: cfg.Partitions, group: "group-local-rf3", replicas: 3})
+		}
 	}
 	var allParts []tp
 	for _, d := range topics {

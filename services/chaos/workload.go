@@ -22,6 +22,9 @@ type dataTopic struct {
 	mode       meta.StorageMode
 	partitions int32
 	group      string // the consumer group reading it
+	// replicas is the replication factor (0: 1); a replicated topic is
+	// created with min.insync.replicas=2, so acks=all needs a follower.
+	replicas int16
 }
 
 func (d dataTopic) parts() []tp {
@@ -83,7 +86,11 @@ func (w *workload) start(ctx context.Context) error {
 	a := kadm.NewClient(adm)
 	for _, d := range w.topics {
 		cfg := map[string]*string{meta.ConfigStorageMode: kadm.StringPtr(string(d.mode))}
-		if _, err := a.CreateTopic(ctx, d.partitions, 1, cfg, d.name); err != nil {
+		rf := max(d.replicas, 1)
+		if rf > 1 {
+			cfg[meta.ConfigMinInsyncReplicas] = kadm.StringPtr("2")
+		}
+		if _, err := a.CreateTopic(ctx, d.partitions, rf, cfg, d.name); err != nil {
 			return fmt.Errorf("create %s: %w", d.name, err)
 		}
 	}

@@ -294,3 +294,100 @@ func TestLeaderKillUnderAcksAllLoad(t *testing.T) {
 	}
 	consumeAndCompare(ctx, t, c.Bootstrap()[0], topic, acked)
 }
+
+// TestReassignAndElectWithKadm moves a replication factor 3 partition
+// with kadm (AlterPartitionReassignments by the broker ids Metadata
+// lists): the new replica catches up before the switch, the removed one
+// (the leader) steps down and deletes its copy, ListPartitionReassignments
+// shows the move until it completes, and every acknowledged record is
+// still there. ElectLeaders then hands the lead to the preferred replica.
+func TestReassignAndElectWithKadm(t *testing.T) {
+	c := cluster.StartCluster(t, cluster.ClusterOptions{
+		LogServices: 4, SessionTTL: clusterTTL,
+		ExtraArgs: map[string][]string{"gateway": {"--session-ttl", clusterTTL.String()}},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	_, cache := watchMeta(t, c)
+	adm := kadm.NewClient(bootstrapClient(t, c))
+	const topic = "moving"
+	if _, err := adm.CreateTopic(ctx, 1, 3, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	await(t, cache, 10*time.Second, "topic visible", func() bool { return len(cache.Partitions(topic)) == 1 })
+	prod := bootstrapClient(t, c, kgo.DefaultProduceTopic(topic))
+	acked := produceAll(ctx, t, prod, 2000, func(i int) *kgo.Record { return &kgo.Record{Value: []byte(fmt.Sprintf("m%d", i))} })
+
+	before, _ := cache.Partition(topic, 0)
+	idOf := func(node string) int32 {
+		id, ok := cache.BrokerID(node)
+		if !ok {
+			t.Fatalf("no broker id for %s", node)
+		}
+		return id
+	}
+	var spare string
+	for _, n := range c.NamesOf("logsvc") {
+		if !before.IsReplica(n) {
+			spare = n
+		}
+	}
+	// Replace the leader (the preferred replica) by the spare node.
+	target := []int32{idOf(spare), idOf(before.Replicas[1]), idOf(before.Replicas[2])}
+	req := kadm.AlterPartitionAssignmentsReq{}
+	req.Assign(topic, 0, target)
+	resps, err := adm.AlterPartitionAssignments(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := resps[topic][0]; r.Err != nil {
+		t.Fatalf("reassign: %v %s", r.Err, r.ErrMessage)
+	}
+	bad := kadm.AlterPartitionAssignmentsReq{}
+	bad.Assign(topic, 0, []int32{idOf(spare), 4242})
+	if resps, err := adm.AlterPartitionAssignments(ctx, bad); err != nil || !errors.Is(resps[topic][0].Err, kerr.InvalidReplicaAssignment) {
+		t.Fatalf("unknown broker id: %v %v", err, resps[topic][0].Err)
+	}
+	await(t, cache, 60*time.Second, "the reassignment completes", func() bool {
+		p, _ := cache.Partition(topic, 0)
+		return !p.Reassigning() && slices.Equal(p.Replicas, []string{spare, before.Replicas[1], before.Replicas[2]}) &&
+			len(p.ISR) == 3 && p.Leader != before.Leader && p.Leader != ""
+	})
+	if l, err := adm.ListPartitionReassignments(ctx, nil); err != nil || len(l[topic]) != 0 {
+		t.Fatalf("reassignments still listed after completion: %v %v", l, err)
+	}
+	// The removed replica deletes its copy.
+	old, _ := cache.Partition(topic, 0)
+	dir := fmt.Sprintf("%s/partitions/%s-0", c.DataDir(before.Leader), old.TopicID)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, err := os.Stat(dir); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("removed replica %s still has %s", before.Leader, dir)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	mergeAcked(acked, produceAll(ctx, t, prod, 500, func(i int) *kgo.Record { return &kgo.Record{Value: []byte(fmt.Sprintf("n%d", i))} }))
+	consumeAndCompare(ctx, t, c.Bootstrap()[0], topic, acked)
+
+	// The preferred replica is now the spare node: elect it.
+	res, err := adm.ElectLeaders(ctx, kadm.ElectPreferredReplica, kadm.TopicsSet{topic: {0: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := res[topic][0]; r.Err != nil && !errors.Is(r.Err, kerr.ElectionNotNeeded) {
+		t.Fatalf("preferred election: %v %s", r.Err, r.ErrMessage)
+	}
+	await(t, cache, 10*time.Second, "the preferred replica leads", func() bool {
+		p, _ := cache.Partition(topic, 0)
+		return p.Leader == spare
+	})
+	res, err = adm.ElectLeaders(ctx, kadm.ElectPreferredReplica, kadm.TopicsSet{topic: {0: {}}})
+	if err != nil || !errors.Is(res[topic][0].Err, kerr.ElectionNotNeeded) {
+		t.Fatalf("second preferred election: %v %v", err, res[topic][0].Err)
+	}
+	mergeAcked(acked, produceAll(ctx, t, prod, 200, func(i int) *kgo.Record { return &kgo.Record{Value: []byte(fmt.Sprintf("p%d", i))} }))
+	consumeAndCompare(ctx, t, c.Bootstrap()[0], topic, acked)
+}

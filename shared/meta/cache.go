@@ -32,8 +32,9 @@ type Cache struct {
 	logNodes   map[string]LogNode
 	gateways   map[string]Gateway
 	uploaders  map[string]Uploader
-	shards     map[int]string // group shard -> coordinating gateway id
-	changed    chan struct{}  // closed and replaced on every applied change
+	shards     map[int]string   // group shard -> coordinating gateway id
+	brokerIDs  map[string]int32 // log-service node -> broker id (brokerids.go)
+	changed    chan struct{}    // closed and replaced on every applied change
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -80,6 +81,7 @@ func (c *Cache) load(ctx context.Context) error {
 	c.gateways = map[string]Gateway{}
 	c.uploaders = map[string]Uploader{}
 	c.shards = map[int]string{}
+	c.brokerIDs = map[string]int32{}
 	for _, kv := range resp.Kvs {
 		c.applyPut(string(kv.Key), kv.Value, kv.ModRevision)
 	}
@@ -235,6 +237,12 @@ func (c *Cache) applyPut(key string, val []byte, rev int64) {
 		var u Uploader
 		if decode(&u) {
 			c.uploaders[u.ID] = u
+		}
+	case strings.HasPrefix(key, k.brokerIDs()):
+		if node, ok := k.parseBrokerIDKey(key); ok {
+			if id, err := parseBrokerID(string(val)); err == nil {
+				c.brokerIDs[node] = id
+			}
 		}
 	case strings.HasPrefix(key, k.groupShards()):
 		if n, ok := k.parseGroupShardKey(key); ok {

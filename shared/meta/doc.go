@@ -7,12 +7,14 @@
 // and carry no secrets. The layout under a prefix (default "/streamline/"):
 //
 //	topics/<name>                       Topic: id, partitions, storage mode, configs
-//	partitions/<name>/<%05d partition>  Partition: leader logsvc node, leader epoch, home node
+//	partitions/<name>/<%05d partition>  Partition: leader logsvc node, leader epoch, home node, replicas, ISR, reassignment
 //	controller/<lease>                  controller election (etcd concurrency.Election)
 //	nodes/logsvc/<id>                   LogNode, under the node's lease
 //	nodes/gateway/<id>                  Gateway, under the gateway's lease
 //	nodes/uploader/<id>                 Uploader, under the uploader's lease
 //	counters/producer-id                last producer id handed out
+//	counters/logsvc-broker-id           next broker id for a log-service node
+//	broker-ids/logsvc/<id>              the node's broker id (Kafka's replica ids)
 //	groupshards/<%03d shard>            gateway coordinating the shard's groups, under its lease
 //	groupmeta/<escaped group>           GroupMeta: generation, protocol, members, assignments
 //	groupoffsets/<escaped group>/<topic>/<%05d partition>  committed GroupOffset

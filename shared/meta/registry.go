@@ -73,8 +73,15 @@ var ErrIDInUse = errors.New("id in use")
 
 // RegisterLogNode registers a log-service node under sess's lease. The node
 // must hold its data directory's lock, which proves any older registration
-// of the same id belongs to a dead process, so it takes the id over.
+// of the same id belongs to a dead process, so it takes the id over. The
+// registration carries the node's broker id, handed out on its first
+// registration (BrokerIDFor).
 func (s *Store) RegisterLogNode(ctx context.Context, sess *concurrency.Session, n LogNode) error {
+	id, err := s.BrokerIDFor(ctx, n.ID)
+	if err != nil {
+		return fmt.Errorf("broker id of %s: %w", n.ID, err)
+	}
+	n.BrokerID = id
 	return s.register(ctx, sess, kindLogsvc, n.ID, n, true)
 }
 

@@ -139,6 +139,12 @@ type Partition struct {
 	// missed acknowledged records can never be elected. Empty when Replicas
 	// is (see InSyncReplicas).
 	ISR []string `json:"isr,omitempty"`
+	// AddingReplicas and RemovingReplicas describe a reassignment in
+	// progress (Kafka's KIP-455): Replicas is then the target followed by
+	// the replicas being removed; the new ones follow the leader and, once
+	// all of them are in the ISR, the controller makes Replicas the target.
+	AddingReplicas   []string `json:"adding_replicas,omitempty"`
+	RemovingReplicas []string `json:"removing_replicas,omitempty"`
 
 	// ModRevision is the etcd revision of the last change (not stored; the
 	// cache fills it in) for compare-and-swap updates.
@@ -186,6 +192,30 @@ func (p Partition) InISR(node string) bool { return slices.Contains(p.InSyncRepl
 // IsReplica reports whether node holds a replica of the partition.
 func (p Partition) IsReplica(node string) bool { return slices.Contains(p.ReplicaSet(), node) }
 
+// Reassigning reports whether a reassignment is in progress.
+func (p Partition) Reassigning() bool {
+	return len(p.AddingReplicas) > 0 || len(p.RemovingReplicas) > 0
+}
+
+// CompleteReassignment switches a record whose reassignment has caught up
+// (every adding replica in the ISR) to its target: the removed replicas
+// leave the replica list and the ISR, the first target replica becomes the
+// home, and a leader among the removed steps down (Leader "" at a new
+// epoch: the controller elects from the ISR).
+func (p *Partition) CompleteReassignment() {
+	drop := func(s []string) []string {
+		return slices.DeleteFunc(slices.Clone(s), func(x string) bool { return slices.Contains(p.RemovingReplicas, x) })
+	}
+	p.Replicas = drop(p.Replicas)
+	p.ISR = drop(p.InSyncReplicas())
+	p.Home = p.Replicas[0]
+	if slices.Contains(p.RemovingReplicas, p.Leader) {
+		p.Leader = ""
+		p.LeaderEpoch++
+	}
+	p.AddingReplicas, p.RemovingReplicas = nil, nil
+}
+
 // Online reports whether the partition has a leader.
 func (p Partition) Online() bool { return p.Leader != "" }
 
@@ -200,6 +230,9 @@ type LogNode struct {
 	// Rack is the node's rack (logsvc --rack; Kafka's broker.rack): replica
 	// placement puts a partition's replicas on distinct racks first.
 	Rack string `json:"rack,omitempty"`
+	// BrokerID is the number Kafka clients see this node's replicas as
+	// (Store.BrokerIDFor).
+	BrokerID int32 `json:"broker_id,omitempty"`
 }
 
 // Gateway is a registered gateway: a Kafka "broker" as clients see it.

@@ -15,12 +15,18 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.uber.org/zap"
+
+	"github.com/streamline-dev/streamline/logsvc"
+	"github.com/streamline-dev/streamline/logsvc/wal"
 	"github.com/streamline-dev/streamline/services/allinone"
 	"github.com/streamline-dev/streamline/services/bench"
 	"github.com/streamline-dev/streamline/shared/envflag"
@@ -51,6 +57,8 @@ func run(args []string) int {
 		mergeAge = fs.Duration("merge-min-age", 5*time.Minute, "with --target streamline: --merge-min-age of the all-in-one (set it below the run's length to measure produce while merging)")
 		mergeInt = fs.Duration("merge-interval", merge.DefaultInterval, "with --target streamline: --merge-interval of the all-in-one")
 		mergePar = fs.Int("merge-parallelism", merge.DefaultParallelism, "with --target streamline: --merge-parallelism of the all-in-one")
+		nodes    = fs.Int("logsvc-nodes", 1, "with --target streamline: log-service nodes in the process (the all-in-one's and more on its etcd)")
+		rf       = fs.Int("replication-factor", 1, "replication factor of the benchmark topic (at most --logsvc-nodes); the producer uses acks=all")
 		header   = fs.Bool("row-header", false, "print the header of the Markdown table --row writes rows of, and exit")
 		row      = fs.String("row", "", "print one Markdown table row with this label instead of the summary (make bench builds its table from rows)")
 	)
@@ -124,14 +132,22 @@ func run(args []string) int {
 			return 1
 		}
 		defer s.Close()
-		addrs, label = []string{s.KafkaAddr()}, fmt.Sprintf("streamline (%s topic, all-in-one)", *mode)
+		for i := 2; i <= *nodes; i++ {
+			n, err := extraLogNode(ctx, s, dir, i, *noSync)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "start streamline: log-service node:", err)
+				return 1
+			}
+			defer n.Close()
+		}
+		addrs, label = []string{s.KafkaAddr()}, fmt.Sprintf("streamline (%s topic, all-in-one, %d log-service nodes, replication factor %d)", *mode, *nodes, *rf)
 	default:
 		fmt.Fprintf(os.Stderr, "streamline-bench: --target must be streamline, kfake or empty, got %q\n", *target)
 		return 2
 	}
 	res, err := bench.Run(ctx, bench.Config{
 		Brokers: addrs, Topic: *topic, Partitions: int32(*parts), Records: *records, RecordBytes: *size,
-		Rate: *rate, Linger: *linger, Compression: *compress, CreateTopic: true, ProduceOnly: *prodOnly,
+		Rate: *rate, Linger: *linger, Compression: *compress, CreateTopic: true, ProduceOnly: *prodOnly, ReplicationFactor: int16(*rf),
 		ConfigEntries: map[string]*string{"storage.mode": mode},
 	})
 	if err != nil {
@@ -158,4 +174,26 @@ func free(n int) []string {
 		out = append(out, l.Addr().String())
 	}
 	return out
+}
+
+// extraLogNode starts log-service node i of an in-process cluster on the
+// all-in-one's embedded etcd, so replicated topics can be measured on one
+// machine (each node has its own WAL and fsyncs).
+func extraLogNode(ctx context.Context, s *allinone.Server, dir string, i int, noSync bool) (*logsvc.Node, error) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{s.EtcdEndpoint()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return nil, err
+	}
+	n, err := logsvc.New(logsvc.Config{
+		ID: fmt.Sprintf("logsvc-%d", i), DataDir: filepath.Join(dir, fmt.Sprintf("logsvc-%d", i)), Etcd: cli,
+		WAL: wal.Options{NoSync: noSync}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err == nil {
+		err = n.Start(ctx)
+	}
+	if err != nil {
+		cli.Close()
+		return nil, err
+	}
+	return n, nil
 }
