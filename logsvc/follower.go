@@ -318,9 +318,21 @@ func (ft *fetcher) session(ctx context.Context) error {
 		if len(resp.GetPartitions()) != len(parts) {
 			return fmt.Errorf("leader answered %d partitions of %d", len(resp.GetPartitions()), len(parts))
 		}
+		// Every partition's batches go to the WAL before any is waited
+		// for, so one group commit covers the whole answer.
 		backoff := false
+		var waits []func() bool
 		for i, r := range resp.GetPartitions() {
-			if !ft.apply(parts[i], r) {
+			ok, wait := ft.apply(parts[i], r)
+			if !ok {
+				backoff = true
+			}
+			if wait != nil {
+				waits = append(waits, wait)
+			}
+		}
+		for _, wait := range waits {
+			if !wait() {
 				backoff = true
 			}
 		}
@@ -337,13 +349,14 @@ func (ft *fetcher) session(ctx context.Context) error {
 	}
 }
 
-// apply writes one partition's answer; false means it could not make
-// progress (an error to wait out).
-func (ft *fetcher) apply(f *followed, r *logv1.ReplicatePartitionResult) bool {
+// apply handles one partition's answer and hands its batches to the log;
+// wait, if not nil, waits until they are durable. false means it could
+// not make progress (an error to wait out).
+func (ft *fetcher) apply(f *followed, r *logv1.ReplicatePartitionResult) (ok bool, wait func() bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.retired || f.failed != nil {
-		return true
+		return true, nil
 	}
 	lg := ft.log.With("topic", f.rec.Topic, "partition", f.rec.Partition)
 	f.leaderHWM = r.GetHighWatermark()
@@ -352,7 +365,7 @@ func (ft *fetcher) apply(f *followed, r *logv1.ReplicatePartitionResult) bool {
 			f.failed = err
 			lg.Error("stopped following: truncating a diverged log failed", "err", err)
 		}
-		return true
+		return true, nil
 	}
 	switch e := kerr.ErrorForCode(int16(r.GetErrorCode())); {
 	case e == nil:
@@ -363,21 +376,33 @@ func (ft *fetcher) apply(f *followed, r *logv1.ReplicatePartitionResult) bool {
 		if err := ft.reset(f, r.GetLogStartOffset()); err != nil {
 			f.failed = err
 			lg.Error("stopped following: starting over at the leader's log start failed", "err", err)
-			return false
+			return false, nil
 		}
 		lg.Info("follower log started over at the leader's log start", "offset", r.GetLogStartOffset())
-		return true
+		return true, nil
 	default:
 		lg.Debug("follower fetch refused", "err", e, "message", r.GetErrorMessage())
-		return false
+		return false, nil
 	}
 	if recs := r.GetRecords(); len(recs) > 0 {
-		if err := ft.write(f, recs); err != nil {
+		durable, err := ft.write(f, recs)
+		if err != nil {
 			f.failed = err
 			lg.Error("stopped following: writing fetched batches failed", "err", err)
-			return false
+			return false, nil
 		}
-		ft.fs.n.metrics.replicationIn(string(f.topic.StorageMode), len(recs))
+		wait = func() bool {
+			err := durable()
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if err != nil {
+				f.failed = err
+				lg.Error("stopped following: writing fetched batches failed", "err", err)
+				return false
+			}
+			ft.fs.n.metrics.replicationIn(string(f.topic.StorageMode), len(recs))
+			return true
+		}
 	}
 	// The leader's DeleteRecords moves this copy's start too (never past
 	// what it holds); retention runs on each copy by itself.
@@ -386,7 +411,7 @@ func (ft *fetcher) apply(f *followed, r *logv1.ReplicatePartitionResult) bool {
 			lg.Warn("following the leader's log start failed", "start", start, "err", err)
 		}
 	}
-	return true
+	return true, wait
 }
 
 // truncate cuts a log the leader says diverges (KIP-320): the leader's
@@ -469,8 +494,9 @@ func (f *followed) readLastEpoch() error {
 	})
 }
 
-// write appends fetched batches in order and waits until they are durable.
-func (ft *fetcher) write(f *followed, recs []byte) error {
+// write hands fetched batches to the log in order and returns a function
+// that waits until they are durable (and then records their last epoch).
+func (ft *fetcher) write(f *followed, recs []byte) (func() error, error) {
 	var pending []<-chan error
 	next := f.log.EndOffset()
 	last := f.lastEpoch
@@ -482,13 +508,18 @@ func (ft *fetcher) write(f *followed, recs []byte) error {
 		next, last = h.NextOffset(), h.PartitionLeaderEpoch
 		return nil
 	})
-	for _, ch := range pending {
-		err = errors.Join(err, <-ch)
+	durable := func() error {
+		var err error
+		for _, ch := range pending {
+			err = errors.Join(err, <-ch)
+		}
+		return err
 	}
-	if err == nil {
-		f.lastEpoch = last
+	if err != nil {
+		return nil, errors.Join(err, durable())
 	}
-	return err
+	f.lastEpoch = last // the next request is built only after durable()
+	return durable, nil
 }
 
 // keepsReplica reports whether this node should keep its data of a

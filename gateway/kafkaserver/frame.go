@@ -1,7 +1,6 @@
 package kafkaserver
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -61,15 +60,30 @@ func ReadRequest(r io.Reader, maxBytes int32, versions VersionsFunc) (*Request, 
 	if n < 0 || n > maxBytes {
 		return nil, fmt.Errorf("%w: %d bytes (max %d)", ErrFrameSize, n, maxBytes)
 	}
-	var buf bytes.Buffer
-	buf.Grow(int(min(n, initialFrameAlloc)))
-	if _, err := io.CopyN(&buf, r, int64(n)); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
+	// The first initialFrameAlloc bytes go into a buffer of that size;
+	// only once they have arrived is the whole frame allocated, at its
+	// exact size (growing a buffer by doubling costs copies and clearing
+	// of every large produce request).
+	frame := make([]byte, min(n, initialFrameAlloc))
+	if _, err := io.ReadFull(r, frame); err != nil {
+		return nil, unexpectedEOF(err)
 	}
-	return ParseRequest(buf.Bytes(), versions)
+	if int(n) > len(frame) {
+		whole := make([]byte, n)
+		copy(whole, frame)
+		if _, err := io.ReadFull(r, whole[len(frame):]); err != nil {
+			return nil, unexpectedEOF(err)
+		}
+		frame = whole
+	}
+	return ParseRequest(frame, versions)
+}
+
+func unexpectedEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // ParseRequest decodes a frame without its size prefix: the request header
