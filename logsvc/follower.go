@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -536,4 +537,46 @@ func (n *Node) keepsReplica(id meta.TopicID, k partKey) bool {
 		return true // being re-created or deleted: the next pass decides
 	}
 	return pa.IsReplica(n.cfg.ID) || len(pa.Replicas) == 0
+}
+
+// leaveISRWithoutData runs at start, before this node serves or follows
+// anything: for every replicated local partition whose ISR names this node
+// but whose log this node does not have (its disk was wiped or replaced,
+// and it restarted before its lease expired, so nobody noticed it was
+// gone), it takes itself out of the ISR, and out of the lead if it led, at
+// a new epoch: an empty replica listed in sync could otherwise be elected
+// and lose every acknowledged record. The last ISR member is left alone
+// (only it could have the data; the partition waits for it, and it refuses
+// to lead an empty log: storage.ErrNoLocalData). Compare-and-swaps on the
+// records as read; a conflict is retried once from a fresh read.
+func (n *Node) leaveISRWithoutData(ctx context.Context) error {
+	for attempt := 0; attempt < 2; attempt++ {
+		var updates []meta.PartitionUpdate
+		for _, pa := range n.cache.AllPartitions() {
+			if len(pa.Replicas) < 2 || !slices.Contains(pa.ISR, n.cfg.ID) || len(pa.ISR) < 2 || n.local.HasPartition(pa.TopicID, pa.Partition) {
+				continue
+			}
+			next := pa
+			next.ISR = slices.DeleteFunc(slices.Clone(pa.ISR), func(id string) bool { return id == n.cfg.ID })
+			if pa.Leader == n.cfg.ID {
+				next.Leader = ""
+				next.LeaderEpoch++
+			}
+			updates = append(updates, meta.PartitionUpdate{Old: pa, New: next})
+			n.log.Warn("this node is in the ISR of a partition whose log it does not have (disk wiped or replaced?): leaving the ISR; it rebuilds from the leader",
+				"topic", pa.Topic, "partition", pa.Partition, "isr", pa.ISR, "was_leader", pa.Leader == n.cfg.ID)
+		}
+		if len(updates) == 0 {
+			return nil
+		}
+		applied, err := n.store.UpdatePartitions(ctx, updates)
+		if err != nil {
+			return err
+		}
+		if applied == len(updates) {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond) // let the cache catch up with what changed
+	}
+	return errors.New("partition records kept changing while leaving the ISR of partitions without local data")
 }

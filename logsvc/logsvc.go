@@ -236,6 +236,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.cache.Start(ctx); err != nil {
 		return fmt.Errorf("logsvc: load metadata: %w", err)
 	}
+	if err := n.leaveISRWithoutData(ctx); err != nil {
+		return fmt.Errorf("logsvc: %w", err)
+	}
 	n.follow.reconcile()
 	n.parts.reconcile()
 	n.follow.reconcile()

@@ -339,3 +339,46 @@ func TestFailoverElectsFromISRAndTruncatesDeposedLeader(t *testing.T) {
 		t.Fatalf("third leader serves %d bytes, want the %d acknowledged", len(r.Records), len(want))
 	}
 }
+
+// TestWipedReplicaLeavesISRAtStart starts a node that etcd lists as
+// leader and in the ISR of a replicated partition it has no log of (its
+// disk was replaced and it came back before its lease expired): before
+// serving anything it takes itself out of the ISR and the lead, so it
+// can never be elected empty; the other member stays in sync.
+func TestWipedReplicaLeavesISRAtStart(t *testing.T) {
+	e := metatest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	store := meta.NewStore(e.Client, "")
+	topic := &meta.Topic{Name: "w", Partitions: 1, ReplicationFactor: 2, StorageMode: meta.StorageLocal}
+	nodes := []meta.LogNode{{ID: "wiped"}, {ID: "other"}}
+	if _, err := store.CreateTopic(ctx, topic, nodes); err != nil {
+		t.Fatal(err)
+	}
+	cache := meta.NewCache(store, nil)
+	if err := cache.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	rec, _ := cache.Partition("w", 0)
+	had := rec
+	*had.Materialized = true // it had data before the wipe
+	had.Leader, had.LeaderEpoch = "wiped", 3
+	had.Replicas, had.ISR = []string{"wiped", "other"}, []string{"wiped", "other"}
+	if n, err := store.UpdatePartitions(ctx, []meta.PartitionUpdate{{Old: rec, New: had}}); err != nil || n != 1 {
+		t.Fatalf("set up the record: %d %v", n, err)
+	}
+	n, err := New(Config{ID: "wiped", DataDir: t.TempDir(), Etcd: e.Client, SessionTTL: 2 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	waitUntil(t, "the wiped node out of the ISR and the lead", func() bool {
+		p, _ := cache.Partition("w", 0)
+		return slices.Equal(p.ISR, []string{"other"}) && p.Leader != "wiped" && p.LeaderEpoch > 3
+	})
+}

@@ -2,12 +2,16 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -133,6 +137,44 @@ func TestClusterScript(t *testing.T) {
 	}
 	consumeAndCompare(ctx, t, seeds[0], topic, acked)
 
+	// Replication as an operator runs it: wipe logsvc-3's disk and
+	// restart it with cluster.sh; it rebuilds from the leaders and rejoins
+	// every ISR; then, the other two nodes SIGKILLed, it alone serves
+	// every acknowledged record of the replication factor 3 topic.
+	const rtopic = "script-rf3"
+	if resp, err := adm.CreateTopic(ctx, 3, 3, nil, rtopic); err != nil || resp.Err != nil {
+		t.Fatalf("create topic %s: %v %v", rtopic, err, resp.Err)
+	}
+	rprod := newSeededClient(t, seeds, kgo.DefaultProduceTopic(rtopic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	racked := produceAll(ctx, t, rprod, 900, func(i int) *kgo.Record {
+		return &kgo.Record{Partition: int32(i % 3), Value: []byte(fmt.Sprintf("rf3-%06d", i))}
+	})
+	if err := os.RemoveAll(filepath.Join(dir, "data", "logsvc-3")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runScript(t, 2*time.Minute, script, "restart", dir, "logsvc-3"); err != nil {
+		t.Fatalf("cluster.sh restart logsvc-3 (wiped): %v\n%s", err, out)
+	}
+	waitRecords(ctx, t, cli, rtopic, "logsvc-3 back in every ISR", func(p partitionRecord) bool { return slices.Contains(p.ISR, "logsvc-3") })
+	env = clusterEnv(t, dir)
+	for _, n := range []string{"logsvc-1", "logsvc-2"} {
+		pid, _ := strconv.Atoi(env[pidVar(n)])
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill %s: %v", n, err)
+		}
+	}
+	waitRecords(ctx, t, cli, rtopic, "logsvc-3 leads every partition", func(p partitionRecord) bool { return p.Leader == "logsvc-3" })
+	consumeAndCompare(ctx, t, seeds[0], rtopic, racked)
+	for _, n := range []string{"logsvc-1", "logsvc-2"} {
+		if out, err := runScript(t, 2*time.Minute, script, "restart", dir, n); err != nil {
+			t.Fatalf("cluster.sh restart %s: %v\n%s", n, err, out)
+		}
+	}
+	env = clusterEnv(t, dir)
+	for _, n := range clusterNodes {
+		pids[n], _ = strconv.Atoi(env[pidVar(n)])
+	}
+
 	begin = time.Now()
 	out, err = runScript(t, 2*time.Minute, script, "down", dir)
 	downed = true
@@ -196,4 +238,40 @@ func clusterEnv(t testing.TB, dir string) map[string]string {
 // pidVar is the cluster.env variable holding a node's PID (PID_LOGSVC_2).
 func pidVar(node string) string {
 	return "PID_" + strings.ToUpper(strings.ReplaceAll(node, "-", "_"))
+}
+
+// partitionRecord is the part of an etcd partition record the script test
+// reads.
+type partitionRecord struct {
+	Leader string   `json:"leader"`
+	ISR    []string `json:"isr"`
+}
+
+// waitRecords polls etcd until every partition record of topic satisfies
+// cond (at most two minutes).
+func waitRecords(ctx context.Context, t testing.TB, cli *clientv3.Client, topic, what string, cond func(partitionRecord) bool) {
+	t.Helper()
+	prefix := "/streamline/partitions/" + topic + "/"
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		resp, err := cli.Get(ctx, prefix, clientv3.WithPrefix())
+		if err != nil {
+			t.Fatalf("etcd get %s: %v", prefix, err)
+		}
+		ok := len(resp.Kvs) > 0
+		for _, kv := range resp.Kvs {
+			var p partitionRecord
+			if err := json.Unmarshal(kv.Value, &p); err != nil {
+				t.Fatalf("%s: %v", kv.Key, err)
+			}
+			ok = ok && cond(p)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 2 minutes", what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

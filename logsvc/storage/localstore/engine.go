@@ -416,6 +416,12 @@ func (e *Engine) Close() error {
 
 // hasData reports whether a partition directory holds a log: its
 // descriptor, or segment files if the descriptor was lost.
+// HasPartition reports whether this node holds a log of the partition
+// (its directory with a descriptor or a segment).
+func (e *Engine) HasPartition(id meta.TopicID, partition int32) bool {
+	return hasData(filepath.Join(e.partitionsDir(), storage.StreamName(id, partition)))
+}
+
 func hasData(dir string) bool {
 	if _, err := os.Stat(filepath.Join(dir, "partition.json")); err == nil {
 		return true
