@@ -22,7 +22,8 @@
 #     records go to partition 0; DescribeGroup shows the committed offsets
 #     and a lag of 5; ListGroups lists the group; DescribeCluster;
 #   streamline-cli (built from ./services/cmd/streamline-cli) with
-#     --admin-addr: `topics create` (diskless), `topics describe`, `groups
+#     --admin-addr: `topics create` (diskless), `topics describe` (the local
+#     topic kcat auto-created has 3 replicas, all in sync), `groups
 #     describe`, `groups list`, `cluster`;
 #   Jaeger's query API shows streamline-gateway traces;
 # then `compose down -v`. Every step prints the command it runs; a failed
@@ -378,6 +379,9 @@ run "${CLI1[@]}" topics create "$ctopic" --partitions 2 --storage-mode diskless
 expect_text "streamline-cli topics create $ctopic --storage-mode diskless" "^Created topic \"$ctopic\": 2 partitions, replication factor 1, storage mode Diskless\.\$"
 run "${CLI2[@]}" topics describe "$ctopic"
 expect_text "streamline-cli topics describe $ctopic (text) shows storage mode Diskless" "^Storage Mode: +Diskless\$"
+run "${CLI2[@]}" topics describe "$topic" -o json
+expect "streamline-cli topics describe $topic -o json: kcat's auto-created local topic has 3 replicas, all in sync" \
+	".topic.replication_factor == 3 and all(.partitions[]; (.replicas | length) == 3 and (.isr | length) == 3)"
 run "${CLI2[@]}" topics describe "$atopic" -o json
 expect "streamline-cli topics describe $atopic -o json: high watermarks 15/20/30" \
 	"[.partitions[] | {p: .partition, hw: .high_watermark}] | sort_by(.p) == [{p:0,hw:15},{p:1,hw:20},{p:2,hw:30}]"
