@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 
 	"github.com/streamline-dev/streamline/logsvc/storage"
@@ -29,6 +30,9 @@ import (
 // leader counts as stored on this node's disk.
 type followers struct {
 	n *Node
+	// rebuild throttles fetches of partitions this node is not in sync
+	// for (Config.RebuildThrottle); nil: unlimited.
+	rebuild *rate.Limiter
 
 	mu       sync.Mutex
 	m        map[partKey]*followed
@@ -56,7 +60,13 @@ type followed struct {
 }
 
 func newFollowers(n *Node) *followers {
-	return &followers{n: n, m: map[partKey]*followed{}, fetchers: map[string]*fetcher{}, hwms: map[partKey]int64{}}
+	fs := &followers{n: n, m: map[partKey]*followed{}, fetchers: map[string]*fetcher{}, hwms: map[partKey]int64{}}
+	if r := n.cfg.RebuildThrottle; r > 0 {
+		// Throttled fetches ask for at most one burst (session), so
+		// WaitN never asks for more than the bucket holds.
+		fs.rebuild = rate.NewLimiter(rate.Limit(r), int(min(max(r, 64<<10), replicaFetchBytes)))
+	}
+	return fs
 }
 
 // reconcile makes the followed set what etcd says: every local-mode
@@ -227,6 +237,9 @@ type fetcher struct {
 	wakeup chan struct{}
 }
 
+// replicaFetchBytes bounds one follower fetch answer.
+const replicaFetchBytes = 8 << 20
+
 // replicaFetchWait is how long a leader holds a follower fetch with
 // nothing new: it bounds how late a newly followed partition joins the
 // stream.
@@ -299,9 +312,12 @@ func (ft *fetcher) session(ctx context.Context) error {
 				continue
 			}
 		}
-		req := &logv1.ReplicateRequest{FollowerId: ft.fs.n.cfg.ID, MaxWaitMs: int32(replicaFetchWait / time.Millisecond), MaxBytes: 8 << 20}
+		req := &logv1.ReplicateRequest{FollowerId: ft.fs.n.cfg.ID, MaxWaitMs: int32(replicaFetchWait / time.Millisecond), MaxBytes: replicaFetchBytes}
 		for _, f := range parts {
 			f.mu.Lock()
+			if ft.fs.rebuild != nil && !slices.Contains(f.rec.ISR, ft.fs.n.cfg.ID) {
+				req.MaxBytes = int32(ft.fs.rebuild.Burst())
+			}
 			req.Partitions = append(req.Partitions, &logv1.ReplicatePartition{
 				Topic: f.rec.Topic, TopicId: f.topic.ID[:], Partition: f.rec.Partition,
 				CurrentLeaderEpoch: f.rec.LeaderEpoch, FetchOffset: f.log.EndOffset(), LastFetchedEpoch: f.lastEpoch,
@@ -337,6 +353,9 @@ func (ft *fetcher) session(ctx context.Context) error {
 				backoff = true
 			}
 		}
+		if err := ft.throttle(ctx, parts, resp); err != nil {
+			return err
+		}
 		if backoff {
 			// Errors (a leader change not seen yet, a storage failure):
 			// do not spin while metadata catches up.
@@ -348,6 +367,28 @@ func (ft *fetcher) session(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// throttle waits as long as the rebuild throttle asks for the bytes this
+// answer carried for partitions this node is not in sync for.
+func (ft *fetcher) throttle(ctx context.Context, parts []*followed, resp *logv1.ReplicateResponse) error {
+	if ft.fs.rebuild == nil {
+		return nil
+	}
+	n := 0
+	for i, r := range resp.GetPartitions() {
+		f := parts[i]
+		f.mu.Lock()
+		inSync := slices.Contains(f.rec.ISR, ft.fs.n.cfg.ID)
+		f.mu.Unlock()
+		if !inSync {
+			n += len(r.GetRecords())
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return ft.fs.rebuild.WaitN(ctx, min(n, ft.fs.rebuild.Burst()))
 }
 
 // apply handles one partition's answer and hands its batches to the log;

@@ -86,7 +86,13 @@ type Config struct {
 	// those are in sync again (Kafka's auto leader rebalance; default 5m,
 	// negative: never).
 	LeaderRebalanceInterval time.Duration
-	TopicDefaults           meta.Defaults
+	// RebuildThrottle bounds, in bytes per second, what this node fetches
+	// as a follower for partitions whose ISR it is not in (rebuilding an
+	// emptied disk, catching up after downtime, a new reassignment
+	// target), so that does not starve the leaders' disks and network;
+	// followers in sync are never throttled. 0: unlimited.
+	RebuildThrottle int64
+	TopicDefaults   meta.Defaults
 	Logger                  *slog.Logger
 	// TracerProvider traces the LogService calls and a traced produce's
 	// way through the diskless buffer and uploaders; nil or no-op: no

@@ -382,3 +382,50 @@ func TestWipedReplicaLeavesISRAtStart(t *testing.T) {
 		return slices.Equal(p.ISR, []string{"other"}) && p.Leader != "wiped" && p.LeaderEpoch > 3
 	})
 }
+
+// TestRebuildIsThrottled brings an empty follower up against a leader
+// holding 4 MiB with --replica-rebuild-throttle at 1 MiB/s: it catches up
+// and joins the ISR, and not faster than the throttle allows (a lower
+// bound, which a slow machine only makes longer).
+func TestRebuildIsThrottled(t *testing.T) {
+	e := metatest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	leader := replicaNode(t, e, t.TempDir())
+	store := meta.NewStore(e.Client, "")
+	topic := &meta.Topic{Name: "big", Partitions: 1, ReplicationFactor: 2, StorageMode: meta.StorageLocal}
+	if _, err := store.CreateTopic(ctx, topic, []meta.LogNode{{ID: leader.ID()}, {ID: "late"}}); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, leader.Addr())
+	value := string(bytes.Repeat([]byte("x"), 64<<10))
+	produceUntilLed(t, c, *topic, recbatchtest.Build(recbatchtest.Values(0, value)))
+	for range 63 { // 4 MiB in all
+		resp, err := c.Produce(ctx, &logv1.ProduceRequest{Acks: 1, TimeoutMs: 10000, Partitions: []*logv1.ProducePartition{
+			{Topic: "big", TopicId: topic.ID[:], Partition: 0, Records: recbatchtest.Build(recbatchtest.Values(0, value))}}})
+		if err != nil || resp.Partitions[0].ErrorCode != 0 {
+			t.Fatalf("produce: %v %+v", err, resp)
+		}
+	}
+	const throttle = 1 << 20
+	start := time.Now()
+	late, err := New(Config{ID: "late", DataDir: t.TempDir(), Etcd: e.Client, SessionTTL: 2 * time.Second, RebuildThrottle: throttle,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := late.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	waitUntil(t, "the late follower joins the ISR", func() bool {
+		p, _ := leader.cache.Partition("big", 0)
+		return slices.Contains(p.ISR, "late")
+	})
+	took := time.Since(start)
+	// 4 MiB at 1 MiB/s after a 1 MiB burst: at least 3 s.
+	if took < 2500*time.Millisecond {
+		t.Fatalf("rebuilt 4 MiB in %v with a %d B/s throttle", took, throttle)
+	}
+	t.Logf("rebuilt 4 MiB in %v at %d B/s", took, throttle)
+}

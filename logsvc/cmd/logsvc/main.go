@@ -35,6 +35,7 @@ func run(args []string) int {
 		retention  = fs.Duration("retention-check-interval", 5*time.Minute, "how often retention.ms/retention.bytes are enforced")
 		lagTime    = fs.Duration("replica-lag-time-max", logsvc.DefaultReplicaLagTime, "a follower not caught up with its leader for this long leaves the ISR (Kafka replica.lag.time.max.ms)")
 		rebalance  = fs.Duration("leader-rebalance-interval", logsvc.DefaultLeaderRebalanceInterval, "how often the controller hands local partitions back to their preferred replicas once in sync (0: never)")
+		throttle   = fs.Int64("replica-rebuild-throttle", 0, "bytes per second this node fetches, as a follower, for partitions it is not in sync for (rebuilding a wiped disk, catching up, a reassignment); 0: unlimited")
 		noSync     = fs.Bool("unsafe-no-fsync", false, "skip WAL fsync (benchmarks only: acknowledged data may be lost on a crash)")
 		objects    = fs.String("object-store", "", "object store for diskless topics: file:///dir or s3://bucket/prefix?endpoint=...&region=... (empty: none, diskless topics cannot be led here)")
 		batchBytes = fs.Int("diskless-batch-bytes", 1<<20, "flush the diskless buffer when it holds this many bytes (batch_size_bytes)")
@@ -46,6 +47,10 @@ func run(args []string) int {
 	)
 	if code, ok := fs.Parse(args); !ok {
 		return code
+	}
+	if *throttle < 0 {
+		fs.Fail("invalid value %d for flag --replica-rebuild-throttle: must not be negative (0: unlimited)", *throttle)
+		return svcmain.ExitUsage
 	}
 	if *rebalance < 0 {
 		fs.Fail("invalid value %v for flag --leader-rebalance-interval: must not be negative (0: never)", *rebalance)
@@ -87,8 +92,8 @@ func run(args []string) int {
 	node, err := logsvc.New(logsvc.Config{
 		ID: *id, DataDir: *dataDir, ListenAddr: *addr, AdvertisedAddr: *advertised, Rack: *rack,
 		Etcd: cli, EtcdPrefix: *prefix, SessionTTL: *ttl, RetentionCheckInterval: *retention, ReplicaLagTime: *lagTime,
-		LeaderRebalanceInterval: *rebalance,
-		WAL:                     wal.Options{NoSync: *noSync}, MinFreeBytes: *minFree, Logger: log, ReadCacheBytes: *cacheBytes, Objects: objectsOrNil(bucket),
+		LeaderRebalanceInterval: *rebalance, RebuildThrottle: *throttle,
+		WAL: wal.Options{NoSync: *noSync}, MinFreeBytes: *minFree, Logger: log, ReadCacheBytes: *cacheBytes, Objects: objectsOrNil(bucket),
 		Diskless:       buffer.Config{MaxBatchBytes: *batchBytes, MaxDelay: *batchWait, MaxInFlight: *uploads},
 		TracerProvider: tel.TracerProvider, Metrics: tel.Registry,
 	})
