@@ -93,7 +93,7 @@ type Config struct {
 	// followers in sync are never throttled. 0: unlimited.
 	RebuildThrottle int64
 	TopicDefaults   meta.Defaults
-	Logger                  *slog.Logger
+	Logger          *slog.Logger
 	// TracerProvider traces the LogService calls and a traced produce's
 	// way through the diskless buffer and uploaders; nil or no-op: no
 	// tracing, no cost.
