@@ -186,11 +186,14 @@ func (l *leader) open(t meta.Topic, pa meta.Partition) error {
 // it still names this node as leader at pa's epoch (Kafka's
 // AlterPartition, fenced by the partition epoch: here the record's etcd
 // revision). A stale cache fails the swap; the partition retries later.
-func (l *leader) alterISR(pa meta.Partition) func(context.Context, []string) error {
-	return func(ctx context.Context, isr []string) error {
+func (l *leader) alterISR(pa meta.Partition) func(context.Context, []string) (int64, error) {
+	return func(ctx context.Context, isr []string) (int64, error) {
 		cur, ok := l.n.cache.Partition(pa.Topic, pa.Partition)
 		if !ok || cur.TopicID != pa.TopicID || cur.Leader != l.n.cfg.ID || cur.LeaderEpoch != pa.LeaderEpoch {
-			return fmt.Errorf("%w: partition %s-%d is no longer led by this node at epoch %d", ErrFenced, pa.Topic, pa.Partition, pa.LeaderEpoch)
+			return 0, fmt.Errorf("%w: partition %s-%d is no longer led by this node at epoch %d", ErrFenced, pa.Topic, pa.Partition, pa.LeaderEpoch)
+		}
+		if slices.Equal(cur.ISR, isr) {
+			return cur.ModRevision - 1, nil // already so (a change this node made that its cache now shows)
 		}
 		next := cur
 		next.ISR = slices.Clone(isr)
@@ -198,7 +201,7 @@ func (l *leader) alterISR(pa meta.Partition) func(context.Context, []string) err
 		if err == nil && n == 0 {
 			err = meta.ErrConflict
 		}
-		return err
+		return cur.ModRevision, err
 	}
 }
 

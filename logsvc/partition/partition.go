@@ -53,7 +53,9 @@ type Config struct {
 	// AlterISR commits a new ISR for the partition in etcd, fenced by the
 	// record this leader leads under (Kafka's AlterPartition); nil: the
 	// ISR never changes.
-	AlterISR func(ctx context.Context, isr []string) error
+	// It returns the etcd revision of the record it changed (0: none):
+	// records at or below it are older than the change (SetReplicas).
+	AlterISR func(ctx context.Context, isr []string) (int64, error)
 	// ISRChanged, if set, is told of each committed ISR change (metrics).
 	ISRChanged func(expanded bool)
 	// InitialHighWatermark is the high watermark this node last heard from

@@ -47,6 +47,9 @@ type replicaSet struct {
 	adding   string   // a follower whose addition is in flight ("" none)
 	altering bool     // an ISR change is in flight
 	follower map[string]*followerState
+	// staleRev: records at or below this etcd revision predate this
+	// leader's last ISR change (a cache catching up) and are ignored.
+	staleRev int64
 }
 
 func (r *replicaSet) init(self string, pa meta.Partition, now time.Time) {
@@ -109,6 +112,10 @@ func (p *Partition) SetReplicas(pa meta.Partition) {
 		return
 	}
 	p.repMu.Lock()
+	if pa.ModRevision != 0 && pa.ModRevision <= p.rep.staleRev {
+		p.repMu.Unlock()
+		return
+	}
 	p.rep.replicas = slices.Clone(pa.ReplicaSet())
 	p.rep.isr = slices.Clone(pa.InSyncReplicas())
 	if slices.Contains(p.rep.isr, p.rep.adding) {
@@ -300,11 +307,12 @@ func (p *Partition) MaintainISR(lag time.Duration) {
 // alterISR commits a new ISR through Config.AlterISR and applies it.
 func (p *Partition) alterISR(isr []string, why string, changed ...string) {
 	var err error
+	var base int64
 	if p.cfg.AlterISR == nil {
 		err = fmt.Errorf("no ISR changes without AlterISR")
 	} else {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err = p.cfg.AlterISR(ctx, isr)
+		base, err = p.cfg.AlterISR(ctx, isr)
 		cancel()
 	}
 	p.repMu.Lock()
@@ -312,6 +320,7 @@ func (p *Partition) alterISR(isr []string, why string, changed ...string) {
 	before := len(p.rep.isr)
 	if err == nil {
 		p.rep.isr = slices.Clone(isr)
+		p.rep.staleRev = max(p.rep.staleRev, base)
 	}
 	p.repMu.Unlock()
 	if err != nil {
