@@ -4,7 +4,8 @@
 // injected one after another, and a checker then proves nothing
 // acknowledged was lost, duplicated or moved.
 //
-// Workload (workload.go): per storage mode in Config.Modes one data topic
+// Workload (workload.go): per storage mode in Config.Modes one data topic,
+// for local also one of replication factor 3 (min.insync.replicas=2), each
 // with an idempotent acks=all franz-go producer (each value names its
 // partition and sequence) and a consumer group of two members that commit
 // after processing (rebalances blocked in between); admin churn creates,
