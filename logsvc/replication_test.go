@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/streamline-dev/streamline/logsvc/storage"
@@ -24,7 +25,7 @@ import (
 func replicaNode(t *testing.T, e *metatest.Etcd, dir string) *Node {
 	t.Helper()
 	n, err := New(Config{DataDir: dir, Etcd: e.Client, SessionTTL: 2 * time.Second, ReplicaLagTime: time.Second,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,6 +34,36 @@ func replicaNode(t *testing.T, e *metatest.Etcd, dir string) *Node {
 	}
 	t.Cleanup(func() { n.Close() })
 	return n
+}
+
+// metric sums the samples of a node's metric family whose labels include
+// match.
+func metric(t *testing.T, n *Node, name string, match map[string]string) float64 {
+	t.Helper()
+	mfs, err := n.cfg.Metrics.(*prometheus.Registry).Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			for k, v := range match {
+				if labels[k] != v {
+					continue next
+				}
+			}
+			sum += m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	return sum
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
@@ -142,10 +173,23 @@ func TestReplicationKeepsISRAndAcks(t *testing.T) {
 		t.Fatalf("ISR %v", got)
 	}
 
+	if out := metric(t, leader, "streamline_logsvc_replication_bytes_total", map[string]string{"direction": "out", "storage_mode": "local"}); out < float64(2*len(leaderBytes)) {
+		t.Fatalf("leader sent %v replication bytes, want at least %d", out, 2*len(leaderBytes))
+	}
+	if in := metric(t, nodes[followerIDs[0]], "streamline_logsvc_replication_bytes_total", map[string]string{"direction": "in"}); in < float64(len(leaderBytes)) {
+		t.Fatalf("follower wrote %v replication bytes, want at least %d", in, len(leaderBytes))
+	}
+	if u := metric(t, leader, "streamline_logsvc_under_replicated_partitions", nil); u != 0 {
+		t.Fatalf("under-replicated partitions %v with every replica in sync", u)
+	}
+
 	// One follower stops: it leaves the ISR; acks=all goes on with two.
 	stopped := followerIDs[0]
 	nodes[stopped].Close()
 	waitUntil(t, "the stopped follower leaves the ISR", func() bool { return !slices.Contains(isr(), stopped) })
+	waitUntil(t, "the leader counts the partition under-replicated", func() bool {
+		return metric(t, leader, "streamline_logsvc_under_replicated_partitions", nil) == 1
+	})
 	if r := produce(-1, "two"); r.ErrorCode != 0 {
 		t.Fatalf("acks=all with ISR of 2, min.insync.replicas 2: %+v", r)
 	}
@@ -170,6 +214,9 @@ func TestReplicationKeepsISRAndAcks(t *testing.T) {
 	// The first follower returns: it catches up and rejoins the ISR.
 	back := replicaNode(t, e, dirs[slices.IndexFunc(dirs, func(d string) bool { return nodes[stopped].cfg.DataDir == d })])
 	waitUntil(t, "the returning follower rejoins the ISR", func() bool { return slices.Contains(isr(), back.ID()) })
+	if x := metric(t, leader, "streamline_logsvc_isr_changes_total", map[string]string{"change": "expand"}); x < 1 {
+		t.Fatalf("isr expansions counted: %v", x)
+	}
 	if r := produce(-1, "again"); r.ErrorCode != 0 {
 		t.Fatalf("acks=all after the follower rejoined: %+v", r)
 	}
