@@ -55,8 +55,12 @@ type followed struct {
 	log       storage.Log
 	lastEpoch int32 // leader epoch of the log's last batch (-1: empty)
 	leaderHWM int64 // the leader's high watermark at the last fetch (-1: none yet)
-	retired   bool
-	failed    error
+	// retryAt holds a partition the leader refused (not leading it yet,
+	// an epoch this node has not seen) out of fetches for a moment, so
+	// it neither spins nor delays the other partitions of the stream.
+	retryAt time.Time
+	retired bool
+	failed  error
 }
 
 func newFollowers(n *Node) *followers {
@@ -173,20 +177,29 @@ func (fs *followers) lastHighWatermark(k partKey) int64 {
 	return h
 }
 
-// forLeader returns the followed partitions led by leader.
-func (fs *followers) forLeader(leader string) []*followed {
+// forLeader returns the followed partitions led by leader that are not
+// waiting to be retried, and whether some are.
+func (fs *followers) forLeader(leader string) (out []*followed, waiting bool) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	var out []*followed
+	now := time.Now()
 	for _, f := range fs.m {
 		f.mu.Lock()
 		if f.rec.Leader == leader && !f.retired && f.failed == nil {
-			out = append(out, f)
+			if now.Before(f.retryAt) {
+				waiting = true
+			} else {
+				out = append(out, f)
+			}
 		}
 		f.mu.Unlock()
 	}
-	return out
+	return out, waiting
 }
+
+// refusedRetry is how long a partition the leader refused stays out of
+// the follower's fetches.
+const refusedRetry = 100 * time.Millisecond
 
 // logs returns the followed partitions' logs with their topics, for
 // retention.
@@ -303,14 +316,19 @@ func (ft *fetcher) session(ctx context.Context) error {
 		return err
 	}
 	for {
-		parts := ft.fs.forLeader(ft.leader)
+		parts, waiting := ft.fs.forLeader(ft.leader)
 		if len(parts) == 0 {
+			var retry <-chan time.Time
+			if waiting {
+				retry = time.After(refusedRetry / 4)
+			}
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-ft.wakeup:
-				continue
+			case <-retry:
 			}
+			continue
 		}
 		req := &logv1.ReplicateRequest{FollowerId: ft.fs.n.cfg.ID, MaxWaitMs: int32(replicaFetchWait / time.Millisecond), MaxBytes: replicaFetchBytes}
 		for _, f := range parts {
@@ -424,7 +442,8 @@ func (ft *fetcher) apply(f *followed, r *logv1.ReplicatePartitionResult) (ok boo
 		return true, nil
 	default:
 		lg.Debug("follower fetch refused", "err", e, "message", r.GetErrorMessage())
-		return false, nil
+		f.retryAt = time.Now().Add(refusedRetry)
+		return true, nil
 	}
 	if recs := r.GetRecords(); len(recs) > 0 {
 		durable, err := ft.write(f, recs)

@@ -262,7 +262,7 @@ func (p *Partition) recordFollower(id string, fetchOffset, leo int64) {
 	p.repMu.Unlock()
 	p.updateHighWatermark()
 	if expand != nil {
-		go p.alterISR(expand, "caught up with the leader", id)
+		go p.alterISR(expand, "caught up with the leader", true, id)
 	}
 }
 
@@ -301,11 +301,12 @@ func (p *Partition) MaintainISR(lag time.Duration) {
 	}
 	p.rep.altering = true
 	p.repMu.Unlock()
-	go p.alterISR(keep, fmt.Sprintf("not caught up for %v", lag), out...)
+	go p.alterISR(keep, fmt.Sprintf("not caught up for %v", lag), false, out...)
 }
 
-// alterISR commits a new ISR through Config.AlterISR and applies it.
-func (p *Partition) alterISR(isr []string, why string, changed ...string) {
+// alterISR commits a new ISR through Config.AlterISR and applies it;
+// expanded says whether it adds changed (else it removes them).
+func (p *Partition) alterISR(isr []string, why string, expanded bool, changed ...string) {
 	var err error
 	var base int64
 	if p.cfg.AlterISR == nil {
@@ -317,7 +318,6 @@ func (p *Partition) alterISR(isr []string, why string, changed ...string) {
 	}
 	p.repMu.Lock()
 	p.rep.altering, p.rep.adding = false, ""
-	before := len(p.rep.isr)
 	if err == nil {
 		p.rep.isr = slices.Clone(isr)
 		p.rep.staleRev = max(p.rep.staleRev, base)
@@ -328,7 +328,7 @@ func (p *Partition) alterISR(isr []string, why string, changed ...string) {
 		return
 	}
 	if p.cfg.ISRChanged != nil {
-		p.cfg.ISRChanged(len(isr) > before)
+		p.cfg.ISRChanged(expanded)
 	}
 	p.lg.Info("ISR changed", "isr", isr, "replicas", changed, "reason", why)
 	p.updateHighWatermark()
