@@ -583,22 +583,6 @@ func (ft *fetcher) write(f *followed, recs []byte) (func() error, error) {
 	return durable, nil
 }
 
-// keepsReplica reports whether this node should keep its data of a
-// partition it stops following or leading: yes while the topic exists and
-// this node is one of the partition's replicas (it may follow or lead it
-// again); no once the topic is deleted or a reassignment moved the
-// partition off this node (Kafka deletes such a replica's log too).
-func (n *Node) keepsReplica(id meta.TopicID, k partKey) bool {
-	if _, alive := n.cache.TopicByID(id); !alive {
-		return false
-	}
-	pa, ok := n.cache.Partition(k.topic, k.partition)
-	if !ok || pa.TopicID != id {
-		return true // being re-created or deleted: the next pass decides
-	}
-	return pa.IsReplica(n.cfg.ID) || len(pa.Replicas) == 0
-}
-
 // leaveISRWithoutData runs at start, before this node serves or follows
 // anything: for every replicated local partition whose ISR names this node
 // but whose log this node does not have (its disk was wiped or replaced,

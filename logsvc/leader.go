@@ -296,3 +296,19 @@ func (l *leader) closeAll() {
 		delete(l.m, k)
 	}
 }
+
+// keepsReplica reports whether this node should keep its data of a
+// partition it stops following or leading: yes while the topic exists and
+// this node is one of the partition's replicas (it may follow or lead it
+// again); no once the topic is deleted or a reassignment moved the
+// partition off this node (Kafka deletes such a replica's log too).
+func (n *Node) keepsReplica(id meta.TopicID, k partKey) bool {
+	if _, alive := n.cache.TopicByID(id); !alive {
+		return false
+	}
+	pa, ok := n.cache.Partition(k.topic, k.partition)
+	if !ok || pa.TopicID != id {
+		return true // being re-created or deleted: the next pass decides
+	}
+	return pa.IsReplica(n.cfg.ID) || len(pa.Replicas) == 0
+}

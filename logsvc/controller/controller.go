@@ -5,11 +5,15 @@
 // gone, fences its partitions by bumping their leader epoch in etcd (one
 // compare-and-swap transaction per batch of partitions):
 //
-//   - a partition whose data lives on its home node's disk (local, hybrid)
-//     goes offline (no leader) until that node is back, then is handed back
-//     to it at a new epoch — it is never moved to a node without its data,
-//     which would start an empty log at a lower offset;
-//   - a partition whose data is shared (diskless, later) moves to the least
+//   - a partition whose data lives on its replicas' disks (local, hybrid)
+//     is led by the first live member of its ISR in replica order; with
+//     none it goes offline (no leader) and keeps its ISR until a member is
+//     back (KIP-966) — it is never moved to a node without its data, which
+//     would start an empty log at a lower offset (electLocal). The
+//     controller also drops dead followers from ISRs, completes
+//     reassignments whose new replicas caught up, and, every
+//     RebalanceInterval, hands partitions back to their preferred replica;
+//   - a partition whose data is shared (diskless) moves to the least
 //     loaded live node at a new epoch.
 //
 // The epoch bump is what fences a deposed leader: a log-service node

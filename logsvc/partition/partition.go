@@ -1,9 +1,10 @@
 // Package partition is the leader's view of one partition: the single
 // writer that validates batches, checks idempotent-producer sequences,
 // assigns offsets, hands batches to the storage.Log of the topic's mode, and
-// advances the high watermark as they become durable. Readers (fetch, list
-// offsets) read the storage directly, bounded by the high watermark, and
-// long-poll on Changed.
+// advances the high watermark as they become durable on the leader and, for
+// replicated partitions, on every in-sync follower (replicas.go: follower
+// fetches, ISR changes, acks=all). Readers (fetch, list offsets) read the
+// storage directly, bounded by the high watermark, and long-poll on Changed.
 //
 // Locking: mu (the writer lock) guards nextOffset, producers and the order
 // of calls to Log.Append. It is held only while checking and enqueueing,
