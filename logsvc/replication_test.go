@@ -196,6 +196,15 @@ func TestReplicationKeepsISRAndAcks(t *testing.T) {
 	// The other follower stops: the leader alone is below min.insync.replicas.
 	nodes[followerIDs[1]].Close()
 	waitUntil(t, "the ISR shrinks to the leader", func() bool { return slices.Equal(isr(), []string{rec.Leader}) })
+	// ...as the leading partition itself sees it (its cache may lag the
+	// test's by a moment: a produce then would be stored and refused,
+	// NOT_ENOUGH_REPLICAS_AFTER_APPEND, shifting the offsets below).
+	waitUntil(t, "the leader applies the shrunk ISR", func() bool {
+		leader.parts.mu.RLock()
+		e, ok := leader.parts.m[partKey{"r", 0}]
+		leader.parts.mu.RUnlock()
+		return ok && slices.Equal(e.p.ISR(), []string{rec.Leader})
+	})
 	if r := produce(-1, "refused"); r.ErrorCode != int32(kerr.NotEnoughReplicas.Code) {
 		t.Fatalf("acks=all with the leader alone: %+v", r)
 	}
