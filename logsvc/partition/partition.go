@@ -395,12 +395,16 @@ func (w *Pending) Wait(ctx context.Context) ProduceResult {
 		if err != nil {
 			return fail(kerr.KafkaStorageError, "%v", err)
 		}
+		// The leadership check starts now that the batch is durable here
+		// and runs while the followers catch up: both must pass, and the
+		// check's etcd round trip is off the acks=all critical path.
+		fenced := w.p.fenceAsync(ctx, w.acks == AcksAll)
 		if w.acks == AcksAll {
 			if r, failed := w.p.awaitReplication(ctx, w.next); failed {
 				return r
 			}
 		}
-		if r, fenced := w.p.fence(ctx); fenced {
+		if r, failed := fenced(); failed {
 			return r
 		}
 		return ProduceResult{BaseOffset: w.offset, LogStartOffset: w.p.log.StartOffset()}
@@ -450,6 +454,28 @@ func (p *Partition) fence(ctx context.Context) (ProduceResult, bool) {
 		return fail(kerr.NotLeaderForPartition, "%v", err), true
 	}
 	return ProduceResult{}, false
+}
+
+// fenceAsync starts the leadership check (in the background if
+// background, else now) and returns a function that waits for its outcome.
+func (p *Partition) fenceAsync(ctx context.Context, background bool) func() (ProduceResult, bool) {
+	if p.cfg.Fence == nil || !background {
+		r, failed := p.fence(ctx)
+		return func() (ProduceResult, bool) { return r, failed }
+	}
+	type outcome struct {
+		r      ProduceResult
+		failed bool
+	}
+	ch := make(chan outcome, 1)
+	go func() {
+		r, failed := p.fence(ctx)
+		ch <- outcome{r, failed}
+	}()
+	return func() (ProduceResult, bool) {
+		o := <-ch
+		return o.r, o.failed
+	}
 }
 
 // Failed reports whether the partition's storage failed or was fenced: the

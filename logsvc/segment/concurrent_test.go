@@ -1,12 +1,15 @@
 package segment
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/streamline-dev/streamline/shared/recbatch"
 )
@@ -125,5 +128,56 @@ func TestConcurrentReadsDuringAppendsAndRetention(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestSyncDoesNotHoldAppends holds a Sync inside its fsync and checks that
+// appends, a roll and reads go on meanwhile (a checkpoint must not stall
+// the write path), and that the Sync still succeeds when the segment it
+// was syncing is rolled and its index files closed under it.
+func TestSyncDoesNotHoldAppends(t *testing.T) {
+	l := openLog(t, t.TempDir(), Config{SegmentBytes: 4000, IndexIntervalBytes: 200})
+	appendBatches(t, l, 5, 3, 1000)
+	inSync, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	syncFile = func(f *os.File) error {
+		once.Do(func() {
+			close(inSync)
+			<-release
+		})
+		return f.Sync()
+	}
+	t.Cleanup(func() { syncFile = (*os.File).Sync })
+	synced := make(chan error, 1)
+	go func() { synced <- l.Sync() }()
+	<-inSync
+	// The fsync is held: appends still complete, enough to roll.
+	before := l.EndOffset()
+	appended := make(chan [][]byte, 1)
+	go func() { appended <- appendBatches(t, l, 40, 3, 2000) }()
+	var bs [][]byte
+	select {
+	case bs = <-appended:
+	case <-time.After(30 * time.Second):
+		close(release)
+		t.Fatal("appends blocked behind a Sync's fsync")
+	}
+	l.mu.RLock()
+	segs := len(l.segs)
+	l.mu.RUnlock()
+	if l.EndOffset() != before+120 || segs < 2 {
+		t.Fatalf("while a Sync was held: end %d (want %d), %d segments", l.EndOffset(), before+120, segs)
+	}
+	if got, err := l.Read(before, 1<<20, l.EndOffset(), false); err != nil || len(got) == 0 || !bytes.Equal(got[:len(bs[0])], bs[0]) {
+		t.Fatalf("read while a Sync was held: %v", err)
+	}
+	select {
+	case err := <-synced:
+		t.Fatalf("Sync returned (%v) while its fsync was held", err)
+	default:
+	}
+	close(release)
+	if err := <-synced; err != nil {
+		t.Fatalf("Sync after the segment it synced was rolled: %v", err)
 	}
 }

@@ -12,9 +12,9 @@ import (
 	"github.com/streamline-dev/streamline/shared/recbatch"
 )
 
-// Log is one partition's log. Append, Roll, Sync, ApplyRetention, Close and
+// Log is one partition's log. Append, Roll, ApplyRetention, Close and
 // Remove are writer operations: they are serialized by wmu and meant to be
-// called from one goroutine. Read, OffsetForTimestamp, MaxTimestamp,
+// called from one goroutine. Sync may be called from any goroutine. Read, OffsetForTimestamp, MaxTimestamp,
 // ScanHeaders and the offset/size getters may run concurrently with them.
 //
 // Readers hold mu only to find segments and snapshot sizes and index
@@ -171,14 +171,37 @@ func (l *Log) roll() error {
 	return nil
 }
 
-// Sync flushes the active segment's indexes and fsyncs its files.
+// syncFile is (*os.File).Sync; tests replace it to hold a Sync midway.
+var syncFile = (*os.File).Sync
+
+// Sync makes every batch appended before the call durable: it flushes the
+// active segment's indexes and fsyncs its files. Only the index flush holds
+// the writer lock; the fsyncs run beside later appends, so a checkpoint's
+// fsync of many megabytes never stalls the write path. A file closed
+// meanwhile was synced by whoever closed it (a roll or Close) or deleted
+// with its segment (retention, truncation): either way nothing is owed.
 func (l *Log) Sync() error {
 	l.wmu.Lock()
-	defer l.wmu.Unlock()
 	if l.closed {
+		l.wmu.Unlock()
 		return ErrClosed
 	}
-	return l.active().sync()
+	s := l.active()
+	if err := s.flushIndexes(); err != nil {
+		l.wmu.Unlock()
+		return err
+	}
+	files := []*os.File{s.log}
+	if s.idxFile != nil {
+		files = append(files, s.idxFile, s.timeFile)
+	}
+	l.wmu.Unlock()
+	for _, f := range files {
+		if err := syncFile(f); err != nil && !errors.Is(err, os.ErrClosed) {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close syncs and closes the log. It is idempotent. Concurrent readers get

@@ -7,6 +7,7 @@ package bench
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -101,11 +103,23 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		resp, err := kadm.NewClient(adm).CreateTopic(ctx, cfg.Partitions, max(cfg.ReplicationFactor, 1), cfg.ConfigEntries, cfg.Topic)
-		adm.Close()
-		if err == nil {
-			err = resp.Err
+		// Log-service nodes started just before the run may not be known to
+		// the gateway yet: INVALID_REPLICATION_FACTOR is retried for a while.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, cerr := kadm.NewClient(adm).CreateTopic(ctx, cfg.Partitions, max(cfg.ReplicationFactor, 1), cfg.ConfigEntries, cfg.Topic)
+			if err = cerr; err == nil {
+				err = resp.Err
+			}
+			if !errors.Is(err, kerr.InvalidReplicationFactor) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
+		if err == nil {
+			err = awaitPartitions(ctx, kadm.NewClient(adm), cfg.Topic, cfg.Partitions)
+		}
+		adm.Close()
 		if err != nil {
 			return Result{}, fmt.Errorf("create topic %s: %w", cfg.Topic, err)
 		}
@@ -177,6 +191,33 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	r.ProduceP50, r.ProduceP99, r.ProduceP999 = percentiles(lat)
 	r.E2EP50, r.E2EP99, r.E2EP999 = percentiles(e2e)
 	return r, nil
+}
+
+// awaitPartitions waits until every partition of a topic just created
+// answers ListOffsets: CreateTopics returns before the partitions are open
+// on their leaders, and the first second of a run must not measure that.
+func awaitPartitions(ctx context.Context, adm *kadm.Client, topic string, partitions int32) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		offs, err := adm.ListEndOffsets(ctx, topic)
+		ready := 0
+		if err == nil {
+			offs.Each(func(o kadm.ListedOffset) {
+				if o.Err == nil {
+					ready++
+				} else {
+					err = o.Err
+				}
+			})
+		}
+		if err == nil && int32(ready) == partitions {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d partitions ready after 30s: %v", ready, partitions, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func percentiles(d []time.Duration) (p50, p99, p999 time.Duration) {

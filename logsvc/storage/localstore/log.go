@@ -22,7 +22,6 @@ type opKind int
 
 const (
 	opAppend opKind = iota
-	opSync
 	opRetention
 	opDeleteRecords
 	opTruncate
@@ -38,8 +37,6 @@ type op struct {
 	ms, bytes int64
 	// delete records below
 	offset int64
-	// sync answer: the WAL seq durable in segments
-	synced *uint64
 	// truncate: reset (empty the log at offset) or truncate to offset;
 	// the new end is answered in newEnd
 	reset  bool
@@ -48,7 +45,8 @@ type op struct {
 
 // Log is one local partition: the segment log plus the goroutine that
 // applies WAL-durable batches to it. That goroutine is the segment's only
-// writer (appends, fsyncs and retention all go through it), as package
+// writer (appends, retention and truncation go through it; checkpoint fsyncs
+// run beside it, see sync), as package
 // segment requires.
 type Log struct {
 	e        *Engine
@@ -99,11 +97,6 @@ func (l *Log) apply() {
 				err = fmt.Errorf("%w: %s: %v", storage.ErrStorage, l.stream, err)
 				l.failed.CompareAndSwap(nil, &err)
 			}
-			o.res <- err
-		case opSync:
-			seq := l.applied.Load()
-			err := l.seg.Sync()
-			*o.synced = seq
 			o.res <- err
 		case opRetention:
 			_, err := l.seg.ApplyRetention(o.ms, o.bytes)
@@ -177,15 +170,17 @@ func (l *Log) Append(batch []byte, h recbatch.Header) <-chan error {
 	return res
 }
 
-// sync fsyncs the segment through the applier and returns the WAL seq that
-// is now durable in it.
+// sync fsyncs the segment and returns the WAL seq that is now durable in
+// it. It runs beside the applier, not through it: a checkpoint's fsync
+// must not hold back the appends queued behind it (their acknowledgements
+// wait for the applier). Every batch up to the seq read first was written
+// to the segment before the fsync starts.
 func (l *Log) sync() (uint64, error) {
-	var seq uint64
-	res := make(chan error, 1)
-	if err := l.send(op{kind: opSync, res: res, synced: &seq}); err != nil {
-		return 0, err
+	seq := l.applied.Load()
+	if err := l.seg.Sync(); err != nil {
+		return 0, mapErr(err)
 	}
-	return seq, <-res
+	return seq, nil
 }
 
 // Read implements storage.Log.

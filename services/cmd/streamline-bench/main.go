@@ -53,6 +53,7 @@ func run(args []string) int {
 		s3model  = fs.String("s3", "", "with --target streamline and diskless: serve the object store from an in-process S3 server (gofakes3) behind a latency model: none, standard (PUT p50 60/p99 250 ms, GET 30/120 ms) or express (PUT 5/15 ms); empty uses a local directory")
 		batchTO  = fs.Duration("diskless-batch-timeout", 100*time.Millisecond, "with --target streamline: the diskless batch timeout (batch_timeout_ms)")
 		cpuProf  = fs.String("cpuprofile", "", "write a CPU profile of this process (client and any in-process server) to this file")
+		logFile  = fs.String("server-log", "", "with --target streamline: write the in-process servers' logs (info and up) to this file")
 		merging  = fs.Bool("merge", true, "with --target streamline: run the uploader's merger (diskless ranges into segment objects)")
 		mergeAge = fs.Duration("merge-min-age", 5*time.Minute, "with --target streamline: --merge-min-age of the all-in-one (set it below the run's length to measure produce while merging)")
 		mergeInt = fs.Duration("merge-interval", merge.DefaultInterval, "with --target streamline: --merge-interval of the all-in-one")
@@ -112,7 +113,17 @@ func run(args []string) int {
 		ports := free(3)
 		cfg.DataDir, cfg.KafkaAddr, cfg.EtcdClientAddr, cfg.EtcdPeerAddr = dir, ports[0], ports[1], ports[2]
 		cfg.UnsafeNoFsync = *noSync
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		logOut := io.Discard
+		if *logFile != "" {
+			f, err := os.Create(*logFile)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "streamline-bench: --server-log:", err)
+				return 2
+			}
+			defer f.Close()
+			logOut = f
+		}
+		cfg.Logger = slog.New(slog.NewTextHandler(logOut, nil))
 		cfg.Diskless.MaxDelay = *batchTO
 		cfg.Merge.Disabled, cfg.Merge.MinAge, cfg.Merge.Interval = !*merging, *mergeAge, *mergeInt
 		cfg.Merge.Parallelism = *mergePar
@@ -133,7 +144,7 @@ func run(args []string) int {
 		}
 		defer s.Close()
 		for i := 2; i <= *nodes; i++ {
-			n, err := extraLogNode(ctx, s, dir, i, *noSync)
+			n, err := extraLogNode(ctx, s, dir, i, *noSync, cfg.Logger)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "start streamline: log-service node:", err)
 				return 1
@@ -179,14 +190,14 @@ func free(n int) []string {
 // extraLogNode starts log-service node i of an in-process cluster on the
 // all-in-one's embedded etcd, so replicated topics can be measured on one
 // machine (each node has its own WAL and fsyncs).
-func extraLogNode(ctx context.Context, s *allinone.Server, dir string, i int, noSync bool) (*logsvc.Node, error) {
+func extraLogNode(ctx context.Context, s *allinone.Server, dir string, i int, noSync bool, logger *slog.Logger) (*logsvc.Node, error) {
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{s.EtcdEndpoint()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		return nil, err
 	}
 	n, err := logsvc.New(logsvc.Config{
 		ID: fmt.Sprintf("logsvc-%d", i), DataDir: filepath.Join(dir, fmt.Sprintf("logsvc-%d", i)), Etcd: cli,
-		WAL: wal.Options{NoSync: noSync}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		WAL: wal.Options{NoSync: noSync}, Logger: logger.With("node", fmt.Sprintf("logsvc-%d", i)),
 	})
 	if err == nil {
 		err = n.Start(ctx)
