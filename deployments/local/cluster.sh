@@ -8,9 +8,11 @@
 #   cluster.sh restart DIR NODE   restart one node (same args, ports, data) and update its PID
 #   cluster.sh down DIR           stop everything (SIGTERM, SIGKILL after a grace period)
 #
-# DIR layout: bin/ (binaries), data/<node>/ (etcd and logsvc data), logs/<node>.log,
+# DIR layout: bin/ (binaries), data/<node>/ (etcd and logsvc data), objects/ (the
+# object store of diskless topics, shared by the log-service nodes and the
+# uploader; STREAMLINE_OBJECT_STORE replaces it), logs/<node>.log,
 # cmd/<node> (the node's command line, shell-quoted), cluster.env (shell syntax:
-# BOOTSTRAP, ETCD_ENDPOINTS, NODES, ADDR_<NODE>, PID_<NODE>, HTTP_<NODE> (the
+# BOOTSTRAP, ETCD_ENDPOINTS, OBJECT_STORE, NODES, ADDR_<NODE>, PID_<NODE>, HTTP_<NODE> (the
 # node's /metrics, /healthz and /readyz; all but etcd), ...).
 # `up` on a DIR that held a cluster before reuses its ports and data.
 #
@@ -311,14 +313,20 @@ cmd_up() {
 		done
 	} >"$ENV_FILE"
 
+	# One object store for every log-service node and the uploader, so
+	# diskless topics work: a directory under DIR unless
+	# STREAMLINE_OBJECT_STORE names one (an s3:// URL, say).
+	local objects=${STREAMLINE_OBJECT_STORE:-file://$DIR/objects}
+	set_var OBJECT_STORE "$(printf %q "$objects")"
 	write_cmd etcd "$DIR/bin/streamline-etcd" --name etcd --data-dir "$DIR/data/etcd" \
 		--client-addr "$ADDR_ETCD" --peer-addr "$etcd_peer"
 	for n in 1 2 3; do
 		write_cmd "logsvc-$n" "$DIR/bin/logsvc" --id "logsvc-$n" --etcd-endpoints "$eps" \
-			--data-dir "$DIR/data/logsvc-$n" --grpc-addr "$(addr_of "logsvc-$n")" --http-addr "$(http_of "logsvc-$n")"
+			--data-dir "$DIR/data/logsvc-$n" --grpc-addr "$(addr_of "logsvc-$n")" --http-addr "$(http_of "logsvc-$n")" \
+			--object-store "$objects"
 	done
 	write_cmd uploader-1 "$DIR/bin/uploader" --id uploader-1 --etcd-endpoints "$eps" --grpc-addr "$ADDR_UPLOADER_1" \
-		--http-addr "$HTTP_UPLOADER_1"
+		--http-addr "$HTTP_UPLOADER_1" --object-store "$objects"
 	for n in 1 2; do
 		write_cmd "gateway-$n" "$DIR/bin/gateway" --id "gateway-$n" --node-id "$n" --etcd-endpoints "$eps" \
 			--kafka-addr "$(addr_of "gateway-$n")" --admin-addr "$(admin_of "gateway-$n")" --http-addr "$(http_of "gateway-$n")" \

@@ -105,6 +105,24 @@ func TestClusterScript(t *testing.T) {
 	auto := produceAll(ctx, t, newSeededClient(t, seeds, kgo.DefaultProduceTopic("auto-created"), kgo.AllowAutoTopicCreation()), 10, mk(0))
 	consumeAndCompare(ctx, t, seeds[1], "auto-created", auto)
 
+	// The log-service nodes and the uploader share an object store (a
+	// directory under DIR by default), so diskless topics work here too.
+	if want := "file://" + dir + "/objects"; env["OBJECT_STORE"] != want {
+		t.Fatalf("OBJECT_STORE=%q in cluster.env, want %q", env["OBJECT_STORE"], want)
+	}
+	const dl = "script-diskless"
+	if resp, err := adm.CreateTopic(ctx, 3, 1, map[string]*string{"storage.mode": kadm.StringPtr("diskless")}, dl); err != nil || resp.Err != nil {
+		t.Fatalf("create diskless topic: %v %v", err, resp.Err)
+	}
+	dlAcked := produceAll(ctx, t, newSeededClient(t, seeds, kgo.DefaultProduceTopic(dl), kgo.RecordPartitioner(kgo.ManualPartitioner())), 300,
+		func(i int) *kgo.Record {
+			return &kgo.Record{Partition: int32(i % 3), Value: []byte(fmt.Sprintf("diskless-%06d", i))}
+		})
+	consumeAndCompare(ctx, t, seeds[1], dl, dlAcked)
+	if objs, err := filepath.Glob(filepath.Join(dir, "objects", "*")); err != nil || len(objs) == 0 {
+		t.Fatalf("no objects under %s/objects after producing to a diskless topic (%v)", dir, err)
+	}
+
 	begin = time.Now()
 	if out, err := runScript(t, 2*time.Minute, script, "restart", dir, "logsvc-2"); err != nil {
 		t.Fatalf("cluster.sh restart logsvc-2: %v\n%s", err, out)
@@ -215,7 +233,7 @@ func runScript(t testing.TB, timeout time.Duration, script string, args ...strin
 // test reads.
 func clusterEnv(t testing.TB, dir string) map[string]string {
 	t.Helper()
-	names := []string{"BOOTSTRAP", "ETCD_ENDPOINTS"}
+	names := []string{"BOOTSTRAP", "ETCD_ENDPOINTS", "OBJECT_STORE"}
 	for _, n := range clusterNodes {
 		names = append(names, pidVar(n))
 		if n != "etcd" {

@@ -85,6 +85,9 @@ func flagError(err error) string {
 	if rest, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
 		return "flag --" + strings.TrimLeft(rest, "-") + " needs a value"
 	}
+	if strings.Contains(msg, " for flag --") { // envflag's own wording
+		return msg
+	}
 	return strings.Replace(msg, " for flag -", " for flag --", 1)
 }
 

@@ -37,7 +37,7 @@ func run(args []string) int {
 		rebalance  = fs.Duration("leader-rebalance-interval", logsvc.DefaultLeaderRebalanceInterval, "how often the controller hands local partitions back to their preferred replicas once in sync (0: never)")
 		throttle   = fs.Int64("replica-rebuild-throttle", 0, "bytes per second this node fetches, as a follower, for partitions it is not in sync for (rebuilding a wiped disk, catching up, a reassignment); 0: unlimited")
 		noSync     = fs.Bool("unsafe-no-fsync", false, "skip WAL fsync (benchmarks only: acknowledged data may be lost on a crash)")
-		objects    = fs.String("object-store", "", "object store for diskless topics: file:///dir or s3://bucket/prefix?endpoint=...&region=... (empty: none, diskless topics cannot be led here)")
+		objectsURL = fs.ObjectStore("object store for diskless topics: file:///dir or s3://bucket/prefix?endpoint=...&region=... (empty: none, diskless topics cannot be led here)")
 		batchBytes = fs.Int("diskless-batch-bytes", 1<<20, "flush the diskless buffer when it holds this many bytes (batch_size_bytes)")
 		batchWait  = fs.Duration("diskless-batch-timeout", 100*time.Millisecond, "flush the diskless buffer this long after its first batch (batch_timeout_ms)")
 		uploads    = fs.Int("diskless-upload-parallelism", 4, "concurrent diskless uploads (upload_parallelism)")
@@ -47,6 +47,11 @@ func run(args []string) int {
 	)
 	if code, ok := fs.Parse(args); !ok {
 		return code
+	}
+	objects, err := objectsURL()
+	if err != nil {
+		fs.Fail("%v", err)
+		return svcmain.ExitUsage
 	}
 	if *throttle < 0 {
 		fs.Fail("invalid value %d for flag --replica-rebuild-throttle: must not be negative (0: unlimited)", *throttle)
@@ -81,8 +86,8 @@ func run(args []string) int {
 	}
 	defer cli.Close()
 	var bucket objstore.Bucket
-	if *objects != "" {
-		if bucket, err = objstore.Open(context.Background(), *objects); err != nil {
+	if objects != "" {
+		if bucket, err = objstore.Open(context.Background(), objects); err != nil {
 			fs.Fail("--object-store: %v", err)
 			return svcmain.ExitUsage
 		}

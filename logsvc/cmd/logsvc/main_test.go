@@ -12,3 +12,18 @@ func TestBadHTTPAddrIsAUsageError(t *testing.T) {
 		}
 	}
 }
+
+// TestTieringFlagsAreUsageErrors: the seed's S3 shorthands for
+// --object-store are checked before anything connects (see svcmain).
+func TestTieringFlagsAreUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"--tiering-enabled"},
+		{"--tiering-region", "us-east-1"},
+		{"--tiering-enabled", "--tiering-bucket", "x"},
+		{"--tiering-enabled", "--tiering-bucket", "my-bucket", "--object-store", "file:///tmp/x"},
+	} {
+		if code := run(args); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+}

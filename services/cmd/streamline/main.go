@@ -37,7 +37,7 @@ func run(args []string) int {
 	fs.BoolVar(&d.AutoCreateTopics, "auto-create-topics", d.AutoCreateTopics, "create unknown topics on Metadata requests (auto.create.topics.enable)")
 	parts := fs.Int("default-partitions", int(d.DefaultPartitions), "partitions of auto-created topics and CreateTopics with -1")
 	mode := fs.String("default-storage-mode", string(d.DefaultStorageMode), "storage mode of topics created without storage.mode (local, diskless; hybrid is coming)")
-	fs.StringVar(&d.ObjectStore, "object-store", "", "object store for diskless topics: file:///dir or s3://bucket/prefix?endpoint=...&region=... (default file://<data-dir>/objects)")
+	objectsURL := fs.ObjectStore("object store for diskless topics: file:///dir or s3://bucket/prefix?endpoint=...&region=... (default file://<data-dir>/objects)")
 	fs.IntVar(&d.Diskless.MaxBatchBytes, "diskless-batch-bytes", 1<<20, "flush the diskless buffer when it holds this many bytes (batch_size_bytes)")
 	fs.DurationVar(&d.Diskless.MaxDelay, "diskless-batch-timeout", 100*time.Millisecond, "flush the diskless buffer this long after its first batch (batch_timeout_ms)")
 	fs.IntVar(&d.Diskless.MaxInFlight, "diskless-upload-parallelism", 4, "concurrent diskless uploads (upload_parallelism)")
@@ -46,6 +46,11 @@ func run(args []string) int {
 	fs.BoolVar(&d.UnsafeNoFsync, "unsafe-no-fsync", false, "skip WAL fsync (benchmarks only: acknowledged data may be lost on a crash)")
 	if code, ok := fs.Parse(args); !ok {
 		return code
+	}
+	var err error
+	if d.ObjectStore, err = objectsURL(); err != nil {
+		fs.Fail("%v", err)
+		return svcmain.ExitUsage
 	}
 	d.DefaultPartitions = int32(*parts)
 	d.DefaultStorageMode = meta.StorageMode(*mode)

@@ -41,6 +41,10 @@ func TestBadFlagsStopBeforeAnythingStarts(t *testing.T) {
 		{[]string{"--admin-addr", "localhost"}, "--admin-addr"},
 		{[]string{"--etcd-peer-addr", "x"}, "--etcd-peer-addr"},
 		{[]string{"--diskless-upload-parallelism", "-1"}, "--diskless-upload-parallelism"},
+		{[]string{"--tiering-enabled"}, "--tiering-bucket"},
+		{[]string{"--tiering-bucket", "my-bucket"}, "--tiering-enabled"},
+		{[]string{"--tiering-enabled", "--tiering-bucket", "My_Bucket"}, "--tiering-bucket"},
+		{[]string{"--tiering-enabled", "--tiering-bucket", "my-bucket", "--object-store", "file:///tmp/x"}, "--object-store"},
 	} {
 		dataDir := filepath.Join(t.TempDir(), "data")
 		cmd := exec.Command(bin, append([]string{"--data-dir", dataDir}, tc.args...)...)

@@ -29,7 +29,7 @@ func run(args []string) int {
 		advertised = fs.String("advertised-grpc-addr", "", "address log-service nodes dial (default: the listen address)")
 		prefix     = fs.String("etcd-prefix", meta.DefaultPrefix, "etcd key prefix")
 		ttl        = fs.Duration("session-ttl", 10*time.Second, "etcd lease TTL of this uploader's registration")
-		objects    = fs.String("object-store", "", "object store to write flushes to: file:///dir or s3://bucket/prefix?endpoint=...&region=... (empty: none; uploads are refused)")
+		objectsURL = fs.ObjectStore("object store to write flushes to: file:///dir or s3://bucket/prefix?endpoint=...&region=... (empty: none; uploads are refused)")
 		gcGrace    = fs.Duration("gc-grace", gc.DefaultGrace, "age below which an unreferenced object is never garbage-collected; commits of objects older than half of it are refused (same value on every uploader)")
 		gcInterval = fs.Duration("gc-interval", gc.DefaultInterval, "time between garbage-collection passes of the elected uploader")
 		gcLinger   = fs.Duration("gc-linger", gc.DefaultLinger, "how long an object past its grace must have been seen unreferenced (replaced by a merge, dropped by retention) before it is deleted: readers may still hold its coordinates")
@@ -41,6 +41,11 @@ func run(args []string) int {
 		return code
 	}
 	if err := mergeCfg.Validate(); err != nil {
+		fs.Fail("%v", err)
+		return svcmain.ExitUsage
+	}
+	objects, err := objectsURL()
+	if err != nil {
 		fs.Fail("%v", err)
 		return svcmain.ExitUsage
 	}
@@ -64,8 +69,8 @@ func run(args []string) int {
 	defer cli.Close()
 	cfg := uploader.Config{ID: *id, ListenAddr: *addr, AdvertisedAddr: *advertised, Etcd: cli, EtcdPrefix: *prefix, SessionTTL: *ttl,
 		GCGrace: *gcGrace, GCInterval: *gcInterval, GCLinger: *gcLinger, Merge: mergeCfg, Logger: log, TracerProvider: tel.TracerProvider, Metrics: tel.Registry}
-	if *objects != "" {
-		bucket, err := objstore.Open(context.Background(), *objects)
+	if objects != "" {
+		bucket, err := objstore.Open(context.Background(), objects)
 		if err != nil {
 			fs.Fail("--object-store: %v", err)
 			return svcmain.ExitUsage
