@@ -66,7 +66,7 @@ func (s *Server) replicaFetch(ctx context.Context, req *logv1.ReplicateRequest) 
 		var wake []<-chan struct{}
 		for i, p := range parts {
 			if errs[i] == nil {
-				wake = append(wake, p.Changed())
+				wake = append(wake, p.Appended())
 			}
 		}
 		resp := &logv1.ReplicateResponse{Partitions: make([]*logv1.ReplicatePartitionResult, len(parts))}

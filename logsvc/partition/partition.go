@@ -88,12 +88,18 @@ type Partition struct {
 	// leo is the leader's durable log end; hwm, the high watermark, is
 	// at most leo and also bounded by the followers in the ISR
 	// (replicas.go).
-	leo      atomic.Int64
-	hwm      atomic.Int64
-	repMu    sync.Mutex
-	rep      replicaSet
+	leo   atomic.Int64
+	hwm   atomic.Int64
+	repMu sync.Mutex
+	rep   replicaSet
+	// notify is closed (and replaced) when the high watermark moves, and
+	// appended when the durable log end moves; both when the partition
+	// closes or fails. Consumers and acks=all waiters watch the first,
+	// follower long-polls the second, so neither wakes for the other's
+	// news (every follower fetch moves the high watermark).
 	notifyMu sync.Mutex
 	notify   chan struct{}
+	appended chan struct{}
 
 	completions chan completion
 	done        chan struct{}
@@ -123,6 +129,7 @@ func Open(cfg Config) (*Partition, error) {
 		lg:          cfg.Logger.With("topic", cfg.Topic.Name, "partition", cfg.Partition),
 		producers:   producerstate.New(),
 		notify:      make(chan struct{}),
+		appended:    make(chan struct{}),
 		completions: make(chan completion, completionQueue),
 		done:        make(chan struct{}),
 	}
@@ -191,12 +198,20 @@ func (p *Partition) Number() int32 { return p.cfg.Partition }
 // Size is the bytes stored for the partition (storage.Log.Size).
 func (p *Partition) Size() int64 { return p.log.Size() }
 
-// Changed returns a channel closed when the high watermark or the durable
-// log end next moves.
+// Changed returns a channel closed when the high watermark next moves, or
+// the partition closes or fails.
 func (p *Partition) Changed() <-chan struct{} {
 	p.notifyMu.Lock()
 	defer p.notifyMu.Unlock()
 	return p.notify
+}
+
+// Appended returns a channel closed when the durable log end next moves,
+// or the partition closes or fails (what a follower fetch waits for).
+func (p *Partition) Appended() <-chan struct{} {
+	p.notifyMu.Lock()
+	defer p.notifyMu.Unlock()
+	return p.appended
 }
 
 // advance records that the log is durable up to next, and moves the
@@ -211,8 +226,8 @@ func (p *Partition) advance(next int64) {
 			break
 		}
 	}
+	p.wake(false, true) // followers long-poll on the log end
 	p.updateHighWatermark()
-	p.wake() // followers long-poll on the log end
 }
 
 // complete resolves appends in order: the batch is durable, so the high
@@ -236,6 +251,7 @@ func (p *Partition) complete() {
 				p.lg.Error("partition storage failed; refusing writes until it is reopened", "err", err)
 			}
 			p.mu.Unlock()
+			p.wake(true, true) // waiters answer the error now
 		}
 		c.reply <- err
 	}
@@ -496,5 +512,8 @@ func (p *Partition) Close() {
 		close(p.completions)
 		p.mu.Unlock()
 		<-p.done
+		// acks=all waiters and follower fetches answer NOT_LEADER now,
+		// not at their timeouts.
+		p.wake(true, true)
 	})
 }

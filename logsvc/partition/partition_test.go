@@ -149,15 +149,33 @@ func TestRejectsBadBatches(t *testing.T) {
 
 func TestLongPollWakesOnAppend(t *testing.T) {
 	f := newFixture(t)
-	ch := f.p.Changed()
+	ch, appended := f.p.Changed(), f.p.Appended()
 	go f.produce(recbatchtest.Build(recbatchtest.Values(1, "a")))
-	select {
-	case <-ch:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no wake-up after append")
+	for _, c := range []<-chan struct{}{appended, ch} {
+		select {
+		case <-c:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no wake-up after append")
+		}
 	}
 	if f.p.HighWatermark() != 1 {
 		t.Fatalf("hwm %d after wake-up", f.p.HighWatermark())
+	}
+}
+
+// TestCloseWakesLongPolls: closing the partition wakes consumer fetches,
+// acks=all waiters and follower fetches at once, so they answer
+// NOT_LEADER instead of waiting out their timeouts.
+func TestCloseWakesLongPolls(t *testing.T) {
+	f := newFixture(t)
+	hwm, appended := f.p.Changed(), f.p.Appended()
+	f.p.Close()
+	for name, ch := range map[string]<-chan struct{}{"Changed": hwm, "Appended": appended} {
+		select {
+		case <-ch:
+		default:
+			t.Errorf("%s not closed by Close", name)
+		}
 	}
 }
 

@@ -152,18 +152,25 @@ func (p *Partition) updateHighWatermark() {
 			return
 		}
 		if p.hwm.CompareAndSwap(cur, next) {
-			p.wake()
+			p.wake(true, false)
 			return
 		}
 	}
 }
 
-// wake tells long-polling readers (consumer fetches, follower fetches,
-// acks=all waiters) that the log end or the high watermark moved.
-func (p *Partition) wake() {
+// wake tells long-polling readers that the high watermark moved (hwm:
+// consumer fetches, acks=all waiters) or the log end did (appended:
+// follower fetches).
+func (p *Partition) wake(hwm, appended bool) {
 	p.notifyMu.Lock()
-	close(p.notify)
-	p.notify = make(chan struct{})
+	if hwm {
+		close(p.notify)
+		p.notify = make(chan struct{})
+	}
+	if appended {
+		close(p.appended)
+		p.appended = make(chan struct{})
+	}
 	p.notifyMu.Unlock()
 }
 
