@@ -150,8 +150,9 @@ func (l *leader) open(t meta.Topic, pa meta.Partition) error {
 	}
 	// A partition whose home node created its log before must find its
 	// data here: never start it again empty (at offset 0) on a node that
-	// lost it. One never opened yet may start empty, whatever its epoch.
-	mustExist := t.StorageMode.KeepsLocalData() && pa.MayHaveLocalData()
+	// lost it. One never opened yet may start empty, whatever its epoch,
+	// and so may an unclean leader (the topic chose availability).
+	mustExist := t.StorageMode.KeepsLocalData() && pa.MayHaveLocalData() && !pa.UncleanLeader
 	lg, err := eng.Open(storage.PartitionSpec{Topic: t, Partition: pa.Partition, Defaults: l.n.cfg.TopicDefaults, MustExist: mustExist, Leader: pa})
 	if err != nil {
 		return err
@@ -197,6 +198,9 @@ func (l *leader) alterISR(pa meta.Partition) func(context.Context, []string) (in
 		}
 		next := cur
 		next.ISR = slices.Clone(isr)
+		if len(isr) > 1 {
+			next.UncleanLeader = false // a follower caught up with it: in sync again
+		}
 		n, err := l.n.store.UpdatePartitions(ctx, []meta.PartitionUpdate{{Old: cur, New: next}})
 		if err == nil && n == 0 {
 			err = meta.ErrConflict

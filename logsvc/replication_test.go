@@ -439,6 +439,54 @@ func TestWipedReplicaLeavesISRAtStart(t *testing.T) {
 	})
 }
 
+// TestUncleanLeaderStartsWithoutData: with unclean.leader.election.enable
+// and no live ISR member, the controller elects the only live replica even
+// though its disk is empty (it was replaced), and it takes writes from
+// its empty log instead of refusing to lead (the ISR's data is gone with
+// its members: the topic chose availability, as in Kafka).
+func TestUncleanLeaderStartsWithoutData(t *testing.T) {
+	e := metatest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	store := meta.NewStore(e.Client, "")
+	topic := &meta.Topic{Name: "u", Partitions: 1, ReplicationFactor: 2, StorageMode: meta.StorageLocal,
+		Configs: map[string]string{meta.ConfigUncleanLeaderElection: "true"}}
+	nodes := []meta.LogNode{{ID: "gone"}, {ID: "empty"}}
+	if _, err := store.CreateTopic(ctx, topic, nodes); err != nil {
+		t.Fatal(err)
+	}
+	cache := meta.NewCache(store, nil)
+	if err := cache.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	rec, _ := cache.Partition("u", 0)
+	had := rec
+	*had.Materialized = true            // the partition had a life on "gone", its only ISR member
+	had.Leader, had.LeaderEpoch = "", 3 // offline since "gone" died: nothing to follow
+	had.Replicas, had.ISR = []string{"gone", "empty"}, []string{"gone"}
+	if n, err := store.UpdatePartitions(ctx, []meta.PartitionUpdate{{Old: rec, New: had}}); err != nil || n != 1 {
+		t.Fatalf("set up the record: %d %v", n, err)
+	}
+	n, err := New(Config{ID: "empty", DataDir: t.TempDir(), Etcd: e.Client, SessionTTL: 2 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	waitUntil(t, "the empty replica elected uncleanly", func() bool {
+		p, _ := cache.Partition("u", 0)
+		return p.Leader == "empty" && p.UncleanLeader && slices.Equal(p.ISR, []string{"empty"}) && p.LeaderEpoch > 3
+	})
+	r := produceUntilLed(t, dial(t, n.Addr()), *topic, recbatchtest.Build(recbatchtest.Values(0, "after")))
+	if r.ErrorCode != 0 || r.BaseOffset != 0 {
+		t.Fatalf("produce to the unclean leader: code %d (%s) offset %d; want 0 at offset 0", r.ErrorCode, r.ErrorMessage, r.BaseOffset)
+	}
+}
+
 // TestRebuildIsThrottled brings an empty follower up against a leader
 // holding 4 MiB with --replica-rebuild-throttle at 1 MiB/s: it catches up
 // and joins the ISR, and not faster than the throttle allows (a lower

@@ -193,14 +193,14 @@ func (o *Ops) ElectLeader(ctx context.Context, topic string, partition int32, ty
 			case !live(pref) || !p.InISR(pref):
 				return nil, fail(kerr.PreferredLeaderNotAvailable, "partition", "the preferred replica %s of %s-%d is not live and in sync (ISR %v)", pref, topic, partition, p.InSyncReplicas())
 			}
-			next.Leader = pref
+			next.Leader, next.UncleanLeader = pref, false
 		case ElectUnclean:
 			if p.Leader != "" && live(p.Leader) {
 				return nil, fail(kerr.ElectionNotNeeded, "partition", "%s-%d has a live leader, %s", topic, partition, p.Leader)
 			}
 			for _, r := range p.ReplicaSet() {
 				if live(r) && p.InISR(r) {
-					next.Leader = r
+					next.Leader, next.UncleanLeader = r, false
 					break
 				}
 			}
@@ -208,7 +208,8 @@ func (o *Ops) ElectLeader(ctx context.Context, topic string, partition int32, ty
 				next.Leader = ""
 				for _, r := range p.ReplicaSet() {
 					if live(r) {
-						next.Leader, next.ISR = r, []string{r}
+						// It leads with what it has, even an empty disk.
+						next.Leader, next.ISR, next.UncleanLeader = r, []string{r}, true
 						break
 					}
 				}

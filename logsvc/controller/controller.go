@@ -265,13 +265,13 @@ func electLocal(next *meta.Partition, alive map[string]bool, t meta.Topic, rebal
 	if next.Leader != "" && alive[next.Leader] {
 		next.ISR = withoutDead(next.ISR, alive)
 		if pref := replicas[0]; rebalance && pref != next.Leader && alive[pref] && slices.Contains(isr, pref) {
-			next.Leader = pref
+			next.Leader, next.UncleanLeader = pref, false
 		}
 		return
 	}
 	for _, r := range replicas {
 		if alive[r] && slices.Contains(isr, r) {
-			next.Leader = r
+			next.Leader, next.UncleanLeader = r, false
 			next.ISR = withoutDead(next.ISR, alive)
 			return
 		}
@@ -280,7 +280,8 @@ func electLocal(next *meta.Partition, alive map[string]bool, t meta.Topic, rebal
 	if t.Bool(meta.ConfigUncleanLeaderElection, nil) {
 		for _, r := range replicas {
 			if alive[r] {
-				next.Leader = r
+				// It leads with what it has, even an empty disk.
+				next.Leader, next.UncleanLeader = r, true
 				if next.ISR != nil {
 					next.ISR = []string{r}
 				}

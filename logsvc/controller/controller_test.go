@@ -225,5 +225,15 @@ func TestPlanElectsFromTheISR(t *testing.T) {
 		if n.Leader != tc.leader || !slices.Equal(n.ISR, tc.isr) || n.LeaderEpoch != tc.epoch {
 			t.Errorf("%s: leader %q isr %v epoch %d; want %q %v %d", tc.name, n.Leader, n.ISR, n.LeaderEpoch, tc.leader, tc.isr, tc.epoch)
 		}
+		// Only a leader from outside the ISR may start without data.
+		if wantUnclean := tc.name == "unclean election"; n.UncleanLeader != wantUnclean {
+			t.Errorf("%s: UncleanLeader %v, want %v", tc.name, n.UncleanLeader, wantUnclean)
+		}
+	}
+	// A clean election clears the mark of an earlier unclean one.
+	was := rec(clean, "a", "a", "b")
+	was.UncleanLeader = true
+	if ups := plan([]meta.Partition{was}, live("b"), topics(clean, unclean), false); len(ups) != 1 || ups[0].New.Leader != "b" || ups[0].New.UncleanLeader {
+		t.Errorf("clean election after an unclean one: %+v", ups)
 	}
 }

@@ -145,6 +145,12 @@ type Partition struct {
 	// all of them are in the ISR, the controller makes Replicas the target.
 	AddingReplicas   []string `json:"adding_replicas,omitempty"`
 	RemovingReplicas []string `json:"removing_replicas,omitempty"`
+	// UncleanLeader marks a leader elected outside the ISR
+	// (unclean.leader.election.enable, or an unclean ElectLeaders): it
+	// leads with whatever log it holds, even none (its disk was replaced),
+	// as Kafka's unclean leader does; acknowledged records may be lost.
+	// Cleared by the next clean election or once the ISR grows again.
+	UncleanLeader bool `json:"unclean_leader,omitempty"`
 
 	// ModRevision is the etcd revision of the last change (not stored; the
 	// cache fills it in) for compare-and-swap updates.
