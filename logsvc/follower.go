@@ -85,6 +85,16 @@ func (fs *followers) reconcile() {
 			want[partKey{pa.Topic, pa.Partition}] = pa
 		}
 	}
+	// Fetchers being stopped are waited for once fs.mu is released (the
+	// deferred calls run in reverse): between two fetches a fetcher takes
+	// fs.mu (forLeader) before it notices its context ended, so waiting
+	// for it under the lock deadlocks.
+	var stopping []*fetcher
+	defer func() {
+		for _, ft := range stopping {
+			<-ft.done
+		}
+	}()
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	for k, f := range fs.m {
@@ -134,7 +144,8 @@ func (fs *followers) reconcile() {
 	}
 	for id, ft := range fs.fetchers {
 		if !leaders[id] {
-			ft.stop()
+			ft.cancel()
+			stopping = append(stopping, ft)
 			delete(fs.fetchers, id)
 		}
 	}
