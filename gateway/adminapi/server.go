@@ -190,6 +190,11 @@ func (s *Server) topic(t *meta.Topic) *adminv1.Topic {
 		Name: t.Name, Partitions: t.Partitions, StorageMode: storageModeEnum(t.StorageMode),
 		Configs: map[string]string{}, ReplicationFactor: int32(max(t.ReplicationFactor, 1)),
 	}
+	// What partition 0 has now: a reassignment may have changed the
+	// factor the topic was created with (Kafka's tools report it so).
+	if ps := s.cfg.Cache.Partitions(t.Name); len(ps) > 0 && ps[0].TopicID == t.ID {
+		out.ReplicationFactor = int32(ps[0].ReplicationFactor())
+	}
 	if !t.ID.IsZero() {
 		out.Id = base64.RawURLEncoding.EncodeToString(t.ID[:])
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	adminv1 "github.com/streamline-dev/streamline/proto/gen/streamline/admin/v1"
 	"github.com/streamline-dev/streamline/services/cluster"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/recbatch/recbatchtest"
@@ -390,4 +391,27 @@ func TestReassignAndElectWithKadm(t *testing.T) {
 	}
 	mergeAcked(acked, produceAll(ctx, t, prod, 200, func(i int) *kgo.Record { return &kgo.Record{Value: []byte(fmt.Sprintf("p%d", i))} }))
 	consumeAndCompare(ctx, t, c.Bootstrap()[0], topic, acked)
+
+	// Down to 2 replicas: the admin API reports the factor partition 0
+	// has now, and CreatePartitions places the new partition with 2.
+	shrink := kadm.AlterPartitionAssignmentsReq{}
+	shrink.Assign(topic, 0, []int32{idOf(spare), idOf(before.Replicas[1])})
+	if resps, err := adm.AlterPartitionAssignments(ctx, shrink); err != nil || resps[topic][0].Err != nil {
+		t.Fatalf("shrink to 2 replicas: %v %v", err, resps[topic][0].Err)
+	}
+	await(t, cache, 60*time.Second, "the shrink completes", func() bool {
+		p, _ := cache.Partition(topic, 0)
+		return !p.Reassigning() && len(p.Replicas) == 2
+	})
+	admin, _ := adminClient(t, c.AdminAddrs()[0])
+	if desc, err := admin.DescribeTopic(ctx, &adminv1.DescribeTopicRequest{Name: topic}); err != nil || desc.GetTopic().GetReplicationFactor() != 2 {
+		t.Fatalf("DescribeTopic after the shrink: replication factor %d (%v), want 2", desc.GetTopic().GetReplicationFactor(), err)
+	}
+	if _, err := adm.CreatePartitions(ctx, 1, topic); err != nil {
+		t.Fatal(err)
+	}
+	await(t, cache, 10*time.Second, "partition 1 placed", func() bool { return len(cache.Partitions(topic)) == 2 })
+	if p1, _ := cache.Partition(topic, 1); len(p1.Replicas) != 2 {
+		t.Fatalf("partition added after the shrink: replicas %v, want 2", p1.Replicas)
+	}
 }

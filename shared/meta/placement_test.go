@@ -185,4 +185,28 @@ func TestCreateTopicPlacesReplicas(t *testing.T) {
 	if _, err := store.GetTopic(ctx, "rf5"); !errors.Is(err, meta.ErrTopicNotFound) {
 		t.Fatalf("refused topic was stored: %v", err)
 	}
+
+	// A reassignment took partition 0 from 3 replicas to 2 (one being
+	// removed still counts until it is gone): new partitions get 2, and
+	// the topic record says so.
+	p0 := parts[0]
+	moved := p0
+	moved.Replicas, moved.ISR = append(slices.Clone(p0.Replicas[:2]), p0.Replicas[2]), slices.Clone(p0.Replicas)
+	moved.RemovingReplicas = []string{p0.Replicas[2]}
+	if moved.ReplicationFactor() != 2 {
+		t.Fatalf("replication factor of %+v: %d, want 2", moved, moved.ReplicationFactor())
+	}
+	if n, err := store.UpdatePartitions(ctx, []meta.PartitionUpdate{{Old: p0, New: moved}}); err != nil || n != 1 {
+		t.Fatalf("reassign partition 0: %d %v", n, err)
+	}
+	rev, err = store.AddPartitions(ctx, "rf3", 10, nodes)
+	parts = list("rf3", rev, err)
+	for _, p := range parts[8:] {
+		if len(p.Replicas) != 2 {
+			t.Fatalf("partition %d added after the reassignment: replicas %v, want 2", p.Partition, p.Replicas)
+		}
+	}
+	if got, err := store.GetTopic(ctx, "rf3"); err != nil || got.ReplicationFactor != 2 {
+		t.Fatalf("topic record after adding partitions: %+v %v", got, err)
+	}
 }

@@ -232,14 +232,29 @@ func (s *Store) AddPartitions(ctx context.Context, name string, total int32, nod
 	}
 	old := t.Partitions
 	t.Partitions = total
+	// New partitions get the replica count partition 0 has now (a
+	// reassignment may have changed it since the topic was created), as
+	// Kafka's CreatePartitions does; the record is brought up to date.
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(s.k.topic(name)), "=", rev)}
+	if t.StorageMode.KeepsLocalData() {
+		p0, err := s.cli.Get(ctx, s.k.partition(name, 0))
+		if err != nil {
+			return 0, err
+		}
+		var first Partition
+		if len(p0.Kvs) == 1 && json.Unmarshal(p0.Kvs[0].Value, &first) == nil {
+			if rf := first.ReplicationFactor(); rf > 0 {
+				t.ReplicationFactor = rf
+			}
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.k.partition(name, 0)), "=", p0.Kvs[0].ModRevision))
+		}
+	}
 	placed, err := s.placeOps(t, old, total, nodes)
 	if err != nil {
 		return 0, err
 	}
 	ops := append([]clientv3.Op{clientv3.OpPut(s.k.topic(name), mustJSON(t))}, placed...)
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(s.k.topic(name)), "=", rev)).
-		Then(ops...).Commit()
+	resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
 		return 0, err
 	}

@@ -168,6 +168,13 @@ func (p Partition) MayHaveLocalData() bool {
 	return p.LeaderEpoch > 0
 }
 
+// ReplicationFactor is the partition's replica count as Kafka tools report
+// it: its replicas not counting those a reassignment is removing (1 for a
+// diskless partition: one logical copy).
+func (p Partition) ReplicationFactor() int16 {
+	return int16(max(len(p.ReplicaSet())-len(p.RemovingReplicas), 1))
+}
+
 // ReplicaSet is the partition's replicas, preferred leader first: Replicas,
 // or for a record without them its Home (local data) or its Leader
 // (diskless: one logical replica, wherever it is led).
