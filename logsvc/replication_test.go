@@ -402,29 +402,43 @@ func TestFailoverElectsFromISRAndTruncatesDeposedLeader(t *testing.T) {
 // serving anything it takes itself out of the ISR and the lead, so it
 // can never be elected empty; the other member stays in sync.
 func TestWipedReplicaLeavesISRAtStart(t *testing.T) {
+	cache, _ := startOnEmptyDisk(t, &meta.Topic{Name: "w", Partitions: 1, ReplicationFactor: 2, StorageMode: meta.StorageLocal},
+		"wiped", func(had *meta.Partition) {
+			had.Leader, had.LeaderEpoch = "wiped", 3
+			had.Replicas, had.ISR = []string{"wiped", "other"}, []string{"wiped", "other"}
+		})
+	waitUntil(t, "the wiped node out of the ISR and the lead", func() bool {
+		p, _ := cache.Partition("w", 0)
+		return slices.Equal(p.ISR, []string{"other"}) && p.Leader != "wiped" && p.LeaderEpoch > 3
+	})
+}
+
+// startOnEmptyDisk creates topic (one partition), rewrites its record
+// with set as a partition that had a life (materialized, leader epoch 3),
+// and starts node self on an empty data directory. It returns the test's
+// own view of etcd and the node.
+func startOnEmptyDisk(t *testing.T, topic *meta.Topic, self string, set func(had *meta.Partition)) (*meta.Cache, *Node) {
+	t.Helper()
 	e := metatest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	store := meta.NewStore(e.Client, "")
-	topic := &meta.Topic{Name: "w", Partitions: 1, ReplicationFactor: 2, StorageMode: meta.StorageLocal}
-	nodes := []meta.LogNode{{ID: "wiped"}, {ID: "other"}}
-	if _, err := store.CreateTopic(ctx, topic, nodes); err != nil {
+	if _, err := store.CreateTopic(ctx, topic, []meta.LogNode{{ID: self}, {ID: "other"}}); err != nil {
 		t.Fatal(err)
 	}
 	cache := meta.NewCache(store, nil)
-	if err := cache.Start(ctx); err != nil {
+	if err := cache.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	defer cache.Close()
-	rec, _ := cache.Partition("w", 0)
+	t.Cleanup(cache.Close)
+	rec, _ := cache.Partition(topic.Name, 0)
 	had := rec
-	*had.Materialized = true // it had data before the wipe
-	had.Leader, had.LeaderEpoch = "wiped", 3
-	had.Replicas, had.ISR = []string{"wiped", "other"}, []string{"wiped", "other"}
+	*had.Materialized = true // it had data before the disk was replaced
+	set(&had)
 	if n, err := store.UpdatePartitions(ctx, []meta.PartitionUpdate{{Old: rec, New: had}}); err != nil || n != 1 {
 		t.Fatalf("set up the record: %d %v", n, err)
 	}
-	n, err := New(Config{ID: "wiped", DataDir: t.TempDir(), Etcd: e.Client, SessionTTL: 2 * time.Second,
+	n, err := New(Config{ID: self, DataDir: t.TempDir(), Etcd: e.Client, SessionTTL: 2 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -432,11 +446,8 @@ func TestWipedReplicaLeavesISRAtStart(t *testing.T) {
 	if err := n.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer n.Close()
-	waitUntil(t, "the wiped node out of the ISR and the lead", func() bool {
-		p, _ := cache.Partition("w", 0)
-		return slices.Equal(p.ISR, []string{"other"}) && p.Leader != "wiped" && p.LeaderEpoch > 3
-	})
+	t.Cleanup(func() { n.Close() })
+	return cache, n
 }
 
 // TestUncleanLeaderStartsWithoutData: with unclean.leader.election.enable
@@ -445,38 +456,13 @@ func TestWipedReplicaLeavesISRAtStart(t *testing.T) {
 // its empty log instead of refusing to lead (the ISR's data is gone with
 // its members: the topic chose availability, as in Kafka).
 func TestUncleanLeaderStartsWithoutData(t *testing.T) {
-	e := metatest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	store := meta.NewStore(e.Client, "")
 	topic := &meta.Topic{Name: "u", Partitions: 1, ReplicationFactor: 2, StorageMode: meta.StorageLocal,
 		Configs: map[string]string{meta.ConfigUncleanLeaderElection: "true"}}
-	nodes := []meta.LogNode{{ID: "gone"}, {ID: "empty"}}
-	if _, err := store.CreateTopic(ctx, topic, nodes); err != nil {
-		t.Fatal(err)
-	}
-	cache := meta.NewCache(store, nil)
-	if err := cache.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer cache.Close()
-	rec, _ := cache.Partition("u", 0)
-	had := rec
-	*had.Materialized = true            // the partition had a life on "gone", its only ISR member
-	had.Leader, had.LeaderEpoch = "", 3 // offline since "gone" died: nothing to follow
-	had.Replicas, had.ISR = []string{"gone", "empty"}, []string{"gone"}
-	if n, err := store.UpdatePartitions(ctx, []meta.PartitionUpdate{{Old: rec, New: had}}); err != nil || n != 1 {
-		t.Fatalf("set up the record: %d %v", n, err)
-	}
-	n, err := New(Config{ID: "empty", DataDir: t.TempDir(), Etcd: e.Client, SessionTTL: 2 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
+	cache, n := startOnEmptyDisk(t, topic, "empty", func(had *meta.Partition) {
+		// Offline since "other", its only ISR member, died: nothing to follow.
+		had.Leader, had.LeaderEpoch = "", 3
+		had.Replicas, had.ISR = []string{"other", "empty"}, []string{"other"}
+	})
 	waitUntil(t, "the empty replica elected uncleanly", func() bool {
 		p, _ := cache.Partition("u", 0)
 		return p.Leader == "empty" && p.UncleanLeader && slices.Equal(p.ISR, []string{"empty"}) && p.LeaderEpoch > 3
