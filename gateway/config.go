@@ -54,7 +54,10 @@ type Config struct {
 	// with -1 or auto-created; 0 means min(3, live log-service nodes).
 	DefaultReplicationFactor int16
 	// DefaultStorageMode is the storage mode of topics that do not set
-	// storage.mode (default local).
+	// storage.mode, auto-created ones included (default local; hybrid and
+	// diskless topics are created only while the cluster has an object
+	// store: see meta.Cache.ObjectStoreReady). IncrementalAlterConfigs
+	// DELETE of storage.mode sets it.
 	DefaultStorageMode meta.StorageMode
 	// TopicDefaults override built-in topic config defaults (Kafka names;
 	// storage.mode is set through DefaultStorageMode instead).
@@ -163,6 +166,9 @@ func (c Config) Validate() error {
 		if err := meta.ValidateTopicConfig(k, v); err != nil {
 			return fmt.Errorf("gateway: TopicDefaults: %w", err)
 		}
+	}
+	if err := meta.ValidateTopicConfigs(&meta.Topic{StorageMode: c.DefaultStorageMode}, c.TopicDefaults); err != nil {
+		return fmt.Errorf("gateway: TopicDefaults: %w", err)
 	}
 	// A produce is forwarded to logsvc as one gRPC message.
 	if c.MaxRequestBytes < 0 || c.MaxRequestBytes > rpc.MaxMessageBytes-(1<<20) {

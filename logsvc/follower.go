@@ -159,7 +159,16 @@ func (fs *followers) reconcile() {
 }
 
 func (fs *followers) open(t meta.Topic, pa meta.Partition) (*followed, error) {
-	eng, err := fs.n.engines.For(t.StorageMode)
+	// A follower of a hybrid partition holds only the local tail (from the
+	// leader's tier start on: storage.Tiered): it writes through the local
+	// engine and never touches the object tier, whose manifest only the
+	// leader commits to. Leading it later opens the same directory as a
+	// hybrid log.
+	mode := t.StorageMode
+	if mode == meta.StorageHybrid {
+		mode = meta.StorageLocal
+	}
+	eng, err := fs.n.engines.For(mode)
 	if err != nil {
 		return nil, err
 	}

@@ -96,11 +96,20 @@ func (l *leader) reconcile() {
 	reconfigured := false
 	for k, e := range l.m {
 		pa, keep := want[k]
-		if keep && pa.TopicID == e.p.Topic().ID && pa.LeaderEpoch == e.p.LeaderEpoch() && !e.p.Failed() {
+		// A topic whose storage mode changed (local <-> hybrid) is
+		// reopened under its new engine: same local data, with or
+		// without the object tier.
+		t, known := cache.TopicByID(pa.TopicID)
+		modeChanged := known && t.StorageMode != e.p.Topic().StorageMode
+		if modeChanged {
+			l.n.log.Info("reopening partition: its topic's storage mode changed", "topic", k.topic, "partition", k.partition,
+				"from", e.p.Topic().StorageMode, "to", t.StorageMode)
+		}
+		if keep && pa.TopicID == e.p.Topic().ID && pa.LeaderEpoch == e.p.LeaderEpoch() && !e.p.Failed() && !modeChanged {
 			if !slices.Equal(pa.InSyncReplicas(), e.p.ISR()) || !slices.Equal(pa.ReplicaSet(), e.p.Replicas()) {
 				e.p.SetReplicas(pa)
 			}
-			if t, ok := cache.TopicByID(pa.TopicID); ok && !maps.Equal(t.Configs, e.p.Topic().Configs) {
+			if known && !maps.Equal(t.Configs, e.p.Topic().Configs) {
 				e.p.Reconfigure(t)
 				reconfigured = true
 				l.n.log.Info("applied changed topic configs", "topic", k.topic, "partition", k.partition, "configs", t.Configs)
@@ -175,6 +184,9 @@ func (l *leader) open(t meta.Topic, pa meta.Partition) error {
 			lg.Close()
 			return err
 		}
+	}
+	if tl, ok := lg.(storage.Tiered); ok {
+		tl.Lead(p.HighWatermark) // upload rolled segments the high watermark passed
 	}
 	l.m[partKey{pa.Topic, pa.Partition}] = led{p: p, log: lg}
 	l.n.log.Info("leading partition", "topic", pa.Topic, "partition", pa.Partition, "epoch", pa.LeaderEpoch,

@@ -31,6 +31,7 @@ import (
 	"github.com/streamline-dev/streamline/logsvc/logrpc"
 	"github.com/streamline-dev/streamline/logsvc/storage"
 	"github.com/streamline-dev/streamline/logsvc/storage/disklessstore"
+	"github.com/streamline-dev/streamline/logsvc/storage/hybridstore"
 	"github.com/streamline-dev/streamline/logsvc/storage/localstore"
 	"github.com/streamline-dev/streamline/logsvc/wal"
 	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
@@ -69,6 +70,10 @@ type Config struct {
 	Diskless buffer.Config
 	// ReadCacheBytes bounds the cache of object ranges for diskless reads.
 	ReadCacheBytes int64
+	// Hybrid tunes hybrid partitions' uploads (the bound on local bytes
+	// not in the object tier yet, how often leaders look for rolled
+	// segments); Local, Tier, Uploaders and NodeID are filled in by the node.
+	Hybrid hybridstore.Options
 
 	WAL                wal.Options
 	CheckpointInterval time.Duration
@@ -158,6 +163,7 @@ type Node struct {
 	engines  storage.Engines
 	local    *localstore.Engine
 	diskless *disklessstore.Engine
+	hybrid   *hybridstore.Engine
 	uploads  *uploaderPool
 	parts    *leader
 	follow   *followers
@@ -224,6 +230,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		})
 		n.metrics.add(n.diskless.Collector())
 		n.engines[meta.StorageDiskless] = n.diskless
+		hy := n.cfg.Hybrid
+		hy.Local, hy.Tier, hy.Uploaders, hy.NodeID, hy.Logger = n.local, n.diskless, n.uploads.clients, n.cfg.ID, n.log
+		hy.LeaderRevision = n.leaderRevision
+		n.hybrid = hybridstore.New(hy)
+		n.metrics.add(n.hybrid.Collector())
+		n.engines[meta.StorageHybrid] = n.hybrid
 	}
 	n.parts = newLeader(n)
 	n.follow = newFollowers(n)
@@ -417,4 +429,15 @@ func loadOrCreateID(dir string) (string, error) {
 		return "", err
 	}
 	return id, nil
+}
+
+// leaderRevision is the current etcd revision of a partition's record if
+// this node still leads it at epoch (its cache's view): hybrid uploads
+// commit against it, since ISR changes move the revision too.
+func (n *Node) leaderRevision(topic string, partition, epoch int32) (int64, bool) {
+	pa, ok := n.cache.Partition(topic, partition)
+	if !ok || pa.Leader != n.cfg.ID || pa.LeaderEpoch != epoch {
+		return 0, false
+	}
+	return pa.ModRevision, true
 }

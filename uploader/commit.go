@@ -91,6 +91,24 @@ func gcMetrics(reg prometheus.Registerer) func(gc.Stats, error) {
 	}
 }
 
+// segmentMetrics counts the segments UploadSegment stored (hybrid topics'
+// sealed segments): streamline_uploader_segments_total and
+// streamline_uploader_segment_bytes_total (their record batch bytes).
+func segmentMetrics(reg prometheus.Registerer) func(meta.Coords) {
+	segments := telemetry.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: telemetry.Namespace, Subsystem: "uploader", Name: "segments_total",
+		Help: "Segment objects UploadSegment stored (hybrid topics' sealed segments; committed or not).",
+	}))
+	bytes := telemetry.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: telemetry.Namespace, Subsystem: "uploader", Name: "segment_bytes_total",
+		Help: "Bytes of record batches in the segment objects UploadSegment stored.",
+	}))
+	return func(c meta.Coords) {
+		segments.Inc()
+		bytes.Add(float64(c.Length))
+	}
+}
+
 // mergeMetrics exports what the merger's passes see and do:
 // streamline_manifest_entries{topic} and streamline_manifest_bytes{topic}
 // (etcd keys and bytes of diskless manifests), streamline_merge_lag_seconds

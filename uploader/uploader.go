@@ -4,8 +4,10 @@
 //
 // An uploader registers itself in etcd under a lease, serves the
 // UploadService (Write: one object per flush, with the batches of many
-// partitions; Commit: each partition's coordinates into etcd, fenced by its
-// leader revision and its committed end) and the standard gRPC health
+// partitions; UploadSegment: one partition's sealed segment of a hybrid
+// topic as one segment object, streamed through a spool file (package
+// segupload); Commit: each partition's coordinates into etcd, fenced by
+// its leader revision and its committed end) and the standard gRPC health
 // service. It keeps no state: any live uploader can serve any call.
 //
 // With an object store that can list and delete, every uploader is also a
@@ -60,6 +62,10 @@ type Config struct {
 	// Objects is the object store flushes are written to; nil means none is
 	// configured, and Upload calls fail with FailedPrecondition.
 	Objects upload.ObjectWriter
+	// SpoolDir is where UploadSegment spools a segment while it arrives
+	// (package segupload: one file per upload in flight, removed when it
+	// ends); empty is os.TempDir().
+	SpoolDir string
 	// GRPCOptions are added to the gRPC server's options (interceptors for
 	// tracing, or for fault injection in tests).
 	GRPCOptions []grpc.ServerOption
@@ -86,8 +92,9 @@ type Config struct {
 	// object PUTs and etcd commits; nil or no-op: no tracing, no cost.
 	TracerProvider trace.TracerProvider
 	// Metrics is where the uploader registers its series
-	// (streamline_etcd_commit_duration_seconds{op="diskless_commit"});
-	// nil: not exported.
+	// (streamline_etcd_commit_duration_seconds{op="diskless_commit"},
+	// streamline_uploader_segments_total, _segment_bytes_total, and the
+	// garbage collector's and merger's); nil: not exported.
 	Metrics prometheus.Registerer
 }
 
@@ -232,6 +239,8 @@ func (u *Uploader) Start(ctx context.Context) (err error) {
 	// Every uploader refuses commits the collector could race, whether or
 	// not it collects itself: any uploader may commit any object.
 	up.RefuseCommitsOlderThan(gc.MaxCommitAge(u.cfg.GCGrace))
+	up.SpoolSegmentsIn(u.cfg.SpoolDir)
+	up.OnSegmentUploaded(segmentMetrics(u.cfg.Metrics))
 	uploadv1.RegisterUploadServiceServer(u.srv, up)
 	go u.srv.Serve(u.lis)
 	if u.sess, err = u.register(ctx, u.cfg.TakeOverID); err != nil {

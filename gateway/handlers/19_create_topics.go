@@ -23,10 +23,14 @@ import (
 //   Manual replica assignments are INVALID_REPLICA_ASSIGNMENT: placement
 //   belongs to the log-service leadership in etcd.
 // * Configs are checked with meta.ValidateTopicConfig (INVALID_CONFIG with
-//   the reason); storage.mode picks the topic's storage mode, and a mode
-//   this build cannot serve is INVALID_CONFIG with StorageMode.Supported's
-//   message. Configs are stored only when set, so server defaults keep
-//   applying to topics that did not override them.
+//   the reason), then together (meta.ValidateTopicConfigs:
+//   local.retention.ms not more than retention.ms, local.retention.bytes
+//   not more than retention.bytes); storage.mode picks the topic's storage
+//   mode, and a mode this build cannot serve is INVALID_CONFIG with
+//   StorageMode.Supported's message; hybrid and diskless need the
+//   cluster's object store (INVALID_CONFIG "storage.mode=<mode> needs an
+//   object store: <what is missing>"). Configs are stored only when set,
+//   so server defaults keep applying to topics that did not override them.
 // * validate_only runs every check, existence included, and writes nothing.
 // * A name colliding with an existing topic's ('.' and '_' are the same:
 //   col.x and col_x) is INVALID_TOPIC_EXCEPTION with Kafka's message,

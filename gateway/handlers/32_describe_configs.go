@@ -18,8 +18,9 @@ import (
 // * TOPIC resources: every known topic config (meta.TopicConfigDefs), or
 //   the requested subset (unknown names are left out, as in Kafka), with
 //   the value from Topic.Effective. Source: DYNAMIC_TOPIC_CONFIG when set
-//   on the topic (storage.mode always is: it is fixed at creation and so
-//   also read-only), STATIC_BROKER_CONFIG when set by a gateway flag,
+//   on the topic (storage.mode always is: it is the topic's mode, read-only
+//   for diskless topics, whose mode is fixed at creation),
+//   STATIC_BROKER_CONFIG when set by a gateway flag,
 //   DEFAULT_CONFIG otherwise. Synonyms (v1+, when asked) list the layers
 //   that have a value, most specific first. Types and documentation from v3.
 //   A missing topic is UNKNOWN_TOPIC_OR_PARTITION, a bad name

@@ -16,12 +16,18 @@ import (
 //   (server default, else built-in). Names are checked with
 //   meta.LookupConfig and values with meta.ValidateTopicConfig; an unknown
 //   name or a bad value is INVALID_CONFIG with the reason, a name given
-//   twice or a null value INVALID_REQUEST. storage.mode may be given only
-//   with the topic's own mode: changing it is INVALID_CONFIG ("changing
-//   storage.mode of an existing topic is not supported (no live migration
-//   yet)"). A missing topic is UNKNOWN_TOPIC_OR_PARTITION, a bad name
-//   INVALID_TOPIC_EXCEPTION. Nothing is written unless every config of the
-//   resource is valid.
+//   twice or a null value INVALID_REQUEST. The result must also keep the
+//   rules between configs (meta.ValidateTopicConfigs: local.retention.ms
+//   not more than retention.ms, local.retention.bytes not more than
+//   retention.bytes; INVALID_CONFIG). storage.mode is the topic's mode,
+//   kept when the request does not name it: local and hybrid topics may
+//   be changed into each other (becoming hybrid needs the cluster's object
+//   store, INVALID_CONFIG "storage.mode=hybrid needs an object store:
+//   <what is missing>" otherwise); "storage.mode of a diskless topic
+//   cannot be changed" and "a local or hybrid topic cannot become
+//   diskless" are INVALID_CONFIG. A missing topic is
+//   UNKNOWN_TOPIC_OR_PARTITION, a bad name INVALID_TOPIC_EXCEPTION.
+//   Nothing is written unless every config of the resource is valid.
 // * The write is a compare-and-swap on the topic key in etcd
 //   (meta.Store.UpdateTopic, retried a few times; still racing is
 //   REQUEST_TIMED_OUT, retriable). The gateway then waits (up to 10 s) for
@@ -31,7 +37,10 @@ import (
 //   metadata watch delivers it: max.message.bytes from the next produce,
 //   segment.bytes/segment.ms from the next append, the
 //   remote.storage.batch.* knobs from the next diskless batch, and
-//   retention.ms/retention.bytes in a retention pass run at once.
+//   retention.ms/retention.bytes in a retention pass run at once; a
+//   storage.mode change between local and hybrid (and the
+//   local.retention.* configs) as the log service's hybrid data path
+//   applies them.
 // * ValidateOnly runs every check against the topic as stored in etcd and
 //   writes nothing.
 // * BROKER and BROKER_LOGGER resources are INVALID_REQUEST: gateway

@@ -20,11 +20,13 @@ import (
 //   validated like a SET. APPEND/SUBTRACT of a config that is not a list,
 //   an unknown operation, a name given twice, or a null value for anything
 //   but DELETE is INVALID_REQUEST; an unknown name or a bad value
-//   INVALID_CONFIG naming it. storage.mode may be SET only to the topic's
-//   own mode, and DELETEd only when the default is that mode; changing it
-//   is INVALID_CONFIG ("changing storage.mode of an existing topic is not
-//   supported (no live migration yet)"). Nothing is written unless every
-//   change of the resource is valid.
+//   INVALID_CONFIG naming it. storage.mode SET changes the topic's mode
+//   and DELETE sets the gateway's default mode, under AlterConfigs' rules:
+//   local and hybrid change into each other (hybrid needs the object
+//   store), a diskless topic keeps its mode and no topic becomes diskless
+//   (INVALID_CONFIG). The result must keep the rules between configs
+//   (local.retention.* not more than retention.*). Nothing is written
+//   unless every change of the resource is valid.
 // * Missing topics, the etcd write, waiting for the cache, what the
 //   log-service nodes apply when, ValidateOnly, and BROKER / other
 //   resources: as in AlterConfigs (33_alter_configs.go).

@@ -62,6 +62,29 @@ func (c *cluster) testCreateTopics(t *testing.T) {
 	wantCode(t, "bad config", bad.ErrorCode, kerr.InvalidConfig)
 	wantCode(t, "unknown config", c.createTopic(c.manual, "ct-bad", 1, map[string]string{"no.such": "1"}).ErrorCode, kerr.InvalidConfig)
 	wantCode(t, "bad storage mode", c.createTopic(c.manual, "ct-bad", 1, map[string]string{"storage.mode": "cloud"}).ErrorCode, kerr.InvalidConfig)
+	hybrid := c.createTopic(c.manual, "ct-bad", 1, map[string]string{"storage.mode": "hybrid"})
+	wantCode(t, "hybrid", hybrid.ErrorCode, kerr.InvalidConfig)
+	if msg := deref(hybrid.ErrorMessage); !strings.HasPrefix(msg, "storage.mode=hybrid needs an object store: ") || !strings.Contains(msg, "--object-store") {
+		t.Fatalf("hybrid message %q does not say what is missing", msg)
+	}
+	// Local retention: -3 is below the minimum -2; a local limit above the
+	// total limit is refused as Kafka refuses it.
+	for cfgs, want := range map[[2]string]string{
+		{"local.retention.ms", "-3"}:        "local.retention.ms",
+		{"local.retention.bytes", "-3"}:     "local.retention.bytes",
+		{"local.retention.ms", "604800001"}: "local.retention.ms must not be more than retention.ms",
+	} {
+		st := c.createTopic(c.manual, "ct-bad", 1, map[string]string{cfgs[0]: cfgs[1]})
+		wantCode(t, cfgs[0]+"="+cfgs[1], st.ErrorCode, kerr.InvalidConfig)
+		if !strings.Contains(deref(st.ErrorMessage), want) {
+			t.Fatalf("%s=%s: message %q does not mention %q", cfgs[0], cfgs[1], deref(st.ErrorMessage), want)
+		}
+	}
+	// ... judged against the server default (retention.bytes=1048576 on
+	// the auto gateway), and accepted at -2, -1 and within the limit.
+	wantCode(t, "local bytes over the server default", c.createTopic(c.auto, "ct-bad", 1, map[string]string{"local.retention.bytes": "1048577"}).ErrorCode, kerr.InvalidConfig)
+	lr := c.createTopic(c.auto, "ct-local-retention", 1, map[string]string{"local.retention.ms": "-1", "local.retention.bytes": "1048576"})
+	wantCode(t, "local retention", lr.ErrorCode, nil)
 	diskless := c.createTopic(c.manual, "ct-bad", 1, map[string]string{"storage.mode": "diskless"})
 	wantCode(t, "diskless", diskless.ErrorCode, kerr.InvalidConfig)
 	// No log-service node or uploader here has an object store.
@@ -190,8 +213,15 @@ func (c *cluster) testDescribeConfigs(t *testing.T) {
 			t.Fatalf("%s = %q from %v, want %q from %v", name, deref(cf.Value), cf.Source, want.value, want.source)
 		}
 	}
-	if sm := got["storage.mode"]; !sm.ReadOnly || sm.ConfigType != kmsg.ConfigTypeString || sm.Documentation == nil || len(sm.ConfigSynonyms) == 0 {
+	// A local topic's mode may become hybrid: not read-only.
+	if sm := got["storage.mode"]; sm.ReadOnly || sm.ConfigType != kmsg.ConfigTypeString || sm.Documentation == nil || len(sm.ConfigSynonyms) == 0 {
 		t.Fatalf("storage.mode details: %+v", sm)
+	}
+	// The KIP-405 local retention configs, at their default -2.
+	for _, name := range []string{"local.retention.ms", "local.retention.bytes"} {
+		if cf := got[name]; deref(cf.Value) != "-2" || cf.Source != kmsg.ConfigSourceDefaultConfig || cf.ConfigType != kmsg.ConfigTypeLong || cf.ReadOnly {
+			t.Fatalf("%s: %+v", name, cf)
+		}
 	}
 	wantCode(t, "missing topic", resp.Resources[1].ErrorCode, kerr.UnknownTopicOrPartition)
 	wantCode(t, "broker", resp.Resources[2].ErrorCode, nil)
@@ -276,8 +306,11 @@ func (c *cluster) testKadm(t *testing.T) {
 	if !slices.ContainsFunc(rc.Configs, func(cf kadm.Config) bool { return cf.Key == "storage.mode" && deref(cf.Value) == "local" }) {
 		t.Fatalf("storage.mode not described: %+v", rc.Configs)
 	}
+	// Hybrid needs an object store, which no log-service node or uploader
+	// here has: the answer says what is missing.
 	bad, err := adm.CreateTopic(ctx, 1, -1, map[string]*string{"storage.mode": kmsg.StringPtr("hybrid")}, "kadm-hybrid")
-	if !errors.Is(err, kerr.InvalidConfig) || !strings.Contains(bad.ErrMessage, "not available in this release") {
+	if !errors.Is(err, kerr.InvalidConfig) || !strings.HasPrefix(bad.ErrMessage, "storage.mode=hybrid needs an object store: ") ||
+		!strings.Contains(bad.ErrMessage, "--object-store") {
 		t.Fatalf("hybrid create: %v %q", err, bad.ErrMessage)
 	}
 	deleted, err := adm.DeleteTopics(ctx, "kadm-topic")

@@ -165,7 +165,12 @@ func (c *cluster) testIncrementalAlterConfigsErrors(t *testing.T) {
 		{"append compact", []kmsg.IncrementalAlterConfigsRequestResourceConfig{op("cleanup.policy", kmsg.IncrementalAlterConfigOpAppend, "compact")}, kerr.InvalidConfig, "delete,compact"},
 		{"subtract delete", []kmsg.IncrementalAlterConfigsRequestResourceConfig{op("cleanup.policy", kmsg.IncrementalAlterConfigOpSubtract, "delete")}, kerr.InvalidConfig, "cleanup.policy"},
 		{"storage mode", []kmsg.IncrementalAlterConfigsRequestResourceConfig{op("retention.ms", set, "1"), op("storage.mode", set, "diskless")}, kerr.InvalidConfig,
-			"changing storage.mode of an existing topic is not supported (no live migration yet)"},
+			"a local or hybrid topic cannot become diskless"},
+		{"hybrid without object store", []kmsg.IncrementalAlterConfigsRequestResourceConfig{op("storage.mode", set, "hybrid")}, kerr.InvalidConfig,
+			"storage.mode=hybrid needs an object store: "},
+		{"local retention below -2", []kmsg.IncrementalAlterConfigsRequestResourceConfig{op("local.retention.ms", set, "-3")}, kerr.InvalidConfig, "local.retention.ms"},
+		{"local retention over total", []kmsg.IncrementalAlterConfigsRequestResourceConfig{op("retention.ms", set, "1000"), op("local.retention.ms", set, "1001")}, kerr.InvalidConfig,
+			"local.retention.ms must not be more than retention.ms"},
 		{"bad storage mode", []kmsg.IncrementalAlterConfigsRequestResourceConfig{op("storage.mode", set, "cloud")}, kerr.InvalidConfig, "storage.mode"},
 	} {
 		for _, v := range []int16{0, 1} {
@@ -251,7 +256,7 @@ func (c *cluster) testAlterConfigs(t *testing.T) {
 	} {
 		res := c.alterConfigs(c.manual, 2, false, "ac", tc.cfgs)
 		wantCode(t, name, res.ErrorCode, tc.want)
-		if name == "storage mode" && deref(res.ErrorMessage) != "changing storage.mode of an existing topic is not supported (no live migration yet)" {
+		if name == "storage mode" && deref(res.ErrorMessage) != "a local or hybrid topic cannot become diskless" {
 			t.Fatalf("storage mode message %q", deref(res.ErrorMessage))
 		}
 	}
@@ -333,7 +338,7 @@ func (c *cluster) testKadmAlterConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := resp.On("kadm-alter", nil); r.Err != kerr.InvalidConfig || !strings.Contains(r.ErrMessage, "no live migration") {
+	if r, _ := resp.On("kadm-alter", nil); r.Err != kerr.InvalidConfig || r.ErrMessage != "a local or hybrid topic cannot become diskless" {
 		t.Fatalf("storage.mode change through kadm: %v %q", r.Err, r.ErrMessage)
 	}
 	resp, err = adm.ValidateAlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "bogus", Value: kmsg.StringPtr("1")}}, "kadm-alter")

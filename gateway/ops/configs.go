@@ -43,10 +43,6 @@ type ConfigChange struct {
 	Value *string
 }
 
-// errStorageModeChange is what changing an existing topic's storage.mode
-// answers (INVALID_CONFIG).
-const errStorageModeChange = "changing storage.mode of an existing topic is not supported (no live migration yet)"
-
 // checkConfigChanges runs the checks that do not depend on the topic's
 // current configs, in request order: unknown name (INVALID_CONFIG naming
 // it), a name given twice, an unknown operation, a null value, APPEND or
@@ -91,23 +87,29 @@ func checkConfigChanges(changes []ConfigChange) *Error {
 // applyConfigChanges edits t as the changes ask. replace (Kafka's
 // AlterConfigs) drops every config the request does not name, so it
 // returns to its default; otherwise (IncrementalAlterConfigs, the admin
-// API) unnamed configs stay. storage.mode may only be "changed" to the
-// mode the topic has.
+// API) unnamed configs stay. storage.mode is the topic record's
+// StorageMode, not one of its Configs: SET changes it, DELETE sets the
+// gateway's default mode, and a request that does not name it (AlterConfigs
+// included) keeps it. The change must be one storageModeChange allows.
+// Once every change is applied, the rules between configs
+// (meta.ValidateTopicConfigs) are checked on the result.
 func (o *Ops) applyConfigChanges(t *meta.Topic, changes []ConfigChange, replace bool) *Error {
 	configs := maps.Clone(t.Configs)
 	if replace || configs == nil {
 		configs = map[string]string{}
 	}
 	eff := t.Effective(o.cfg.TopicDefaults)
+	mode := t.StorageMode
 	for _, c := range changes {
 		if c.Name == meta.ConfigStorageMode {
-			mode := o.cfg.DefaultStorageMode // DELETE: back to the default
+			to := o.cfg.DefaultStorageMode // DELETE: back to the default
 			if c.Op == ConfigSet {
-				mode = meta.StorageMode(*c.Value)
+				to = meta.StorageMode(*c.Value)
 			}
-			if mode != t.StorageMode {
-				return fail(kerr.InvalidConfig, "configs", errStorageModeChange)
+			if e := o.storageModeChange(t.StorageMode, to); e != nil {
+				return e
 			}
+			mode = to
 			continue
 		}
 		switch c.Op {
@@ -133,7 +135,30 @@ func (o *Ops) applyConfigChanges(t *meta.Topic, changes []ConfigChange, replace 
 			configs[c.Name] = value
 		}
 	}
-	t.Configs = configs
+	t.Configs, t.StorageMode = configs, mode
+	if err := meta.ValidateTopicConfigs(t, o.cfg.TopicDefaults); err != nil {
+		return fail(kerr.InvalidConfig, "configs", "%v", err)
+	}
+	return nil
+}
+
+// storageModeChange checks a change of an existing topic's storage mode
+// from one mode to another (INVALID_CONFIG otherwise): only local and
+// hybrid change into each other ("storage.mode of a diskless topic cannot
+// be changed", "a local or hybrid topic cannot become diskless"), and
+// the new mode must be usable now (storageModeUsable: becoming hybrid
+// needs the cluster's object store). Keeping the mode is always allowed.
+func (o *Ops) storageModeChange(from, to meta.StorageMode) *Error {
+	if from == to {
+		return nil
+	}
+	if err := from.CanChangeTo(to); err != nil {
+		return fail(kerr.InvalidConfig, "configs", "%v", err)
+	}
+	if e := o.storageModeUsable(to); e != nil {
+		e.Field = "configs"
+		return e
+	}
 	return nil
 }
 
@@ -173,12 +198,18 @@ func (o *Ops) AlterTopicConfigs(ctx context.Context, name string, changes []Conf
 			}
 		}
 	} else {
+		var from, to meta.StorageMode
 		_, rev, err = o.store.UpdateTopic(ctx, name, func(t *meta.Topic) error {
+			from = t.StorageMode
 			if e := o.applyConfigChanges(t, changes, replace); e != nil {
 				return e
 			}
+			to = t.StorageMode
 			return nil
 		})
+		if err == nil && from != to {
+			o.log.Info("changed storage mode", "topic", name, "from", from, "to", to)
+		}
 	}
 	var oe *Error
 	switch {
@@ -195,8 +226,9 @@ func (o *Ops) AlterTopicConfigs(ctx context.Context, name string, changes []Conf
 // TopicConfig is one config of a topic as both APIs show it.
 type TopicConfig struct {
 	meta.ConfigValue
-	// ReadOnly configs cannot be changed after creation (storage.mode:
-	// there is no live migration between storage modes yet).
+	// ReadOnly configs cannot be changed after creation: storage.mode of
+	// a diskless topic (local and hybrid topics may change into each
+	// other; see meta.StorageMode.CanChangeTo).
 	ReadOnly bool
 	// Synonyms are the layers that give the config a value, most specific
 	// first: the topic's own, the server default (a gateway flag), the
@@ -240,7 +272,7 @@ func (o *Ops) TopicConfigs(t *meta.Topic, names map[string]bool) []TopicConfig {
 			continue
 		}
 		cv := eff[def.Name]
-		tc := TopicConfig{ConfigValue: cv, ReadOnly: def.Name == meta.ConfigStorageMode}
+		tc := TopicConfig{ConfigValue: cv, ReadOnly: def.Name == meta.ConfigStorageMode && t.StorageMode == meta.StorageDiskless}
 		if cv.TopicSet {
 			tc.Synonyms = append(tc.Synonyms, ConfigSynonym{cv.Value, LayerTopic})
 		}

@@ -66,6 +66,9 @@ func (o *Ops) buildTopic(spec TopicSpec) (*meta.Topic, *Error) {
 		}
 		t.Configs[c.Name] = *c.Value
 	}
+	if err := meta.ValidateTopicConfigs(t, o.cfg.TopicDefaults); err != nil {
+		return nil, fail(kerr.InvalidConfig, "configs", "%v", err)
+	}
 	if e := o.storageModeUsable(t.StorageMode); e != nil {
 		return nil, e
 	}
@@ -80,7 +83,8 @@ func (o *Ops) buildTopic(spec TopicSpec) (*meta.Topic, *Error) {
 const defaultReplicationFactor = 3
 
 // resolveReplicationFactor settles t.ReplicationFactor (-1: the default)
-// against the live log-service nodes. A topic whose data is local needs
+// against the live log-service nodes. A topic whose data is local (local,
+// hybrid: its WAL and recent segments are on the replicas' disks) needs
 // that many distinct nodes (INVALID_REPLICATION_FACTOR otherwise, as
 // Kafka answers with too few brokers). A diskless topic has one logical
 // copy in object storage, which is its durability: it accepts any factor
@@ -108,16 +112,18 @@ func (o *Ops) resolveReplicationFactor(t *meta.Topic) *Error {
 	return nil
 }
 
-// storageModeUsable is every rule about whether a new topic may have mode:
-// this build must serve it, and diskless needs an object store that the
-// cluster's uploaders and log-service nodes have.
+// storageModeUsable is every rule about whether a topic may get mode (at
+// creation, or by a change of an existing topic's mode): this build must
+// serve it, and hybrid and diskless need an object store that the
+// cluster's uploaders and log-service nodes have (INVALID_CONFIG
+// "storage.mode=hybrid needs an object store: <what is missing>").
 func (o *Ops) storageModeUsable(mode meta.StorageMode) *Error {
 	if err := mode.Supported(); err != nil {
 		return fail(kerr.InvalidConfig, "storage_mode", "%v", err)
 	}
-	if mode == meta.StorageDiskless {
+	if mode.NeedsObjectStore() {
 		if err := o.cache.ObjectStoreReady(); err != nil {
-			return fail(kerr.InvalidConfig, "storage_mode", "storage.mode=diskless needs an object store: %v", err)
+			return fail(kerr.InvalidConfig, "storage_mode", "storage.mode=%s needs an object store: %v", mode, err)
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package partition
 import (
 	"context"
 	"fmt"
+	"github.com/streamline-dev/streamline/logsvc/storage"
 	"slices"
 	"time"
 
@@ -198,6 +199,11 @@ type ReplicaFetchResult struct {
 // follower's last batch (-1: empty log).
 func (p *Partition) ReplicaFetch(follower string, fetchOffset int64, lastFetchedEpoch int32, maxBytes int) ReplicaFetchResult {
 	res := ReplicaFetchResult{DivergingEpoch: -1, DivergingEndOffset: -1, HighWatermark: p.hwm.Load(), LogStartOffset: p.log.StartOffset()}
+	if tl, ok := p.log.(storage.Tiered); ok {
+		// Followers of a tiered log hold only what the object tier does
+		// not: to them the log starts at the tier's end.
+		res.LogStartOffset = tl.TierStart()
+	}
 	p.mu.Lock()
 	closed, failed := p.closed, p.failed
 	p.mu.Unlock()

@@ -2,7 +2,9 @@ package segment
 
 import (
 	"errors"
+	"math"
 	"slices"
+	"sort"
 )
 
 // ApplyRetention deletes old segments with Kafka's semantics; -1 disables a
@@ -18,6 +20,15 @@ import (
 // Like Kafka this does not know the high watermark; callers that must not
 // delete unreplicated data should not call it with limits that would.
 func (l *Log) ApplyRetention(retentionMs, retentionBytes int64) (deleted int, err error) {
+	return l.ApplyRetentionBelow(retentionMs, retentionBytes, math.MaxInt64)
+}
+
+// ApplyRetentionBelow is ApplyRetention that never deletes a segment
+// holding an offset at or above ceiling: hybrid topics delete their local
+// copies only below what the object tier has committed. The byte limit
+// still counts every segment, so the local copy shrinks to the limit as
+// the tier catches up.
+func (l *Log) ApplyRetentionBelow(retentionMs, retentionBytes, ceiling int64) (deleted int, err error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	if l.closed {
@@ -42,6 +53,9 @@ func (l *Log) ApplyRetention(retentionMs, retentionBytes int64) (deleted int, er
 			n++
 		}
 	}
+	for n > 0 && segmentEnd(segs, n-1, l.end) > ceiling {
+		n--
+	}
 	if n == 0 {
 		return 0, nil
 	}
@@ -63,4 +77,49 @@ func (l *Log) ApplyRetention(retentionMs, retentionBytes int64) (deleted int, er
 		err = errors.Join(err, s.remove())
 	}
 	return n, errors.Join(err, syncDir(l.dir))
+}
+
+// segmentEnd is the offset after segs[i]'s last batch: the next segment's
+// base, or the log end for the active one. The writer calls it.
+func segmentEnd(segs []*segment, i int, logEnd int64) int64 {
+	if i+1 < len(segs) {
+		return segs[i+1].base
+	}
+	return logEnd
+}
+
+// SealedEnd is the first offset of the active segment: every batch below
+// it is in a rolled segment, which no longer changes.
+func (l *Log) SealedEnd() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.active().base
+}
+
+// SegmentEndAfter is the end of the segment holding offset (the next
+// segment's base; the log end for the active segment), for uploading one
+// rolled segment at a time.
+func (l *Log) SegmentEndAfter(offset int64) int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base > offset })
+	if i >= len(l.segs) {
+		return l.end
+	}
+	return l.segs[i].base
+}
+
+// BytesFrom is the size of the segments holding offsets at or above
+// offset: what a hybrid partition holds locally that its object tier does
+// not have yet when offset is the tier's end.
+func (l *Log) BytesFrom(offset int64) int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var n int64
+	for i, s := range l.segs {
+		if segmentEnd(l.segs, i, l.end) > offset {
+			n += s.size
+		}
+	}
+	return n
 }

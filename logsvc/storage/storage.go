@@ -5,7 +5,7 @@
 // and says when each one is durable under its mode's rules:
 //
 //	local     durable = fsynced in the node WAL (then applied to local segments)
-//	hybrid    durable = fsynced in the node WAL (segments move to object storage)   [not built yet]
+//	hybrid    durable = fsynced in the node WAL (rolled segments then move to object storage: hybridstore)
 //	diskless  durable = PUT to object storage and committed to etcd (disklessstore)
 //
 // The seed plan's three strategies map onto this seam: the buffer strategy
@@ -117,6 +117,16 @@ type Truncater interface {
 	TruncateTo(offset int64) (int64, error)
 	// ResetTo empties the log; it then starts and ends at offset.
 	ResetTo(offset int64) error
+}
+
+// Tiered is implemented by logs whose older data lives in an object tier
+// (hybrid). The node calls Lead once it leads the partition: the log then
+// uploads what hw (the high watermark) has passed, until it is closed.
+// TierStart is the first offset a follower must hold locally - the tier's
+// end - so followers, and replicas being rebuilt, copy only the tail.
+type Tiered interface {
+	Lead(hw func() int64)
+	TierStart() int64
 }
 
 // ContextAppender is implemented by Logs whose Append can use the produce

@@ -27,6 +27,7 @@ import (
 	"github.com/streamline-dev/streamline/gateway"
 	"github.com/streamline-dev/streamline/logsvc"
 	"github.com/streamline-dev/streamline/logsvc/buffer"
+	"github.com/streamline-dev/streamline/logsvc/storage/hybridstore"
 	"github.com/streamline-dev/streamline/logsvc/wal"
 	"github.com/streamline-dev/streamline/shared/dirlock"
 	"github.com/streamline-dev/streamline/shared/etcdembed"
@@ -53,7 +54,7 @@ type Config struct {
 	AutoCreateTopics    bool
 	DefaultPartitions   int32
 	DefaultStorageMode  meta.StorageMode
-	// ObjectStore is the object store URL for diskless topics (file:///dir
+	// ObjectStore is the object store URL for hybrid and diskless topics (file:///dir
 	// or s3://bucket/prefix?endpoint=...); default file://<DataDir>/objects.
 	ObjectStore string
 	// Diskless sizes the log service's diskless buffer (batch size and
@@ -62,6 +63,9 @@ type Config struct {
 	// Merge configures the uploader's merging of diskless ranges into
 	// segment objects.
 	Merge uploader.MergeConfig
+	// Hybrid tunes hybrid partitions' uploads (logsvc.Config.Hybrid):
+	// the bound on local bytes not in the tier yet, the upload interval.
+	Hybrid hybridstore.Options
 	// UnsafeNoFsync skips WAL fsync: benchmarks only.
 	UnsafeNoFsync bool
 	// MinFreeBytes is the free space kept on the data filesystem (see
@@ -217,7 +221,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.node, err = logsvc.New(logsvc.Config{
 		ID: "logsvc-1", DataDir: filepath.Join(cfg.DataDir, "logsvc"), ListenAddr: cfg.LogsvcAddr,
 		Etcd: s.cli, WAL: wal.Options{NoSync: cfg.UnsafeNoFsync}, MinFreeBytes: cfg.MinFreeBytes, Logger: log.With("service", "logsvc"),
-		Objects: s.objects, Diskless: cfg.Diskless, TracerProvider: cfg.TracerProvider, Metrics: cfg.Metrics,
+		Objects: s.objects, Diskless: cfg.Diskless, Hybrid: cfg.Hybrid, TracerProvider: cfg.TracerProvider, Metrics: cfg.Metrics,
 	})
 	if err != nil {
 		return nil, err

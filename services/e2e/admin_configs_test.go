@@ -19,7 +19,8 @@ import (
 // diskless topic:
 //   - IncrementalAlterConfigs (kadm.AlterTopicConfigs) and AlterConfigs
 //     (kadm.AlterTopicConfigsState) change retention, and DescribeConfigs
-//     shows it; a storage.mode change is refused with INVALID_CONFIG;
+//     shows it; a change between local and diskless is refused with
+//     INVALID_CONFIG;
 //   - DeleteRecords moves the log start: a consumer from the start gets
 //     its first record at the new start, byte for byte the one produced
 //     there, ListOffsets earliest answers it, a fetch below it is
@@ -78,8 +79,10 @@ func TestAdminConfigsAndDeleteRecords(t *testing.T) {
 		}
 		wantConfig(ctx, t, adm, topic, "retention.bytes", "1073741824", kmsg.ConfigSourceDynamicTopicConfig)
 		wantConfig(ctx, t, adm, topic, "retention.ms", "604800000", kmsg.ConfigSourceDefaultConfig)
-		// storage.mode cannot change, through either API.
+		// storage.mode cannot change between local and diskless, through
+		// either API.
 		other := map[string]string{"local": "diskless", "diskless": "local"}[mode]
+		wantMsg := map[string]string{"local": "a local or hybrid topic cannot become diskless", "diskless": "storage.mode of a diskless topic cannot be changed"}[mode]
 		for api, alterFn := range map[string]func(context.Context, []kadm.AlterConfig, ...string) (kadm.AlterConfigsResponses, error){
 			"IncrementalAlterConfigs": adm.AlterTopicConfigs, "AlterConfigs": adm.AlterTopicConfigsState,
 		} {
@@ -88,7 +91,7 @@ func TestAdminConfigsAndDeleteRecords(t *testing.T) {
 				t.Fatal(err)
 			}
 			r, _ := alter.On(topic, nil)
-			if r.Err != kerr.InvalidConfig || r.ErrMessage != "changing storage.mode of an existing topic is not supported (no live migration yet)" {
+			if r.Err != kerr.InvalidConfig || r.ErrMessage != wantMsg {
 				t.Fatalf("%s: %s storage.mode=%s: %v %q, want INVALID_CONFIG", topic, api, other, r.Err, r.ErrMessage)
 			}
 		}

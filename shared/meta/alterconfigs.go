@@ -21,9 +21,12 @@ const maxUpdateAttempts = 5
 // missing, or was deleted and re-created under a new id since update first
 // saw it, is ErrTopicNotFound.
 //
-// update may change Configs only: the name, id, partition count and
-// storage mode are checked to be unchanged (partitions have their own
-// operation, and the storage mode is fixed at creation).
+// update may change Configs and the storage mode only: the name, id,
+// partition count and replication factor are checked to be unchanged
+// (partitions have their own operation), and a storage mode change must
+// be one StorageMode.CanChangeTo allows (local and hybrid into each other;
+// its error is returned as is otherwise). The partition records are not
+// touched: local and hybrid partitions are placed alike.
 //
 // It returns the topic as stored and the etcd revision to wait for; when
 // update changed nothing, nothing is written and the revision is that of
@@ -51,8 +54,11 @@ func (s *Store) UpdateTopic(ctx context.Context, name string, update func(t *Top
 		if err := update(t); err != nil {
 			return nil, 0, err
 		}
-		if t.Name != old.Name || t.ID != old.ID || t.Partitions != old.Partitions || t.StorageMode != old.StorageMode || t.ReplicationFactor != old.ReplicationFactor {
-			return nil, 0, fmt.Errorf("meta: UpdateTopic of %s may change configs only", name)
+		if t.Name != old.Name || t.ID != old.ID || t.Partitions != old.Partitions || t.ReplicationFactor != old.ReplicationFactor {
+			return nil, 0, fmt.Errorf("meta: UpdateTopic of %s may change configs and the storage mode only", name)
+		}
+		if err := old.StorageMode.CanChangeTo(t.StorageMode); err != nil {
+			return nil, 0, err
 		}
 		if len(t.Configs) == 0 {
 			t.Configs = nil

@@ -62,8 +62,11 @@ func TestUpdateTopicCompareAndSwap(t *testing.T) {
 	if _, _, err := store.UpdateTopic(ctx, "cfg", func(*meta.Topic) error { return boom }); !errors.Is(err, boom) {
 		t.Fatalf("aborted update: %v", err)
 	}
-	if _, _, err := store.UpdateTopic(ctx, "cfg", func(t *meta.Topic) error { t.StorageMode = meta.StorageDiskless; return nil }); err == nil {
-		t.Fatal("storage mode changed through UpdateTopic")
+	if _, _, err := store.UpdateTopic(ctx, "cfg", func(t *meta.Topic) error { t.Partitions = 2; return nil }); err == nil {
+		t.Fatal("partition count changed through UpdateTopic")
+	}
+	if _, _, err := store.UpdateTopic(ctx, "cfg", func(t *meta.Topic) error { t.StorageMode = meta.StorageDiskless; return nil }); !errors.Is(err, meta.ErrCannotBecomeDiskless) {
+		t.Fatalf("local -> diskless through UpdateTopic: %v", err)
 	}
 	if _, _, err := store.UpdateTopic(ctx, "nope", func(*meta.Topic) error { return nil }); !errors.Is(err, meta.ErrTopicNotFound) {
 		t.Fatalf("missing topic: %v", err)
@@ -95,6 +98,83 @@ func TestUpdateTopicCompareAndSwap(t *testing.T) {
 	for i, k := range keys {
 		if errs[i] == nil && final.Configs[k] != "4096" {
 			t.Fatalf("update of %s acknowledged but lost: %v", k, final.Configs)
+		}
+	}
+}
+
+// TestUpdateTopicStorageMode: local and hybrid topics change into each
+// other through UpdateTopic (the record's StorageMode, which
+// Effective/DescribeConfigs reads, not Configs); diskless never changes,
+// and nothing becomes diskless. Partition records stay as they are.
+func TestUpdateTopicStorageMode(t *testing.T) {
+	e := metatest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store := meta.NewStore(e.Client, "")
+	cache := meta.NewCache(store, nil)
+	if err := cache.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	nodes := []meta.LogNode{{ID: "n1"}, {ID: "n2"}}
+	if _, err := store.CreateTopic(ctx, &meta.Topic{Name: "m", Partitions: 2, ReplicationFactor: 2, StorageMode: meta.StorageLocal}, nodes); err != nil {
+		t.Fatal(err)
+	}
+	rev, err := store.CreateTopic(ctx, &meta.Topic{Name: "d", Partitions: 1, StorageMode: meta.StorageDiskless}, nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cache.WaitRevision(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	before := cache.Partitions("m")
+	setMode := func(name string, mode meta.StorageMode) error {
+		_, rev, err := store.UpdateTopic(ctx, name, func(t *meta.Topic) error {
+			t.StorageMode = mode
+			if mode == meta.StorageHybrid {
+				t.Configs = map[string]string{meta.ConfigLocalRetentionMs: "1000"}
+			}
+			return nil
+		})
+		if err == nil {
+			err = cache.WaitRevision(ctx, rev)
+		}
+		return err
+	}
+	for _, mode := range []meta.StorageMode{meta.StorageHybrid, meta.StorageLocal, meta.StorageHybrid} {
+		if err := setMode("m", mode); err != nil {
+			t.Fatalf("-> %s: %v", mode, err)
+		}
+		stored, err := store.GetTopic(ctx, "m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cached, _ := cache.Topic("m")
+		if stored.StorageMode != mode || cached.StorageMode != mode || cached.Effective(nil)[meta.ConfigStorageMode].Value != string(mode) {
+			t.Fatalf("-> %s: stored %s, cached %s", mode, stored.StorageMode, cached.StorageMode)
+		}
+		if _, inConfigs := stored.Configs[meta.ConfigStorageMode]; inConfigs {
+			t.Fatalf("storage.mode stored in Configs: %v", stored.Configs)
+		}
+	}
+	if err := setMode("m", meta.StorageDiskless); !errors.Is(err, meta.ErrCannotBecomeDiskless) {
+		t.Fatalf("hybrid -> diskless: %v", err)
+	}
+	for _, mode := range []meta.StorageMode{meta.StorageLocal, meta.StorageHybrid} {
+		if err := setMode("d", mode); !errors.Is(err, meta.ErrDisklessModeFixed) {
+			t.Fatalf("diskless -> %s: %v", mode, err)
+		}
+	}
+	if st, _ := store.GetTopic(ctx, "m"); st.StorageMode != meta.StorageHybrid {
+		t.Fatalf("a refused change was written: %s", st.StorageMode)
+	}
+	after := cache.Partitions("m")
+	if len(before) != 2 || len(after) != 2 {
+		t.Fatalf("partitions %d before, %d after", len(before), len(after))
+	}
+	for i := range before {
+		if before[i].ModRevision != after[i].ModRevision || before[i].Home != after[i].Home || len(after[i].Replicas) != 2 {
+			t.Fatalf("partition %d changed: %+v -> %+v", i, before[i], after[i])
 		}
 	}
 }

@@ -467,12 +467,14 @@ func (c *Cache) Uploaders() []Uploader {
 	return out
 }
 
-// ErrNoObjectStore means the cluster cannot serve diskless topics now.
+// ErrNoObjectStore means the cluster cannot serve topics that keep data in
+// object storage (hybrid, diskless) now.
 var ErrNoObjectStore = errors.New("no object store configured")
 
-// ObjectStoreReady reports whether the cluster can serve diskless topics:
-// every live log-service node and at least one live uploader have an
-// object store configured. The error says what is missing.
+// ObjectStoreReady reports whether the cluster can serve topics that keep
+// data in object storage (StorageMode.NeedsObjectStore: hybrid and
+// diskless): every live log-service node and at least one live uploader
+// have an object store configured. The error says what is missing.
 func (c *Cache) ObjectStoreReady() error {
 	nodes, ups := c.LogNodes(), c.Uploaders()
 	for _, n := range nodes {

@@ -16,10 +16,14 @@ import (
 //
 //	manifests/<topicID>/<%05d partition>/e            next offset (decimal): the committed log end
 //	manifests/<topicID>/<%05d partition>/r/<%020d>    Coords of a range, keyed by its last offset
-//	manifests/<topicID>/<%05d partition>/s            log start offset (decimal) set by DeleteRecords
+//	manifests/<topicID>/<%05d partition>/s            log start offset (decimal) set by DeleteRecords,
+//	                                                  retention and commits across a gap (ExpectedEnd)
 //
 // Keying a range by its last offset means the range holding offset X is the
 // first key at or after r/<X>: one range read with limit 1.
+//
+// Commits write e as the range's last offset + 1, never "0": a partition
+// with nothing committed has no e key at all.
 
 // ErrCommitFenced means the partition's leader epoch moved on since the
 // committer's leader took over: the commit is refused (DESIGN invariant 2).
@@ -72,6 +76,30 @@ type EpochStart struct {
 // duplicate and sequence checks look at (logsvc/producerstate.Window).
 const ProducerWindow = 5
 
+// LastPerProducer keeps each producer's last n batches of batches (in
+// offset order), in offset order: what a merged or uploaded segment's
+// entry keeps (n = ProducerWindow). Callers that see batches one by one
+// may call it on what they collected so far whenever it grows, and once
+// more at the end: the result is the same, and memory stays bounded by
+// the number of producers.
+func LastPerProducer(batches []ProducerBatch, n int) []ProducerBatch {
+	count := map[int64]int{}
+	keep := make([]bool, len(batches))
+	for i := len(batches) - 1; i >= 0; i-- {
+		if count[batches[i].ProducerID] < n {
+			count[batches[i].ProducerID]++
+			keep[i] = true
+		}
+	}
+	var out []ProducerBatch
+	for i, b := range batches {
+		if keep[i] {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
 // ProducerBatch is one idempotent batch's producer facts.
 type ProducerBatch struct {
 	ProducerID int64 `json:"pid"`
@@ -92,9 +120,41 @@ type PartitionCommit struct {
 	// (an epoch bump) changes it, and the commit is fenced.
 	LeaderRevision int64
 	// Ranges to commit, contiguous and in offset order; the first must
-	// start at the partition's committed end.
+	// start at the partition's committed end, unless ExpectedEnd is set.
 	Ranges []Coords
+	// ExpectedEnd, when set, lets the first range start above the
+	// committed end: the offsets in between are below the log start
+	// (hybrid topics whose log start moved past the tier's end, or whose
+	// tier starts at a non-zero offset). The commit is then refused with
+	// ErrCommitOutOfOrder unless the committed end is exactly
+	// *ExpectedEnd when it is applied (0: no end key, nothing ever
+	// committed; commits never store an end of 0) or if the first range
+	// starts below it. A first range starting above *ExpectedEnd also
+	// raises the log start (key s) to its base offset and deletes the
+	// entries wholly below it, as AdvanceLogStart does, in the same
+	// transaction; a stored log start already at or above the base offset
+	// is left as it is (the log start then falls inside or above the
+	// range, as after DeleteRecords). Nil: the first range must start at
+	// the committed end.
+	ExpectedEnd *int64
 }
+
+// logStartRead is a partition's log start key as read before a commit
+// across a gap: the commit's transaction compares it is unchanged when it
+// raises it.
+type logStartRead struct {
+	value  int64 // 0 when the key is absent
+	modRev int64 // 0 when the key is absent
+}
+
+// gap reports whether c's first range starts above its expected end.
+func (c PartitionCommit) gap() bool {
+	return c.ExpectedEnd != nil && len(c.Ranges) > 0 && c.Ranges[0].BaseOffset > *c.ExpectedEnd
+}
+
+// errLogStartMoved means a commit across a gap failed only because the log
+// start changed after it was read (a trim ran meanwhile): Commit retries.
+var errLogStartMoved = errors.New("meta: log start changed during the commit")
 
 func (k keys) manifests(id TopicID, p int32) string {
 	return fmt.Sprintf("%smanifests/%s/%05d/", k.prefix, id, p)
@@ -108,8 +168,9 @@ func (k keys) manifestRange(id TopicID, p int32, last int64) string {
 	return fmt.Sprintf("%s%020d", k.manifestRanges(id, p), last)
 }
 
-// commitOps are the compares and puts of one partition's commit.
-func (s *Store) commitOps(c PartitionCommit) ([]clientv3.Cmp, []clientv3.Op, error) {
+// commitOps are the compares and puts of one partition's commit; ls is the
+// log start read before it, used only when c.gap().
+func (s *Store) commitOps(c PartitionCommit, ls logStartRead) ([]clientv3.Cmp, []clientv3.Op, error) {
 	if len(c.Ranges) == 0 {
 		return nil, nil, errors.New("meta: empty commit")
 	}
@@ -120,13 +181,36 @@ func (s *Store) commitOps(c PartitionCommit) ([]clientv3.Cmp, []clientv3.Op, err
 	}
 	endKey := s.k.manifestEnd(c.TopicID, c.Partition)
 	start := c.Ranges[0].BaseOffset
+	expected := start
+	if c.ExpectedEnd != nil {
+		expected = *c.ExpectedEnd
+		switch {
+		case expected < 0:
+			return nil, nil, fmt.Errorf("meta: commit of %s-%d expects a negative committed end %d", c.Topic, c.Partition, expected)
+		case start < expected:
+			return nil, nil, fmt.Errorf("%w: %s-%d commit starts at %d, below the expected committed end %d", ErrCommitOutOfOrder, c.Topic, c.Partition, start, expected)
+		}
+	}
 	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(s.k.partition(c.Topic, c.Partition)), "=", c.LeaderRevision)}
-	if start == 0 {
+	if expected == 0 {
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(endKey), "=", 0))
 	} else {
-		cmps = append(cmps, clientv3.Compare(clientv3.Value(endKey), "=", strconv.FormatInt(start, 10)))
+		cmps = append(cmps, clientv3.Compare(clientv3.Value(endKey), "=", strconv.FormatInt(expected, 10)))
 	}
 	var ops []clientv3.Op
+	if c.gap() && ls.value < start {
+		// Raise the log start over the gap, as AdvanceLogStart would, if
+		// nothing moved it since it was read.
+		startKey := s.k.manifestStart(c.TopicID, c.Partition)
+		if ls.modRev == 0 {
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(startKey), "=", 0))
+		} else {
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(startKey), "=", ls.modRev))
+		}
+		ops = append(ops,
+			clientv3.OpPut(startKey, strconv.FormatInt(start, 10)),
+			clientv3.OpDelete(s.k.manifestRange(c.TopicID, c.Partition, 0), clientv3.WithRange(s.k.manifestRange(c.TopicID, c.Partition, start))))
+	}
 	for _, r := range c.Ranges {
 		ops = append(ops, clientv3.OpPut(s.k.manifestRange(c.TopicID, c.Partition, r.LastOffset), mustJSON(r)))
 	}
@@ -144,7 +228,27 @@ const maxCommitOps = 120
 // fails, its partitions are retried one by one to tell which one is fenced
 // or out of order. The result has one error (nil = committed) per commit,
 // in order.
+//
+// A commit across a gap (PartitionCommit.ExpectedEnd) reads the log start
+// first; if a trim moves it before the transaction, that commit is
+// retried (up to a few times, then ErrConflict).
 func (s *Store) Commit(ctx context.Context, commits []PartitionCommit) []error {
+	errs := s.commitOnce(ctx, commits)
+	for i, err := range errs {
+		for attempt := 1; errors.Is(err, errLogStartMoved) && attempt < maxUpdateAttempts; attempt++ {
+			err = s.commitOnce(ctx, commits[i:i+1])[0]
+		}
+		if errors.Is(err, errLogStartMoved) {
+			err = fmt.Errorf("%w: log start of %s-%d kept changing", ErrConflict, commits[i].Topic, commits[i].Partition)
+		}
+		errs[i] = err
+	}
+	return errs
+}
+
+// commitOnce is one try of Commit; a commit across a gap may fail with
+// errLogStartMoved.
+func (s *Store) commitOnce(ctx context.Context, commits []PartitionCommit) []error {
 	errs := make([]error, len(commits))
 	type prepared struct {
 		i    int
@@ -172,13 +276,21 @@ func (s *Store) Commit(ctx context.Context, commits []PartitionCommit) []error {
 			errs[group[0].i] = s.whyRefused(ctx, commits[group[0].i])
 		case !resp.Succeeded:
 			for _, g := range group { // find the culprit(s)
-				errs[g.i] = s.Commit(ctx, []PartitionCommit{commits[g.i]})[0]
+				errs[g.i] = s.commitOnce(ctx, []PartitionCommit{commits[g.i]})[0]
 			}
 		}
 		group, nops = nil, 0
 	}
 	for i, c := range commits {
-		cmps, ops, err := s.commitOps(c)
+		var ls logStartRead
+		if c.gap() {
+			var err error
+			if ls, err = s.readLogStart(ctx, c.TopicID, c.Partition); err != nil {
+				errs[i] = err
+				continue
+			}
+		}
+		cmps, ops, err := s.commitOps(c, ls)
 		if err != nil {
 			errs[i] = err
 			continue
@@ -193,7 +305,22 @@ func (s *Store) Commit(ctx context.Context, commits []PartitionCommit) []error {
 	return errs
 }
 
-// whyRefused tells a fenced commit from an out-of-order one.
+// readLogStart reads a partition's log start key.
+func (s *Store) readLogStart(ctx context.Context, id TopicID, p int32) (logStartRead, error) {
+	resp, err := s.cli.Get(ctx, s.k.manifestStart(id, p))
+	if err != nil || len(resp.Kvs) == 0 {
+		return logStartRead{}, err
+	}
+	v, err := strconv.ParseInt(string(resp.Kvs[0].Value), 10, 64)
+	if err != nil {
+		return logStartRead{}, fmt.Errorf("meta: corrupt log start of %s-%d: %w", id, p, err)
+	}
+	return logStartRead{value: v, modRev: resp.Kvs[0].ModRevision}, nil
+}
+
+// whyRefused tells a fenced commit from an out-of-order one (and, for a
+// commit across a gap, from one whose log start compare failed:
+// errLogStartMoved).
 func (s *Store) whyRefused(ctx context.Context, c PartitionCommit) error {
 	resp, err := s.cli.Get(ctx, s.k.partition(c.Topic, c.Partition))
 	if err != nil {
@@ -205,6 +332,13 @@ func (s *Store) whyRefused(ctx context.Context, c PartitionCommit) error {
 	end, _, err := s.CommittedEnd(ctx, c.TopicID, c.Partition)
 	if err != nil {
 		return err
+	}
+	if c.ExpectedEnd != nil {
+		if end == *c.ExpectedEnd && c.gap() {
+			return errLogStartMoved
+		}
+		return fmt.Errorf("%w: %s-%d commit starts at %d and expects the committed end %d, committed end is %d",
+			ErrCommitOutOfOrder, c.Topic, c.Partition, c.Ranges[0].BaseOffset, *c.ExpectedEnd, end)
 	}
 	return fmt.Errorf("%w: %s-%d commit starts at %d, committed end is %d", ErrCommitOutOfOrder, c.Topic, c.Partition, c.Ranges[0].BaseOffset, end)
 }

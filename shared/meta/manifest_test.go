@@ -3,6 +3,7 @@ package meta_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -223,4 +224,118 @@ func startStoreCache(t *testing.T, e *metatest.Etcd) (*meta.Store, *meta.Cache) 
 	}
 	t.Cleanup(cache.Close)
 	return store, cache
+}
+
+// Commits with ExpectedEnd (hybrid topics): the first commit may start
+// above 0 and later ones above the committed end, raising the log start
+// over the gap, but only when the committed end is the one expected; the
+// leader fence holds as for any commit.
+func TestManifestCommitAcrossAGap(t *testing.T) {
+	e := metatest.Start(t)
+	ctx := context.Background()
+	store, cache := startStoreCache(t, e)
+	topic := &meta.Topic{Name: "h", Partitions: 2, StorageMode: meta.StorageDiskless}
+	rev, err := store.CreateTopic(ctx, topic, []meta.LogNode{{ID: "n1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = cache.WaitRevision(ctx, rev)
+	p0, _ := cache.Partition("h", 0)
+	p1, _ := cache.Partition("h", 1)
+	rng := func(base, last int64) meta.Coords {
+		return meta.Coords{Object: "o", Position: 8, Length: 10 * (last - base + 1), BaseOffset: base, LastOffset: last}
+	}
+	commit := func(p meta.Partition, expected int64, ranges ...meta.Coords) meta.PartitionCommit {
+		return meta.PartitionCommit{Topic: "h", TopicID: topic.ID, Partition: p.Partition, LeaderRevision: p.ModRevision,
+			Ranges: ranges, ExpectedEnd: &expected}
+	}
+	state := func(p int32) (end, start int64, bases []int64) {
+		t.Helper()
+		end, _, err := store.CommittedEnd(ctx, topic.ID, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if start, err = store.LogStart(ctx, topic.ID, p); err != nil {
+			t.Fatal(err)
+		}
+		rs, err := store.RangesFrom(ctx, topic.ID, p, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			bases = append(bases, r.BaseOffset)
+		}
+		return end, start, bases
+	}
+	want := func(p int32, end, start int64, bases ...int64) {
+		t.Helper()
+		gotEnd, gotStart, gotBases := state(p)
+		if gotEnd != end || gotStart != start || fmt.Sprint(gotBases) != fmt.Sprint(bases) {
+			t.Fatalf("partition %d: end %d, log start %d, ranges at %v; want %d, %d, %v", p, gotEnd, gotStart, gotBases, end, start, bases)
+		}
+	}
+
+	// The first commit at a non-zero offset (a tier starting at 100):
+	// refused without ExpectedEnd, committed with ExpectedEnd 0, raising
+	// the log start to 100.
+	if errs := store.Commit(ctx, []meta.PartitionCommit{{Topic: "h", TopicID: topic.ID, Partition: 0, LeaderRevision: p0.ModRevision,
+		Ranges: []meta.Coords{rng(100, 109)}}}); !errors.Is(errs[0], meta.ErrCommitOutOfOrder) {
+		t.Fatalf("first commit at 100 without ExpectedEnd: %v", errs)
+	}
+	if errs := store.Commit(ctx, []meta.PartitionCommit{commit(p0, 0, rng(100, 109))}); errs[0] != nil {
+		t.Fatalf("first commit at 100: %v", errs)
+	}
+	want(0, 110, 100, 100)
+	// ExpectedEnd 0 again: the end exists now.
+	if errs := store.Commit(ctx, []meta.PartitionCommit{commit(p0, 0, rng(200, 209))}); !errors.Is(errs[0], meta.ErrCommitOutOfOrder) {
+		t.Fatalf("second commit expecting no end: %v", errs)
+	}
+	// A gap above the end (the log start moved past the tier's end):
+	// committed, log start raised to the range's base, entries below it
+	// gone. In the same call, partition 1's first commit at 0 (no gap).
+	errs := store.Commit(ctx, []meta.PartitionCommit{commit(p0, 110, rng(150, 159)), commit(p1, 0, rng(0, 9))})
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("gap commit: %v", errs)
+	}
+	want(0, 160, 150, 150)
+	want(1, 10, 0, 0)
+	// Refused when the committed end is not the expected one, and when the
+	// range starts below the expected end; nothing changes.
+	errs = store.Commit(ctx, []meta.PartitionCommit{commit(p0, 150, rng(170, 179)), commit(p1, 10, rng(10, 19))})
+	if !errors.Is(errs[0], meta.ErrCommitOutOfOrder) || !strings.Contains(errs[0].Error(), "committed end is 160") || errs[1] != nil {
+		t.Fatalf("gap commit expecting a wrong end: %v", errs)
+	}
+	if errs := store.Commit(ctx, []meta.PartitionCommit{commit(p0, 160, rng(155, 165))}); !errors.Is(errs[0], meta.ErrCommitOutOfOrder) {
+		t.Fatalf("commit below the expected end: %v", errs)
+	}
+	want(0, 160, 150, 150)
+	want(1, 20, 0, 0, 10)
+	// ExpectedEnd equal to the base: an ordinary commit, log start kept.
+	if errs := store.Commit(ctx, []meta.PartitionCommit{commit(p0, 160, rng(160, 169))}); errs[0] != nil {
+		t.Fatal(errs)
+	}
+	want(0, 170, 150, 150, 160)
+	// A log start already above the base (a trim went further): the
+	// range is committed and the log start left where it is, inside it.
+	if _, err := store.AdvanceLogStart(ctx, "h", topic.ID, 0, p0.ModRevision, 300); err != nil {
+		t.Fatal(err)
+	}
+	if errs := store.Commit(ctx, []meta.PartitionCommit{commit(p0, 170, rng(250, 349))}); errs[0] != nil {
+		t.Fatal(errs)
+	}
+	want(0, 350, 300, 250)
+	// A new leader fences the old one's gap commit.
+	moved := p0
+	moved.Leader, moved.LeaderEpoch = "n2", p0.LeaderEpoch+1
+	if n, err := store.UpdatePartitions(ctx, []meta.PartitionUpdate{{Old: p0, New: moved}}); n != 1 || err != nil {
+		t.Fatal(n, err)
+	}
+	if errs := store.Commit(ctx, []meta.PartitionCommit{commit(p0, 350, rng(400, 409))}); !errors.Is(errs[0], meta.ErrCommitFenced) {
+		t.Fatalf("stale leader's gap commit: %v", errs)
+	}
+	want(0, 350, 300, 250)
+	// A negative expected end is refused before etcd.
+	if errs := store.Commit(ctx, []meta.PartitionCommit{commit(p1, -1, rng(20, 29))}); errs[0] == nil {
+		t.Fatal("negative expected end committed")
+	}
 }

@@ -167,7 +167,16 @@ func TestConfigValidation(t *testing.T) {
 		{"retention.ms", "-2", false},
 		{"retention.ms", "abc", false},
 		{"storage.mode", "diskless", true},
+		{"storage.mode", "hybrid", true},
 		{"storage.mode", "tape", false},
+		{"local.retention.ms", "-2", true},
+		{"local.retention.ms", "-1", true},
+		{"local.retention.ms", "0", true},
+		{"local.retention.ms", "-3", false},
+		{"local.retention.bytes", "-2", true},
+		{"local.retention.bytes", "-1", true},
+		{"local.retention.bytes", "-3", false},
+		{"local.retention.bytes", "1k", false},
 		{"cleanup.policy", "compact", false},
 		{"no.such.config", "1", false},
 	} {
@@ -176,11 +185,13 @@ func TestConfigValidation(t *testing.T) {
 			t.Errorf("%s=%s: %v", c.name, c.value, err)
 		}
 	}
-	if err := meta.StorageLocal.Supported(); err != nil {
-		t.Fatal(err)
+	for _, m := range []meta.StorageMode{meta.StorageLocal, meta.StorageHybrid, meta.StorageDiskless} {
+		if err := m.Supported(); err != nil {
+			t.Fatalf("%s: %v", m, err)
+		}
 	}
-	if err := meta.StorageHybrid.Supported(); !errors.Is(err, meta.ErrUnsupportedStorageMode) {
-		t.Fatalf("hybrid: %v", err)
+	if err := meta.StorageMode("tape").Supported(); !errors.Is(err, meta.ErrUnsupportedStorageMode) {
+		t.Fatalf("tape: %v", err)
 	}
 }
 

@@ -23,6 +23,14 @@ const (
 	ConfigUploadParallelism = "remote.storage.upload.parallelism"
 	ConfigReadCacheBytes    = "remote.storage.read.cache.bytes"
 	ConfigMinInsyncReplicas = "min.insync.replicas"
+	// ConfigLocalRetentionMs and ConfigLocalRetentionBytes (Kafka's
+	// KIP-405 names) bound what a hybrid topic's partition keeps on local
+	// disk, by age and by size; older data is read from object storage.
+	// -2 (the default) means the topic's retention.ms / retention.bytes,
+	// -1 no local limit. Any topic may set them (as in Kafka); only hybrid
+	// topics use them. See Topic.LocalRetention.
+	ConfigLocalRetentionMs    = "local.retention.ms"
+	ConfigLocalRetentionBytes = "local.retention.bytes"
 	// ConfigUncleanLeaderElection lets a replica outside the ISR lead a
 	// local partition whose ISR members are all down (acknowledged
 	// records may be lost).
@@ -87,7 +95,9 @@ var topicConfigDefs = []ConfigDef{
 	{ConfigMinInsyncReplicas, "1", TypeInt, "replicas (the leader included) that must hold a batch before acks=all is answered; fewer in the ISR refuses acks=all produces (NOT_ENOUGH_REPLICAS)", atLeast(1)},
 	{ConfigUncleanLeaderElection, "false", TypeBoolean, "let an out-of-sync replica lead when every in-sync replica is down (acknowledged records may be lost)", oneOf("true", "false")},
 	{ConfigTimestampType, "CreateTime", TypeString, "LogAppendTime is not supported", oneOf("CreateTime")},
-	{ConfigStorageMode, string(StorageLocal), TypeString, "local, hybrid or diskless; fixed at creation", func(v string) error { _, err := ParseStorageMode(v); return err }},
+	{ConfigLocalRetentionMs, "-2", TypeLong, "hybrid: how long a partition keeps data on local disk (older data is read from object storage); -2: retention.ms, -1: no local limit; must not be more than retention.ms", atLeast(-2)},
+	{ConfigLocalRetentionBytes, "-2", TypeLong, "hybrid: how many bytes a partition keeps on local disk (the rest is read from object storage); -2: retention.bytes, -1: no local limit; must not be more than retention.bytes", atLeast(-2)},
+	{ConfigStorageMode, string(StorageLocal), TypeString, "local, hybrid or diskless; local and hybrid may be changed into each other with AlterConfigs/IncrementalAlterConfigs; diskless is fixed at creation", func(v string) error { _, err := ParseStorageMode(v); return err }},
 	{ConfigBatchSizeBytes, "1048576", TypeLong, "hybrid/diskless: flush a buffer at this size", atLeast(1)},
 	{ConfigBatchTimeoutMs, "100", TypeLong, "hybrid/diskless: flush a buffer after this long", atLeast(0)},
 	{ConfigUploadParallelism, "4", TypeInt, "hybrid/diskless: concurrent uploads", atLeast(1)},
@@ -157,15 +167,61 @@ func (t *Topic) Effective(d Defaults) map[string]ConfigValue {
 // Int64 returns a config's effective value as an integer. Values were
 // validated on the way in, so a parse failure falls back to the default.
 func (t *Topic) Int64(name string, d Defaults) int64 {
-	cv := t.Effective(d)[name]
-	n, err := strconv.ParseInt(cv.Value, 10, 64)
-	if err != nil {
-		n, _ = strconv.ParseInt(cv.Definition.Default, 10, 64)
-	}
-	return n
+	return parseOrDefault(t.Effective(d)[name])
 }
 
 // Bool returns a boolean config's effective value ("true").
 func (t *Topic) Bool(name string, d Defaults) bool {
 	return t.Effective(d)[name].Value == "true"
+}
+
+// ValidateTopicConfigs checks the rules between t's configs, on their
+// effective values (the topic's, else the server defaults d, else the
+// built-in ones), as Kafka does for tiered topics: local.retention.ms must
+// not be more than retention.ms, nor local.retention.bytes more than
+// retention.bytes, when both are limits (>= 0). ValidateTopicConfig has
+// checked each value on its own. The error wraps ErrInvalidConfig.
+func ValidateTopicConfigs(t *Topic, d Defaults) error {
+	eff := t.Effective(d)
+	for _, pair := range [][2]string{{ConfigLocalRetentionMs, ConfigRetentionMs}, {ConfigLocalRetentionBytes, ConfigRetentionBytes}} {
+		local, total := parseOrDefault(eff[pair[0]]), parseOrDefault(eff[pair[1]])
+		if local >= 0 && total >= 0 && local > total {
+			return fmt.Errorf("%w: %s must not be more than %s (%d > %d)", ErrInvalidConfig, pair[0], pair[1], local, total)
+		}
+	}
+	return nil
+}
+
+// LocalRetention is what a hybrid topic's partitions keep on local disk:
+// the effective local.retention.ms and local.retention.bytes, with -2
+// resolved to the topic's effective retention.ms and retention.bytes (the
+// ones the log-service retention loop applies). -1 means no local limit.
+// A local limit never exceeds the total one: when the total is a limit
+// (>= 0), a local value that is unlimited (-1) or larger (possible only
+// after a server default changed, since ValidateTopicConfigs refuses it)
+// resolves to the total, so data never stays on local disk after
+// retention removed it.
+func (t *Topic) LocalRetention(d Defaults) (ms, bytes int64) {
+	eff := t.Effective(d)
+	resolve := func(localName, totalName string) int64 {
+		local, total := parseOrDefault(eff[localName]), parseOrDefault(eff[totalName])
+		switch {
+		case local == -2:
+			return total
+		case total >= 0 && (local < 0 || local > total):
+			return total
+		}
+		return local
+	}
+	return resolve(ConfigLocalRetentionMs, ConfigRetentionMs), resolve(ConfigLocalRetentionBytes, ConfigRetentionBytes)
+}
+
+// parseOrDefault is an integer config's value; values were validated on
+// the way in, so a parse failure falls back to the built-in default.
+func parseOrDefault(cv ConfigValue) int64 {
+	n, err := strconv.ParseInt(cv.Value, 10, 64)
+	if err != nil {
+		n, _ = strconv.ParseInt(cv.Definition.Default, 10, 64)
+	}
+	return n
 }

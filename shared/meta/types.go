@@ -10,7 +10,8 @@ import (
 )
 
 // StorageMode says where a topic's data lives. It is chosen per topic when
-// the topic is created.
+// the topic is created; local and hybrid topics may later be changed into
+// each other (see CanChangeTo), diskless ones never.
 type StorageMode string
 
 const (
@@ -22,9 +23,19 @@ const (
 	StorageDiskless StorageMode = "diskless"
 )
 
-// ErrUnsupportedStorageMode is returned for modes that exist in the type
-// system but whose data path is not built yet.
+// ErrUnsupportedStorageMode is returned by StorageMode.Supported for a mode
+// this build cannot serve: every mode ParseStorageMode accepts is served
+// in this release, so only a value that is not a storage mode at all (a
+// record or a caller that skipped ParseStorageMode) gets it. It stays so
+// that a mode added to the type before its data path lands can be refused
+// the same way.
 var ErrUnsupportedStorageMode = errors.New("storage mode not supported yet")
+
+// Refused storage.mode changes of an existing topic (StorageMode.CanChangeTo).
+var (
+	ErrDisklessModeFixed    = errors.New("storage.mode of a diskless topic cannot be changed")
+	ErrCannotBecomeDiskless = errors.New("a local or hybrid topic cannot become diskless")
+)
 
 // ParseStorageMode parses "local", "hybrid" or "diskless" (case-sensitive, as
 // Kafka config values are).
@@ -40,14 +51,44 @@ func ParseStorageMode(s string) (StorageMode, error) {
 // leader's disk (so they can only be led by the node that has it).
 func (m StorageMode) KeepsLocalData() bool { return m == StorageLocal || m == StorageHybrid }
 
+// NeedsObjectStore reports whether topics of mode m keep data in object
+// storage (hybrid: sealed segments; diskless: everything), so that the
+// cluster must have one to create them (see Cache.ObjectStoreReady).
+func (m StorageMode) NeedsObjectStore() bool { return m == StorageHybrid || m == StorageDiskless }
+
 // Supported reports whether this build can serve topics of mode m, and why
-// not. (Diskless topics also need an object store in the cluster: see
+// not: local, hybrid and diskless all are. (Hybrid and diskless topics
+// also need an object store in the cluster: see NeedsObjectStore and
 // Cache.ObjectStoreReady.)
 func (m StorageMode) Supported() error {
-	if m == StorageLocal || m == StorageDiskless {
+	switch m {
+	case StorageLocal, StorageHybrid, StorageDiskless:
 		return nil
 	}
-	return fmt.Errorf("%w: storage.mode=%s is not available in this release (local and diskless are)", ErrUnsupportedStorageMode, m)
+	return fmt.Errorf("%w: storage.mode=%s is not available in this release (local, hybrid and diskless are)", ErrUnsupportedStorageMode, m)
+}
+
+// CanChangeTo reports whether an existing topic of mode m may be changed to
+// mode to (AlterConfigs, IncrementalAlterConfigs): staying is always
+// allowed, and local and hybrid topics may become each other (both keep
+// their partitions' data on the replicas' disks, so partition placement
+// does not change). A diskless topic keeps its mode
+// (ErrDisklessModeFixed), and no topic becomes diskless
+// (ErrCannotBecomeDiskless): there is no migration of a log between a
+// local disk and the diskless object tier. Whether the cluster can serve
+// the new mode (an object store for hybrid) is the caller's check.
+func (m StorageMode) CanChangeTo(to StorageMode) error {
+	switch {
+	case m == to:
+		return nil
+	case m == StorageDiskless:
+		return ErrDisklessModeFixed
+	case to == StorageDiskless:
+		return ErrCannotBecomeDiskless
+	case m.KeepsLocalData() && to.KeepsLocalData():
+		return nil
+	}
+	return fmt.Errorf("storage.mode cannot change from %q to %q", m, to)
 }
 
 // TopicID is a topic's UUID. Kafka clients (Metadata v10+, Fetch v13+) use it

@@ -640,25 +640,6 @@ func merged(sources []meta.RangeEntry, info segobject.Info) meta.Coords {
 		}
 		producers = append(producers, s.Producers...)
 	}
-	c.Producers = lastPerProducer(producers, meta.ProducerWindow)
+	c.Producers = meta.LastPerProducer(producers, meta.ProducerWindow)
 	return c
-}
-
-// lastPerProducer keeps each producer's last n batches, in offset order.
-func lastPerProducer(batches []meta.ProducerBatch, n int) []meta.ProducerBatch {
-	count := map[int64]int{}
-	keep := make([]bool, len(batches))
-	for i := len(batches) - 1; i >= 0; i-- {
-		if count[batches[i].ProducerID] < n {
-			count[batches[i].ProducerID]++
-			keep[i] = true
-		}
-	}
-	var out []meta.ProducerBatch
-	for i, b := range batches {
-		if keep[i] {
-			out = append(out, b)
-		}
-	}
-	return out
 }

@@ -1,12 +1,14 @@
 // Package uploadrpc is the gRPC adapter of the UploadService: protobuf in,
-// upload.Write / meta.Store.Commit, protobuf out. Per-partition commit
+// upload.Write / segupload / meta.Store.Commit, protobuf out. Per-partition commit
 // outcomes are data; a gRPC status means the call as a whole failed.
 package uploadrpc
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -15,6 +17,7 @@ import (
 	uploadv1 "github.com/streamline-dev/streamline/proto/gen/streamline/upload/v1"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/uploader/objectfmt"
+	"github.com/streamline-dev/streamline/uploader/segupload"
 	"github.com/streamline-dev/streamline/uploader/upload"
 )
 
@@ -27,6 +30,10 @@ type Server struct {
 	// by their key time (see RefuseCommitsOlderThan).
 	maxCommitAge time.Duration
 	now          func() time.Time
+	// spoolDir is where UploadSegment spools segments ("": os.TempDir()).
+	spoolDir string
+	// onSegment, if set, is told about every segment UploadSegment stored.
+	onSegment func(meta.Coords)
 }
 
 // NewServer returns an UploadService writing to objects and committing
@@ -45,6 +52,14 @@ func NewServer(objects upload.ObjectWriter, commits upload.Committer) *Server {
 // no time are not checked (the collector never deletes them). Call it
 // before serving.
 func (s *Server) RefuseCommitsOlderThan(maxAge time.Duration) { s.maxCommitAge = maxAge }
+
+// SpoolSegmentsIn makes UploadSegment spool segments in dir instead of
+// os.TempDir() (see package segupload). Call it before serving.
+func (s *Server) SpoolSegmentsIn(dir string) { s.spoolDir = dir }
+
+// OnSegmentUploaded makes UploadSegment call fn with the coordinates of
+// every segment it stored (metrics). Call it before serving.
+func (s *Server) OnSegmentUploaded(fn func(meta.Coords)) { s.onSegment = fn }
 
 // Upload implements UploadService.Upload.
 func (s *Server) Upload(ctx context.Context, req *uploadv1.UploadRequest) (*uploadv1.UploadResponse, error) {
@@ -78,6 +93,82 @@ func (s *Server) Upload(ctx context.Context, req *uploadv1.UploadRequest) (*uplo
 	return resp, nil
 }
 
+// UploadSegment implements UploadService.UploadSegment: the stream's
+// batches are validated and spooled as they arrive, then PUT as one
+// segment object (package segupload). Bad input is InvalidArgument and
+// stores nothing; a failed PUT is Unavailable (an object a failed PUT
+// left behind is an orphan the collector deletes).
+func (s *Server) UploadSegment(stream uploadv1.UploadService_UploadSegmentServer) error {
+	if s.objects == nil {
+		return status.Error(codes.FailedPrecondition, "this uploader has no object store configured (--object-store)")
+	}
+	bucket, ok := s.objects.(segupload.Bucket)
+	if !ok {
+		return status.Error(codes.FailedPrecondition, "this uploader's object store cannot stream a PUT (no PutReader)")
+	}
+	ctx := stream.Context()
+	first, err := stream.Recv()
+	switch {
+	case err == io.EOF:
+		return status.Error(codes.InvalidArgument, "empty stream: the first message must name the partition and the segment must hold record batches")
+	case err != nil:
+		return err
+	case len(first.GetTopicId()) != 16:
+		return status.Errorf(codes.InvalidArgument, "partition %s-%d: the first message needs node_id, topic, topic_id (16 bytes) and partition; topic_id has %d bytes",
+			first.GetTopic(), first.GetPartition(), len(first.GetTopicId()))
+	}
+	p := segupload.Partition{NodeID: first.GetNodeId(), Topic: first.GetTopic(), TopicID: meta.TopicID(first.GetTopicId()), Partition: first.GetPartition()}
+	up, err := segupload.New(s.spoolDir, p)
+	if err != nil {
+		return segmentStatus(err)
+	}
+	defer up.Close()
+	for msg := first; ; {
+		if err := samePartition(p, msg); err != nil {
+			return err
+		}
+		if err := up.Add(msg.GetBatches()); err != nil {
+			return segmentStatus(err)
+		}
+		if msg, err = stream.Recv(); err == io.EOF {
+			break
+		} else if err != nil {
+			return err
+		}
+	}
+	key, coords, err := up.Put(ctx, bucket)
+	if err != nil {
+		return segmentStatus(err)
+	}
+	if s.onSegment != nil {
+		s.onSegment(coords)
+	}
+	return stream.SendAndClose(&uploadv1.UploadSegmentResponse{ObjectKey: key, Coords: CoordsToProto(coords)})
+}
+
+// samePartition refuses a later message of a segment stream that names
+// another partition (the fields may be left empty).
+func samePartition(p segupload.Partition, msg *uploadv1.UploadSegmentRequest) error {
+	if (msg.GetNodeId() == "" || msg.GetNodeId() == p.NodeID) && (msg.GetTopic() == "" || msg.GetTopic() == p.Topic) &&
+		(len(msg.GetTopicId()) == 0 || bytes.Equal(msg.GetTopicId(), p.TopicID[:])) && (msg.GetPartition() == 0 || msg.GetPartition() == p.Partition) {
+		return nil
+	}
+	return status.Errorf(codes.InvalidArgument, "segment of %s-%d from node %s: a later message names topic %q, partition %d, node %q; leave the fields empty or repeat the first message's",
+		p.Topic, p.Partition, p.NodeID, msg.GetTopic(), msg.GetPartition(), msg.GetNodeId())
+}
+
+// segmentStatus maps a segupload error to a gRPC status.
+func segmentStatus(err error) error {
+	switch {
+	case errors.Is(err, segupload.ErrInvalid):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	default:
+		return status.Errorf(codes.Unavailable, "segment upload failed: %v", err)
+	}
+}
+
 // Commit implements UploadService.Commit.
 func (s *Server) Commit(ctx context.Context, req *uploadv1.CommitRequest) (*uploadv1.CommitResponse, error) {
 	commits := make([]meta.PartitionCommit, len(req.GetPartitions()))
@@ -85,9 +176,16 @@ func (s *Server) Commit(ctx context.Context, req *uploadv1.CommitRequest) (*uplo
 		if len(p.GetTopicId()) != 16 || p.GetCoords() == nil {
 			return nil, status.Errorf(codes.InvalidArgument, "partition %s-%d: topic_id (16 bytes) and coords are required", p.GetTopic(), p.GetPartition())
 		}
+		if p.ExpectedEnd != nil && p.GetExpectedEnd() < 0 {
+			return nil, status.Errorf(codes.InvalidArgument, "partition %s-%d: expected_end %d is negative", p.GetTopic(), p.GetPartition(), p.GetExpectedEnd())
+		}
 		commits[i] = meta.PartitionCommit{
 			Topic: p.GetTopic(), TopicID: meta.TopicID(p.GetTopicId()), Partition: p.GetPartition(),
 			LeaderRevision: p.GetLeaderRevision(), Ranges: []meta.Coords{CoordsFromProto(p.GetCoords())},
+		}
+		if p.ExpectedEnd != nil {
+			end := p.GetExpectedEnd()
+			commits[i].ExpectedEnd = &end
 		}
 	}
 	errs := s.commit(ctx, commits)
@@ -164,10 +262,17 @@ func (s *Server) checkAge(c meta.PartitionCommit, now time.Time) error {
 	return nil
 }
 
-// CoordsToProto converts coordinates for the wire.
+// CoordsToProto converts coordinates for the wire, segment index and
+// leader epochs included.
 func CoordsToProto(c meta.Coords) *uploadv1.Coords {
 	out := &uploadv1.Coords{ObjectKey: c.Object, Position: c.Position, Length: c.Length, BaseOffset: c.BaseOffset,
 		LastOffset: c.LastOffset, MaxTimestamp: c.MaxTimestamp, LeaderEpoch: c.LeaderEpoch}
+	if c.Segment != nil {
+		out.SegmentIndexPos, out.SegmentIndexLen = c.Segment.IndexPos, c.Segment.IndexLen
+	}
+	for _, e := range c.Epochs {
+		out.Epochs = append(out.Epochs, &uploadv1.EpochStart{Epoch: e.Epoch, StartOffset: e.Start})
+	}
 	for _, p := range c.Producers {
 		out.Producers = append(out.Producers, &uploadv1.ProducerBatch{ProducerId: p.ProducerID, ProducerEpoch: int32(p.Epoch),
 			FirstSequence: p.FirstSeq, LastSequence: p.LastSeq, BaseOffset: p.BaseOffset, LastOffset: p.LastOffset})
@@ -175,10 +280,17 @@ func CoordsToProto(c meta.Coords) *uploadv1.Coords {
 	return out
 }
 
-// CoordsFromProto converts coordinates from the wire.
+// CoordsFromProto converts coordinates from the wire; Segment is nil when
+// segment_index_len is 0.
 func CoordsFromProto(c *uploadv1.Coords) meta.Coords {
 	out := meta.Coords{Object: c.GetObjectKey(), Position: c.GetPosition(), Length: c.GetLength(), BaseOffset: c.GetBaseOffset(),
 		LastOffset: c.GetLastOffset(), MaxTimestamp: c.GetMaxTimestamp(), LeaderEpoch: c.GetLeaderEpoch()}
+	if c.GetSegmentIndexLen() != 0 {
+		out.Segment = &meta.SegmentRef{IndexPos: c.GetSegmentIndexPos(), IndexLen: c.GetSegmentIndexLen()}
+	}
+	for _, e := range c.GetEpochs() {
+		out.Epochs = append(out.Epochs, meta.EpochStart{Epoch: e.GetEpoch(), Start: e.GetStartOffset()})
+	}
 	for _, p := range c.GetProducers() {
 		out.Producers = append(out.Producers, meta.ProducerBatch{ProducerID: p.GetProducerId(), Epoch: int16(p.GetProducerEpoch()),
 			FirstSeq: p.GetFirstSequence(), LastSeq: p.GetLastSequence(), BaseOffset: p.GetBaseOffset(), LastOffset: p.GetLastOffset()})

@@ -57,7 +57,7 @@ func newOptions() *options {
 		autoCreate:     fs.Bool("auto-create-topics", false, "create missing topics on Metadata requests"),
 		partitions:     fs.Int("default-partitions", 1, "partitions of topics created without a count"),
 		replication:    fs.Int("default-replication-factor", 0, "replication factor of local topics created with -1 or auto-created (0: min(3, live log-service nodes))"),
-		storageMode:    fs.String("default-storage-mode", string(meta.StorageLocal), "storage mode of topics that do not set storage.mode (local|diskless; hybrid is coming)"),
+		storageMode:    fs.String("default-storage-mode", string(meta.StorageLocal), "storage mode of topics that do not set storage.mode (local|hybrid|diskless; hybrid and diskless topics need an object store in the cluster)"),
 		clusterID:      fs.String("cluster-id", gateway.DefaultClusterID, "cluster id reported to clients (same on every gateway)"),
 		sessionTTL:     fs.Duration("session-ttl", gateway.DefaultSessionTTL*time.Second, "etcd lease TTL of this gateway's registration: how long a crashed gateway stays listed to clients"),
 		adminAddr:      fs.String("admin-addr", "127.0.0.1:9095", "admin gRPC API listen address (streamline.admin.v1 with reflection and health); empty: none"),

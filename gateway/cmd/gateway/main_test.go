@@ -37,7 +37,7 @@ func TestBadFlagsAreNamed(t *testing.T) {
 	}{
 		{[]string{"--default-partitions", "x"}, "default-partitions"},
 		{[]string{"--default-storage-mode", "tape"}, "--default-storage-mode"},
-		{[]string{"--default-storage-mode", "hybrid"}, "--default-storage-mode"},
+		{[]string{"--default-storage-mode", "Hybrid"}, "--default-storage-mode"},
 		{[]string{"--default-partitions", "0"}, "--default-partitions"},
 		{[]string{"--node-id", "-1"}, "--node-id"},
 		{[]string{"--http-addr", "9094"}, "--http-addr"},
@@ -54,5 +54,17 @@ func TestBadFlagsAreNamed(t *testing.T) {
 	t.Setenv("STREAMLINE_NODE_ID", "seven")
 	if code := run(nil); code != 2 {
 		t.Errorf("STREAMLINE_NODE_ID=seven: exit %d, want 2", code)
+	}
+}
+
+// TestStorageModeFlag: every storage mode is a valid default (hybrid and
+// diskless topics are then refused at creation while the cluster has no
+// object store, not at startup).
+func TestStorageModeFlag(t *testing.T) {
+	for _, mode := range []string{"local", "hybrid", "diskless"} {
+		o, err := parse(t, []string{"--default-storage-mode", mode})
+		if err != nil || *o.storageMode != mode {
+			t.Errorf("--default-storage-mode %s: %v (parsed %q)", mode, err, *o.storageMode)
+		}
 	}
 }

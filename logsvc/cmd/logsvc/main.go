@@ -11,6 +11,7 @@ import (
 	"github.com/streamline-dev/streamline/logsvc"
 	"github.com/streamline-dev/streamline/logsvc/buffer"
 	"github.com/streamline-dev/streamline/logsvc/storage/disklessstore"
+	"github.com/streamline-dev/streamline/logsvc/storage/hybridstore"
 	"github.com/streamline-dev/streamline/logsvc/storage/localstore"
 	"github.com/streamline-dev/streamline/logsvc/wal"
 	"github.com/streamline-dev/streamline/shared/meta"
@@ -42,6 +43,8 @@ func run(args []string) int {
 		batchWait  = fs.Duration("diskless-batch-timeout", 100*time.Millisecond, "flush the diskless buffer this long after its first batch (batch_timeout_ms)")
 		uploads    = fs.Int("diskless-upload-parallelism", 4, "concurrent diskless uploads (upload_parallelism)")
 		cacheBytes = fs.Int64("read-cache-bytes", 100<<20, "cache of object ranges for diskless reads (read_cache_bytes)")
+		pending    = fs.Int64("hybrid-max-pending-bytes", 1<<30, "per hybrid partition: local bytes not yet in the object tier above which produce is held back and then refused with KAFKA_STORAGE_ERROR (uploads failing or behind)")
+		upEvery    = fs.Duration("hybrid-upload-interval", time.Second, "how often the leader of a hybrid partition looks for rolled segments to upload")
 		minFree    = fs.Int64("min-free-bytes", localstore.DefaultMinFreeBytes, "free space kept on the data filesystem: below it, produce to local topics gets KAFKA_STORAGE_ERROR until space is freed (negative: no check)")
 		_          = fs.HTTPAddr("") // served by fs.Telemetry
 	)
@@ -55,6 +58,14 @@ func run(args []string) int {
 	}
 	if *throttle < 0 {
 		fs.Fail("invalid value %d for flag --replica-rebuild-throttle: must not be negative (0: unlimited)", *throttle)
+		return svcmain.ExitUsage
+	}
+	if *pending <= 0 {
+		fs.Fail("invalid value %d for flag --hybrid-max-pending-bytes: must be positive", *pending)
+		return svcmain.ExitUsage
+	}
+	if *upEvery <= 0 {
+		fs.Fail("invalid value %v for flag --hybrid-upload-interval: must be positive", *upEvery)
 		return svcmain.ExitUsage
 	}
 	if *rebalance < 0 {
@@ -100,6 +111,7 @@ func run(args []string) int {
 		LeaderRebalanceInterval: *rebalance, RebuildThrottle: *throttle,
 		WAL: wal.Options{NoSync: *noSync}, MinFreeBytes: *minFree, Logger: log, ReadCacheBytes: *cacheBytes, Objects: objectsOrNil(bucket),
 		Diskless:       buffer.Config{MaxBatchBytes: *batchBytes, MaxDelay: *batchWait, MaxInFlight: *uploads},
+		Hybrid:         hybridstore.Options{MaxPendingBytes: *pending, UploadInterval: *upEvery},
 		TracerProvider: tel.TracerProvider, Metrics: tel.Registry,
 	})
 

@@ -117,19 +117,35 @@ func (e *Engine) Mode() meta.StorageMode { return meta.StorageDiskless }
 
 // Open recovers a partition from etcd: its committed end and log start.
 func (e *Engine) Open(spec storage.PartitionSpec) (storage.Log, error) {
-	stream := spec.Stream()
 	ctx, cancel := context.WithTimeout(context.Background(), e.opts.RPCTimeout)
 	defer cancel()
 	// A previous life of this partition on this node may have failed
 	// batches still in the buffer; wait for them before starting over.
-	if err := e.buf.Reset(ctx, stream); err != nil {
+	if err := e.buf.Reset(ctx, spec.Stream()); err != nil {
 		return nil, err
 	}
+	return e.open(ctx, spec, true)
+}
+
+// OpenTier opens the object-tier part of a hybrid partition: the same
+// manifest, reads, retention and DeleteRecords (trims) as a diskless log,
+// but nothing is appended through the buffer (the hybrid engine uploads
+// whole segments and reports each commit with Committed) and the cache is
+// not warmed (the tail is on the local disk).
+func (e *Engine) OpenTier(spec storage.PartitionSpec) (*Log, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), e.opts.RPCTimeout)
+	defer cancel()
+	return e.open(ctx, spec, false)
+}
+
+func (e *Engine) open(ctx context.Context, spec storage.PartitionSpec, warm bool) (*Log, error) {
+	stream := spec.Stream()
 	end, _, err := e.opts.Store.CommittedEnd(ctx, spec.Topic.ID, spec.Partition)
 	if err != nil {
 		return nil, fmt.Errorf("diskless %s-%d: committed end: %w", spec.Topic.Name, spec.Partition, err)
 	}
 	l := &Log{e: e, spec: spec, stream: stream}
+	l.rev.Store(spec.Leader.ModRevision)
 	// The manifest entries give the first retained offset, the size, and
 	// the tail to warm the cache with.
 	start := end
@@ -159,6 +175,9 @@ func (e *Engine) Open(spec storage.PartitionSpec) (storage.Log, error) {
 	l.Reconfigure(spec.Topic)
 	l.start.Store(start)
 	l.end.Store(end)
+	if !warm {
+		return l, nil
+	}
 	e.mu.Lock()
 	e.logs[stream] = l
 	e.mu.Unlock()

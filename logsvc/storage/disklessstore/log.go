@@ -35,6 +35,7 @@ type Log struct {
 	maxDelay      atomic.Int64 // time.Duration
 	maxBatchBytes atomic.Int64
 
+	rev   atomic.Int64 // the partition record's revision trims are fenced by (SetLeaderRevision)
 	start atomic.Int64 // first retained offset
 	end   atomic.Int64 // committed end
 	next  atomic.Int64 // where a sequential reader will read next (prefetch hint)
@@ -152,6 +153,12 @@ func (l *Log) DeleteRecords(offset int64) error {
 	return l.trim(offset)
 }
 
+// TrimTo moves the stored log start to offset, even past the committed
+// end (a hybrid partition deleting records its tier does not hold yet:
+// entries committed below it later stay hidden), and deletes the entries
+// wholly below it. Fenced like DeleteRecords.
+func (l *Log) TrimTo(offset int64) error { return l.trim(offset) }
+
 // trim has an uploader move the log start to offset and delete the
 // manifest entries wholly below it (UploadService.Trim: uploaders are the
 // only writers of manifest keys), fenced by this leader's revision: a
@@ -160,7 +167,7 @@ func (l *Log) trim(offset int64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), l.e.opts.RPCTimeout)
 	defer cancel()
 	req := &uploadv1.TrimRequest{Topic: l.spec.Topic.Name, TopicId: l.spec.Topic.ID[:], Partition: l.spec.Partition,
-		LeaderRevision: l.spec.Leader.ModRevision, StartOffset: offset}
+		LeaderRevision: l.rev.Load(), StartOffset: offset}
 	var resp *uploadv1.TrimResponse
 	err := l.e.callUploader(ctx, func(ctx context.Context, c uploadv1.UploadServiceClient) (err error) {
 		resp, err = c.Trim(ctx, req)
@@ -179,6 +186,61 @@ func (l *Log) trim(offset int64) error {
 	default:
 		return fmt.Errorf("%w: trim %s-%d to %d: %s %s", storage.ErrStorage, l.spec.Topic.Name, l.spec.Partition, offset, resp.GetStatus(), resp.GetMessage())
 	}
+}
+
+// SetLeaderRevision changes the partition record revision trims compare:
+// a replicated partition's record changes with its ISR while the same
+// node leads it at the same epoch (hybrid topics), so the leader passes
+// the record's current revision after checking it still leads.
+func (l *Log) SetLeaderRevision(rev int64) { l.rev.Store(rev) }
+
+// Committed records a range an uploader committed for this partition
+// outside the buffer (a hybrid segment): the end moves to its end, and a
+// range starting above the old end (a gap the log start covers) moves the
+// start with it.
+func (l *Log) Committed(c meta.Coords) {
+	if c.BaseOffset > l.end.Load() {
+		l.raiseStart(c.BaseOffset)
+	}
+	for {
+		cur := l.end.Load()
+		if c.LastOffset+1 <= cur || l.end.CompareAndSwap(cur, c.LastOffset+1) {
+			break
+		}
+	}
+	if l.start.Load() > c.BaseOffset && l.start.Load() == l.end.Load() {
+		return
+	}
+	l.committed(c.LastOffset, c.Length)
+}
+
+// Refresh reads the committed end and the log start from etcd again: a
+// hybrid partition's followers and a new leader learn what the tier holds
+// now.
+func (l *Log) Refresh(ctx context.Context) error {
+	end, _, err := l.e.opts.Store.CommittedEnd(ctx, l.spec.Topic.ID, l.spec.Partition)
+	if err != nil {
+		return err
+	}
+	deleted, err := l.e.opts.Store.LogStart(ctx, l.spec.Topic.ID, l.spec.Partition)
+	if err != nil {
+		return err
+	}
+	first := end
+	if rs, err := l.e.opts.Store.RangesFrom(ctx, l.spec.Topic.ID, l.spec.Partition, 0, 1); err != nil {
+		return err
+	} else if len(rs) > 0 {
+		first = rs[0].BaseOffset
+	}
+	for {
+		cur := l.end.Load()
+		if end <= cur || l.end.CompareAndSwap(cur, end) {
+			break
+		}
+	}
+	l.raiseStart(max(first, min(deleted, end)))
+	l.reloadSizes(ctx)
+	return nil
 }
 
 // EndOffset implements storage.Log: the committed end.

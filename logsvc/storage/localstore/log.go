@@ -3,6 +3,7 @@ package localstore
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,9 +34,10 @@ type op struct {
 	seq   uint64
 	wal   <-chan error
 	res   chan error
-	// retention limits
+	// retention limits, and (opRetention) the offset at or above which no
+	// segment may go (hybrid: the object tier's end; else max int64)
 	ms, bytes int64
-	// delete records below
+	// delete records below; retention's ceiling
 	offset int64
 	// truncate: reset (empty the log at offset) or truncate to offset;
 	// the new end is answered in newEnd
@@ -99,7 +101,7 @@ func (l *Log) apply() {
 			}
 			o.res <- err
 		case opRetention:
-			_, err := l.seg.ApplyRetention(o.ms, o.bytes)
+			_, err := l.seg.ApplyRetentionBelow(o.ms, o.bytes, o.offset)
 			o.res <- err
 		case opDeleteRecords:
 			o.res <- mapErr(l.seg.DeleteBefore(o.offset))
@@ -209,12 +211,29 @@ func (l *Log) ScanHeaders(from int64, fn func(recbatch.Header) error) error {
 
 // ApplyRetention implements storage.Log.
 func (l *Log) ApplyRetention(ms, bytes int64) error {
+	return l.ApplyRetentionBelow(ms, bytes, math.MaxInt64)
+}
+
+// ApplyRetentionBelow is ApplyRetention keeping every segment that holds
+// an offset at or above ceiling (hybrid topics: what the object tier has
+// not committed stays local).
+func (l *Log) ApplyRetentionBelow(ms, bytes, ceiling int64) error {
 	res := make(chan error, 1)
-	if err := l.send(op{kind: opRetention, ms: ms, bytes: bytes, res: res}); err != nil {
+	if err := l.send(op{kind: opRetention, ms: ms, bytes: bytes, offset: ceiling, res: res}); err != nil {
 		return err
 	}
 	return <-res
 }
+
+// SealedEnd is the first offset of the active segment: everything below
+// it is in rolled segments (hybrid topics upload those).
+func (l *Log) SealedEnd() int64 { return l.seg.SealedEnd() }
+
+// SegmentEndAfter is the end of the segment holding offset.
+func (l *Log) SegmentEndAfter(offset int64) int64 { return l.seg.SegmentEndAfter(offset) }
+
+// BytesFrom is the size of the segments holding offsets at or above offset.
+func (l *Log) BytesFrom(offset int64) int64 { return l.seg.BytesFrom(offset) }
 
 // DeleteRecords implements storage.Log through the applier (the segment's
 // only writer), after the appends queued before it: the segment moves its

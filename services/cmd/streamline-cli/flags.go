@@ -86,7 +86,7 @@ func (s *storageModeFlag) String() string {
 	}
 	return storageModeKey(s.mode)
 }
-func (s *storageModeFlag) Type() string { return "local|diskless|hybrid(coming)" }
+func (s *storageModeFlag) Type() string { return "local|hybrid|diskless" }
 func (s *storageModeFlag) Set(v string) error {
 	m, ok := storageModes[strings.ToLower(v)]
 	if !ok {

@@ -340,6 +340,55 @@ func TestCLIAlterTopic(t *testing.T) {
 	}
 	fails(t, admin, 1, []string{"error: InvalidArgument: ", "no.such.config"}, "topics", "alter", "cli-alter", "--set", "no.such.config=1")
 	fails(t, admin, 1, []string{"error: NotFound: "}, "topics", "alter", "missing-topic", "--set", "retention.ms=1")
+	fails(t, admin, 1, []string{"error: InvalidArgument: ", "storage.mode of a diskless topic cannot be changed"},
+		"topics", "alter", "cli-alter", "--set", "storage.mode=local")
+
+	// A hybrid topic (the all-in-one has an object store): created, shown,
+	// changed to local and back; never to diskless.
+	r = ok(t, admin, nil, "topics", "create", "cli-hybrid", "--partitions", "2", "--storage-mode", "hybrid", "--config", "local.retention.ms=60000")
+	if !strings.Contains(r.stdout, `Created topic "cli-hybrid": 2 partitions, replication factor 1, storage mode Hybrid.`) {
+		t.Fatalf("create hybrid: %s", r)
+	}
+	r = ok(t, admin, nil, "topics", "describe", "cli-hybrid")
+	for _, want := range []string{"Storage Mode: Hybrid\n", "local.retention.ms", "60000", "local.retention.bytes", "-2"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Fatalf("describe hybrid does not show %q:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "Remote Storage:") {
+		t.Fatalf("describe hybrid shows the diskless batching settings:\n%s", r.stdout)
+	}
+	if !regexp.MustCompile(`(?m)^cli-hybrid +2 +Hybrid$`).MatchString(ok(t, admin, nil, "topics", "list").stdout) {
+		t.Fatal("list does not show cli-hybrid as Hybrid")
+	}
+	describedMode := func(name string) string {
+		var d struct {
+			Topic struct {
+				StorageMode string            `json:"storage_mode"`
+				Configs     map[string]string `json:"configs"`
+			} `json:"topic"`
+		}
+		mustJSON(t, ok(t, admin, nil, "topics", "describe", name, "-o", "json").stdout, &d)
+		if d.Topic.Configs["storage.mode"] != d.Topic.StorageMode {
+			t.Fatalf("%s: storage_mode %q, configs[storage.mode] %q", name, d.Topic.StorageMode, d.Topic.Configs["storage.mode"])
+		}
+		return d.Topic.StorageMode
+	}
+	if m := describedMode("cli-hybrid"); m != "hybrid" {
+		t.Fatalf("describe -o json: storage_mode %q", m)
+	}
+	ok(t, admin, nil, "topics", "alter", "cli-hybrid", "--set", "storage.mode=local")
+	if m := describedMode("cli-hybrid"); m != "local" {
+		t.Fatalf("after --set storage.mode=local: %q", m)
+	}
+	ok(t, admin, nil, "topics", "alter", "cli-hybrid", "--set", "storage.mode=hybrid")
+	if m := describedMode("cli-hybrid"); m != "hybrid" {
+		t.Fatalf("after --set storage.mode=hybrid: %q", m)
+	}
+	fails(t, admin, 1, []string{"error: InvalidArgument: ", "a local or hybrid topic cannot become diskless"},
+		"topics", "alter", "cli-hybrid", "--set", "storage.mode=diskless")
+	fails(t, admin, 1, []string{"error: InvalidArgument: ", "local.retention.ms must not be more than retention.ms"},
+		"topics", "alter", "cli-hybrid", "--set", "retention.ms=59999")
 }
 
 // TestCLIUsageErrors checks that a wrong command line exits 2 naming the

@@ -40,14 +40,18 @@ func (a *app) topicsCreateCommand() *cobra.Command {
 		Long: `Create a topic with a storage mode and configs.
 
 --storage-mode says where the data lives: local (WAL and segments on the
-leading log-service node), diskless (straight to object storage) or, coming
-next, hybrid (local WAL, segments in object storage; refused until it lands). Without it the
-cluster's default applies. The --remote-storage-* flags tune diskless topics
-(the topic configs remote.storage.*); --config sets any other topic config
-by its Kafka name.`,
+leading log-service node), hybrid (local WAL, sealed segments moved to
+object storage; local.retention.ms and local.retention.bytes bound what
+stays on local disk) or diskless (straight to object storage). Hybrid and
+diskless need an object store in the cluster. Without it the cluster's
+default applies. A local topic can later become hybrid and back with
+"topics alter NAME --set storage.mode=hybrid"; a diskless topic keeps its
+mode. The --remote-storage-* flags tune diskless topics (the topic configs
+remote.storage.*); --config sets any other topic config by its Kafka name.`,
 		Example: `  streamline-cli topics create events --partitions 3 --storage-mode diskless \
       --remote-storage-batch-size 1048576 --remote-storage-batch-timeout-ms 100
   streamline-cli topics create logs --config retention.ms=86400000 --config cleanup.policy=delete
+  streamline-cli topics create archive --storage-mode hybrid --config local.retention.ms=3600000
   streamline-cli topics create events --partitions 3 --validate-only`,
 		Args: exactArgs("NAME"),
 		RunE: a.action(func(cmd *cobra.Command, args []string) error {
@@ -278,8 +282,11 @@ func (a *app) topicsAlterCommand() *cobra.Command {
 		Use:   "alter NAME",
 		Short: "Set or remove topic configs",
 		Long: `Set configs of a topic (--set key=value) or return them to their
-defaults (--delete key), incrementally: configs not named keep their values.`,
+defaults (--delete key), incrementally: configs not named keep their values.
+storage.mode changes a local topic into a hybrid one and back (hybrid needs
+an object store in the cluster); a diskless topic keeps its mode.`,
 		Example: `  streamline-cli topics alter events --set retention.ms=3600000
+  streamline-cli topics alter events --set storage.mode=hybrid --set local.retention.ms=3600000
   streamline-cli topics alter events --delete retention.ms --set remote.storage.batch.timeout.ms=50`,
 		Args: exactArgs("NAME"),
 		RunE: a.action(func(cmd *cobra.Command, args []string) error {

@@ -36,13 +36,15 @@ func run(args []string) int {
 	fs.StringVar(&d.ClusterID, "cluster-id", d.ClusterID, "cluster id reported to clients")
 	fs.BoolVar(&d.AutoCreateTopics, "auto-create-topics", d.AutoCreateTopics, "create unknown topics on Metadata requests (auto.create.topics.enable)")
 	parts := fs.Int("default-partitions", int(d.DefaultPartitions), "partitions of auto-created topics and CreateTopics with -1")
-	mode := fs.String("default-storage-mode", string(d.DefaultStorageMode), "storage mode of topics created without storage.mode (local, diskless; hybrid is coming)")
-	objectsURL := fs.ObjectStore("object store for diskless topics: file:///dir or s3://bucket/prefix?endpoint=...&region=... (default file://<data-dir>/objects)")
+	mode := fs.String("default-storage-mode", string(d.DefaultStorageMode), "storage mode of topics created without storage.mode (local, hybrid, diskless; hybrid and diskless use --object-store)")
+	objectsURL := fs.ObjectStore("object store for hybrid and diskless topics: file:///dir or s3://bucket/prefix?endpoint=...&region=... (default file://<data-dir>/objects)")
 	fs.IntVar(&d.Diskless.MaxBatchBytes, "diskless-batch-bytes", 1<<20, "flush the diskless buffer when it holds this many bytes (batch_size_bytes)")
 	fs.DurationVar(&d.Diskless.MaxDelay, "diskless-batch-timeout", 100*time.Millisecond, "flush the diskless buffer this long after its first batch (batch_timeout_ms)")
 	fs.IntVar(&d.Diskless.MaxInFlight, "diskless-upload-parallelism", 4, "concurrent diskless uploads (upload_parallelism)")
 	d.Merge.AddFlags(fs.FlagSet)
 	fs.Int64Var(&d.MinFreeBytes, "min-free-bytes", localstore.DefaultMinFreeBytes, "free space kept on the data filesystem: below it, produce to local topics gets KAFKA_STORAGE_ERROR until space is freed (negative: no check)")
+	fs.Int64Var(&d.Hybrid.MaxPendingBytes, "hybrid-max-pending-bytes", 1<<30, "per hybrid partition: local bytes not yet in the object tier above which produce is held back and then refused with KAFKA_STORAGE_ERROR (uploads failing or behind)")
+	fs.DurationVar(&d.Hybrid.UploadInterval, "hybrid-upload-interval", time.Second, "how often the leader of a hybrid partition looks for rolled segments to upload")
 	fs.BoolVar(&d.UnsafeNoFsync, "unsafe-no-fsync", false, "skip WAL fsync (benchmarks only: acknowledged data may be lost on a crash)")
 	if code, ok := fs.Parse(args); !ok {
 		return code
@@ -50,6 +52,14 @@ func run(args []string) int {
 	var err error
 	if d.ObjectStore, err = objectsURL(); err != nil {
 		fs.Fail("%v", err)
+		return svcmain.ExitUsage
+	}
+	if d.Hybrid.MaxPendingBytes <= 0 {
+		fs.Fail("invalid value %d for flag --hybrid-max-pending-bytes: must be positive", d.Hybrid.MaxPendingBytes)
+		return svcmain.ExitUsage
+	}
+	if d.Hybrid.UploadInterval <= 0 {
+		fs.Fail("invalid value %v for flag --hybrid-upload-interval: must be positive", d.Hybrid.UploadInterval)
 		return svcmain.ExitUsage
 	}
 	d.DefaultPartitions = int32(*parts)

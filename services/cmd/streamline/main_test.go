@@ -32,7 +32,7 @@ func TestBadFlagsStopBeforeAnythingStarts(t *testing.T) {
 		args []string
 		flag string
 	}{
-		{[]string{"--default-storage-mode", "hybrid"}, "--default-storage-mode"},
+		{[]string{"--default-storage-mode", "Hybrid"}, "--default-storage-mode"},
 		{[]string{"--default-storage-mode", "cloud"}, "--default-storage-mode"},
 		{[]string{"--partitions", "3"}, "--partitions"},
 		{[]string{"--default-partitions", "x"}, "--default-partitions"},

@@ -33,6 +33,7 @@ func run(args []string) int {
 		gcGrace    = fs.Duration("gc-grace", gc.DefaultGrace, "age below which an unreferenced object is never garbage-collected; commits of objects older than half of it are refused (same value on every uploader)")
 		gcInterval = fs.Duration("gc-interval", gc.DefaultInterval, "time between garbage-collection passes of the elected uploader")
 		gcLinger   = fs.Duration("gc-linger", gc.DefaultLinger, "how long an object past its grace must have been seen unreferenced (replaced by a merge, dropped by retention) before it is deleted: readers may still hold its coordinates")
+		spoolDir   = fs.String("spool-dir", "", "directory where segments uploaded by hybrid topics are spooled while they arrive (default: the system temporary directory)")
 		_          = fs.HTTPAddr("") // served by fs.Telemetry
 		mergeCfg   uploader.MergeConfig
 	)
@@ -68,7 +69,7 @@ func run(args []string) int {
 	}
 	defer cli.Close()
 	cfg := uploader.Config{ID: *id, ListenAddr: *addr, AdvertisedAddr: *advertised, Etcd: cli, EtcdPrefix: *prefix, SessionTTL: *ttl,
-		GCGrace: *gcGrace, GCInterval: *gcInterval, GCLinger: *gcLinger, Merge: mergeCfg, Logger: log, TracerProvider: tel.TracerProvider, Metrics: tel.Registry}
+		SpoolDir: *spoolDir, GCGrace: *gcGrace, GCInterval: *gcInterval, GCLinger: *gcLinger, Merge: mergeCfg, Logger: log, TracerProvider: tel.TracerProvider, Metrics: tel.Registry}
 	if objects != "" {
 		bucket, err := objstore.Open(context.Background(), objects)
 		if err != nil {

@@ -11,6 +11,9 @@
 // They are separate because uploads are slow and a node runs several in
 // parallel, while each partition's commits must be applied in offset order;
 // the node calls Commit for its flushes one at a time, in flush order.
+// Hybrid topics tier their sealed local segments the same way:
+// UploadSegment writes one segment object, then Commit (with
+// expected_end) records it.
 
 package uploadv1
 
@@ -90,6 +93,145 @@ func (CommitStatus) EnumDescriptor() ([]byte, []int) {
 	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{0}
 }
 
+// UploadSegmentRequest is one message of a segment upload. The first
+// message must name the partition (node_id, topic, topic_id, partition);
+// later ones may leave those fields empty (if set, they must match).
+type UploadSegmentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The uploading log-service node, used in the object key.
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Topic  string `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
+	// Topic UUID (16 bytes).
+	TopicId   []byte `protobuf:"bytes,3,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
+	Partition int32  `protobuf:"varint,4,opt,name=partition,proto3" json:"partition,omitempty"`
+	// Whole Kafka RecordBatches (v2) with offsets assigned, concatenated; a
+	// message never splits a batch. Offsets are contiguous across the whole
+	// stream, in order; any message may carry none.
+	Batches       []byte `protobuf:"bytes,5,opt,name=batches,proto3" json:"batches,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadSegmentRequest) Reset() {
+	*x = UploadSegmentRequest{}
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadSegmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadSegmentRequest) ProtoMessage() {}
+
+func (x *UploadSegmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadSegmentRequest.ProtoReflect.Descriptor instead.
+func (*UploadSegmentRequest) Descriptor() ([]byte, []int) {
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *UploadSegmentRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *UploadSegmentRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *UploadSegmentRequest) GetTopicId() []byte {
+	if x != nil {
+		return x.TopicId
+	}
+	return nil
+}
+
+func (x *UploadSegmentRequest) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *UploadSegmentRequest) GetBatches() []byte {
+	if x != nil {
+		return x.Batches
+	}
+	return nil
+}
+
+// UploadSegmentResponse locates the uploaded segment, ready to commit.
+type UploadSegmentResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ObjectKey string                 `protobuf:"bytes,1,opt,name=object_key,json=objectKey,proto3" json:"object_key,omitempty"`
+	// Position and length of the batch data; segment_index_* set; epochs and
+	// producers as the segment's batches say.
+	Coords        *Coords `protobuf:"bytes,2,opt,name=coords,proto3" json:"coords,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadSegmentResponse) Reset() {
+	*x = UploadSegmentResponse{}
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadSegmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadSegmentResponse) ProtoMessage() {}
+
+func (x *UploadSegmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadSegmentResponse.ProtoReflect.Descriptor instead.
+func (*UploadSegmentResponse) Descriptor() ([]byte, []int) {
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *UploadSegmentResponse) GetObjectKey() string {
+	if x != nil {
+		return x.ObjectKey
+	}
+	return ""
+}
+
+func (x *UploadSegmentResponse) GetCoords() *Coords {
+	if x != nil {
+		return x.Coords
+	}
+	return nil
+}
+
 // UploadRequest is one flush of one log-service node.
 type UploadRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -103,7 +245,7 @@ type UploadRequest struct {
 
 func (x *UploadRequest) Reset() {
 	*x = UploadRequest{}
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[0]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -115,7 +257,7 @@ func (x *UploadRequest) String() string {
 func (*UploadRequest) ProtoMessage() {}
 
 func (x *UploadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[0]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -128,7 +270,7 @@ func (x *UploadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadRequest.ProtoReflect.Descriptor instead.
 func (*UploadRequest) Descriptor() ([]byte, []int) {
-	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{0}
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *UploadRequest) GetNodeId() string {
@@ -169,7 +311,7 @@ type UploadPartition struct {
 
 func (x *UploadPartition) Reset() {
 	*x = UploadPartition{}
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[1]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -181,7 +323,7 @@ func (x *UploadPartition) String() string {
 func (*UploadPartition) ProtoMessage() {}
 
 func (x *UploadPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[1]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -194,7 +336,7 @@ func (x *UploadPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPartition.ProtoReflect.Descriptor instead.
 func (*UploadPartition) Descriptor() ([]byte, []int) {
-	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{1}
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *UploadPartition) GetTopic() string {
@@ -244,7 +386,7 @@ type UploadResponse struct {
 
 func (x *UploadResponse) Reset() {
 	*x = UploadResponse{}
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[2]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -256,7 +398,7 @@ func (x *UploadResponse) String() string {
 func (*UploadResponse) ProtoMessage() {}
 
 func (x *UploadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[2]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -269,7 +411,7 @@ func (x *UploadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadResponse.ProtoReflect.Descriptor instead.
 func (*UploadResponse) Descriptor() ([]byte, []int) {
-	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{2}
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *UploadResponse) GetObjectKey() string {
@@ -302,7 +444,7 @@ type ProducerBatch struct {
 
 func (x *ProducerBatch) Reset() {
 	*x = ProducerBatch{}
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[3]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -314,7 +456,7 @@ func (x *ProducerBatch) String() string {
 func (*ProducerBatch) ProtoMessage() {}
 
 func (x *ProducerBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[3]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -327,7 +469,7 @@ func (x *ProducerBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProducerBatch.ProtoReflect.Descriptor instead.
 func (*ProducerBatch) Descriptor() ([]byte, []int) {
-	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{3}
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ProducerBatch) GetProducerId() int64 {
@@ -374,22 +516,31 @@ func (x *ProducerBatch) GetLastOffset() int64 {
 
 // Coords locate one partition's contiguous bytes in an object.
 type Coords struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ObjectKey     string                 `protobuf:"bytes,1,opt,name=object_key,json=objectKey,proto3" json:"object_key,omitempty"`
-	Position      int64                  `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
-	Length        int64                  `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"`
-	BaseOffset    int64                  `protobuf:"varint,4,opt,name=base_offset,json=baseOffset,proto3" json:"base_offset,omitempty"`
-	LastOffset    int64                  `protobuf:"varint,5,opt,name=last_offset,json=lastOffset,proto3" json:"last_offset,omitempty"`
-	MaxTimestamp  int64                  `protobuf:"varint,6,opt,name=max_timestamp,json=maxTimestamp,proto3" json:"max_timestamp,omitempty"`
-	LeaderEpoch   int32                  `protobuf:"varint,7,opt,name=leader_epoch,json=leaderEpoch,proto3" json:"leader_epoch,omitempty"`
-	Producers     []*ProducerBatch       `protobuf:"bytes,8,rep,name=producers,proto3" json:"producers,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ObjectKey    string                 `protobuf:"bytes,1,opt,name=object_key,json=objectKey,proto3" json:"object_key,omitempty"`
+	Position     int64                  `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	Length       int64                  `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"`
+	BaseOffset   int64                  `protobuf:"varint,4,opt,name=base_offset,json=baseOffset,proto3" json:"base_offset,omitempty"`
+	LastOffset   int64                  `protobuf:"varint,5,opt,name=last_offset,json=lastOffset,proto3" json:"last_offset,omitempty"`
+	MaxTimestamp int64                  `protobuf:"varint,6,opt,name=max_timestamp,json=maxTimestamp,proto3" json:"max_timestamp,omitempty"`
+	LeaderEpoch  int32                  `protobuf:"varint,7,opt,name=leader_epoch,json=leaderEpoch,proto3" json:"leader_epoch,omitempty"`
+	Producers    []*ProducerBatch       `protobuf:"bytes,8,rep,name=producers,proto3" json:"producers,omitempty"`
+	// Where a segment object's index is (entries and CRC, package
+	// segobject); a length of 0 means the range is not a segment object
+	// (an intake object's section).
+	SegmentIndexPos int64 `protobuf:"varint,9,opt,name=segment_index_pos,json=segmentIndexPos,proto3" json:"segment_index_pos,omitempty"`
+	SegmentIndexLen int64 `protobuf:"varint,10,opt,name=segment_index_len,json=segmentIndexLen,proto3" json:"segment_index_len,omitempty"`
+	// The leader epochs that start inside the range after leader_epoch (the
+	// epoch of its first batch), in offset order (segments can span leader
+	// changes).
+	Epochs        []*EpochStart `protobuf:"bytes,11,rep,name=epochs,proto3" json:"epochs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Coords) Reset() {
 	*x = Coords{}
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[4]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -401,7 +552,7 @@ func (x *Coords) String() string {
 func (*Coords) ProtoMessage() {}
 
 func (x *Coords) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[4]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -414,7 +565,7 @@ func (x *Coords) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Coords.ProtoReflect.Descriptor instead.
 func (*Coords) Descriptor() ([]byte, []int) {
-	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{4}
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Coords) GetObjectKey() string {
@@ -473,6 +624,80 @@ func (x *Coords) GetProducers() []*ProducerBatch {
 	return nil
 }
 
+func (x *Coords) GetSegmentIndexPos() int64 {
+	if x != nil {
+		return x.SegmentIndexPos
+	}
+	return 0
+}
+
+func (x *Coords) GetSegmentIndexLen() int64 {
+	if x != nil {
+		return x.SegmentIndexLen
+	}
+	return 0
+}
+
+func (x *Coords) GetEpochs() []*EpochStart {
+	if x != nil {
+		return x.Epochs
+	}
+	return nil
+}
+
+// EpochStart is the first offset written under a leader epoch.
+type EpochStart struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Epoch         int32                  `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	StartOffset   int64                  `protobuf:"varint,2,opt,name=start_offset,json=startOffset,proto3" json:"start_offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EpochStart) Reset() {
+	*x = EpochStart{}
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EpochStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EpochStart) ProtoMessage() {}
+
+func (x *EpochStart) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EpochStart.ProtoReflect.Descriptor instead.
+func (*EpochStart) Descriptor() ([]byte, []int) {
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *EpochStart) GetEpoch() int32 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *EpochStart) GetStartOffset() int64 {
+	if x != nil {
+		return x.StartOffset
+	}
+	return 0
+}
+
 // CommitRequest commits uploaded ranges.
 type CommitRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -483,7 +708,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[5]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -495,7 +720,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[5]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -508,7 +733,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{5}
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CommitRequest) GetPartitions() []*PartitionCommit {
@@ -527,15 +752,26 @@ type PartitionCommit struct {
 	// The etcd ModRevision of the partition record when the leader took
 	// over; the commit is refused if it changed (a newer leader epoch).
 	LeaderRevision int64 `protobuf:"varint,4,opt,name=leader_revision,json=leaderRevision,proto3" json:"leader_revision,omitempty"`
-	// Must start at the partition's committed end.
-	Coords        *Coords `protobuf:"bytes,5,opt,name=coords,proto3" json:"coords,omitempty"`
+	// Must start at the partition's committed end (unless expected_end is
+	// set).
+	Coords *Coords `protobuf:"bytes,5,opt,name=coords,proto3" json:"coords,omitempty"`
+	// When set, the range may start above the committed end: the gap is
+	// below the log start (hybrid topics whose log start moved past the
+	// tier's end, or whose tier starts at a non-zero offset). The commit is
+	// then refused (OUT_OF_ORDER) unless the committed end is exactly
+	// expected_end (0: nothing was ever committed), and a range starting
+	// above expected_end also raises the log start to its base offset
+	// (deleting the entries below it, as Trim does) unless the log start is
+	// already at or above it. A range starting below expected_end is
+	// OUT_OF_ORDER. Unset: the range must start at the committed end.
+	ExpectedEnd   *int64 `protobuf:"varint,6,opt,name=expected_end,json=expectedEnd,proto3,oneof" json:"expected_end,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PartitionCommit) Reset() {
 	*x = PartitionCommit{}
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[6]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -547,7 +783,7 @@ func (x *PartitionCommit) String() string {
 func (*PartitionCommit) ProtoMessage() {}
 
 func (x *PartitionCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[6]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -560,7 +796,7 @@ func (x *PartitionCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionCommit.ProtoReflect.Descriptor instead.
 func (*PartitionCommit) Descriptor() ([]byte, []int) {
-	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{6}
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PartitionCommit) GetTopic() string {
@@ -598,6 +834,13 @@ func (x *PartitionCommit) GetCoords() *Coords {
 	return nil
 }
 
+func (x *PartitionCommit) GetExpectedEnd() int64 {
+	if x != nil && x.ExpectedEnd != nil {
+		return *x.ExpectedEnd
+	}
+	return 0
+}
+
 // CommitResponse has one result per requested partition, in order.
 type CommitResponse struct {
 	state         protoimpl.MessageState   `protogen:"open.v1"`
@@ -608,7 +851,7 @@ type CommitResponse struct {
 
 func (x *CommitResponse) Reset() {
 	*x = CommitResponse{}
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[7]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -620,7 +863,7 @@ func (x *CommitResponse) String() string {
 func (*CommitResponse) ProtoMessage() {}
 
 func (x *CommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[7]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -633,7 +876,7 @@ func (x *CommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
 func (*CommitResponse) Descriptor() ([]byte, []int) {
-	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{7}
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CommitResponse) GetPartitions() []*PartitionCommitResult {
@@ -658,7 +901,7 @@ type PartitionCommitResult struct {
 
 func (x *PartitionCommitResult) Reset() {
 	*x = PartitionCommitResult{}
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[8]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -670,7 +913,7 @@ func (x *PartitionCommitResult) String() string {
 func (*PartitionCommitResult) ProtoMessage() {}
 
 func (x *PartitionCommitResult) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[8]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -683,7 +926,7 @@ func (x *PartitionCommitResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionCommitResult.ProtoReflect.Descriptor instead.
 func (*PartitionCommitResult) Descriptor() ([]byte, []int) {
-	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{8}
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PartitionCommitResult) GetTopic() string {
@@ -737,7 +980,7 @@ type TrimRequest struct {
 
 func (x *TrimRequest) Reset() {
 	*x = TrimRequest{}
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[9]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -749,7 +992,7 @@ func (x *TrimRequest) String() string {
 func (*TrimRequest) ProtoMessage() {}
 
 func (x *TrimRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[9]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -762,7 +1005,7 @@ func (x *TrimRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrimRequest.ProtoReflect.Descriptor instead.
 func (*TrimRequest) Descriptor() ([]byte, []int) {
-	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{9}
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TrimRequest) GetTopic() string {
@@ -815,7 +1058,7 @@ type TrimResponse struct {
 
 func (x *TrimResponse) Reset() {
 	*x = TrimResponse{}
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[10]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -827,7 +1070,7 @@ func (x *TrimResponse) String() string {
 func (*TrimResponse) ProtoMessage() {}
 
 func (x *TrimResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[10]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -840,7 +1083,7 @@ func (x *TrimResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrimResponse.ProtoReflect.Descriptor instead.
 func (*TrimResponse) Descriptor() ([]byte, []int) {
-	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{10}
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TrimResponse) GetStatus() CommitStatus {
@@ -868,7 +1111,17 @@ var File_streamline_upload_v1_upload_proto protoreflect.FileDescriptor
 
 const file_streamline_upload_v1_upload_proto_rawDesc = "" +
 	"\n" +
-	"!streamline/upload/v1/upload.proto\x12\x14streamline.upload.v1\"\x8c\x01\n" +
+	"!streamline/upload/v1/upload.proto\x12\x14streamline.upload.v1\"\x98\x01\n" +
+	"\x14UploadSegmentRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
+	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x19\n" +
+	"\btopic_id\x18\x03 \x01(\fR\atopicId\x12\x1c\n" +
+	"\tpartition\x18\x04 \x01(\x05R\tpartition\x12\x18\n" +
+	"\abatches\x18\x05 \x01(\fR\abatches\"l\n" +
+	"\x15UploadSegmentResponse\x12\x1d\n" +
+	"\n" +
+	"object_key\x18\x01 \x01(\tR\tobjectKey\x124\n" +
+	"\x06coords\x18\x02 \x01(\v2\x1c.streamline.upload.v1.CoordsR\x06coords\"\x8c\x01\n" +
 	"\rUploadRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\tflush_seq\x18\x02 \x01(\x04R\bflushSeq\x12E\n" +
@@ -896,7 +1149,7 @@ const file_streamline_upload_v1_upload_proto_rawDesc = "" +
 	"\vbase_offset\x18\x05 \x01(\x03R\n" +
 	"baseOffset\x12\x1f\n" +
 	"\vlast_offset\x18\x06 \x01(\x03R\n" +
-	"lastOffset\"\xa8\x02\n" +
+	"lastOffset\"\xba\x03\n" +
 	"\x06Coords\x12\x1d\n" +
 	"\n" +
 	"object_key\x18\x01 \x01(\tR\tobjectKey\x12\x1a\n" +
@@ -908,17 +1161,27 @@ const file_streamline_upload_v1_upload_proto_rawDesc = "" +
 	"lastOffset\x12#\n" +
 	"\rmax_timestamp\x18\x06 \x01(\x03R\fmaxTimestamp\x12!\n" +
 	"\fleader_epoch\x18\a \x01(\x05R\vleaderEpoch\x12A\n" +
-	"\tproducers\x18\b \x03(\v2#.streamline.upload.v1.ProducerBatchR\tproducers\"V\n" +
+	"\tproducers\x18\b \x03(\v2#.streamline.upload.v1.ProducerBatchR\tproducers\x12*\n" +
+	"\x11segment_index_pos\x18\t \x01(\x03R\x0fsegmentIndexPos\x12*\n" +
+	"\x11segment_index_len\x18\n" +
+	" \x01(\x03R\x0fsegmentIndexLen\x128\n" +
+	"\x06epochs\x18\v \x03(\v2 .streamline.upload.v1.EpochStartR\x06epochs\"E\n" +
+	"\n" +
+	"EpochStart\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x05R\x05epoch\x12!\n" +
+	"\fstart_offset\x18\x02 \x01(\x03R\vstartOffset\"V\n" +
 	"\rCommitRequest\x12E\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2%.streamline.upload.v1.PartitionCommitR\n" +
-	"partitions\"\xbf\x01\n" +
+	"partitions\"\xf8\x01\n" +
 	"\x0fPartitionCommit\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x19\n" +
 	"\btopic_id\x18\x02 \x01(\fR\atopicId\x12\x1c\n" +
 	"\tpartition\x18\x03 \x01(\x05R\tpartition\x12'\n" +
 	"\x0fleader_revision\x18\x04 \x01(\x03R\x0eleaderRevision\x124\n" +
-	"\x06coords\x18\x05 \x01(\v2\x1c.streamline.upload.v1.CoordsR\x06coords\"]\n" +
+	"\x06coords\x18\x05 \x01(\v2\x1c.streamline.upload.v1.CoordsR\x06coords\x12&\n" +
+	"\fexpected_end\x18\x06 \x01(\x03H\x00R\vexpectedEnd\x88\x01\x01B\x0f\n" +
+	"\r_expected_end\"]\n" +
 	"\x0eCommitResponse\x12K\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2+.streamline.upload.v1.PartitionCommitResultR\n" +
@@ -944,11 +1207,12 @@ const file_streamline_upload_v1_upload_proto_rawDesc = "" +
 	"\x17COMMIT_STATUS_COMMITTED\x10\x01\x12\x18\n" +
 	"\x14COMMIT_STATUS_FENCED\x10\x02\x12\x1e\n" +
 	"\x1aCOMMIT_STATUS_OUT_OF_ORDER\x10\x03\x12\x18\n" +
-	"\x14COMMIT_STATUS_FAILED\x10\x042\x88\x02\n" +
+	"\x14COMMIT_STATUS_FAILED\x10\x042\xf4\x02\n" +
 	"\rUploadService\x12S\n" +
 	"\x06Upload\x12#.streamline.upload.v1.UploadRequest\x1a$.streamline.upload.v1.UploadResponse\x12S\n" +
 	"\x06Commit\x12#.streamline.upload.v1.CommitRequest\x1a$.streamline.upload.v1.CommitResponse\x12M\n" +
-	"\x04Trim\x12!.streamline.upload.v1.TrimRequest\x1a\".streamline.upload.v1.TrimResponseB\xe7\x01\n" +
+	"\x04Trim\x12!.streamline.upload.v1.TrimRequest\x1a\".streamline.upload.v1.TrimResponse\x12j\n" +
+	"\rUploadSegment\x12*.streamline.upload.v1.UploadSegmentRequest\x1a+.streamline.upload.v1.UploadSegmentResponse(\x01B\xe7\x01\n" +
 	"\x18com.streamline.upload.v1B\vUploadProtoP\x01ZLgithub.com/streamline-dev/streamline/proto/gen/streamline/upload/v1;uploadv1\xa2\x02\x03SUX\xaa\x02\x14Streamline.Upload.V1\xca\x02\x14Streamline\\Upload\\V1\xe2\x02 Streamline\\Upload\\V1\\GPBMetadata\xea\x02\x16Streamline::Upload::V1b\x06proto3"
 
 var (
@@ -964,41 +1228,48 @@ func file_streamline_upload_v1_upload_proto_rawDescGZIP() []byte {
 }
 
 var file_streamline_upload_v1_upload_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_streamline_upload_v1_upload_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_streamline_upload_v1_upload_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_streamline_upload_v1_upload_proto_goTypes = []any{
 	(CommitStatus)(0),             // 0: streamline.upload.v1.CommitStatus
-	(*UploadRequest)(nil),         // 1: streamline.upload.v1.UploadRequest
-	(*UploadPartition)(nil),       // 2: streamline.upload.v1.UploadPartition
-	(*UploadResponse)(nil),        // 3: streamline.upload.v1.UploadResponse
-	(*ProducerBatch)(nil),         // 4: streamline.upload.v1.ProducerBatch
-	(*Coords)(nil),                // 5: streamline.upload.v1.Coords
-	(*CommitRequest)(nil),         // 6: streamline.upload.v1.CommitRequest
-	(*PartitionCommit)(nil),       // 7: streamline.upload.v1.PartitionCommit
-	(*CommitResponse)(nil),        // 8: streamline.upload.v1.CommitResponse
-	(*PartitionCommitResult)(nil), // 9: streamline.upload.v1.PartitionCommitResult
-	(*TrimRequest)(nil),           // 10: streamline.upload.v1.TrimRequest
-	(*TrimResponse)(nil),          // 11: streamline.upload.v1.TrimResponse
+	(*UploadSegmentRequest)(nil),  // 1: streamline.upload.v1.UploadSegmentRequest
+	(*UploadSegmentResponse)(nil), // 2: streamline.upload.v1.UploadSegmentResponse
+	(*UploadRequest)(nil),         // 3: streamline.upload.v1.UploadRequest
+	(*UploadPartition)(nil),       // 4: streamline.upload.v1.UploadPartition
+	(*UploadResponse)(nil),        // 5: streamline.upload.v1.UploadResponse
+	(*ProducerBatch)(nil),         // 6: streamline.upload.v1.ProducerBatch
+	(*Coords)(nil),                // 7: streamline.upload.v1.Coords
+	(*EpochStart)(nil),            // 8: streamline.upload.v1.EpochStart
+	(*CommitRequest)(nil),         // 9: streamline.upload.v1.CommitRequest
+	(*PartitionCommit)(nil),       // 10: streamline.upload.v1.PartitionCommit
+	(*CommitResponse)(nil),        // 11: streamline.upload.v1.CommitResponse
+	(*PartitionCommitResult)(nil), // 12: streamline.upload.v1.PartitionCommitResult
+	(*TrimRequest)(nil),           // 13: streamline.upload.v1.TrimRequest
+	(*TrimResponse)(nil),          // 14: streamline.upload.v1.TrimResponse
 }
 var file_streamline_upload_v1_upload_proto_depIdxs = []int32{
-	2,  // 0: streamline.upload.v1.UploadRequest.partitions:type_name -> streamline.upload.v1.UploadPartition
-	5,  // 1: streamline.upload.v1.UploadResponse.partitions:type_name -> streamline.upload.v1.Coords
-	4,  // 2: streamline.upload.v1.Coords.producers:type_name -> streamline.upload.v1.ProducerBatch
-	7,  // 3: streamline.upload.v1.CommitRequest.partitions:type_name -> streamline.upload.v1.PartitionCommit
-	5,  // 4: streamline.upload.v1.PartitionCommit.coords:type_name -> streamline.upload.v1.Coords
-	9,  // 5: streamline.upload.v1.CommitResponse.partitions:type_name -> streamline.upload.v1.PartitionCommitResult
-	0,  // 6: streamline.upload.v1.PartitionCommitResult.status:type_name -> streamline.upload.v1.CommitStatus
-	0,  // 7: streamline.upload.v1.TrimResponse.status:type_name -> streamline.upload.v1.CommitStatus
-	1,  // 8: streamline.upload.v1.UploadService.Upload:input_type -> streamline.upload.v1.UploadRequest
-	6,  // 9: streamline.upload.v1.UploadService.Commit:input_type -> streamline.upload.v1.CommitRequest
-	10, // 10: streamline.upload.v1.UploadService.Trim:input_type -> streamline.upload.v1.TrimRequest
-	3,  // 11: streamline.upload.v1.UploadService.Upload:output_type -> streamline.upload.v1.UploadResponse
-	8,  // 12: streamline.upload.v1.UploadService.Commit:output_type -> streamline.upload.v1.CommitResponse
-	11, // 13: streamline.upload.v1.UploadService.Trim:output_type -> streamline.upload.v1.TrimResponse
-	11, // [11:14] is the sub-list for method output_type
-	8,  // [8:11] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	7,  // 0: streamline.upload.v1.UploadSegmentResponse.coords:type_name -> streamline.upload.v1.Coords
+	4,  // 1: streamline.upload.v1.UploadRequest.partitions:type_name -> streamline.upload.v1.UploadPartition
+	7,  // 2: streamline.upload.v1.UploadResponse.partitions:type_name -> streamline.upload.v1.Coords
+	6,  // 3: streamline.upload.v1.Coords.producers:type_name -> streamline.upload.v1.ProducerBatch
+	8,  // 4: streamline.upload.v1.Coords.epochs:type_name -> streamline.upload.v1.EpochStart
+	10, // 5: streamline.upload.v1.CommitRequest.partitions:type_name -> streamline.upload.v1.PartitionCommit
+	7,  // 6: streamline.upload.v1.PartitionCommit.coords:type_name -> streamline.upload.v1.Coords
+	12, // 7: streamline.upload.v1.CommitResponse.partitions:type_name -> streamline.upload.v1.PartitionCommitResult
+	0,  // 8: streamline.upload.v1.PartitionCommitResult.status:type_name -> streamline.upload.v1.CommitStatus
+	0,  // 9: streamline.upload.v1.TrimResponse.status:type_name -> streamline.upload.v1.CommitStatus
+	3,  // 10: streamline.upload.v1.UploadService.Upload:input_type -> streamline.upload.v1.UploadRequest
+	9,  // 11: streamline.upload.v1.UploadService.Commit:input_type -> streamline.upload.v1.CommitRequest
+	13, // 12: streamline.upload.v1.UploadService.Trim:input_type -> streamline.upload.v1.TrimRequest
+	1,  // 13: streamline.upload.v1.UploadService.UploadSegment:input_type -> streamline.upload.v1.UploadSegmentRequest
+	5,  // 14: streamline.upload.v1.UploadService.Upload:output_type -> streamline.upload.v1.UploadResponse
+	11, // 15: streamline.upload.v1.UploadService.Commit:output_type -> streamline.upload.v1.CommitResponse
+	14, // 16: streamline.upload.v1.UploadService.Trim:output_type -> streamline.upload.v1.TrimResponse
+	2,  // 17: streamline.upload.v1.UploadService.UploadSegment:output_type -> streamline.upload.v1.UploadSegmentResponse
+	14, // [14:18] is the sub-list for method output_type
+	10, // [10:14] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_streamline_upload_v1_upload_proto_init() }
@@ -1006,13 +1277,14 @@ func file_streamline_upload_v1_upload_proto_init() {
 	if File_streamline_upload_v1_upload_proto != nil {
 		return
 	}
+	file_streamline_upload_v1_upload_proto_msgTypes[9].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_streamline_upload_v1_upload_proto_rawDesc), len(file_streamline_upload_v1_upload_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -11,6 +11,9 @@
 // They are separate because uploads are slow and a node runs several in
 // parallel, while each partition's commits must be applied in offset order;
 // the node calls Commit for its flushes one at a time, in flush order.
+// Hybrid topics tier their sealed local segments the same way:
+// UploadSegment writes one segment object, then Commit (with
+// expected_end) records it.
 
 package uploadv1
 
@@ -27,9 +30,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	UploadService_Upload_FullMethodName = "/streamline.upload.v1.UploadService/Upload"
-	UploadService_Commit_FullMethodName = "/streamline.upload.v1.UploadService/Commit"
-	UploadService_Trim_FullMethodName   = "/streamline.upload.v1.UploadService/Trim"
+	UploadService_Upload_FullMethodName        = "/streamline.upload.v1.UploadService/Upload"
+	UploadService_Commit_FullMethodName        = "/streamline.upload.v1.UploadService/Commit"
+	UploadService_Trim_FullMethodName          = "/streamline.upload.v1.UploadService/Trim"
+	UploadService_UploadSegment_FullMethodName = "/streamline.upload.v1.UploadService/UploadSegment"
 )
 
 // UploadServiceClient is the client API for UploadService service.
@@ -56,6 +60,16 @@ type UploadServiceClient interface {
 	// nothing. Uploaders are the only writers of manifest keys; log-service
 	// nodes only read them.
 	Trim(ctx context.Context, in *TrimRequest, opts ...grpc.CallOption) (*TrimResponse, error)
+	// UploadSegment writes one partition's sealed segment (hybrid topics) as
+	// one segment object, the format merged diskless data has
+	// (shared/segobject), streaming: the uploader holds neither the request
+	// nor the object in memory. Every batch is checked (whole v2 batches,
+	// CRC, offsets contiguous across the whole stream); bad input is
+	// INVALID_ARGUMENT and nothing is stored. Like Upload, nothing is
+	// visible until the returned coordinates are committed (Commit, usually
+	// with expected_end); an object never committed is an orphan, collected
+	// later. FAILED_PRECONDITION when the uploader has no object store.
+	UploadSegment(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadSegmentRequest, UploadSegmentResponse], error)
 }
 
 type uploadServiceClient struct {
@@ -96,6 +110,19 @@ func (c *uploadServiceClient) Trim(ctx context.Context, in *TrimRequest, opts ..
 	return out, nil
 }
 
+func (c *uploadServiceClient) UploadSegment(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadSegmentRequest, UploadSegmentResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &UploadService_ServiceDesc.Streams[0], UploadService_UploadSegment_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[UploadSegmentRequest, UploadSegmentResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type UploadService_UploadSegmentClient = grpc.ClientStreamingClient[UploadSegmentRequest, UploadSegmentResponse]
+
 // UploadServiceServer is the server API for UploadService service.
 // All implementations must embed UnimplementedUploadServiceServer
 // for forward compatibility.
@@ -120,6 +147,16 @@ type UploadServiceServer interface {
 	// nothing. Uploaders are the only writers of manifest keys; log-service
 	// nodes only read them.
 	Trim(context.Context, *TrimRequest) (*TrimResponse, error)
+	// UploadSegment writes one partition's sealed segment (hybrid topics) as
+	// one segment object, the format merged diskless data has
+	// (shared/segobject), streaming: the uploader holds neither the request
+	// nor the object in memory. Every batch is checked (whole v2 batches,
+	// CRC, offsets contiguous across the whole stream); bad input is
+	// INVALID_ARGUMENT and nothing is stored. Like Upload, nothing is
+	// visible until the returned coordinates are committed (Commit, usually
+	// with expected_end); an object never committed is an orphan, collected
+	// later. FAILED_PRECONDITION when the uploader has no object store.
+	UploadSegment(grpc.ClientStreamingServer[UploadSegmentRequest, UploadSegmentResponse]) error
 	mustEmbedUnimplementedUploadServiceServer()
 }
 
@@ -138,6 +175,9 @@ func (UnimplementedUploadServiceServer) Commit(context.Context, *CommitRequest) 
 }
 func (UnimplementedUploadServiceServer) Trim(context.Context, *TrimRequest) (*TrimResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Trim not implemented")
+}
+func (UnimplementedUploadServiceServer) UploadSegment(grpc.ClientStreamingServer[UploadSegmentRequest, UploadSegmentResponse]) error {
+	return status.Error(codes.Unimplemented, "method UploadSegment not implemented")
 }
 func (UnimplementedUploadServiceServer) mustEmbedUnimplementedUploadServiceServer() {}
 func (UnimplementedUploadServiceServer) testEmbeddedByValue()                       {}
@@ -214,6 +254,13 @@ func _UploadService_Trim_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _UploadService_UploadSegment_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(UploadServiceServer).UploadSegment(&grpc.GenericServerStream[UploadSegmentRequest, UploadSegmentResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type UploadService_UploadSegmentServer = grpc.ClientStreamingServer[UploadSegmentRequest, UploadSegmentResponse]
+
 // UploadService_ServiceDesc is the grpc.ServiceDesc for UploadService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -234,6 +281,12 @@ var UploadService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _UploadService_Trim_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "UploadSegment",
+			Handler:       _UploadService_UploadSegment_Handler,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "streamline/upload/v1/upload.proto",
 }
