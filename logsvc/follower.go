@@ -159,18 +159,17 @@ func (fs *followers) reconcile() {
 }
 
 func (fs *followers) open(t meta.Topic, pa meta.Partition) (*followed, error) {
-	// A follower of a hybrid partition holds only the local tail (from the
-	// leader's tier start on: storage.Tiered): it writes through the local
-	// engine and never touches the object tier, whose manifest only the
-	// leader commits to. Leading it later opens the same directory as a
-	// hybrid log.
-	mode := t.StorageMode
-	if mode == meta.StorageHybrid {
-		mode = meta.StorageLocal
-	}
-	eng, err := fs.n.engines.For(mode)
-	if err != nil {
-		return nil, err
+	// A follower of a local or hybrid partition holds only the local tail
+	// (a hybrid one from the leader's tier start on: storage.Tiered): it
+	// writes through the plain local engine and never touches the object
+	// tier, whose manifest only the leader commits to. Leading it later
+	// opens the same directory with the tier.
+	var eng storage.Engine = fs.n.local
+	if !t.StorageMode.KeepsLocalData() {
+		var err error
+		if eng, err = fs.n.engines.For(t.StorageMode); err != nil {
+			return nil, err
+		}
 	}
 	lg, err := eng.Open(storage.PartitionSpec{Topic: t, Partition: pa.Partition, Defaults: fs.n.cfg.TopicDefaults, Leader: pa})
 	if err != nil {

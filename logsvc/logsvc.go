@@ -231,11 +231,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		n.metrics.add(n.diskless.Collector())
 		n.engines[meta.StorageDiskless] = n.diskless
 		hy := n.cfg.Hybrid
-		hy.Local, hy.Tier, hy.Uploaders, hy.NodeID, hy.Logger = n.local, n.diskless, n.uploads.clients, n.cfg.ID, n.log
+		hy.Local, hy.Tier, hy.Store, hy.Uploaders, hy.NodeID, hy.Logger = n.local, n.diskless, n.store, n.uploads.clients, n.cfg.ID, n.log
 		hy.LeaderRevision = n.leaderRevision
 		n.hybrid = hybridstore.New(hy)
 		n.metrics.add(n.hybrid.Collector())
 		n.engines[meta.StorageHybrid] = n.hybrid
+		n.engines[meta.StorageLocal] = n.hybrid.LocalEngine() // reads what a formerly hybrid topic has in its tier
 	}
 	n.parts = newLeader(n)
 	n.follow = newFollowers(n)

@@ -106,7 +106,8 @@ type MergeConfig struct {
 	TargetBytes int64
 	Interval    time.Duration
 	Parallelism int
-	// Failpoint is passed to merge.Config.Failpoint (crash tests).
+	// Failpoint is passed to merge.Config.Failpoint and to the segment
+	// uploads of the UploadService (crash tests).
 	Failpoint func(step string)
 	enabled   *bool // set by AddFlags
 }
@@ -241,6 +242,7 @@ func (u *Uploader) Start(ctx context.Context) (err error) {
 	up.RefuseCommitsOlderThan(gc.MaxCommitAge(u.cfg.GCGrace))
 	up.SpoolSegmentsIn(u.cfg.SpoolDir)
 	up.OnSegmentUploaded(segmentMetrics(u.cfg.Metrics))
+	up.Failpoint(u.cfg.Merge.Failpoint)
 	uploadv1.RegisterUploadServiceServer(u.srv, up)
 	go u.srv.Serve(u.lis)
 	if u.sess, err = u.register(ctx, u.cfg.TakeOverID); err != nil {

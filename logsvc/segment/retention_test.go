@@ -139,3 +139,34 @@ func TestRetentionBySize(t *testing.T) {
 	}
 	checkEmptyAt(t, l, dir, 8)
 }
+
+// TestRetentionBelowCeiling: hybrid topics delete only segments wholly
+// below the object tier's end. With every segment past both limits,
+// nothing at or above the ceiling goes; the getters the uploads use see
+// the segments' bounds.
+func TestRetentionBelowCeiling(t *testing.T) {
+	clk := newClock()
+	l, bs := threeSegments(t, t.TempDir(), clk)
+	defer l.Close()
+	if l.SealedEnd() != 6 || l.SegmentEndAfter(0) != 3 || l.SegmentEndAfter(4) != 6 || l.SegmentEndAfter(7) != 9 {
+		t.Fatalf("bounds: sealed end %d, segment ends %d %d %d", l.SealedEnd(), l.SegmentEndAfter(0), l.SegmentEndAfter(4), l.SegmentEndAfter(7))
+	}
+	if got, want := l.BytesFrom(3), int64(len(bs[1])+len(bs[2])); got != want {
+		t.Fatalf("bytes from 3: %d, want %d", got, want)
+	}
+	// The ceiling falls inside segment [3,6): only [0,3) may go.
+	if n, err := l.ApplyRetentionBelow(0, 0, 5); n != 1 || err != nil {
+		t.Fatalf("below 5: deleted %d, %v", n, err)
+	}
+	if l.StartOffset() != 3 || l.EndOffset() != 9 {
+		t.Fatalf("after retention below 5: [%d, %d), want [3, 9)", l.StartOffset(), l.EndOffset())
+	}
+	// A ceiling at a segment's end lets that segment go; the active one
+	// (ending at the log end) stays below a ceiling under the end.
+	if n, err := l.ApplyRetentionBelow(0, 0, 6); n != 1 || err != nil || l.StartOffset() != 6 {
+		t.Fatalf("below 6: deleted %d, %v, start %d", n, err, l.StartOffset())
+	}
+	if n, err := l.ApplyRetentionBelow(0, 0, 8); n != 0 || err != nil || l.StartOffset() != 6 {
+		t.Fatalf("below 8: deleted %d, %v, start %d", n, err, l.StartOffset())
+	}
+}

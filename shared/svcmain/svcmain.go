@@ -193,3 +193,20 @@ func Run(log *slog.Logger, svc Service, onReady func()) int {
 	}
 	return code
 }
+
+// Failpoint returns the failpoint crash tests set with
+// STREAMLINE_FAILPOINT=<step> (a step of a multi-step operation: merge,
+// segment upload, hybrid commit): the process SIGKILLs itself the first
+// time it reaches that step, as a crash there would. Empty: none.
+func Failpoint(at string) func(step string) {
+	if at == "" {
+		return nil
+	}
+	return func(step string) {
+		if step == at {
+			fmt.Fprintf(os.Stderr, "failpoint %s: killing the process\n", step)
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // the signal is on its way
+		}
+	}
+}

@@ -29,6 +29,7 @@ type Server struct {
 	// maxCommitAge, if positive, refuses commits of objects older than it
 	// by their key time (see RefuseCommitsOlderThan).
 	maxCommitAge time.Duration
+	failpointFn  func(step string)
 	now          func() time.Time
 	// spoolDir is where UploadSegment spools segments ("": os.TempDir()).
 	spoolDir string
@@ -93,6 +94,22 @@ func (s *Server) Upload(ctx context.Context, req *uploadv1.UploadRequest) (*uplo
 	return resp, nil
 }
 
+// The steps of a segment upload a failpoint sees (crash tests).
+const (
+	FailSegmentBeforePut = "segment-before-put"
+	FailSegmentAfterPut  = "segment-after-put"
+)
+
+// Failpoint sets a function called at each step of a segment upload with
+// its name (crash tests kill the process there). Call it before serving.
+func (s *Server) Failpoint(f func(step string)) { s.failpointFn = f }
+
+func (s *Server) failpoint(step string) {
+	if s.failpointFn != nil {
+		s.failpointFn(step)
+	}
+}
+
 // UploadSegment implements UploadService.UploadSegment: the stream's
 // batches are validated and spooled as they arrive, then PUT as one
 // segment object (package segupload). Bad input is InvalidArgument and
@@ -136,7 +153,11 @@ func (s *Server) UploadSegment(stream uploadv1.UploadService_UploadSegmentServer
 			return err
 		}
 	}
+	s.failpoint(FailSegmentBeforePut)
 	key, coords, err := up.Put(ctx, bucket)
+	if err == nil {
+		s.failpoint(FailSegmentAfterPut)
+	}
 	if err != nil {
 		return segmentStatus(err)
 	}

@@ -110,8 +110,9 @@ func run(args []string) int {
 		Etcd: cli, EtcdPrefix: *prefix, SessionTTL: *ttl, RetentionCheckInterval: *retention, ReplicaLagTime: *lagTime,
 		LeaderRebalanceInterval: *rebalance, RebuildThrottle: *throttle,
 		WAL: wal.Options{NoSync: *noSync}, MinFreeBytes: *minFree, Logger: log, ReadCacheBytes: *cacheBytes, Objects: objectsOrNil(bucket),
-		Diskless:       buffer.Config{MaxBatchBytes: *batchBytes, MaxDelay: *batchWait, MaxInFlight: *uploads},
-		Hybrid:         hybridstore.Options{MaxPendingBytes: *pending, UploadInterval: *upEvery},
+		Diskless: buffer.Config{MaxBatchBytes: *batchBytes, MaxDelay: *batchWait, MaxInFlight: *uploads},
+		Hybrid: hybridstore.Options{MaxPendingBytes: *pending, UploadInterval: *upEvery,
+			Failpoint: svcmain.Failpoint(os.Getenv("STREAMLINE_FAILPOINT"))},
 		TracerProvider: tel.TracerProvider, Metrics: tel.Registry,
 	})
 

@@ -32,6 +32,8 @@
 package hybridstore
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -51,6 +53,8 @@ type Options struct {
 	// Tier reads, trims and tracks the object tier (its manifest is the
 	// same as a diskless partition's).
 	Tier *disklessstore.Engine
+	// Store reads the manifests (whether a local partition has a tier).
+	Store *meta.Store
 	// Uploaders hands out clients of live uploaders, in the order to try.
 	Uploaders disklessstore.Uploaders
 	NodeID    string
@@ -67,6 +71,23 @@ type Options struct {
 	// UploadTimeout bounds one segment upload (default 10 min).
 	UploadTimeout time.Duration
 	Logger        *slog.Logger
+	// Failpoint, if set, is called at each step of a segment upload with
+	// its name (crash tests kill the process there).
+	Failpoint func(step string)
+}
+
+// The steps of a segment upload a Failpoint sees on the log-service side
+// (the uploader has its own: before and after its PUT).
+const (
+	FailBeforeCommit      = "hybrid-before-commit"       // uploaded, not committed
+	FailAfterCommit       = "hybrid-after-commit"        // committed, local copy untouched
+	FailBeforeLocalDelete = "hybrid-before-local-delete" // local retention about to delete uploaded segments
+)
+
+func (e *Engine) failpoint(step string) {
+	if e.opts.Failpoint != nil {
+		e.opts.Failpoint(step)
+	}
 }
 
 // Engine is the hybrid storage.Engine of one node.
@@ -111,10 +132,35 @@ func (e *Engine) Open(spec storage.PartitionSpec) (storage.Log, error) {
 		lg.Close()
 		return nil, err
 	}
-	l := &Log{e: e, spec: spec, local: lg.(*localstore.Log), tier: tier}
+	l := &Log{e: e, spec: spec, local: lg.(*localstore.Log), tier: tier, upload: spec.Topic.StorageMode == meta.StorageHybrid}
 	l.rev.Store(spec.Leader.ModRevision)
 	l.Reconfigure(spec.Topic)
 	return l, nil
+}
+
+// LocalEngine is the engine of local topics on a node with an object
+// tier. A local partition whose topic was hybrid before (live migration
+// back to local) keeps reading the history its tier holds - nothing is
+// uploaded any more, retention still trims the tier - while one that never
+// had a tier is a plain local log (one etcd read at open tells them apart).
+func (e *Engine) LocalEngine() storage.Engine { return localEngine{e} }
+
+type localEngine struct{ e *Engine }
+
+func (v localEngine) Mode() meta.StorageMode { return meta.StorageLocal }
+func (v localEngine) Close() error           { return nil }
+
+func (v localEngine) Open(spec storage.PartitionSpec) (storage.Log, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	end, _, err := v.e.opts.Store.CommittedEnd(ctx, spec.Topic.ID, spec.Partition)
+	if err != nil {
+		return nil, fmt.Errorf("local %s-%d: reading its tier's end: %w", spec.Topic.Name, spec.Partition, err)
+	}
+	if end == 0 {
+		return v.e.opts.Local.Open(spec)
+	}
+	return v.e.Open(spec)
 }
 
 // Close does nothing: the logs are closed by their partitions, and the

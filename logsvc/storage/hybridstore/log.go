@@ -21,6 +21,10 @@ type Log struct {
 	spec  storage.PartitionSpec
 	local *localstore.Log
 	tier  *disklessstore.Log
+	// upload: the topic is hybrid (upload rolled segments, local
+	// retention, the pending bound); false for a local topic that still
+	// has a tier from when it was hybrid (LocalEngine).
+	upload bool
 
 	rev                 atomic.Int64 // partition record revision commits are fenced by
 	localMs, localBytes atomic.Int64 // effective local.retention.*
@@ -47,7 +51,7 @@ func (l *Log) Append(batch []byte, h recbatch.Header) <-chan error { return l.lo
 // (backpressure), then the produce is refused (KAFKA_STORAGE_ERROR, which
 // clients retry); nothing stored is dropped.
 func (l *Log) CheckSpace() error {
-	if err := l.local.CheckSpace(); err != nil {
+	if err := l.local.CheckSpace(); err != nil || !l.upload {
 		return err
 	}
 	limit := l.e.opts.MaxPendingBytes
@@ -209,7 +213,10 @@ func (l *Log) DeleteRecords(offset int64) error {
 // Reconfigure implements storage.Log: segment settings and local retention.
 func (l *Log) Reconfigure(t meta.Topic) {
 	l.local.Reconfigure(t)
-	ms, bytes := t.LocalRetention(l.spec.Defaults)
+	ms, bytes := int64(-1), int64(-1)
+	if l.upload {
+		ms, bytes = t.LocalRetention(l.spec.Defaults)
+	}
 	l.localMs.Store(ms)
 	l.localBytes.Store(bytes)
 }
@@ -247,6 +254,10 @@ func (l *Log) Lead(hw func() int64) {
 		return
 	}
 	l.leading, l.stop, l.done = true, make(chan struct{}), make(chan struct{})
+	if !l.upload {
+		close(l.done) // leads (trims the tier by retention) but uploads nothing
+		return
+	}
 	go l.uploadLoop(hw, l.stop, l.done)
 }
 

@@ -58,6 +58,7 @@ func (l *Log) uploadLoop(hw func() int64, stop, done chan struct{}) {
 			uploaded = true
 		}
 		if uploaded {
+			l.e.failpoint(FailBeforeLocalDelete)
 			if err := l.applyLocalRetention(); err != nil && !errors.Is(err, storage.ErrClosed) {
 				l.e.log.Warn("hybrid local retention failed", "topic", l.spec.Topic.Name, "partition", l.spec.Partition, "err", err)
 			}
@@ -89,6 +90,7 @@ func (l *Log) uploadNext(hw func() int64, stop <-chan struct{}) error {
 		// with it.
 		pc.ExpectedEnd = &te
 	}
+	l.e.failpoint(FailBeforeCommit)
 	for attempt := 0; ; attempt++ {
 		status, msg, err := l.commit(ctx, pc)
 		if err != nil {
@@ -96,6 +98,7 @@ func (l *Log) uploadNext(hw func() int64, stop <-chan struct{}) error {
 		}
 		switch status {
 		case uploadv1.CommitStatus_COMMIT_STATUS_COMMITTED:
+			l.e.failpoint(FailAfterCommit)
 			l.tier.Committed(meta.Coords{BaseOffset: coords.GetBaseOffset(), LastOffset: coords.GetLastOffset(), Length: coords.GetLength()})
 			l.e.uploadedSegments.Add(1)
 			l.e.uploadedBytes.Add(uint64(coords.GetLength()))

@@ -5,9 +5,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"syscall"
 	"time"
 
 	"github.com/streamline-dev/streamline/shared/meta"
@@ -50,7 +48,7 @@ func run(args []string) int {
 		fs.Fail("%v", err)
 		return svcmain.ExitUsage
 	}
-	mergeCfg.Failpoint = failpoint(os.Getenv("STREAMLINE_FAILPOINT"))
+	mergeCfg.Failpoint = svcmain.Failpoint(os.Getenv("STREAMLINE_FAILPOINT"))
 	log, err := fs.Logger()
 	if err != nil {
 		fs.Fail("%v", err)
@@ -85,21 +83,4 @@ func run(args []string) int {
 		return svcmain.ExitUsage
 	}
 	return svcmain.Run(log, u, tel.SetReady)
-}
-
-// failpoint returns the merge failpoint crash tests set with
-// STREAMLINE_FAILPOINT=<step> (merge.FailBeforePut, FailAfterPut,
-// FailAfterSwap): the process SIGKILLs itself the first time it reaches
-// that step, as a crash there would. Empty: none.
-func failpoint(at string) func(string) {
-	if at == "" {
-		return nil
-	}
-	return func(step string) {
-		if step == at {
-			fmt.Fprintf(os.Stderr, "failpoint %s: killing the process\n", step)
-			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-			select {} // the signal is on its way
-		}
-	}
 }
