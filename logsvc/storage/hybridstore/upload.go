@@ -26,7 +26,7 @@ var errNothing = errors.New("nothing to upload")
 // commit of a node that no longer leads ends the loop.
 func (l *Log) uploadLoop(hw func() int64, stop, done chan struct{}) {
 	defer close(done)
-	wait := l.e.opts.UploadInterval
+	wait, backoff := l.e.opts.UploadInterval, l.e.opts.UploadInterval
 	for {
 		select {
 		case <-stop:
@@ -52,10 +52,11 @@ func (l *Log) uploadLoop(hw func() int64, stop, done chan struct{}) {
 				}
 				l.e.uploadFailures.Add(1)
 				l.e.log.Warn("hybrid segment upload failed; retrying", "topic", l.spec.Topic.Name, "partition", l.spec.Partition, "err", err)
-				wait = min(2*wait, 30*time.Second)
+				backoff = min(2*backoff, 5*time.Second)
+				wait = backoff
 				break
 			}
-			uploaded = true
+			uploaded, backoff = true, l.e.opts.UploadInterval
 		}
 		if uploaded {
 			l.e.failpoint(FailBeforeLocalDelete)
