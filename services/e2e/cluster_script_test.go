@@ -122,6 +122,22 @@ func TestClusterScript(t *testing.T) {
 	if objs, err := filepath.Glob(filepath.Join(dir, "objects", "*")); err != nil || len(objs) == 0 {
 		t.Fatalf("no objects under %s/objects after producing to a diskless topic (%v)", dir, err)
 	}
+	// And hybrid topics: replicated local tails, rolled segments uploaded
+	// (16 KiB segments, 16 KiB kept locally), read back from offset 0.
+	const hy = "script-hybrid"
+	objectsBefore := dirBytes(t, filepath.Join(dir, "objects"), "")
+	if resp, err := adm.CreateTopic(ctx, 3, 2, map[string]*string{"storage.mode": kadm.StringPtr("hybrid"),
+		"segment.bytes": kadm.StringPtr("16384"), "local.retention.bytes": kadm.StringPtr("16384")}, hy); err != nil || resp.Err != nil {
+		t.Fatalf("create hybrid topic: %v %v", err, resp.Err)
+	}
+	hyAcked := produceAll(ctx, t, newSeededClient(t, seeds, kgo.DefaultProduceTopic(hy), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(2048)), 900, // small batches: segments roll
+		func(i int) *kgo.Record {
+			return &kgo.Record{Partition: int32(i % 3), Value: []byte(fmt.Sprintf("hybrid-%06d-%0200d", i, 0))}
+		})
+	waitFor(ctx, t, func() bool { return dirBytes(t, filepath.Join(dir, "objects"), "") >= objectsBefore+100<<10 },
+		"the hybrid topic's rolled segments in %s/objects", dir)
+	consumeAndCompare(ctx, t, seeds[1], hy, hyAcked)
 
 	begin = time.Now()
 	if out, err := runScript(t, 2*time.Minute, script, "restart", dir, "logsvc-2"); err != nil {
@@ -144,6 +160,7 @@ func TestClusterScript(t *testing.T) {
 	// Everything is still there, including logsvc-2's partitions, and the
 	// restarted node takes writes again.
 	consumeAndCompare(ctx, t, seeds[1], topic, acked)
+	consumeAndCompare(ctx, t, seeds[1], hy, hyAcked)
 	more := produceAll(ctx, t, newSeededClient(t, seeds, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner())), 600, mk(100000))
 	for p, m := range more {
 		for o, r := range m {
