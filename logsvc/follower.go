@@ -61,6 +61,10 @@ type followed struct {
 	retryAt time.Time
 	retired bool
 	failed  error
+	// tailOnly: the partition has an object tier and this copy starts
+	// above the leader's local start (rebuilt from the tier's end): it
+	// lacks local history, which the node advertises (LogNode.TailOnly).
+	tailOnly bool
 }
 
 func newFollowers(n *Node) *followers {
@@ -439,6 +443,9 @@ func (ft *fetcher) apply(f *followed, r *logv1.ReplicatePartitionResult) (ok boo
 	}
 	lg := ft.log.With("topic", f.rec.Topic, "partition", f.rec.Partition)
 	f.leaderHWM = r.GetHighWatermark()
+	if r.LocalLogStartOffset != nil {
+		f.tailOnly = f.log.StartOffset() > r.GetLocalLogStartOffset()
+	}
 	if r.GetDivergingEndOffset() >= 0 {
 		if err := ft.truncate(f, r.GetDivergingEpoch(), r.GetDivergingEndOffset()); err != nil {
 			f.failed = err
@@ -642,4 +649,22 @@ func (n *Node) leaveISRWithoutData(ctx context.Context) error {
 		time.Sleep(200 * time.Millisecond) // let the cache catch up with what changed
 	}
 	return errors.New("partition records kept changing while leaving the ISR of partitions without local data")
+}
+
+// tailOnly lists the partitions this node follows without the local
+// history their leader has (followed.tailOnly), sorted, for its
+// registration (meta.LogNode.TailOnly).
+func (fs *followers) tailOnly() []string {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	var out []string
+	for k, f := range fs.m {
+		f.mu.Lock()
+		if f.tailOnly && !f.retired {
+			out = append(out, meta.PartitionName(k.topic, k.partition))
+		}
+		f.mu.Unlock()
+	}
+	slices.Sort(out)
+	return out
 }

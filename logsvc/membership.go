@@ -3,6 +3,7 @@ package logsvc
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -30,7 +31,8 @@ func (n *Node) join(ctx context.Context) (*membership, error) {
 	if err != nil {
 		return nil, fmt.Errorf("logsvc: etcd session: %w", err)
 	}
-	if err := n.store.RegisterLogNode(ctx, sess, meta.LogNode{ID: n.cfg.ID, Addr: n.Addr(), ObjectStore: n.cfg.Objects != nil, Rack: n.cfg.Rack}); err != nil {
+	tail := n.follow.tailOnly()
+	if err := n.store.RegisterLogNode(ctx, sess, n.registration(tail)); err != nil {
 		sess.Close()
 		return nil, err
 	}
@@ -43,6 +45,7 @@ func (n *Node) join(ctx context.Context) (*membership, error) {
 	n.ctrl.Store(ctrl)
 	fenceDone := make(chan struct{})
 	go func() { defer close(fenceDone); f.run(mctx) }()
+	go n.advertiseTailOnly(mctx, sess, tail)
 	go func() {
 		defer close(m.done)
 		if err := ctrl.Run(mctx); err != nil && mctx.Err() == nil {
@@ -54,6 +57,41 @@ func (n *Node) join(ctx context.Context) (*membership, error) {
 		"session_ttl", n.cfg.SessionTTL, "lease", fmt.Sprintf("%x", sess.Lease()))
 	return m, nil
 }
+
+// registration is this node's etcd registration value.
+func (n *Node) registration(tailOnly []string) meta.LogNode {
+	return meta.LogNode{ID: n.cfg.ID, Addr: n.Addr(), ObjectStore: n.cfg.Objects != nil, Rack: n.cfg.Rack, TailOnly: tailOnly}
+}
+
+// advertiseTailOnly registers the node again, under the same lease, when
+// the hybrid partitions it follows without local history change (every
+// tailOnlyInterval), so the controller does not prefer it as their leader.
+func (n *Node) advertiseTailOnly(ctx context.Context, sess *concurrency.Session, last []string) {
+	t := time.NewTicker(tailOnlyInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cur := n.follow.tailOnly()
+		if slices.Equal(cur, last) {
+			continue
+		}
+		if err := n.store.UpdateLogNode(ctx, sess, n.registration(cur)); err != nil {
+			if ctx.Err() == nil {
+				n.log.Warn("updating the registration (partitions followed without local history) failed; retrying", "err", err)
+			}
+			continue
+		}
+		n.log.Info("partitions followed without local history", "tail_only", cur)
+		last = cur
+	}
+}
+
+// tailOnlyInterval is how often advertiseTailOnly looks for a change.
+const tailOnlyInterval = 2 * time.Second
 
 // end stops the membership's goroutines; closeSession also revokes the
 // lease (a clean shutdown deregisters at once).

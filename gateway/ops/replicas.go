@@ -179,9 +179,14 @@ func (o *Ops) Reassignments(topics map[string][]int32) []ReassignmentView {
 // already does). Unclean: only for a partition without a live leader, the
 // first live ISR member leads, else the first live replica, its ISR reset
 // to it (acknowledged records may be lost; ELIGIBLE_LEADERS_NOT_AVAILABLE
-// if no replica is live).
+// if no replica is live). A preferred replica that holds only the tail of
+// a hybrid partition (meta.LogNode.TailOnly) is not available either.
 func (o *Ops) ElectLeader(ctx context.Context, topic string, partition int32, typ ElectionType) *Error {
 	live := func(n string) bool { _, ok := o.cache.LogNode(n); return ok }
+	tailOnly := func(n, topic string, partition int32) bool {
+		node, ok := o.cache.LogNode(n)
+		return ok && slices.Contains(node.TailOnly, meta.PartitionName(topic, partition))
+	}
 	return o.changePartition(ctx, topic, partition, func(p meta.Partition) (*meta.Partition, *Error) {
 		next := p
 		switch typ {
@@ -192,6 +197,8 @@ func (o *Ops) ElectLeader(ctx context.Context, topic string, partition int32, ty
 				return nil, fail(kerr.ElectionNotNeeded, "partition", "%s leads %s-%d already", pref, topic, partition)
 			case !live(pref) || !p.InISR(pref):
 				return nil, fail(kerr.PreferredLeaderNotAvailable, "partition", "the preferred replica %s of %s-%d is not live and in sync (ISR %v)", pref, topic, partition, p.InSyncReplicas())
+			case tailOnly(pref, topic, partition):
+				return nil, fail(kerr.PreferredLeaderNotAvailable, "partition", "the preferred replica %s of %s-%d holds only the tail of its local log (rebuilt from the object tier's end): it lacks the local history %s has", pref, topic, partition, p.Leader)
 			}
 			next.Leader, next.UncleanLeader = pref, false
 		case ElectUnclean:

@@ -165,8 +165,15 @@ func PlanRebalance(parts []meta.Partition, live []meta.LogNode, topic func(strin
 func plan(parts []meta.Partition, live []meta.LogNode, topic func(string) (meta.Topic, bool), rebalance bool) []meta.PartitionUpdate {
 	alive := map[string]bool{}
 	load := map[string]int{}
+	tailOnly := map[string]map[string]bool{} // node -> partitions it holds only the tail of
 	for _, n := range live {
 		alive[n.ID] = true
+		for _, name := range n.TailOnly {
+			if tailOnly[n.ID] == nil {
+				tailOnly[n.ID] = map[string]bool{}
+			}
+			tailOnly[n.ID][name] = true
+		}
 	}
 	for _, p := range parts {
 		if alive[p.Leader] {
@@ -190,7 +197,8 @@ func plan(parts []meta.Partition, live []meta.LogNode, topic func(string) (meta.
 				// new one is elected from the ISR just below.
 				next.CompleteReassignment()
 			}
-			electLocal(&next, alive, t, rebalance)
+			name := meta.PartitionName(p.Topic, p.Partition)
+			electLocal(&next, alive, func(node string) bool { return tailOnly[node][name] }, t, rebalance)
 		} else if !alive[p.Leader] {
 			next.Leader = leastLoaded(live, load)
 			if next.Leader != "" {
@@ -244,9 +252,13 @@ func withoutDead(isr []string, alive map[string]bool) []string {
 // its replicas' disks (Kafka's partition state machine):
 //
 //   - a live leader stays; dead followers leave the ISR; with rebalance,
-//     a live preferred replica in the ISR takes the lead back;
-//   - otherwise the first live ISR member in replica order leads, and the
-//     dead members leave the ISR (the new leader stays, so it is never
+//     a live preferred replica in the ISR takes the lead back, unless it
+//     holds only the tail of a hybrid partition (lacksHistory: rebuilt
+//     from the object tier's end, it would serve the history from object
+//     storage rather than disk);
+//   - otherwise the first live ISR member in replica order leads - first
+//     among those with local history, then among the rest - and the dead
+//     members leave the ISR (the new leader stays, so it is never
 //     emptied);
 //   - with no live ISR member the partition is offline and its ISR stays
 //     as it is: the last members are the only replicas holding every
@@ -257,23 +269,25 @@ func withoutDead(isr []string, alive map[string]bool) []string {
 //     Kafka).
 //
 // A record without replicas is its home alone, in sync: it waits for it.
-func electLocal(next *meta.Partition, alive map[string]bool, t meta.Topic, rebalance bool) {
+func electLocal(next *meta.Partition, alive map[string]bool, lacksHistory func(node string) bool, t meta.Topic, rebalance bool) {
 	replicas, isr := next.ReplicaSet(), next.InSyncReplicas()
 	if len(replicas) == 0 {
 		return
 	}
 	if next.Leader != "" && alive[next.Leader] {
 		next.ISR = withoutDead(next.ISR, alive)
-		if pref := replicas[0]; rebalance && pref != next.Leader && alive[pref] && slices.Contains(isr, pref) {
+		if pref := replicas[0]; rebalance && pref != next.Leader && alive[pref] && slices.Contains(isr, pref) && !lacksHistory(pref) {
 			next.Leader, next.UncleanLeader = pref, false
 		}
 		return
 	}
-	for _, r := range replicas {
-		if alive[r] && slices.Contains(isr, r) {
-			next.Leader, next.UncleanLeader = r, false
-			next.ISR = withoutDead(next.ISR, alive)
-			return
+	for _, withHistory := range []bool{true, false} {
+		for _, r := range replicas {
+			if alive[r] && slices.Contains(isr, r) && (!withHistory || !lacksHistory(r)) {
+				next.Leader, next.UncleanLeader = r, false
+				next.ISR = withoutDead(next.ISR, alive)
+				return
+			}
 		}
 	}
 	next.Leader = ""

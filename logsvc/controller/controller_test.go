@@ -189,6 +189,15 @@ func TestPlanElectsFromTheISR(t *testing.T) {
 		}
 		return out
 	}
+	// tailOnly marks node id as holding only the tail of partition r/0.
+	tailOnly := func(nodes []meta.LogNode, id string) []meta.LogNode {
+		for i := range nodes {
+			if nodes[i].ID == id {
+				nodes[i].TailOnly = []string{meta.PartitionName("r", 0)}
+			}
+		}
+		return nodes
+	}
 	cases := []struct {
 		name      string
 		p         meta.Partition
@@ -208,6 +217,9 @@ func TestPlanElectsFromTheISR(t *testing.T) {
 		{"no rebalance outside a rebalance pass", rec(clean, "b", "b", "a"), live("a", "b", "c"), false, "-", nil, 0},
 		{"rebalance to the in-sync preferred replica", rec(clean, "b", "b", "a"), live("a", "b", "c"), true, "a", []string{"b", "a"}, 5},
 		{"no rebalance to an out-of-sync preferred replica", rec(clean, "b", "b", "c"), live("a", "b", "c"), true, "-", nil, 0},
+		{"no rebalance to a preferred replica without local history", rec(clean, "b", "b", "a"), tailOnly(live("a", "b", "c"), "a"), true, "-", nil, 0},
+		{"an ISR member with local history first", rec(clean, "a", "a", "b", "c"), tailOnly(live("b", "c"), "b"), false, "c", []string{"b", "c"}, 5},
+		{"without history rather than offline", rec(clean, "a", "a", "b"), tailOnly(live("b", "c"), "b"), false, "b", []string{"b"}, 5},
 	}
 	for _, tc := range cases {
 		ups := plan([]meta.Partition{tc.p}, tc.live, topics(clean, unclean), tc.rebalance)

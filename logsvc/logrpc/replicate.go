@@ -87,6 +87,9 @@ func (s *Server) replicaFetch(ctx context.Context, req *logv1.ReplicateRequest) 
 			r.ErrorCode, r.ErrorMessage = code(fr.Err), fr.Message
 			r.HighWatermark, r.LogStartOffset, r.Records = fr.HighWatermark, fr.LogStartOffset, fr.Records
 			r.DivergingEpoch, r.DivergingEndOffset = fr.DivergingEpoch, fr.DivergingEndOffset
+			if fr.LocalLogStartOffset >= 0 {
+				r.LocalLogStartOffset = &fr.LocalLogStartOffset
+			}
 			if fr.Err != nil || fr.DivergingEpoch >= 0 || len(fr.Records) > 0 {
 				news = true
 			}

@@ -189,6 +189,10 @@ type ReplicaFetchResult struct {
 	// it must truncate to DivergingEndOffset before fetching again.
 	DivergingEpoch     int32
 	DivergingEndOffset int64
+	// LocalLogStartOffset is, for a log with an object tier, the first
+	// offset on the leader's disk (LogStartOffset is then the tier's end);
+	// -1 otherwise.
+	LocalLogStartOffset int64
 }
 
 // ReplicaFetch serves a follower fetch (Kafka's fetch from a replica): it
@@ -198,11 +202,12 @@ type ReplicaFetchResult struct {
 // maxBytes, at least one batch). lastFetchedEpoch is the epoch of the
 // follower's last batch (-1: empty log).
 func (p *Partition) ReplicaFetch(follower string, fetchOffset int64, lastFetchedEpoch int32, maxBytes int) ReplicaFetchResult {
-	res := ReplicaFetchResult{DivergingEpoch: -1, DivergingEndOffset: -1, HighWatermark: p.hwm.Load(), LogStartOffset: p.log.StartOffset()}
+	res := ReplicaFetchResult{DivergingEpoch: -1, DivergingEndOffset: -1, HighWatermark: p.hwm.Load(), LogStartOffset: p.log.StartOffset(),
+		LocalLogStartOffset: -1}
 	if tl, ok := p.log.(storage.Tiered); ok {
 		// Followers of a tiered log hold only what the object tier does
 		// not: to them the log starts at the tier's end.
-		res.LogStartOffset = tl.TierStart()
+		res.LogStartOffset, res.LocalLogStartOffset = tl.TierStart(), tl.LocalStart()
 	}
 	p.mu.Lock()
 	closed, failed := p.closed, p.failed

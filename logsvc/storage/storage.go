@@ -127,6 +127,8 @@ type Truncater interface {
 type Tiered interface {
 	Lead(hw func() int64)
 	TierStart() int64
+	// LocalStart is the first offset on this node's disk.
+	LocalStart() int64
 }
 
 // ContextAppender is implemented by Logs whose Append can use the produce

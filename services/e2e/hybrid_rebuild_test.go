@@ -27,7 +27,9 @@ import (
 // then starts on an empty disk and rebuilds both. The hybrid copy starts at
 // the tier's end, so it moves at most a fifth of the bytes the local copy
 // moves (streamline_logsvc_replication_bytes_total{direction="in"} on the
-// rebuilt node). Then steady-state replication of 1 MiB more to each is
+// rebuilt node), and the rebuilt node advertises that it lacks the local
+// history of the hybrid partition (meta.LogNode.TailOnly), not of the
+// local one. Then steady-state replication of 1 MiB more to each is
 // reported: both replicate their whole tail.
 func TestHybridRebuildCopiesOnlyTheTail(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -90,7 +92,7 @@ func TestHybridRebuildCopiesOnlyTheTail(t *testing.T) {
 		t.Helper()
 		for _, name := range topics {
 			prod := newClient(t, addr, kgo.DefaultProduceTopic(name), kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(),
-				kgo.ProducerBatchCompression(kgo.NoCompression()))
+				kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(64<<10)) // several batches per segment
 			var recs []*kgo.Record
 			for range mib * 32 {
 				recs = append(recs, &kgo.Record{Value: value})
@@ -132,6 +134,18 @@ func TestHybridRebuildCopiesOnlyTheTail(t *testing.T) {
 	}
 	if hybrid > 0.2*local {
 		t.Fatalf("the hybrid rebuild moved %.0f bytes, more than 20%% of the local one's %.0f", hybrid, local)
+	}
+
+	// The rebuilt copy lacks the local history the leader keeps (512 KiB of
+	// local retention below the tier's end): the node says so in its
+	// registration, so the controller does not make it the leader.
+	hyName := meta.PartitionName(topics[meta.StorageHybrid], 0)
+	pollUntil(ctx, t, "the rebuilt node advertises the hybrid partition as tail-only", func() bool {
+		n, ok := cache.LogNode("second")
+		return ok && slices.Contains(n.TailOnly, hyName)
+	})
+	if n, _ := cache.LogNode("second"); slices.Contains(n.TailOnly, meta.PartitionName(topics[meta.StorageLocal], 0)) {
+		t.Fatalf("the local partition is advertised tail-only: %v", n.TailOnly)
 	}
 
 	produce(1)

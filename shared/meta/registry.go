@@ -85,6 +85,28 @@ func (s *Store) RegisterLogNode(ctx context.Context, sess *concurrency.Session, 
 	return s.register(ctx, sess, kindLogsvc, n.ID, n, true)
 }
 
+// UpdateLogNode replaces this node's registration value, if it is still
+// registered under sess's lease (a lost lease is left to the rejoin).
+func (s *Store) UpdateLogNode(ctx context.Context, sess *concurrency.Session, n LogNode) error {
+	id, err := s.BrokerIDFor(ctx, n.ID)
+	if err != nil {
+		return fmt.Errorf("broker id of %s: %w", n.ID, err)
+	}
+	n.BrokerID = id
+	key := s.k.node(kindLogsvc, n.ID)
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.LeaseValue(key), "=", sess.Lease())).
+		Then(clientv3.OpPut(key, mustJSON(n), clientv3.WithLease(sess.Lease()))).
+		Commit()
+	if err != nil {
+		return err
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("log-service node %s is not registered under lease %x", n.ID, sess.Lease())
+	}
+	return nil
+}
+
 // RegisterGateway registers a gateway under sess's lease.
 func (s *Store) RegisterGateway(ctx context.Context, sess *concurrency.Session, g Gateway) error {
 	return s.register(ctx, sess, kindGateway, g.ID, g, false)

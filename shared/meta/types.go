@@ -287,6 +287,19 @@ type LogNode struct {
 	// BrokerID is the number Kafka clients see this node's replicas as
 	// (Store.BrokerIDFor).
 	BrokerID int32 `json:"broker_id,omitempty"`
+	// TailOnly lists the hybrid partitions ("<topic>/<partition>", see
+	// PartitionName) this node follows with only the tail of the leader's
+	// local copy - a rebuilt or new replica starts at the object tier's
+	// end - so it lacks the local history the leader serves from disk:
+	// preferred-leader elections pass it over, and elections choose an
+	// in-sync replica with history first (KIP-1023's follower fetch from
+	// the tier).
+	TailOnly []string `json:"tail_only,omitempty"`
+}
+
+// PartitionName is how LogNode.TailOnly names a partition.
+func PartitionName(topic string, partition int32) string {
+	return fmt.Sprintf("%s/%d", topic, partition)
 }
 
 // Gateway is a registered gateway: a Kafka "broker" as clients see it.

@@ -115,6 +115,9 @@ func (l *Log) TierStart() int64 {
 	return min(max(l.local.StartOffset(), l.tier.EndOffset()), l.local.EndOffset())
 }
 
+// LocalStart implements storage.Tiered: the local copy's first offset.
+func (l *Log) LocalStart() int64 { return l.local.StartOffset() }
+
 // OffsetForTimestamp implements storage.Log: the tier first, for records
 // below the local copy, then the local segments.
 func (l *Log) OffsetForTimestamp(ts int64) (int64, int64, bool, error) {

@@ -1993,8 +1993,13 @@ type ReplicatePartitionResult struct {
 	// it ends on the leader; the follower truncates there. -1 otherwise.
 	DivergingEpoch     int32 `protobuf:"varint,8,opt,name=diverging_epoch,json=divergingEpoch,proto3" json:"diverging_epoch,omitempty"`
 	DivergingEndOffset int64 `protobuf:"varint,9,opt,name=diverging_end_offset,json=divergingEndOffset,proto3" json:"diverging_end_offset,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Set for partitions with an object tier (hybrid): the first offset the
+	// leader holds on its own disk. log_start_offset is then the tier's end,
+	// where followers start; a follower whose copy starts above this lacks
+	// local history and is not preferred as leader until it has it.
+	LocalLogStartOffset *int64 `protobuf:"varint,10,opt,name=local_log_start_offset,json=localLogStartOffset,proto3,oneof" json:"local_log_start_offset,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *ReplicatePartitionResult) Reset() {
@@ -2086,6 +2091,13 @@ func (x *ReplicatePartitionResult) GetDivergingEpoch() int32 {
 func (x *ReplicatePartitionResult) GetDivergingEndOffset() int64 {
 	if x != nil {
 		return x.DivergingEndOffset
+	}
+	return 0
+}
+
+func (x *ReplicatePartitionResult) GetLocalLogStartOffset() int64 {
+	if x != nil && x.LocalLogStartOffset != nil {
+		return *x.LocalLogStartOffset
 	}
 	return 0
 }
@@ -2268,7 +2280,7 @@ const file_streamline_log_v1_log_proto_rawDesc = "" +
 	"\x11ReplicateResponse\x12K\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2+.streamline.log.v1.ReplicatePartitionResultR\n" +
-	"partitions\"\xd8\x02\n" +
+	"partitions\"\xad\x03\n" +
 	"\x18ReplicatePartitionResult\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1d\n" +
@@ -2279,7 +2291,10 @@ const file_streamline_log_v1_log_proto_rawDesc = "" +
 	"\x10log_start_offset\x18\x06 \x01(\x03R\x0elogStartOffset\x12\x18\n" +
 	"\arecords\x18\a \x01(\fR\arecords\x12'\n" +
 	"\x0fdiverging_epoch\x18\b \x01(\x05R\x0edivergingEpoch\x120\n" +
-	"\x14diverging_end_offset\x18\t \x01(\x03R\x12divergingEndOffset2\x8d\x06\n" +
+	"\x14diverging_end_offset\x18\t \x01(\x03R\x12divergingEndOffset\x128\n" +
+	"\x16local_log_start_offset\x18\n" +
+	" \x01(\x03H\x00R\x13localLogStartOffset\x88\x01\x01B\x19\n" +
+	"\x17_local_log_start_offset2\x8d\x06\n" +
 	"\n" +
 	"LogService\x12P\n" +
 	"\aProduce\x12!.streamline.log.v1.ProduceRequest\x1a\".streamline.log.v1.ProduceResponse\x12f\n" +
@@ -2384,6 +2399,7 @@ func file_streamline_log_v1_log_proto_init() {
 	if File_streamline_log_v1_log_proto != nil {
 		return
 	}
+	file_streamline_log_v1_log_proto_msgTypes[29].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
