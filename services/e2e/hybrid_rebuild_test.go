@@ -112,21 +112,21 @@ func TestHybridRebuildCopiesOnlyTheTail(t *testing.T) {
 		p, _ := cache.Partition(name, 0)
 		return p.ISR
 	}
-	pollUntil(ctx, t, "the away replica leaves the ISRs", func() bool {
+	waitFor(ctx, t, func() bool {
 		return !slices.Contains(isr(topics[meta.StorageLocal]), "second") && !slices.Contains(isr(topics[meta.StorageHybrid]), "second")
-	})
-	pollUntil(ctx, t, "the hybrid topic's rolled segments are in the tier", func() bool {
+	}, "the away replica leaves the ISRs")
+	waitFor(ctx, t, func() bool {
 		end, _, err := store.CommittedEnd(ctx, mustTopicID(ctx, t, store, topics[meta.StorageHybrid]), 0)
 		return err == nil && end >= 8*32-16 // all but the active segment's records
-	})
+	}, "the hybrid topic's rolled segments are in the tier")
 
 	reg := startNode("second")
 	moved := func(mode meta.StorageMode) float64 {
 		return gathered(t, reg, "streamline_logsvc_replication_bytes_total", map[string]string{"direction": "in", "storage_mode": string(mode)})
 	}
-	pollUntil(ctx, t, "the rebuilt replica rejoins both ISRs", func() bool {
+	waitFor(ctx, t, func() bool {
 		return slices.Contains(isr(topics[meta.StorageLocal]), "second") && slices.Contains(isr(topics[meta.StorageHybrid]), "second")
-	})
+	}, "the rebuilt replica rejoins both ISRs")
 	local, hybrid := moved(meta.StorageLocal), moved(meta.StorageHybrid)
 	t.Logf("rebuilding 8 MiB: local topic moved %.0f bytes, hybrid topic %.0f bytes (%.1f%%)", local, hybrid, 100*hybrid/local)
 	if local < 8<<20 {
@@ -140,18 +140,18 @@ func TestHybridRebuildCopiesOnlyTheTail(t *testing.T) {
 	// local retention below the tier's end): the node says so in its
 	// registration, so the controller does not make it the leader.
 	hyName := meta.PartitionName(topics[meta.StorageHybrid], 0)
-	pollUntil(ctx, t, "the rebuilt node advertises the hybrid partition as tail-only", func() bool {
+	waitFor(ctx, t, func() bool {
 		n, ok := cache.LogNode("second")
 		return ok && slices.Contains(n.TailOnly, hyName)
-	})
+	}, "the rebuilt node advertises the hybrid partition as tail-only")
 	if n, _ := cache.LogNode("second"); slices.Contains(n.TailOnly, meta.PartitionName(topics[meta.StorageLocal], 0)) {
 		t.Fatalf("the local partition is advertised tail-only: %v", n.TailOnly)
 	}
 
 	produce(1)
-	pollUntil(ctx, t, "the followers hold the new MiB", func() bool {
+	waitFor(ctx, t, func() bool {
 		return moved(meta.StorageLocal)-local >= 1<<20 && moved(meta.StorageHybrid)-hybrid >= 1<<20
-	})
+	}, "the followers hold the new MiB")
 	t.Logf("steady state, 1 MiB more to each: local replicated %.0f bytes, hybrid %.0f bytes",
 		moved(meta.StorageLocal)-local, moved(meta.StorageHybrid)-hybrid)
 }
@@ -193,15 +193,4 @@ func gathered(t *testing.T, reg *prometheus.Registry, name string, match map[str
 		}
 	}
 	return sum
-}
-
-// pollUntil checks cond every 50 ms until it holds or ctx ends.
-func pollUntil(ctx context.Context, t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for !cond() {
-		if ctx.Err() != nil {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

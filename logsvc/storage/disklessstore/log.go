@@ -208,9 +208,6 @@ func (l *Log) Committed(c meta.Coords) {
 			break
 		}
 	}
-	if l.start.Load() > c.BaseOffset && l.start.Load() == l.end.Load() {
-		return
-	}
 	l.committed(c.LastOffset, c.Length)
 }
 
