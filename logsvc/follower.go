@@ -42,7 +42,14 @@ type followers struct {
 	// starts from there rather than from nothing (Kafka keeps it in a
 	// checkpoint file).
 	hwms map[partKey]int64
+	// openAfter holds back opening a partition whose open just failed
+	// (a full disk): reconcile runs at every metadata change, and a
+	// retry at each would flood the log. Retried after openRetry.
+	openAfter map[partKey]time.Time
 }
+
+// openRetry is how long a partition whose open failed waits to be tried again.
+const openRetry = time.Second
 
 // followed is one partition this node follows.
 type followed struct {
@@ -68,7 +75,7 @@ type followed struct {
 }
 
 func newFollowers(n *Node) *followers {
-	fs := &followers{n: n, m: map[partKey]*followed{}, fetchers: map[string]*fetcher{}, hwms: map[partKey]int64{}}
+	fs := &followers{n: n, m: map[partKey]*followed{}, fetchers: map[string]*fetcher{}, hwms: map[partKey]int64{}, openAfter: map[partKey]time.Time{}}
 	if r := n.cfg.RebuildThrottle; r > 0 {
 		// Throttled fetches ask for at most one burst (session), so
 		// WaitN never asks for more than the bucket holds.
@@ -132,11 +139,16 @@ func (fs *followers) reconcile() {
 		if !ok || !t.StorageMode.KeepsLocalData() {
 			continue
 		}
-		f, err := fs.open(t, pa)
-		if err != nil {
-			fs.n.log.Error("cannot follow partition", "topic", k.topic, "partition", k.partition, "err", err)
+		if time.Now().Before(fs.openAfter[k]) {
 			continue
 		}
+		f, err := fs.open(t, pa)
+		if err != nil {
+			fs.openAfter[k] = time.Now().Add(openRetry)
+			fs.n.log.Error("cannot follow partition", "topic", k.topic, "partition", k.partition, "err", err, "retry_in", openRetry)
+			continue
+		}
+		delete(fs.openAfter, k)
 		fs.m[k] = f
 		fs.n.log.Info("following partition", "topic", k.topic, "partition", k.partition, "leader", pa.Leader,
 			"epoch", pa.LeaderEpoch, "log_end", f.log.EndOffset())

@@ -208,6 +208,16 @@ func (l *leader) alterISR(pa meta.Partition) func(context.Context, []string) (in
 		if slices.Equal(cur.ISR, isr) {
 			return cur.ModRevision - 1, nil // already so (a change this node made that its cache now shows)
 		}
+		for _, id := range isr {
+			if _, live := l.n.cache.LogNode(id); !live && !slices.Contains(cur.ISR, id) {
+				// Its lease expired (the controller takes such nodes out
+				// of the ISR): it may still be fetching, but it joins
+				// again only once registered (Kafka keeps fenced brokers
+				// out of the ISR, KIP-841), not in a flip-flop with the
+				// controller.
+				return 0, fmt.Errorf("follower %s of %s-%d is not registered (its lease expired): not adding it to the ISR", id, pa.Topic, pa.Partition)
+			}
+		}
 		next := cur
 		next.ISR = slices.Clone(isr)
 		if len(isr) > 1 {

@@ -47,6 +47,10 @@ type replicaSet struct {
 	isr      []string // committed in etcd
 	adding   string   // a follower whose addition is in flight ("" none)
 	altering bool     // an ISR change is in flight
+	// expandAfter holds back the next ISR addition after one was refused
+	// (a follower whose lease expired), so a follower that keeps fetching
+	// does not retry it at every fetch.
+	expandAfter time.Time
 	follower map[string]*followerState
 	// staleRev: records at or below this etcd revision predate this
 	// leader's last ISR change (a cache catching up) and are ignored.
@@ -273,7 +277,7 @@ func (p *Partition) recordFollower(id string, fetchOffset, leo int64) {
 	}
 	f.known, f.leo, f.lastFetch, f.leoAtFetch = true, fetchOffset, now, leo
 	var expand []string
-	if !slices.Contains(p.rep.isr, id) && !p.rep.altering && fetchOffset >= p.hwm.Load() && fetchOffset >= p.currentEpochStart(leo) {
+	if !slices.Contains(p.rep.isr, id) && !p.rep.altering && now.After(p.rep.expandAfter) && fetchOffset >= p.hwm.Load() && fetchOffset >= p.currentEpochStart(leo) {
 		expand = append(slices.Clone(p.rep.isr), id)
 		p.rep.adding, p.rep.altering = id, true
 	}
@@ -322,6 +326,9 @@ func (p *Partition) MaintainISR(lag time.Duration) {
 	go p.alterISR(keep, fmt.Sprintf("not caught up for %v", lag), false, out...)
 }
 
+// expandRetry is how long a refused ISR addition waits before the next try.
+const expandRetry = time.Second
+
 // alterISR commits a new ISR through Config.AlterISR and applies it;
 // expanded says whether it adds changed (else it removes them).
 func (p *Partition) alterISR(isr []string, why string, expanded bool, changed ...string) {
@@ -339,6 +346,8 @@ func (p *Partition) alterISR(isr []string, why string, expanded bool, changed ..
 	if err == nil {
 		p.rep.isr = slices.Clone(isr)
 		p.rep.staleRev = max(p.rep.staleRev, base)
+	} else if expanded {
+		p.rep.expandAfter = time.Now().Add(expandRetry)
 	}
 	p.repMu.Unlock()
 	if err != nil {

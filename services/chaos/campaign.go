@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,8 +35,10 @@ type Config struct {
 	Duration time.Duration
 	// Modes are the storage modes of the data topics, one topic each, and
 	// for local a second topic of replication factor 3
-	// (min.insync.replicas=2). Default: every mode the product serves
-	// (local, diskless); hybrid joins here when it lands.
+	// (min.insync.replicas=2). The hybrid topic is of replication factor 3
+	// (min.insync.replicas=2) too, with small segments and local retention
+	// (topicConfigs). Default: every mode the product serves (local,
+	// diskless, hybrid).
 	Modes []meta.StorageMode
 	// Partitions per data topic (default 6).
 	Partitions int32
@@ -51,7 +55,7 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if len(c.Modes) == 0 {
-		c.Modes = []meta.StorageMode{meta.StorageLocal, meta.StorageDiskless}
+		c.Modes = []meta.StorageMode{meta.StorageLocal, meta.StorageDiskless, meta.StorageHybrid}
 	}
 	if c.Partitions == 0 {
 		c.Partitions = 6
@@ -103,10 +107,38 @@ type Report struct {
 	// MergedSegments and IntakeRanges count the diskless manifest entries
 	// at the end: merged segment objects and ranges still in intake
 	// objects (the uploaders merge during the campaign).
-	MergedSegments    int               `json:"merged_segments"`
-	IntakeRanges      int               `json:"intake_ranges"`
+	MergedSegments int `json:"merged_segments"`
+	IntakeRanges   int `json:"intake_ranges"`
+	// HybridSegments counts the hybrid topics' manifest entries at the
+	// end (uploaded segments, merged by the uploaders as they go);
+	// HybridTier describes each hybrid data partition: its log, the
+	// tier's committed end and where its leader's local copy starts (the
+	// read-back read below that from the object tier).
+	HybridSegments int      `json:"hybrid_segments"`
+	HybridTier     []string `json:"hybrid_tier,omitempty"`
+	// PerTopic is the checker's counts and the recovery times per data
+	// topic (one per storage mode, and local's replicated one).
+	PerTopic          []TopicReport     `json:"per_topic"`
 	Problems          []string          `json:"problems"`
 	SkippedFaultKinds map[string]string `json:"skipped_fault_kinds,omitempty"`
+}
+
+// TopicReport is one data topic's share of a Report. Recovery is measured
+// per fault as for the whole campaign, over this topic's partitions only.
+type TopicReport struct {
+	Topic        string `json:"topic"`
+	Mode         string `json:"mode"`
+	Replicas     int16  `json:"replicas"`
+	Acknowledged int    `json:"acknowledged"`
+	Failed       int    `json:"failed_not_acknowledged"`
+	Lost         int    `json:"lost"`
+	Duplicated   int    `json:"duplicated"`
+	Misplaced    int    `json:"misplaced"`
+	Reordered    int    `json:"reordered"`
+	Phantom      int    `json:"phantom"`
+	RecoveryP50  string `json:"recovery_p50"`
+	RecoveryMax  string `json:"recovery_max"`
+	NotRecovered int    `json:"faults_without_recovery"`
 }
 
 // Run runs a campaign against a fresh process cluster (etcd, 3 logsvc, 2
@@ -135,7 +167,7 @@ func Run(t *testing.T, cfg Config) Report {
 	rep := Report{Seed: cfg.Seed, Duration: cfg.Duration.String(), FaultsByKind: map[string]int{}, SkippedFaultKinds: map[string]string{}}
 	extra := map[string][]string{
 		"logsvc": {"--object-store", store, "--diskless-batch-timeout", "50ms", "--retention-check-interval", "2s",
-			"--replica-lag-time-max", "5s", "--leader-rebalance-interval", "20s"},
+			"--replica-lag-time-max", "5s", "--leader-rebalance-interval", "20s", "--hybrid-upload-interval", "200ms"},
 		"uploader": {"--object-store", store, "--gc-grace", "20s", "--gc-interval", "2s", "--gc-linger", "5s", "--merge-min-age", "15s", "--merge-interval", "3s", "--merge-target-bytes", "4194304"},
 		"gateway":  {"--session-ttl", "3s"},
 	}
@@ -182,6 +214,12 @@ func Run(t *testing.T, cfg Config) Report {
 	var topics []dataTopic
 	for _, m := range cfg.Modes {
 		topics = append(topics, dataTopic{name: "data-" + string(m), mode: m, partitions: cfg.Partitions, group: "group-" + string(m)})
+		if m == meta.StorageHybrid {
+			// Replicated like local topics, and the leader uploads:
+			// uploads die with their leader, a new leader carries on
+			// from the manifest with its local tail.
+			topics[len(topics)-1].replicas = 3
+		}
 		if m == meta.StorageLocal {
 			// Replicated: leaders move under kills, pauses and
 			// partitions, followers truncate and rebuild.
@@ -276,11 +314,16 @@ func Run(t *testing.T, cfg Config) Report {
 		t.Fatalf("chaos: reading back: %v", err)
 	}
 	v := check(w.h, stored, logStart, final, topics)
-	if err := meta.NewStore(c.Etcd(t), "").ScanManifests(context.Background(), func(pm meta.PartitionManifest) error {
+	mstore := meta.NewStore(c.Etcd(t), "")
+	modes := topicModes(mstore)
+	if err := mstore.ScanManifests(context.Background(), func(pm meta.PartitionManifest) error {
 		for _, e := range pm.Entries {
-			if e.Segment != nil {
+			switch {
+			case modes[pm.TopicID] == meta.StorageHybrid:
+				rep.HybridSegments++
+			case e.Segment != nil:
 				rep.MergedSegments++
-			} else {
+			default:
 				rep.IntakeRanges++
 			}
 		}
@@ -288,6 +331,7 @@ func Run(t *testing.T, cfg Config) Report {
 	}); err != nil {
 		t.Logf("chaos: scanning manifests: %v", err)
 	}
+	rep.HybridTier, rep.Problems = hybridTier(t, c, mstore, disks, topics, stored, logStart, rep.Problems)
 
 	// Recovery per fault: heal -> every data partition acked a record
 	// handed to the producer after the heal.
@@ -309,6 +353,28 @@ func Run(t *testing.T, cfg Config) Report {
 			}
 		}
 	}
+	for _, d := range topics {
+		tr := TopicReport{Topic: d.name, Mode: string(d.mode), Replicas: max(d.replicas, 1)}
+		if tc := v.perTopic[d.name]; tc != nil {
+			tr.Acknowledged, tr.Lost, tr.Duplicated, tr.Misplaced, tr.Reordered, tr.Phantom = tc.acked, tc.lost, tc.duplicated, tc.misplaced, tc.reordered, tc.phantom
+		}
+		var trecs []time.Duration
+		for _, x := range done {
+			if r, ok := w.h.recoveryAfter(x.healed, d.parts()); ok {
+				trecs = append(trecs, r)
+			} else {
+				tr.NotRecovered++
+			}
+		}
+		tr.RecoveryP50 = percentile(trecs, 50).Round(time.Millisecond).String()
+		tr.RecoveryMax = percentile(trecs, 100).Round(time.Millisecond).String()
+		w.h.mu.Lock()
+		for _, p := range d.parts() {
+			tr.Failed += w.h.failed[p]
+		}
+		w.h.mu.Unlock()
+		rep.PerTopic = append(rep.PerTopic, tr)
+	}
 	w.h.mu.Lock()
 	rep.Produced = w.h.produced
 	for _, n := range w.h.failed {
@@ -319,7 +385,7 @@ func Run(t *testing.T, cfg Config) Report {
 	rep.Acknowledged, rep.Lost, rep.Duplicated, rep.Misplaced, rep.Reordered, rep.Phantom = v.acked, v.lost, v.duplicated, v.misplaced, v.reordered, v.phantom
 	rep.RecoveryP50 = percentile(recs, 50).Round(time.Millisecond).String()
 	rep.RecoveryMax = percentile(recs, 100).Round(time.Millisecond).String()
-	rep.Problems = append(append(rep.Problems, v.problems...), scanLogs(c)...)
+	rep.Problems = append(append(v.problems, rep.Problems...), scanLogs(c)...)
 
 	t.Logf("chaos: report\n%s", rep.text(done))
 	if cfg.ReportPath != "" {
@@ -352,10 +418,22 @@ func (r Report) text(done []executed) string {
 	fmt.Fprintf(&b, "  records: %d produced, %d acknowledged, %d failed (not acknowledged)\n", r.Produced, r.Acknowledged, r.Failed)
 	fmt.Fprintf(&b, "  lost %d, duplicated %d, misplaced %d, reordered %d, phantom %d\n", r.Lost, r.Duplicated, r.Misplaced, r.Reordered, r.Phantom)
 	fmt.Fprintf(&b, "  recovery after a fault (heal -> every partition acks a new record): p50 %s, max %s, %d faults without recovery before the end\n", r.RecoveryP50, r.RecoveryMax, r.NotRecovered)
+	fmt.Fprintf(&b, "  per data topic:\n    %-16s %-9s %3s %8s %6s %5s %4s %9s %9s %7s %8s %8s %s\n",
+		"topic", "mode", "rf", "acked", "failed", "lost", "dup", "misplaced", "reordered", "phantom", "rec p50", "rec max", "no recovery")
+	for _, tr := range r.PerTopic {
+		fmt.Fprintf(&b, "    %-16s %-9s %3d %8d %6d %5d %4d %9d %9d %7d %8s %8s %d\n", tr.Topic, tr.Mode, tr.Replicas, tr.Acknowledged, tr.Failed,
+			tr.Lost, tr.Duplicated, tr.Misplaced, tr.Reordered, tr.Phantom, tr.RecoveryP50, tr.RecoveryMax, tr.NotRecovered)
+	}
 	fmt.Fprintf(&b, "  after the faults: all processes ready in %s, all partitions serving in %s\n", r.ReadyAfter, r.ServingAfter)
 	fmt.Fprintf(&b, "  acknowledged while etcd was down: %d\n", r.AckedWhileEtcdDown)
 	fmt.Fprintf(&b, "  admin ops: %v\n", r.AdminOps)
 	fmt.Fprintf(&b, "  diskless manifests at the end: %d merged segments, %d ranges in intake objects\n", r.MergedSegments, r.IntakeRanges)
+	if len(r.HybridTier) > 0 {
+		fmt.Fprintf(&b, "  hybrid manifests at the end: %d segments; data partitions:\n", r.HybridSegments)
+		for _, l := range r.HybridTier {
+			fmt.Fprintf(&b, "    %s\n", l)
+		}
+	}
 	for _, x := range done {
 		rec := "no recovery seen"
 		if x.recovered {
@@ -527,4 +605,116 @@ func copyLogs(t *testing.T, c *cluster.Cluster, dir string) {
 		}
 	}
 	t.Logf("chaos: process logs copied to %s", dir)
+}
+
+// topicModes is the storage mode of every topic, by id.
+func topicModes(store *meta.Store) map[meta.TopicID]meta.StorageMode {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out := map[meta.TopicID]meta.StorageMode{}
+	names, err := store.TopicNames(ctx)
+	if err != nil {
+		return out
+	}
+	for id, name := range names {
+		if tp, err := store.GetTopic(ctx, name); err == nil && tp.ID == id {
+			out[id] = tp.StorageMode
+		}
+	}
+	return out
+}
+
+// hybridTier describes each hybrid data partition at the end: the log the
+// read-back read, the object tier's committed end (etcd) and the first
+// local segment on its leader's disk. Uploads resume by themselves after
+// faults, so once the producers stopped every partition's tier must reach
+// its active segment (at most 16 KiB or 5 s of records: 250 is ample)
+// within a minute (the upload backoff is at most 30 s); one that does not
+// is a problem.
+func hybridTier(t *testing.T, c *cluster.Cluster, store *meta.Store, disks map[string]string, topics []dataTopic,
+	stored map[tp]map[int64]string, logStart map[tp]int64, problems []string) ([]string, []string) {
+	const maxUntiered, within = 250, time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), within+30*time.Second)
+	defer cancel()
+	cache := meta.NewCache(store, slog.New(slog.DiscardHandler))
+	if err := cache.Start(ctx); err != nil {
+		t.Logf("chaos: hybrid tier: %v", err)
+		return nil, problems
+	}
+	defer cache.Close()
+	ids := map[string]meta.TopicID{}
+	for _, d := range topics {
+		if d.mode != meta.StorageHybrid {
+			continue
+		}
+		topic, err := store.GetTopic(ctx, d.name)
+		if err != nil {
+			t.Logf("chaos: hybrid tier: %v", err)
+			continue
+		}
+		ids[d.name] = topic.ID
+	}
+	began := time.Now()
+	for {
+		var out, lagging []string
+		for _, d := range topics {
+			id, ok := ids[d.name]
+			if !ok {
+				continue
+			}
+			leaders := map[int32]string{}
+			for _, pa := range cache.Partitions(d.name) {
+				leaders[pa.Partition] = pa.Leader
+			}
+			for _, p := range d.parts() {
+				end := logStart[p] + int64(len(stored[p]))
+				tierEnd, _, err := store.CommittedEnd(ctx, id, p.partition)
+				if err != nil {
+					t.Logf("chaos: hybrid tier of %s: %v", p, err)
+					continue
+				}
+				leader, local := leaders[p.partition], "unknown"
+				if leader != "" {
+					dir := disks[leader]
+					if dir == "" {
+						dir = c.DataDir(leader)
+					}
+					if from, ok := firstSegment(filepath.Join(dir, "partitions", fmt.Sprintf("%s-%d", id, p.partition))); ok {
+						local = strconv.FormatInt(from, 10)
+					}
+				}
+				line := fmt.Sprintf("%s: log [%d, %d), tier committed to %d, leader %s's local segments from %s", p, logStart[p], end, tierEnd, leader, local)
+				out = append(out, line)
+				if end-tierEnd > maxUntiered {
+					lagging = append(lagging, line)
+				}
+			}
+		}
+		if len(lagging) == 0 {
+			if waited := time.Since(began); waited > time.Second {
+				t.Logf("chaos: hybrid tiers caught up %v after the read-back", waited.Round(time.Millisecond))
+			}
+			return out, problems
+		}
+		if time.Since(began) > within {
+			for _, l := range lagging {
+				problems = append(problems, fmt.Sprintf("hybrid uploads stalled: %v after the workload stopped, %s (more than %d records above the tier)", within, l, maxUntiered))
+			}
+			return out, problems
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// firstSegment is the base offset of the first segment file in a
+// partition directory.
+func firstSegment(dir string) (int64, bool) {
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	first, ok := int64(0), false
+	for _, s := range segs {
+		if o, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(s), ".log"), 10, 64); err == nil && (!ok || o < first) {
+			first, ok = o, true
+		}
+	}
+	return first, ok
 }

@@ -14,8 +14,35 @@ import (
 // verdict is what the checker found. The campaign fails when any list is
 // not empty.
 type verdict struct {
+	counts
+	// perTopic splits the counts by data topic (unacknowledged duplicates
+	// and phantoms by the topic they were found in).
+	perTopic map[string]*counts
+	problems []string
+}
+
+// counts are the checker's tallies.
+type counts struct {
 	acked, lost, duplicated, misplaced, reordered, phantom int
-	problems                                               []string
+}
+
+// of is topic's counts.
+func (v *verdict) of(topic string) *counts {
+	if v.perTopic == nil {
+		v.perTopic = map[string]*counts{}
+	}
+	c := v.perTopic[topic]
+	if c == nil {
+		c = &counts{}
+		v.perTopic[topic] = c
+	}
+	return c
+}
+
+// locTopic is the topic of a "topic/partition@offset" location.
+func locTopic(loc string) string {
+	topic, _, _ := strings.Cut(loc, "/")
+	return topic
 }
 
 func (v *verdict) problem(format string, args ...any) {
@@ -145,10 +172,13 @@ func check(h *history, stored map[tp]map[int64]string, logStart map[tp]int64, fi
 			}
 			as := slices.Clone(h.acks[p])
 			slices.SortFunc(as, func(a, b ack) int { return int(a.seq - b.seq) })
+			tc := v.of(d.name)
 			for i, a := range as {
 				v.acked++
+				tc.acked++
 				if i > 0 && as[i-1].seq >= 0 && a.seq >= 0 && as[i-1].offset >= a.offset {
 					v.reordered++
+					tc.reordered++
 					v.problem("%s: %s (seq %d) acked at offset %d, after %s at %d", p, a.valueKey, a.seq, a.offset, as[i-1].valueKey, as[i-1].offset)
 				}
 				if a.offset < trimmed {
@@ -158,12 +188,15 @@ func check(h *history, stored map[tp]map[int64]string, logStart map[tp]int64, fi
 				switch {
 				case len(locs) == 0:
 					v.lost++
+					tc.lost++
 					v.problem("%s: acknowledged %s at offset %d is lost (offset holds %q)", p, a.valueKey, a.offset, stored[p][a.offset])
 				case len(locs) > 1:
 					v.duplicated++
+					tc.duplicated++
 					v.problem("%s: acknowledged %s stored %d times: %v", p, a.valueKey, len(locs), locs)
 				case stored[p][a.offset] != a.valueKey:
 					v.misplaced++
+					tc.misplaced++
 					v.problem("%s: acknowledged %s at offset %d but stored at %v", p, a.valueKey, a.offset, locs)
 				}
 			}
@@ -172,6 +205,7 @@ func check(h *history, stored map[tp]map[int64]string, logStart map[tp]int64, fi
 	for val, locs := range where {
 		if len(locs) > 1 && h.unacked[val] {
 			v.duplicated++
+			v.of(locTopic(locs[0])).duplicated++
 			v.problem("unacknowledged %s stored %d times: %v", val, len(locs), locs)
 		}
 	}
@@ -185,6 +219,7 @@ func check(h *history, stored map[tp]map[int64]string, logStart map[tp]int64, fi
 	for val, locs := range where {
 		if !sent[val] && !h.unacked[val] {
 			v.phantom++
+			v.of(locTopic(locs[0])).phantom++
 			v.problem("%v holds %q, which no producer sent", locs, val)
 		}
 	}

@@ -72,6 +72,10 @@ func TestCheckerFindsEachViolation(t *testing.T) {
 			if !strings.Contains(strings.Join(v.problems, "\n"), c.want) || c.count(v) == 0 {
 				t.Fatalf("want a problem containing %q; got %v (verdict %+v)", c.want, v.problems, v)
 			}
+			// The data topic's share is the whole (it is the only one).
+			if tc := v.perTopic["d"]; tc == nil || *tc != v.counts {
+				t.Fatalf("per-topic counts %+v, total %+v", tc, v.counts)
+			}
 		})
 	}
 	// A DeleteRecords that asked for an offset excuses what lies below it.

@@ -10,7 +10,13 @@
 // partition and sequence) and a consumer group of two members that commit
 // after processing (rebalances blocked in between); admin churn creates,
 // grows, reconfigures, trims (DeleteRecords) and deletes topics of every
-// mode, and also reconfigures and trims the data topics.
+// mode, and also reconfigures and trims the data topics. Hybrid topics
+// (the data topic is of replication factor 3) roll 16 KiB segments every
+// 5 s at most and keep 48 KiB / 20 s locally, and the logsvc nodes look for
+// segments to upload every 200 ms, so segment uploads, their commits and
+// local deletions run under every fault (kills of the leader or the
+// uploader mid-upload, S3 storms and outages); the read-back reads them
+// from their log start, below the local copy from the object tier.
 //
 // Faults (faults.go, one list, faultKinds): SIGKILL + restart and
 // SIGSTOP/SIGCONT of any process including etcd; a clean etcd restart;
@@ -33,8 +39,10 @@
 // partition, unacknowledged records at most once, nothing nobody sent, log
 // starts never past what DeleteRecords asked, committed offsets never
 // moving backwards (read from the cluster three times a second), and a
-// committed offset meaning every record below it was processed; no process
-// log holds "panic:" or "fatal error:".
+// committed offset meaning every record below it was processed; every
+// hybrid data partition's object tier catches up with its log within a
+// minute once the producers stopped (uploads resume by themselves); no
+// process log holds "panic:" or "fatal error:".
 //
 // Why no linearizability checker (porcupine): every acknowledgement
 // carries the offset the record got, and the final read observes the

@@ -67,6 +67,31 @@ func newWorkload(seeds []string, topics []dataTopic, modes []meta.StorageMode, r
 	}
 }
 
+// Hybrid topics roll small segments often (by size and by age), so the
+// leaders upload segments and local retention deletes uploaded ones all
+// the time, under every fault: at the workload's rate (150 small records
+// a second over 6 partitions, about 2 KiB a second per partition) a
+// segment rolls every 5 s and the local copy keeps about the last 20 s.
+const (
+	hybridSegmentBytes        = "16384"
+	hybridSegmentMs           = "5000"
+	hybridLocalRetentionBytes = "49152"
+	hybridLocalRetentionMs    = "20000"
+)
+
+// topicConfigs is the CreateTopics configs of a data or churn topic of
+// mode.
+func topicConfigs(mode meta.StorageMode) map[string]*string {
+	cfg := map[string]*string{meta.ConfigStorageMode: kadm.StringPtr(string(mode))}
+	if mode == meta.StorageHybrid {
+		cfg[meta.ConfigSegmentBytes] = kadm.StringPtr(hybridSegmentBytes)
+		cfg[meta.ConfigSegmentMs] = kadm.StringPtr(hybridSegmentMs)
+		cfg[meta.ConfigLocalRetentionBytes] = kadm.StringPtr(hybridLocalRetentionBytes)
+		cfg[meta.ConfigLocalRetentionMs] = kadm.StringPtr(hybridLocalRetentionMs)
+	}
+	return cfg
+}
+
 func (w *workload) client(opts ...kgo.Opt) (*kgo.Client, error) {
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(w.seeds...), kgo.MetadataMinAge(250 * time.Millisecond),
 		kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond })}, opts...)...)
@@ -85,7 +110,7 @@ func (w *workload) start(ctx context.Context) error {
 	}
 	a := kadm.NewClient(adm)
 	for _, d := range w.topics {
-		cfg := map[string]*string{meta.ConfigStorageMode: kadm.StringPtr(string(d.mode))}
+		cfg := topicConfigs(d.mode)
 		rf := max(d.replicas, 1)
 		if rf > 1 {
 			cfg[meta.ConfigMinInsyncReplicas] = kadm.StringPtr("2")
@@ -248,7 +273,7 @@ func (w *workload) churn(a *kadm.Client) {
 			name := "churn-" + strconv.Itoa(next)
 			next++
 			mode := w.modes[w.rng.IntN(len(w.modes))]
-			resp, err := a.CreateTopic(ctx, int32(1+w.rng.IntN(3)), 1, map[string]*string{meta.ConfigStorageMode: kadm.StringPtr(string(mode))}, name)
+			resp, err := a.CreateTopic(ctx, int32(1+w.rng.IntN(3)), 1, topicConfigs(mode), name)
 			if err == nil {
 				err = resp.Err
 			}

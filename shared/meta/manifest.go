@@ -27,7 +27,7 @@ import (
 
 // ErrCommitFenced means the partition's leader epoch moved on since the
 // committer's leader took over: the commit is refused (DESIGN invariant 2).
-var ErrCommitFenced = errors.New("commit fenced: the partition has a newer leader epoch")
+var ErrCommitFenced = errors.New("commit fenced: the partition record changed (a newer leader epoch, or an ISR change the committer has not seen)")
 
 // ErrCommitOutOfOrder means the commit does not start at the partition's
 // committed end: an earlier commit failed or is missing (invariant 3).

@@ -91,6 +91,12 @@ func New(dir string, p Partition) (*Upload, error) {
 	if err != nil {
 		return nil, fmt.Errorf("segupload: spool file: %w", err)
 	}
+	// Unlinked at once: the open handle is all the upload needs, and a
+	// process killed mid-upload leaves nothing behind in dir.
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("segupload: spool file: %w", err)
+	}
 	return &Upload{p: p, f: f, w: segobject.NewWriter(f, 0), next: -1, compactAt: compactProducersAt}, nil
 }
 
@@ -184,16 +190,12 @@ func (u *Upload) Put(ctx context.Context, b Bucket) (string, meta.Coords, error)
 	}, nil
 }
 
-// Close removes the spool file. It is safe to call more than once, and
-// after Put.
+// Close releases the spool file (unlinked since New, so its space is
+// freed with the handle). It is safe to call more than once, and after Put.
 func (u *Upload) Close() error {
 	if u.closed {
 		return nil
 	}
 	u.closed = true
-	err := u.f.Close()
-	if rerr := os.Remove(u.f.Name()); rerr != nil && err == nil {
-		err = rerr
-	}
-	return err
+	return u.f.Close()
 }

@@ -105,14 +105,17 @@ func (l *Log) uploadNext(hw func() int64, stop <-chan struct{}) error {
 			l.e.uploadedBytes.Add(uint64(coords.GetLength()))
 			return nil
 		case uploadv1.CommitStatus_COMMIT_STATUS_FENCED:
-			// The record changed: still this node's at this epoch (an ISR
-			// change) means commit again at its new revision.
+			// The record changed. Still this node's at this epoch (an ISR
+			// change, maybe its own) means commit again at the new
+			// revision; this node's metadata cache may not show it yet,
+			// so an unchanged revision is retried later, not given up:
+			// only a lost leadership (refreshRevision) ends the uploads.
 			before := l.rev.Load()
 			if err := l.refreshRevision(); err != nil {
 				return err
 			}
 			if l.rev.Load() == before || attempt >= 5 {
-				return fmt.Errorf("%w: commit refused: %s", storage.ErrFenced, msg)
+				return fmt.Errorf("commit refused at record revision %d (retrying once the metadata cache has the new record): %s", before, msg)
 			}
 			pc.LeaderRevision = l.rev.Load()
 		case uploadv1.CommitStatus_COMMIT_STATUS_OUT_OF_ORDER:
