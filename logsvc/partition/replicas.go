@@ -51,7 +51,7 @@ type replicaSet struct {
 	// (a follower whose lease expired), so a follower that keeps fetching
 	// does not retry it at every fetch.
 	expandAfter time.Time
-	follower map[string]*followerState
+	follower    map[string]*followerState
 	// staleRev: records at or below this etcd revision predate this
 	// leader's last ISR change (a cache catching up) and are ignored.
 	staleRev int64
