@@ -60,12 +60,18 @@ chaos: tools
 		$(GO) test -count=1 -v -timeout 0 ./services/chaos/
 
 ## bench: the benchmark table (Markdown) of the all-in-one, rate-limited so
-## latencies are below saturation: local, diskless, and diskless while the
-## merger rewrites its ranges (merge age 2 s: merging runs through the load),
-## and replication: RF=1 against RF=3 (acks=all) on 3 log-service nodes
+## latencies are below saturation: local, hybrid (uploading and deleting
+## local segments during the run), local against hybrid at 10k records/s on
+## one server, diskless, and diskless while the merger rewrites its ranges
+## (merge age 2 s: merging runs through the load), and replication: RF=1
+## against RF=3 (acks=all) on 3 log-service nodes
 BENCH_RECORDS ?= 60000
 BENCH_RATE    ?= 2000
 BENCH_ARGS     = --target streamline --partitions 12 --records $(BENCH_RECORDS) --rate $(BENCH_RATE) --record-bytes 1024 --diskless-batch-timeout 20ms
+# hybrid: segments small enough to roll (and upload) every second or so at
+# these rates, and a local retention the runs exceed, so the measurement
+# includes uploads and local deletes
+HYBRID_ARGS    = --segment-bytes 1MiB --local-retention-bytes 4MiB
 # replication: the same 3-node process (the all-in-one plus two log-service
 # nodes on its etcd), RF=1 against RF=3 with acks=all
 RF_ARGS        = --target streamline --partitions 12 --records 200000 --record-bytes 1024 --storage-mode local --logsvc-nodes 3
@@ -74,6 +80,8 @@ bench:
 	@CGO_ENABLED=0 $(GO) build -o bin/streamline-bench ./services/cmd/streamline-bench
 	@bin/streamline-bench --row-header
 	@bin/streamline-bench $(BENCH_ARGS) --storage-mode local --row "local"
+	@bin/streamline-bench $(BENCH_ARGS) $(HYBRID_ARGS) --storage-mode hybrid --row "hybrid, 1 MiB segments, 4 MiB local retention"
+	@bin/streamline-bench $(BENCH_ARGS) --records 100000 --rate 10000 $(HYBRID_ARGS) --storage-mode local,hybrid --row "10k rec/s"
 	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge=false --row "diskless, merging off"
 	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge-min-age 2s --row "diskless, merging (age 2 s, 4 writers)"
 	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge-min-age 2s --merge-parallelism 1 --row "diskless, merging (age 2 s, 1 writer)"

@@ -4,10 +4,18 @@
 //	streamline-bench --target streamline        # an all-in-one started in a temp dir
 //	streamline-bench --target kfake             # franz-go's in-memory broker, same load
 //	streamline-bench --brokers 127.0.0.1:9092   # an already running server
+//
+// --storage-mode local,hybrid runs the same load on a topic of each mode
+// in turn against the same server (--rounds N repeats it, alternating the
+// order); --segment-bytes and --local-retention-bytes make a hybrid topic
+// roll, upload and delete local segments during the measurement, and a
+// hybrid run reports what it uploaded (streamline_logsvc_tier_* from the
+// in-process registries, or --metrics-url).
 package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,12 +25,17 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
 	"github.com/streamline-dev/streamline/logsvc"
@@ -30,6 +43,10 @@ import (
 	"github.com/streamline-dev/streamline/services/allinone"
 	"github.com/streamline-dev/streamline/services/bench"
 	"github.com/streamline-dev/streamline/shared/envflag"
+	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/objstore"
+	_ "github.com/streamline-dev/streamline/shared/objstore/objstorefs" // file:// URLs
+	_ "github.com/streamline-dev/streamline/shared/objstore/objstores3" // s3:// URLs
 	"github.com/streamline-dev/streamline/uploader/merge"
 )
 
@@ -40,7 +57,7 @@ func run(args []string) int {
 	var (
 		target   = fs.String("target", "", "start a server to measure: streamline (all-in-one in a temp dir) or kfake; empty uses --brokers")
 		brokers  = fs.String("brokers", "127.0.0.1:9092", "comma-separated Kafka addresses (when --target is empty)")
-		topic    = fs.String("topic", fmt.Sprintf("bench-%d", time.Now().Unix()), "topic to create and use")
+		topic    = fs.String("topic", fmt.Sprintf("bench-%d", time.Now().Unix()), "topic to create and use (with several runs, each run's topic is this plus -<mode>-<round>)")
 		parts    = fs.Int("partitions", 3, "partitions of the topic")
 		records  = fs.Int("records", 200000, "records to produce")
 		size     = fs.Int("record-bytes", 1024, "value size of each record")
@@ -49,8 +66,14 @@ func run(args []string) int {
 		compress = fs.String("compression", "none", "none, gzip, snappy, lz4 or zstd")
 		noSync   = fs.Bool("unsafe-no-fsync", false, "with --target streamline: skip WAL fsync")
 		prodOnly = fs.Bool("produce-only", false, "do not consume (no end-to-end latency)")
-		mode     = fs.String("storage-mode", "local", "storage mode of the benchmark topic: local or diskless")
-		s3model  = fs.String("s3", "", "with --target streamline and diskless: serve the object store from an in-process S3 server (gofakes3) behind a latency model: none, standard (PUT p50 60/p99 250 ms, GET 30/120 ms) or express (PUT 5/15 ms); empty uses a local directory")
+		mode     = fs.String("storage-mode", "local", "storage mode of the benchmark topic: local, hybrid or diskless; a comma-separated list (e.g. local,hybrid) runs each mode in turn against the same server, each on a new topic")
+		rounds   = fs.Int("rounds", 1, "run the --storage-mode list this many times against the same server, alternating its order each round (local,hybrid: L H, H L, L H, ...)")
+		settle   = fs.Duration("settle", 2*time.Second, "with more than one run: pause between runs so the previous run's hybrid uploads and local retention finish (the all-in-one's merger rewrites small hybrid segments every --merge-interval: a settle past it keeps that out of the next run)")
+		segBytes byteSize
+		locRet   byteSize
+		topicCfg configList
+		s3model  = fs.String("s3", "", "with --target streamline and diskless or hybrid: serve the object store from an in-process S3 server (gofakes3) behind a latency model: none, standard (PUT p50 60/p99 250 ms, GET 30/120 ms) or express (PUT 5/15 ms); empty uses a local directory")
+		metrics  = fs.String("metrics-url", "", "Prometheus endpoint of the server under test (e.g. http://127.0.0.1:9094/metrics) to report the hybrid uploads of each run; with --target streamline the in-process registries are read")
 		batchTO  = fs.Duration("diskless-batch-timeout", 100*time.Millisecond, "with --target streamline: the diskless batch timeout (batch_timeout_ms)")
 		cpuProf  = fs.String("cpuprofile", "", "write a CPU profile of this process (client and any in-process server) to this file")
 		logFile  = fs.String("server-log", "", "with --target streamline: write the in-process servers' logs (info and up) to this file")
@@ -61,8 +84,11 @@ func run(args []string) int {
 		nodes    = fs.Int("logsvc-nodes", 1, "with --target streamline: log-service nodes in the process (the all-in-one's and more on its etcd)")
 		rf       = fs.Int("replication-factor", 1, "replication factor of the benchmark topic (at most --logsvc-nodes); the producer uses acks=all")
 		header   = fs.Bool("row-header", false, "print the header of the Markdown table --row writes rows of, and exit")
-		row      = fs.String("row", "", "print one Markdown table row with this label instead of the summary (make bench builds its table from rows)")
+		row      = fs.String("row", "", "print one Markdown table row per run with this label instead of the summary (make bench builds its table from rows); with several modes the label is <mode>, <topic configs set by flags>, <row>; a hybrid run's label ends with what it uploaded")
 	)
+	fs.Var(&segBytes, "segment-bytes", "segment.bytes of the benchmark topics (e.g. 1MiB; default: the server's): small segments roll during the run, so a hybrid topic uploads during the measurement")
+	fs.Var(&locRet, "local-retention-bytes", "local.retention.bytes of the benchmark topics (e.g. 4MiB; -1 no local limit; default: the server's): a hybrid partition deletes uploaded local segments beyond it")
+	fs.Var(&topicCfg, "topic-config", "name=value set on the benchmark topics (repeatable), e.g. segment.ms=1000")
 	fs.Usage = envflag.Usage(fs, "streamline-bench: produce/consume load with throughput and latency percentiles")
 	if err := envflag.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -74,6 +100,28 @@ func run(args []string) int {
 	if *header {
 		fmt.Println(bench.RowHeader)
 		return 0
+	}
+	modes, err := parseModes(*mode)
+	if err == nil && *rounds < 1 {
+		err = fmt.Errorf("--rounds must be at least 1, got %d", *rounds)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "streamline-bench:", err)
+		return 2
+	}
+	configs := map[string]string{}
+	for _, kv := range topicCfg {
+		configs[kv[0]] = kv[1]
+	}
+	if segBytes.set {
+		configs[meta.ConfigSegmentBytes] = strconv.FormatInt(segBytes.n, 10)
+	}
+	if locRet.set {
+		configs[meta.ConfigLocalRetentionBytes] = strconv.FormatInt(locRet.n, 10)
+	}
+	if _, ok := configs[meta.ConfigStorageMode]; ok {
+		fmt.Fprintln(os.Stderr, "streamline-bench: set the storage mode with --storage-mode, not --topic-config")
+		return 2
 	}
 	if *cpuProf != "" {
 		f, err := os.Create(*cpuProf)
@@ -91,7 +139,14 @@ func run(args []string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	addrs := strings.Split(*brokers, ",")
-	label := *brokers
+	label := func(string) string { return *brokers }
+	// tier reads the hybrid upload counters (nil: not known); disk is
+	// what an in-process server keeps of a topic (nil: not known).
+	var tier func() (bench.TierStats, error)
+	var disk func(topic string) (local, objects int64, err error)
+	if *metrics != "" {
+		tier = func() (bench.TierStats, error) { return bench.TierStatsURL(ctx, *metrics) }
+	}
 	switch *target {
 	case "":
 	case "kfake":
@@ -101,7 +156,7 @@ func run(args []string) int {
 			return 1
 		}
 		defer c.Close()
-		addrs, label = c.ListenAddrs(), "kfake"
+		addrs, label = c.ListenAddrs(), func(string) string { return "kfake" }
 	case "streamline":
 		dir, err := os.MkdirTemp("", "streamline-bench-")
 		if err != nil {
@@ -110,8 +165,11 @@ func run(args []string) int {
 		}
 		defer os.RemoveAll(dir)
 		cfg := allinone.Default()
-		ports := free(3)
+		ports := free(4)
 		cfg.DataDir, cfg.KafkaAddr, cfg.EtcdClientAddr, cfg.EtcdPeerAddr = dir, ports[0], ports[1], ports[2]
+		// Not the default 9094/9095: a bench must not collide with a
+		// server (or a test) on this machine. No admin API is needed.
+		cfg.HTTPAddr, cfg.AdminAddr = ports[3], ""
 		cfg.UnsafeNoFsync = *noSync
 		logOut := io.Discard
 		if *logFile != "" {
@@ -127,6 +185,9 @@ func run(args []string) int {
 		cfg.Diskless.MaxDelay = *batchTO
 		cfg.Merge.Disabled, cfg.Merge.MinAge, cfg.Merge.Interval = !*merging, *mergeAge, *mergeInt
 		cfg.Merge.Parallelism = *mergePar
+		// Hybrid and diskless topics need an object store: the all-in-one
+		// defaults to the directory <data dir>/objects, or --s3.
+		objects := filepath.Join(dir, "objects")
 		if *s3model != "" {
 			url, stop, err := startS3(*s3model)
 			if err != nil {
@@ -134,8 +195,10 @@ func run(args []string) int {
 				return 2
 			}
 			defer stop()
-			cfg.ObjectStore = url
-			fmt.Printf("object store: in-process S3 (gofakes3) behind the %q latency model; floor per produce = batch timeout %v + PUT + etcd commit\n", *s3model, *batchTO)
+			cfg.ObjectStore, objects = url, ""
+			if *row == "" {
+				fmt.Printf("object store: in-process S3 (gofakes3) behind the %q latency model; floor per diskless produce = batch timeout %v + PUT + etcd commit\n", *s3model, *batchTO)
+			}
 		}
 		s, err := allinone.Start(ctx, cfg)
 		if err != nil {
@@ -143,34 +206,323 @@ func run(args []string) int {
 			return 1
 		}
 		defer s.Close()
+		gatherers := []prometheus.Gatherer{s.Metrics()}
+		partDirs := []string{filepath.Join(dir, "logsvc", "partitions")}
+		storeURL := cfg.ObjectStore
+		if storeURL == "" {
+			storeURL = "file://" + objects // what allinone.Start opened (dir is absolute)
+		}
 		for i := 2; i <= *nodes; i++ {
-			n, err := extraLogNode(ctx, s, dir, i, *noSync, cfg.Logger)
+			reg := prometheus.NewRegistry()
+			n, err := extraLogNode(ctx, s, dir, i, *noSync, storeURL, reg, cfg.Logger)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "start streamline: log-service node:", err)
 				return 1
 			}
 			defer n.Close()
+			gatherers = append(gatherers, reg)
+			partDirs = append(partDirs, filepath.Join(dir, fmt.Sprintf("logsvc-%d", i), "partitions"))
 		}
-		addrs, label = []string{s.KafkaAddr()}, fmt.Sprintf("streamline (%s topic, all-in-one, %d log-service nodes, replication factor %d)", *mode, *nodes, *rf)
+		addrs = []string{s.KafkaAddr()}
+		label = func(m string) string {
+			return fmt.Sprintf("streamline (%s topic, all-in-one, %d log-service nodes, replication factor %d)", m, *nodes, *rf)
+		}
+		tier = func() (bench.TierStats, error) { return bench.TierStatsFrom(gatherers...) }
+		disk = func(topic string) (int64, int64, error) {
+			local, err := topicLocalBytes(ctx, addrs, topic, partDirs)
+			if err != nil || objects == "" {
+				return local, -1, err
+			}
+			return local, bench.DirBytes(objects), nil
+		}
+		if *row == "" {
+			fmt.Printf("all-in-one in %s; metrics on http://%s/metrics\n", dir, s.HTTPAddr())
+		}
 	default:
 		fmt.Fprintf(os.Stderr, "streamline-bench: --target must be streamline, kfake or empty, got %q\n", *target)
 		return 2
 	}
-	res, err := bench.Run(ctx, bench.Config{
-		Brokers: addrs, Topic: *topic, Partitions: int32(*parts), Records: *records, RecordBytes: *size,
-		Rate: *rate, Linger: *linger, Compression: *compress, CreateTopic: true, ProduceOnly: *prodOnly, ReplicationFactor: int16(*rf),
-		ConfigEntries: map[string]*string{"storage.mode": mode},
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "streamline-bench:", err)
-		return 1
+
+	// The runs: each mode of the list, --rounds times, the order reversed
+	// every other round so neither mode always runs first.
+	type run struct {
+		mode  string
+		round int
+		res   bench.Result
 	}
-	if *row != "" {
-		res.Row(os.Stdout, *row)
+	var runs []run
+	total := len(modes) * *rounds
+	for round := 1; round <= *rounds; round++ {
+		order := modes
+		if round%2 == 0 {
+			order = reversed(modes)
+		}
+		for _, m := range order {
+			if len(runs) > 0 && *settle > 0 {
+				time.Sleep(*settle)
+			}
+			name := *topic
+			if total > 1 {
+				name = fmt.Sprintf("%s-%s-%d", *topic, m, round)
+			}
+			entries := map[string]*string{meta.ConfigStorageMode: &m}
+			for k, v := range configs {
+				entries[k] = &v
+			}
+			var before bench.TierStats
+			if tier != nil {
+				if before, err = tier(); err != nil {
+					fmt.Fprintln(os.Stderr, "streamline-bench: tier metrics:", err)
+					return 1
+				}
+			}
+			res, err := bench.Run(ctx, bench.Config{
+				Brokers: addrs, Topic: name, Partitions: int32(*parts), Records: *records, RecordBytes: *size,
+				Rate: *rate, Linger: *linger, Compression: *compress, CreateTopic: true, ProduceOnly: *prodOnly, ReplicationFactor: int16(*rf),
+				ConfigEntries: entries,
+			})
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "streamline-bench: %s: %v\n", m, err)
+				return 1
+			}
+			runs = append(runs, run{m, round, res})
+			var uploads string // what a hybrid run uploaded while it ran
+			if tier != nil && m == string(meta.StorageHybrid) {
+				after, err := tier()
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "streamline-bench: tier metrics:", err)
+					return 1
+				}
+				uploads = after.Sub(before).String() + " during the run"
+			}
+			if *row != "" {
+				l := *row
+				if len(modes) > 1 {
+					l = strings.Join(append(append([]string{m}, describe(configs, m)...), *row), ", ")
+				}
+				if uploads != "" {
+					l += " (" + uploads + ")"
+				}
+				res.Row(os.Stdout, l)
+				continue
+			}
+			l := label(m)
+			if total > 1 {
+				l = fmt.Sprintf("[%s, round %d] %s", m, round, l)
+			}
+			res.Print(os.Stdout, l)
+			if uploads != "" {
+				fmt.Printf("  object tier      %s\n", uploads)
+			}
+			if disk != nil && m == string(meta.StorageHybrid) {
+				local, objects, err := disk(name)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "streamline-bench: disk usage:", err)
+				} else {
+					fmt.Printf("  on disk after    %.1f MiB in the topic's local partitions, every replica (of %.1f MiB produced)", float64(local)/(1<<20), float64(res.Bytes)/(1<<20))
+					if objects >= 0 {
+						fmt.Printf("; %.1f MiB in the object store directory (every run so far, merged copies until collected)", float64(objects)/(1<<20))
+					}
+					fmt.Println()
+				}
+			}
+		}
+	}
+	if *row == "" && len(modes) > 1 {
+		fmt.Printf("comparison (same server, %d round(s); medians over rounds):\n", *rounds)
+		var base time.Duration
+		for i, m := range modes {
+			var p50, p99, p999, e2e []time.Duration
+			var tput []float64
+			for _, r := range runs {
+				if r.mode == m {
+					p50, p99, p999, e2e = append(p50, r.res.ProduceP50), append(p99, r.res.ProduceP99), append(p999, r.res.ProduceP999), append(e2e, r.res.E2EP99)
+					tput = append(tput, r.res.RecordsPerSec())
+				}
+			}
+			fmt.Printf("  %-9s produce p50 %-9v p99 %-9v p999 %-9v end-to-end p99 %-9v %6.0f rec/s   (produce p99 of each round: %v)",
+				m, median(p50), median(p99), median(p999), median(e2e), medianF(tput), p99)
+			if i == 0 {
+				base = median(p99)
+			} else if base > 0 {
+				fmt.Printf("  p99 %+.1f%% vs %s", 100*(float64(median(p99))/float64(base)-1), modes[0])
+			}
+			fmt.Println()
+		}
+	}
+	return 0
+}
+
+// parseModes parses --storage-mode: one mode or a comma-separated list.
+func parseModes(s string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for _, m := range strings.Split(s, ",") {
+		m = strings.TrimSpace(m)
+		switch meta.StorageMode(m) {
+		case meta.StorageLocal, meta.StorageHybrid, meta.StorageDiskless:
+		default:
+			return nil, fmt.Errorf("--storage-mode: %q is not local, hybrid or diskless", m)
+		}
+		if seen[m] {
+			return nil, fmt.Errorf("--storage-mode: %s listed twice (use --rounds)", m)
+		}
+		seen[m] = true
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func reversed(s []string) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[len(s)-1-i] = v
+	}
+	return out
+}
+
+// describe names the topic configs set by flags that matter to a topic of
+// the mode, for row labels ("1 MiB segments", "4 MiB local retention").
+func describe(configs map[string]string, mode string) []string {
+	var out []string
+	if v, ok := configs[meta.ConfigSegmentBytes]; ok {
+		out = append(out, humanBytes(v)+" segments")
+	}
+	if v, ok := configs[meta.ConfigLocalRetentionBytes]; ok && mode == string(meta.StorageHybrid) {
+		switch v {
+		case "-1":
+			out = append(out, "no local retention limit")
+		case "-2":
+			out = append(out, "local retention = retention.bytes")
+		default:
+			out = append(out, humanBytes(v)+" local retention")
+		}
+	}
+	return out
+}
+
+func humanBytes(v string) string {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return v + " B"
+	}
+	for _, u := range []struct {
+		name string
+		size int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n%u.size == 0 {
+			return fmt.Sprintf("%d %s", n/u.size, u.name)
+		}
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func median(d []time.Duration) time.Duration {
+	if len(d) == 0 {
 		return 0
 	}
-	res.Print(os.Stdout, label)
-	return 0
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func medianF(f []float64) float64 {
+	if len(f) == 0 {
+		return 0
+	}
+	s := slices.Clone(f)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// byteSize is a flag of a byte count: 1048576, 1MiB, 512KiB, 1GiB, -1.
+type byteSize struct {
+	n   int64
+	set bool
+}
+
+func (b *byteSize) String() string {
+	if b == nil || !b.set {
+		return ""
+	}
+	return strconv.FormatInt(b.n, 10)
+}
+
+func (b *byteSize) Set(s string) error {
+	n, err := parseBytes(s)
+	if err != nil {
+		return err
+	}
+	b.n, b.set = n, true
+	return nil
+}
+
+func parseBytes(s string) (int64, error) {
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range []struct {
+		suffix string
+		size   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}} {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.size
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a byte count (e.g. 1048576, 512KiB, 1MiB, 1GiB)", s)
+	}
+	return n * mult, nil
+}
+
+// configList is a repeatable name=value flag.
+type configList [][2]string
+
+func (c *configList) String() string {
+	if c == nil {
+		return ""
+	}
+	var parts []string
+	for _, kv := range *c {
+		parts = append(parts, kv[0]+"="+kv[1])
+	}
+	return strings.Join(parts, ",")
+}
+
+func (c *configList) Set(s string) error {
+	name, value, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("%q is not name=value", s)
+	}
+	*c = append(*c, [2]string{name, value})
+	return nil
+}
+
+// topicLocalBytes is the size of a topic's partition directories on the
+// in-process log-service nodes (segments and indexes; the WAL is shared).
+func topicLocalBytes(ctx context.Context, addrs []string, topic string, partDirs []string) (int64, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	td, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err != nil {
+		return 0, err
+	}
+	d, ok := td[topic]
+	if !ok || d.Err != nil {
+		return 0, fmt.Errorf("topic %s: not listed (%v)", topic, d.Err)
+	}
+	id := hex.EncodeToString(d.ID[:])
+	var n int64
+	for _, pd := range partDirs {
+		matches, _ := filepath.Glob(filepath.Join(pd, id+"-*"))
+		for _, m := range matches {
+			n += bench.DirBytes(m)
+		}
+	}
+	return n, nil
 }
 
 // free reserves n distinct loopback ports at once and releases them.
@@ -190,21 +542,45 @@ func free(n int) []string {
 // extraLogNode starts log-service node i of an in-process cluster on the
 // all-in-one's embedded etcd, so replicated topics can be measured on one
 // machine (each node has its own WAL and fsyncs).
-func extraLogNode(ctx context.Context, s *allinone.Server, dir string, i int, noSync bool, logger *slog.Logger) (*logsvc.Node, error) {
+func extraLogNode(ctx context.Context, s *allinone.Server, dir string, i int, noSync bool, storeURL string, reg *prometheus.Registry, logger *slog.Logger) (*extraNode, error) {
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{s.EtcdEndpoint()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		return nil, err
 	}
+	// The all-in-one's object store, so the node can lead hybrid and
+	// diskless partitions too.
+	objects, err := objstore.Open(ctx, storeURL)
+	if err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("object store: %w", err)
+	}
 	n, err := logsvc.New(logsvc.Config{
 		ID: fmt.Sprintf("logsvc-%d", i), DataDir: filepath.Join(dir, fmt.Sprintf("logsvc-%d", i)), Etcd: cli,
 		WAL: wal.Options{NoSync: noSync}, Logger: logger.With("node", fmt.Sprintf("logsvc-%d", i)),
+		Objects: objects, Metrics: reg,
 	})
 	if err == nil {
 		err = n.Start(ctx)
 	}
 	if err != nil {
+		objects.Close()
 		cli.Close()
 		return nil, err
 	}
-	return n, nil
+	return &extraNode{n, objects, cli}, nil
+}
+
+// extraNode is a log-service node started by the bench, with the clients
+// it owns.
+type extraNode struct {
+	*logsvc.Node
+	objects objstore.Bucket
+	cli     *clientv3.Client
+}
+
+func (n *extraNode) Close() error {
+	err := n.Node.Close()
+	n.objects.Close()
+	n.cli.Close()
+	return err
 }
