@@ -14,7 +14,10 @@
 #   Kafka: kcat produces keyed records through gateway 1's published port and
 #     consumes them through gateway 2's; a diskless topic (storage.mode=
 #     diskless, created by streamline-bench) is written and read back through
-#     the gateways and its objects are looked for in versitygw's volume;
+#     the gateways and its objects are looked for in versitygw's volume; a
+#     hybrid topic (replication factor 3, 16 KiB segments) is written by
+#     kcat, an uploader writes its rolled segments to the bucket, and kcat
+#     reads every record back from offset 0;
 #   admin API (both gateways' published admin ports): grpcurl `list` and the
 #     health service; CreateTopic (diskless, 3 partitions); kcat produces
 #     10/20/30 records to partitions 0/1/2; DescribeTopic shows those high
@@ -311,6 +314,40 @@ done
 last_cmd="${COMPOSE[*]} exec -T uploader-N /usr/local/bin/probe metric ..."
 step_result "an uploader merged diskless ranges into segment objects (streamline_merge_segments_total >= 1 on ${merged:-none})" \
 	"$([ -n "$merged" ] || echo "no uploader merged within 60s")"
+
+# Hybrid topic: replicated on the three log-service nodes, 16 KiB segments
+# and 16 KiB kept locally; kcat writes 600 uncompressed records in small
+# batches (segments roll), an uploader writes the rolled segments to the
+# bucket (streamline_uploader_segments_total), and kcat reads every record
+# back from the start through the other gateway.
+htopic=compose-hybrid-$$-$RANDOM
+run "$CLI" --admin-addr "$ADMIN1" --timeout 30s topics create "$htopic" --partitions 1 --replication-factor 3 --storage-mode hybrid \
+	--config segment.bytes=16384 --config local.retention.bytes=16384
+expect_text "streamline-cli topics create $htopic --storage-mode hybrid" "^Created topic \"$htopic\": 1 partitions?, replication factor 3, storage mode Hybrid\.\$"
+for i in $(seq 1 600); do printf 'hybrid-%04d-%0200d\n' "$i" 0; done >"$TMP/hybrid-records"
+run --stdin "$TMP/hybrid-records" kcat -b "$GW1" -t "$htopic" -P -z none -X batch.num.messages=10 -X message.timeout.ms=30000
+expect "kcat produces 600 records to hybrid topic $htopic through $GW1"
+log "\$ ${COMPOSE[*]} exec -T uploader-N probe metric http://127.0.0.1:9097/metrics streamline_uploader_segments_total 1 (either uploader, 60s at most)"
+tiered=
+for _ in $(seq 60); do
+	for u in uploader-1 uploader-2; do
+		if timeout 20 "${COMPOSE[@]}" exec -T "$u" /usr/local/bin/probe metric http://127.0.0.1:9097/metrics streamline_uploader_segments_total 1 >/dev/null 2>&1; then
+			tiered=$u
+			break 2
+		fi
+	done
+	sleep 1
+done
+last_cmd="${COMPOSE[*]} exec -T uploader-N /usr/local/bin/probe metric ..."
+step_result "an uploader wrote rolled segments of $htopic to the bucket (streamline_uploader_segments_total >= 1 on ${tiered:-none})" \
+	"$([ -n "$tiered" ] || echo "no segment uploaded within 60s")"
+run kcat -b "$GW2" -t "$htopic" -C -o beginning -e -q -f '%s\n'
+why=
+if [ "$rc" -eq 0 ] && [ "$out" != "$(cat "$TMP/hybrid-records")" ]; then
+	why="the records read back differ: got $(lines "$out") lines, want 600"
+fi
+[ "$rc" -eq 0 ] || why="exit status $rc"
+step_result "kcat reads the 600 records of hybrid topic $htopic back from offset 0 through $GW2" "$why"
 
 # ---- The admin API from the host, as users call it: grpcurl (JSON of the
 # proto's messages: lowerCamelCase names, 64-bit integers as strings,

@@ -29,6 +29,7 @@ type Log struct {
 	cfg Config
 
 	wmu sync.Mutex // serializes writer operations
+	rmu sync.Mutex // serializes retention passes (taken before wmu)
 
 	mu     sync.RWMutex
 	segs   []*segment // ascending base offsets; the last is active

@@ -66,6 +66,8 @@ func writeLogStart(dir string, offset int64) error {
 // crash. An offset at or below StartOffset changes nothing; above
 // EndOffset it is ErrOffsetOutOfRange. A writer operation.
 func (l *Log) DeleteBefore(offset int64) error {
+	l.rmu.Lock() // after any retention pass's removals: oldest files go first
+	defer l.rmu.Unlock()
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	if l.closed {

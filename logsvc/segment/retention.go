@@ -29,10 +29,29 @@ func (l *Log) ApplyRetention(retentionMs, retentionBytes int64) (deleted int, er
 // still counts every segment, so the local copy shrinks to the limit as
 // the tier catches up.
 func (l *Log) ApplyRetentionBelow(retentionMs, retentionBytes, ceiling int64) (deleted int, err error) {
+	// Retention passes run one at a time (rmu), so files are always
+	// removed oldest first and a crash leaves a contiguous log; the
+	// writer lock is held only to detach the segments, so appends do not
+	// wait for the file removals and the directory fsync.
+	l.rmu.Lock()
+	defer l.rmu.Unlock()
+	doomed, err := l.detachExpired(retentionMs, retentionBytes, ceiling)
+	if err != nil || len(doomed) == 0 {
+		return 0, err
+	}
+	for _, s := range doomed {
+		err = errors.Join(err, s.remove())
+	}
+	return len(doomed), errors.Join(err, syncDir(l.dir))
+}
+
+// detachExpired takes the segments retention deletes out of the log (the
+// start moves past them) and returns them for removal.
+func (l *Log) detachExpired(retentionMs, retentionBytes, ceiling int64) ([]*segment, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	if l.closed {
-		return 0, ErrClosed
+		return nil, ErrClosed
 	}
 	// The writer may read segment state without mu: only it changes it.
 	segs := l.segs
@@ -57,11 +76,11 @@ func (l *Log) ApplyRetentionBelow(retentionMs, retentionBytes, ceiling int64) (d
 		n--
 	}
 	if n == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	if n == len(segs) {
 		if err := l.roll(); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
 	l.mu.Lock()
@@ -72,11 +91,7 @@ func (l *Log) ApplyRetentionBelow(retentionMs, retentionBytes, ceiling int64) (d
 		l.size -= s.size
 	}
 	l.mu.Unlock()
-	// Oldest first, so a crash part-way leaves a contiguous log.
-	for _, s := range doomed {
-		err = errors.Join(err, s.remove())
-	}
-	return n, errors.Join(err, syncDir(l.dir))
+	return doomed, nil
 }
 
 // segmentEnd is the offset after segs[i]'s last batch: the next segment's

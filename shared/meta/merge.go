@@ -228,15 +228,28 @@ func (s *Store) swapOps(w Swap) ([]clientv3.Cmp, []clientv3.Op, error) {
 
 // TopicNames maps the ids of existing topics to their names.
 func (s *Store) TopicNames(ctx context.Context) (map[TopicID]string, error) {
+	topics, err := s.TopicsByID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[TopicID]string, len(topics))
+	for id, t := range topics {
+		out[id] = t.Name
+	}
+	return out, nil
+}
+
+// TopicsByID reads every topic record, keyed by topic id.
+func (s *Store) TopicsByID(ctx context.Context) (map[TopicID]Topic, error) {
 	resp, err := s.cli.Get(ctx, s.k.topics(), clientv3.WithPrefix())
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[TopicID]string, len(resp.Kvs))
+	out := make(map[TopicID]Topic, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		var t Topic
 		if json.Unmarshal(kv.Value, &t) == nil {
-			out[t.ID] = t.Name
+			out[t.ID] = t
 		}
 	}
 	return out, nil

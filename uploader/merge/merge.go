@@ -246,7 +246,7 @@ func (m *Merger) Run(ctx context.Context, sess *concurrency.Session) error {
 func (m *Merger) Pass(ctx context.Context) (Stats, error) {
 	now := m.cfg.Now()
 	st := Stats{PerTopic: map[string]TopicStats{}}
-	names, err := m.cfg.Store.TopicNames(ctx)
+	topics, err := m.cfg.Store.TopicsByID(ctx)
 	if err != nil {
 		return st, fmt.Errorf("merge: topics: %w", err)
 	}
@@ -255,7 +255,8 @@ func (m *Merger) Pass(ctx context.Context) (Stats, error) {
 		st.Partitions++
 		st.Entries += len(pm.Entries)
 		st.ManifestBytes += pm.Bytes
-		name, ok := names[pm.TopicID]
+		t, ok := topics[pm.TopicID]
+		name := t.Name
 		if !ok {
 			name = pm.TopicID.String()
 		}
@@ -270,6 +271,13 @@ func (m *Merger) Pass(ctx context.Context) (Stats, error) {
 				}
 				break // the first intake entry is the partition's oldest
 			}
+		}
+		if ok && t.StorageMode.KeepsLocalData() {
+			// A hybrid (or formerly hybrid) partition's entries are its
+			// rolled local segments, sized by segment.bytes: rewriting
+			// them would only add writes next to the topic's produce
+			// path (its manifest is data / segment.bytes keys).
+			return nil
 		}
 		parts = append(parts, pm)
 		return nil

@@ -23,7 +23,6 @@ type opKind int
 
 const (
 	opAppend opKind = iota
-	opRetention
 	opDeleteRecords
 	opTruncate
 )
@@ -34,10 +33,7 @@ type op struct {
 	seq   uint64
 	wal   <-chan error
 	res   chan error
-	// retention limits, and (opRetention) the offset at or above which no
-	// segment may go (hybrid: the object tier's end; else max int64)
-	ms, bytes int64
-	// delete records below; retention's ceiling
+	// delete records below
 	offset int64
 	// truncate: reset (empty the log at offset) or truncate to offset;
 	// the new end is answered in newEnd
@@ -46,10 +42,10 @@ type op struct {
 }
 
 // Log is one local partition: the segment log plus the goroutine that
-// applies WAL-durable batches to it. That goroutine is the segment's only
-// writer (appends, retention and truncation go through it; checkpoint fsyncs
-// run beside it, see sync), as package
-// segment requires.
+// applies WAL-durable batches to it. Appends, DeleteRecords and truncation
+// go through that goroutine, in order; retention and checkpoint fsyncs run
+// beside it (the segment's writer lock serializes retention with appends,
+// and holds it only while it detaches segments; see sync for fsyncs).
 type Log struct {
 	e        *Engine
 	stream   string
@@ -99,9 +95,6 @@ func (l *Log) apply() {
 				err = fmt.Errorf("%w: %s: %v", storage.ErrStorage, l.stream, err)
 				l.failed.CompareAndSwap(nil, &err)
 			}
-			o.res <- err
-		case opRetention:
-			_, err := l.seg.ApplyRetentionBelow(o.ms, o.bytes, o.offset)
 			o.res <- err
 		case opDeleteRecords:
 			o.res <- mapErr(l.seg.DeleteBefore(o.offset))
@@ -217,12 +210,14 @@ func (l *Log) ApplyRetention(ms, bytes int64) error {
 // ApplyRetentionBelow is ApplyRetention keeping every segment that holds
 // an offset at or above ceiling (hybrid topics: what the object tier has
 // not committed stays local).
+//
+// It runs in the caller's goroutine, not through the applier: the segment
+// serializes it with appends (its writer lock, held only to detach the
+// expired segments), and the partition's appends - and the acks queued
+// behind them - never wait for file removals.
 func (l *Log) ApplyRetentionBelow(ms, bytes, ceiling int64) error {
-	res := make(chan error, 1)
-	if err := l.send(op{kind: opRetention, ms: ms, bytes: bytes, offset: ceiling, res: res}); err != nil {
-		return err
-	}
-	return <-res
+	_, err := l.seg.ApplyRetentionBelow(ms, bytes, ceiling)
+	return mapErr(err)
 }
 
 // SealedEnd is the first offset of the active segment: everything below
