@@ -44,6 +44,8 @@ func run(args []string) int {
 		uploads    = fs.Int("diskless-upload-parallelism", 4, "concurrent diskless uploads (upload_parallelism)")
 		cacheBytes = fs.Int64("read-cache-bytes", 100<<20, "cache of object ranges for diskless reads (read_cache_bytes)")
 		pending    = fs.Int64("hybrid-max-pending-bytes", 1<<30, "per hybrid partition: local bytes not yet in the object tier above which produce is held back and then refused with KAFKA_STORAGE_ERROR (uploads failing or behind)")
+		upPar      = fs.Int("hybrid-upload-parallelism", 2, "segment uploads this node runs at once, over all its hybrid partitions")
+		upRate     = fs.Int64("hybrid-upload-bytes-per-second", 0, "bound on the bytes per second this node uploads for hybrid partitions (Kafka's remote.log.manager.copy.max.bytes.per.second); 0: unlimited")
 		upEvery    = fs.Duration("hybrid-upload-interval", time.Second, "how often the leader of a hybrid partition looks for rolled segments to upload")
 		minFree    = fs.Int64("min-free-bytes", localstore.DefaultMinFreeBytes, "free space kept on the data filesystem: below it, produce to local topics gets KAFKA_STORAGE_ERROR until space is freed (negative: no check)")
 		_          = fs.HTTPAddr("") // served by fs.Telemetry
@@ -62,6 +64,14 @@ func run(args []string) int {
 	}
 	if *pending <= 0 {
 		fs.Fail("invalid value %d for flag --hybrid-max-pending-bytes: must be positive", *pending)
+		return svcmain.ExitUsage
+	}
+	if *upPar <= 0 {
+		fs.Fail("invalid value %d for flag --hybrid-upload-parallelism: must be positive", *upPar)
+		return svcmain.ExitUsage
+	}
+	if *upRate < 0 {
+		fs.Fail("invalid value %d for flag --hybrid-upload-bytes-per-second: must not be negative (0: unlimited)", *upRate)
 		return svcmain.ExitUsage
 	}
 	if *upEvery <= 0 {
@@ -111,7 +121,7 @@ func run(args []string) int {
 		LeaderRebalanceInterval: *rebalance, RebuildThrottle: *throttle,
 		WAL: wal.Options{NoSync: *noSync}, MinFreeBytes: *minFree, Logger: log, ReadCacheBytes: *cacheBytes, Objects: objectsOrNil(bucket),
 		Diskless: buffer.Config{MaxBatchBytes: *batchBytes, MaxDelay: *batchWait, MaxInFlight: *uploads},
-		Hybrid: hybridstore.Options{MaxPendingBytes: *pending, UploadInterval: *upEvery,
+		Hybrid: hybridstore.Options{MaxPendingBytes: *pending, UploadInterval: *upEvery, UploadParallelism: *upPar, UploadBytesPerSecond: *upRate,
 			Failpoint: svcmain.Failpoint(os.Getenv("STREAMLINE_FAILPOINT"))},
 		TracerProvider: tel.TracerProvider, Metrics: tel.Registry,
 	})

@@ -38,6 +38,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/streamline-dev/streamline/logsvc/storage"
 	"github.com/streamline-dev/streamline/logsvc/storage/disklessstore"
 	"github.com/streamline-dev/streamline/logsvc/storage/localstore"
@@ -70,7 +72,16 @@ type Options struct {
 	UploadInterval time.Duration
 	// UploadTimeout bounds one segment upload (default 10 min).
 	UploadTimeout time.Duration
-	Logger        *slog.Logger
+	// UploadParallelism bounds the segment uploads this node runs at
+	// once, over all its partitions (default 2): rolled segments of many
+	// partitions become ready together, and uploading them all at once
+	// takes the CPU from the produce path in bursts.
+	UploadParallelism int
+	// UploadBytesPerSecond bounds what this node reads from its disk and
+	// sends to uploaders for segment uploads, over all partitions (Kafka's
+	// remote.log.manager.copy.max.bytes.per.second, KIP-956); 0: unlimited.
+	UploadBytesPerSecond int64
+	Logger               *slog.Logger
 	// Failpoint, if set, is called at each step of a segment upload with
 	// its name (crash tests kill the process there).
 	Failpoint func(step string)
@@ -94,6 +105,10 @@ func (e *Engine) failpoint(step string) {
 type Engine struct {
 	opts Options
 	log  *slog.Logger
+	// uploads holds a token per running segment upload (UploadParallelism).
+	uploads chan struct{}
+	// pace is the UploadBytesPerSecond token bucket (nil: unlimited).
+	pace *rate.Limiter
 
 	uploadedSegments, uploadedBytes, uploadFailures atomic.Uint64
 }
@@ -114,7 +129,14 @@ func New(opts Options) *Engine {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Engine{opts: opts, log: opts.Logger}
+	if opts.UploadParallelism <= 0 {
+		opts.UploadParallelism = 2
+	}
+	e := &Engine{opts: opts, log: opts.Logger, uploads: make(chan struct{}, opts.UploadParallelism)}
+	if r := opts.UploadBytesPerSecond; r > 0 {
+		e.pace = rate.NewLimiter(rate.Limit(r), int(max(r, uploadChunk)))
+	}
+	return e
 }
 
 // Mode is hybrid.

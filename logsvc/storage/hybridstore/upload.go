@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/streamline-dev/streamline/logsvc/storage"
@@ -26,7 +27,9 @@ var errNothing = errors.New("nothing to upload")
 // commit of a node that no longer leads ends the loop.
 func (l *Log) uploadLoop(hw func() int64, stop, done chan struct{}) {
 	defer close(done)
-	wait, backoff := l.e.opts.UploadInterval, l.e.opts.UploadInterval
+	// The first look comes at a random point of the interval, so the
+	// partitions of a node do not all look (and upload) at the same tick.
+	wait, backoff := time.Duration(rand.Int64N(int64(l.e.opts.UploadInterval))+1), l.e.opts.UploadInterval
 	for {
 		select {
 		case <-stop:
@@ -74,6 +77,12 @@ func (l *Log) uploadNext(hw func() int64, stop <-chan struct{}) error {
 	from := max(te, l.local.StartOffset())
 	to := min(l.local.SegmentEndAfter(from), l.local.SealedEnd(), hw())
 	if to <= from {
+		return errNothing
+	}
+	select { // a node-wide upload slot (UploadParallelism)
+	case l.e.uploads <- struct{}{}:
+		defer func() { <-l.e.uploads }()
+	case <-stop:
 		return errNothing
 	}
 	ctx, cancel := l.uploadCtx(stop)
@@ -184,6 +193,11 @@ func (l *Log) uploadTo(ctx context.Context, c uploadv1.UploadServiceClient, from
 		b, err := l.local.Read(next, uploadChunk, to, true)
 		if err != nil {
 			return nil, err
+		}
+		if p := l.e.pace; p != nil {
+			if err := p.WaitN(ctx, min(len(b), p.Burst())); err != nil {
+				return nil, err
+			}
 		}
 		if len(b) == 0 {
 			return nil, fmt.Errorf("local log has no batches at %d (ends at %d)", next, l.local.EndOffset())

@@ -44,6 +44,8 @@ func run(args []string) int {
 	d.Merge.AddFlags(fs.FlagSet)
 	fs.Int64Var(&d.MinFreeBytes, "min-free-bytes", localstore.DefaultMinFreeBytes, "free space kept on the data filesystem: below it, produce to local topics gets KAFKA_STORAGE_ERROR until space is freed (negative: no check)")
 	fs.Int64Var(&d.Hybrid.MaxPendingBytes, "hybrid-max-pending-bytes", 1<<30, "per hybrid partition: local bytes not yet in the object tier above which produce is held back and then refused with KAFKA_STORAGE_ERROR (uploads failing or behind)")
+	fs.IntVar(&d.Hybrid.UploadParallelism, "hybrid-upload-parallelism", 1, "segment uploads run at once, over all hybrid partitions (1: the all-in-one shares its cores and disk with everything else; uploads in bursts cost produce latency)")
+	fs.Int64Var(&d.Hybrid.UploadBytesPerSecond, "hybrid-upload-bytes-per-second", 0, "bound on the bytes per second uploaded for hybrid partitions (Kafka's remote.log.manager.copy.max.bytes.per.second); 0: unlimited")
 	fs.DurationVar(&d.Hybrid.UploadInterval, "hybrid-upload-interval", time.Second, "how often the leader of a hybrid partition looks for rolled segments to upload")
 	fs.BoolVar(&d.UnsafeNoFsync, "unsafe-no-fsync", false, "skip WAL fsync (benchmarks only: acknowledged data may be lost on a crash)")
 	if code, ok := fs.Parse(args); !ok {
@@ -56,6 +58,14 @@ func run(args []string) int {
 	}
 	if d.Hybrid.MaxPendingBytes <= 0 {
 		fs.Fail("invalid value %d for flag --hybrid-max-pending-bytes: must be positive", d.Hybrid.MaxPendingBytes)
+		return svcmain.ExitUsage
+	}
+	if d.Hybrid.UploadParallelism <= 0 {
+		fs.Fail("invalid value %d for flag --hybrid-upload-parallelism: must be positive", d.Hybrid.UploadParallelism)
+		return svcmain.ExitUsage
+	}
+	if d.Hybrid.UploadBytesPerSecond < 0 {
+		fs.Fail("invalid value %d for flag --hybrid-upload-bytes-per-second: must not be negative (0: unlimited)", d.Hybrid.UploadBytesPerSecond)
 		return svcmain.ExitUsage
 	}
 	if d.Hybrid.UploadInterval <= 0 {

@@ -45,6 +45,10 @@ func TestBadFlagsStopBeforeAnythingStarts(t *testing.T) {
 		{[]string{"--tiering-bucket", "my-bucket"}, "--tiering-enabled"},
 		{[]string{"--tiering-enabled", "--tiering-bucket", "My_Bucket"}, "--tiering-bucket"},
 		{[]string{"--tiering-enabled", "--tiering-bucket", "my-bucket", "--object-store", "file:///tmp/x"}, "--object-store"},
+		{[]string{"--hybrid-upload-parallelism", "0"}, "--hybrid-upload-parallelism"},
+		{[]string{"--hybrid-upload-bytes-per-second", "-1"}, "--hybrid-upload-bytes-per-second"},
+		{[]string{"--hybrid-max-pending-bytes", "0"}, "--hybrid-max-pending-bytes"},
+		{[]string{"--hybrid-upload-interval", "0s"}, "--hybrid-upload-interval"},
 	} {
 		dataDir := filepath.Join(t.TempDir(), "data")
 		cmd := exec.Command(bin, append([]string{"--data-dir", dataDir}, tc.args...)...)
