@@ -274,6 +274,23 @@ fi
 step_result "kcat reads the $n records of $topic back, identical, through $GW2" "$why"
 need
 
+# uploader_with_metric METRIC prints the first uploader whose counter
+# METRIC is at least 1 (read with the image's probe, from inside the
+# container: the uploaders' metrics port is not published), polling for
+# 60 s; it prints nothing if none gets there.
+uploader_with_metric() {
+	log "\$ ${COMPOSE[*]} exec -T uploader-N probe metric http://127.0.0.1:9097/metrics $1 1 (either uploader, 60s at most)" >&2
+	for _ in $(seq 60); do
+		for u in uploader-1 uploader-2; do
+			if timeout 20 "${COMPOSE[@]}" exec -T "$u" /usr/local/bin/probe metric http://127.0.0.1:9097/metrics "$1" 1 >/dev/null 2>&1; then
+				echo "$u"
+				return
+			fi
+		done
+		sleep 1
+	done
+}
+
 # Diskless topic: streamline-bench creates it with storage.mode=diskless,
 # produces and consumes; kcat reads it again through the other gateway.
 dtopic=compose-diskless-$$-$RANDOM
@@ -298,19 +315,8 @@ else
 	log "diskless topic $dtopic: bucket volume not readable here: objects not counted"
 fi
 # The elected uploader merges the topic's ranges into segment objects: its
-# streamline_merge_segments_total moves (read with the image's probe, from
-# inside the container: the uploaders' metrics port is not published).
-log "\$ ${COMPOSE[*]} exec -T uploader-N probe metric http://127.0.0.1:9097/metrics streamline_merge_segments_total 1 (either uploader, 60s at most)"
-merged=
-for _ in $(seq 60); do
-	for u in uploader-1 uploader-2; do
-		if timeout 20 "${COMPOSE[@]}" exec -T "$u" /usr/local/bin/probe metric http://127.0.0.1:9097/metrics streamline_merge_segments_total 1 >/dev/null 2>&1; then
-			merged=$u
-			break 2
-		fi
-	done
-	sleep 1
-done
+# streamline_merge_segments_total moves.
+merged=$(uploader_with_metric streamline_merge_segments_total)
 last_cmd="${COMPOSE[*]} exec -T uploader-N /usr/local/bin/probe metric ..."
 step_result "an uploader merged diskless ranges into segment objects (streamline_merge_segments_total >= 1 on ${merged:-none})" \
 	"$([ -n "$merged" ] || echo "no uploader merged within 60s")"
@@ -327,17 +333,7 @@ expect_text "streamline-cli topics create $htopic --storage-mode hybrid" "^Creat
 for i in $(seq 1 600); do printf 'hybrid-%04d-%0200d\n' "$i" 0; done >"$TMP/hybrid-records"
 run --stdin "$TMP/hybrid-records" kcat -b "$GW1" -t "$htopic" -P -z none -X batch.num.messages=10 -X message.timeout.ms=30000
 expect "kcat produces 600 records to hybrid topic $htopic through $GW1"
-log "\$ ${COMPOSE[*]} exec -T uploader-N probe metric http://127.0.0.1:9097/metrics streamline_uploader_segments_total 1 (either uploader, 60s at most)"
-tiered=
-for _ in $(seq 60); do
-	for u in uploader-1 uploader-2; do
-		if timeout 20 "${COMPOSE[@]}" exec -T "$u" /usr/local/bin/probe metric http://127.0.0.1:9097/metrics streamline_uploader_segments_total 1 >/dev/null 2>&1; then
-			tiered=$u
-			break 2
-		fi
-	done
-	sleep 1
-done
+tiered=$(uploader_with_metric streamline_uploader_segments_total)
 last_cmd="${COMPOSE[*]} exec -T uploader-N /usr/local/bin/probe metric ..."
 step_result "an uploader wrote rolled segments of $htopic to the bucket (streamline_uploader_segments_total >= 1 on ${tiered:-none})" \
 	"$([ -n "$tiered" ] || echo "no segment uploaded within 60s")"

@@ -1,7 +1,7 @@
 // Package segobject is the format of a segment object: one partition's
 // contiguous record batches in object storage, as the uploader fleet's
-// merger writes them from many small intake ranges (and, later, as hybrid
-// topics upload their local segments).
+// merger writes them from many small intake ranges, and as hybrid topics
+// upload their rolled local segments (uploader/segupload).
 //
 // An object is
 //
@@ -25,7 +25,7 @@
 // The manifest entry of a segment carries the index's position and length,
 // so a reader never reads the footer: one range GET for the index (cached),
 // one for the bytes. The footer makes the object self-describing for tools
-// and audits (Open).
+// and audits (ReadFooter).
 //
 // Writer streams: it holds only the index (24 bytes per block, 0.6% of
 // the data at the default interval), never the batches.
