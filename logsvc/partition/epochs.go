@@ -123,8 +123,15 @@ func (c *epochCache) endOffsetFor(requested, current int32, logStart, end int64)
 // (KIP-101, KIP-320): the largest epoch at or below requested that wrote
 // records, and the offset where that epoch's records end.
 //
-//   - requested == LeaderEpoch(): (LeaderEpoch(), high watermark); records
-//     past the high watermark are never visible to consumers.
+//   - requested == LeaderEpoch(): (LeaderEpoch(), durable log end), as
+//     Kafka answers (its log end offset). Not the high watermark: a
+//     leader that has just taken over (or reopened after losing etcd)
+//     holds its high watermark back, down to the log start, until its
+//     followers report, and a consumer told that its epoch ends there
+//     would take the records it already read for lost and rewind
+//     (franz-go resets to the answer with ErrDataLoss). A consumer never
+//     read past a high watermark, and an ISR member's log end is at or
+//     past every high watermark of the partition.
 //   - an older epoch: the largest recorded epoch E <= requested and the
 //     first offset of the next recorded epoch after requested (the current
 //     epoch starts at its first batch, or at the log end while it has
@@ -135,6 +142,5 @@ func (c *epochCache) endOffsetFor(requested, current int32, logStart, end int64)
 //     surviving entry to the log start.
 //   - negative, or newer than LeaderEpoch(): (-1, -1), UNDEFINED.
 func (p *Partition) EndOffsetForEpoch(requested int32) (epoch int32, endOffset int64) {
-	hwm := p.hwm.Load()
-	return p.epochs.endOffsetFor(requested, p.cfg.LeaderEpoch, p.log.StartOffset(), hwm)
+	return p.epochs.endOffsetFor(requested, p.cfg.LeaderEpoch, p.log.StartOffset(), p.leo.Load())
 }

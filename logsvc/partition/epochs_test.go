@@ -29,7 +29,7 @@ func TestEpochCacheSemantics(t *testing.T) {
 		end       int64
 		want      epochAnswer
 	}{
-		{"current epoch is the high watermark", history, 5, 5, 0, 40, epochAnswer{5, 40}},
+		{"current epoch ends at the log end", history, 5, 5, 0, 40, epochAnswer{5, 40}},
 		{"epoch between entries: floor epoch, next start", history, 4, 5, 0, 40, epochAnswer{2, 30}},
 		{"recorded older epoch", history, 2, 5, 0, 40, epochAnswer{2, 30}},
 		{"gap after the first epoch", history, 1, 5, 0, 40, epochAnswer{0, 10}},
@@ -134,6 +134,25 @@ func TestEndOffsetForEpochAcrossLeaderChanges(t *testing.T) {
 	if len(epochs) != 4 || epochs[0] != 3 || epochs[1] != 3 || epochs[2] != 5 || epochs[3] != 5 {
 		t.Fatalf("stored batch epochs %v", epochs)
 	}
+}
+
+// TestEndOffsetForEpochWhileHighWatermarkIsHeldBack: a leader that takes
+// over with followers in its ISR holds its high watermark at the log start
+// until they report; its epochs still end at its log end (Kafka's answer),
+// or a consumer that read up to the old high watermark would be told its
+// records were truncated and rewind (the campaign's committed-offset
+// regression).
+func TestEndOffsetForEpochWhileHighWatermarkIsHeldBack(t *testing.T) {
+	f := newFixture(t)
+	f.mustProduce(recbatchtest.Build(recbatchtest.Values(1, "a", "b")))
+	f.mustProduce(recbatchtest.Build(recbatchtest.Values(1, "c")))
+	f.epoch, f.node = 5, "n1"
+	f.record = meta.Partition{Leader: "n1", LeaderEpoch: 5, Replicas: []string{"n1", "n2"}, ISR: []string{"n1", "n2"}}
+	f.reopen()
+	if hw := f.p.HighWatermark(); hw != 0 {
+		t.Fatalf("high watermark %d before the follower reports, want 0 (held back)", hw)
+	}
+	f.wantEpochs("held back", map[int32]epochAnswer{5: {5, 3}, 4: {3, 3}, 3: {3, 3}, 6: {-1, -1}})
 }
 
 // TestEndOffsetForEpochPreEpochBatches: batches stamped -1 (written before

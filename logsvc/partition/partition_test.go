@@ -12,6 +12,7 @@ import (
 	"github.com/streamline-dev/streamline/logsvc/storage"
 	"github.com/streamline-dev/streamline/logsvc/storage/localstore"
 	"github.com/streamline-dev/streamline/logsvc/storage/storagetest"
+	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/recbatch"
 	"github.com/streamline-dev/streamline/shared/recbatch/recbatchtest"
 )
@@ -26,6 +27,10 @@ type fixture struct {
 	// epoch is the leader epoch open leads at (3 unless a test changes it
 	// before reopen, as a leader change would).
 	epoch int32
+	// node and record are the leader's id and the partition record open
+	// leads under (none: the leader alone).
+	node   string
+	record meta.Partition
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -46,7 +51,7 @@ func (f *fixture) open() {
 	if f.log, err = eng.Open(f.spec); err != nil {
 		f.t.Fatal(err)
 	}
-	if f.p, err = Open(Config{Topic: f.spec.Topic, LeaderEpoch: f.epoch, Log: f.log, Logger: quiet()}); err != nil {
+	if f.p, err = Open(Config{Topic: f.spec.Topic, LeaderEpoch: f.epoch, Log: f.log, Logger: quiet(), NodeID: f.node, Record: f.record}); err != nil {
 		f.t.Fatal(err)
 	}
 	f.t.Cleanup(f.close)

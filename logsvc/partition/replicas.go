@@ -226,7 +226,10 @@ func (p *Partition) ReplicaFetch(follower string, fetchOffset int64, lastFetched
 	}
 	leo := p.leo.Load()
 	if lastFetchedEpoch >= 0 {
-		epoch, end := p.epochs.endOffsetFor(lastFetchedEpoch, p.cfg.LeaderEpoch, res.LogStartOffset, leo)
+		// The whole log's start, not the tier's end a follower of a
+		// tiered log starts at: the history below it still answers
+		// consumers reading the tier.
+		epoch, end := p.epochs.endOffsetFor(lastFetchedEpoch, p.cfg.LeaderEpoch, p.log.StartOffset(), leo)
 		if epoch == undefinedEpoch {
 			// The follower wrote an epoch newer than this leader's: this
 			// leader is stale; the follower waits for metadata.

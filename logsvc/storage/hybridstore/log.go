@@ -154,17 +154,19 @@ func (l *Log) ScanHeaders(from int64, fn func(recbatch.Header) error) error {
 }
 
 // ApplyRetention implements storage.Log. retention.ms and retention.bytes
-// cover the whole log: the tier is trimmed (by an uploader, fenced) to
-// what the limits keep once the local bytes it lacks are counted, and the
-// local copy by the same limits. Then local.retention.* deletes local
-// segments the tier holds.
+// cover the whole log: the local copy is trimmed by them and by
+// local.retention.* (below the tier's end) first, then the tier (by an
+// uploader, fenced) to what the limits keep once the local bytes it lacks
+// are counted. Local first: the tier's part is judged against the local
+// start retention leaves, so a tier range that local retention has just
+// uncovered is not left behind as the log's start.
 func (l *Log) ApplyRetention(ms, bytes int64) error {
-	var errs []error
+	errs := []error{l.local.ApplyRetention(ms, bytes), l.applyLocalRetention()}
 	if l.isLeading() {
-		if err := l.refreshRevision(); err != nil {
-			return err
-		}
 		if _, _, tiered := l.tierBelow(); tiered {
+			if err := l.refreshRevision(); err != nil {
+				return errors.Join(append(errs, err)...)
+			}
 			budget := bytes
 			if bytes >= 0 {
 				budget = max(bytes-l.local.BytesFrom(l.tier.EndOffset()), 0)
@@ -172,7 +174,6 @@ func (l *Log) ApplyRetention(ms, bytes int64) error {
 			errs = append(errs, l.tier.ApplyRetention(ms, budget))
 		}
 	}
-	errs = append(errs, l.local.ApplyRetention(ms, bytes), l.applyLocalRetention())
 	return errors.Join(errs...)
 }
 
