@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"strconv"
 
 	"github.com/streamline-dev/streamline/gateway/groups"
+	"github.com/streamline-dev/streamline/gateway/txns"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
@@ -86,7 +88,16 @@ type Config struct {
 	AdvertisedAdminAddr    string
 	GroupMinSessionTimeout time.Duration
 	GroupMaxSessionTimeout time.Duration
-	Logger                 *slog.Logger
+	// TransactionMaxTimeout bounds a transactional producer's
+	// transaction.timeout.ms (Kafka's transaction.max.timeout.ms; default
+	// 15 min).
+	TransactionMaxTimeout time.Duration
+	// TransactionAbortInterval is how often transactions past their
+	// timeout are aborted (Kafka's
+	// transaction.abort.timed.out.transaction.cleanup.interval.ms;
+	// default 10 s).
+	TransactionAbortInterval time.Duration
+	Logger                   *slog.Logger
 	// TracerProvider traces Kafka requests (a span per request) and the
 	// gRPC calls to log-service nodes; nil or no-op: no tracing, no cost.
 	TracerProvider trace.TracerProvider
@@ -126,6 +137,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.GroupMaxSessionTimeout == 0 {
 		c.GroupMaxSessionTimeout = groups.DefaultMaxSessionTimeout
+	}
+	if c.TransactionMaxTimeout == 0 {
+		c.TransactionMaxTimeout = txns.DefaultMaxTimeout
+	}
+	if c.TransactionAbortInterval == 0 {
+		c.TransactionAbortInterval = txns.DefaultAbortInterval
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -189,6 +206,12 @@ func (c Config) Validate() error {
 	}
 	if c.GroupMinSessionTimeout < 0 || c.GroupMaxSessionTimeout < c.GroupMinSessionTimeout {
 		return fmt.Errorf("gateway: group session timeout bounds [%v, %v] are not a range", c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout)
+	}
+	if c.TransactionMaxTimeout < time.Millisecond || c.TransactionMaxTimeout > math.MaxInt32*time.Millisecond {
+		return fmt.Errorf("gateway: TransactionMaxTimeout %v must be between 1ms and %v", c.TransactionMaxTimeout, math.MaxInt32*time.Millisecond)
+	}
+	if c.TransactionAbortInterval < 0 {
+		return fmt.Errorf("gateway: TransactionAbortInterval %v must not be negative", c.TransactionAbortInterval)
 	}
 	return nil
 }

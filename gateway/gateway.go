@@ -1,7 +1,8 @@
 // Package gateway assembles a Streamline gateway: the Kafka protocol server
 // (kafkaserver), the per-API handlers (handlers), the log-service connection
-// pool (routing), the consumer-group coordinator (groups) and the etcd
-// metadata cache, plus the gateway's
+// pool (routing), the consumer-group coordinator (groups), the transaction
+// coordinator running on the same shards (txns) and the etcd metadata
+// cache, plus the gateway's
 // registration in etcd under a lease, which is what makes it a "broker" in
 // every gateway's Metadata answers.
 //
@@ -26,6 +27,7 @@ import (
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
 	"github.com/streamline-dev/streamline/gateway/ops"
 	"github.com/streamline-dev/streamline/gateway/routing"
+	"github.com/streamline-dev/streamline/gateway/txns"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/telemetry"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -45,6 +47,7 @@ type Gateway struct {
 	closed  bool
 	pool    *routing.Pool
 	groups  *groups.Coordinator
+	txns    *txns.Coordinator
 	ops     *ops.Ops
 	unreg   func() // withdraws the group metrics
 	admin   *adminServer
@@ -148,8 +151,18 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 		ln.Close()
 		return err
 	}
+	// Before the groups coordinator starts: it registers for the shards
+	// the groups coordinator gains and loses.
+	g.txns, err = txns.New(txns.Config{
+		Store: g.store, Cache: g.cache, Groups: g.groups, Markers: g.ops, GatewayID: g.cfg.ID,
+		MaxTimeout: g.cfg.TransactionMaxTimeout, AbortInterval: g.cfg.TransactionAbortInterval, Logger: g.log,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	h, err := handlers.New(handlers.Config{
-		Store: g.store, Cache: g.cache, Logs: g.pool, Groups: g.groups, Ops: g.ops, Self: g.self,
+		Store: g.store, Cache: g.cache, Logs: g.pool, Groups: g.groups, Txns: g.txns, Ops: g.ops, Self: g.self,
 		ClusterID: g.cfg.ClusterID, AutoCreateTopics: g.cfg.AutoCreateTopics,
 		DefaultPartitions: g.cfg.DefaultPartitions, DefaultStorageMode: g.cfg.DefaultStorageMode,
 		TopicDefaults: g.cfg.TopicDefaults, MaxRequestBytes: g.cfg.MaxRequestBytes, Logger: g.log,
@@ -181,8 +194,11 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	if err := g.waitSelfVisible(ctx); err != nil {
 		return fmt.Errorf("gateway: own registration not visible: %w", err)
 	}
-	// Coordinate groups only once registered: FindCoordinator answers on
-	// other gateways name a gateway from its registration.
+	// Coordinate groups and transactions only once registered:
+	// FindCoordinator answers on other gateways name a gateway from its
+	// registration. The transaction coordinator first, so it sees every
+	// shard the groups coordinator claims.
+	g.txns.Start()
 	g.groups.Start()
 	claimCtx, cancelClaim := context.WithTimeout(ctx, 5*time.Second)
 	g.groups.WaitClaimed(claimCtx)
@@ -348,6 +364,11 @@ func (g *Gateway) shutdownLocked() {
 		g.closed = true
 		if g.unreg != nil {
 			g.unreg()
+		}
+		if g.txns != nil {
+			// Before the shards go: marker writes stop, the next
+			// coordinator of each shard completes them.
+			g.txns.Close()
 		}
 		if g.groups != nil {
 			// Before deregistering: parked members are told

@@ -108,9 +108,18 @@ func TestDeleteRecordsAndConfigChanges(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	// retention.ms=1000 and records an hour old: the retention pass the
+	// retention.ms=1000 and records an hour old: the retention pass a
 	// change triggers (the periodic one is 5 minutes away) deletes them
-	// all, rolling the active segment, so the start moves to the end.
+	// all, rolling the active segment, so the start moves to the end. A
+	// big batch sent before max.message.bytes applied may have been
+	// stored after the pass the first change triggered: change the config
+	// once more, now that nothing is in flight, for a pass that sees all.
+	if _, _, err := store.UpdateTopic(ctx, "adm", func(t *meta.Topic) error {
+		t.Configs[meta.ConfigRetentionMs] = "1001"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	deadline = time.Now().Add(20 * time.Second)
 	// (The end is wherever the produces above left it: batches sent
 	// before max.message.bytes applied were stored.)

@@ -78,6 +78,11 @@ type Coordinator struct {
 	mu     sync.Mutex
 	groups map[string]*group
 
+	// Shard listeners (OnShardLost, OnShardGained), registered before
+	// Start and read-only afterwards.
+	lostFns   []func(shard int)
+	gainedFns []func(g meta.ShardGuard)
+
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -108,10 +113,52 @@ func New(cfg Config) (*Coordinator, error) {
 	}
 	c.shards = &shards{
 		store: cfg.Store, cache: cfg.Cache, cli: cfg.Etcd, self: cfg.GatewayID,
-		ttl: cfg.SessionTTL, log: c.log, onLost: c.dropShard, held: map[int]meta.ShardGuard{},
-		reconciled: make(chan struct{}),
+		ttl: cfg.SessionTTL, log: c.log, onLost: c.shardLost, onGained: c.shardGained,
+		held: map[int]meta.ShardGuard{}, reconciled: make(chan struct{}),
 	}
 	return c, nil
+}
+
+// OnShardLost registers fn to run when this gateway stops holding a shard
+// (released to another gateway, lost with its lease, or found taken by a
+// failed guarded write), after the shard's groups are dropped and, on a
+// release, before the shard key is deleted: whatever fn drops is gone
+// before another gateway can claim the shard. fn runs on the goroutine
+// that found the loss (the shard goroutine, or a ShardLost caller) and
+// must not call ShardLost. Register before Start.
+func (c *Coordinator) OnShardLost(fn func(shard int)) { c.lostFns = append(c.lostFns, fn) }
+
+// OnShardGained registers fn to run right after this gateway claims a
+// shard, with the guard of the claim. fn runs on the shard goroutine and
+// should hand long work (loading from etcd) to a goroutine of its own.
+// Register before Start.
+func (c *Coordinator) OnShardGained(fn func(g meta.ShardGuard)) {
+	c.gainedFns = append(c.gainedFns, fn)
+}
+
+// Guard is this gateway's proof of ownership of key's shard
+// (meta.GroupShard(key)), if it holds it. Other coordinators sharing the
+// group shards (transactions) guard their etcd writes with it.
+func (c *Coordinator) Guard(key string) (meta.ShardGuard, bool) {
+	return c.shards.guard(meta.GroupShard(key))
+}
+
+// ShardLost reports that a write guarded by g found the shard owned by
+// someone else: if g is still the held guard, the shard is dropped (and
+// the OnShardLost listeners run). It must not be called from a listener.
+func (c *Coordinator) ShardLost(g meta.ShardGuard) { c.shards.lost(g) }
+
+func (c *Coordinator) shardLost(shard int) {
+	c.dropShard(shard)
+	for _, fn := range c.lostFns {
+		fn(shard)
+	}
+}
+
+func (c *Coordinator) shardGained(g meta.ShardGuard) {
+	for _, fn := range c.gainedFns {
+		fn(g)
+	}
 }
 
 // Start claims this gateway's shards in the background until Close.

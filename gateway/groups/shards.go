@@ -30,8 +30,11 @@ type shards struct {
 	ttl   int
 	log   *slog.Logger
 	// onLost runs (outside mu) when a held shard is released or lost, so
-	// the coordinator drops the shard's groups.
+	// the coordinator drops the shard's groups; on a release it returns
+	// before the key is deleted.
 	onLost func(shard int)
+	// onGained runs (outside mu) right after a shard is claimed.
+	onGained func(g meta.ShardGuard)
 
 	mu   sync.Mutex
 	held map[int]meta.ShardGuard
@@ -171,6 +174,7 @@ func (s *shards) reconcile(ctx context.Context, lease clientv3.LeaseID) {
 				s.mu.Lock()
 				s.held[shard] = g
 				s.mu.Unlock()
+				s.onGained(g)
 			}
 		}
 	}

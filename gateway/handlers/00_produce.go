@@ -9,6 +9,7 @@ import (
 
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
 	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
+	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/recbatch"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -38,9 +39,19 @@ import (
 //   connection are appended in order. Once submitted, the next produce of
 //   the connection starts (kafkaserver.ReleaseOrder) while this one awaits
 //   durability, so a client's pipelined produces overlap.
-// * Transactions are not supported: a transactional id or a batch with the
-//   transactional bit is INVALID_REQUEST (non-retriable, as in
-//   InitProducerId), so nothing uncommitted-forever reaches a log.
+// * Transactions (v3+ TransactionalID): before anything is forwarded, the
+//   transaction's coordinator state is read from etcd once per request, and
+//   every transactional batch must belong to it (KIP-890 part 1's
+//   verification, done by the gateway): the producer id and epoch of the
+//   ongoing transaction, and a partition AddPartitionsToTxn added. A
+//   partition not in the transaction, or a transaction that is not
+//   ongoing, is INVALID_TXN_STATE; an older epoch INVALID_PRODUCER_EPOCH;
+//   an unknown transactional id or producer id
+//   INVALID_PRODUCER_ID_MAPPING. So a batch of a transaction that already
+//   ended (a late retry) does not open a transaction nobody will end. A
+//   transactional batch without a transactional id is INVALID_RECORD.
+//   The log service then refuses transactional batches on topics whose
+//   storage mode does not support them yet (INVALID_TXN_STATE).
 //
 // Version notes:
 // * v5: LogStartOffset; v7: zstd; v8: ErrorRecords, ErrorMessage
@@ -53,8 +64,6 @@ func init() { register(0, 3, 11, true, (*Handlers).handleProduce) }
 // rpcGrace is added to client-supplied timeouts for the gRPC deadline, so a
 // node that times out answers with a Kafka error before the call is cut.
 const rpcGrace = 5 * time.Second
-
-const errTransactions = "transactions are not supported yet"
 
 type produceCall struct {
 	addr string
@@ -76,8 +85,10 @@ func (h *Handlers) handleProduce(ctx context.Context, kr *kafkaserver.Request) (
 	switch {
 	case req.Acks != -1 && req.Acks != 0 && req.Acks != 1:
 		reqErr, reqMsg = kerr.InvalidRequiredAcks, fmt.Sprintf("acks=%d: must be -1, 0 or 1", req.Acks)
-	case req.TransactionID != nil:
-		reqErr, reqMsg = kerr.InvalidRequest, errTransactions
+	}
+	var txn *meta.TxnMeta
+	if req.TransactionID != nil && reqErr == nil {
+		txn, reqErr, reqMsg = h.producingTxn(ctx, *req.TransactionID)
 	}
 	calls := map[string]*produceCall{}
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
@@ -107,6 +118,10 @@ func (h *Handlers) handleProduce(ctx context.Context, kr *kafkaserver.Request) (
 				continue
 			}
 			if ke, msg := checkProduceBatch(req.Version, rp.Records); ke != nil {
+				setProduceErr(sp, ke, msg)
+				continue
+			}
+			if ke, msg := checkTxnBatch(req.TransactionID, txn, rt.Topic, rp.Partition, rp.Records); ke != nil {
 				setProduceErr(sp, ke, msg)
 				continue
 			}
@@ -208,10 +223,48 @@ func checkProduceBatch(version int16, b []byte) (*kerr.Error, string) {
 		return kerr.CorruptMessage, fmt.Sprintf("record batch of %d bytes truncated to %d", hdr.Size(), len(b))
 	case hdr.Size() < len(b):
 		return kerr.InvalidRecord, "produce requests must carry exactly one record batch per partition"
-	case hdr.Transactional():
-		return kerr.InvalidRequest, errTransactions
 	case version < 7 && hdr.Compression() == recbatch.CompressionZstd:
 		return kerr.UnsupportedCompressionType, "zstd compression requires produce v7 or later"
 	}
 	return nil, ""
+}
+
+// producingTxn reads the coordinator state of the transactional id a
+// produce request carries (one etcd read per request).
+func (h *Handlers) producingTxn(ctx context.Context, id string) (*meta.TxnMeta, *kerr.Error, string) {
+	st, err := h.store.LoadTxn(ctx, id)
+	switch {
+	case errors.Is(err, meta.ErrCorruptTxnState):
+		return nil, kerr.InvalidTxnState, fmt.Sprintf("transactional id %q: %v", id, err)
+	case err != nil:
+		return nil, kerr.RequestTimedOut, fmt.Sprintf("reading transactional id %q: %v", id, err)
+	case st.Meta == nil:
+		return nil, kerr.InvalidProducerIDMapping, fmt.Sprintf("unknown transactional id %q: call InitProducerId first", id)
+	}
+	return st.Meta, nil, ""
+}
+
+// checkTxnBatch checks a batch of a produce request against the request's
+// transaction (txn, read by producingTxn; nil without a transactional id).
+func checkTxnBatch(id *string, txn *meta.TxnMeta, topic string, partition int32, b []byte) (*kerr.Error, string) {
+	hdr, err := recbatch.ParseHeader(b)
+	if err != nil || !hdr.Transactional() {
+		return nil, "" // checkProduceBatch judged the shape; non-transactional batches pass
+	}
+	switch {
+	case id == nil || txn == nil:
+		return kerr.InvalidRecord, "a transactional record batch needs the produce request's transactional id"
+	case hdr.ProducerID != txn.ProducerID:
+		return kerr.InvalidProducerIDMapping, fmt.Sprintf("producer id %d is not the current producer of transactional id %q", hdr.ProducerID, *id)
+	case hdr.ProducerEpoch < txn.ProducerEpoch:
+		return kerr.InvalidProducerEpoch, fmt.Sprintf("producer epoch %d of transactional id %q is fenced by epoch %d", hdr.ProducerEpoch, *id, txn.ProducerEpoch)
+	case hdr.ProducerEpoch != txn.ProducerEpoch || txn.State != meta.TxnOngoing:
+		return kerr.InvalidTxnState, fmt.Sprintf("transactional id %q has no ongoing transaction at producer epoch %d (state %s)", *id, hdr.ProducerEpoch, txn.State)
+	}
+	for _, p := range txn.Partitions {
+		if p.Topic == topic && p.Partition == partition {
+			return nil, ""
+		}
+	}
+	return kerr.InvalidTxnState, fmt.Sprintf("%s-%d was not added to the transaction of %q (AddPartitionsToTxn)", topic, partition, *id)
 }

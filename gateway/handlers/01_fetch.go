@@ -31,7 +31,12 @@ import (
 //   incremental fetch (SessionEpoch > 0) gets FETCH_SESSION_ID_NOT_FOUND and
 //   one with an epoch below -1 INVALID_FETCH_SESSION_EPOCH, so clients that
 //   believe they hold a session reset it.
-// * Transactions are not supported: no aborted transactions are returned.
+// * IsolationLevel read_committed (1): each partition's data stops at its
+//   last stable offset (the log service's), and the aborted transactions
+//   overlapping the returned batches are listed (AbortedTransactions), so
+//   the client drops their records. LastStableOffset is the partition's
+//   LSO at both levels (Kafka reports it to read_uncommitted consumers
+//   too). Transactional batches exist on local topics only for now.
 //
 // Version notes:
 // * v5: LogStartOffset; v7: sessions; v9: CurrentLeaderEpoch (checked by
@@ -244,6 +249,14 @@ func copyFetchResults(c *fetchCall) {
 		sp.LogStartOffset = r.GetLogStartOffset()
 		if recs := r.GetRecords(); len(recs) > 0 {
 			sp.RecordBatches = recs
+		}
+		// read_committed: the aborted transactions whose batches the
+		// consumer must drop (v4+; the log service fills them only for
+		// isolation level 1). A nil list is Kafka's "none".
+		for _, a := range r.GetAbortedTransactions() {
+			at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+			at.ProducerID, at.FirstOffset = a.GetProducerId(), a.GetFirstOffset()
+			sp.AbortedTransactions = append(sp.AbortedTransactions, at)
 		}
 	}
 }

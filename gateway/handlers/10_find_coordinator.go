@@ -17,9 +17,11 @@ import (
 // * No gateway holds the shard yet (one just died and its lease has not
 //   expired, or a shard is moving): COORDINATOR_NOT_AVAILABLE, which clients
 //   retry.
-// * Transaction keys (type 1): INVALID_REQUEST, transactions are not built
-//   (InitProducerId refuses transactional ids the same way).
-// * An empty group id: INVALID_GROUP_ID.
+// * Transaction keys (type 1) are answered exactly like group keys: a
+//   transactional id is coordinated by the gateway holding the group shard
+//   of the id (package txns runs on the groups coordinator's shards).
+// * An empty group id: INVALID_GROUP_ID; an empty transactional id:
+//   INVALID_REQUEST (as Kafka); another key type: INVALID_REQUEST.
 //
 // Version notes:
 // * v3: flexible; v4: batched CoordinatorKeys (KIP-699).
@@ -40,16 +42,18 @@ func (h *Handlers) handleFindCoordinator(ctx context.Context, kr *kafkaserver.Re
 			c.ErrorCode, c.ErrorMessage = e.Code, kmsg.StringPtr(msg)
 		}
 		switch {
-		case req.CoordinatorType != 0:
-			fail(kerr.InvalidRequest, "transactions are not supported by this cluster; only group coordinators exist")
-		case key == "":
+		case req.CoordinatorType != 0 && req.CoordinatorType != 1:
+			fail(kerr.InvalidRequest, "unknown coordinator key type; 0 (group) and 1 (transaction) exist")
+		case key == "" && req.CoordinatorType == 0:
 			fail(kerr.InvalidGroupID, "empty group id")
+		case key == "":
+			fail(kerr.InvalidRequest, "empty transactional id")
 		case h.cfg.Groups.Owns(key):
 			c.NodeID, c.Host, c.Port = h.cfg.Self.NodeID, h.cfg.Self.Host, h.cfg.Self.Port
 		default:
 			gw, ok := h.cache.GroupCoordinator(key)
 			if !ok {
-				fail(kerr.CoordinatorNotAvailable, "no gateway coordinates this group's shard yet; retry")
+				fail(kerr.CoordinatorNotAvailable, "no gateway coordinates this key's shard yet; retry")
 				break
 			}
 			c.NodeID, c.Host, c.Port = gw.NodeID, gw.Host, gw.Port

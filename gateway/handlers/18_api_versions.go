@@ -17,8 +17,10 @@ import (
 //   with a v0 response carrying UNSUPPORTED_VERSION and the full list, from
 //   which the client picks a version both sides speak and asks again. The
 //   server hands such requests over with only the version set.
-// * No features (KIP-584) are advertised: transactions and other
-//   feature-gated behaviour are not served.
+// * No features (KIP-584) are advertised: without transaction.version 2,
+//   clients run the classic transaction protocol (before KIP-890; no
+//   AddPartitionsToTxn v4+, EndTxn v4+ or Produce v12+ is served), and no
+//   other feature-gated behaviour is served.
 // * v3's ClientSoftwareName/Version are not validated; they only label
 //   client metrics in Kafka, which Streamline does not keep.
 //

@@ -261,9 +261,7 @@ func (c *cluster) testInitProducerID(t *testing.T) {
 	if len(seen) != 2*perGateway {
 		t.Fatalf("%d distinct producer ids, want %d", len(seen), 2*perGateway)
 	}
-	txn := kmsg.NewPtrInitProducerIDRequest()
-	txn.Version, txn.TransactionalID = 4, kmsg.StringPtr("txn")
-	wantCode(t, "transactional", c.raw(c.manual, txn).(*kmsg.InitProducerIDResponse).ErrorCode, kerr.InvalidRequest)
+	// (Transactional ids: TestTransactionAPIs.)
 }
 
 func (c *cluster) testDescribeCluster(t *testing.T) {

@@ -68,10 +68,10 @@ func (c *cluster) testProduceErrors(t *testing.T) {
 	binary.BigEndian.PutUint16(zstd[21:], 4) // attributes: zstd
 	txn := append([]byte{}, batch...)
 	binary.BigEndian.PutUint16(txn[21:], 0x10) // attributes: transactional
-	wantCode(t, "transactional batch", c.produce(produceReq(11, -1, "data", 0, txn)).ErrorCode, kerr.InvalidRequest)
-	txnID := produceReq(11, -1, "data", 0, batch)
+	wantCode(t, "transactional batch without a transactional id", c.produce(produceReq(11, -1, "data", 0, txn)).ErrorCode, kerr.InvalidRecord)
+	txnID := produceReq(11, -1, "data", 0, txn)
 	txnID.TransactionID = kmsg.StringPtr("t1")
-	wantCode(t, "transactional id", c.produce(txnID).ErrorCode, kerr.InvalidRequest)
+	wantCode(t, "unknown transactional id", c.produce(txnID).ErrorCode, kerr.InvalidProducerIDMapping)
 	wantCode(t, "zstd before v7", c.produce(produceReq(6, -1, "data", 0, zstd)).ErrorCode, kerr.UnsupportedCompressionType)
 
 	// A well-formed batch for a live-registered but unreachable leader.

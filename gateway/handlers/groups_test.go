@@ -200,11 +200,8 @@ func (c *cluster) testCoordinatorsSplit(t *testing.T) {
 
 func (c *cluster) testFindCoordinatorErrors(t *testing.T) {
 	req := kmsg.NewPtrFindCoordinatorRequest()
-	req.Version, req.CoordinatorType, req.CoordinatorKeys = 4, 1, []string{"txn-id"}
+	req.Version, req.CoordinatorType, req.CoordinatorKeys = 4, 0, []string{""}
 	resp := c.raw(c.auto, req).(*kmsg.FindCoordinatorResponse)
-	wantCode(t, "transaction coordinator", resp.Coordinators[0].ErrorCode, kerr.InvalidRequest)
-	req.CoordinatorType, req.CoordinatorKeys = 0, []string{""}
-	resp = c.raw(c.auto, req).(*kmsg.FindCoordinatorResponse)
 	wantCode(t, "empty group id", resp.Coordinators[0].ErrorCode, kerr.InvalidGroupID)
 }
 

@@ -5,7 +5,7 @@
 //
 // Metadata-only APIs (Metadata, CreateTopics, DeleteTopics, CreatePartitions,
 // DescribeConfigs, AlterConfigs, IncrementalAlterConfigs, DescribeCluster,
-// InitProducerId) are answered from the etcd-watched meta.Cache and
+// idempotent InitProducerId) are answered from the etcd-watched meta.Cache and
 // written through meta.Store. Data APIs (Produce, Fetch, ListOffsets,
 // OffsetForLeaderEpoch, DeleteRecords, DescribeLogDirs) are grouped by the
 // log-service node leading
@@ -17,6 +17,9 @@
 // LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups, ListGroups,
 // DeleteGroups, OffsetDelete) are thin: package groups coordinates the
 // groups of the shards this gateway holds and keeps their state in etcd.
+// Transaction APIs (transactional InitProducerId, AddPartitionsToTxn,
+// EndTxn, DescribeTransactions, ListTransactions) are as thin over package
+// txns, which coordinates the transactional ids of the same shards.
 package handlers
 
 import (
@@ -30,6 +33,7 @@ import (
 	"github.com/streamline-dev/streamline/gateway/groups"
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
 	"github.com/streamline-dev/streamline/gateway/ops"
+	"github.com/streamline-dev/streamline/gateway/txns"
 	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -54,6 +58,8 @@ type Config struct {
 	Logs  LogClients
 	// Groups coordinates the consumer groups of this gateway's shards.
 	Groups *groups.Coordinator
+	// Txns coordinates the transactional ids of the same shards.
+	Txns *txns.Coordinator
 	// Ops runs topic, config, partition and offset operations with their
 	// rules (shared with the admin API).
 	Ops *ops.Ops
@@ -87,8 +93,8 @@ var _ kafkaserver.Handler = (*Handlers)(nil)
 
 // New returns the handlers for cfg.
 func New(cfg Config) (*Handlers, error) {
-	if cfg.Store == nil || cfg.Cache == nil || cfg.Logs == nil || cfg.Groups == nil || cfg.Ops == nil {
-		return nil, errors.New("handlers: Store, Cache, Logs, Groups and Ops are required")
+	if cfg.Store == nil || cfg.Cache == nil || cfg.Logs == nil || cfg.Groups == nil || cfg.Txns == nil || cfg.Ops == nil {
+		return nil, errors.New("handlers: Store, Cache, Logs, Groups, Txns and Ops are required")
 	}
 	if cfg.DefaultPartitions <= 0 {
 		cfg.DefaultPartitions = 1

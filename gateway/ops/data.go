@@ -251,6 +251,62 @@ func (o *Ops) DeleteRecords(ctx context.Context, timeout time.Duration, ds []Rec
 	return out
 }
 
+// TxnMarker ends one producer's transaction on one partition (an entry of
+// Kafka's WriteTxnMarkers, which the transaction coordinator sends).
+type TxnMarker struct {
+	Topic            string
+	Partition        int32
+	ProducerID       int64
+	ProducerEpoch    int16
+	Commit           bool // false: abort
+	CoordinatorEpoch int32
+}
+
+// WriteTxnMarkers writes each marker through the log-service node leading
+// its partition (LogService.WriteTxnMarkers, one call per node, in
+// parallel) and answers each marker's error, in order: nil once the
+// marker is durable. The topic is routed by name, with the id it has now
+// (as Kafka's coordinator resolves a partition's leader when it sends). A
+// bad name is INVALID_TOPIC_EXCEPTION, an unknown topic or partition
+// UNKNOWN_TOPIC_OR_PARTITION, a leader that is not live or a failed call
+// NOT_LEADER_OR_FOLLOWER, a deadline REQUEST_TIMED_OUT; the node's own
+// errors (INVALID_PRODUCER_EPOCH, TRANSACTION_COORDINATOR_FENCED,
+// NOT_ENOUGH_REPLICAS, ...) pass through. timeout <= 0 uses 30 s.
+func (o *Ops) WriteTxnMarkers(ctx context.Context, timeout time.Duration, ms []TxnMarker) []*kerr.Error {
+	out := make([]*kerr.Error, len(ms))
+	if timeout <= 0 {
+		timeout = dataCallTimeout
+	}
+	calls := map[string]*nodeCall[*logv1.WriteTxnMarkersRequest]{}
+	for i, m := range ms {
+		t, node, ke := o.partitionOf(m.Topic, m.Partition)
+		if ke != nil {
+			out[i] = ke
+			continue
+		}
+		r := enqueue(calls, node.Addr, i, func() *logv1.WriteTxnMarkersRequest {
+			return &logv1.WriteTxnMarkersRequest{TimeoutMs: int32(timeout / time.Millisecond)}
+		})
+		r.Markers = append(r.Markers, &logv1.TxnMarker{
+			Topic: m.Topic, TopicId: t.ID[:], Partition: m.Partition,
+			ProducerId: m.ProducerID, ProducerEpoch: int32(m.ProducerEpoch),
+			Commit: m.Commit, CoordinatorEpoch: m.CoordinatorEpoch,
+		})
+	}
+	// The node waits up to timeout for durability; the call may take a
+	// little longer to answer that it timed out.
+	ctx, cancel := withDataTimeout(ctx, timeout+5*time.Second)
+	defer cancel()
+	forwardEach(ctx, o, "write txn markers", calls,
+		(*logv1.WriteTxnMarkersRequest).GetMarkers,
+		func(ctx context.Context, cl logv1.LogServiceClient, r *logv1.WriteTxnMarkersRequest) ([]*logv1.TxnMarkerResult, error) {
+			resp, err := cl.WriteTxnMarkers(ctx, r)
+			return resp.GetResults(), err
+		},
+		func(i int, _ *logv1.TxnMarkerResult, err *kerr.Error) { out[i] = err })
+	return out
+}
+
 // PartitionSizes asks the log-service nodes leading parts for their sizes,
 // one LogService.DescribeSizes per node, in parallel. A partition whose
 // topic was deleted or re-created meanwhile is UNKNOWN_TOPIC_OR_PARTITION;

@@ -98,6 +98,9 @@ func (s *Server) Fetch(ctx context.Context, req *logv1.FetchRequest) (*logv1.Fet
 	if req.GetMaxWaitMs() < 0 || req.GetMaxBytes() < 0 {
 		return nil, status.Error(codes.InvalidArgument, "max_wait_ms and max_bytes must not be negative")
 	}
+	if _, err := isolation(req.GetIsolationLevel()); err != nil {
+		return nil, err
+	}
 	deadline := time.Now().Add(time.Duration(req.GetMaxWaitMs()) * time.Millisecond)
 	parts := make([]*partition.Partition, len(req.GetPartitions()))
 	errs := make([]*kerr.Error, len(req.GetPartitions()))
@@ -129,7 +132,20 @@ func (s *Server) Fetch(ctx context.Context, req *logv1.FetchRequest) (*logv1.Fet
 	}
 }
 
+// isolation maps a request's isolation_level (0 read_uncommitted, 1
+// read_committed).
+func isolation(level int32) (partition.Isolation, error) {
+	switch level {
+	case 0:
+		return partition.ReadUncommitted, nil
+	case 1:
+		return partition.ReadCommitted, nil
+	}
+	return 0, status.Errorf(codes.InvalidArgument, "isolation_level must be 0 or 1, got %d", level)
+}
+
 func (s *Server) readAll(req *logv1.FetchRequest, parts []*partition.Partition, errs []*kerr.Error) (*logv1.FetchResponse, int, bool) {
+	iso, _ := isolation(req.GetIsolationLevel()) // checked by Fetch
 	budget := int(req.GetMaxBytes())
 	if budget == 0 {
 		budget = int(^uint32(0) >> 1)
@@ -151,11 +167,14 @@ func (s *Server) readAll(req *logv1.FetchRequest, parts []*partition.Partition, 
 		if limit < 0 {
 			limit = 0
 		}
-		rr := p.Read(fp.GetFetchOffset(), limit, minOne)
+		rr := p.ReadIsolated(fp.GetFetchOffset(), limit, minOne, iso)
 		r.ErrorCode, r.ErrorMessage = code(rr.Err), rr.Message
-		r.HighWatermark, r.LastStableOffset, r.LogStartOffset = rr.HighWatermark, rr.HighWatermark, rr.LogStartOffset
+		r.HighWatermark, r.LastStableOffset, r.LogStartOffset = rr.HighWatermark, rr.LastStableOffset, rr.LogStartOffset
 		r.LeaderEpoch = p.LeaderEpoch()
 		r.Records = rr.Records
+		for _, a := range rr.AbortedTransactions {
+			r.AbortedTransactions = append(r.AbortedTransactions, &logv1.AbortedTransaction{ProducerId: a.ProducerID, FirstOffset: a.FirstOffset})
+		}
 		if rr.Err != nil {
 			anyErr = true
 		}
@@ -192,8 +211,13 @@ func waitAny(ctx context.Context, chans []<-chan struct{}, timeout time.Duration
 	return i >= 2
 }
 
-// ListOffsets implements LogService.ListOffsets.
+// ListOffsets implements LogService.ListOffsets; read_committed
+// (isolation_level 1) answers latest with the last stable offset.
 func (s *Server) ListOffsets(ctx context.Context, req *logv1.ListOffsetsRequest) (*logv1.ListOffsetsResponse, error) {
+	iso, err := isolation(req.GetIsolationLevel())
+	if err != nil {
+		return nil, err
+	}
 	resp := &logv1.ListOffsetsResponse{}
 	for _, lp := range req.GetPartitions() {
 		r := &logv1.ListOffsetsPartitionResult{Topic: lp.GetTopic(), Partition: lp.GetPartition(), Timestamp: -1, Offset: -1, LeaderEpoch: -1}
@@ -206,7 +230,7 @@ func (s *Server) ListOffsets(ctx context.Context, req *logv1.ListOffsetsRequest)
 			r.ErrorCode, r.ErrorMessage = code(kerrCode), lookupMessage(kerrCode, lp.GetTopic(), lp.GetPartition())
 			continue
 		}
-		off, ts, e, msg := p.ListOffset(lp.GetTimestamp())
+		off, ts, e, msg := p.ListOffsetIsolated(lp.GetTimestamp(), iso)
 		r.Offset, r.Timestamp, r.ErrorCode, r.ErrorMessage, r.LeaderEpoch = off, ts, code(e), msg, p.LeaderEpoch()
 	}
 	return resp, nil

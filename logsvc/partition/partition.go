@@ -3,14 +3,18 @@
 // assigns offsets, hands batches to the storage.Log of the topic's mode, and
 // advances the high watermark as they become durable on the leader and, for
 // replicated partitions, on every in-sync follower (replicas.go: follower
-// fetches, ISR changes, acks=all). Readers (fetch, list offsets) read the
-// storage directly, bounded by the high watermark, and long-poll on Changed.
+// fetches, ISR changes, acks=all). It also keeps the partition's side of
+// Kafka transactions (txn.go: open transactions, markers, the last stable
+// offset, aborted transactions). Readers (fetch, list offsets) read the
+// storage directly, bounded by the high watermark (read_committed: the last
+// stable offset), and long-poll on Changed.
 //
-// Locking: mu (the writer lock) guards nextOffset, producers and the order
-// of calls to Log.Append. It is held only while checking and enqueueing,
-// never while waiting for durability. Completions are handled by one
-// goroutine per partition, in append order, so the high watermark only
-// moves forward and never skips a batch that is not durable yet.
+// Locking: mu (the writer lock) guards nextOffset, producers, changes of
+// the transaction state and the order of calls to Log.Append. It is held
+// only while checking and enqueueing, never while waiting for durability.
+// Completions are handled by one goroutine per partition, in append order,
+// so the high watermark only moves forward and never skips a batch that is
+// not durable yet.
 package partition
 
 import (
@@ -18,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,6 +90,13 @@ type Partition struct {
 
 	epochs epochCache // leader-epoch history (epochs.go)
 
+	// Transactions (txn.go): changed under mu and txnMu, read under txnMu;
+	// firstUnstable and ending mirror them for lock-free readers.
+	txnMu         sync.RWMutex
+	txns          txnState
+	firstUnstable atomic.Int64 // smallest first offset of an open or ending transaction; MaxInt64: none
+	ending        atomic.Int32 // len(txns.ending)
+
 	// leo is the leader's durable log end; hwm, the high watermark, is
 	// at most leo and also bounded by the followers in the ISR
 	// (replicas.go).
@@ -117,8 +129,9 @@ type completion struct {
 const completionQueue = 4096
 
 // Open takes the lead of a partition whose storage is cfg.Log: it rebuilds
-// the idempotent-producer state and the leader-epoch history from the
-// stored batch headers.
+// the idempotent-producer state, the leader-epoch history and the
+// transaction state (open transactions, aborted list) from the stored
+// batch headers.
 func Open(cfg Config) (*Partition, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -134,18 +147,7 @@ func Open(cfg Config) (*Partition, error) {
 		done:        make(chan struct{}),
 	}
 	p.setTopic(cfg.Topic)
-	err := p.log.ScanHeaders(p.log.StartOffset(), func(h recbatch.Header) error {
-		p.epochs.observe(h.PartitionLeaderEpoch, h.BaseOffset)
-		if h.Idempotent() && !h.Control() {
-			p.producers.Update(h.ProducerID, h.ProducerEpoch, producerstate.Batch{
-				FirstSeq: h.BaseSequence, LastSeq: h.LastSequence(), BaseOffset: h.BaseOffset, LastOffset: h.LastOffset(),
-			})
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("rebuild producer state of %s-%d: %w", cfg.Topic.Name, cfg.Partition, err)
-	}
+	p.firstUnstable.Store(math.MaxInt64)
 	p.nextOffset = p.log.EndOffset()
 	p.leo.Store(p.nextOffset)
 	p.rep.init(cfg.NodeID, cfg.Record, time.Now())
@@ -156,6 +158,36 @@ func Open(cfg Config) (*Partition, error) {
 		p.hwm.Store(min(max(cfg.InitialHighWatermark, p.log.StartOffset()), p.nextOffset))
 	} else {
 		p.hwm.Store(p.nextOffset)
+	}
+	// The state is rebuilt, never stored (see txn.go and epochs.go): a
+	// transaction whose marker did not make it to the log before a crash
+	// is open again, and holds the LSO until the coordinator's retry.
+	hwm := p.hwm.Load()
+	err := p.log.ScanHeaders(p.log.StartOffset(), func(h recbatch.Header) error {
+		p.epochs.observe(h.PartitionLeaderEpoch, h.BaseOffset)
+		switch {
+		case !h.Idempotent():
+		case h.Control():
+			p.producers.UpdateEpoch(h.ProducerID, h.ProducerEpoch)
+			if h.Marker != recbatch.MarkerAbort && h.Marker != recbatch.MarkerCommit {
+				if _, open := p.txns.open[h.ProducerID]; open {
+					p.lg.Warn("control batch whose record is not a commit or abort marker ends a transaction as committed",
+						"offset", h.BaseOffset, "producer_id", h.ProducerID, "marker", h.Marker)
+				}
+			}
+			p.endTxnLocked(h.ProducerID, h.BaseOffset, h.Marker == recbatch.MarkerAbort, hwm)
+		default:
+			p.producers.Update(h.ProducerID, h.ProducerEpoch, producerstate.Batch{
+				FirstSeq: h.BaseSequence, LastSeq: h.LastSequence(), BaseOffset: h.BaseOffset, LastOffset: h.LastOffset(),
+			})
+			if h.Transactional() {
+				p.beginTxnLocked(h.ProducerID, h.BaseOffset)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rebuild producer state of %s-%d: %w", cfg.Topic.Name, cfg.Partition, err)
 	}
 	go p.complete()
 	return p, nil
@@ -333,7 +365,12 @@ func (p *Partition) SubmitAcks(ctx context.Context, batch []byte, acks int32) *P
 		return known(fail(kerr.MessageTooLarge, "record batch of %d bytes exceeds max.message.bytes %d", len(batch), limit))
 	}
 	if h.Transactional() {
-		return known(fail(kerr.InvalidTxnState, "transactional batches are not supported yet"))
+		if !h.Idempotent() {
+			return known(fail(kerr.InvalidRecord, "transactional record batch without a producer id"))
+		}
+		if why := txnModeUnsupported(p.Topic().StorageMode); why != "" {
+			return known(fail(kerr.InvalidTxnState, "%s", why))
+		}
 	}
 	if acks == AcksAll {
 		if ok, n, need := p.enoughReplicas(); !ok {
@@ -343,11 +380,8 @@ func (p *Partition) SubmitAcks(ctx context.Context, batch []byte, acks int32) *P
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
-		return known(fail(kerr.NotLeaderForPartition, "partition %s-%d is no longer led by this node", p.cfg.Topic.Name, p.cfg.Partition))
-	}
-	if p.failed != nil {
-		return known(fail(kerr.KafkaStorageError, "partition storage failed: %v", p.failed))
+	if r, failed := p.writableLocked(); failed {
+		return known(r)
 	}
 	if h.Idempotent() {
 		dup, err := p.producers.Check(h.ProducerID, h.ProducerEpoch, h.BaseSequence, h.LastSequence())
@@ -359,27 +393,45 @@ func (p *Partition) SubmitAcks(ctx context.Context, batch []byte, acks int32) *P
 		case dup != nil:
 			return &Pending{p: p, dup: *dup, isDup: true}
 		}
-	}
-	// A full disk refuses the batch (a duplicate was answered above) before
-	// it has an offset or a place in the producer state, so nothing is
-	// half-written and the partition stays healthy: the producer retries
-	// and succeeds once space is freed.
-	if sc, ok := p.log.(storage.SpaceChecker); ok {
-		if err := sc.CheckSpace(); err != nil {
-			return known(fail(kerr.KafkaStorageError, "%v", err))
+		if _, open := p.txns.open[h.ProducerID]; open && !h.Transactional() {
+			return known(fail(kerr.InvalidTxnState, "producer %d has an open transaction on %s-%d: expected a transactional batch",
+				h.ProducerID, p.cfg.Topic.Name, p.cfg.Partition))
 		}
 	}
+	// A full disk refuses the batch (a duplicate was answered above).
+	if r, full := p.checkSpaceLocked(); full {
+		return known(r)
+	}
+	base := p.assignLocked(batch, &h)
+	if h.Idempotent() {
+		p.producers.Update(h.ProducerID, h.ProducerEpoch, producerstate.Batch{
+			FirstSeq: h.BaseSequence, LastSeq: h.LastSequence(), BaseOffset: base, LastOffset: h.LastOffset(),
+		})
+		if h.Transactional() {
+			p.beginTxnLocked(h.ProducerID, base)
+		}
+	}
+	return p.appendLocked(ctx, batch, h, acks)
+}
+
+// assignLocked gives the batch the next offset and this leader's epoch
+// (patching the bytes outside the CRC) and returns its base offset. p.mu
+// is held; the caller updates the producer and transaction state and then
+// calls appendLocked, still holding it.
+func (p *Partition) assignLocked(batch []byte, h *recbatch.Header) int64 {
 	base := p.nextOffset
 	recbatch.SetBaseOffset(batch, base)
 	recbatch.SetPartitionLeaderEpoch(batch, p.cfg.LeaderEpoch)
 	p.epochs.observe(p.cfg.LeaderEpoch, base)
 	h.BaseOffset = base
 	p.nextOffset = h.NextOffset()
-	if h.Idempotent() {
-		p.producers.Update(h.ProducerID, h.ProducerEpoch, producerstate.Batch{
-			FirstSeq: h.BaseSequence, LastSeq: h.LastSequence(), BaseOffset: base, LastOffset: h.LastOffset(),
-		})
-	}
+	return base
+}
+
+// appendLocked hands an assigned batch to storage and queues its
+// completion. p.mu is held.
+func (p *Partition) appendLocked(ctx context.Context, batch []byte, h recbatch.Header, acks int32) *Pending {
+	base := h.BaseOffset
 	reply := make(chan error, 1)
 	c := completion{next: h.NextOffset(), reply: reply}
 	if p.cfg.AppendLatency != nil {

@@ -31,6 +31,8 @@ type fixture struct {
 	// leads under (none: the leader alone).
 	node   string
 	record meta.Partition
+	// checkpoint is the engine's checkpoint interval (0: its default).
+	checkpoint time.Duration
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -43,7 +45,7 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) open() {
 	f.t.Helper()
-	eng, err := localstore.Open(localstore.Options{DataDir: f.dir, Logger: quiet()})
+	eng, err := localstore.Open(localstore.Options{DataDir: f.dir, Logger: quiet(), CheckpointInterval: f.checkpoint})
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -157,6 +157,10 @@ func (p *Partition) updateHighWatermark() {
 			return
 		}
 		if p.hwm.CompareAndSwap(cur, next) {
+			// Transactions whose marker is now below the high watermark
+			// no longer hold the LSO; before the wake-up, so fetches it
+			// wakes see the LSO move with the high watermark.
+			p.releaseEnding(next)
 			p.wake(true, false)
 			return
 		}

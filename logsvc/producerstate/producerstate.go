@@ -1,11 +1,14 @@
 // Package producerstate tracks idempotent producers per partition: for each
 // producer id its epoch and the metadata of its last five batches, which is
 // exactly what Kafka brokers keep (ProducerStateManager) so that a producer
-// with max.in.flight.requests.per.connection <= 5 can retry safely.
+// with max.in.flight.requests.per.connection <= 5 can retry safely. A
+// transaction marker carries an epoch without a sequence (UpdateEpoch): a
+// newer one fences the producer's older epochs. (Which transactions are
+// open is the partition's, package partition.)
 //
 // The state is rebuilt after a restart or a leadership change by replaying
-// the headers of the partition's batches through Update; it is never written
-// anywhere else, so it cannot disagree with the log.
+// the headers of the partition's batches through Update and UpdateEpoch; it
+// is never written anywhere else, so it cannot disagree with the log.
 package producerstate
 
 import (
@@ -35,6 +38,10 @@ type Batch struct {
 type producer struct {
 	epoch   int16
 	batches []Batch // oldest first, at most Window
+	// seqZero: a transaction marker raised the epoch (UpdateEpoch) and no
+	// batch of the new epoch came yet, so the next must start at sequence
+	// 0, as after any epoch bump.
+	seqZero bool
 }
 
 // State is the idempotence state of one partition. It is not safe for
@@ -76,6 +83,9 @@ func (s *State) Check(pid int64, epoch int16, firstSeq, lastSeq int32) (dup *Bat
 		}
 	}
 	if len(p.batches) == 0 {
+		if p.seqZero && firstSeq != 0 {
+			return nil, fmt.Errorf("%w: producer %d epoch %d must start at sequence 0, got %d", ErrOutOfOrder, pid, epoch, firstSeq)
+		}
 		return nil, nil
 	}
 	last := p.batches[len(p.batches)-1].LastSeq
@@ -95,11 +105,40 @@ func (s *State) Update(pid int64, epoch int16, b Batch) {
 	if epoch != p.epoch {
 		p.epoch, p.batches = epoch, p.batches[:0]
 	}
+	p.seqZero = false
 	if len(p.batches) == Window {
 		copy(p.batches, p.batches[1:])
 		p.batches = p.batches[:Window-1]
 	}
 	p.batches = append(p.batches, b)
+}
+
+// CheckEpoch decides whether a transaction marker of the producer at epoch
+// may be written (Kafka's checkProducerEpoch for markers): an epoch older
+// than the current one is fenced (ErrFencedEpoch); an unknown producer, the
+// current epoch and a newer one pass.
+func (s *State) CheckEpoch(pid int64, epoch int16) error {
+	if p, ok := s.producers[pid]; ok && epoch < p.epoch {
+		return fmt.Errorf("%w: producer %d epoch %d, current %d", ErrFencedEpoch, pid, epoch, p.epoch)
+	}
+	return nil
+}
+
+// UpdateEpoch records a transaction marker of the producer at epoch, which
+// carries an epoch but no sequence. A newer epoch than the current one
+// fences the older epochs (their batches are then ErrFencedEpoch), forgets
+// the window, and the producer's next batch must start at sequence 0. An
+// unknown producer becomes known at epoch with an empty window (any
+// sequence may follow, as for a producer whose batches retention removed).
+// An older or equal epoch changes nothing.
+func (s *State) UpdateEpoch(pid int64, epoch int16) {
+	p, ok := s.producers[pid]
+	switch {
+	case !ok:
+		s.producers[pid] = &producer{epoch: epoch}
+	case epoch > p.epoch:
+		p.epoch, p.batches, p.seqZero = epoch, p.batches[:0], true
+	}
 }
 
 // Producers is the number of producer ids tracked.

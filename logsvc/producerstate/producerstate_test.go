@@ -61,3 +61,56 @@ func TestSequenceWraps(t *testing.T) {
 		t.Fatalf("wrap: %v", err)
 	}
 }
+
+// TestMarkerEpochs: a transaction marker's epoch is learned without a
+// sequence. An older one is refused; a newer one fences the older epoch
+// for data and makes the next batch start at sequence 0; an equal one
+// keeps the window (the producer goes on with its sequence).
+func TestMarkerEpochs(t *testing.T) {
+	s := New()
+	s.Update(2, 1, Batch{0, 4, 0, 4})
+	if err := s.CheckEpoch(2, 0); !errors.Is(err, ErrFencedEpoch) {
+		t.Fatalf("older marker epoch: %v", err)
+	}
+	for _, e := range []int16{1, 2} {
+		if err := s.CheckEpoch(2, e); err != nil {
+			t.Fatalf("marker epoch %d: %v", e, err)
+		}
+	}
+	if err := s.CheckEpoch(99, 0); err != nil {
+		t.Fatalf("unknown producer: %v", err)
+	}
+	s.UpdateEpoch(2, 1) // a commit at the current epoch
+	if _, err := s.Check(2, 1, 5, 5); err != nil {
+		t.Fatalf("next sequence after a marker at the same epoch: %v", err)
+	}
+	if dup, _ := s.Check(2, 1, 0, 4); dup == nil {
+		t.Fatal("the window was forgotten by a marker at the same epoch")
+	}
+	s.UpdateEpoch(2, 2) // an abort that bumped the epoch
+	if _, err := s.Check(2, 1, 5, 5); !errors.Is(err, ErrFencedEpoch) {
+		t.Fatalf("data at the epoch the marker fenced: %v", err)
+	}
+	if _, err := s.Check(2, 2, 3, 3); !errors.Is(err, ErrOutOfOrder) {
+		t.Fatalf("first batch of the marker's epoch not at 0: %v", err)
+	}
+	if _, err := s.Check(2, 2, 0, 0); err != nil {
+		t.Fatalf("first batch of the marker's epoch at 0: %v", err)
+	}
+	s.Update(2, 2, Batch{0, 0, 10, 10})
+	if _, err := s.Check(2, 2, 1, 1); err != nil {
+		t.Fatalf("after the first batch of the new epoch: %v", err)
+	}
+	// An unknown producer learned from a marker may go on anywhere.
+	s.UpdateEpoch(3, 4)
+	if _, err := s.Check(3, 3, 0, 0); !errors.Is(err, ErrFencedEpoch) {
+		t.Fatalf("older epoch than the marker's: %v", err)
+	}
+	if _, err := s.Check(3, 4, 17, 17); err != nil {
+		t.Fatalf("producer known only from a marker: %v", err)
+	}
+	s.UpdateEpoch(2, 1) // an older marker (a log replayed) changes nothing
+	if _, err := s.Check(2, 2, 1, 1); err != nil {
+		t.Fatalf("after an older marker: %v", err)
+	}
+}

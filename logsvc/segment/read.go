@@ -107,10 +107,13 @@ func readBatches(out []byte, s *segment, pos, at, limit, next, maxOffset, maxByt
 
 // ScanHeaders calls fn with the header of every batch from the one
 // containing from (or from StartOffset if from is below it) to the end of
-// the log, reading headers only. It is used to rebuild idempotent-producer
-// state after a restart. Batches appended while it runs may or may not be
-// included; segments deleted while it runs are skipped. An error from fn
-// stops the scan and is returned as is.
+// the log, reading headers only, except for control batches: their record
+// is read too, and what it says is in Header.Marker (commit or abort; the
+// partition rebuilds its transactions from them). It is used to rebuild
+// idempotent-producer and transaction state after a restart. Batches
+// appended while it runs may or may not be included; segments deleted while
+// it runs are skipped. An error from fn stops the scan and is returned as
+// is.
 func (l *Log) ScanHeaders(from int64, fn func(h recbatch.Header) error) error {
 	next := from
 	for {
@@ -132,6 +135,11 @@ func (l *Log) ScanHeaders(from int64, fn func(h recbatch.Header) error) error {
 		hr := newHeaderReader(s.log, limit)
 		pos, h, err := hr.seek(pos, at, next)
 		for err == nil {
+			if h.Control() {
+				if h.Marker, err = hr.marker(pos, h); err != nil {
+					break
+				}
+			}
 			if ferr := fn(h); ferr != nil {
 				return ferr
 			}

@@ -73,7 +73,12 @@ type Log interface {
 	// record timestamp is >= ts.
 	OffsetForTimestamp(ts int64) (offset, timestamp int64, found bool, err error)
 	// ScanHeaders walks the headers of stored batches from offset on, to
-	// rebuild idempotent-producer state.
+	// rebuild idempotent-producer, leader-epoch and transaction state.
+	// Engines that scan the batches themselves (local, and hybrid's local
+	// part) fill Header.Marker for control batches (commit or abort);
+	// headers rebuilt from other records (diskless manifests, the hybrid
+	// tier) carry no transactional or control bits, which is why those
+	// modes take no transactions.
 	ScanHeaders(from int64, fn func(h recbatch.Header) error) error
 	// ApplyRetention deletes data older than retentionMs or beyond
 	// retentionBytes (-1 disables either), whole segments at a time.

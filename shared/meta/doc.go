@@ -18,6 +18,8 @@
 //	groupshards/<%03d shard>            gateway coordinating the shard's groups, under its lease
 //	groupmeta/<escaped group>           GroupMeta: generation, protocol, members, assignments
 //	groupoffsets/<escaped group>/<topic>/<%05d partition>  committed GroupOffset
+//	txns/<escaped transactional id>     TxnMeta: producer id and epoch, state, partitions, timeout (txns.go)
+//	txn-coordinator-epochs/<%03d shard> last gateway to coordinate the shard's transactions; its version is the coordinator epoch
 //	topic-collisions/<name, '.' as '_'> the topic holding that name under Kafka's '.'/'_' collision rule
 //
 // Creating or deleting a topic writes the topic key, all its partition

@@ -1,5 +1,6 @@
 // Package recbatch parses, validates and patches Kafka RecordBatch (magic v2)
-// bytes without re-encoding them.
+// bytes without re-encoding them, and builds the one batch a broker writes
+// itself: the transaction marker (control.go).
 //
 // Streamline stores and forwards record batches exactly as the producer sent
 // them. The only bytes a broker may change are the ones the CRC does not
@@ -91,6 +92,11 @@ type Header struct {
 	ProducerEpoch        int16
 	BaseSequence         int32
 	RecordCount          int32
+	// Marker is not a header field: for a control batch it is what the
+	// batch's record says (commit or abort), filled by scans that read
+	// control records (the local engine's ScanHeaders); MarkerNone when
+	// nobody read it (ParseHeader, Validate).
+	Marker Marker
 }
 
 // Size is the whole batch's size in bytes, header included.

@@ -9,12 +9,14 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"time"
 
 	"github.com/streamline-dev/streamline/gateway"
 	"github.com/streamline-dev/streamline/gateway/groups"
+	"github.com/streamline-dev/streamline/gateway/txns"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/svcmain"
 )
@@ -38,6 +40,7 @@ type options struct {
 	advertAdmin    *string
 	groupMinST     *time.Duration
 	groupMaxST     *time.Duration
+	txnMaxTimeout  *time.Duration
 	httpAddr       *string
 }
 
@@ -64,6 +67,7 @@ func newOptions() *options {
 		advertAdmin:    fs.String("advertised-admin-addr", "", "host:port other gateways reach this gateway's admin API at (default: admin listen host or hostname, bound port)"),
 		groupMinST:     fs.Duration("group-min-session-timeout", groups.DefaultMinSessionTimeout, "smallest session.timeout.ms a consumer group member may ask for"),
 		groupMaxST:     fs.Duration("group-max-session-timeout", groups.DefaultMaxSessionTimeout, "largest session.timeout.ms a consumer group member may ask for"),
+		txnMaxTimeout:  fs.Duration("transaction-max-timeout", txns.DefaultMaxTimeout, "largest transaction.timeout.ms a transactional producer may ask for (Kafka's transaction.max.timeout.ms)"),
 	}
 }
 
@@ -93,6 +97,9 @@ func (o *options) validate() error {
 	}
 	if *o.groupMaxST < *o.groupMinST {
 		return fmt.Errorf("invalid value %v for flag --group-max-session-timeout: below --group-min-session-timeout %v", *o.groupMaxST, *o.groupMinST)
+	}
+	if *o.txnMaxTimeout < time.Millisecond || *o.txnMaxTimeout > math.MaxInt32*time.Millisecond {
+		return fmt.Errorf("invalid value %v for flag --transaction-max-timeout: must be between 1ms and %v", *o.txnMaxTimeout, math.MaxInt32*time.Millisecond)
 	}
 	if *o.partitions < 1 || *o.partitions > meta.MaxPartitions {
 		return fmt.Errorf("invalid value %d for flag --default-partitions: must be 1..%d", *o.partitions, meta.MaxPartitions)
@@ -141,7 +148,8 @@ func run(args []string) int {
 		AdminAddr: *o.adminAddr, AdvertisedAdminAddr: *o.advertAdmin, Rack: *o.rack, ClusterID: *o.clusterID, AutoCreateTopics: *o.autoCreate,
 		DefaultPartitions: int32(*o.partitions), DefaultReplicationFactor: int16(*o.replication), DefaultStorageMode: meta.StorageMode(*o.storageMode),
 		Etcd: cli, EtcdPrefix: *o.etcdPrefix, SessionTTL: int(o.sessionTTL.Seconds()),
-		GroupMinSessionTimeout: *o.groupMinST, GroupMaxSessionTimeout: *o.groupMaxST, Logger: log,
+		GroupMinSessionTimeout: *o.groupMinST, GroupMaxSessionTimeout: *o.groupMaxST,
+		TransactionMaxTimeout: *o.txnMaxTimeout, Logger: log,
 		TracerProvider: tel.TracerProvider, Metrics: tel.Registry,
 	})
 	if err != nil {

@@ -42,6 +42,8 @@ func TestBadFlagsAreNamed(t *testing.T) {
 		{[]string{"--node-id", "-1"}, "--node-id"},
 		{[]string{"--http-addr", "9094"}, "--http-addr"},
 		{[]string{"--http-addr", "127.0.0.1:99999"}, "--http-addr"},
+		{[]string{"--transaction-max-timeout", "0s"}, "--transaction-max-timeout"},
+		{[]string{"--transaction-max-timeout", "800h"}, "--transaction-max-timeout"},
 	} {
 		_, err := parse(t, tc.args)
 		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {

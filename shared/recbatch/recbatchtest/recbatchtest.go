@@ -44,6 +44,9 @@ type Spec struct {
 	TimestampDeltas []int64
 	// LogAppendTime sets the timestamp-type attribute bit.
 	LogAppendTime bool
+	// Transactional sets the transactional attribute bit (a transactional
+	// producer's data batch).
+	Transactional bool
 }
 
 // Values returns a Spec with one record per value, no producer id.
@@ -80,6 +83,9 @@ func Build(s Spec) []byte {
 	attrs := int16(s.Compression & 0x07)
 	if s.LogAppendTime {
 		attrs |= 0x08
+	}
+	if s.Transactional {
+		attrs |= 0x10
 	}
 	n := int32(len(s.Records))
 	b := kmsg.RecordBatch{

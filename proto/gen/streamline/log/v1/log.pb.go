@@ -31,6 +31,346 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// WriteTxnMarkersRequest carries markers for partitions this node leads.
+type WriteTxnMarkersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How long the node may wait for durability (REQUEST_TIMED_OUT after).
+	TimeoutMs     int32        `protobuf:"varint,1,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	Markers       []*TxnMarker `protobuf:"bytes,2,rep,name=markers,proto3" json:"markers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WriteTxnMarkersRequest) Reset() {
+	*x = WriteTxnMarkersRequest{}
+	mi := &file_streamline_log_v1_log_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteTxnMarkersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteTxnMarkersRequest) ProtoMessage() {}
+
+func (x *WriteTxnMarkersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_log_v1_log_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteTxnMarkersRequest.ProtoReflect.Descriptor instead.
+func (*WriteTxnMarkersRequest) Descriptor() ([]byte, []int) {
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *WriteTxnMarkersRequest) GetTimeoutMs() int32 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *WriteTxnMarkersRequest) GetMarkers() []*TxnMarker {
+	if x != nil {
+		return x.Markers
+	}
+	return nil
+}
+
+// TxnMarker ends one producer's transaction on one partition.
+type TxnMarker struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Topic      string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	TopicId    []byte                 `protobuf:"bytes,2,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
+	Partition  int32                  `protobuf:"varint,3,opt,name=partition,proto3" json:"partition,omitempty"`
+	ProducerId int64                  `protobuf:"varint,4,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	// The producer epoch the transaction ends at (the coordinator's current
+	// one; a marker older than the partition's epoch for the producer is
+	// INVALID_PRODUCER_EPOCH, one newer fences the producer's older epochs).
+	ProducerEpoch int32 `protobuf:"varint,5,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"`
+	// true: COMMIT, false: ABORT.
+	Commit bool `protobuf:"varint,6,opt,name=commit,proto3" json:"commit,omitempty"`
+	// The coordinator's epoch, stored in the marker's value (Kafka's
+	// coordinator_epoch).
+	CoordinatorEpoch int32 `protobuf:"varint,7,opt,name=coordinator_epoch,json=coordinatorEpoch,proto3" json:"coordinator_epoch,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *TxnMarker) Reset() {
+	*x = TxnMarker{}
+	mi := &file_streamline_log_v1_log_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnMarker) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnMarker) ProtoMessage() {}
+
+func (x *TxnMarker) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_log_v1_log_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnMarker.ProtoReflect.Descriptor instead.
+func (*TxnMarker) Descriptor() ([]byte, []int) {
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *TxnMarker) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *TxnMarker) GetTopicId() []byte {
+	if x != nil {
+		return x.TopicId
+	}
+	return nil
+}
+
+func (x *TxnMarker) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *TxnMarker) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *TxnMarker) GetProducerEpoch() int32 {
+	if x != nil {
+		return x.ProducerEpoch
+	}
+	return 0
+}
+
+func (x *TxnMarker) GetCommit() bool {
+	if x != nil {
+		return x.Commit
+	}
+	return false
+}
+
+func (x *TxnMarker) GetCoordinatorEpoch() int32 {
+	if x != nil {
+		return x.CoordinatorEpoch
+	}
+	return 0
+}
+
+// WriteTxnMarkersResponse has one result per marker, in request order.
+type WriteTxnMarkersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*TxnMarkerResult     `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WriteTxnMarkersResponse) Reset() {
+	*x = WriteTxnMarkersResponse{}
+	mi := &file_streamline_log_v1_log_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteTxnMarkersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteTxnMarkersResponse) ProtoMessage() {}
+
+func (x *WriteTxnMarkersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_log_v1_log_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteTxnMarkersResponse.ProtoReflect.Descriptor instead.
+func (*WriteTxnMarkersResponse) Descriptor() ([]byte, []int) {
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *WriteTxnMarkersResponse) GetResults() []*TxnMarkerResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// TxnMarkerResult is the outcome of one marker.
+type TxnMarkerResult struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Topic        string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition    int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	ProducerId   int64                  `protobuf:"varint,3,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	ErrorCode    int32                  `protobuf:"varint,4,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage string                 `protobuf:"bytes,5,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// Offset of the control batch; -1 on error.
+	Offset        int64 `protobuf:"varint,6,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnMarkerResult) Reset() {
+	*x = TxnMarkerResult{}
+	mi := &file_streamline_log_v1_log_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnMarkerResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnMarkerResult) ProtoMessage() {}
+
+func (x *TxnMarkerResult) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_log_v1_log_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnMarkerResult.ProtoReflect.Descriptor instead.
+func (*TxnMarkerResult) Descriptor() ([]byte, []int) {
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *TxnMarkerResult) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *TxnMarkerResult) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *TxnMarkerResult) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *TxnMarkerResult) GetErrorCode() int32 {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return 0
+}
+
+func (x *TxnMarkerResult) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
+func (x *TxnMarkerResult) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+// AbortedTransaction is one aborted transaction overlapping a fetch
+// (Kafka's FetchResponse AbortedTransactions): read_committed consumers
+// drop the producer's transactional batches from first_offset up to its
+// abort marker.
+type AbortedTransaction struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProducerId    int64                  `protobuf:"varint,1,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	FirstOffset   int64                  `protobuf:"varint,2,opt,name=first_offset,json=firstOffset,proto3" json:"first_offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AbortedTransaction) Reset() {
+	*x = AbortedTransaction{}
+	mi := &file_streamline_log_v1_log_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AbortedTransaction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AbortedTransaction) ProtoMessage() {}
+
+func (x *AbortedTransaction) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_log_v1_log_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AbortedTransaction.ProtoReflect.Descriptor instead.
+func (*AbortedTransaction) Descriptor() ([]byte, []int) {
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AbortedTransaction) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *AbortedTransaction) GetFirstOffset() int64 {
+	if x != nil {
+		return x.FirstOffset
+	}
+	return 0
+}
+
 // ProduceRequest carries batches for partitions this node leads.
 type ProduceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -46,7 +386,7 @@ type ProduceRequest struct {
 
 func (x *ProduceRequest) Reset() {
 	*x = ProduceRequest{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[0]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -58,7 +398,7 @@ func (x *ProduceRequest) String() string {
 func (*ProduceRequest) ProtoMessage() {}
 
 func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[0]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -71,7 +411,7 @@ func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceRequest.ProtoReflect.Descriptor instead.
 func (*ProduceRequest) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{0}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ProduceRequest) GetAcks() int32 {
@@ -111,7 +451,7 @@ type ProducePartition struct {
 
 func (x *ProducePartition) Reset() {
 	*x = ProducePartition{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[1]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -123,7 +463,7 @@ func (x *ProducePartition) String() string {
 func (*ProducePartition) ProtoMessage() {}
 
 func (x *ProducePartition) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[1]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -136,7 +476,7 @@ func (x *ProducePartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProducePartition.ProtoReflect.Descriptor instead.
 func (*ProducePartition) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{1}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ProducePartition) GetTopic() string {
@@ -177,7 +517,7 @@ type ProduceResponse struct {
 
 func (x *ProduceResponse) Reset() {
 	*x = ProduceResponse{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[2]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -189,7 +529,7 @@ func (x *ProduceResponse) String() string {
 func (*ProduceResponse) ProtoMessage() {}
 
 func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[2]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -202,7 +542,7 @@ func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceResponse.ProtoReflect.Descriptor instead.
 func (*ProduceResponse) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{2}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ProduceResponse) GetPartitions() []*ProducePartitionResult {
@@ -232,7 +572,7 @@ type ProducePartitionResult struct {
 
 func (x *ProducePartitionResult) Reset() {
 	*x = ProducePartitionResult{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[3]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -244,7 +584,7 @@ func (x *ProducePartitionResult) String() string {
 func (*ProducePartitionResult) ProtoMessage() {}
 
 func (x *ProducePartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[3]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -257,7 +597,7 @@ func (x *ProducePartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProducePartitionResult.ProtoReflect.Descriptor instead.
 func (*ProducePartitionResult) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{3}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ProducePartitionResult) GetTopic() string {
@@ -325,7 +665,7 @@ type ProduceStreamRequest struct {
 
 func (x *ProduceStreamRequest) Reset() {
 	*x = ProduceStreamRequest{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[4]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -337,7 +677,7 @@ func (x *ProduceStreamRequest) String() string {
 func (*ProduceStreamRequest) ProtoMessage() {}
 
 func (x *ProduceStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[4]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -350,7 +690,7 @@ func (x *ProduceStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceStreamRequest.ProtoReflect.Descriptor instead.
 func (*ProduceStreamRequest) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{4}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ProduceStreamRequest) GetId() uint64 {
@@ -385,7 +725,7 @@ type ProduceStreamResponse struct {
 
 func (x *ProduceStreamResponse) Reset() {
 	*x = ProduceStreamResponse{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[5]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -397,7 +737,7 @@ func (x *ProduceStreamResponse) String() string {
 func (*ProduceStreamResponse) ProtoMessage() {}
 
 func (x *ProduceStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[5]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -410,7 +750,7 @@ func (x *ProduceStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceStreamResponse.ProtoReflect.Descriptor instead.
 func (*ProduceStreamResponse) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{5}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ProduceStreamResponse) GetId() uint64 {
@@ -444,7 +784,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[6]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -456,7 +796,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[6]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -469,7 +809,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{6}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FetchRequest) GetMaxWaitMs() int32 {
@@ -523,7 +863,7 @@ type FetchPartition struct {
 
 func (x *FetchPartition) Reset() {
 	*x = FetchPartition{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[7]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -535,7 +875,7 @@ func (x *FetchPartition) String() string {
 func (*FetchPartition) ProtoMessage() {}
 
 func (x *FetchPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[7]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -548,7 +888,7 @@ func (x *FetchPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchPartition.ProtoReflect.Descriptor instead.
 func (*FetchPartition) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{7}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *FetchPartition) GetTopic() string {
@@ -603,7 +943,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[8]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -615,7 +955,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[8]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -628,7 +968,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{8}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *FetchResponse) GetPartitions() []*FetchPartitionResult {
@@ -649,15 +989,19 @@ type FetchPartitionResult struct {
 	LastStableOffset int64                  `protobuf:"varint,6,opt,name=last_stable_offset,json=lastStableOffset,proto3" json:"last_stable_offset,omitempty"`
 	LogStartOffset   int64                  `protobuf:"varint,7,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
 	// Whole record batches, concatenated, as stored.
-	Records       []byte `protobuf:"bytes,8,opt,name=records,proto3" json:"records,omitempty"`
-	LeaderEpoch   int32  `protobuf:"varint,9,opt,name=leader_epoch,json=leaderEpoch,proto3" json:"leader_epoch,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Records     []byte `protobuf:"bytes,8,opt,name=records,proto3" json:"records,omitempty"`
+	LeaderEpoch int32  `protobuf:"varint,9,opt,name=leader_epoch,json=leaderEpoch,proto3" json:"leader_epoch,omitempty"`
+	// read_committed only: the aborted transactions whose records may be in
+	// records (first offset below the end of what is returned, abort marker
+	// at or after fetch_offset), in first-offset order.
+	AbortedTransactions []*AbortedTransaction `protobuf:"bytes,10,rep,name=aborted_transactions,json=abortedTransactions,proto3" json:"aborted_transactions,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *FetchPartitionResult) Reset() {
 	*x = FetchPartitionResult{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[9]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -669,7 +1013,7 @@ func (x *FetchPartitionResult) String() string {
 func (*FetchPartitionResult) ProtoMessage() {}
 
 func (x *FetchPartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[9]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -682,7 +1026,7 @@ func (x *FetchPartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchPartitionResult.ProtoReflect.Descriptor instead.
 func (*FetchPartitionResult) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{9}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *FetchPartitionResult) GetTopic() string {
@@ -748,6 +1092,13 @@ func (x *FetchPartitionResult) GetLeaderEpoch() int32 {
 	return 0
 }
 
+func (x *FetchPartitionResult) GetAbortedTransactions() []*AbortedTransaction {
+	if x != nil {
+		return x.AbortedTransactions
+	}
+	return nil
+}
+
 // ListOffsetsRequest resolves offsets for several partitions.
 type ListOffsetsRequest struct {
 	state          protoimpl.MessageState  `protogen:"open.v1"`
@@ -759,7 +1110,7 @@ type ListOffsetsRequest struct {
 
 func (x *ListOffsetsRequest) Reset() {
 	*x = ListOffsetsRequest{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[10]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -771,7 +1122,7 @@ func (x *ListOffsetsRequest) String() string {
 func (*ListOffsetsRequest) ProtoMessage() {}
 
 func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[10]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -784,7 +1135,7 @@ func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ListOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{10}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListOffsetsRequest) GetIsolationLevel() int32 {
@@ -816,7 +1167,7 @@ type ListOffsetsPartition struct {
 
 func (x *ListOffsetsPartition) Reset() {
 	*x = ListOffsetsPartition{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[11]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -828,7 +1179,7 @@ func (x *ListOffsetsPartition) String() string {
 func (*ListOffsetsPartition) ProtoMessage() {}
 
 func (x *ListOffsetsPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[11]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -841,7 +1192,7 @@ func (x *ListOffsetsPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsPartition.ProtoReflect.Descriptor instead.
 func (*ListOffsetsPartition) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{11}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListOffsetsPartition) GetTopic() string {
@@ -889,7 +1240,7 @@ type ListOffsetsResponse struct {
 
 func (x *ListOffsetsResponse) Reset() {
 	*x = ListOffsetsResponse{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[12]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -901,7 +1252,7 @@ func (x *ListOffsetsResponse) String() string {
 func (*ListOffsetsResponse) ProtoMessage() {}
 
 func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[12]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -914,7 +1265,7 @@ func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ListOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{12}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListOffsetsResponse) GetPartitions() []*ListOffsetsPartitionResult {
@@ -940,7 +1291,7 @@ type ListOffsetsPartitionResult struct {
 
 func (x *ListOffsetsPartitionResult) Reset() {
 	*x = ListOffsetsPartitionResult{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[13]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -952,7 +1303,7 @@ func (x *ListOffsetsPartitionResult) String() string {
 func (*ListOffsetsPartitionResult) ProtoMessage() {}
 
 func (x *ListOffsetsPartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[13]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -965,7 +1316,7 @@ func (x *ListOffsetsPartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsPartitionResult.ProtoReflect.Descriptor instead.
 func (*ListOffsetsPartitionResult) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{13}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListOffsetsPartitionResult) GetTopic() string {
@@ -1028,7 +1379,7 @@ type OffsetForLeaderEpochRequest struct {
 
 func (x *OffsetForLeaderEpochRequest) Reset() {
 	*x = OffsetForLeaderEpochRequest{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[14]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1040,7 +1391,7 @@ func (x *OffsetForLeaderEpochRequest) String() string {
 func (*OffsetForLeaderEpochRequest) ProtoMessage() {}
 
 func (x *OffsetForLeaderEpochRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[14]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1053,7 +1404,7 @@ func (x *OffsetForLeaderEpochRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetForLeaderEpochRequest.ProtoReflect.Descriptor instead.
 func (*OffsetForLeaderEpochRequest) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{14}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *OffsetForLeaderEpochRequest) GetPartitions() []*OffsetForLeaderEpochPartition {
@@ -1081,7 +1432,7 @@ type OffsetForLeaderEpochPartition struct {
 
 func (x *OffsetForLeaderEpochPartition) Reset() {
 	*x = OffsetForLeaderEpochPartition{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[15]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1444,7 @@ func (x *OffsetForLeaderEpochPartition) String() string {
 func (*OffsetForLeaderEpochPartition) ProtoMessage() {}
 
 func (x *OffsetForLeaderEpochPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[15]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1457,7 @@ func (x *OffsetForLeaderEpochPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetForLeaderEpochPartition.ProtoReflect.Descriptor instead.
 func (*OffsetForLeaderEpochPartition) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{15}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *OffsetForLeaderEpochPartition) GetTopic() string {
@@ -1155,7 +1506,7 @@ type OffsetForLeaderEpochResponse struct {
 
 func (x *OffsetForLeaderEpochResponse) Reset() {
 	*x = OffsetForLeaderEpochResponse{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[16]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1167,7 +1518,7 @@ func (x *OffsetForLeaderEpochResponse) String() string {
 func (*OffsetForLeaderEpochResponse) ProtoMessage() {}
 
 func (x *OffsetForLeaderEpochResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[16]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1180,7 +1531,7 @@ func (x *OffsetForLeaderEpochResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetForLeaderEpochResponse.ProtoReflect.Descriptor instead.
 func (*OffsetForLeaderEpochResponse) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{16}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *OffsetForLeaderEpochResponse) GetPartitions() []*OffsetForLeaderEpochPartitionResult {
@@ -1191,7 +1542,9 @@ func (x *OffsetForLeaderEpochResponse) GetPartitions() []*OffsetForLeaderEpochPa
 }
 
 // OffsetForLeaderEpochPartitionResult is the answer for one lookup. For the
-// current epoch it is that epoch and the high watermark; for an older one,
+// current epoch it is that epoch and the leader's durable log end (as
+// Kafka answers; not the high watermark, which a new leader holds back);
+// for an older one,
 // the largest epoch at or below it that wrote records and the first offset
 // of the next epoch. -1 and -1 (UNDEFINED) when the epoch is unknown.
 type OffsetForLeaderEpochPartitionResult struct {
@@ -1208,7 +1561,7 @@ type OffsetForLeaderEpochPartitionResult struct {
 
 func (x *OffsetForLeaderEpochPartitionResult) Reset() {
 	*x = OffsetForLeaderEpochPartitionResult{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[17]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1573,7 @@ func (x *OffsetForLeaderEpochPartitionResult) String() string {
 func (*OffsetForLeaderEpochPartitionResult) ProtoMessage() {}
 
 func (x *OffsetForLeaderEpochPartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[17]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1586,7 @@ func (x *OffsetForLeaderEpochPartitionResult) ProtoReflect() protoreflect.Messag
 
 // Deprecated: Use OffsetForLeaderEpochPartitionResult.ProtoReflect.Descriptor instead.
 func (*OffsetForLeaderEpochPartitionResult) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{17}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *OffsetForLeaderEpochPartitionResult) GetTopic() string {
@@ -1289,7 +1642,7 @@ type DeleteRecordsRequest struct {
 
 func (x *DeleteRecordsRequest) Reset() {
 	*x = DeleteRecordsRequest{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[18]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1301,7 +1654,7 @@ func (x *DeleteRecordsRequest) String() string {
 func (*DeleteRecordsRequest) ProtoMessage() {}
 
 func (x *DeleteRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[18]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1314,7 +1667,7 @@ func (x *DeleteRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRecordsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{18}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DeleteRecordsRequest) GetPartitions() []*DeleteRecordsPartition {
@@ -1341,7 +1694,7 @@ type DeleteRecordsPartition struct {
 
 func (x *DeleteRecordsPartition) Reset() {
 	*x = DeleteRecordsPartition{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[19]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1353,7 +1706,7 @@ func (x *DeleteRecordsPartition) String() string {
 func (*DeleteRecordsPartition) ProtoMessage() {}
 
 func (x *DeleteRecordsPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[19]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1366,7 +1719,7 @@ func (x *DeleteRecordsPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRecordsPartition.ProtoReflect.Descriptor instead.
 func (*DeleteRecordsPartition) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{19}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeleteRecordsPartition) GetTopic() string {
@@ -1408,7 +1761,7 @@ type DeleteRecordsResponse struct {
 
 func (x *DeleteRecordsResponse) Reset() {
 	*x = DeleteRecordsResponse{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[20]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1420,7 +1773,7 @@ func (x *DeleteRecordsResponse) String() string {
 func (*DeleteRecordsResponse) ProtoMessage() {}
 
 func (x *DeleteRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[20]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1433,7 +1786,7 @@ func (x *DeleteRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRecordsResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{20}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeleteRecordsResponse) GetPartitions() []*DeleteRecordsPartitionResult {
@@ -1459,7 +1812,7 @@ type DeleteRecordsPartitionResult struct {
 
 func (x *DeleteRecordsPartitionResult) Reset() {
 	*x = DeleteRecordsPartitionResult{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[21]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1471,7 +1824,7 @@ func (x *DeleteRecordsPartitionResult) String() string {
 func (*DeleteRecordsPartitionResult) ProtoMessage() {}
 
 func (x *DeleteRecordsPartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[21]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1484,7 +1837,7 @@ func (x *DeleteRecordsPartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRecordsPartitionResult.ProtoReflect.Descriptor instead.
 func (*DeleteRecordsPartitionResult) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{21}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeleteRecordsPartitionResult) GetTopic() string {
@@ -1533,7 +1886,7 @@ type DescribeSizesRequest struct {
 
 func (x *DescribeSizesRequest) Reset() {
 	*x = DescribeSizesRequest{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[22]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1545,7 +1898,7 @@ func (x *DescribeSizesRequest) String() string {
 func (*DescribeSizesRequest) ProtoMessage() {}
 
 func (x *DescribeSizesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[22]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1558,7 +1911,7 @@ func (x *DescribeSizesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeSizesRequest.ProtoReflect.Descriptor instead.
 func (*DescribeSizesRequest) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{22}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DescribeSizesRequest) GetPartitions() []*DescribeSizesPartition {
@@ -1580,7 +1933,7 @@ type DescribeSizesPartition struct {
 
 func (x *DescribeSizesPartition) Reset() {
 	*x = DescribeSizesPartition{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[23]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1592,7 +1945,7 @@ func (x *DescribeSizesPartition) String() string {
 func (*DescribeSizesPartition) ProtoMessage() {}
 
 func (x *DescribeSizesPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[23]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1605,7 +1958,7 @@ func (x *DescribeSizesPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeSizesPartition.ProtoReflect.Descriptor instead.
 func (*DescribeSizesPartition) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{23}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DescribeSizesPartition) GetTopic() string {
@@ -1641,7 +1994,7 @@ type DescribeSizesResponse struct {
 
 func (x *DescribeSizesResponse) Reset() {
 	*x = DescribeSizesResponse{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[24]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1653,7 +2006,7 @@ func (x *DescribeSizesResponse) String() string {
 func (*DescribeSizesResponse) ProtoMessage() {}
 
 func (x *DescribeSizesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[24]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1666,7 +2019,7 @@ func (x *DescribeSizesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeSizesResponse.ProtoReflect.Descriptor instead.
 func (*DescribeSizesResponse) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{24}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DescribeSizesResponse) GetPartitions() []*DescribeSizesPartitionResult {
@@ -1693,7 +2046,7 @@ type DescribeSizesPartitionResult struct {
 
 func (x *DescribeSizesPartitionResult) Reset() {
 	*x = DescribeSizesPartitionResult{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[25]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1705,7 +2058,7 @@ func (x *DescribeSizesPartitionResult) String() string {
 func (*DescribeSizesPartitionResult) ProtoMessage() {}
 
 func (x *DescribeSizesPartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[25]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1718,7 +2071,7 @@ func (x *DescribeSizesPartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeSizesPartitionResult.ProtoReflect.Descriptor instead.
 func (*DescribeSizesPartitionResult) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{25}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DescribeSizesPartitionResult) GetTopic() string {
@@ -1779,7 +2132,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[26]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1791,7 +2144,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[26]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1804,7 +2157,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{26}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReplicateRequest) GetFollowerId() string {
@@ -1855,7 +2208,7 @@ type ReplicatePartition struct {
 
 func (x *ReplicatePartition) Reset() {
 	*x = ReplicatePartition{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[27]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1867,7 +2220,7 @@ func (x *ReplicatePartition) String() string {
 func (*ReplicatePartition) ProtoMessage() {}
 
 func (x *ReplicatePartition) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[27]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1880,7 +2233,7 @@ func (x *ReplicatePartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicatePartition.ProtoReflect.Descriptor instead.
 func (*ReplicatePartition) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{27}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ReplicatePartition) GetTopic() string {
@@ -1942,7 +2295,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[28]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1954,7 +2307,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[28]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1967,7 +2320,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{28}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ReplicateResponse) GetPartitions() []*ReplicatePartitionResult {
@@ -2004,7 +2357,7 @@ type ReplicatePartitionResult struct {
 
 func (x *ReplicatePartitionResult) Reset() {
 	*x = ReplicatePartitionResult{}
-	mi := &file_streamline_log_v1_log_proto_msgTypes[29]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2016,7 +2369,7 @@ func (x *ReplicatePartitionResult) String() string {
 func (*ReplicatePartitionResult) ProtoMessage() {}
 
 func (x *ReplicatePartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_log_v1_log_proto_msgTypes[29]
+	mi := &file_streamline_log_v1_log_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2029,7 +2382,7 @@ func (x *ReplicatePartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicatePartitionResult.ProtoReflect.Descriptor instead.
 func (*ReplicatePartitionResult) Descriptor() ([]byte, []int) {
-	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{29}
+	return file_streamline_log_v1_log_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ReplicatePartitionResult) GetTopic() string {
@@ -2106,7 +2459,35 @@ var File_streamline_log_v1_log_proto protoreflect.FileDescriptor
 
 const file_streamline_log_v1_log_proto_rawDesc = "" +
 	"\n" +
-	"\x1bstreamline/log/v1/log.proto\x12\x11streamline.log.v1\"\x88\x01\n" +
+	"\x1bstreamline/log/v1/log.proto\x12\x11streamline.log.v1\"o\n" +
+	"\x16WriteTxnMarkersRequest\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x01 \x01(\x05R\ttimeoutMs\x126\n" +
+	"\amarkers\x18\x02 \x03(\v2\x1c.streamline.log.v1.TxnMarkerR\amarkers\"\xe7\x01\n" +
+	"\tTxnMarker\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x19\n" +
+	"\btopic_id\x18\x02 \x01(\fR\atopicId\x12\x1c\n" +
+	"\tpartition\x18\x03 \x01(\x05R\tpartition\x12\x1f\n" +
+	"\vproducer_id\x18\x04 \x01(\x03R\n" +
+	"producerId\x12%\n" +
+	"\x0eproducer_epoch\x18\x05 \x01(\x05R\rproducerEpoch\x12\x16\n" +
+	"\x06commit\x18\x06 \x01(\bR\x06commit\x12+\n" +
+	"\x11coordinator_epoch\x18\a \x01(\x05R\x10coordinatorEpoch\"W\n" +
+	"\x17WriteTxnMarkersResponse\x12<\n" +
+	"\aresults\x18\x01 \x03(\v2\".streamline.log.v1.TxnMarkerResultR\aresults\"\xc2\x01\n" +
+	"\x0fTxnMarkerResult\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1f\n" +
+	"\vproducer_id\x18\x03 \x01(\x03R\n" +
+	"producerId\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x04 \x01(\x05R\terrorCode\x12#\n" +
+	"\rerror_message\x18\x05 \x01(\tR\ferrorMessage\x12\x16\n" +
+	"\x06offset\x18\x06 \x01(\x03R\x06offset\"X\n" +
+	"\x12AbortedTransaction\x12\x1f\n" +
+	"\vproducer_id\x18\x01 \x01(\x03R\n" +
+	"producerId\x12!\n" +
+	"\ffirst_offset\x18\x02 \x01(\x03R\vfirstOffset\"\x88\x01\n" +
 	"\x0eProduceRequest\x12\x12\n" +
 	"\x04acks\x18\x01 \x01(\x05R\x04acks\x12\x1d\n" +
 	"\n" +
@@ -2161,7 +2542,7 @@ const file_streamline_log_v1_log_proto_rawDesc = "" +
 	"\rFetchResponse\x12G\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2'.streamline.log.v1.FetchPartitionResultR\n" +
-	"partitions\"\xca\x02\n" +
+	"partitions\"\xa4\x03\n" +
 	"\x14FetchPartitionResult\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1d\n" +
@@ -2172,7 +2553,9 @@ const file_streamline_log_v1_log_proto_rawDesc = "" +
 	"\x12last_stable_offset\x18\x06 \x01(\x03R\x10lastStableOffset\x12(\n" +
 	"\x10log_start_offset\x18\a \x01(\x03R\x0elogStartOffset\x12\x18\n" +
 	"\arecords\x18\b \x01(\fR\arecords\x12!\n" +
-	"\fleader_epoch\x18\t \x01(\x05R\vleaderEpoch\"\x86\x01\n" +
+	"\fleader_epoch\x18\t \x01(\x05R\vleaderEpoch\x12X\n" +
+	"\x14aborted_transactions\x18\n" +
+	" \x03(\v2%.streamline.log.v1.AbortedTransactionR\x13abortedTransactions\"\x86\x01\n" +
 	"\x12ListOffsetsRequest\x12'\n" +
 	"\x0fisolation_level\x18\x01 \x01(\x05R\x0eisolationLevel\x12G\n" +
 	"\n" +
@@ -2294,7 +2677,7 @@ const file_streamline_log_v1_log_proto_rawDesc = "" +
 	"\x14diverging_end_offset\x18\t \x01(\x03R\x12divergingEndOffset\x128\n" +
 	"\x16local_log_start_offset\x18\n" +
 	" \x01(\x03H\x00R\x13localLogStartOffset\x88\x01\x01B\x19\n" +
-	"\x17_local_log_start_offset2\x8d\x06\n" +
+	"\x17_local_log_start_offset2\xf7\x06\n" +
 	"\n" +
 	"LogService\x12P\n" +
 	"\aProduce\x12!.streamline.log.v1.ProduceRequest\x1a\".streamline.log.v1.ProduceResponse\x12f\n" +
@@ -2304,7 +2687,8 @@ const file_streamline_log_v1_log_proto_rawDesc = "" +
 	"\vListOffsets\x12%.streamline.log.v1.ListOffsetsRequest\x1a&.streamline.log.v1.ListOffsetsResponse\x12w\n" +
 	"\x14OffsetForLeaderEpoch\x12..streamline.log.v1.OffsetForLeaderEpochRequest\x1a/.streamline.log.v1.OffsetForLeaderEpochResponse\x12b\n" +
 	"\rDeleteRecords\x12'.streamline.log.v1.DeleteRecordsRequest\x1a(.streamline.log.v1.DeleteRecordsResponse\x12b\n" +
-	"\rDescribeSizes\x12'.streamline.log.v1.DescribeSizesRequest\x1a(.streamline.log.v1.DescribeSizesResponseB\xcf\x01\n" +
+	"\rDescribeSizes\x12'.streamline.log.v1.DescribeSizesRequest\x1a(.streamline.log.v1.DescribeSizesResponse\x12h\n" +
+	"\x0fWriteTxnMarkers\x12).streamline.log.v1.WriteTxnMarkersRequest\x1a*.streamline.log.v1.WriteTxnMarkersResponseB\xcf\x01\n" +
 	"\x15com.streamline.log.v1B\bLogProtoP\x01ZFgithub.com/streamline-dev/streamline/proto/gen/streamline/log/v1;logv1\xa2\x02\x03SLX\xaa\x02\x11Streamline.Log.V1\xca\x02\x11Streamline\\Log\\V1\xe2\x02\x1dStreamline\\Log\\V1\\GPBMetadata\xea\x02\x13Streamline::Log::V1b\x06proto3"
 
 var (
@@ -2319,79 +2703,89 @@ func file_streamline_log_v1_log_proto_rawDescGZIP() []byte {
 	return file_streamline_log_v1_log_proto_rawDescData
 }
 
-var file_streamline_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_streamline_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_streamline_log_v1_log_proto_goTypes = []any{
-	(*ProduceRequest)(nil),                      // 0: streamline.log.v1.ProduceRequest
-	(*ProducePartition)(nil),                    // 1: streamline.log.v1.ProducePartition
-	(*ProduceResponse)(nil),                     // 2: streamline.log.v1.ProduceResponse
-	(*ProducePartitionResult)(nil),              // 3: streamline.log.v1.ProducePartitionResult
-	(*ProduceStreamRequest)(nil),                // 4: streamline.log.v1.ProduceStreamRequest
-	(*ProduceStreamResponse)(nil),               // 5: streamline.log.v1.ProduceStreamResponse
-	(*FetchRequest)(nil),                        // 6: streamline.log.v1.FetchRequest
-	(*FetchPartition)(nil),                      // 7: streamline.log.v1.FetchPartition
-	(*FetchResponse)(nil),                       // 8: streamline.log.v1.FetchResponse
-	(*FetchPartitionResult)(nil),                // 9: streamline.log.v1.FetchPartitionResult
-	(*ListOffsetsRequest)(nil),                  // 10: streamline.log.v1.ListOffsetsRequest
-	(*ListOffsetsPartition)(nil),                // 11: streamline.log.v1.ListOffsetsPartition
-	(*ListOffsetsResponse)(nil),                 // 12: streamline.log.v1.ListOffsetsResponse
-	(*ListOffsetsPartitionResult)(nil),          // 13: streamline.log.v1.ListOffsetsPartitionResult
-	(*OffsetForLeaderEpochRequest)(nil),         // 14: streamline.log.v1.OffsetForLeaderEpochRequest
-	(*OffsetForLeaderEpochPartition)(nil),       // 15: streamline.log.v1.OffsetForLeaderEpochPartition
-	(*OffsetForLeaderEpochResponse)(nil),        // 16: streamline.log.v1.OffsetForLeaderEpochResponse
-	(*OffsetForLeaderEpochPartitionResult)(nil), // 17: streamline.log.v1.OffsetForLeaderEpochPartitionResult
-	(*DeleteRecordsRequest)(nil),                // 18: streamline.log.v1.DeleteRecordsRequest
-	(*DeleteRecordsPartition)(nil),              // 19: streamline.log.v1.DeleteRecordsPartition
-	(*DeleteRecordsResponse)(nil),               // 20: streamline.log.v1.DeleteRecordsResponse
-	(*DeleteRecordsPartitionResult)(nil),        // 21: streamline.log.v1.DeleteRecordsPartitionResult
-	(*DescribeSizesRequest)(nil),                // 22: streamline.log.v1.DescribeSizesRequest
-	(*DescribeSizesPartition)(nil),              // 23: streamline.log.v1.DescribeSizesPartition
-	(*DescribeSizesResponse)(nil),               // 24: streamline.log.v1.DescribeSizesResponse
-	(*DescribeSizesPartitionResult)(nil),        // 25: streamline.log.v1.DescribeSizesPartitionResult
-	(*ReplicateRequest)(nil),                    // 26: streamline.log.v1.ReplicateRequest
-	(*ReplicatePartition)(nil),                  // 27: streamline.log.v1.ReplicatePartition
-	(*ReplicateResponse)(nil),                   // 28: streamline.log.v1.ReplicateResponse
-	(*ReplicatePartitionResult)(nil),            // 29: streamline.log.v1.ReplicatePartitionResult
-	nil,                                         // 30: streamline.log.v1.ProduceStreamRequest.TraceContextEntry
+	(*WriteTxnMarkersRequest)(nil),              // 0: streamline.log.v1.WriteTxnMarkersRequest
+	(*TxnMarker)(nil),                           // 1: streamline.log.v1.TxnMarker
+	(*WriteTxnMarkersResponse)(nil),             // 2: streamline.log.v1.WriteTxnMarkersResponse
+	(*TxnMarkerResult)(nil),                     // 3: streamline.log.v1.TxnMarkerResult
+	(*AbortedTransaction)(nil),                  // 4: streamline.log.v1.AbortedTransaction
+	(*ProduceRequest)(nil),                      // 5: streamline.log.v1.ProduceRequest
+	(*ProducePartition)(nil),                    // 6: streamline.log.v1.ProducePartition
+	(*ProduceResponse)(nil),                     // 7: streamline.log.v1.ProduceResponse
+	(*ProducePartitionResult)(nil),              // 8: streamline.log.v1.ProducePartitionResult
+	(*ProduceStreamRequest)(nil),                // 9: streamline.log.v1.ProduceStreamRequest
+	(*ProduceStreamResponse)(nil),               // 10: streamline.log.v1.ProduceStreamResponse
+	(*FetchRequest)(nil),                        // 11: streamline.log.v1.FetchRequest
+	(*FetchPartition)(nil),                      // 12: streamline.log.v1.FetchPartition
+	(*FetchResponse)(nil),                       // 13: streamline.log.v1.FetchResponse
+	(*FetchPartitionResult)(nil),                // 14: streamline.log.v1.FetchPartitionResult
+	(*ListOffsetsRequest)(nil),                  // 15: streamline.log.v1.ListOffsetsRequest
+	(*ListOffsetsPartition)(nil),                // 16: streamline.log.v1.ListOffsetsPartition
+	(*ListOffsetsResponse)(nil),                 // 17: streamline.log.v1.ListOffsetsResponse
+	(*ListOffsetsPartitionResult)(nil),          // 18: streamline.log.v1.ListOffsetsPartitionResult
+	(*OffsetForLeaderEpochRequest)(nil),         // 19: streamline.log.v1.OffsetForLeaderEpochRequest
+	(*OffsetForLeaderEpochPartition)(nil),       // 20: streamline.log.v1.OffsetForLeaderEpochPartition
+	(*OffsetForLeaderEpochResponse)(nil),        // 21: streamline.log.v1.OffsetForLeaderEpochResponse
+	(*OffsetForLeaderEpochPartitionResult)(nil), // 22: streamline.log.v1.OffsetForLeaderEpochPartitionResult
+	(*DeleteRecordsRequest)(nil),                // 23: streamline.log.v1.DeleteRecordsRequest
+	(*DeleteRecordsPartition)(nil),              // 24: streamline.log.v1.DeleteRecordsPartition
+	(*DeleteRecordsResponse)(nil),               // 25: streamline.log.v1.DeleteRecordsResponse
+	(*DeleteRecordsPartitionResult)(nil),        // 26: streamline.log.v1.DeleteRecordsPartitionResult
+	(*DescribeSizesRequest)(nil),                // 27: streamline.log.v1.DescribeSizesRequest
+	(*DescribeSizesPartition)(nil),              // 28: streamline.log.v1.DescribeSizesPartition
+	(*DescribeSizesResponse)(nil),               // 29: streamline.log.v1.DescribeSizesResponse
+	(*DescribeSizesPartitionResult)(nil),        // 30: streamline.log.v1.DescribeSizesPartitionResult
+	(*ReplicateRequest)(nil),                    // 31: streamline.log.v1.ReplicateRequest
+	(*ReplicatePartition)(nil),                  // 32: streamline.log.v1.ReplicatePartition
+	(*ReplicateResponse)(nil),                   // 33: streamline.log.v1.ReplicateResponse
+	(*ReplicatePartitionResult)(nil),            // 34: streamline.log.v1.ReplicatePartitionResult
+	nil,                                         // 35: streamline.log.v1.ProduceStreamRequest.TraceContextEntry
 }
 var file_streamline_log_v1_log_proto_depIdxs = []int32{
-	1,  // 0: streamline.log.v1.ProduceRequest.partitions:type_name -> streamline.log.v1.ProducePartition
-	3,  // 1: streamline.log.v1.ProduceResponse.partitions:type_name -> streamline.log.v1.ProducePartitionResult
-	0,  // 2: streamline.log.v1.ProduceStreamRequest.request:type_name -> streamline.log.v1.ProduceRequest
-	30, // 3: streamline.log.v1.ProduceStreamRequest.trace_context:type_name -> streamline.log.v1.ProduceStreamRequest.TraceContextEntry
-	2,  // 4: streamline.log.v1.ProduceStreamResponse.response:type_name -> streamline.log.v1.ProduceResponse
-	7,  // 5: streamline.log.v1.FetchRequest.partitions:type_name -> streamline.log.v1.FetchPartition
-	9,  // 6: streamline.log.v1.FetchResponse.partitions:type_name -> streamline.log.v1.FetchPartitionResult
-	11, // 7: streamline.log.v1.ListOffsetsRequest.partitions:type_name -> streamline.log.v1.ListOffsetsPartition
-	13, // 8: streamline.log.v1.ListOffsetsResponse.partitions:type_name -> streamline.log.v1.ListOffsetsPartitionResult
-	15, // 9: streamline.log.v1.OffsetForLeaderEpochRequest.partitions:type_name -> streamline.log.v1.OffsetForLeaderEpochPartition
-	17, // 10: streamline.log.v1.OffsetForLeaderEpochResponse.partitions:type_name -> streamline.log.v1.OffsetForLeaderEpochPartitionResult
-	19, // 11: streamline.log.v1.DeleteRecordsRequest.partitions:type_name -> streamline.log.v1.DeleteRecordsPartition
-	21, // 12: streamline.log.v1.DeleteRecordsResponse.partitions:type_name -> streamline.log.v1.DeleteRecordsPartitionResult
-	23, // 13: streamline.log.v1.DescribeSizesRequest.partitions:type_name -> streamline.log.v1.DescribeSizesPartition
-	25, // 14: streamline.log.v1.DescribeSizesResponse.partitions:type_name -> streamline.log.v1.DescribeSizesPartitionResult
-	27, // 15: streamline.log.v1.ReplicateRequest.partitions:type_name -> streamline.log.v1.ReplicatePartition
-	29, // 16: streamline.log.v1.ReplicateResponse.partitions:type_name -> streamline.log.v1.ReplicatePartitionResult
-	0,  // 17: streamline.log.v1.LogService.Produce:input_type -> streamline.log.v1.ProduceRequest
-	4,  // 18: streamline.log.v1.LogService.ProduceStream:input_type -> streamline.log.v1.ProduceStreamRequest
-	6,  // 19: streamline.log.v1.LogService.Fetch:input_type -> streamline.log.v1.FetchRequest
-	26, // 20: streamline.log.v1.LogService.Replicate:input_type -> streamline.log.v1.ReplicateRequest
-	10, // 21: streamline.log.v1.LogService.ListOffsets:input_type -> streamline.log.v1.ListOffsetsRequest
-	14, // 22: streamline.log.v1.LogService.OffsetForLeaderEpoch:input_type -> streamline.log.v1.OffsetForLeaderEpochRequest
-	18, // 23: streamline.log.v1.LogService.DeleteRecords:input_type -> streamline.log.v1.DeleteRecordsRequest
-	22, // 24: streamline.log.v1.LogService.DescribeSizes:input_type -> streamline.log.v1.DescribeSizesRequest
-	2,  // 25: streamline.log.v1.LogService.Produce:output_type -> streamline.log.v1.ProduceResponse
-	5,  // 26: streamline.log.v1.LogService.ProduceStream:output_type -> streamline.log.v1.ProduceStreamResponse
-	8,  // 27: streamline.log.v1.LogService.Fetch:output_type -> streamline.log.v1.FetchResponse
-	28, // 28: streamline.log.v1.LogService.Replicate:output_type -> streamline.log.v1.ReplicateResponse
-	12, // 29: streamline.log.v1.LogService.ListOffsets:output_type -> streamline.log.v1.ListOffsetsResponse
-	16, // 30: streamline.log.v1.LogService.OffsetForLeaderEpoch:output_type -> streamline.log.v1.OffsetForLeaderEpochResponse
-	20, // 31: streamline.log.v1.LogService.DeleteRecords:output_type -> streamline.log.v1.DeleteRecordsResponse
-	24, // 32: streamline.log.v1.LogService.DescribeSizes:output_type -> streamline.log.v1.DescribeSizesResponse
-	25, // [25:33] is the sub-list for method output_type
-	17, // [17:25] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	1,  // 0: streamline.log.v1.WriteTxnMarkersRequest.markers:type_name -> streamline.log.v1.TxnMarker
+	3,  // 1: streamline.log.v1.WriteTxnMarkersResponse.results:type_name -> streamline.log.v1.TxnMarkerResult
+	6,  // 2: streamline.log.v1.ProduceRequest.partitions:type_name -> streamline.log.v1.ProducePartition
+	8,  // 3: streamline.log.v1.ProduceResponse.partitions:type_name -> streamline.log.v1.ProducePartitionResult
+	5,  // 4: streamline.log.v1.ProduceStreamRequest.request:type_name -> streamline.log.v1.ProduceRequest
+	35, // 5: streamline.log.v1.ProduceStreamRequest.trace_context:type_name -> streamline.log.v1.ProduceStreamRequest.TraceContextEntry
+	7,  // 6: streamline.log.v1.ProduceStreamResponse.response:type_name -> streamline.log.v1.ProduceResponse
+	12, // 7: streamline.log.v1.FetchRequest.partitions:type_name -> streamline.log.v1.FetchPartition
+	14, // 8: streamline.log.v1.FetchResponse.partitions:type_name -> streamline.log.v1.FetchPartitionResult
+	4,  // 9: streamline.log.v1.FetchPartitionResult.aborted_transactions:type_name -> streamline.log.v1.AbortedTransaction
+	16, // 10: streamline.log.v1.ListOffsetsRequest.partitions:type_name -> streamline.log.v1.ListOffsetsPartition
+	18, // 11: streamline.log.v1.ListOffsetsResponse.partitions:type_name -> streamline.log.v1.ListOffsetsPartitionResult
+	20, // 12: streamline.log.v1.OffsetForLeaderEpochRequest.partitions:type_name -> streamline.log.v1.OffsetForLeaderEpochPartition
+	22, // 13: streamline.log.v1.OffsetForLeaderEpochResponse.partitions:type_name -> streamline.log.v1.OffsetForLeaderEpochPartitionResult
+	24, // 14: streamline.log.v1.DeleteRecordsRequest.partitions:type_name -> streamline.log.v1.DeleteRecordsPartition
+	26, // 15: streamline.log.v1.DeleteRecordsResponse.partitions:type_name -> streamline.log.v1.DeleteRecordsPartitionResult
+	28, // 16: streamline.log.v1.DescribeSizesRequest.partitions:type_name -> streamline.log.v1.DescribeSizesPartition
+	30, // 17: streamline.log.v1.DescribeSizesResponse.partitions:type_name -> streamline.log.v1.DescribeSizesPartitionResult
+	32, // 18: streamline.log.v1.ReplicateRequest.partitions:type_name -> streamline.log.v1.ReplicatePartition
+	34, // 19: streamline.log.v1.ReplicateResponse.partitions:type_name -> streamline.log.v1.ReplicatePartitionResult
+	5,  // 20: streamline.log.v1.LogService.Produce:input_type -> streamline.log.v1.ProduceRequest
+	9,  // 21: streamline.log.v1.LogService.ProduceStream:input_type -> streamline.log.v1.ProduceStreamRequest
+	11, // 22: streamline.log.v1.LogService.Fetch:input_type -> streamline.log.v1.FetchRequest
+	31, // 23: streamline.log.v1.LogService.Replicate:input_type -> streamline.log.v1.ReplicateRequest
+	15, // 24: streamline.log.v1.LogService.ListOffsets:input_type -> streamline.log.v1.ListOffsetsRequest
+	19, // 25: streamline.log.v1.LogService.OffsetForLeaderEpoch:input_type -> streamline.log.v1.OffsetForLeaderEpochRequest
+	23, // 26: streamline.log.v1.LogService.DeleteRecords:input_type -> streamline.log.v1.DeleteRecordsRequest
+	27, // 27: streamline.log.v1.LogService.DescribeSizes:input_type -> streamline.log.v1.DescribeSizesRequest
+	0,  // 28: streamline.log.v1.LogService.WriteTxnMarkers:input_type -> streamline.log.v1.WriteTxnMarkersRequest
+	7,  // 29: streamline.log.v1.LogService.Produce:output_type -> streamline.log.v1.ProduceResponse
+	10, // 30: streamline.log.v1.LogService.ProduceStream:output_type -> streamline.log.v1.ProduceStreamResponse
+	13, // 31: streamline.log.v1.LogService.Fetch:output_type -> streamline.log.v1.FetchResponse
+	33, // 32: streamline.log.v1.LogService.Replicate:output_type -> streamline.log.v1.ReplicateResponse
+	17, // 33: streamline.log.v1.LogService.ListOffsets:output_type -> streamline.log.v1.ListOffsetsResponse
+	21, // 34: streamline.log.v1.LogService.OffsetForLeaderEpoch:output_type -> streamline.log.v1.OffsetForLeaderEpochResponse
+	25, // 35: streamline.log.v1.LogService.DeleteRecords:output_type -> streamline.log.v1.DeleteRecordsResponse
+	29, // 36: streamline.log.v1.LogService.DescribeSizes:output_type -> streamline.log.v1.DescribeSizesResponse
+	2,  // 37: streamline.log.v1.LogService.WriteTxnMarkers:output_type -> streamline.log.v1.WriteTxnMarkersResponse
+	29, // [29:38] is the sub-list for method output_type
+	20, // [20:29] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_streamline_log_v1_log_proto_init() }
@@ -2399,14 +2793,14 @@ func file_streamline_log_v1_log_proto_init() {
 	if File_streamline_log_v1_log_proto != nil {
 		return
 	}
-	file_streamline_log_v1_log_proto_msgTypes[29].OneofWrappers = []any{}
+	file_streamline_log_v1_log_proto_msgTypes[34].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_streamline_log_v1_log_proto_rawDesc), len(file_streamline_log_v1_log_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

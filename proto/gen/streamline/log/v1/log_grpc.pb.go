@@ -37,6 +37,7 @@ const (
 	LogService_OffsetForLeaderEpoch_FullMethodName = "/streamline.log.v1.LogService/OffsetForLeaderEpoch"
 	LogService_DeleteRecords_FullMethodName        = "/streamline.log.v1.LogService/DeleteRecords"
 	LogService_DescribeSizes_FullMethodName        = "/streamline.log.v1.LogService/DescribeSizes"
+	LogService_WriteTxnMarkers_FullMethodName      = "/streamline.log.v1.LogService/WriteTxnMarkers"
 )
 
 // LogServiceClient is the client API for LogService service.
@@ -88,6 +89,17 @@ type LogServiceClient interface {
 	// manifest entries (no object-store call). An empty request means every
 	// partition this node leads.
 	DescribeSizes(ctx context.Context, in *DescribeSizesRequest, opts ...grpc.CallOption) (*DescribeSizesResponse, error)
+	// WriteTxnMarkers ends transactions on partitions this node leads
+	// (Kafka's WriteTxnMarkers, sent by the transaction coordinator): for
+	// each marker it appends a commit or abort control batch of the producer
+	// through the partition's normal append path and answers once it is
+	// durable as the topic's storage mode defines. From then on the
+	// transaction no longer holds back the partition's last stable offset,
+	// and an abort is listed in read_committed fetches. Writing a marker
+	// twice (a coordinator retrying) is harmless: a marker for a producer
+	// with no open transaction on the partition is appended and changes
+	// nothing else.
+	WriteTxnMarkers(ctx context.Context, in *WriteTxnMarkersRequest, opts ...grpc.CallOption) (*WriteTxnMarkersResponse, error)
 }
 
 type logServiceClient struct {
@@ -184,6 +196,16 @@ func (c *logServiceClient) DescribeSizes(ctx context.Context, in *DescribeSizesR
 	return out, nil
 }
 
+func (c *logServiceClient) WriteTxnMarkers(ctx context.Context, in *WriteTxnMarkersRequest, opts ...grpc.CallOption) (*WriteTxnMarkersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WriteTxnMarkersResponse)
+	err := c.cc.Invoke(ctx, LogService_WriteTxnMarkers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LogServiceServer is the server API for LogService service.
 // All implementations must embed UnimplementedLogServiceServer
 // for forward compatibility.
@@ -233,6 +255,17 @@ type LogServiceServer interface {
 	// manifest entries (no object-store call). An empty request means every
 	// partition this node leads.
 	DescribeSizes(context.Context, *DescribeSizesRequest) (*DescribeSizesResponse, error)
+	// WriteTxnMarkers ends transactions on partitions this node leads
+	// (Kafka's WriteTxnMarkers, sent by the transaction coordinator): for
+	// each marker it appends a commit or abort control batch of the producer
+	// through the partition's normal append path and answers once it is
+	// durable as the topic's storage mode defines. From then on the
+	// transaction no longer holds back the partition's last stable offset,
+	// and an abort is listed in read_committed fetches. Writing a marker
+	// twice (a coordinator retrying) is harmless: a marker for a producer
+	// with no open transaction on the partition is appended and changes
+	// nothing else.
+	WriteTxnMarkers(context.Context, *WriteTxnMarkersRequest) (*WriteTxnMarkersResponse, error)
 	mustEmbedUnimplementedLogServiceServer()
 }
 
@@ -266,6 +299,9 @@ func (UnimplementedLogServiceServer) DeleteRecords(context.Context, *DeleteRecor
 }
 func (UnimplementedLogServiceServer) DescribeSizes(context.Context, *DescribeSizesRequest) (*DescribeSizesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DescribeSizes not implemented")
+}
+func (UnimplementedLogServiceServer) WriteTxnMarkers(context.Context, *WriteTxnMarkersRequest) (*WriteTxnMarkersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method WriteTxnMarkers not implemented")
 }
 func (UnimplementedLogServiceServer) mustEmbedUnimplementedLogServiceServer() {}
 func (UnimplementedLogServiceServer) testEmbeddedByValue()                    {}
@@ -410,6 +446,24 @@ func _LogService_DescribeSizes_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LogService_WriteTxnMarkers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WriteTxnMarkersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServiceServer).WriteTxnMarkers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LogService_WriteTxnMarkers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServiceServer).WriteTxnMarkers(ctx, req.(*WriteTxnMarkersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LogService_ServiceDesc is the grpc.ServiceDesc for LogService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -440,6 +494,10 @@ var LogService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DescribeSizes",
 			Handler:    _LogService_DescribeSizes_Handler,
+		},
+		{
+			MethodName: "WriteTxnMarkers",
+			Handler:    _LogService_WriteTxnMarkers_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
