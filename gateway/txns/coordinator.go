@@ -397,7 +397,11 @@ func (c *Coordinator) load(batch []*shard) (retry []*shard) {
 			}
 		}
 		close(sh.loaded)
-		c.log.Info("coordinating the shard's transactions", "shard", n, "coordinator_epoch", sh.epoch, "transactional_ids", len(sh.txns))
+		level := slog.LevelInfo
+		if len(sh.txns) == 0 {
+			level = slog.LevelDebug // 64 lines at every start otherwise
+		}
+		c.log.Log(context.Background(), level, "coordinating the shard's transactions", "shard", n, "coordinator_epoch", sh.epoch, "transactional_ids", len(sh.txns))
 	}
 	c.mu.Unlock()
 	for _, t := range resume {

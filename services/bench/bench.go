@@ -38,6 +38,11 @@ type Config struct {
 	ConfigEntries map[string]*string
 	// ProduceOnly skips the consumer (and end-to-end latency).
 	ProduceOnly bool
+	// TxnRecords > 0 produces through a transactional producer, committing
+	// every TxnRecords records, and consumes read_committed. A record's
+	// produce latency is then from its send to its transaction's commit
+	// (when read_committed consumers may see it), not to its ack.
+	TxnRecords int
 }
 
 // Result holds the measurements of one run.
@@ -124,14 +129,20 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			return Result{}, fmt.Errorf("create topic %s: %w", cfg.Topic, err)
 		}
 	}
-	prod, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.DefaultProduceTopic(cfg.Topic),
-		kgo.ProducerLinger(cfg.Linger), kgo.ProducerBatchCompression(cc), kgo.RequiredAcks(kgo.AllISRAcks()))
+	prodOpts := []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.DefaultProduceTopic(cfg.Topic),
+		kgo.ProducerLinger(cfg.Linger), kgo.ProducerBatchCompression(cc), kgo.RequiredAcks(kgo.AllISRAcks())}
+	consOpts := []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumeTopics(cfg.Topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100 * time.Millisecond)}
+	if cfg.TxnRecords > 0 {
+		prodOpts = append(prodOpts, kgo.TransactionalID("streamline-bench-"+cfg.Topic))
+		consOpts = append(consOpts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	prod, err := kgo.NewClient(prodOpts...)
 	if err != nil {
 		return Result{}, err
 	}
 	defer prod.Close()
-	cons, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumeTopics(cfg.Topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	cons, err := kgo.NewClient(consOpts...)
 	if err != nil {
 		return Result{}, err
 	}
@@ -146,6 +157,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 
 	lat := make([]time.Duration, cfg.Records)
+	var sentAt []time.Time // per record of the open transaction
+	if cfg.TxnRecords > 0 {
+		sentAt = make([]time.Time, cfg.Records)
+	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
@@ -161,14 +176,24 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 				time.Sleep(d)
 			}
 		}
+		if cfg.TxnRecords > 0 && i%cfg.TxnRecords == 0 {
+			if err := prod.BeginTransaction(); err != nil {
+				return Result{}, fmt.Errorf("begin transaction: %w", err)
+			}
+		}
 		v := make([]byte, cfg.RecordBytes)
 		copy(v, payload)
 		sent := time.Now()
+		if sentAt != nil {
+			sentAt[i] = sent
+		}
 		binary.BigEndian.PutUint64(v, uint64(sent.UnixNano()))
 		wg.Add(1)
 		i := i
 		prod.Produce(ctx, &kgo.Record{Value: v}, func(_ *kgo.Record, err error) {
-			lat[i] = time.Since(sent)
+			if sentAt == nil {
+				lat[i] = time.Since(sent)
+			}
 			if err != nil {
 				mu.Lock()
 				if firstErr == nil {
@@ -178,6 +203,15 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			}
 			wg.Done()
 		})
+		if cfg.TxnRecords > 0 && ((i+1)%cfg.TxnRecords == 0 || i == cfg.Records-1) {
+			if err := commitTxn(ctx, prod); err != nil {
+				return Result{}, err
+			}
+			committed := time.Now()
+			for j := i - i%cfg.TxnRecords; j <= i; j++ {
+				lat[j] = committed.Sub(sentAt[j])
+			}
+		}
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -191,6 +225,17 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	r.ProduceP50, r.ProduceP99, r.ProduceP999 = percentiles(lat)
 	r.E2EP50, r.E2EP99, r.E2EP999 = percentiles(e2e)
 	return r, nil
+}
+
+// commitTxn flushes the open transaction's records and commits it.
+func commitTxn(ctx context.Context, prod *kgo.Client) error {
+	if err := prod.Flush(ctx); err != nil {
+		return fmt.Errorf("flush transaction: %w", err)
+	}
+	if err := prod.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return fmt.Errorf("commit transaction: %w", err)
+	}
+	return nil
 }
 
 // awaitPartitions waits until every partition of a topic just created

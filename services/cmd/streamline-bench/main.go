@@ -66,6 +66,7 @@ func run(args []string) int {
 		compress = fs.String("compression", "none", "none, gzip, snappy, lz4 or zstd")
 		noSync   = fs.Bool("unsafe-no-fsync", false, "with --target streamline: skip WAL fsync")
 		prodOnly = fs.Bool("produce-only", false, "do not consume (no end-to-end latency)")
+		txnRecs  = fs.Int("txn-records", 0, "produce in transactions of this many records (transactional producer, read_committed consumer; produce latency = send to commit); 0: idempotent, no transactions")
 		mode     = fs.String("storage-mode", "local", "storage mode of the benchmark topic: local, hybrid or diskless; a comma-separated list (e.g. local,hybrid) runs each mode in turn against the same server, each on a new topic")
 		rounds   = fs.Int("rounds", 1, "run the --storage-mode list this many times against the same server, alternating its order each round (local,hybrid: L H, H L, L H, ...)")
 		settle   = fs.Duration("settle", 2*time.Second, "with more than one run: pause between runs so the previous run's hybrid uploads and local retention finish (the all-in-one's merger rewrites small hybrid segments every --merge-interval: a settle past it keeps that out of the next run)")
@@ -106,6 +107,9 @@ func run(args []string) int {
 	modes, err := parseModes(*mode)
 	if err == nil && *rounds < 1 {
 		err = fmt.Errorf("--rounds must be at least 1, got %d", *rounds)
+	}
+	if err == nil && *txnRecs < 0 {
+		err = fmt.Errorf("--txn-records must be 0 (no transactions) or more, got %d", *txnRecs)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "streamline-bench:", err)
@@ -282,7 +286,7 @@ func run(args []string) int {
 			res, err := bench.Run(ctx, bench.Config{
 				Brokers: addrs, Topic: name, Partitions: int32(*parts), Records: *records, RecordBytes: *size,
 				Rate: *rate, Linger: *linger, Compression: *compress, CreateTopic: true, ProduceOnly: *prodOnly, ReplicationFactor: int16(*rf),
-				ConfigEntries: entries,
+				ConfigEntries: entries, TxnRecords: *txnRecs,
 			})
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "streamline-bench: %s: %v\n", m, err)

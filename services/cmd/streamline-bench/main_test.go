@@ -43,3 +43,17 @@ func TestDescribe(t *testing.T) {
 		t.Fatalf("local: %v", got)
 	}
 }
+
+// TestBadFlagsAreUsageErrors: values no run can use exit 2 before
+// anything starts.
+func TestBadFlagsAreUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"--txn-records", "-1"},
+		{"--rounds", "0"},
+		{"--storage-mode", "tiered"},
+	} {
+		if code := run(args); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+}
