@@ -54,6 +54,9 @@ type Config struct {
 	AutoCreateTopics    bool
 	DefaultPartitions   int32
 	DefaultStorageMode  meta.StorageMode
+	// TransactionMaxTimeout bounds transaction.timeout.ms (0: the
+	// gateway's default, 15 min).
+	TransactionMaxTimeout time.Duration
 	// ObjectStore is the object store URL for hybrid and diskless topics (file:///dir
 	// or s3://bucket/prefix?endpoint=...); default file://<DataDir>/objects.
 	ObjectStore string
@@ -240,7 +243,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		ID: "gateway-1", NodeID: 1, ListenAddr: cfg.KafkaAddr, AdvertisedAddr: cfg.AdvertisedKafkaAddr, AdminAddr: cfg.AdminAddr,
 		ClusterID: cfg.ClusterID, AutoCreateTopics: cfg.AutoCreateTopics, DefaultPartitions: cfg.DefaultPartitions,
 		DefaultStorageMode: cfg.DefaultStorageMode, Etcd: s.cli, Logger: log.With("service", "gateway"),
-		TracerProvider: cfg.TracerProvider, Metrics: cfg.Metrics,
+		TracerProvider: cfg.TracerProvider, Metrics: cfg.Metrics, TransactionMaxTimeout: cfg.TransactionMaxTimeout,
 	})
 	if err != nil {
 		return nil, err

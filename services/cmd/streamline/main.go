@@ -9,6 +9,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"time"
 
@@ -47,6 +48,7 @@ func run(args []string) int {
 	fs.IntVar(&d.Hybrid.UploadParallelism, "hybrid-upload-parallelism", 1, "segment uploads run at once, over all hybrid partitions (1: the all-in-one shares its cores and disk with everything else; uploads in bursts cost produce latency)")
 	fs.Int64Var(&d.Hybrid.UploadBytesPerSecond, "hybrid-upload-bytes-per-second", 0, "bound on the bytes per second uploaded for hybrid partitions (Kafka's remote.log.manager.copy.max.bytes.per.second); 0: unlimited")
 	fs.DurationVar(&d.Hybrid.UploadInterval, "hybrid-upload-interval", time.Second, "how often the leader of a hybrid partition looks for rolled segments to upload")
+	fs.DurationVar(&d.TransactionMaxTimeout, "transaction-max-timeout", 15*time.Minute, "largest transaction.timeout.ms a transactional producer may ask for (Kafka's transaction.max.timeout.ms); older transactions are aborted")
 	fs.BoolVar(&d.UnsafeNoFsync, "unsafe-no-fsync", false, "skip WAL fsync (benchmarks only: acknowledged data may be lost on a crash)")
 	if code, ok := fs.Parse(args); !ok {
 		return code
@@ -66,6 +68,10 @@ func run(args []string) int {
 	}
 	if d.Hybrid.UploadBytesPerSecond < 0 {
 		fs.Fail("invalid value %d for flag --hybrid-upload-bytes-per-second: must not be negative (0: unlimited)", d.Hybrid.UploadBytesPerSecond)
+		return svcmain.ExitUsage
+	}
+	if d.TransactionMaxTimeout < time.Millisecond || d.TransactionMaxTimeout > math.MaxInt32*time.Millisecond {
+		fs.Fail("invalid value %v for flag --transaction-max-timeout: must be between 1ms and %v", d.TransactionMaxTimeout, math.MaxInt32*time.Millisecond)
 		return svcmain.ExitUsage
 	}
 	if d.Hybrid.UploadInterval <= 0 {
