@@ -239,22 +239,11 @@ func (c *Coordinator) commit(ctx context.Context, req *kmsg.OffsetCommitRequest,
 	return nil
 }
 
-// FetchOffsets returns a copy of group's committed offsets.
+// FetchOffsets returns a copy of group's committed offsets (not the
+// pending ones of transactions).
 func (c *Coordinator) FetchOffsets(ctx context.Context, group string) (map[meta.TopicPartition]meta.GroupOffset, *kerr.Error) {
-	g, e := c.group(ctx, group)
-	if e != nil {
-		return nil, e
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.state == stateDead {
-		return nil, kerr.NotCoordinator
-	}
-	out := make(map[meta.TopicPartition]meta.GroupOffset, len(g.offsets))
-	for tp, o := range g.offsets {
-		out[tp] = o
-	}
-	return out, nil
+	out, _, e := c.FetchOffsetsPending(ctx, group)
+	return out, e
 }
 
 // DescribeGroup fills one DescribeGroups answer. As in Kafka, members'
@@ -360,7 +349,10 @@ func (c *Coordinator) ListGroups(ctx context.Context) ([]GroupSummary, error) {
 	return out, nil
 }
 
-// DeleteGroup deletes an empty group and its committed offsets.
+// DeleteGroup deletes an empty group and its committed offsets. A group
+// with offsets pending in transactions is not empty (NON_EMPTY_GROUP)
+// until their transactions end: deleting it would leave the pending
+// offsets and markers to be applied to a group that no longer exists.
 func (c *Coordinator) DeleteGroup(ctx context.Context, name string) *kerr.Error {
 	if name == "" {
 		return kerr.InvalidGroupID
@@ -374,7 +366,7 @@ func (c *Coordinator) DeleteGroup(ctx context.Context, name string) *kerr.Error 
 	switch {
 	case g.state == stateDead:
 		return kerr.NotCoordinator
-	case g.state != stateEmpty:
+	case g.state != stateEmpty || len(g.txnPending) > 0:
 		return kerr.NonEmptyGroup
 	case !g.persisted && len(g.offsets) == 0:
 		return kerr.GroupIDNotFound

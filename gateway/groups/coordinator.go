@@ -83,6 +83,10 @@ type Coordinator struct {
 	lostFns   []func(shard int)
 	gainedFns []func(g meta.ShardGuard)
 
+	// rescan asks the marker loop (txnoffsets.go) to read every
+	// transaction marker again.
+	rescan chan struct{}
+
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -110,6 +114,7 @@ func New(cfg Config) (*Coordinator, error) {
 	c := &Coordinator{
 		cfg: cfg, store: cfg.Store, cache: cfg.Cache,
 		log: cfg.Logger.With("component", "groups"), groups: map[string]*group{},
+		rescan: make(chan struct{}, 1),
 	}
 	c.shards = &shards{
 		store: cfg.Store, cache: cfg.Cache, cli: cfg.Etcd, self: cfg.GatewayID,
@@ -159,6 +164,7 @@ func (c *Coordinator) shardGained(g meta.ShardGuard) {
 	for _, fn := range c.gainedFns {
 		fn(g)
 	}
+	c.rescanMarkers() // markers written while nobody coordinated the shard
 }
 
 // Start claims this gateway's shards in the background until Close.
@@ -166,9 +172,15 @@ func (c *Coordinator) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	c.done = make(chan struct{})
+	markers := make(chan struct{})
+	go func() {
+		defer close(markers)
+		c.watchMarkers(ctx)
+	}()
 	go func() {
 		defer close(c.done)
 		c.shards.run(ctx)
+		<-markers
 	}()
 }
 
@@ -269,11 +281,21 @@ func (c *Coordinator) group(ctx context.Context, name string) (*group, *kerr.Err
 		c.log.Warn("loading group failed", "group", name, "err", err)
 		return nil, kerr.CoordinatorNotAvailable
 	}
+	pending, err := c.store.LoadGroupTxnOffsets(lctx, name)
+	if errors.Is(err, meta.ErrCorruptGroupState) {
+		c.log.Error("pending transactional offsets in etcd are partly undecodable; ignoring those", "group", name, "err", err)
+		err = nil
+	}
+	if err != nil {
+		c.log.Warn("loading group failed", "group", name, "err", err)
+		return nil, kerr.CoordinatorNotAvailable
+	}
 	// The shard may have moved while we read.
 	if cur, ok := c.shards.guard(guard.Shard); !ok || cur != guard {
 		return nil, kerr.NotCoordinator
 	}
 	g := newGroup(c, name, guard, gm, offsets)
+	g.txnPending = pending
 	c.groups[name] = g
 	return g, nil
 }

@@ -98,6 +98,10 @@ type group struct {
 	tPendingSync *time.Timer
 	offsets      map[meta.TopicPartition]meta.GroupOffset
 	persisted    bool // the group's meta key exists in etcd
+	// txnPending is the offsets committed inside transactions that are
+	// not decided (or whose marker is not applied yet), by producer id
+	// (txnoffsets.go); as in etcd.
+	txnPending map[int64]*meta.GroupTxnOffsets
 }
 
 // newGroup builds a group from its persisted state (gm nil: a new group).
@@ -108,6 +112,7 @@ func newGroup(c *Coordinator, name string, guard meta.ShardGuard, gm *meta.Group
 		c: c, name: name, guard: guard,
 		members: map[string]*member{}, pending: map[string]*member{},
 		static: map[string]string{}, protocols: map[string]int{}, offsets: offsets,
+		txnPending: map[int64]*meta.GroupTxnOffsets{},
 	}
 	if g.offsets == nil {
 		g.offsets = map[meta.TopicPartition]meta.GroupOffset{}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
 	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -20,8 +21,11 @@ import (
 // * Group errors (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE) go in the
 //   group's error code (v2+) and in every partition (v0-1, which have no
 //   group error).
-// * RequireStable (v7) is accepted: without transactions no offset is
-//   ever pending.
+// * RequireStable (v7+): a partition with offsets pending in a
+//   transaction (TxnOffsetCommit, not decided yet or decided and not yet
+//   applied by this coordinator) answers UNSTABLE_OFFSET_COMMIT with
+//   offset -1, as Kafka does; clients retry. Without it, pending offsets
+//   are not visible: the last committed offset is answered.
 //
 // Version notes:
 // * v5: leader epoch; v6: flexible; v8: several groups per request.
@@ -40,7 +44,7 @@ func (h *Handlers) handleOffsetFetch(ctx context.Context, kr *kafkaserver.Reques
 					topics[i] = kmsg.OffsetFetchRequestTopic{Topic: t.Topic, Partitions: t.Partitions}
 				}
 			}
-			code, rts := h.fetchOffsets(ctx, rg.Group, topics, rg.Topics == nil)
+			code, rts := h.fetchOffsets(ctx, rg.Group, topics, rg.Topics == nil, req.RequireStable)
 			g := kmsg.NewOffsetFetchResponseGroup()
 			g.Group, g.ErrorCode = rg.Group, code
 			for _, rt := range rts {
@@ -58,7 +62,7 @@ func (h *Handlers) handleOffsetFetch(ctx context.Context, kr *kafkaserver.Reques
 		return resp, nil
 	}
 	all := req.Topics == nil && req.Version >= 2
-	code, topics := h.fetchOffsets(ctx, req.Group, req.Topics, all)
+	code, topics := h.fetchOffsets(ctx, req.Group, req.Topics, all, req.Version >= 7 && req.RequireStable)
 	resp.Topics = topics
 	if req.Version >= 2 {
 		resp.ErrorCode = code
@@ -74,8 +78,8 @@ func (h *Handlers) handleOffsetFetch(ctx context.Context, kr *kafkaserver.Reques
 
 // fetchOffsets answers one group: the requested partitions, or all
 // committed ones.
-func (h *Handlers) fetchOffsets(ctx context.Context, group string, req []kmsg.OffsetFetchRequestTopic, all bool) (int16, []kmsg.OffsetFetchResponseTopic) {
-	offsets, e := h.cfg.Groups.FetchOffsets(ctx, group)
+func (h *Handlers) fetchOffsets(ctx context.Context, group string, req []kmsg.OffsetFetchRequestTopic, all, stable bool) (int16, []kmsg.OffsetFetchResponseTopic) {
+	offsets, pending, e := h.cfg.Groups.FetchOffsetsPending(ctx, group)
 	var code int16
 	if e != nil {
 		code = e.Code
@@ -107,8 +111,13 @@ func (h *Handlers) fetchOffsets(ctx context.Context, group string, req []kmsg.Of
 		for _, p := range t.Partitions {
 			rp := kmsg.NewOffsetFetchResponseTopicPartition()
 			rp.Partition, rp.Offset, rp.LeaderEpoch = p, -1, -1
-			if o, ok := offsets[meta.TopicPartition{Topic: t.Topic, Partition: p}]; ok {
+			tp := meta.TopicPartition{Topic: t.Topic, Partition: p}
+			if o, ok := offsets[tp]; ok {
 				rp.Offset, rp.LeaderEpoch, rp.Metadata = o.Offset, o.LeaderEpoch, o.Metadata
+			}
+			if stable && pending[tp] {
+				rp.Offset, rp.LeaderEpoch, rp.Metadata = -1, -1, nil
+				rp.ErrorCode = kerr.UnstableOffsetCommit.Code
 			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}

@@ -18,8 +18,10 @@
 // DeleteGroups, OffsetDelete) are thin: package groups coordinates the
 // groups of the shards this gateway holds and keeps their state in etcd.
 // Transaction APIs (transactional InitProducerId, AddPartitionsToTxn,
-// EndTxn, DescribeTransactions, ListTransactions) are as thin over package
-// txns, which coordinates the transactional ids of the same shards.
+// AddOffsetsToTxn, EndTxn, DescribeTransactions, ListTransactions) are as
+// thin over package txns, which coordinates the transactional ids of the
+// same shards; TxnOffsetCommit goes to package groups (the group's
+// coordinator).
 package handlers
 
 import (

@@ -29,6 +29,78 @@ func TestTransactionAPIs(t *testing.T) {
 	t.Run("FindCoordinator", c.testFindTxnCoordinator)
 	t.Run("InitProducerID", c.testTxnInitProducerID)
 	t.Run("AddPartitionsAndEnd", c.testTxnAddAndEnd)
+	t.Run("OffsetsInTransaction", c.testTxnOffsets)
+}
+
+// testTxnOffsets: AddOffsetsToTxn at the transaction's coordinator,
+// TxnOffsetCommit at the group's (each NOT_COORDINATOR elsewhere); the
+// offsets are pending - not fetched, UNSTABLE_OFFSET_COMMIT for a stable
+// fetch - until the commit's group marker, written by one gateway into
+// etcd, is applied by the group's.
+func (c *cluster) testTxnOffsets(t *testing.T) {
+	const id, group = "eos-wire", "eos-wire-group"
+	coordT, otherT := c.txnCoordinator(id)
+	coordG, otherG := c.coordinator(group)
+	p := c.initPID(coordT, initReq(4, id, 60000, -1, -1))
+	wantCode(t, "init", p.ErrorCode, nil)
+	addOffsets := func(g *gateway.Gateway, version int16, epoch int16, grp string) int16 {
+		req := kmsg.NewPtrAddOffsetsToTxnRequest()
+		req.Version, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group = version, id, p.ProducerID, epoch, grp
+		return c.raw(g, req).(*kmsg.AddOffsetsToTxnResponse).ErrorCode
+	}
+	wantCode(t, "AddOffsetsToTxn on the other gateway", addOffsets(otherT, 3, p.ProducerEpoch, group), kerr.NotCoordinator)
+	wantCode(t, "v1 AddOffsetsToTxn at an old epoch", addOffsets(coordT, 1, p.ProducerEpoch-1, group), kerr.InvalidProducerEpoch)
+	wantCode(t, "AddOffsetsToTxn without a group", addOffsets(coordT, 3, p.ProducerEpoch, ""), kerr.InvalidGroupID)
+	wantCode(t, "AddOffsetsToTxn", addOffsets(coordT, 3, p.ProducerEpoch, group), nil)
+
+	commit := func(g *gateway.Gateway, partition int32) int16 {
+		req := kmsg.NewPtrTxnOffsetCommitRequest()
+		req.Version, req.TransactionalID, req.Group = 3, id, group
+		req.ProducerID, req.ProducerEpoch, req.Generation = p.ProducerID, p.ProducerEpoch, -1
+		rt := kmsg.NewTxnOffsetCommitRequestTopic()
+		rt.Topic = "txn-topic"
+		rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset = partition, 5
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return c.raw(g, req).(*kmsg.TxnOffsetCommitResponse).Topics[0].Partitions[0].ErrorCode
+	}
+	wantCode(t, "TxnOffsetCommit on the other gateway", commit(otherG, 0), kerr.NotCoordinator)
+	wantCode(t, "TxnOffsetCommit of a missing partition", commit(coordG, 9), kerr.UnknownTopicOrPartition)
+	wantCode(t, "TxnOffsetCommit", commit(coordG, 0), nil)
+
+	fetch := func(version int16, stable bool) (int64, int16) {
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.Version, req.RequireStable = version, stable
+		rt := kmsg.NewOffsetFetchRequestTopic()
+		rt.Topic, rt.Partitions = "txn-topic", []int32{0}
+		if version >= 8 {
+			rg := kmsg.NewOffsetFetchRequestGroup()
+			rg.Group, rg.Topics = group, []kmsg.OffsetFetchRequestGroupTopic{{Topic: "txn-topic", Partitions: []int32{0}}}
+			req.Groups = append(req.Groups, rg)
+			rp := c.raw(coordG, req).(*kmsg.OffsetFetchResponse).Groups[0].Topics[0].Partitions[0]
+			return rp.Offset, rp.ErrorCode
+		}
+		req.Group, req.Topics = group, []kmsg.OffsetFetchRequestTopic{rt}
+		rp := c.raw(coordG, req).(*kmsg.OffsetFetchResponse).Topics[0].Partitions[0]
+		return rp.Offset, rp.ErrorCode
+	}
+	for _, v := range []int16{7, 8} {
+		if off, code := fetch(v, false); off != -1 || code != 0 {
+			t.Fatalf("v%d fetch while pending: offset %d code %d; want no commit", v, off, code)
+		}
+		if off, code := fetch(v, true); off != -1 || code != kerr.UnstableOffsetCommit.Code {
+			t.Fatalf("v%d stable fetch while pending: offset %d code %d; want UNSTABLE_OFFSET_COMMIT", v, off, code)
+		}
+	}
+	wantCode(t, "commit", c.raw(coordT, endReq(3, id, p.ProducerID, p.ProducerEpoch, true)).(*kmsg.EndTxnResponse).ErrorCode, nil)
+	waitFor(t, func() bool {
+		off, code := fetch(8, true)
+		return off == 5 && code == 0
+	})
+	if off, code := fetch(7, false); off != 5 || code != 0 {
+		t.Fatalf("fetch after the commit: offset %d code %d", off, code)
+	}
 }
 
 // txnCoordinator waits until id has a transaction coordinator and returns

@@ -3,6 +3,7 @@ package txns
 import (
 	"cmp"
 	"context"
+	"errors"
 	"math"
 	"slices"
 	"time"
@@ -136,7 +137,7 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeoutMs i
 			return noProducer, kerr.ProducerFenced
 		}
 	}
-	next.State, next.Partitions = meta.TxnEmpty, nil
+	next.State, next.Partitions, next.Groups = meta.TxnEmpty, nil, nil
 	next.TimeoutMs, next.StartTimeMs, next.LastUpdateTimeMs = timeoutMs, -1, now
 	if e := c.persist(t, next); e != nil {
 		return noProducer, e
@@ -206,6 +207,89 @@ func (c *Coordinator) lockedTxn(ctx context.Context, id string) (*txn, *kerr.Err
 		return nil, e
 	}
 	return t, nil
+}
+
+// AddOffsets answers AddOffsetsToTxn v0-3: the group joins the
+// producer's transaction (persisted, the transaction Ongoing), so that
+// its end writes a group marker deciding the offsets the producer
+// commits to the group with TxnOffsetCommit. The same checks as
+// AddPartitionsToTxn; an empty group is INVALID_GROUP_ID.
+func (c *Coordinator) AddOffsets(ctx context.Context, id string, p ProducerIDAndEpoch, group string) *kerr.Error {
+	if group == "" {
+		return kerr.InvalidGroupID
+	}
+	t, e := c.lockedTxn(ctx, id)
+	if e != nil {
+		return e
+	}
+	defer t.mu.Unlock()
+	m := t.m
+	switch {
+	case m == nil || m.State == meta.TxnDead || m.ProducerID != p.ID:
+		return kerr.InvalidProducerIDMapping
+	case m.ProducerEpoch != p.Epoch:
+		return kerr.ProducerFenced
+	case ending(m.State):
+		return kerr.ConcurrentTransactions
+	}
+	if m.State == meta.TxnOngoing && slices.Contains(m.Groups, group) {
+		return nil
+	}
+	next := m.Clone()
+	if !slices.Contains(next.Groups, group) {
+		next.Groups = append(next.Groups, group)
+		slices.Sort(next.Groups)
+	}
+	now := time.Now().UnixMilli()
+	if m.State != meta.TxnOngoing {
+		next.StartTimeMs = now
+	}
+	next.State, next.LastUpdateTimeMs = meta.TxnOngoing, now
+	return c.persist(t, next)
+}
+
+// writeGroupMarkers writes a group marker for every group of snap (after
+// the partitions' markers), retrying etcd failures with backoff until
+// each is written or the shard is dropped (false: the next coordinator
+// completes the transaction). The group part of the transaction is done
+// once its marker is in etcd: the decision is durable, the group's
+// coordinator applies it (package groups), and until it has, the
+// offsets are pending - invisible to OffsetFetch, and
+// UNSTABLE_OFFSET_COMMIT to a consumer asking for stable offsets.
+func (c *Coordinator) writeGroupMarkers(sh *shard, snap *meta.TxnMeta, commit bool) bool {
+	mk := meta.GroupTxnMarker{TransactionalID: snap.TransactionalID, ProducerID: snap.ProducerID, ProducerEpoch: snap.ProducerEpoch, Commit: commit}
+	backoff := markerBackoffMin
+	for i := 0; i < len(snap.Groups); {
+		if sh.ctx.Err() != nil {
+			return false
+		}
+		group := snap.Groups[i]
+		ctx, cancel := context.WithTimeout(sh.ctx, persistTimeout)
+		wrote, err := c.store.WriteGroupTxnMarker(ctx, sh.guard, group, mk)
+		cancel()
+		switch {
+		case err == nil:
+			if !wrote {
+				c.log.Info("a group marker of the producer is not applied yet; it decides the group's pending offsets",
+					"transactional_id", snap.TransactionalID, "group", group, "producer_id", snap.ProducerID)
+			}
+			i++
+			backoff = markerBackoffMin
+			continue
+		case errors.Is(err, meta.ErrNotCoordinator):
+			c.lostShard(sh)
+			return false
+		}
+		if sh.ctx.Err() != nil {
+			return false
+		}
+		c.log.Warn("writing a group transaction marker failed; retrying", "transactional_id", snap.TransactionalID, "group", group, "err", err)
+		if !sleep(sh.ctx, backoff) {
+			return false
+		}
+		backoff = min(2*backoff, markerBackoffMax)
+	}
+	return true
 }
 
 func (c *Coordinator) addPartitions(ctx context.Context, id string, p ProducerIDAndEpoch, add []meta.TxnPartition) *kerr.Error {
@@ -359,7 +443,7 @@ func (c *Coordinator) startCompletion(t *txn) *completion {
 // unless the shard was dropped or t moved on meanwhile.
 func (c *Coordinator) complete(t *txn, sh *shard, snap *meta.TxnMeta, comp *completion) {
 	commit := snap.State == meta.TxnPrepareCommit
-	if !c.writeMarkers(sh, snap, commit) {
+	if !c.writeMarkers(sh, snap, commit) || !c.writeGroupMarkers(sh, snap, commit) {
 		return
 	}
 	t.mu.Lock()
@@ -370,7 +454,7 @@ func (c *Coordinator) complete(t *txn, sh *shard, snap *meta.TxnMeta, comp *comp
 		return
 	}
 	next := m.Clone()
-	next.State, next.Partitions, next.LastUpdateTimeMs = completed(commit), nil, time.Now().UnixMilli()
+	next.State, next.Partitions, next.Groups, next.LastUpdateTimeMs = completed(commit), nil, nil, time.Now().UnixMilli()
 	if c.persist(t, next) == nil {
 		comp.ok = true
 	}

@@ -18,7 +18,9 @@
 //	groupshards/<%03d shard>            gateway coordinating the shard's groups, under its lease
 //	groupmeta/<escaped group>           GroupMeta: generation, protocol, members, assignments
 //	groupoffsets/<escaped group>/<topic>/<%05d partition>  committed GroupOffset
-//	txns/<escaped transactional id>     TxnMeta: producer id and epoch, state, partitions, timeout (txns.go)
+//	grouptxnoffsets/<escaped group>/<producer id>  GroupTxnOffsets: offsets pending in a transaction (grouptxn.go)
+//	grouptxnmarkers/<escaped group>/<producer id>  GroupTxnMarker: a transaction's end, until the group's coordinator applies it
+//	txns/<escaped transactional id>     TxnMeta: producer id and epoch, state, partitions, groups, timeout (txns.go)
 //	txn-coordinator-epochs/<%03d shard> last gateway to coordinate the shard's transactions; its version is the coordinator epoch
 //	topic-collisions/<name, '.' as '_'> the topic holding that name under Kafka's '.'/'_' collision rule
 //

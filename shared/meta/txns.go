@@ -16,6 +16,7 @@ import (
 //
 //	txns/<escaped transactional id>            TxnMeta: Kafka's TransactionMetadata
 //	txn-coordinator-epochs/<%03d shard>         id of the gateway that last took the shard; the key's etcd version is the coordinator epoch
+//	grouptxnmarkers/<escaped group>/<producer id>  the end of a transaction for a group of it (grouptxn.go)
 //
 // A transactional id is coordinated by the gateway holding the group
 // shard GroupShard(transactional id) (the same shard keys as groups: one
@@ -75,7 +76,10 @@ type TxnMeta struct {
 	LastProducerEpoch int16          `json:"last_producer_epoch"`
 	State             TxnState       `json:"state"`
 	Partitions        []TxnPartition `json:"partitions,omitempty"`
-	TimeoutMs         int32          `json:"timeout_ms"`
+	// Groups are the consumer groups whose offsets the transaction
+	// commits (AddOffsetsToTxn): each gets a group marker when it ends.
+	Groups    []string `json:"groups,omitempty"`
+	TimeoutMs int32    `json:"timeout_ms"`
 	// StartTimeMs is when the first partition joined the current (or
 	// last) transaction; -1 before any.
 	StartTimeMs      int64 `json:"start_time_ms"`
@@ -86,6 +90,7 @@ type TxnMeta struct {
 func (m *TxnMeta) Clone() *TxnMeta {
 	c := *m
 	c.Partitions = append([]TxnPartition(nil), m.Partitions...)
+	c.Groups = append([]string(nil), m.Groups...)
 	return &c
 }
 
