@@ -97,7 +97,10 @@ type Config struct {
 	// transaction.abort.timed.out.transaction.cleanup.interval.ms;
 	// default 10 s).
 	TransactionAbortInterval time.Duration
-	Logger                   *slog.Logger
+	// Failpoint, if set, is called at each step of ending a transaction
+	// (txns.Config.Failpoint; crash tests).
+	Failpoint func(step string)
+	Logger    *slog.Logger
 	// TracerProvider traces Kafka requests (a span per request) and the
 	// gRPC calls to log-service nodes; nil or no-op: no tracing, no cost.
 	TracerProvider trace.TracerProvider

@@ -156,6 +156,7 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	g.txns, err = txns.New(txns.Config{
 		Store: g.store, Cache: g.cache, Groups: g.groups, Markers: g.ops, GatewayID: g.cfg.ID,
 		MaxTimeout: g.cfg.TransactionMaxTimeout, AbortInterval: g.cfg.TransactionAbortInterval, Logger: g.log,
+		Failpoint: g.cfg.Failpoint,
 	})
 	if err != nil {
 		ln.Close()

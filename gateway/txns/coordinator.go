@@ -92,6 +92,25 @@ type Config struct {
 	// (default 10 s).
 	AbortInterval time.Duration
 	Logger        *slog.Logger
+	// Failpoint, if set, is called at each step of ending a transaction
+	// with its name (crash tests kill the process there).
+	Failpoint func(step string)
+}
+
+// The steps of ending a transaction a Failpoint sees.
+const (
+	// FailAfterPrepare: PrepareCommit/PrepareAbort is persisted, no
+	// marker written yet.
+	FailAfterPrepare = "txn-after-prepare"
+	// FailAfterMarkers: every partition and group marker is written,
+	// CompleteCommit/CompleteAbort not persisted yet.
+	FailAfterMarkers = "txn-after-markers"
+)
+
+func (c *Coordinator) failpoint(step string) {
+	if c.cfg.Failpoint != nil {
+		c.cfg.Failpoint(step)
+	}
 }
 
 // Coordinator coordinates the transactional ids of the group shards this

@@ -443,9 +443,11 @@ func (c *Coordinator) startCompletion(t *txn) *completion {
 // unless the shard was dropped or t moved on meanwhile.
 func (c *Coordinator) complete(t *txn, sh *shard, snap *meta.TxnMeta, comp *completion) {
 	commit := snap.State == meta.TxnPrepareCommit
+	c.failpoint(FailAfterPrepare)
 	if !c.writeMarkers(sh, snap, commit) || !c.writeGroupMarkers(sh, snap, commit) {
 		return
 	}
+	c.failpoint(FailAfterMarkers)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	m := t.m

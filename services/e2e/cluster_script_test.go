@@ -139,6 +139,30 @@ func TestClusterScript(t *testing.T) {
 		"the hybrid topic's rolled segments in %s/objects", dir)
 	consumeAndCompare(ctx, t, seeds[1], hy, hyAcked)
 
+	// Transactions: whichever gateway coordinates the id, a committed
+	// transaction is read by a read_committed consumer of the other
+	// gateway, an aborted one is not.
+	const tx = "script-txn"
+	if resp, err := adm.CreateTopic(ctx, 3, 2, nil, tx); err != nil || resp.Err != nil {
+		t.Fatalf("create transactional topic: %v %v", err, resp.Err)
+	}
+	txProd := newSeededClient(t, seeds, kgo.DefaultProduceTopic(tx), kgo.TransactionalID("script-txn"))
+	for _, name := range []string{"script-abort", "script-commit"} {
+		if err := txProd.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 30 {
+			if err := txProd.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "%s-%d", name, i)}).FirstErr(); err != nil {
+				t.Fatalf("transactional produce: %v", err)
+			}
+		}
+		if err := txProd.EndTransaction(ctx, kgo.TransactionEndTry(name == "script-commit")); err != nil {
+			t.Fatalf("end %s: %v", name, err)
+		}
+	}
+	checkCommittedOnly(t, "read_committed consumer", readUntil(ctx, t, seeds[1], tx, values(30, "script-commit"),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted())), 30, "script-commit")
+
 	begin = time.Now()
 	if out, err := runScript(t, 2*time.Minute, script, "restart", dir, "logsvc-2"); err != nil {
 		t.Fatalf("cluster.sh restart logsvc-2: %v\n%s", err, out)

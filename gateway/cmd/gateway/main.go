@@ -150,6 +150,7 @@ func run(args []string) int {
 		Etcd: cli, EtcdPrefix: *o.etcdPrefix, SessionTTL: int(o.sessionTTL.Seconds()),
 		GroupMinSessionTimeout: *o.groupMinST, GroupMaxSessionTimeout: *o.groupMaxST,
 		TransactionMaxTimeout: *o.txnMaxTimeout, Logger: log,
+		Failpoint:      svcmain.Failpoint(os.Getenv("STREAMLINE_FAILPOINT")),
 		TracerProvider: tel.TracerProvider, Metrics: tel.Registry,
 	})
 	if err != nil {
