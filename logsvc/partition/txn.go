@@ -34,7 +34,9 @@ import (
 //
 // None of this is stored. Open rebuilds it from the stored batch headers
 // (data batches' transactional bit, control batches' marker type, which
-// the local engine's ScanHeaders reads from the record), exactly as the
+// the local engine's ScanHeaders reads from the record and the diskless
+// engine, and hybrid's tier, synthesize from the manifest entries'
+// transaction events, meta.Coords.Txns), exactly as the
 // producer state and the leader-epoch history are rebuilt: the log is the
 // only record, so the transaction state cannot disagree with it after a
 // crash between a batch and its marker (the transaction is open again) or
@@ -72,14 +74,18 @@ type txnState struct {
 	aborted []AbortedTxn    // in LastOffset (marker) order
 }
 
-// txnModeUnsupported says why transactional batches are refused on a topic
-// of this storage mode ("" when they are accepted: local topics).
+// txnModeUnsupported says why transactional batches and markers are
+// refused on a topic of this storage mode ("" when they are accepted).
+// Every mode takes them: local segments carry the facts in their batches;
+// diskless and hybrid manifest entries carry them in meta.Coords.Txns
+// (begins and markers, recorded by whoever builds the entry from batches),
+// which the engines' ScanHeaders turn back into headers.
 func txnModeUnsupported(mode meta.StorageMode) string {
 	switch mode {
-	case meta.StorageLocal, "":
+	case meta.StorageLocal, meta.StorageHybrid, meta.StorageDiskless, "":
 		return ""
 	}
-	return fmt.Sprintf("transactions on %s topics are not built yet", mode)
+	return fmt.Sprintf("transactions on %s topics are not supported", mode)
 }
 
 // beginTxnLocked opens a transaction of pid at first unless one is open.
@@ -247,17 +253,15 @@ func (p *Partition) WriteMarker(ctx context.Context, producerID int64, producerE
 // transaction here (a coordinator retrying) is appended and changes
 // nothing else. Once the marker has its offset the producer's transaction
 // is closed (it holds the LSO until the high watermark passes the marker)
-// and an ABORT is listed for read_committed fetches. Diskless topics
-// refuse markers with INVALID_TXN_STATE (no transactional data can be
-// there, and their headers, rebuilt from etcd, carry no markers); hybrid
-// topics take them through their local append path, so a transaction
-// opened while the topic was local can end.
+// and an ABORT is listed for read_committed fetches. Every storage mode
+// takes markers through its append path (diskless: into an intake object,
+// the marker's type recorded in the manifest entry's Txns).
 func (p *Partition) SubmitMarker(ctx context.Context, producerID int64, producerEpoch int16, commit bool, coordinatorEpoch int32) *Pending {
 	known := func(r ProduceResult) *Pending { return &Pending{p: p, done: r, known: true} }
 	if producerID < 0 || producerEpoch < 0 {
 		return known(fail(kerr.InvalidRequest, "transaction marker needs a producer id and epoch, got %d and %d", producerID, producerEpoch))
 	}
-	if mode := p.Topic().StorageMode; mode == meta.StorageDiskless {
+	if mode := p.Topic().StorageMode; txnModeUnsupported(mode) != "" {
 		return known(fail(kerr.InvalidTxnState, "%s", txnModeUnsupported(mode)))
 	}
 	if ok, n, need := p.enoughReplicas(); !ok {

@@ -495,31 +495,27 @@ func TestTxnAbortedTrimmedByRetention(t *testing.T) {
 	}
 }
 
-// TestTxnRefusedOnDisklessAndHybrid: transactional batches are refused on
-// diskless and hybrid topics (INVALID_TXN_STATE, saying so); markers on
-// diskless ones. Client-sent control batches and transactional batches
-// without a producer id are INVALID_RECORD everywhere.
-func TestTxnRefusedOnDisklessAndHybrid(t *testing.T) {
+// TestTxnOnEveryMode: transactional batches and markers are taken on
+// topics of every storage mode (the fixture's engine is local: this is the
+// partition's mode guard; services/conformance and e2e run the real
+// diskless and hybrid engines). Client-sent control batches and
+// transactional batches without a producer id are INVALID_RECORD
+// everywhere.
+func TestTxnOnEveryMode(t *testing.T) {
 	for _, mode := range []meta.StorageMode{meta.StorageHybrid, meta.StorageDiskless} {
 		f := &fixture{t: t, dir: t.TempDir(), spec: storagetest.Spec("p"), epoch: 3}
 		f.spec.Topic.StorageMode = mode
 		f.open()
-		r := f.produce(txnBatch(1, 0, 0, "a"))
-		if r.Err != kerr.InvalidTxnState || r.Message != fmt.Sprintf("transactions on %s topics are not built yet", mode) {
-			t.Errorf("%s: transactional batch: %v %q", mode, r.Err, r.Message)
+		if off := f.mustProduce(txnBatch(1, 0, 0, "a")); off != 0 || f.p.OpenTransactions() != 1 || f.p.LastStableOffset() != 0 {
+			t.Errorf("%s: transactional batch at %d, %d open, LSO %d", mode, off, f.p.OpenTransactions(), f.p.LastStableOffset())
 		}
-		m := f.marker(1, 0, true)
-		switch mode {
-		case meta.StorageDiskless:
-			if m.Err != kerr.InvalidTxnState || !strings.Contains(m.Message, "diskless") {
-				t.Errorf("diskless marker: %v %q", m.Err, m.Message)
-			}
-		default:
-			if m.Err != nil || m.BaseOffset != 0 {
-				t.Errorf("%s marker: %+v", mode, m)
-			}
+		if m := f.marker(1, 0, false); m.Err != nil || m.BaseOffset != 1 {
+			t.Errorf("%s marker: %+v", mode, m)
 		}
-		if off := f.mustProduce(idem(1, 0, 0, "b")); f.p.OpenTransactions() != 0 || f.p.LastStableOffset() != off+1 {
+		if got := f.p.AbortedTransactions(); f.p.OpenTransactions() != 0 || len(got) != 1 || got[0] != (AbortedTxn{ProducerID: 1, FirstOffset: 0, LastOffset: 1}) {
+			t.Errorf("%s: after the abort %d open, aborted %v", mode, f.p.OpenTransactions(), got)
+		}
+		if off := f.mustProduce(idem(1, 0, 1, "b")); f.p.OpenTransactions() != 0 || f.p.LastStableOffset() != off+1 {
 			t.Errorf("%s: idempotent batch at %d, %d open, LSO %d", mode, off, f.p.OpenTransactions(), f.p.LastStableOffset())
 		}
 	}

@@ -36,20 +36,7 @@ func TestTransactionsFranzGo(t *testing.T) {
 		kgo.TransactionTimeout(30*time.Second))
 
 	const perTxn = 30
-	runTxn := func(name string, commit bool) {
-		t.Helper()
-		if err := prod.BeginTransaction(); err != nil {
-			t.Fatalf("%s: begin: %v", name, err)
-		}
-		for i := range perTxn {
-			if err := prod.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "%s-%d", name, i)}).FirstErr(); err != nil {
-				t.Fatalf("%s: produce %d: %v", name, i, err)
-			}
-		}
-		if err := prod.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
-			t.Fatalf("%s: end (commit %v): %v", name, commit, err)
-		}
-	}
+	runTxn := func(name string, commit bool) { t.Helper(); runTxn(ctx, t, prod, name, perTxn, commit) }
 	runTxn("commit1", true)
 	runTxn("abort2", false)
 	runTxn("commit3", true)
@@ -157,6 +144,23 @@ func TestTransactionsFranzGo(t *testing.T) {
 	}
 	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidTxnState.Code {
 		t.Errorf("transactional batch after the transaction ended: error %v, want INVALID_TXN_STATE", kerr.ErrorForCode(code))
+	}
+}
+
+// runTxn produces n records "<name>-<i>" in one transaction of prod and
+// commits or aborts it.
+func runTxn(ctx context.Context, t *testing.T, prod *kgo.Client, name string, n int, commit bool) {
+	t.Helper()
+	if err := prod.BeginTransaction(); err != nil {
+		t.Fatalf("%s: begin: %v", name, err)
+	}
+	for i := range n {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "%s-%d", name, i)}).FirstErr(); err != nil {
+			t.Fatalf("%s: produce %d: %v", name, i, err)
+		}
+	}
+	if err := prod.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+		t.Fatalf("%s: end (commit %v): %v", name, commit, err)
 	}
 }
 

@@ -56,6 +56,12 @@ type Coords struct {
 	// LeaderEpoch (the epoch of its first batch), in offset order: a merged
 	// segment can span leader changes, and OffsetForLeaderEpoch needs them.
 	Epochs []EpochStart `json:"epochs,omitempty"`
+	// Txns are the transaction facts of the entry's batches, in offset
+	// order (TxnRecorder builds them): where a producer's transaction
+	// begins and its markers, so a new leader rebuilds open transactions
+	// and the aborted list from etcd alone. Bounded by the markers, not by
+	// the batches: one begin per producer per marker (and per entry).
+	Txns []TxnEvent `json:"txns,omitempty"`
 }
 
 // SegmentRef locates a segment object's index (entries and CRC).

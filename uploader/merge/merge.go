@@ -640,6 +640,7 @@ func merged(sources []meta.RangeEntry, info segobject.Info) meta.Coords {
 		}
 	}
 	var producers []meta.ProducerBatch
+	txns := make([][]meta.TxnEvent, 0, len(sources))
 	for _, s := range sources {
 		c.MaxTimestamp = max(c.MaxTimestamp, s.MaxTimestamp)
 		note(meta.EpochStart{Epoch: s.LeaderEpoch, Start: s.BaseOffset})
@@ -647,7 +648,9 @@ func merged(sources []meta.RangeEntry, info segobject.Info) meta.Coords {
 			note(e)
 		}
 		producers = append(producers, s.Producers...)
+		txns = append(txns, s.Txns)
 	}
 	c.Producers = meta.LastPerProducer(producers, meta.ProducerWindow)
+	c.Txns = meta.MergeTxns(txns...)
 	return c
 }

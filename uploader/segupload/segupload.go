@@ -71,6 +71,7 @@ type Upload struct {
 	epoch       int32 // the last batch's
 	epochs      []meta.EpochStart
 	producers   []meta.ProducerBatch
+	txns        meta.TxnRecorder
 	compactAt   int
 	err         error // sticky: the upload failed
 	closed      bool
@@ -127,6 +128,7 @@ func (u *Upload) Add(batches []byte) error {
 			u.epoch = h.PartitionLeaderEpoch
 		}
 		u.next = h.NextOffset()
+		u.txns.Add(h, batch)
 		if h.Idempotent() && !h.Control() { // as upload.Write keeps them
 			u.producers = append(u.producers, meta.ProducerBatch{
 				ProducerID: h.ProducerID, Epoch: h.ProducerEpoch, FirstSeq: h.BaseSequence, LastSeq: h.LastSequence(),
@@ -159,7 +161,7 @@ func (u *Upload) Add(batches []byte) error {
 // the manifest entry: Position and Length are the batch data, Segment the
 // index, LeaderEpoch the first batch's partition leader epoch, Epochs the
 // first offset of every later epoch, Producers each idempotent producer's
-// last meta.ProducerWindow batches. A segment with no batches wraps
+// last meta.ProducerWindow batches, Txns the transaction events. A segment with no batches wraps
 // ErrInvalid. Call Put once.
 func (u *Upload) Put(ctx context.Context, b Bucket) (string, meta.Coords, error) {
 	switch {
@@ -187,6 +189,7 @@ func (u *Upload) Put(ctx context.Context, b Bucket) (string, meta.Coords, error)
 		Producers: meta.LastPerProducer(u.producers, meta.ProducerWindow),
 		Segment:   &meta.SegmentRef{IndexPos: info.IndexPos, IndexLen: info.IndexLen},
 		Epochs:    u.epochs,
+		Txns:      u.txns.Events(),
 	}, nil
 }
 

@@ -53,6 +53,7 @@ var ErrInvalidFlush = errors.New("invalid flush")
 func Write(ctx context.Context, w ObjectWriter, f Flush) (string, []meta.Coords, error) {
 	b := objectfmt.NewBuilder()
 	producers := make([][]meta.ProducerBatch, len(f.Partitions))
+	txns := make([]meta.TxnRecorder, len(f.Partitions))
 	seen := map[string]bool{}
 	for i, p := range f.Partitions {
 		k := fmt.Sprintf("%s/%d", p.TopicID, p.Partition)
@@ -71,6 +72,7 @@ func Write(ctx context.Context, w ObjectWriter, f Flush) (string, []meta.Coords,
 			if err := b.Add(p.TopicID, p.Partition, batch, h.BaseOffset, h.LastOffset(), h.MaxTimestamp); err != nil {
 				return "", nil, fmt.Errorf("%w: %v", ErrInvalidFlush, err)
 			}
+			txns[i].Add(h, batch)
 			if h.Idempotent() && !h.Control() {
 				producers[i] = append(producers[i], meta.ProducerBatch{
 					ProducerID: h.ProducerID, Epoch: h.ProducerEpoch, FirstSeq: h.BaseSequence, LastSeq: h.LastSequence(),
@@ -94,6 +96,7 @@ func Write(ctx context.Context, w ObjectWriter, f Flush) (string, []meta.Coords,
 		out[i] = meta.Coords{
 			Object: key, Position: s.Position, Length: s.Length, BaseOffset: s.BaseOffset, LastOffset: s.LastOffset,
 			MaxTimestamp: s.MaxTimestamp, LeaderEpoch: f.Partitions[i].LeaderEpoch, Producers: producers[i],
+			Txns: txns[i].Events(),
 		}
 	}
 	return key, out, nil

@@ -420,14 +420,15 @@ func TestUploadSegmentRefusesBadInput(t *testing.T) {
 	}
 }
 
-// Coordinates survive the wire both ways, segment and epochs included; an
-// intake range has no segment.
+// Coordinates survive the wire both ways, segment, epochs and transaction
+// events included; an intake range has no segment.
 func TestCoordsRoundTrip(t *testing.T) {
 	for _, c := range []meta.Coords{
 		{Object: "o", Position: 8, Length: 10, BaseOffset: 5, LastOffset: 9, MaxTimestamp: 7, LeaderEpoch: 2},
 		{Object: "s", Position: 8, Length: 10, BaseOffset: 5, LastOffset: 9, MaxTimestamp: 7, LeaderEpoch: 2,
 			Segment: &meta.SegmentRef{IndexPos: 18, IndexLen: 28}, Epochs: []meta.EpochStart{{Epoch: 3, Start: 7}, {Epoch: 5, Start: 8}},
-			Producers: []meta.ProducerBatch{{ProducerID: 1, Epoch: 2, FirstSeq: 3, LastSeq: 4, BaseOffset: 6, LastOffset: 7}}},
+			Producers: []meta.ProducerBatch{{ProducerID: 1, Epoch: 2, FirstSeq: 3, LastSeq: 4, BaseOffset: 6, LastOffset: 7}},
+			Txns:      []meta.TxnEvent{{ProducerID: 1, Epoch: 2, Offset: 6, Kind: meta.TxnBegin}, {ProducerID: 1, Epoch: 2, Offset: 8, Kind: meta.TxnAbort}}},
 	} {
 		if got := CoordsFromProto(CoordsToProto(c)); !reflect.DeepEqual(got, c) {
 			t.Errorf("round trip of %+v: %+v", c, got)

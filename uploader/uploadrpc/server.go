@@ -298,6 +298,9 @@ func CoordsToProto(c meta.Coords) *uploadv1.Coords {
 		out.Producers = append(out.Producers, &uploadv1.ProducerBatch{ProducerId: p.ProducerID, ProducerEpoch: int32(p.Epoch),
 			FirstSequence: p.FirstSeq, LastSequence: p.LastSeq, BaseOffset: p.BaseOffset, LastOffset: p.LastOffset})
 	}
+	for _, t := range c.Txns {
+		out.Txns = append(out.Txns, &uploadv1.TxnEvent{ProducerId: t.ProducerID, ProducerEpoch: int32(t.Epoch), Offset: t.Offset, Kind: string(t.Kind)})
+	}
 	return out
 }
 
@@ -315,6 +318,9 @@ func CoordsFromProto(c *uploadv1.Coords) meta.Coords {
 	for _, p := range c.GetProducers() {
 		out.Producers = append(out.Producers, meta.ProducerBatch{ProducerID: p.GetProducerId(), Epoch: int16(p.GetProducerEpoch()),
 			FirstSeq: p.GetFirstSequence(), LastSeq: p.GetLastSequence(), BaseOffset: p.GetBaseOffset(), LastOffset: p.GetLastOffset()})
+	}
+	for _, t := range c.GetTxns() {
+		out.Txns = append(out.Txns, meta.TxnEvent{ProducerID: t.GetProducerId(), Epoch: int16(t.GetProducerEpoch()), Offset: t.GetOffset(), Kind: meta.TxnKind(t.GetKind())})
 	}
 	return out
 }

@@ -415,7 +415,8 @@ func (l *Log) eachRange(ctx context.Context, from int64, fn func(meta.Coords) er
 
 // ScanHeaders implements storage.Log from the manifest alone: one header
 // per range carrying its leader epoch, then one per idempotent batch with
-// its producer facts, which is all the partition rebuilds from.
+// its producer facts and one per transaction event (entryHeaders), which
+// is all the partition rebuilds from.
 func (l *Log) ScanHeaders(from int64, fn func(recbatch.Header) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*l.e.opts.RPCTimeout)
 	defer cancel()
@@ -432,7 +433,9 @@ func (l *Log) ScanHeaders(from int64, fn func(recbatch.Header) error) error {
 // entryHeaders are the headers a manifest entry stands for, in offset
 // order: one where each leader epoch starts in it (a merged segment can
 // span several), one per idempotent batch with its producer facts and the
-// epoch it was written under.
+// epoch it was written under, transactional where a transaction begins
+// (Coords.Txns), and one control batch per transaction marker, its Marker
+// set: what partition.Open rebuilds producer and transaction state from.
 func entryHeaders(r meta.Coords) []recbatch.Header {
 	epochs := append([]meta.EpochStart{{Epoch: r.LeaderEpoch, Start: r.BaseOffset}}, r.Epochs...)
 	epochAt := func(o int64) int32 {
@@ -448,10 +451,39 @@ func entryHeaders(r meta.Coords) []recbatch.Header {
 		out = append(out, recbatch.Header{BaseOffset: e.Start, LastOffsetDelta: int32(last - e.Start),
 			PartitionLeaderEpoch: e.Epoch, Magic: 2, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, MaxTimestamp: r.MaxTimestamp})
 	}
+	// A begin event marks the producer batch at its offset transactional;
+	// one whose batch the entry no longer lists (a merged entry keeps each
+	// producer's last ProducerWindow batches) stands alone, with no
+	// sequence: the partition's producer state takes it, and the window
+	// batches after it in the entry push it out.
+	begins := map[[2]int64]bool{}
+	for _, t := range r.Txns {
+		if t.Kind == meta.TxnBegin {
+			begins[[2]int64{t.ProducerID, t.Offset}] = true
+		}
+	}
 	for _, p := range r.Producers {
-		out = append(out, recbatch.Header{BaseOffset: p.BaseOffset, LastOffsetDelta: int32(p.LastOffset - p.BaseOffset),
+		h := recbatch.Header{BaseOffset: p.BaseOffset, LastOffsetDelta: int32(p.LastOffset - p.BaseOffset),
 			PartitionLeaderEpoch: epochAt(p.BaseOffset), Magic: 2, ProducerID: p.ProducerID, ProducerEpoch: p.Epoch,
-			BaseSequence: p.FirstSeq})
+			BaseSequence: p.FirstSeq}
+		if k := [2]int64{p.ProducerID, p.BaseOffset}; begins[k] {
+			h.Attributes |= attrTransactional
+			delete(begins, k)
+		}
+		out = append(out, h)
+	}
+	for _, t := range r.Txns {
+		h := recbatch.Header{BaseOffset: t.Offset, PartitionLeaderEpoch: epochAt(t.Offset), Magic: 2,
+			ProducerID: t.ProducerID, ProducerEpoch: t.Epoch, BaseSequence: recbatch.NoSequence, MaxTimestamp: r.MaxTimestamp}
+		switch {
+		case t.Kind != meta.TxnBegin:
+			h.Attributes, h.Marker = attrTransactional|attrControl, t.Marker()
+		case begins[[2]int64{t.ProducerID, t.Offset}]:
+			h.Attributes = attrTransactional
+		default:
+			continue // merged into its producer batch above
+		}
+		out = append(out, h)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].BaseOffset < out[j].BaseOffset })
 	return out
@@ -570,3 +602,9 @@ func (l *Log) Remove() error {
 	l.e.ring.Drop(l.stream)
 	return l.Close()
 }
+
+// The attribute bits of synthesized headers (recbatch's own are private).
+const (
+	attrTransactional int16 = 0x10
+	attrControl       int16 = 0x20
+)

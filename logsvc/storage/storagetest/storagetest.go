@@ -6,6 +6,8 @@ package storagetest
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -56,6 +58,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Remove", func(t *testing.T) { remove(t, h) })
 	t.Run("DeleteRecords", func(t *testing.T) { deleteRecords(t, h) })
 	t.Run("Size", func(t *testing.T) { size(t, h) })
+	t.Run("Transactions", func(t *testing.T) { transactions(t, h) })
 }
 
 func appendReadReopen(t *testing.T, h Harness) {
@@ -330,5 +333,117 @@ func size(t *testing.T, h Harness) {
 	}
 	if l.StartOffset() != 4 || l.EndOffset() != next {
 		t.Fatalf("after retention: start %d end %d, want 4 and %d", l.StartOffset(), l.EndOffset(), next)
+	}
+}
+
+func transactions(t *testing.T, h Harness) {
+	e := h.New(t)
+	spec := Spec("txn")
+	l, err := e.Open(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := AppendTxns(t, l, 0)
+	if l.EndOffset() != next {
+		t.Fatalf("end %d after the transactions, want %d", l.EndOffset(), next)
+	}
+	e = h.Reopen(t, e)
+	if l, err = e.Open(spec); err != nil {
+		t.Fatal(err)
+	}
+	CheckTxnHeaders(t, l, 0)
+}
+
+// TxnProducer and TxnOther are the producer ids AppendTxns writes as.
+const (
+	TxnProducer int64 = 7
+	TxnOther    int64 = 8
+)
+
+// AppendTxns appends, from offset next (the log's end), seven offsets
+// of transactions: producer TxnProducer's transactional batches at next+0 (2 records) and next+2, producer
+// TxnOther's idempotent batch at next+3, TxnProducer's ABORT marker at
+// next+4, its transactional batch at next+5 and COMMIT marker at next+6.
+// It returns the offset after them. CheckTxnHeaders checks what a scan
+// reports of them.
+func AppendTxns(t testing.TB, l storage.Log, next int64) int64 {
+	t.Helper()
+	data := func(pid int64, seq int32, txn bool, values ...string) []byte {
+		s := recbatchtest.Values(1000, values...)
+		s.ProducerID, s.ProducerEpoch, s.BaseSequence, s.Transactional = pid, 0, seq, txn
+		return recbatchtest.Build(s)
+	}
+	for _, b := range [][]byte{
+		data(TxnProducer, 0, true, "t1", "t2"),
+		data(TxnProducer, 2, true, "t3"),
+		data(TxnOther, 0, false, "i1"),
+		recbatch.EndTxnMarkerBatch(TxnProducer, 0, false, 5, 1000),
+		data(TxnProducer, 3, true, "t4"),
+		recbatch.EndTxnMarkerBatch(TxnProducer, 0, true, 5, 1000),
+	} {
+		recbatch.SetBaseOffset(b, next)
+		hd, err := recbatch.Validate(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-l.Append(b, hd):
+			if err != nil {
+				t.Fatalf("append at %d: %v", next, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("append at %d not durable after 30s", next)
+		}
+		next = hd.NextOffset()
+	}
+	return next
+}
+
+// CheckTxnHeaders checks what ScanHeaders reports of the batches
+// AppendTxns wrote at base: the transactional bit on (at least) the first
+// batch of each transaction and on nothing else than TxnProducer's data
+// batches, exactly the two markers as control batches with their types
+// at their offsets, and TxnOther's idempotent batch with its sequence, not
+// transactional. Engines may report more data headers (local segments
+// report every batch), never other markers.
+func CheckTxnHeaders(t testing.TB, l storage.Log, base int64) {
+	t.Helper()
+	var txnData, markers []string
+	other := false
+	err := l.ScanHeaders(base, func(h recbatch.Header) error {
+		if h.BaseOffset < base || h.BaseOffset > base+6 {
+			return nil
+		}
+		switch {
+		case h.Control():
+			markers = append(markers, fmt.Sprintf("%d:%d:%d:txn=%v", h.BaseOffset-base, h.ProducerID, h.Marker, h.Transactional()))
+		case h.Transactional():
+			txnData = append(txnData, fmt.Sprintf("%d:%d", h.BaseOffset-base, h.ProducerID))
+		case h.ProducerID == TxnOther:
+			other = h.BaseOffset == base+3 && h.BaseSequence == 0 && h.ProducerEpoch == 0
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantMarkers := []string{
+		fmt.Sprintf("4:%d:%d:txn=true", TxnProducer, recbatch.MarkerAbort),
+		fmt.Sprintf("6:%d:%d:txn=true", TxnProducer, recbatch.MarkerCommit),
+	}
+	if !slices.Equal(markers, wantMarkers) {
+		t.Errorf("control headers %v, want %v", markers, wantMarkers)
+	}
+	first, second := fmt.Sprintf("0:%d", TxnProducer), fmt.Sprintf("5:%d", TxnProducer)
+	for _, d := range txnData {
+		if d != first && d != second && d != fmt.Sprintf("2:%d", TxnProducer) {
+			t.Errorf("transactional data header %s: not one of producer %d's transactional batches", d, TxnProducer)
+		}
+	}
+	if !slices.Contains(txnData, first) || !slices.Contains(txnData, second) {
+		t.Errorf("transactional data headers %v: want %s and %s (each transaction's first batch)", txnData, first, second)
+	}
+	if !other {
+		t.Errorf("producer %d's idempotent batch at %d is missing, transactional or has the wrong facts", TxnOther, base+3)
 	}
 }

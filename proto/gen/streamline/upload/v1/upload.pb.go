@@ -533,7 +533,12 @@ type Coords struct {
 	// The leader epochs that start inside the range after leader_epoch (the
 	// epoch of its first batch), in offset order (segments can span leader
 	// changes).
-	Epochs        []*EpochStart `protobuf:"bytes,11,rep,name=epochs,proto3" json:"epochs,omitempty"`
+	Epochs []*EpochStart `protobuf:"bytes,11,rep,name=epochs,proto3" json:"epochs,omitempty"`
+	// The transaction events of the range in offset order (meta.TxnEvent):
+	// where a producer's transaction begins in it and its COMMIT and ABORT
+	// markers, so a new leader rebuilds open transactions and the aborted
+	// list from etcd alone.
+	Txns          []*TxnEvent `protobuf:"bytes,12,rep,name=txns,proto3" json:"txns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -645,6 +650,84 @@ func (x *Coords) GetEpochs() []*EpochStart {
 	return nil
 }
 
+func (x *Coords) GetTxns() []*TxnEvent {
+	if x != nil {
+		return x.Txns
+	}
+	return nil
+}
+
+// TxnEvent is one transaction fact of a range: kind "b" (the first
+// transactional batch of a producer's transaction in the range), "c"
+// (COMMIT marker), "a" (ABORT marker) or "o" (another control batch).
+type TxnEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProducerId    int64                  `protobuf:"varint,1,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	ProducerEpoch int32                  `protobuf:"varint,2,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"`
+	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Kind          string                 `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnEvent) Reset() {
+	*x = TxnEvent{}
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnEvent) ProtoMessage() {}
+
+func (x *TxnEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnEvent.ProtoReflect.Descriptor instead.
+func (*TxnEvent) Descriptor() ([]byte, []int) {
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *TxnEvent) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *TxnEvent) GetProducerEpoch() int32 {
+	if x != nil {
+		return x.ProducerEpoch
+	}
+	return 0
+}
+
+func (x *TxnEvent) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *TxnEvent) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
 // EpochStart is the first offset written under a leader epoch.
 type EpochStart struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -656,7 +739,7 @@ type EpochStart struct {
 
 func (x *EpochStart) Reset() {
 	*x = EpochStart{}
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[7]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -668,7 +751,7 @@ func (x *EpochStart) String() string {
 func (*EpochStart) ProtoMessage() {}
 
 func (x *EpochStart) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[7]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -681,7 +764,7 @@ func (x *EpochStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EpochStart.ProtoReflect.Descriptor instead.
 func (*EpochStart) Descriptor() ([]byte, []int) {
-	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{7}
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *EpochStart) GetEpoch() int32 {
@@ -708,7 +791,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[8]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -720,7 +803,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[8]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -733,7 +816,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{8}
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CommitRequest) GetPartitions() []*PartitionCommit {
@@ -771,7 +854,7 @@ type PartitionCommit struct {
 
 func (x *PartitionCommit) Reset() {
 	*x = PartitionCommit{}
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[9]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -783,7 +866,7 @@ func (x *PartitionCommit) String() string {
 func (*PartitionCommit) ProtoMessage() {}
 
 func (x *PartitionCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[9]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -796,7 +879,7 @@ func (x *PartitionCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionCommit.ProtoReflect.Descriptor instead.
 func (*PartitionCommit) Descriptor() ([]byte, []int) {
-	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{9}
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PartitionCommit) GetTopic() string {
@@ -851,7 +934,7 @@ type CommitResponse struct {
 
 func (x *CommitResponse) Reset() {
 	*x = CommitResponse{}
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[10]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -863,7 +946,7 @@ func (x *CommitResponse) String() string {
 func (*CommitResponse) ProtoMessage() {}
 
 func (x *CommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[10]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -876,7 +959,7 @@ func (x *CommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
 func (*CommitResponse) Descriptor() ([]byte, []int) {
-	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{10}
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CommitResponse) GetPartitions() []*PartitionCommitResult {
@@ -901,7 +984,7 @@ type PartitionCommitResult struct {
 
 func (x *PartitionCommitResult) Reset() {
 	*x = PartitionCommitResult{}
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[11]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -913,7 +996,7 @@ func (x *PartitionCommitResult) String() string {
 func (*PartitionCommitResult) ProtoMessage() {}
 
 func (x *PartitionCommitResult) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[11]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -926,7 +1009,7 @@ func (x *PartitionCommitResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionCommitResult.ProtoReflect.Descriptor instead.
 func (*PartitionCommitResult) Descriptor() ([]byte, []int) {
-	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{11}
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PartitionCommitResult) GetTopic() string {
@@ -980,7 +1063,7 @@ type TrimRequest struct {
 
 func (x *TrimRequest) Reset() {
 	*x = TrimRequest{}
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[12]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1075,7 @@ func (x *TrimRequest) String() string {
 func (*TrimRequest) ProtoMessage() {}
 
 func (x *TrimRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[12]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1088,7 @@ func (x *TrimRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrimRequest.ProtoReflect.Descriptor instead.
 func (*TrimRequest) Descriptor() ([]byte, []int) {
-	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{12}
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TrimRequest) GetTopic() string {
@@ -1058,7 +1141,7 @@ type TrimResponse struct {
 
 func (x *TrimResponse) Reset() {
 	*x = TrimResponse{}
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[13]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1070,7 +1153,7 @@ func (x *TrimResponse) String() string {
 func (*TrimResponse) ProtoMessage() {}
 
 func (x *TrimResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_streamline_upload_v1_upload_proto_msgTypes[13]
+	mi := &file_streamline_upload_v1_upload_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1083,7 +1166,7 @@ func (x *TrimResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrimResponse.ProtoReflect.Descriptor instead.
 func (*TrimResponse) Descriptor() ([]byte, []int) {
-	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{13}
+	return file_streamline_upload_v1_upload_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TrimResponse) GetStatus() CommitStatus {
@@ -1149,7 +1232,7 @@ const file_streamline_upload_v1_upload_proto_rawDesc = "" +
 	"\vbase_offset\x18\x05 \x01(\x03R\n" +
 	"baseOffset\x12\x1f\n" +
 	"\vlast_offset\x18\x06 \x01(\x03R\n" +
-	"lastOffset\"\xba\x03\n" +
+	"lastOffset\"\xee\x03\n" +
 	"\x06Coords\x12\x1d\n" +
 	"\n" +
 	"object_key\x18\x01 \x01(\tR\tobjectKey\x12\x1a\n" +
@@ -1165,7 +1248,14 @@ const file_streamline_upload_v1_upload_proto_rawDesc = "" +
 	"\x11segment_index_pos\x18\t \x01(\x03R\x0fsegmentIndexPos\x12*\n" +
 	"\x11segment_index_len\x18\n" +
 	" \x01(\x03R\x0fsegmentIndexLen\x128\n" +
-	"\x06epochs\x18\v \x03(\v2 .streamline.upload.v1.EpochStartR\x06epochs\"E\n" +
+	"\x06epochs\x18\v \x03(\v2 .streamline.upload.v1.EpochStartR\x06epochs\x122\n" +
+	"\x04txns\x18\f \x03(\v2\x1e.streamline.upload.v1.TxnEventR\x04txns\"~\n" +
+	"\bTxnEvent\x12\x1f\n" +
+	"\vproducer_id\x18\x01 \x01(\x03R\n" +
+	"producerId\x12%\n" +
+	"\x0eproducer_epoch\x18\x02 \x01(\x05R\rproducerEpoch\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x12\n" +
+	"\x04kind\x18\x04 \x01(\tR\x04kind\"E\n" +
 	"\n" +
 	"EpochStart\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x05R\x05epoch\x12!\n" +
@@ -1228,7 +1318,7 @@ func file_streamline_upload_v1_upload_proto_rawDescGZIP() []byte {
 }
 
 var file_streamline_upload_v1_upload_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_streamline_upload_v1_upload_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_streamline_upload_v1_upload_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_streamline_upload_v1_upload_proto_goTypes = []any{
 	(CommitStatus)(0),             // 0: streamline.upload.v1.CommitStatus
 	(*UploadSegmentRequest)(nil),  // 1: streamline.upload.v1.UploadSegmentRequest
@@ -1238,38 +1328,40 @@ var file_streamline_upload_v1_upload_proto_goTypes = []any{
 	(*UploadResponse)(nil),        // 5: streamline.upload.v1.UploadResponse
 	(*ProducerBatch)(nil),         // 6: streamline.upload.v1.ProducerBatch
 	(*Coords)(nil),                // 7: streamline.upload.v1.Coords
-	(*EpochStart)(nil),            // 8: streamline.upload.v1.EpochStart
-	(*CommitRequest)(nil),         // 9: streamline.upload.v1.CommitRequest
-	(*PartitionCommit)(nil),       // 10: streamline.upload.v1.PartitionCommit
-	(*CommitResponse)(nil),        // 11: streamline.upload.v1.CommitResponse
-	(*PartitionCommitResult)(nil), // 12: streamline.upload.v1.PartitionCommitResult
-	(*TrimRequest)(nil),           // 13: streamline.upload.v1.TrimRequest
-	(*TrimResponse)(nil),          // 14: streamline.upload.v1.TrimResponse
+	(*TxnEvent)(nil),              // 8: streamline.upload.v1.TxnEvent
+	(*EpochStart)(nil),            // 9: streamline.upload.v1.EpochStart
+	(*CommitRequest)(nil),         // 10: streamline.upload.v1.CommitRequest
+	(*PartitionCommit)(nil),       // 11: streamline.upload.v1.PartitionCommit
+	(*CommitResponse)(nil),        // 12: streamline.upload.v1.CommitResponse
+	(*PartitionCommitResult)(nil), // 13: streamline.upload.v1.PartitionCommitResult
+	(*TrimRequest)(nil),           // 14: streamline.upload.v1.TrimRequest
+	(*TrimResponse)(nil),          // 15: streamline.upload.v1.TrimResponse
 }
 var file_streamline_upload_v1_upload_proto_depIdxs = []int32{
 	7,  // 0: streamline.upload.v1.UploadSegmentResponse.coords:type_name -> streamline.upload.v1.Coords
 	4,  // 1: streamline.upload.v1.UploadRequest.partitions:type_name -> streamline.upload.v1.UploadPartition
 	7,  // 2: streamline.upload.v1.UploadResponse.partitions:type_name -> streamline.upload.v1.Coords
 	6,  // 3: streamline.upload.v1.Coords.producers:type_name -> streamline.upload.v1.ProducerBatch
-	8,  // 4: streamline.upload.v1.Coords.epochs:type_name -> streamline.upload.v1.EpochStart
-	10, // 5: streamline.upload.v1.CommitRequest.partitions:type_name -> streamline.upload.v1.PartitionCommit
-	7,  // 6: streamline.upload.v1.PartitionCommit.coords:type_name -> streamline.upload.v1.Coords
-	12, // 7: streamline.upload.v1.CommitResponse.partitions:type_name -> streamline.upload.v1.PartitionCommitResult
-	0,  // 8: streamline.upload.v1.PartitionCommitResult.status:type_name -> streamline.upload.v1.CommitStatus
-	0,  // 9: streamline.upload.v1.TrimResponse.status:type_name -> streamline.upload.v1.CommitStatus
-	3,  // 10: streamline.upload.v1.UploadService.Upload:input_type -> streamline.upload.v1.UploadRequest
-	9,  // 11: streamline.upload.v1.UploadService.Commit:input_type -> streamline.upload.v1.CommitRequest
-	13, // 12: streamline.upload.v1.UploadService.Trim:input_type -> streamline.upload.v1.TrimRequest
-	1,  // 13: streamline.upload.v1.UploadService.UploadSegment:input_type -> streamline.upload.v1.UploadSegmentRequest
-	5,  // 14: streamline.upload.v1.UploadService.Upload:output_type -> streamline.upload.v1.UploadResponse
-	11, // 15: streamline.upload.v1.UploadService.Commit:output_type -> streamline.upload.v1.CommitResponse
-	14, // 16: streamline.upload.v1.UploadService.Trim:output_type -> streamline.upload.v1.TrimResponse
-	2,  // 17: streamline.upload.v1.UploadService.UploadSegment:output_type -> streamline.upload.v1.UploadSegmentResponse
-	14, // [14:18] is the sub-list for method output_type
-	10, // [10:14] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	9,  // 4: streamline.upload.v1.Coords.epochs:type_name -> streamline.upload.v1.EpochStart
+	8,  // 5: streamline.upload.v1.Coords.txns:type_name -> streamline.upload.v1.TxnEvent
+	11, // 6: streamline.upload.v1.CommitRequest.partitions:type_name -> streamline.upload.v1.PartitionCommit
+	7,  // 7: streamline.upload.v1.PartitionCommit.coords:type_name -> streamline.upload.v1.Coords
+	13, // 8: streamline.upload.v1.CommitResponse.partitions:type_name -> streamline.upload.v1.PartitionCommitResult
+	0,  // 9: streamline.upload.v1.PartitionCommitResult.status:type_name -> streamline.upload.v1.CommitStatus
+	0,  // 10: streamline.upload.v1.TrimResponse.status:type_name -> streamline.upload.v1.CommitStatus
+	3,  // 11: streamline.upload.v1.UploadService.Upload:input_type -> streamline.upload.v1.UploadRequest
+	10, // 12: streamline.upload.v1.UploadService.Commit:input_type -> streamline.upload.v1.CommitRequest
+	14, // 13: streamline.upload.v1.UploadService.Trim:input_type -> streamline.upload.v1.TrimRequest
+	1,  // 14: streamline.upload.v1.UploadService.UploadSegment:input_type -> streamline.upload.v1.UploadSegmentRequest
+	5,  // 15: streamline.upload.v1.UploadService.Upload:output_type -> streamline.upload.v1.UploadResponse
+	12, // 16: streamline.upload.v1.UploadService.Commit:output_type -> streamline.upload.v1.CommitResponse
+	15, // 17: streamline.upload.v1.UploadService.Trim:output_type -> streamline.upload.v1.TrimResponse
+	2,  // 18: streamline.upload.v1.UploadService.UploadSegment:output_type -> streamline.upload.v1.UploadSegmentResponse
+	15, // [15:19] is the sub-list for method output_type
+	11, // [11:15] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_streamline_upload_v1_upload_proto_init() }
@@ -1277,14 +1369,14 @@ func file_streamline_upload_v1_upload_proto_init() {
 	if File_streamline_upload_v1_upload_proto != nil {
 		return
 	}
-	file_streamline_upload_v1_upload_proto_msgTypes[9].OneofWrappers = []any{}
+	file_streamline_upload_v1_upload_proto_msgTypes[10].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_streamline_upload_v1_upload_proto_rawDesc), len(file_streamline_upload_v1_upload_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
