@@ -60,9 +60,9 @@ chaos: tools
 		$(GO) test -count=1 -v -timeout 0 ./services/chaos/
 
 ## bench: the benchmark table (Markdown) of the all-in-one, rate-limited so
-## latencies are below saturation: local, local in transactions (a
-## transactional producer committing every 100 records, read_committed
-## consumer), hybrid (uploading and deleting
+## latencies are below saturation: local, hybrid and diskless each also in
+## transactions (a transactional producer committing every 100 records,
+## read_committed consumer), hybrid (uploading and deleting
 ## local segments during the run), local against hybrid at 10k records/s on
 ## one server, diskless, and diskless while the merger rewrites its ranges
 ## (merge age 2 s: merging runs through the load), and replication: RF=1
@@ -86,6 +86,8 @@ bench:
 	@bin/streamline-bench $(BENCH_ARGS) $(HYBRID_ARGS) --storage-mode hybrid --row "hybrid, 1 MiB segments, 4 MiB local retention"
 	@bin/streamline-bench $(BENCH_ARGS) --records 100000 --rate 10000 $(HYBRID_ARGS) --storage-mode local,hybrid --row "10k rec/s"
 	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge=false --row "diskless, merging off"
+	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge=false --txn-records 100 --row "diskless, merging off, transactions of 100 records (latency: send to commit)"
+	@bin/streamline-bench $(BENCH_ARGS) $(HYBRID_ARGS) --storage-mode hybrid --txn-records 100 --row "hybrid, transactions of 100 records (latency: send to commit)"
 	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge-min-age 2s --row "diskless, merging (age 2 s, 4 writers)"
 	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge-min-age 2s --merge-parallelism 1 --row "diskless, merging (age 2 s, 1 writer)"
 	@bin/streamline-bench $(BENCH_ARGS) --storage-mode local --logsvc-nodes 3 --replication-factor 1 --row "local, 3 nodes, RF=1"
