@@ -36,7 +36,7 @@ TEST_CHAOS_SEED ?= 11
 # Every services package but the campaign, which `make test` runs on its own.
 SERVICES_TEST_PKGS = $(shell $(GO) list ./services/... | grep -v /services/chaos)
 
-.PHONY: bench all build test test-race test-e2e generate lint tools run clean chaos
+.PHONY: bench all build test test-race test-e2e generate lint tools run clean chaos txn-etl
 
 all: build
 
@@ -47,11 +47,13 @@ build:
 		echo "go build -o bin/$$name $$pkg"; \
 		CGO_ENABLED=0 $(GO) build -o bin/$$name $$pkg || exit 1; done
 
-## test: every test in every module, then a 2-minute fault campaign (what CI runs)
+## test: every test in every module, franz-go's TestTxnEtl against the
+## all-in-one (txn-etl), then a 2-minute fault campaign (what CI runs)
 test: tools
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 20m ./proto/... $(SERVICES_TEST_PKGS)
+	$(MAKE) txn-etl
 	$(MAKE) chaos DURATION=2m SEED=$(TEST_CHAOS_SEED)
 
 ## chaos: the seeded fault campaign, e.g. make chaos DURATION=30m SEED=42
@@ -121,3 +123,22 @@ tools:
 
 clean:
 	rm -rf bin
+
+## txn-etl: franz-go's own TestTxnEtl (a transactional consume-transform-
+## produce chain, checked exactly once) against the all-in-one, once with
+## local and once with diskless topics (KGO_TEST_RECORDS records each)
+TXN_ETL_RECORDS ?= 50000
+txn-etl:
+	@mkdir -p bin && CGO_ENABLED=0 $(GO) build -o bin/streamline ./services/cmd/streamline
+	@set -e; for mode in local diskless; do \
+		dir=$$(mktemp -d); \
+		bin/streamline --data-dir $$dir --default-storage-mode $$mode --kafka-addr 127.0.0.1:29092 \
+			--etcd-client-addr 127.0.0.1:22379 --etcd-peer-addr 127.0.0.1:22380 --admin-addr 127.0.0.1:29095 \
+			--http-addr 127.0.0.1:29094 >$$dir.log 2>&1 & pid=$$!; \
+		trap "kill $$pid 2>/dev/null; rm -rf $$dir" EXIT; \
+		until curl -sf http://127.0.0.1:29094/readyz >/dev/null; do sleep 0.5; done; \
+		echo "== TestTxnEtl, $$mode topics"; \
+		(cd services && KGO_SEEDS=127.0.0.1:29092 KGO_TEST_RF=1 KGO_TEST_RECORDS=$(TXN_ETL_RECORDS) \
+			$(GO) test -count=1 -run 'TestTxnEtl$$' github.com/twmb/franz-go/pkg/kgo); \
+		kill $$pid; wait $$pid 2>/dev/null || true; rm -rf $$dir $$dir.log; trap - EXIT; \
+	done
