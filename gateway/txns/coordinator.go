@@ -99,6 +99,9 @@ type Config struct {
 
 // The steps of ending a transaction a Failpoint sees.
 const (
+	// FailBeforePrepare: EndTxn arrived for an Ongoing transaction,
+	// PrepareCommit/PrepareAbort not persisted yet.
+	FailBeforePrepare = "txn-before-prepare"
 	// FailAfterPrepare: PrepareCommit/PrepareAbort is persisted, no
 	// marker written yet.
 	FailAfterPrepare = "txn-after-prepare"

@@ -402,6 +402,7 @@ func (c *Coordinator) endTxn(t *txn, p ProducerIDAndEpoch, commit bool) (*comple
 	}
 	switch m.State {
 	case meta.TxnOngoing:
+		c.failpoint(FailBeforePrepare)
 		next := m.Clone()
 		next.State, next.LastUpdateTimeMs = prepare, time.Now().UnixMilli()
 		if e := c.persist(t, next); e != nil {

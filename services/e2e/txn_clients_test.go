@@ -22,8 +22,9 @@ import (
 // producer through kcat (-X transactional.id: every line in one
 // transaction, committed at the end) and through confluent-kafka (an
 // aborted then a committed transaction, read back by its own
-// read_committed consumer) on one local topic. A read_committed franz-go
-// consumer then sees exactly the committed records, once each.
+// read_committed consumer), on a local and on a diskless topic. A
+// read_committed franz-go consumer then sees exactly the committed
+// records, once each.
 func TestTransactionsKcatAndConfluentKafka(t *testing.T) {
 	if _, err := exec.LookPath("kcat"); err != nil {
 		t.Fatal("kcat is not installed (apt-get install kcat); .ci/run installs it")
@@ -32,11 +33,18 @@ func TestTransactionsKcatAndConfluentKafka(t *testing.T) {
 		t.Fatalf("%s cannot import confluent_kafka: apt-get install python3-confluent-kafka (%v)\n%s", systemPython, err, out)
 	}
 	s := cluster.StartAllInOne(t)
+	for _, mode := range []string{"local", "diskless"} {
+		t.Run(mode, func(t *testing.T) { librdkafkaTxns(t, s.KafkaAddr(), mode) })
+	}
+}
+
+func librdkafkaTxns(t *testing.T, addr, mode string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	const topic, n = "txn-clients", 200
-	adm := kadm.NewClient(newClient(t, s.KafkaAddr()))
-	if resp, err := adm.CreateTopic(ctx, 3, 1, nil, topic); err != nil || resp.Err != nil {
+	const n = 200
+	topic := "txn-clients-" + mode
+	adm := kadm.NewClient(newClient(t, addr))
+	if resp, err := adm.CreateTopic(ctx, 3, 1, map[string]*string{"storage.mode": kadm.StringPtr(mode)}, topic); err != nil || resp.Err != nil {
 		t.Fatalf("create topic: %v %v", err, resp.Err)
 	}
 
@@ -44,15 +52,15 @@ func TestTransactionsKcatAndConfluentKafka(t *testing.T) {
 	for i := range n {
 		fmt.Fprintf(&lines, "kcat-%d\n", i)
 	}
-	kc := exec.CommandContext(ctx, "kcat", "-P", "-b", s.KafkaAddr(), "-t", topic,
-		"-X", "transactional.id=kcat-txn", "-X", "enable.idempotence=true")
+	kc := exec.CommandContext(ctx, "kcat", "-P", "-b", addr, "-t", topic,
+		"-X", "transactional.id=kcat-"+topic, "-X", "enable.idempotence=true")
 	kc.Stdin = strings.NewReader(lines.String())
 	if out, err := kc.CombinedOutput(); err != nil {
 		t.Fatalf("kcat transactional produce: %v\n%s", err, out)
 	}
 
 	var stdout, stderr bytes.Buffer
-	py := exec.CommandContext(ctx, systemPython, "testdata/txn_confluent_kafka.py", s.KafkaAddr(), topic, strconv.Itoa(n), "60")
+	py := exec.CommandContext(ctx, systemPython, "testdata/txn_confluent_kafka.py", addr, topic, strconv.Itoa(n), "60")
 	py.Stdout, py.Stderr = &stdout, &stderr
 	if err := py.Run(); err != nil {
 		t.Fatalf("confluent-kafka: %v\nstderr:\n%s\nstdout (tail):\n%s", err, stderr.String(), pyTail(stdout.String(), 2000))
@@ -83,7 +91,7 @@ func TestTransactionsKcatAndConfluentKafka(t *testing.T) {
 		t.Errorf("confluent-kafka read_committed consumer: %d records, want %d", consumed, 2*n)
 	}
 
-	seen := readUntil(ctx, t, s.KafkaAddr(), topic, values(n, "kcat", "py-commit"), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	seen := readUntil(ctx, t, addr, topic, values(n, "kcat", "py-commit"), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	checkCommittedOnly(t, "franz-go read_committed consumer", seen, n, "kcat", "py-commit")
 }
 

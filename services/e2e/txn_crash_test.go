@@ -18,15 +18,17 @@ import (
 )
 
 // TestTransactionCoordinatorKilledAtEachStep SIGKILLs the gateway
-// coordinating a transactional id while it ends a commit: right after
-// PrepareCommit is persisted (no marker written) and right after every
-// marker is written (CompleteCommit not persisted). The other gateway
-// takes the id's shard over and completes the commit; whatever the
+// coordinating a transactional id while it ends a commit: before
+// PrepareCommit is persisted (the producer's retried EndTxn reaches the
+// other gateway, which finds the transaction Ongoing and commits it),
+// right after PrepareCommit is persisted (no marker written) and right
+// after every marker is written (CompleteCommit not persisted). The other
+// gateway takes the id's shard over and completes the commit; whatever the
 // producer's EndTransaction answered, a read_committed consumer sees every
 // record of the transaction exactly once, and the id goes on to commit a
 // second transaction.
 func TestTransactionCoordinatorKilledAtEachStep(t *testing.T) {
-	for _, step := range []string{txns.FailAfterPrepare, txns.FailAfterMarkers} {
+	for _, step := range []string{txns.FailBeforePrepare, txns.FailAfterPrepare, txns.FailAfterMarkers} {
 		t.Run(step, func(t *testing.T) { txnCoordinatorKilledAt(t, step) })
 	}
 }
@@ -83,6 +85,8 @@ func txnCoordinatorKilledAt(t *testing.T, step string) {
 		return err == nil && d[id].State == "CompleteCommit"
 	}, "transaction %s in CompleteCommit on the surviving gateway", id)
 
+	t.Logf("commit completed and read %v after the kill", time.Since(began).Round(time.Millisecond))
+
 	// The id keeps working: a new producer instance commits another one.
 	prod.Close()
 	prod2 := newSeededClient(t, seeds, kgo.TransactionalID(id), kgo.DefaultProduceTopic(topic), kgo.RetryTimeout(time.Minute))
@@ -97,6 +101,7 @@ func txnCoordinatorKilledAt(t *testing.T, step string) {
 	if err := prod2.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatalf("second transaction: commit: %v", err)
 	}
+	t.Logf("second transaction committed %v after the kill", time.Since(began).Round(time.Millisecond))
 	seen = readUntil(ctx, t, seeds[1], topic, values(n, "first", "second"), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	checkCommittedOnly(t, "read_committed consumer after the second transaction", seen, n, "first", "second")
 }

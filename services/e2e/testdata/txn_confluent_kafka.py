@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, KafkaException, Producer
 
 bootstrap, topic, n, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 
-p = Producer({"bootstrap.servers": bootstrap, "transactional.id": "py-confluent-txn",
+p = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"py-confluent-{topic}",
               "transaction.timeout.ms": 30000})
 p.init_transactions(30)
 for name, commit in (("py-abort", False), ("py-commit", True)):
@@ -27,7 +27,7 @@ for name, commit in (("py-abort", False), ("py-commit", True)):
         p.abort_transaction(30)
 print(json.dumps({"produced": 2 * n}), flush=True)
 
-c = Consumer({"bootstrap.servers": bootstrap, "group.id": "py-confluent-txn-reader",
+c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{topic}-reader",
               "isolation.level": "read_committed", "auto.offset.reset": "earliest",
               "enable.auto.commit": False})
 c.subscribe([topic])
