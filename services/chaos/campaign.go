@@ -35,9 +35,10 @@ type Config struct {
 	Duration time.Duration
 	// Modes are the storage modes of the data topics, one topic each, and
 	// for local a second topic of replication factor 3
-	// (min.insync.replicas=2). The hybrid topic is of replication factor 3
-	// (min.insync.replicas=2) too, with small segments and local retention
-	// (topicConfigs). Default: every mode the product serves (local,
+	// (min.insync.replicas=2) and a third of replication factor 3, the
+	// exactly-once pipeline's input (eos.go). The hybrid topic is of
+	// replication factor 3 (min.insync.replicas=2) too, with small
+	// segments and local retention (topicConfigs). Default: every mode the product serves (local,
 	// diskless, hybrid).
 	Modes []meta.StorageMode
 	// Partitions per data topic (default 6).
@@ -118,9 +119,33 @@ type Report struct {
 	HybridTier     []string `json:"hybrid_tier,omitempty"`
 	// PerTopic is the checker's counts and the recovery times per data
 	// topic (one per storage mode, and local's replicated one).
-	PerTopic          []TopicReport     `json:"per_topic"`
+	PerTopic []TopicReport `json:"per_topic"`
+	// EOS is the exactly-once pipeline's outcome (nil without local).
+	EOS               *EOSReport        `json:"exactly_once,omitempty"`
 	Problems          []string          `json:"problems"`
 	SkippedFaultKinds map[string]string `json:"skipped_fault_kinds,omitempty"`
+}
+
+// EOSReport is the exactly-once pipeline's share of a Report: its own
+// counts (records consumed, polled again after an abort too; transactions
+// committed, aborted, and Ends that failed; sessions started) and the
+// checker's (output records read read_committed, input records below the
+// final committed offsets, and the violations).
+type EOSReport struct {
+	Consumed       int    `json:"consumed"`
+	Output         int    `json:"output_records"`
+	BelowCommitted int    `json:"input_below_committed"`
+	Committed      int    `json:"txn_committed"`
+	Aborted        int    `json:"txn_aborted"`
+	EndErrors      int    `json:"txn_end_errors"`
+	ProduceErrors  int    `json:"txn_produce_errors"`
+	OtherErrors    int    `json:"other_errors"`
+	Sessions       int    `json:"sessions"`
+	LastError      string `json:"last_error,omitempty"`
+	Duplicated     int    `json:"duplicated"`
+	Phantom        int    `json:"phantom"`
+	Lost           int    `json:"lost"`
+	Uncommitted    int    `json:"output_above_committed"`
 }
 
 // TopicReport is one data topic's share of a Report. Recovery is measured
@@ -224,6 +249,9 @@ func Run(t *testing.T, cfg Config) Report {
 			// Replicated: leaders move under kills, pauses and
 			// partitions, followers truncate and rebuild.
 			topics = append(topics, dataTopic{name: "data-local-rf3", mode: m, partitions: cfg.Partitions, group: "group-local-rf3", replicas: 3})
+			// The exactly-once pipeline's input (eos.go), replicated
+			// like the one above, and so is its output.
+			topics = append(topics, dataTopic{name: "eos-in", mode: m, partitions: cfg.Partitions, group: eosTxnID, replicas: 3, eosOut: "eos-out"})
 		}
 	}
 	var allParts []tp
@@ -305,6 +333,19 @@ func Run(t *testing.T, cfg Config) Report {
 	defer adm.Close()
 	final := map[string]map[tp]int64{}
 	for _, d := range topics {
+		if d.eosOut != "" {
+			// As an exactly-once consumer reads them: RequireStable,
+			// waiting for the last transaction's offsets.
+			offs, err := stableCommits(kadm.NewClient(adm), d.group, time.Minute)
+			if err == nil {
+				for p, o := range offs {
+					w.h.commit(d.group, p, o, "final")
+				}
+				final[d.group] = offs
+				continue
+			}
+			rep.Problems = append(rep.Problems, fmt.Sprintf("exactly-once: %v", err))
+		}
 		final[d.group] = w.readCommits(kadm.NewClient(adm), d.group, "final")
 	}
 	readStart := time.Now()
@@ -313,7 +354,18 @@ func Run(t *testing.T, cfg Config) Report {
 	if err != nil {
 		t.Fatalf("chaos: reading back: %v", err)
 	}
-	v := check(w.h, stored, logStart, final, topics)
+	var eosOut map[tp]map[int64]string
+	for _, d := range topics {
+		if d.eosOut == "" {
+			continue
+		}
+		readStart := time.Now()
+		if eosOut, err = readCommitted(context.Background(), c.Bootstrap(), d.eosOut, time.Minute); err != nil {
+			t.Fatalf("chaos: reading %s back (read_committed): %v", d.eosOut, err)
+		}
+		t.Logf("chaos: read %s back (read_committed) in %v", d.eosOut, time.Since(readStart).Round(time.Millisecond))
+	}
+	v := check(w.h, stored, logStart, final, topics, eosOut)
 	mstore := meta.NewStore(c.Etcd(t), "")
 	modes := topicModes(mstore)
 	if err := mstore.ScanManifests(context.Background(), func(pm meta.PartitionManifest) error {
@@ -381,6 +433,13 @@ func Run(t *testing.T, cfg Config) Report {
 		rep.Failed += n
 	}
 	rep.AdminOps = w.h.admin
+	if eosOut != nil {
+		e := w.h.eos
+		rep.EOS = &EOSReport{Consumed: e.consumed, Output: v.eos.output, BelowCommitted: v.eos.belowCommitted,
+			Committed: e.committed, Aborted: e.aborted, EndErrors: e.endErrors, ProduceErrors: e.produceErrors,
+			OtherErrors: e.failed, Sessions: e.sessions, LastError: e.lastErr,
+			Duplicated: v.eos.duplicated, Phantom: v.eos.phantom, Lost: v.eos.lost, Uncommitted: v.eos.uncommitted}
+	}
 	w.h.mu.Unlock()
 	rep.Acknowledged, rep.Lost, rep.Duplicated, rep.Misplaced, rep.Reordered, rep.Phantom = v.acked, v.lost, v.duplicated, v.misplaced, v.reordered, v.phantom
 	rep.RecoveryP50 = percentile(recs, 50).Round(time.Millisecond).String()
@@ -397,6 +456,9 @@ func Run(t *testing.T, cfg Config) Report {
 	if len(rep.Problems) > 0 {
 		t.Errorf("chaos: seed %d: %d problems (replay: make chaos SEED=%d DURATION=%v):\n  %s",
 			cfg.Seed, len(rep.Problems), cfg.Seed, cfg.Duration, strings.Join(rep.Problems, "\n  "))
+	}
+	if rep.EOS != nil && rep.EOS.Output == 0 {
+		t.Errorf("chaos: the exactly-once pipeline committed no output: it checked nothing")
 	}
 	if rep.Acknowledged == 0 {
 		t.Errorf("chaos: nothing was acknowledged: the campaign checked nothing")
@@ -423,6 +485,14 @@ func (r Report) text(done []executed) string {
 	for _, tr := range r.PerTopic {
 		fmt.Fprintf(&b, "    %-16s %-9s %3d %8d %6d %5d %4d %9d %9d %7d %8s %8s %d\n", tr.Topic, tr.Mode, tr.Replicas, tr.Acknowledged, tr.Failed,
 			tr.Lost, tr.Duplicated, tr.Misplaced, tr.Reordered, tr.Phantom, tr.RecoveryP50, tr.RecoveryMax, tr.NotRecovered)
+	}
+	if e := r.EOS; e != nil {
+		fmt.Fprintf(&b, "  exactly-once pipeline: %d records consumed, %d output (read_committed), %d input records below the committed offsets; transactions: %d committed, %d aborted, %d End errors, %d with produce errors; %d sessions, %d other errors\n",
+			e.Consumed, e.Output, e.BelowCommitted, e.Committed, e.Aborted, e.EndErrors, e.ProduceErrors, e.Sessions, e.OtherErrors)
+		fmt.Fprintf(&b, "  exactly-once: duplicated %d, phantom %d, lost %d, output above the committed offset %d\n", e.Duplicated, e.Phantom, e.Lost, e.Uncommitted)
+		if e.LastError != "" {
+			fmt.Fprintf(&b, "  exactly-once pipeline's last error: %s\n", e.LastError)
+		}
 	}
 	fmt.Fprintf(&b, "  after the faults: all processes ready in %s, all partitions serving in %s\n", r.ReadyAfter, r.ServingAfter)
 	fmt.Fprintf(&b, "  acknowledged while etcd was down: %d\n", r.AckedWhileEtcdDown)

@@ -18,7 +18,17 @@ type verdict struct {
 	// perTopic splits the counts by data topic (unacknowledged duplicates
 	// and phantoms by the topic they were found in).
 	perTopic map[string]*counts
+	// eos is the exactly-once pipeline's check.
+	eos      eosCounts
 	problems []string
+}
+
+// eosCounts are the exactly-once check's tallies: output records read
+// (read_committed; the probes' records excepted), input records below the
+// group's final committed offsets, and the violations.
+type eosCounts struct {
+	output, belowCommitted                 int
+	duplicated, phantom, lost, uncommitted int
 }
 
 // counts are the checker's tallies.
@@ -150,8 +160,11 @@ func progress(stored map[tp]map[int64]string, start, want map[tp]int64) string {
 // asked for its offset), no offset holding two records, per partition the
 // producer's order, unacknowledged records at most once, nothing that was
 // never produced; committed offsets never moved backwards and a committed
-// offset means every record below it was processed.
-func check(h *history, stored map[tp]map[int64]string, logStart map[tp]int64, finalCommits map[string]map[tp]int64, topics []dataTopic) verdict {
+// offset means every record below it was processed. eosOut is the
+// exactly-once pipeline's output topic as read_committed read it (nil
+// without a pipeline): see checkEOS.
+func check(h *history, stored map[tp]map[int64]string, logStart map[tp]int64, finalCommits map[string]map[tp]int64, topics []dataTopic,
+	eosOut map[tp]map[int64]string) verdict {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var v verdict
@@ -240,5 +253,85 @@ func check(h *history, stored map[tp]map[int64]string, logStart map[tp]int64, fi
 			}
 		}
 	}
+	for _, d := range topics {
+		if d.eosOut != "" && eosOut != nil {
+			v.checkEOS(h, d, stored, finalCommits[d.group], eosOut)
+		}
+	}
 	return v
+}
+
+// checkEOS checks the exactly-once pipeline from input topic d to
+// d.eosOut, whose committed records (read_committed from the log start)
+// are out: (1) no output value twice, (2) every output value is eosPrefix
+// and an input record's value (one stored in the input log, which the
+// churn never trims: acknowledged, or not acknowledged but stored), (3)
+// every input record below the group's final committed offset (read with
+// RequireStable) output exactly once, and (4) no output of a record at or
+// above it (a transaction commits its output and its offsets together, so
+// committed output beyond the committed offset would be processed again).
+// The probe's own records ("probe/" values, written non-transactionally to
+// every partition after the faults) are not the pipeline's and skipped.
+// The caller holds h.mu.
+func (v *verdict) checkEOS(h *history, d dataTopic, stored map[tp]map[int64]string, commits map[tp]int64, out map[tp]map[int64]string) {
+	type at struct {
+		p   tp
+		off int64
+	}
+	input := map[string]at{} // input value -> where the input log holds it
+	for _, p := range d.parts() {
+		for off, val := range stored[p] {
+			input[val] = at{p, off}
+		}
+	}
+	outputs := map[string][]string{} // input value -> output locations
+	for p, offs := range out {
+		for off, val := range offs {
+			if strings.HasPrefix(val, "probe/") {
+				continue
+			}
+			v.eos.output++
+			loc := fmt.Sprintf("%s@%d", p, off)
+			src, ok := strings.CutPrefix(val, eosPrefix)
+			if _, in := input[src]; !ok || !in {
+				v.eos.phantom++
+				v.problem("exactly-once: output %s holds %q, which is no input record transformed", loc, val)
+				continue
+			}
+			outputs[src] = append(outputs[src], loc)
+		}
+	}
+	for src, locs := range outputs {
+		if len(locs) > 1 {
+			v.eos.duplicated++
+			v.problem("exactly-once: input %s (%s@%d) output %d times: %v", src, input[src].p, input[src].off, len(locs), locs)
+		}
+		if in := input[src]; in.off >= commits[in.p] {
+			v.eos.uncommitted++
+			v.problem("exactly-once: input %s (%s@%d) output (%v), but the group's final committed offset there is %d", src, in.p, in.off, locs, commits[in.p])
+		}
+	}
+	// Below the committed offset: every acknowledged record, and every
+	// other record the input log holds.
+	for _, p := range d.parts() {
+		c := commits[p]
+		below := map[string]int64{}
+		for _, a := range h.acks[p] {
+			if a.offset < c {
+				below[a.valueKey] = a.offset
+			}
+		}
+		for off, val := range stored[p] {
+			if off < c {
+				below[val] = off
+			}
+		}
+		for val, off := range below {
+			v.eos.belowCommitted++
+			if len(outputs[val]) == 0 {
+				v.eos.lost++
+				v.problem("exactly-once: group %s committed %s up to %d, but %s at offset %d is not in %s", d.group, p, c, val, off, d.eosOut)
+			}
+		}
+	}
 }

@@ -26,7 +26,7 @@ func TestCheckerFindsEachViolation(t *testing.T) {
 		return h, stored, map[tp]int64{p: 0}, map[string]map[tp]int64{"g": {p: 4}}
 	}
 	h, stored, start, commits := base()
-	if v := check(h, stored, start, commits, topics); len(v.problems) != 0 || v.acked != 4 {
+	if v := check(h, stored, start, commits, topics, nil); len(v.problems) != 0 || v.acked != 4 {
 		t.Fatalf("clean history: acked %d, problems %v", v.acked, v.problems)
 	}
 	cases := []struct {
@@ -68,7 +68,7 @@ func TestCheckerFindsEachViolation(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			h, stored, start, commits := base()
 			c.plant(h, stored, start, commits)
-			v := check(h, stored, start, commits, topics)
+			v := check(h, stored, start, commits, topics, nil)
 			if !strings.Contains(strings.Join(v.problems, "\n"), c.want) || c.count(v) == 0 {
 				t.Fatalf("want a problem containing %q; got %v (verdict %+v)", c.want, v.problems, v)
 			}
@@ -84,7 +84,7 @@ func TestCheckerFindsEachViolation(t *testing.T) {
 	delete(stored[p], 0)
 	delete(stored[p], 1)
 	start[p] = 2
-	if v := check(h, stored, start, commits, topics); len(v.problems) != 0 {
+	if v := check(h, stored, start, commits, topics, nil); len(v.problems) != 0 {
 		t.Fatalf("records below a DeleteRecords offset reported: %v", v.problems)
 	}
 }
@@ -138,5 +138,74 @@ func TestScheduleIsAFunctionOfTheSeed(t *testing.T) {
 		if !strings.Contains(a, " "+k.name+" ") {
 			t.Errorf("10 minutes of seed 7 never injected %s:\n%s", k.name, a)
 		}
+	}
+}
+
+// TestCheckerFindsEachEOSViolation plants each exactly-once violation in
+// the pipeline's output: it must be named and counted (and the clean
+// output, with an unacknowledged but stored input record and a probe
+// record in it, pass).
+func TestCheckerFindsEachEOSViolation(t *testing.T) {
+	topics := []dataTopic{{name: "in", partitions: 1, group: "eos", eosOut: "out"}}
+	p, o := tp{"in", 0}, tp{"out", 0}
+	base := func() (*history, map[tp]map[int64]string, map[string]map[tp]int64, map[tp]map[int64]string) {
+		h := newHistory()
+		stored := map[tp]map[int64]string{p: {}}
+		out := map[tp]map[int64]string{o: {}}
+		for i := range int64(5) {
+			v := "in/0/" + string(rune('a'+i))
+			h.produce(v)
+			if i != 3 { // d: its produce failed, but it is stored
+				h.acked(p, ack{seq: i, offset: i, issued: time.Now(), acked: time.Now(), valueKey: v})
+			} else {
+				h.fail(p)
+			}
+			h.consume("eos", v)
+			stored[p][i] = v
+			out[o][2*i] = eosPrefix + v // a marker after each record
+		}
+		out[o][20] = "probe/out/0"
+		h.commit("eos", p, 5, "test")
+		return h, stored, map[string]map[tp]int64{"eos": {p: 5}}, out
+	}
+	h, stored, commits, out := base()
+	v := check(h, stored, map[tp]int64{p: 0}, commits, topics, out)
+	if len(v.problems) != 0 || v.eos.output != 5 || v.eos.belowCommitted != 5 {
+		t.Fatalf("clean pipeline: %+v, problems %v", v.eos, v.problems)
+	}
+	cases := []struct {
+		name  string
+		plant func(h *history, stored map[tp]map[int64]string, commits map[string]map[tp]int64, out map[tp]map[int64]string)
+		want  string
+		count func(e eosCounts) int
+	}{
+		{"duplicated", func(_ *history, _ map[tp]map[int64]string, _ map[string]map[tp]int64, out map[tp]map[int64]string) {
+			out[o][11] = eosPrefix + "in/0/b"
+		}, "output 2 times", func(e eosCounts) int { return e.duplicated }},
+		{"phantom", func(_ *history, _ map[tp]map[int64]string, _ map[string]map[tp]int64, out map[tp]map[int64]string) {
+			out[o][11] = eosPrefix + "in/0/z"
+		}, "no input record transformed", func(e eosCounts) int { return e.phantom }},
+		{"untransformed", func(_ *history, _ map[tp]map[int64]string, _ map[string]map[tp]int64, out map[tp]map[int64]string) {
+			out[o][2] = "in/0/b"
+		}, "no input record transformed", func(e eosCounts) int { return e.phantom }},
+		{"lost acknowledged", func(_ *history, _ map[tp]map[int64]string, _ map[string]map[tp]int64, out map[tp]map[int64]string) {
+			delete(out[o], 4)
+		}, "in/0/c at offset 2 is not in out", func(e eosCounts) int { return e.lost }},
+		{"lost unacknowledged", func(_ *history, _ map[tp]map[int64]string, _ map[string]map[tp]int64, out map[tp]map[int64]string) {
+			delete(out[o], 6)
+		}, "in/0/d at offset 3 is not in out", func(e eosCounts) int { return e.lost }},
+		{"output above the committed offset", func(_ *history, _ map[tp]map[int64]string, commits map[string]map[tp]int64, _ map[tp]map[int64]string) {
+			commits["eos"][p] = 4
+		}, "final committed offset there is 4", func(e eosCounts) int { return e.uncommitted }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h, stored, commits, out := base()
+			c.plant(h, stored, commits, out)
+			v := check(h, stored, map[tp]int64{p: 0}, commits, topics, out)
+			if !strings.Contains(strings.Join(v.problems, "\n"), c.want) || c.count(v.eos) == 0 {
+				t.Fatalf("want a problem containing %q; got %v (%+v)", c.want, v.problems, v.eos)
+			}
+		})
 	}
 }

@@ -17,6 +17,15 @@
 // local deletions run under every fault (kills of the leader or the
 // uploader mid-upload, S3 storms and outages); the read-back reads them
 // from their log start, below the local copy from the object tier.
+// An exactly-once pipeline (eos.go) runs through every fault: a franz-go
+// GroupTransactSession (transactional id and group "chaos-eos",
+// read_committed, RequireStableFetchOffsets) consumes a third local data
+// topic of replication factor 3, "eos-in" (produced like the others, never
+// trimmed or reconfigured by the churn, no other consumer), and writes
+// each value prefixed "eos:" to the same partition of "eos-out" (also
+// replicated), one transaction per poll that commits the group's offsets
+// too; an End that aborts rewinds the session, one that fails replaces
+// it. At the end it finishes its transaction and closes.
 //
 // Faults (faults.go, one list, faultKinds): SIGKILL + restart and
 // SIGSTOP/SIGCONT of any process including etcd; a clean etcd restart;
@@ -42,7 +51,14 @@
 // committed offset meaning every record below it was processed; every
 // hybrid data partition's object tier catches up with its log within a
 // minute once the producers stopped (uploads resume by themselves); no
-// process log holds "panic:" or "fatal error:".
+// process log holds "panic:" or "fatal error:". Exactly-once (checkEOS):
+// with the group's final offsets read with RequireStable (retried while
+// UNSTABLE_OFFSET_COMMIT) and eos-out read read_committed from its start
+// once every transaction ended (last stable offset = high watermark), no
+// output value twice, every output value "eos:" and a record of the
+// input log, every input record below the committed offset output
+// exactly once, none at or above it output; the pipeline's End errors
+// and aborts are only counted.
 //
 // Why no linearizability checker (porcupine): every acknowledgement
 // carries the offset the record got, and the final read observes the

@@ -53,6 +53,33 @@ type history struct {
 	consumed map[string]map[string]bool
 	// admin counts admin operations by "op:outcome".
 	admin map[string]int
+	// eos is what the exactly-once pipeline saw.
+	eos eosStats
+}
+
+// eosStats are the exactly-once pipeline's own counts (the checker decides
+// from the output alone; these only describe the run).
+type eosStats struct {
+	// consumed counts records polled (records of aborted transactions are
+	// polled again, and counted again).
+	consumed int
+	// committed and aborted count transactions End reported committed or
+	// aborted; endErrors counts Ends that returned an error (the outcome
+	// unknown to the pipeline; the session is replaced) and failed other
+	// errors (Begin, a session that could not be created).
+	committed, aborted, endErrors, failed int
+	// produceErrors counts transactions whose produce failed (then
+	// aborted); sessions counts sessions started.
+	produceErrors, sessions int
+	// lastErr is the last error seen, for the report.
+	lastErr string
+}
+
+// eosEvent counts one pipeline event under the history's lock.
+func (h *history) eosEvent(f func(s *eosStats)) {
+	h.mu.Lock()
+	f(&h.eos)
+	h.mu.Unlock()
 }
 
 func newHistory() *history {

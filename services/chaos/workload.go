@@ -25,6 +25,12 @@ type dataTopic struct {
 	// replicas is the replication factor (0: 1); a replicated topic is
 	// created with min.insync.replicas=2, so acks=all needs a follower.
 	replicas int16
+	// eosOut, if set, makes this topic the input of the exactly-once
+	// pipeline (eos.go), which consumes it as group and writes to the
+	// topic eosOut (created like this one) in transactions; it has no
+	// other consumer, and the admin churn never trims or reconfigures
+	// it, so every record the pipeline committed is accounted for.
+	eosOut string
 }
 
 func (d dataTopic) parts() []tp {
@@ -109,13 +115,15 @@ func (w *workload) start(ctx context.Context) error {
 		return err
 	}
 	a := kadm.NewClient(adm)
-	for _, d := range w.topics {
+	cfg := func(d dataTopic) map[string]*string {
 		cfg := topicConfigs(d.mode)
-		rf := max(d.replicas, 1)
-		if rf > 1 {
+		if d.replicas > 1 {
 			cfg[meta.ConfigMinInsyncReplicas] = kadm.StringPtr("2")
 		}
-		if _, err := a.CreateTopic(ctx, d.partitions, rf, cfg, d.name); err != nil {
+		return cfg
+	}
+	for _, d := range w.topics {
+		if _, err := a.CreateTopic(ctx, d.partitions, max(d.replicas, 1), cfg(d), d.name); err != nil {
 			return fmt.Errorf("create %s: %w", d.name, err)
 		}
 	}
@@ -129,6 +137,15 @@ func (w *workload) start(ctx context.Context) error {
 		w.producers = append(w.producers, prod)
 		w.wg.Add(1)
 		go w.produce(prod, d)
+		if d.eosOut != "" {
+			rf := max(d.replicas, 1)
+			if _, err := a.CreateTopic(ctx, d.partitions, rf, cfg(d), d.eosOut); err != nil {
+				return fmt.Errorf("create %s: %w", d.eosOut, err)
+			}
+			w.wg.Add(1)
+			go w.pipeline(d)
+			continue
+		}
 		for m := range 2 {
 			cons, err := w.client(kgo.ConsumerGroup(d.group), kgo.ConsumeTopics(d.name), kgo.DisableAutoCommit(),
 				kgo.BlockRebalanceOnPoll(), kgo.FetchMaxWait(500*time.Millisecond), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -292,8 +309,8 @@ func (w *workload) churn(a *kadm.Client) {
 			w.h.adminOp("add-partitions", err)
 		case op == 5: // alter configs, a data topic or a churn topic
 			name := live[w.rng.IntN(len(live))]
-			if w.rng.IntN(2) == 0 {
-				name = w.topics[w.rng.IntN(len(w.topics))].name
+			if ds := w.churnable(); w.rng.IntN(2) == 0 {
+				name = ds[w.rng.IntN(len(ds))].name
 			}
 			v := strconv.Itoa(7*24*3600*1000 + w.rng.IntN(1000))
 			_, err := a.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.ms", Value: &v}}, name)
@@ -333,7 +350,8 @@ func (w *workload) churn(a *kadm.Client) {
 // offset acknowledged a while ago; the history learns the offset before
 // the request is sent, as its outcome may stay unknown.
 func (w *workload) trimDataPartition(ctx context.Context, a *kadm.Client) {
-	d := w.topics[w.rng.IntN(len(w.topics))]
+	ds := w.churnable()
+	d := ds[w.rng.IntN(len(ds))]
 	p := tp{d.name, int32(w.rng.IntN(int(d.partitions)))}
 	w.h.mu.Lock()
 	as := w.h.acks[p]
@@ -353,6 +371,18 @@ func (w *workload) trimDataPartition(ctx context.Context, a *kadm.Client) {
 		err = resp.Error()
 	}
 	w.h.adminOp("trim-data", err)
+}
+
+// churnable are the data topics the admin churn may trim and reconfigure:
+// all but the exactly-once pipeline's input.
+func (w *workload) churnable() []dataTopic {
+	var out []dataTopic
+	for _, d := range w.topics {
+		if d.eosOut == "" {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // stopChurn ends the admin churn and waits for its last operation (the
