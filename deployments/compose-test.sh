@@ -17,7 +17,9 @@
 #     the gateways and its objects are looked for in versitygw's volume; a
 #     hybrid topic (replication factor 3, 16 KiB segments) is written by
 #     kcat, an uploader writes its rolled segments to the bucket, and kcat
-#     reads every record back from offset 0;
+#     reads every record back from offset 0; kcat produces 50 records in one
+#     transaction and a read_committed kcat reads them through the other
+#     gateway;
 #   admin API (both gateways' published admin ports): grpcurl `list` and the
 #     health service; CreateTopic (diskless, 3 partitions); kcat produces
 #     10/20/30 records to partitions 0/1/2; DescribeTopic shows those high
@@ -344,6 +346,21 @@ if [ "$rc" -eq 0 ] && [ "$out" != "$(cat "$TMP/hybrid-records")" ]; then
 fi
 [ "$rc" -eq 0 ] || why="exit status $rc"
 step_result "kcat reads the 600 records of hybrid topic $htopic back from offset 0 through $GW2" "$why"
+
+# Transactions: kcat sends 50 records in one transaction through gateway 1
+# (its coordinator may be either gateway: the transactional id's shard
+# decides), and a read_committed kcat reads all 50 through gateway 2.
+ttopic=compose-txn-$$-$RANDOM
+for i in $(seq 1 50); do printf 'txn-%03d\n' "$i"; done >"$TMP/txn-records"
+run --stdin "$TMP/txn-records" kcat -b "$GW1" -t "$ttopic" -P -X transactional.id="compose-$$" -X message.timeout.ms=30000
+expect "kcat produces 50 records to $ttopic in one transaction through $GW1"
+run kcat -b "$GW2" -t "$ttopic" -C -o beginning -e -q -X isolation.level=read_committed -f '%s\n'
+why=
+if [ "$rc" -eq 0 ] && [ "$(echo "$out" | sort)" != "$(sort "$TMP/txn-records")" ]; then
+	why="read_committed read $(lines "$out") records, want the 50 committed ones"
+fi
+[ "$rc" -eq 0 ] || why="exit status $rc"
+step_result "a read_committed kcat reads the 50 committed records of $ttopic through $GW2" "$why"
 
 # ---- The admin API from the host, as users call it: grpcurl (JSON of the
 # proto's messages: lowerCamelCase names, 64-bit integers as strings,
