@@ -190,26 +190,17 @@ func (c *Coordinator) commit(ctx context.Context, req *kmsg.OffsetCommitRequest,
 		g.heartbeat(m)
 		return kerr.RebalanceInProgress
 	}
-	now := time.Now().UnixMilli()
-	valid := map[meta.TopicPartition]meta.GroupOffset{}
+	var asked []askedOffset
 	for _, t := range req.Topics {
 		for _, p := range t.Partitions {
-			tp := meta.TopicPartition{Topic: t.Topic, Partition: p.Partition}
-			id, rev, ok := exists(t.Topic, p.Partition)
-			switch {
-			case !ok:
-				codes[tp] = kerr.UnknownTopicOrPartition.Code
-			case p.Metadata != nil && len(*p.Metadata) > MaxOffsetMetadataBytes:
-				codes[tp] = kerr.OffsetMetadataTooLarge.Code
-			default:
-				epoch := p.LeaderEpoch
-				if req.Version < 6 {
-					epoch = -1
-				}
-				valid[tp] = meta.GroupOffset{Offset: p.Offset, LeaderEpoch: epoch, Metadata: p.Metadata, CommitTimeMs: now, TopicID: id, TopicRevision: rev}
+			epoch := p.LeaderEpoch
+			if req.Version < 6 {
+				epoch = -1
 			}
+			asked = append(asked, askedOffset{t.Topic, p.Partition, p.Offset, epoch, p.Metadata})
 		}
 	}
+	valid := validOffsets(asked, exists, codes)
 	if len(valid) == 0 {
 		return nil
 	}
@@ -435,4 +426,35 @@ func (c *Coordinator) DeleteOffsets(ctx context.Context, req *kmsg.OffsetDeleteR
 		delete(g.offsets, tp)
 	}
 	return resp
+}
+
+// askedOffset is one partition's offset in an OffsetCommit or a
+// TxnOffsetCommit (LeaderEpoch -1 where the request's version has none).
+type askedOffset struct {
+	topic       string
+	partition   int32
+	offset      int64
+	leaderEpoch int32
+	metadata    *string
+}
+
+// validOffsets is what a commit stores of asked: partitions that exist,
+// with metadata within MaxOffsetMetadataBytes, stamped with the commit time
+// and the topic's id; each refused one gets its error code in codes.
+func validOffsets(asked []askedOffset, exists PartitionExists, codes map[meta.TopicPartition]int16) map[meta.TopicPartition]meta.GroupOffset {
+	now := time.Now().UnixMilli()
+	valid := map[meta.TopicPartition]meta.GroupOffset{}
+	for _, a := range asked {
+		tp := meta.TopicPartition{Topic: a.topic, Partition: a.partition}
+		id, rev, ok := exists(a.topic, a.partition)
+		switch {
+		case !ok:
+			codes[tp] = kerr.UnknownTopicOrPartition.Code
+		case a.metadata != nil && len(*a.metadata) > MaxOffsetMetadataBytes:
+			codes[tp] = kerr.OffsetMetadataTooLarge.Code
+		default:
+			valid[tp] = meta.GroupOffset{Offset: a.offset, LeaderEpoch: a.leaderEpoch, Metadata: a.metadata, CommitTimeMs: now, TopicID: id, TopicRevision: rev}
+		}
+	}
+	return valid
 }

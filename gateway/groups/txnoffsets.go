@@ -88,26 +88,17 @@ func (c *Coordinator) txnCommit(ctx context.Context, req *kmsg.TxnOffsetCommitRe
 	if req.Generation >= 0 && req.Generation != g.generation {
 		return kerr.IllegalGeneration
 	}
-	now := time.Now().UnixMilli()
-	valid := map[meta.TopicPartition]meta.GroupOffset{}
+	var asked []askedOffset
 	for _, t := range req.Topics {
 		for _, p := range t.Partitions {
-			tp := meta.TopicPartition{Topic: t.Topic, Partition: p.Partition}
-			id, rev, ok := exists(t.Topic, p.Partition)
-			switch {
-			case !ok:
-				codes[tp] = kerr.UnknownTopicOrPartition.Code
-			case p.Metadata != nil && len(*p.Metadata) > MaxOffsetMetadataBytes:
-				codes[tp] = kerr.OffsetMetadataTooLarge.Code
-			default:
-				epoch := p.LeaderEpoch
-				if req.Version < 2 {
-					epoch = -1
-				}
-				valid[tp] = meta.GroupOffset{Offset: p.Offset, LeaderEpoch: epoch, Metadata: p.Metadata, CommitTimeMs: now, TopicID: id, TopicRevision: rev}
+			epoch := p.LeaderEpoch
+			if req.Version < 2 {
+				epoch = -1
 			}
+			asked = append(asked, askedOffset{t.Topic, p.Partition, p.Offset, epoch, p.Metadata})
 		}
 	}
+	valid := validOffsets(asked, exists, codes)
 	if len(valid) == 0 {
 		return nil
 	}

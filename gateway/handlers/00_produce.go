@@ -117,11 +117,12 @@ func (h *Handlers) handleProduce(ctx context.Context, kr *kafkaserver.Request) (
 				setProduceErr(sp, kerr.UnknownTopicOrPartition, "unknown topic "+rt.Topic)
 				continue
 			}
-			if ke, msg := checkProduceBatch(req.Version, rp.Records); ke != nil {
+			hdr, ke, msg := checkProduceBatch(req.Version, rp.Records)
+			if ke != nil {
 				setProduceErr(sp, ke, msg)
 				continue
 			}
-			if ke, msg := checkTxnBatch(req.TransactionID, txn, rt.Topic, rp.Partition, rp.Records); ke != nil {
+			if ke, msg := checkTxnBatch(req.TransactionID, txn, rt.Topic, rp.Partition, hdr); ke != nil {
 				setProduceErr(sp, ke, msg)
 				continue
 			}
@@ -209,24 +210,25 @@ func setProduceErr(sp *kmsg.ProduceResponseTopicPartition, ke *kerr.Error, msg s
 
 // checkProduceBatch checks the shape Kafka requires of a produce v3+
 // partition: exactly one record batch, magic 2, zstd only from v7.
-func checkProduceBatch(version int16, b []byte) (*kerr.Error, string) {
+func checkProduceBatch(version int16, b []byte) (recbatch.Header, *kerr.Error, string) {
+	var none recbatch.Header
 	if len(b) == 0 {
-		return kerr.InvalidRecord, "produce requests must carry exactly one record batch per partition"
+		return none, kerr.InvalidRecord, "produce requests must carry exactly one record batch per partition"
 	}
 	hdr, err := recbatch.ParseHeader(b)
 	switch {
 	case errors.Is(err, recbatch.ErrTruncated):
-		return kerr.CorruptMessage, err.Error()
+		return none, kerr.CorruptMessage, err.Error()
 	case err != nil:
-		return kerr.InvalidRecord, err.Error()
+		return none, kerr.InvalidRecord, err.Error()
 	case hdr.Size() > len(b):
-		return kerr.CorruptMessage, fmt.Sprintf("record batch of %d bytes truncated to %d", hdr.Size(), len(b))
+		return none, kerr.CorruptMessage, fmt.Sprintf("record batch of %d bytes truncated to %d", hdr.Size(), len(b))
 	case hdr.Size() < len(b):
-		return kerr.InvalidRecord, "produce requests must carry exactly one record batch per partition"
+		return none, kerr.InvalidRecord, "produce requests must carry exactly one record batch per partition"
 	case version < 7 && hdr.Compression() == recbatch.CompressionZstd:
-		return kerr.UnsupportedCompressionType, "zstd compression requires produce v7 or later"
+		return none, kerr.UnsupportedCompressionType, "zstd compression requires produce v7 or later"
 	}
-	return nil, ""
+	return hdr, nil, ""
 }
 
 // producingTxn reads the coordinator state of the transactional id a
@@ -246,10 +248,9 @@ func (h *Handlers) producingTxn(ctx context.Context, id string) (*meta.TxnMeta, 
 
 // checkTxnBatch checks a batch of a produce request against the request's
 // transaction (txn, read by producingTxn; nil without a transactional id).
-func checkTxnBatch(id *string, txn *meta.TxnMeta, topic string, partition int32, b []byte) (*kerr.Error, string) {
-	hdr, err := recbatch.ParseHeader(b)
-	if err != nil || !hdr.Transactional() {
-		return nil, "" // checkProduceBatch judged the shape; non-transactional batches pass
+func checkTxnBatch(id *string, txn *meta.TxnMeta, topic string, partition int32, hdr recbatch.Header) (*kerr.Error, string) {
+	if !hdr.Transactional() {
+		return nil, ""
 	}
 	switch {
 	case id == nil || txn == nil:

@@ -224,13 +224,8 @@ func (c *Coordinator) AddOffsets(ctx context.Context, id string, p ProducerIDAnd
 	}
 	defer t.mu.Unlock()
 	m := t.m
-	switch {
-	case m == nil || m.State == meta.TxnDead || m.ProducerID != p.ID:
-		return kerr.InvalidProducerIDMapping
-	case m.ProducerEpoch != p.Epoch:
-		return kerr.ProducerFenced
-	case ending(m.State):
-		return kerr.ConcurrentTransactions
+	if e := canAddTo(m, p); e != nil {
+		return e
 	}
 	if m.State == meta.TxnOngoing && slices.Contains(m.Groups, group) {
 		return nil
@@ -292,13 +287,10 @@ func (c *Coordinator) writeGroupMarkers(sh *shard, snap *meta.TxnMeta, commit bo
 	return true
 }
 
-func (c *Coordinator) addPartitions(ctx context.Context, id string, p ProducerIDAndEpoch, add []meta.TxnPartition) *kerr.Error {
-	t, e := c.lockedTxn(ctx, id)
-	if e != nil {
-		return e
-	}
-	defer t.mu.Unlock()
-	m := t.m
+// canAddTo says whether producer p may add partitions or a group to the
+// transaction m: it must be m's current producer id and epoch, and m not
+// ending.
+func canAddTo(m *meta.TxnMeta, p ProducerIDAndEpoch) *kerr.Error {
 	switch {
 	case m == nil || m.State == meta.TxnDead || m.ProducerID != p.ID:
 		return kerr.InvalidProducerIDMapping
@@ -306,6 +298,19 @@ func (c *Coordinator) addPartitions(ctx context.Context, id string, p ProducerID
 		return kerr.ProducerFenced
 	case ending(m.State):
 		return kerr.ConcurrentTransactions
+	}
+	return nil
+}
+
+func (c *Coordinator) addPartitions(ctx context.Context, id string, p ProducerIDAndEpoch, add []meta.TxnPartition) *kerr.Error {
+	t, e := c.lockedTxn(ctx, id)
+	if e != nil {
+		return e
+	}
+	defer t.mu.Unlock()
+	m := t.m
+	if e := canAddTo(m, p); e != nil {
+		return e
 	}
 	key := func(tp meta.TxnPartition) meta.TopicPartition {
 		return meta.TopicPartition{Topic: tp.Topic, Partition: tp.Partition}
