@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/streamline-dev/streamline/gateway/groups"
+	"github.com/streamline-dev/streamline/gateway/handlers"
 	"github.com/streamline-dev/streamline/gateway/txns"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -92,6 +93,10 @@ type Config struct {
 	// transaction.timeout.ms (Kafka's transaction.max.timeout.ms; default
 	// 15 min).
 	TransactionMaxTimeout time.Duration
+	// TransactionVersion is the transaction.version feature level the
+	// gateway advertises: 2 (the default) lets clients that know KIP-890
+	// part 2 use it, 1 keeps every client on the classic protocol.
+	TransactionVersion int16
 	// TransactionAbortInterval is how often transactions past their
 	// timeout are aborted (Kafka's
 	// transaction.abort.timed.out.transaction.cleanup.interval.ms;
@@ -140,6 +145,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.GroupMaxSessionTimeout == 0 {
 		c.GroupMaxSessionTimeout = groups.DefaultMaxSessionTimeout
+	}
+	if c.TransactionVersion == 0 {
+		c.TransactionVersion = handlers.MaxTransactionVersion
 	}
 	if c.TransactionMaxTimeout == 0 {
 		c.TransactionMaxTimeout = txns.DefaultMaxTimeout
@@ -212,6 +220,9 @@ func (c Config) Validate() error {
 	}
 	if c.TransactionMaxTimeout < time.Millisecond || c.TransactionMaxTimeout > math.MaxInt32*time.Millisecond {
 		return fmt.Errorf("gateway: TransactionMaxTimeout %v must be between 1ms and %v", c.TransactionMaxTimeout, math.MaxInt32*time.Millisecond)
+	}
+	if c.TransactionVersion < 1 || c.TransactionVersion > handlers.MaxTransactionVersion {
+		return fmt.Errorf("gateway: TransactionVersion %d must be 1 or %d", c.TransactionVersion, handlers.MaxTransactionVersion)
 	}
 	if c.TransactionAbortInterval < 0 {
 		return fmt.Errorf("gateway: TransactionAbortInterval %v must not be negative", c.TransactionAbortInterval)

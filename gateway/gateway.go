@@ -48,6 +48,7 @@ type Gateway struct {
 	pool    *routing.Pool
 	groups  *groups.Coordinator
 	txns    *txns.Coordinator
+	remote  *txns.Remote
 	ops     *ops.Ops
 	unreg   func() // withdraws the group metrics
 	admin   *adminServer
@@ -151,12 +152,16 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 		ln.Close()
 		return err
 	}
+	// The implicit adds of transaction version 2 reach other gateways'
+	// coordinators through this gateway's own listener (the client learns
+	// the others from Metadata).
+	g.remote = txns.NewRemote(ln.Addr().String(), g.log)
 	// Before the groups coordinator starts: it registers for the shards
 	// the groups coordinator gains and loses.
 	g.txns, err = txns.New(txns.Config{
 		Store: g.store, Cache: g.cache, Groups: g.groups, Markers: g.ops, GatewayID: g.cfg.ID,
 		MaxTimeout: g.cfg.TransactionMaxTimeout, AbortInterval: g.cfg.TransactionAbortInterval, Logger: g.log,
-		Failpoint: g.cfg.Failpoint,
+		Failpoint: g.cfg.Failpoint, Remote: g.remote,
 	})
 	if err != nil {
 		ln.Close()
@@ -167,7 +172,8 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 		ClusterID: g.cfg.ClusterID, AutoCreateTopics: g.cfg.AutoCreateTopics,
 		DefaultPartitions: g.cfg.DefaultPartitions, DefaultStorageMode: g.cfg.DefaultStorageMode,
 		TopicDefaults: g.cfg.TopicDefaults, MaxRequestBytes: g.cfg.MaxRequestBytes, Logger: g.log,
-		Tracer: telemetry.Tracer(g.cfg.TracerProvider, "github.com/streamline-dev/streamline/gateway"), Metrics: handlers.NewMetrics(g.cfg.Metrics),
+		TransactionVersion: g.cfg.TransactionVersion,
+		Tracer:             telemetry.Tracer(g.cfg.TracerProvider, "github.com/streamline-dev/streamline/gateway"), Metrics: handlers.NewMetrics(g.cfg.Metrics),
 	})
 	if err != nil {
 		ln.Close()
@@ -370,6 +376,9 @@ func (g *Gateway) shutdownLocked() {
 			// Before the shards go: marker writes stop, the next
 			// coordinator of each shard completes them.
 			g.txns.Close()
+		}
+		if g.remote != nil {
+			g.remote.Close()
 		}
 		if g.groups != nil {
 			// Before deregistering: parked members are told

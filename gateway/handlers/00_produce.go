@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
+	"github.com/streamline-dev/streamline/gateway/txns"
 	logv1 "github.com/streamline-dev/streamline/proto/gen/streamline/log/v1"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/recbatch"
@@ -15,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Produce: v3-11
+// Produce: v3-12
 //
 // Behaviour:
 // * Each partition must carry exactly one magic-v2 record batch (Kafka's
@@ -57,9 +58,15 @@ import (
 // * v5: LogStartOffset; v7: zstd; v8: ErrorRecords, ErrorMessage
 // * v9: flexible; v10: CurrentLeader/NodeEndpoints tags (not sent: clients
 //   refresh metadata instead)
-// * v12 (transactions v2) and v13 (topic ids) are not served.
+// * v12: transaction version 2 (KIP-890 part 2): a transactional batch for
+//   a partition its transaction does not have yet (or a transaction not
+//   ongoing yet) adds the partition through the id's transaction
+//   coordinator (this gateway's, or the coordinating gateway's over the
+//   Kafka protocol) before it is forwarded, instead of INVALID_TXN_STATE;
+//   see implicitAddPartitions for the errors.
+// * v13 (topic ids) is not served.
 
-func init() { register(0, 3, 11, true, (*Handlers).handleProduce) }
+func init() { register(0, 3, 12, true, (*Handlers).handleProduce) }
 
 // rpcGrace is added to client-supplied timeouts for the gRPC deadline, so a
 // node that times out answers with a Kafka error before the call is cut.
@@ -91,6 +98,25 @@ func (h *Handlers) handleProduce(ctx context.Context, kr *kafkaserver.Request) (
 		txn, reqErr, reqMsg = h.producingTxn(ctx, *req.TransactionID)
 	}
 	calls := map[string]*produceCall{}
+	// send queues a checked partition for its leading node.
+	send := func(topic meta.Topic, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) {
+		_, node, ke, msg := h.route(topic.Name, rp.Partition)
+		if ke != nil {
+			setProduceErr(sp, ke, msg)
+			return
+		}
+		c := calls[node.Addr]
+		if c == nil {
+			c = &produceCall{addr: node.Addr, req: &logv1.ProduceRequest{Acks: int32(req.Acks), TimeoutMs: req.TimeoutMillis}}
+			calls[node.Addr] = c
+		}
+		c.req.Partitions = append(c.req.Partitions, &logv1.ProducePartition{
+			Topic: topic.Name, TopicId: topic.ID[:], Partition: rp.Partition, Records: rp.Records,
+		})
+		c.dst = append(c.dst, sp)
+		modes.add(topic.StorageMode, len(rp.Records))
+	}
+	adds := map[txns.ProducerIDAndEpoch][]implicitAdd{}
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for ti := range req.Topics {
 		rt := &req.Topics[ti]
@@ -123,25 +149,20 @@ func (h *Handlers) handleProduce(ctx context.Context, kr *kafkaserver.Request) (
 				continue
 			}
 			if ke, msg := checkTxnBatch(req.TransactionID, txn, rt.Topic, rp.Partition, hdr); ke != nil {
+				if ke == kerr.InvalidTxnState && req.Version >= 12 {
+					// Transaction version 2: the produce adds the partition.
+					p := txns.ProducerIDAndEpoch{ID: hdr.ProducerID, Epoch: hdr.ProducerEpoch}
+					adds[p] = append(adds[p], implicitAdd{topic: topic, rp: rp, sp: sp})
+					continue
+				}
 				setProduceErr(sp, ke, msg)
 				continue
 			}
-			_, node, ke, msg := h.route(rt.Topic, rp.Partition)
-			if ke != nil {
-				setProduceErr(sp, ke, msg)
-				continue
-			}
-			c := calls[node.Addr]
-			if c == nil {
-				c = &produceCall{addr: node.Addr, req: &logv1.ProduceRequest{Acks: int32(req.Acks), TimeoutMs: req.TimeoutMillis}}
-				calls[node.Addr] = c
-			}
-			c.req.Partitions = append(c.req.Partitions, &logv1.ProducePartition{
-				Topic: rt.Topic, TopicId: topic.ID[:], Partition: rp.Partition, Records: rp.Records,
-			})
-			c.dst = append(c.dst, sp)
-			modes.add(topic.StorageMode, len(rp.Records))
+			send(topic, rp, sp)
 		}
+	}
+	if len(adds) > 0 { // only with a transactional id: see checkTxnBatch
+		h.implicitAddPartitions(ctx, *req.TransactionID, adds, send)
 	}
 
 	// The order-sensitive part: hand each node its batches on the node's
@@ -229,6 +250,47 @@ func checkProduceBatch(version int16, b []byte) (recbatch.Header, *kerr.Error, s
 		return none, kerr.UnsupportedCompressionType, "zstd compression requires produce v7 or later"
 	}
 	return hdr, nil, ""
+}
+
+// implicitAdd is a partition of a transactional Produce v12+ waiting to be
+// added to its producer's transaction.
+type implicitAdd struct {
+	topic meta.Topic
+	rp    *kmsg.ProduceRequestTopicPartition
+	sp    *kmsg.ProduceResponseTopicPartition
+}
+
+// implicitAddPartitions adds the partitions of a transactional Produce
+// v12+ that are not in their producer's transaction yet (transaction
+// version 2, KIP-890 part 2), through the id's transaction coordinator,
+// and sends those it accepts. Its refusals are answered as Kafka's
+// brokers answer a failed add: PRODUCER_FENCED as INVALID_PRODUCER_EPOCH,
+// and the transient ones (the previous transaction still ending, the
+// coordinator moving or loading) as NOT_ENOUGH_REPLICAS, which every
+// client retries without a metadata refresh.
+func (h *Handlers) implicitAddPartitions(ctx context.Context, id string, adds map[txns.ProducerIDAndEpoch][]implicitAdd,
+	send func(meta.Topic, *kmsg.ProduceRequestTopicPartition, *kmsg.ProduceResponseTopicPartition)) {
+	for p, parts := range adds {
+		tps := make([]meta.TopicPartition, len(parts))
+		for i, a := range parts {
+			tps[i] = meta.TopicPartition{Topic: a.topic.Name, Partition: a.rp.Partition}
+		}
+		errs := h.cfg.Txns.ImplicitAddPartitions(ctx, id, p, tps)
+		for i, a := range parts {
+			switch e := errs[i]; e {
+			case nil:
+				send(a.topic, a.rp, a.sp)
+			case kerr.ProducerFenced:
+				setProduceErr(a.sp, kerr.InvalidProducerEpoch, fmt.Sprintf("producer epoch %d of transactional id %q is fenced", p.Epoch, id))
+			case kerr.ConcurrentTransactions, kerr.CoordinatorLoadInProgress, kerr.CoordinatorNotAvailable,
+				kerr.NotCoordinator, kerr.RequestTimedOut:
+				setProduceErr(a.sp, kerr.NotEnoughReplicas, fmt.Sprintf("adding %s-%d to the transaction of %q: %v; retry",
+					a.topic.Name, a.rp.Partition, id, e))
+			default:
+				setProduceErr(a.sp, e, fmt.Sprintf("adding %s-%d to the transaction of %q: %v", a.topic.Name, a.rp.Partition, id, e))
+			}
+		}
+	}
 }
 
 // producingTxn reads the coordinator state of the transactional id a

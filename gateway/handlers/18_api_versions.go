@@ -17,10 +17,14 @@ import (
 //   with a v0 response carrying UNSUPPORTED_VERSION and the full list, from
 //   which the client picks a version both sides speak and asks again. The
 //   server hands such requests over with only the version set.
-// * No features (KIP-584) are advertised: without transaction.version 2,
-//   clients run the classic transaction protocol (before KIP-890; no
-//   AddPartitionsToTxn v4+, EndTxn v4+ or Produce v12+ is served), and no
-//   other feature-gated behaviour is served.
+// * Features (KIP-584, v3+): transaction.version is supported from 0 to 2
+//   and finalized at Config.TransactionVersion (default 2). At 2, clients
+//   that know KIP-890 part 2 (franz-go 1.19+, the Java client 4.0+) run
+//   transaction version 2: Produce v12 and TxnOffsetCommit v5 add to the
+//   transaction implicitly and EndTxn v5 bumps the epoch per transaction.
+//   At 1 they run the classic protocol (AddPartitionsToTxn,
+//   AddOffsetsToTxn), which is served at every level. No other feature is
+//   advertised.
 // * v3's ClientSoftwareName/Version are not validated; they only label
 //   client metrics in Kafka, which Streamline does not keep.
 //
@@ -28,6 +32,14 @@ import (
 // * v1: ThrottleMillis; v3: flexible body (the response header stays v0).
 
 func init() { register(18, 0, 3, false, (*Handlers).handleApiVersions) }
+
+// TransactionVersionFeature is the KIP-584 feature naming the transaction
+// protocol; MaxTransactionVersion is the highest level served (2: KIP-890
+// part 2).
+const (
+	TransactionVersionFeature       = "transaction.version"
+	MaxTransactionVersion     int16 = 2
+)
 
 func (h *Handlers) handleApiVersions(_ context.Context, kr *kafkaserver.Request) (kmsg.Response, error) {
 	req := kr.Body.(*kmsg.ApiVersionsRequest)
@@ -37,5 +49,18 @@ func (h *Handlers) handleApiVersions(_ context.Context, kr *kafkaserver.Request)
 		resp.ErrorCode = kerr.UnsupportedVersion.Code
 	}
 	resp.ApiKeys = SupportedVersions()
+	if resp.Version >= 3 {
+		tv := h.cfg.TransactionVersion
+		sf := kmsg.NewApiVersionsResponseSupportedFeature()
+		sf.Name, sf.MinVersion, sf.MaxVersion = TransactionVersionFeature, 0, MaxTransactionVersion
+		ff := kmsg.NewApiVersionsResponseFinalizedFeature()
+		ff.Name, ff.MinVersionLevel, ff.MaxVersionLevel = TransactionVersionFeature, tv, tv
+		resp.SupportedFeatures = []kmsg.ApiVersionsResponseSupportedFeature{sf}
+		resp.FinalizedFeatures = []kmsg.ApiVersionsResponseFinalizedFeature{ff}
+		// The epoch orders finalized-feature changes (Kafka: the metadata
+		// offset); the level here changes only with a restart, and clients
+		// read the features only when it is not -1.
+		resp.FinalizedFeaturesEpoch = 0
+	}
 	return resp, nil
 }

@@ -29,19 +29,33 @@ import (
 //   does not have, PRODUCER_FENCED for another epoch, INVALID_REQUEST for
 //   an empty transactional id.
 //
+// * Transaction version 2 (v5+, KIP-890 part 2; see ApiVersions): every
+//   end bumps the producer epoch, the markers carry the bumped epoch (a
+//   late batch of the ended transaction is then fenced by the
+//   partitions), and the answer carries the producer id and epoch to use
+//   next (a new producer id at epoch 0 once the epoch is exhausted). An
+//   abort with no transaction open succeeds and bumps the epoch; a retry
+//   is recognised by the epoch it was sent with.
+//
 // Version notes:
 // * v2: PRODUCER_FENCED (INVALID_PRODUCER_EPOCH before, KIP-588); v3:
-//   flexible.
-// * v4 (TRANSACTION_ABORTABLE) and v5 (KIP-890 epoch bump per transaction)
-//   are not served: transaction version 2 is not advertised.
+//   flexible; v4: TRANSACTION_ABORTABLE may be answered (it is not: no
+//   error here leaves a transaction that only an abort can end); v5:
+//   transaction version 2, ProducerID and ProducerEpoch in the answer.
 
-func init() { register(26, 0, 3, false, (*Handlers).handleEndTxn) }
+func init() { register(26, 0, 5, false, (*Handlers).handleEndTxn) }
 
 func (h *Handlers) handleEndTxn(ctx context.Context, kr *kafkaserver.Request) (kmsg.Response, error) {
 	req := kr.Body.(*kmsg.EndTxnRequest)
 	resp := req.ResponseKind().(*kmsg.EndTxnResponse)
-	if e := h.cfg.Txns.EndTxn(ctx, req.TransactionalID, txns.ProducerIDAndEpoch{ID: req.ProducerID, Epoch: req.ProducerEpoch}, req.Commit); e != nil {
+	resp.Default()
+	next, e := h.cfg.Txns.EndTxn(ctx, req.TransactionalID, txns.ProducerIDAndEpoch{ID: req.ProducerID, Epoch: req.ProducerEpoch}, req.Commit, req.Version >= 5)
+	if e != nil {
 		resp.ErrorCode = fencedCode(e, req.Version < 2)
+		return resp, nil
+	}
+	if req.Version >= 5 {
+		resp.ProducerID, resp.ProducerEpoch = next.ID, next.Epoch
 	}
 	return resp, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/streamline-dev/streamline/gateway/kafkaserver"
+	"github.com/streamline-dev/streamline/gateway/txns"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -28,15 +29,33 @@ import (
 //   INVALID_GROUP_ID for an empty group; PRODUCER_FENCED if the producer
 //   has offsets pending at a newer epoch.
 //
+// * Transaction version 2 (v5+, KIP-890 part 2): the producer no longer
+//   sends AddOffsetsToTxn; the group is added to its transaction here,
+//   before the offsets are stored, through the id's transaction
+//   coordinator (this gateway's, or the coordinating gateway's over the
+//   Kafka protocol). Its refusals are answered for every partition: a
+//   fenced producer PRODUCER_FENCED, an unknown producer
+//   INVALID_PRODUCER_ID_MAPPING, a transaction that cannot take the group
+//   now (still ending, coordinator moving) COORDINATOR_NOT_AVAILABLE,
+//   which clients retry (as Kafka's group coordinator answers a failed
+//   verification).
+//
 // Version notes:
 // * v2: leader epoch; v3: flexible, generation, member id and
-//   group.instance.id (KIP-447). v4+ (KIP-890) is not served.
+//   group.instance.id (KIP-447); v4: TRANSACTION_ABORTABLE may be answered
+//   (it is not); v5: transaction version 2 (the implicit add). v6 (topic
+//   ids) is not served.
 
-func init() { register(28, 0, 3, false, (*Handlers).handleTxnOffsetCommit) }
+func init() { register(28, 0, 5, false, (*Handlers).handleTxnOffsetCommit) }
 
 func (h *Handlers) handleTxnOffsetCommit(ctx context.Context, kr *kafkaserver.Request) (kmsg.Response, error) {
 	req := kr.Body.(*kmsg.TxnOffsetCommitRequest)
-	resp := h.cfg.Groups.TxnCommitOffsets(ctx, req, h.partitionExists)
+	var resp *kmsg.TxnOffsetCommitResponse
+	if e := h.implicitAddGroup(ctx, req); e != nil {
+		resp = txnOffsetCommitError(req, e)
+	} else {
+		resp = h.cfg.Groups.TxnCommitOffsets(ctx, req, h.partitionExists)
+	}
 	if req.Version < 2 {
 		for i := range resp.Topics {
 			for j := range resp.Topics[i].Partitions {
@@ -47,4 +66,38 @@ func (h *Handlers) handleTxnOffsetCommit(ctx context.Context, kr *kafkaserver.Re
 		}
 	}
 	return resp, nil
+}
+
+// implicitAddGroup adds the request's group to its producer's transaction
+// for a TxnOffsetCommit v5+ (transaction version 2; nothing before).
+func (h *Handlers) implicitAddGroup(ctx context.Context, req *kmsg.TxnOffsetCommitRequest) *kerr.Error {
+	if req.Version < 5 || req.Group == "" || req.TransactionalID == "" {
+		return nil // the group coordinator answers INVALID_GROUP_ID / INVALID_REQUEST
+	}
+	if !h.cfg.Groups.Owns(req.Group) {
+		return kerr.NotCoordinator // not this gateway's group: nothing is added
+	}
+	e := h.cfg.Txns.ImplicitAddOffsets(ctx, req.TransactionalID, txns.ProducerIDAndEpoch{ID: req.ProducerID, Epoch: req.ProducerEpoch}, req.Group)
+	switch e {
+	case kerr.ConcurrentTransactions, kerr.CoordinatorLoadInProgress, kerr.CoordinatorNotAvailable,
+		kerr.NotCoordinator, kerr.RequestTimedOut:
+		return kerr.CoordinatorNotAvailable
+	}
+	return e
+}
+
+// txnOffsetCommitError answers every partition of req with e.
+func txnOffsetCommitError(req *kmsg.TxnOffsetCommitRequest, e *kerr.Error) *kmsg.TxnOffsetCommitResponse {
+	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+	for _, t := range req.Topics {
+		rt := kmsg.NewTxnOffsetCommitResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p.Partition, e.Code
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
 }

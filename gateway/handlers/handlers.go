@@ -74,6 +74,9 @@ type Config struct {
 	DefaultStorageMode meta.StorageMode
 	TopicDefaults      meta.Defaults
 	MaxRequestBytes    int32
+	// TransactionVersion is the transaction.version feature level
+	// advertised (1 or 2; 0: MaxTransactionVersion). See ApiVersions.
+	TransactionVersion int16
 	Logger             *slog.Logger
 	// Tracer, if set, gives every Kafka request a server span
 	// (kafka.<Api>), the parent of the gRPC calls it makes; nil: no spans.
@@ -106,6 +109,13 @@ func New(cfg Config) (*Handlers, error) {
 	}
 	if cfg.MaxRequestBytes <= 0 {
 		cfg.MaxRequestBytes = kafkaserver.DefaultMaxRequestBytes
+	}
+	switch cfg.TransactionVersion {
+	case 0:
+		cfg.TransactionVersion = MaxTransactionVersion
+	case 1, 2:
+	default:
+		return nil, fmt.Errorf("handlers: transaction version %d: must be 1 or 2", cfg.TransactionVersion)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,9 +18,9 @@ import (
 
 func (c *cluster) testApiVersions(t *testing.T) {
 	want := map[int16][2]int16{
-		0: {3, 11}, 1: {4, 16}, 2: {1, 6}, 3: {0, 12}, 8: {0, 8}, 9: {0, 8}, 10: {0, 4},
+		0: {3, 12}, 1: {4, 16}, 2: {1, 6}, 3: {0, 12}, 8: {0, 8}, 9: {0, 8}, 10: {0, 4},
 		11: {0, 9}, 12: {0, 4}, 13: {0, 5}, 14: {0, 5}, 15: {0, 5}, 16: {0, 5}, 18: {0, 3},
-		19: {0, 7}, 20: {0, 6}, 21: {0, 2}, 22: {0, 4}, 23: {0, 4}, 24: {0, 3}, 25: {0, 3}, 26: {0, 3}, 28: {0, 3}, 32: {0, 4}, 33: {0, 2}, 35: {0, 4}, 37: {0, 3},
+		19: {0, 7}, 20: {0, 6}, 21: {0, 2}, 22: {0, 4}, 23: {0, 4}, 24: {0, 3}, 25: {0, 3}, 26: {0, 5}, 28: {0, 5}, 32: {0, 4}, 33: {0, 2}, 35: {0, 4}, 37: {0, 3},
 		42: {0, 2}, 43: {0, 2}, 44: {0, 1}, 45: {0, 1}, 46: {0, 0}, 47: {0, 0}, 60: {0, 1}, 65: {0, 0}, 66: {0, 1},
 	}
 	for _, v := range []int16{0, 3} {
@@ -41,6 +42,22 @@ func (c *cluster) testApiVersions(t *testing.T) {
 			if got[k] != w {
 				t.Fatalf("%s: advertised %v, want %v", kmsg.NameForKey(k), got[k], w)
 			}
+		}
+		// Features are v3+: transaction.version finalized at 2 (the
+		// default), so KIP-890 part 2 clients use it.
+		var finalized []string
+		for _, f := range resp.FinalizedFeatures {
+			finalized = append(finalized, fmt.Sprintf("%s=%d..%d", f.Name, f.MinVersionLevel, f.MaxVersionLevel))
+		}
+		wantFinal := []string(nil)
+		if v >= 3 {
+			wantFinal = []string{"transaction.version=2..2"}
+			if resp.FinalizedFeaturesEpoch < 0 || len(resp.SupportedFeatures) != 1 || resp.SupportedFeatures[0].MaxVersion != 2 {
+				t.Fatalf("v%d: features epoch %d, supported %+v", v, resp.FinalizedFeaturesEpoch, resp.SupportedFeatures)
+			}
+		}
+		if !slices.Equal(finalized, wantFinal) {
+			t.Fatalf("v%d: finalized features %v, want %v", v, finalized, wantFinal)
 		}
 	}
 }

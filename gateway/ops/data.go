@@ -260,6 +260,9 @@ type TxnMarker struct {
 	ProducerEpoch    int16
 	Commit           bool // false: abort
 	CoordinatorEpoch int32
+	// TransactionVersion is the transaction's (2: the producer epoch was
+	// bumped to end it; see logv1.TxnMarker).
+	TransactionVersion int16
 }
 
 // WriteTxnMarkers writes each marker through the log-service node leading
@@ -290,7 +293,7 @@ func (o *Ops) WriteTxnMarkers(ctx context.Context, timeout time.Duration, ms []T
 		r.Markers = append(r.Markers, &logv1.TxnMarker{
 			Topic: m.Topic, TopicId: t.ID[:], Partition: m.Partition,
 			ProducerId: m.ProducerID, ProducerEpoch: int32(m.ProducerEpoch),
-			Commit: m.Commit, CoordinatorEpoch: m.CoordinatorEpoch,
+			Commit: m.Commit, CoordinatorEpoch: m.CoordinatorEpoch, TransactionVersion: int32(m.TransactionVersion),
 		})
 	}
 	// The node waits up to timeout for durability; the call may take a

@@ -1,8 +1,11 @@
 // Package txns is the transaction coordinator of a gateway: Kafka's
-// TransactionCoordinator for transaction version 1 (the classic protocol,
-// before KIP-890). It hands transactional producers their producer id and
+// TransactionCoordinator for transaction versions 1 (the classic
+// protocol) and 2 (KIP-890 part 2: implicit adds, an epoch bump per
+// transaction). It hands transactional producers their producer id and
 // epoch (InitProducerId), records the partitions of each transaction
-// (AddPartitionsToTxn), ends transactions by writing commit or abort
+// (AddPartitionsToTxn, or the implicit adds of Produce v12 and
+// TxnOffsetCommit v5, forwarded to the coordinating gateway when that is
+// another one: implicit.go), ends transactions by writing commit or abort
 // markers to the leader of every partition in them (EndTxn), aborts
 // transactions that outlive their transaction.timeout.ms, and describes
 // and lists the transactions it coordinates.
@@ -74,6 +77,13 @@ type MarkerWriter interface {
 	WriteTxnMarkers(ctx context.Context, timeout time.Duration, ms []ops.TxnMarker) []*kerr.Error
 }
 
+// RemoteCoordinator adds to a transaction coordinated by another gateway;
+// *Remote implements it.
+type RemoteCoordinator interface {
+	AddPartitions(ctx context.Context, id string, p ProducerIDAndEpoch, parts []meta.TopicPartition) []*kerr.Error
+	AddOffsets(ctx context.Context, id string, p ProducerIDAndEpoch, group string) *kerr.Error
+}
+
 // Config configures a Coordinator.
 type Config struct {
 	Store *meta.Store
@@ -92,6 +102,11 @@ type Config struct {
 	// (default 10 s).
 	AbortInterval time.Duration
 	Logger        *slog.Logger
+	// Remote reaches the coordinating gateway of a transactional id this
+	// gateway does not coordinate, for the implicit adds of transaction
+	// version 2 (see ImplicitAddPartitions); nil: only local ids are
+	// added, others are NOT_COORDINATOR.
+	Remote RemoteCoordinator
 	// Failpoint, if set, is called at each step of ending a transaction
 	// with its name (crash tests kill the process there).
 	Failpoint func(step string)

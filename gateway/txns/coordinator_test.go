@@ -347,7 +347,7 @@ func TestCommitAndAbort(t *testing.T) {
 
 	_, e := n.txns.Describe(ctx, "never")
 	wantErr(t, "describe an unknown id", e, kerr.TransactionalIDNotFound)
-	wantErr(t, "commit with nothing open", n.txns.EndTxn(ctx, "shop", p, true), kerr.InvalidTxnState)
+	wantErr(t, "commit with nothing open", errOf(n.txns.EndTxn(ctx, "shop", p, true, false)), kerr.InvalidTxnState)
 
 	got := add(t, n, "shop", p, tps("t1", 0, "missing", 0, "t1", 7))
 	if got[0] != kerr.OperationNotAttempted || got[1] != kerr.UnknownTopicOrPartition || got[2] != kerr.UnknownTopicOrPartition {
@@ -379,9 +379,9 @@ func TestCommitAndAbort(t *testing.T) {
 		t.Fatalf("list Ongoing: %+v %v", list, e)
 	}
 
-	wantErr(t, "end at a stale epoch", n.txns.EndTxn(ctx, "shop", txns.ProducerIDAndEpoch{ID: p.ID, Epoch: p.Epoch - 1}, true), kerr.ProducerFenced)
-	wantErr(t, "end with another producer id", n.txns.EndTxn(ctx, "shop", txns.ProducerIDAndEpoch{ID: p.ID + 1, Epoch: p.Epoch}, true), kerr.InvalidProducerIDMapping)
-	wantErr(t, "commit", n.txns.EndTxn(ctx, "shop", p, true), nil)
+	wantErr(t, "end at a stale epoch", errOf(n.txns.EndTxn(ctx, "shop", txns.ProducerIDAndEpoch{ID: p.ID, Epoch: p.Epoch - 1}, true, false)), kerr.ProducerFenced)
+	wantErr(t, "end with another producer id", errOf(n.txns.EndTxn(ctx, "shop", txns.ProducerIDAndEpoch{ID: p.ID + 1, Epoch: p.Epoch}, true, false)), kerr.InvalidProducerIDMapping)
+	wantErr(t, "commit", errOf(n.txns.EndTxn(ctx, "shop", p, true, false)), nil)
 	written := n.markers.writtenFor(p.ID)
 	if len(written) != 3 {
 		t.Fatalf("commit wrote %d markers, want 3: %+v", len(written), written)
@@ -394,8 +394,8 @@ func TestCommitAndAbort(t *testing.T) {
 	if m := v.stored("shop"); m.State != meta.TxnCompleteCommit || len(m.Partitions) != 0 || m.ProducerEpoch != p.Epoch {
 		t.Fatalf("after commit: %+v", m)
 	}
-	wantErr(t, "commit retried", n.txns.EndTxn(ctx, "shop", p, true), nil)
-	wantErr(t, "abort after a commit", n.txns.EndTxn(ctx, "shop", p, false), kerr.InvalidTxnState)
+	wantErr(t, "commit retried", errOf(n.txns.EndTxn(ctx, "shop", p, true, false)), nil)
+	wantErr(t, "abort after a commit", errOf(n.txns.EndTxn(ctx, "shop", p, false, false)), kerr.InvalidTxnState)
 	if len(n.markers.writtenFor(p.ID)) != 3 {
 		t.Fatal("a retried commit wrote markers again")
 	}
@@ -403,7 +403,7 @@ func TestCommitAndAbort(t *testing.T) {
 	// The next transaction of the same producer (same epoch: version 1)
 	// aborts.
 	allErr(t, "add to the next transaction", add(t, n, "shop", p, tps("t2", 0)), nil)
-	wantErr(t, "abort", n.txns.EndTxn(ctx, "shop", p, false), nil)
+	wantErr(t, "abort", errOf(n.txns.EndTxn(ctx, "shop", p, false, false)), nil)
 	written = n.markers.writtenFor(p.ID)
 	if len(written) != 4 || written[3].Commit || written[3].Topic != "t2" {
 		t.Fatalf("abort markers: %+v", written)
@@ -411,7 +411,7 @@ func TestCommitAndAbort(t *testing.T) {
 	if m := v.stored("shop"); m.State != meta.TxnCompleteAbort {
 		t.Fatalf("after abort: %+v", m)
 	}
-	wantErr(t, "commit after an abort", n.txns.EndTxn(ctx, "shop", p, true), kerr.InvalidTxnState)
+	wantErr(t, "commit after an abort", errOf(n.txns.EndTxn(ctx, "shop", p, true, false)), kerr.InvalidTxnState)
 	list, unknown, e := n.txns.List(txns.ListFilter{States: []string{"CompleteAbort", "Bogus"}, ProducerIDs: []int64{p.ID}, MinDurationMs: -1})
 	if e != nil || len(list) != 1 || list[0].State != meta.TxnCompleteAbort || !slices.Equal(unknown, []string{"Bogus"}) {
 		t.Fatalf("list CompleteAbort: %+v unknown %v %v", list, unknown, e)
@@ -448,7 +448,7 @@ func TestInitProducerIDAbortsOngoing(t *testing.T) {
 	if p.ID != old.ID || p.Epoch != old.Epoch+2 {
 		t.Fatalf("after the abort: %+v, want epoch %d", p, old.Epoch+2)
 	}
-	wantErr(t, "the old producer commits", n.txns.EndTxn(ctx, "app", old, true), kerr.ProducerFenced)
+	wantErr(t, "the old producer commits", errOf(n.txns.EndTxn(ctx, "app", old, true, false)), kerr.ProducerFenced)
 	allErr(t, "the old producer adds", add(t, n, "app", old, tps("t2", 0)), kerr.ProducerFenced)
 	_, e = n.txns.InitProducerID(ctx, "app", 60000, &old)
 	wantErr(t, "the old producer recovers", e, kerr.ProducerFenced)
@@ -467,7 +467,7 @@ func TestEndTxnWhileMarkersFail(t *testing.T) {
 
 	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	wantErr(t, "commit while markers fail", n.txns.EndTxn(short, "slow", p, true), kerr.ConcurrentTransactions)
+	wantErr(t, "commit while markers fail", errOf(n.txns.EndTxn(short, "slow", p, true, false)), kerr.ConcurrentTransactions)
 	if m := v.stored("slow"); m.State != meta.TxnPrepareCommit {
 		t.Fatalf("state while the markers fail: %s", m.State)
 	}
@@ -475,11 +475,11 @@ func TestEndTxnWhileMarkersFail(t *testing.T) {
 	allErr(t, "add while committing", add(t, n, "slow", p, tps("t2", 0)), kerr.ConcurrentTransactions)
 	_, e := n.txns.InitProducerID(ctx, "slow", 60000, nil)
 	wantErr(t, "init while committing", e, kerr.ConcurrentTransactions)
-	wantErr(t, "abort while committing", n.txns.EndTxn(ctx, "slow", p, false), kerr.InvalidTxnState)
+	wantErr(t, "abort while committing", errOf(n.txns.EndTxn(ctx, "slow", p, false, false)), kerr.InvalidTxnState)
 	waitFor(t, "markers retried", func() bool { return len(n.markers.attemptsFor(p.ID)) >= 3 })
 
 	n.markers.setFail(nil)
-	wantErr(t, "commit retried", n.txns.EndTxn(ctx, "slow", p, true), nil)
+	wantErr(t, "commit retried", errOf(n.txns.EndTxn(ctx, "slow", p, true, false)), nil)
 	if m := v.stored("slow"); m.State != meta.TxnCompleteCommit {
 		t.Fatalf("after the markers landed: %s", m.State)
 	}
@@ -491,7 +491,7 @@ func TestEndTxnWhileMarkersFail(t *testing.T) {
 	// retried: the transaction completes.
 	allErr(t, "add", add(t, n, "slow", p, tps("t2", 0)), nil)
 	n.markers.setFail(kerr.InvalidProducerEpoch)
-	wantErr(t, "abort with a stale marker", n.txns.EndTxn(ctx, "slow", p, false), nil)
+	wantErr(t, "abort with a stale marker", errOf(n.txns.EndTxn(ctx, "slow", p, false, false)), nil)
 	if m := v.stored("slow"); m.State != meta.TxnCompleteAbort {
 		t.Fatalf("after a stale marker: %s", m.State)
 	}
@@ -499,7 +499,7 @@ func TestEndTxnWhileMarkersFail(t *testing.T) {
 	// diskless topic's).
 	allErr(t, "add", add(t, n, "slow", p, tps("t1", 1)), nil)
 	n.markers.setFail(kerr.InvalidTxnState)
-	wantErr(t, "commit on a partition without transactions", n.txns.EndTxn(ctx, "slow", p, true), nil)
+	wantErr(t, "commit on a partition without transactions", errOf(n.txns.EndTxn(ctx, "slow", p, true, false)), nil)
 	if m := v.stored("slow"); m.State != meta.TxnCompleteCommit {
 		t.Fatalf("after a refused marker: %s", m.State)
 	}
@@ -517,7 +517,7 @@ func TestTakeoverCompletesPreparedTransaction(t *testing.T) {
 	a.markers.setFail(kerr.RequestTimedOut)
 	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	wantErr(t, "commit on A", a.txns.EndTxn(short, "handover", p, true), kerr.ConcurrentTransactions)
+	wantErr(t, "commit on A", errOf(a.txns.EndTxn(short, "handover", p, true, false)), kerr.ConcurrentTransactions)
 	waitFor(t, "A tried the markers", func() bool { return len(a.markers.attemptsFor(p.ID)) > 0 })
 	epochA := a.markers.attemptsFor(p.ID)[0].CoordinatorEpoch
 
@@ -540,8 +540,8 @@ func TestTakeoverCompletesPreparedTransaction(t *testing.T) {
 		t.Fatalf("A wrote markers after stopping: %+v", w)
 	}
 	// The producer's retry, sent to the new coordinator, succeeds.
-	wantErr(t, "commit retried on B", b.txns.EndTxn(context.Background(), "handover", p, true), nil)
-	wantErr(t, "A after stopping", a.txns.EndTxn(context.Background(), "handover", p, true), kerr.NotCoordinator)
+	wantErr(t, "commit retried on B", errOf(b.txns.EndTxn(context.Background(), "handover", p, true, false)), nil)
+	wantErr(t, "A after stopping", errOf(a.txns.EndTxn(context.Background(), "handover", p, true, false)), kerr.NotCoordinator)
 }
 
 // TestTimedOutTransactionIsAborted: an Ongoing transaction past its
@@ -570,7 +570,7 @@ func TestTimedOutTransactionIsAborted(t *testing.T) {
 	if w := n.markers.writtenFor(p.ID); len(w) != 1 || w[0].Commit || w[0].ProducerEpoch != p.Epoch+1 {
 		t.Fatalf("timeout abort markers %+v", w)
 	}
-	wantErr(t, "the zombie commits", n.txns.EndTxn(ctx, "zombie", p, true), kerr.ProducerFenced)
+	wantErr(t, "the zombie commits", errOf(n.txns.EndTxn(ctx, "zombie", p, true, false)), kerr.ProducerFenced)
 	allErr(t, "the zombie adds", add(t, n, "zombie", p, tps("t2", 0)), kerr.ProducerFenced)
 	if st := v.stored("patient").State; st != meta.TxnOngoing {
 		t.Fatalf("the transaction within its timeout is %s", st)
@@ -590,7 +590,7 @@ func TestShardLeaseLoss(t *testing.T) {
 	ctx := context.Background()
 	p := initPID(t, n, "lease", nil)
 	allErr(t, "add", add(t, n, "lease", p, tps("t2", 0)), nil)
-	wantErr(t, "commit", n.txns.EndTxn(ctx, "lease", p, true), nil)
+	wantErr(t, "commit", errOf(n.txns.EndTxn(ctx, "lease", p, true, false)), nil)
 	epoch1 := n.markers.writtenFor(p.ID)[0].CoordinatorEpoch
 	guard1, ok := n.groups.Guard("lease")
 	if !ok {
@@ -609,9 +609,12 @@ func TestShardLeaseLoss(t *testing.T) {
 		return ok && g != guard1
 	})
 	allErr(t, "add after the takeover", add(t, n, "lease", p, tps("t1", 0)), nil)
-	wantErr(t, "abort after the takeover", n.txns.EndTxn(ctx, "lease", p, false), nil)
+	wantErr(t, "abort after the takeover", errOf(n.txns.EndTxn(ctx, "lease", p, false, false)), nil)
 	w := n.markers.writtenFor(p.ID)
 	if len(w) != 2 || w[1].Commit || w[1].CoordinatorEpoch <= epoch1 {
 		t.Fatalf("markers %+v; want an abort with a coordinator epoch above %d", w, epoch1)
 	}
 }
+
+// errOf is the error of a call answering a producer and an error.
+func errOf(_ txns.ProducerIDAndEpoch, e *kerr.Error) *kerr.Error { return e }

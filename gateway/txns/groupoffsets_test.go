@@ -111,7 +111,7 @@ func TestTxnOffsetsCommitAndAbort(t *testing.T) {
 	if c, pend := committedAndPending(t, a, group); len(c) != 0 || !pend[0] || !pend[1] {
 		t.Fatalf("before the end: committed %v, pending %v; want nothing committed, 0 and 1 pending", c, pend)
 	}
-	wantErr(t, "commit", a.txns.EndTxn(ctx, id, p, true), nil)
+	wantErr(t, "commit", errOf(a.txns.EndTxn(ctx, id, p, true, false)), nil)
 	if m := v.stored(id); m.State != meta.TxnCompleteCommit || len(m.Groups) != 0 {
 		t.Fatalf("stored after the commit: %+v", m)
 	}
@@ -133,7 +133,7 @@ func TestTxnOffsetsCommitAndAbort(t *testing.T) {
 		t.Fatalf("TxnOffsetCommit: %v", c)
 	}
 	wantErr(t, "delete with pending offsets", a.groups.DeleteGroup(ctx, group), kerr.NonEmptyGroup)
-	wantErr(t, "abort", a.txns.EndTxn(ctx, id, p, false), nil)
+	wantErr(t, "abort", errOf(a.txns.EndTxn(ctx, id, p, false, false)), nil)
 	waitFor(t, "the abort applied", func() bool {
 		_, pend := committedAndPending(t, a, group)
 		return len(pend) == 0

@@ -40,7 +40,7 @@ func fence(m *meta.TxnMeta, now int64) *meta.TxnMeta {
 		next.ProducerEpoch++
 	}
 	next.LastProducerEpoch = meta.NoProducerEpoch
-	next.State = meta.TxnPrepareAbort
+	next.State, next.TxnVersion = meta.TxnPrepareAbort, 0
 	next.LastUpdateTimeMs = now
 	return next
 }
@@ -340,47 +340,75 @@ func (c *Coordinator) addPartitions(ctx context.Context, id string, p ProducerID
 	return c.persist(t, next)
 }
 
-// EndTxn answers EndTxn v0-3 (Kafka's handleEndTransaction from a client):
-// an Ongoing transaction moves to PrepareCommit or PrepareAbort
-// (persisted), its markers are written to every partition's leader, and
-// CompleteCommit or CompleteAbort is persisted; the answer comes after all
-// of that (stricter than Kafka, which answers once Prepare* is persisted),
-// so a read_committed consumer sees a committed transaction as soon as its
+// EndTxn answers EndTxn (Kafka's handleEndTransaction from a client): an
+// Ongoing transaction moves to PrepareCommit or PrepareAbort (persisted),
+// its markers are written to every partition's leader, and CompleteCommit
+// or CompleteAbort is persisted; the answer comes after all of that
+// (stricter than Kafka, which answers once Prepare* is persisted), so a
+// read_committed consumer sees a committed transaction as soon as its
 // producer's commit returns. If the markers take longer than endTxnWait
 // (a leader is down) the answer is CONCURRENT_TRANSACTIONS and the client
 // retries; the markers keep being written. A retry of an EndTxn that
-// completed succeeds; ending a transaction the other way than it is
+// completed succeeds; ending the transaction the other way than it is
 // ending, or ending none, is INVALID_TXN_STATE.
-func (c *Coordinator) EndTxn(ctx context.Context, id string, p ProducerIDAndEpoch, commit bool) *kerr.Error {
+//
+// v2 is transaction version 2 (KIP-890 part 2, EndTxn v5+): the producer
+// epoch is bumped by every end, the markers carry the bumped epoch (so a
+// late batch of the ended transaction is fenced at the partitions), and
+// the answer is the producer id and epoch to use next - a new producer id
+// at epoch 0 once the epoch is exhausted. Aborting when no transaction is
+// open is allowed (and bumps the epoch), and a retry is recognised by the
+// epoch before the bump. Without v2 the answer is the producer as given.
+func (c *Coordinator) EndTxn(ctx context.Context, id string, p ProducerIDAndEpoch, commit, v2 bool) (ProducerIDAndEpoch, *kerr.Error) {
 	t, e := c.lockedTxn(ctx, id)
 	if e != nil {
-		return e
+		return noProducer, e
 	}
-	comp, e := c.endTxn(t, p, commit)
-	t.mu.Unlock()
+	comp, e := c.endTxn(t, p, commit, v2)
 	if e != nil || comp == nil {
-		return e
+		next := p
+		if e == nil && v2 {
+			next = ProducerIDAndEpoch{ID: t.m.ProducerID, Epoch: t.m.ProducerEpoch}
+		}
+		t.mu.Unlock()
+		if e != nil {
+			return noProducer, e
+		}
+		return next, nil
 	}
+	t.mu.Unlock()
 	wait := time.NewTimer(endTxnWait)
 	defer wait.Stop()
 	select {
 	case <-comp.done:
-		if comp.ok {
-			return nil
-		}
 	case <-wait.C:
 	case <-ctx.Done():
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	switch m := t.m; {
+	m := t.m
+	switch {
 	case t.dead || t.sh.ctx.Err() != nil:
-		return kerr.NotCoordinator
-	case m != nil && m.ProducerID == p.ID && m.ProducerEpoch == p.Epoch && m.State == completed(commit):
-		return nil
+		return noProducer, kerr.NotCoordinator
+	case m == nil || m.State != completed(commit):
+		return noProducer, kerr.ConcurrentTransactions
+	case !v2 && m.ProducerID == p.ID && m.ProducerEpoch == p.Epoch,
+		v2 && endedByV2(m, p):
+		if !v2 {
+			return p, nil
+		}
+		return ProducerIDAndEpoch{ID: m.ProducerID, Epoch: m.ProducerEpoch}, nil
 	default:
-		return kerr.ConcurrentTransactions
+		return noProducer, kerr.ConcurrentTransactions
 	}
+}
+
+// endedByV2 reports whether m is the state after producer p's transaction
+// ended under transaction version 2: p's epoch bumped by one, or p's id
+// rotated away (its epoch exhausted) to a new id at epoch 0.
+func endedByV2(m *meta.TxnMeta, p ProducerIDAndEpoch) bool {
+	return m.ProducerID == p.ID && m.LastProducerEpoch == p.Epoch && int(m.ProducerEpoch) == int(p.Epoch)+1 ||
+		m.LastProducerID == p.ID && m.LastProducerEpoch == p.Epoch && m.ProducerEpoch == 0
 }
 
 // completed is the final state of a commit or an abort.
@@ -393,34 +421,67 @@ func completed(commit bool) meta.TxnState {
 
 // endTxn moves t towards the end asked for and returns the completion to
 // wait for (nil: answer now). Called with t.mu held.
-func (c *Coordinator) endTxn(t *txn, p ProducerIDAndEpoch, commit bool) (*completion, *kerr.Error) {
+func (c *Coordinator) endTxn(t *txn, p ProducerIDAndEpoch, commit, v2 bool) (*completion, *kerr.Error) {
 	m := t.m
+	prepare := meta.TxnPrepareAbort
+	if commit {
+		prepare = meta.TxnPrepareCommit
+	}
+	if v2 && m != nil && m.State != meta.TxnDead && endedByV2(m, p) {
+		// A retry of an end that bumped the epoch (its answer was lost).
+		switch m.State {
+		case prepare:
+			return c.startCompletion(t), nil
+		case completed(commit):
+			return nil, nil
+		}
+		return nil, kerr.InvalidTxnState
+	}
 	switch {
 	case m == nil || m.State == meta.TxnDead || m.ProducerID != p.ID:
 		return nil, kerr.InvalidProducerIDMapping
 	case m.ProducerEpoch != p.Epoch:
 		return nil, kerr.ProducerFenced
 	}
-	prepare := meta.TxnPrepareAbort
-	if commit {
-		prepare = meta.TxnPrepareCommit
-	}
-	switch m.State {
-	case meta.TxnOngoing:
+	begin := func() (*completion, *kerr.Error) {
 		c.failpoint(FailBeforePrepare)
 		next := m.Clone()
-		next.State, next.LastUpdateTimeMs = prepare, time.Now().UnixMilli()
+		next.State, next.LastUpdateTimeMs, next.TxnVersion = prepare, time.Now().UnixMilli(), 0
+		if v2 {
+			next.TxnVersion = 2
+			// The markers carry the bumped epoch. An exhausted epoch is
+			// bumped to the last one (MaxInt16) for the markers, and
+			// complete rotates the producer id.
+			if m.ProducerEpoch == math.MaxInt16 {
+				// Never handed out (InitProducerId rotates the id first).
+				return nil, kerr.InvalidProducerEpoch
+			}
+			next.LastProducerEpoch, next.ProducerEpoch = m.ProducerEpoch, m.ProducerEpoch+1
+		}
 		if e := c.persist(t, next); e != nil {
 			return nil, e
 		}
 		return c.startCompletion(t), nil
+	}
+	switch m.State {
+	case meta.TxnOngoing:
+		return begin()
 	case prepare:
 		return c.startCompletion(t), nil // a retry: wait for the same end
 	case completed(commit):
+		if v2 && !commit {
+			return begin() // an abort of no transaction: the epoch is bumped
+		}
+		if v2 {
+			return nil, kerr.InvalidTxnState // a commit of no transaction
+		}
 		return nil, nil // a retry of an end that completed
-	default: // Empty, or the other end
-		return nil, kerr.InvalidTxnState
+	case meta.TxnEmpty, meta.TxnCompleteCommit, meta.TxnCompleteAbort:
+		if v2 && !commit {
+			return begin()
+		}
 	}
+	return nil, kerr.InvalidTxnState // Empty, or the other end
 }
 
 // startCompletion makes sure a marker writer runs for t, which is in
@@ -463,6 +524,18 @@ func (c *Coordinator) complete(t *txn, sh *shard, snap *meta.TxnMeta, comp *comp
 	}
 	next := m.Clone()
 	next.State, next.Partitions, next.Groups, next.LastUpdateTimeMs = completed(commit), nil, nil, time.Now().UnixMilli()
+	if next.ProducerEpoch == math.MaxInt16 {
+		// The markers used the last epoch (an exhausted epoch bumped by a
+		// transaction version 2 end, or by a fence): the producer goes on
+		// under a new id. The previous id and the epoch before the bump
+		// stay, so a retry of the end is recognised (endedByV2) and a
+		// retried InitProducerId gets this answer again.
+		pid, e := c.newProducerID(t)
+		if e != nil {
+			return // the transaction stays in Prepare*: retried
+		}
+		next.LastProducerID, next.ProducerID, next.ProducerEpoch = m.ProducerID, pid, 0
+	}
 	if c.persist(t, next) == nil {
 		comp.ok = true
 	}
@@ -502,6 +575,7 @@ func (c *Coordinator) writeMarkers(sh *shard, snap *meta.TxnMeta, commit bool) b
 			ms = append(ms, ops.TxnMarker{
 				Topic: p.Topic, Partition: p.Partition, ProducerID: snap.ProducerID,
 				ProducerEpoch: snap.ProducerEpoch, Commit: commit, CoordinatorEpoch: sh.epoch,
+				TransactionVersion: snap.TxnVersion,
 			})
 		}
 		if len(ms) == 0 {

@@ -37,7 +37,10 @@ func (s *Server) WriteTxnMarkers(ctx context.Context, req *logv1.WriteTxnMarkers
 			r.ErrorCode, r.ErrorMessage = code(kerrCode), lookupMessage(kerrCode, m.GetTopic(), m.GetPartition())
 			continue
 		}
-		pending[i] = p.SubmitMarker(ctx, m.GetProducerId(), int16(m.GetProducerEpoch()), m.GetCommit(), m.GetCoordinatorEpoch())
+		pending[i] = p.SubmitMarker(ctx, partition.Marker{
+			ProducerID: m.GetProducerId(), ProducerEpoch: int16(m.GetProducerEpoch()), Commit: m.GetCommit(),
+			CoordinatorEpoch: m.GetCoordinatorEpoch(), TransactionVersion: int16(m.GetTransactionVersion()),
+		})
 	}
 	for i, w := range pending {
 		if w != nil {

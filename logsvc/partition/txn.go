@@ -233,11 +233,26 @@ func (p *Partition) abortedIn(from int64, endOf func() int64) []AbortedTxn {
 	return out
 }
 
+// Marker is one transaction marker a coordinator asks a partition leader
+// to write (an entry of Kafka's WriteTxnMarkers).
+type Marker struct {
+	ProducerID    int64
+	ProducerEpoch int16
+	Commit        bool // false: abort
+	// CoordinatorEpoch is stored in the marker's record.
+	CoordinatorEpoch int32
+	// TransactionVersion is the transaction's (WriteTxnMarkers v2): at 2
+	// (KIP-890 part 2) the coordinator bumped the producer's epoch to end
+	// the transaction, so the marker's epoch must be newer than the
+	// producer's epoch here; 0 or 1: not older.
+	TransactionVersion int16
+}
+
 // WriteMarker appends a transaction marker (Kafka's WriteTxnMarkers on the
 // partition leader) and returns once it is durable and the high watermark
 // passed it, as an acks=all produce: see SubmitMarker.
-func (p *Partition) WriteMarker(ctx context.Context, producerID int64, producerEpoch int16, commit bool, coordinatorEpoch int32) ProduceResult {
-	return p.SubmitMarker(ctx, producerID, producerEpoch, commit, coordinatorEpoch).Wait(ctx)
+func (p *Partition) WriteMarker(ctx context.Context, m Marker) ProduceResult {
+	return p.SubmitMarker(ctx, m).Wait(ctx)
 }
 
 // SubmitMarker builds the producer's COMMIT (commit) or ABORT control
@@ -248,7 +263,10 @@ func (p *Partition) WriteMarker(ctx context.Context, producerID int64, producerE
 // another are appended in that order, behind earlier produces.
 //
 // The rules are Kafka's: a marker at an epoch older than the partition's
-// current one for the producer is INVALID_PRODUCER_EPOCH; a newer one
+// current one for the producer is INVALID_PRODUCER_EPOCH (under
+// transaction version 2 also one at the current epoch: the coordinator
+// bumped it, so such a marker is a deposed or retried one, and would end
+// the producer's next transaction, which runs at that epoch); a newer one
 // fences the older epochs for data. A marker for a producer with no open
 // transaction here (a coordinator retrying) is appended and changes
 // nothing else. Once the marker has its offset the producer's transaction
@@ -256,7 +274,8 @@ func (p *Partition) WriteMarker(ctx context.Context, producerID int64, producerE
 // and an ABORT is listed for read_committed fetches. Every storage mode
 // takes markers through its append path (diskless: into an intake object,
 // the marker's type recorded in the manifest entry's Txns).
-func (p *Partition) SubmitMarker(ctx context.Context, producerID int64, producerEpoch int16, commit bool, coordinatorEpoch int32) *Pending {
+func (p *Partition) SubmitMarker(ctx context.Context, m Marker) *Pending {
+	producerID, producerEpoch, commit, coordinatorEpoch := m.ProducerID, m.ProducerEpoch, m.Commit, m.CoordinatorEpoch
 	known := func(r ProduceResult) *Pending { return &Pending{p: p, done: r, known: true} }
 	if producerID < 0 || producerEpoch < 0 {
 		return known(fail(kerr.InvalidRequest, "transaction marker needs a producer id and epoch, got %d and %d", producerID, producerEpoch))
@@ -273,7 +292,7 @@ func (p *Partition) SubmitMarker(ctx context.Context, producerID int64, producer
 	if r, failed := p.writableLocked(); failed {
 		return known(r)
 	}
-	if err := p.producers.CheckEpoch(producerID, producerEpoch); err != nil {
+	if err := p.producers.CheckMarkerEpoch(producerID, producerEpoch, m.TransactionVersion >= 2); err != nil {
 		return known(fail(kerr.InvalidProducerEpoch, "transaction marker: %v", err))
 	}
 	if r, full := p.checkSpaceLocked(); full {

@@ -32,7 +32,7 @@ func plain(values ...string) []byte {
 func (f *fixture) marker(pid int64, epoch int16, commit bool) ProduceResult {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return f.p.WriteMarker(ctx, pid, epoch, commit, 1)
+	return f.p.WriteMarker(ctx, Marker{ProducerID: pid, ProducerEpoch: epoch, Commit: commit, CoordinatorEpoch: 1})
 }
 
 func (f *fixture) mustMarker(pid int64, epoch int16, commit bool) int64 {
@@ -401,6 +401,39 @@ func TestTxnMarkerEpochs(t *testing.T) {
 	}
 }
 
+// TestTxnVersion2MarkerMustBeNewer: under transaction version 2 the
+// coordinator ends a transaction at the bumped epoch, and the producer's
+// next transaction runs at that epoch; a second marker at that epoch (a
+// retry, or a deposed coordinator's) is INVALID_PRODUCER_EPOCH and does
+// not end the next transaction. A version 1 marker at the current epoch
+// still does (the classic protocol ends at the transaction's own epoch).
+func TestTxnVersion2MarkerMustBeNewer(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v2 := func(epoch int16) ProduceResult {
+		return f.p.WriteMarker(ctx, Marker{ProducerID: 1, ProducerEpoch: epoch, Commit: true, CoordinatorEpoch: 1, TransactionVersion: 2})
+	}
+	f.wantProduce(txnBatch(1, 4, 0, "a"), 0)
+	if r := v2(5); r.Err != nil || r.BaseOffset != 1 {
+		t.Fatalf("version 2 commit at the bumped epoch: %+v", r)
+	}
+	f.wantProduce(txnBatch(1, 5, 0, "b"), 2) // the next transaction, at the bumped epoch
+	if r := v2(5); r.Err != kerr.InvalidProducerEpoch {
+		t.Fatalf("a second version 2 marker at epoch 5: %v, want INVALID_PRODUCER_EPOCH", r.Err)
+	}
+	if f.p.OpenTransactions() != 1 {
+		t.Fatalf("%d open transactions after a refused marker, want the next one still open", f.p.OpenTransactions())
+	}
+	f.wantLSO(2)
+	if off := f.mustMarker(1, 5, true); off != 3 { // version 1 at the current epoch
+		t.Fatalf("version 1 marker at %d", off)
+	}
+	if f.p.OpenTransactions() != 0 {
+		t.Fatalf("%d open transactions after the version 1 marker", f.p.OpenTransactions())
+	}
+}
+
 // TestTxnMarkerWithoutOpenTransaction: a marker for a producer with no
 // open transaction (a coordinator's retry, a producer never seen) is
 // appended and changes nothing else: no aborted entry, the LSO at the
@@ -553,7 +586,7 @@ func TestTxnMarkerHoldsLSOUntilReplicated(t *testing.T) {
 		t.Fatalf("high watermark %d", f.p.HighWatermark())
 	}
 	f.wantLSO(0)
-	w := f.p.SubmitMarker(ctx, 1, 0, true, 0)
+	w := f.p.SubmitMarker(ctx, Marker{ProducerID: 1, ProducerEpoch: 0, Commit: true})
 	// The follower fetches until the marker is durable on the leader.
 	for {
 		rf := f.p.ReplicaFetch("n2", 1, -1, 1<<20)

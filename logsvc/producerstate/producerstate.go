@@ -113,13 +113,15 @@ func (s *State) Update(pid int64, epoch int16, b Batch) {
 	p.batches = append(p.batches, b)
 }
 
-// CheckEpoch decides whether a transaction marker of the producer at epoch
-// may be written (Kafka's checkProducerEpoch for markers): an epoch older
-// than the current one is fenced (ErrFencedEpoch); an unknown producer, the
-// current epoch and a newer one pass.
-func (s *State) CheckEpoch(pid int64, epoch int16) error {
-	if p, ok := s.producers[pid]; ok && epoch < p.epoch {
-		return fmt.Errorf("%w: producer %d epoch %d, current %d", ErrFencedEpoch, pid, epoch, p.epoch)
+// CheckMarkerEpoch decides whether a transaction marker of the producer
+// at epoch may be written (Kafka's checkProducerEpoch for markers): an
+// epoch older than the current one is fenced (ErrFencedEpoch), and with
+// bumped (transaction version 2, whose coordinator bumps the epoch to end
+// a transaction) the current one too; an unknown producer and a newer
+// epoch pass.
+func (s *State) CheckMarkerEpoch(pid int64, epoch int16, bumped bool) error {
+	if p, ok := s.producers[pid]; ok && (epoch < p.epoch || bumped && epoch == p.epoch) {
+		return fmt.Errorf("%w: producer %d marker epoch %d, current %d", ErrFencedEpoch, pid, epoch, p.epoch)
 	}
 	return nil
 }

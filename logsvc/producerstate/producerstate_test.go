@@ -69,15 +69,23 @@ func TestSequenceWraps(t *testing.T) {
 func TestMarkerEpochs(t *testing.T) {
 	s := New()
 	s.Update(2, 1, Batch{0, 4, 0, 4})
-	if err := s.CheckEpoch(2, 0); !errors.Is(err, ErrFencedEpoch) {
+	if err := s.CheckMarkerEpoch(2, 0, false); !errors.Is(err, ErrFencedEpoch) {
 		t.Fatalf("older marker epoch: %v", err)
 	}
 	for _, e := range []int16{1, 2} {
-		if err := s.CheckEpoch(2, e); err != nil {
+		if err := s.CheckMarkerEpoch(2, e, false); err != nil {
 			t.Fatalf("marker epoch %d: %v", e, err)
 		}
 	}
-	if err := s.CheckEpoch(99, 0); err != nil {
+	// Transaction version 2: the coordinator bumped the epoch to end the
+	// transaction, so only a newer epoch ends it.
+	if err := s.CheckMarkerEpoch(2, 1, true); !errors.Is(err, ErrFencedEpoch) {
+		t.Fatalf("version 2 marker at the current epoch: %v", err)
+	}
+	if err := s.CheckMarkerEpoch(2, 2, true); err != nil {
+		t.Fatalf("version 2 marker at the next epoch: %v", err)
+	}
+	if err := s.CheckMarkerEpoch(99, 0, false); err != nil {
 		t.Fatalf("unknown producer: %v", err)
 	}
 	s.UpdateEpoch(2, 1) // a commit at the current epoch

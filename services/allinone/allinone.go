@@ -57,6 +57,9 @@ type Config struct {
 	// TransactionMaxTimeout bounds transaction.timeout.ms (0: the
 	// gateway's default, 15 min).
 	TransactionMaxTimeout time.Duration
+	// TransactionVersion is the transaction.version feature level
+	// advertised (0: the gateway's default, 2).
+	TransactionVersion int16
 	// ObjectStore is the object store URL for hybrid and diskless topics (file:///dir
 	// or s3://bucket/prefix?endpoint=...); default file://<DataDir>/objects.
 	ObjectStore string
@@ -244,6 +247,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		ClusterID: cfg.ClusterID, AutoCreateTopics: cfg.AutoCreateTopics, DefaultPartitions: cfg.DefaultPartitions,
 		DefaultStorageMode: cfg.DefaultStorageMode, Etcd: s.cli, Logger: log.With("service", "gateway"),
 		TracerProvider: cfg.TracerProvider, Metrics: cfg.Metrics, TransactionMaxTimeout: cfg.TransactionMaxTimeout,
+		TransactionVersion: cfg.TransactionVersion,
 	})
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/streamline-dev/streamline/services/cluster"
 )
@@ -22,7 +23,21 @@ import (
 // first committed in its transactions (fetched with RequireStable). A
 // read_committed consumer of the output sees every input value exactly
 // once, and the group's committed offsets are the input's end offsets.
+//
+// It runs under both transaction versions: franz-go uses version 2
+// (KIP-890 part 2: no AddPartitionsToTxn or AddOffsetsToTxn, an epoch
+// bump per transaction) as the all-in-one advertises it, and version 1
+// when its EndTxn is capped below v5.
 func TestTransactionsExactlyOnceFranzGo(t *testing.T) {
+	t.Run("version2", func(t *testing.T) { exactlyOnceFranzGo(t, true) })
+	t.Run("version1", func(t *testing.T) {
+		v1 := kversion.Stable()
+		v1.SetMaxKeyVersion(26, 4) // EndTxn v4: franz-go stays on the classic protocol
+		exactlyOnceFranzGo(t, false, kgo.MaxVersions(v1))
+	})
+}
+
+func exactlyOnceFranzGo(t *testing.T, version2 bool, sessionOpts ...kgo.Opt) {
 	s := cluster.StartAllInOne(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -54,18 +69,18 @@ func TestTransactionsExactlyOnceFranzGo(t *testing.T) {
 	copied := 0
 	copyRecords := func(until int) {
 		t.Helper()
-		sess, err := kgo.NewGroupTransactSession(
+		sess, err := kgo.NewGroupTransactSession(append([]kgo.Opt{
 			kgo.SeedBrokers(s.KafkaAddr()),
 			kgo.TransactionalID("eos-copier"),
-			kgo.TransactionTimeout(30*time.Second),
+			kgo.TransactionTimeout(30 * time.Second),
 			kgo.DefaultProduceTopic(out),
 			kgo.ConsumerGroup(group),
 			kgo.ConsumeTopics(in),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 			kgo.RequireStableFetchOffsets(),
-			kgo.FetchMaxWait(200*time.Millisecond),
-		)
+			kgo.FetchMaxWait(200 * time.Millisecond),
+		}, sessionOpts...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,6 +131,17 @@ func TestTransactionsExactlyOnceFranzGo(t *testing.T) {
 	copyRecords(n)
 	if copied != n {
 		t.Fatalf("copied %d records in committed transactions, want %d: the resumed session did not start from the committed offsets", copied, n)
+	}
+
+	// The version the client ran shows in the epoch: version 2 bumps it
+	// at every end (at least n/100 transactions), version 1 only at each
+	// session's InitProducerId.
+	d, err := adm.DescribeTransactions(ctx, "eos-copier")
+	if err != nil || d["eos-copier"].Err != nil {
+		t.Fatalf("describe eos-copier: %v %+v", err, d)
+	}
+	if epoch := d["eos-copier"].ProducerEpoch; version2 != (epoch >= n/100) {
+		t.Fatalf("producer epoch %d after the run: transaction version 2 used = %v, want %v", epoch, epoch >= n/100, version2)
 	}
 
 	seen := readUntil(ctx, t, s.KafkaAddr(), out, want, kgo.FetchIsolationLevel(kgo.ReadCommitted()))

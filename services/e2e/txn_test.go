@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/streamline-dev/streamline/services/cluster"
 	"github.com/streamline-dev/streamline/shared/recbatch/recbatchtest"
@@ -137,13 +138,32 @@ func TestTransactionsFranzGo(t *testing.T) {
 	rp.Records = recbatchtest.Build(spec)
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
-	raw := newClient(t, s.KafkaAddr())
+	// Produce v11: the classic protocol verifies, and refuses.
+	v11 := kversion.Stable()
+	v11.SetMaxKeyVersion(0, 11)
+	raw := newClient(t, s.KafkaAddr(), kgo.MaxVersions(v11))
 	resp, err := req.RequestWith(ctx, raw)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidTxnState.Code {
-		t.Errorf("transactional batch after the transaction ended: error %v, want INVALID_TXN_STATE", kerr.ErrorForCode(code))
+		t.Errorf("transactional batch after the transaction ended (v11): error %v, want INVALID_TXN_STATE", kerr.ErrorForCode(code))
+	}
+	// Produce v12 (transaction version 2) would add the partition, but
+	// the end bumped the epoch: a late batch of the ended transaction,
+	// at the epoch before, is fenced.
+	if d.ProducerEpoch < 1 {
+		t.Fatalf("the producer's epoch is %d after a transaction version 2 commit, want it bumped", d.ProducerEpoch)
+	}
+	spec.ProducerEpoch = d.ProducerEpoch - 1
+	rp.Records = recbatchtest.Build(spec)
+	req.Topics[0].Partitions[0] = rp
+	resp, err = req.RequestWith(ctx, newClient(t, s.KafkaAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, code := resp.Version, resp.Topics[0].Partitions[0].ErrorCode; v < 12 || code != kerr.InvalidProducerEpoch.Code {
+		t.Errorf("late batch at the epoch before the end (v%d): error %v, want INVALID_PRODUCER_EPOCH at v12+", v, kerr.ErrorForCode(code))
 	}
 }
 

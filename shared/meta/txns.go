@@ -84,6 +84,11 @@ type TxnMeta struct {
 	// last) transaction; -1 before any.
 	StartTimeMs      int64 `json:"start_time_ms"`
 	LastUpdateTimeMs int64 `json:"last_update_time_ms"`
+	// TxnVersion is the transaction version of the transaction being
+	// ended (set with PrepareCommit/PrepareAbort): 2 when an EndTxn v5+
+	// bumped the producer epoch to end it, which its markers tell the
+	// partitions; 0 otherwise.
+	TxnVersion int16 `json:"transaction_version,omitempty"`
 }
 
 // Clone is a deep copy of m.

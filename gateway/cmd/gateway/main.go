@@ -16,6 +16,7 @@ import (
 
 	"github.com/streamline-dev/streamline/gateway"
 	"github.com/streamline-dev/streamline/gateway/groups"
+	"github.com/streamline-dev/streamline/gateway/handlers"
 	"github.com/streamline-dev/streamline/gateway/txns"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/svcmain"
@@ -41,6 +42,7 @@ type options struct {
 	groupMinST     *time.Duration
 	groupMaxST     *time.Duration
 	txnMaxTimeout  *time.Duration
+	txnVersion     *int
 	httpAddr       *string
 }
 
@@ -68,6 +70,7 @@ func newOptions() *options {
 		groupMinST:     fs.Duration("group-min-session-timeout", groups.DefaultMinSessionTimeout, "smallest session.timeout.ms a consumer group member may ask for"),
 		groupMaxST:     fs.Duration("group-max-session-timeout", groups.DefaultMaxSessionTimeout, "largest session.timeout.ms a consumer group member may ask for"),
 		txnMaxTimeout:  fs.Duration("transaction-max-timeout", txns.DefaultMaxTimeout, "largest transaction.timeout.ms a transactional producer may ask for (Kafka's transaction.max.timeout.ms)"),
+		txnVersion:     fs.Int("transaction-version", int(handlers.MaxTransactionVersion), "transaction.version feature level advertised to clients: 2 (KIP-890 part 2: clients that know it add partitions implicitly and bump the epoch per transaction) or 1 (the classic protocol for every client); the same on every gateway"),
 	}
 }
 
@@ -100,6 +103,9 @@ func (o *options) validate() error {
 	}
 	if *o.txnMaxTimeout < time.Millisecond || *o.txnMaxTimeout > math.MaxInt32*time.Millisecond {
 		return fmt.Errorf("invalid value %v for flag --transaction-max-timeout: must be between 1ms and %v", *o.txnMaxTimeout, math.MaxInt32*time.Millisecond)
+	}
+	if *o.txnVersion < 1 || *o.txnVersion > int(handlers.MaxTransactionVersion) {
+		return fmt.Errorf("invalid value %d for flag --transaction-version: must be 1 or %d", *o.txnVersion, handlers.MaxTransactionVersion)
 	}
 	if *o.partitions < 1 || *o.partitions > meta.MaxPartitions {
 		return fmt.Errorf("invalid value %d for flag --default-partitions: must be 1..%d", *o.partitions, meta.MaxPartitions)
@@ -149,7 +155,7 @@ func run(args []string) int {
 		DefaultPartitions: int32(*o.partitions), DefaultReplicationFactor: int16(*o.replication), DefaultStorageMode: meta.StorageMode(*o.storageMode),
 		Etcd: cli, EtcdPrefix: *o.etcdPrefix, SessionTTL: int(o.sessionTTL.Seconds()),
 		GroupMinSessionTimeout: *o.groupMinST, GroupMaxSessionTimeout: *o.groupMaxST,
-		TransactionMaxTimeout: *o.txnMaxTimeout, Logger: log,
+		TransactionMaxTimeout: *o.txnMaxTimeout, TransactionVersion: int16(*o.txnVersion), Logger: log,
 		Failpoint:      svcmain.Failpoint(os.Getenv("STREAMLINE_FAILPOINT")),
 		TracerProvider: tel.TracerProvider, Metrics: tel.Registry,
 	})

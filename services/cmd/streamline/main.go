@@ -49,6 +49,7 @@ func run(args []string) int {
 	fs.Int64Var(&d.Hybrid.UploadBytesPerSecond, "hybrid-upload-bytes-per-second", 0, "bound on the bytes per second uploaded for hybrid partitions (Kafka's remote.log.manager.copy.max.bytes.per.second); 0: unlimited")
 	fs.DurationVar(&d.Hybrid.UploadInterval, "hybrid-upload-interval", time.Second, "how often the leader of a hybrid partition looks for rolled segments to upload")
 	fs.DurationVar(&d.TransactionMaxTimeout, "transaction-max-timeout", 15*time.Minute, "largest transaction.timeout.ms a transactional producer may ask for (Kafka's transaction.max.timeout.ms); older transactions are aborted")
+	txnVersion := fs.Int("transaction-version", 2, "transaction.version feature level advertised to clients: 2 (KIP-890 part 2: clients that know it add partitions implicitly and bump the epoch per transaction) or 1 (the classic protocol for every client)")
 	fs.BoolVar(&d.UnsafeNoFsync, "unsafe-no-fsync", false, "skip WAL fsync (benchmarks only: acknowledged data may be lost on a crash)")
 	if code, ok := fs.Parse(args); !ok {
 		return code
@@ -74,6 +75,11 @@ func run(args []string) int {
 		fs.Fail("invalid value %v for flag --transaction-max-timeout: must be between 1ms and %v", d.TransactionMaxTimeout, math.MaxInt32*time.Millisecond)
 		return svcmain.ExitUsage
 	}
+	if *txnVersion < 1 || *txnVersion > 2 {
+		fs.Fail("invalid value %d for flag --transaction-version: must be 1 or 2", *txnVersion)
+		return svcmain.ExitUsage
+	}
+	d.TransactionVersion = int16(*txnVersion)
 	if d.Hybrid.UploadInterval <= 0 {
 		fs.Fail("invalid value %v for flag --hybrid-upload-interval: must be positive", d.Hybrid.UploadInterval)
 		return svcmain.ExitUsage

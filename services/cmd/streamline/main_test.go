@@ -50,6 +50,7 @@ func TestBadFlagsStopBeforeAnythingStarts(t *testing.T) {
 		{[]string{"--hybrid-max-pending-bytes", "0"}, "--hybrid-max-pending-bytes"},
 		{[]string{"--hybrid-upload-interval", "0s"}, "--hybrid-upload-interval"},
 		{[]string{"--transaction-max-timeout", "0s"}, "--transaction-max-timeout"},
+		{[]string{"--transaction-version", "3"}, "--transaction-version"},
 	} {
 		dataDir := filepath.Join(t.TempDir(), "data")
 		cmd := exec.Command(bin, append([]string{"--data-dir", dataDir}, tc.args...)...)

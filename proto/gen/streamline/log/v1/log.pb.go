@@ -101,8 +101,14 @@ type TxnMarker struct {
 	// The coordinator's epoch, stored in the marker's value (Kafka's
 	// coordinator_epoch).
 	CoordinatorEpoch int32 `protobuf:"varint,7,opt,name=coordinator_epoch,json=coordinatorEpoch,proto3" json:"coordinator_epoch,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The transaction's version (Kafka's WriteTxnMarkers v2
+	// TransactionVersion): at 2 (KIP-890 part 2) the coordinator bumped the
+	// producer epoch to end the transaction, and a marker not newer than the
+	// partition's epoch for the producer is INVALID_PRODUCER_EPOCH; 0 or 1:
+	// one older is.
+	TransactionVersion int32 `protobuf:"varint,8,opt,name=transaction_version,json=transactionVersion,proto3" json:"transaction_version,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *TxnMarker) Reset() {
@@ -180,6 +186,13 @@ func (x *TxnMarker) GetCommit() bool {
 func (x *TxnMarker) GetCoordinatorEpoch() int32 {
 	if x != nil {
 		return x.CoordinatorEpoch
+	}
+	return 0
+}
+
+func (x *TxnMarker) GetTransactionVersion() int32 {
+	if x != nil {
+		return x.TransactionVersion
 	}
 	return 0
 }
@@ -2463,7 +2476,7 @@ const file_streamline_log_v1_log_proto_rawDesc = "" +
 	"\x16WriteTxnMarkersRequest\x12\x1d\n" +
 	"\n" +
 	"timeout_ms\x18\x01 \x01(\x05R\ttimeoutMs\x126\n" +
-	"\amarkers\x18\x02 \x03(\v2\x1c.streamline.log.v1.TxnMarkerR\amarkers\"\xe7\x01\n" +
+	"\amarkers\x18\x02 \x03(\v2\x1c.streamline.log.v1.TxnMarkerR\amarkers\"\x98\x02\n" +
 	"\tTxnMarker\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x19\n" +
 	"\btopic_id\x18\x02 \x01(\fR\atopicId\x12\x1c\n" +
@@ -2472,7 +2485,8 @@ const file_streamline_log_v1_log_proto_rawDesc = "" +
 	"producerId\x12%\n" +
 	"\x0eproducer_epoch\x18\x05 \x01(\x05R\rproducerEpoch\x12\x16\n" +
 	"\x06commit\x18\x06 \x01(\bR\x06commit\x12+\n" +
-	"\x11coordinator_epoch\x18\a \x01(\x05R\x10coordinatorEpoch\"W\n" +
+	"\x11coordinator_epoch\x18\a \x01(\x05R\x10coordinatorEpoch\x12/\n" +
+	"\x13transaction_version\x18\b \x01(\x05R\x12transactionVersion\"W\n" +
 	"\x17WriteTxnMarkersResponse\x12<\n" +
 	"\aresults\x18\x01 \x03(\v2\".streamline.log.v1.TxnMarkerResultR\aresults\"\xc2\x01\n" +
 	"\x0fTxnMarkerResult\x12\x14\n" +
