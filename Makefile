@@ -67,8 +67,13 @@ chaos: tools
 ## read_committed consumer), hybrid (uploading and deleting
 ## local segments during the run), local against hybrid at 10k records/s on
 ## one server, diskless, and diskless while the merger rewrites its ranges
-## (merge age 2 s: merging runs through the load), and replication: RF=1
-## against RF=3 (acks=all) on 3 log-service nodes
+## (merge age 2 s: merging runs through the load), replication: RF=1
+## against RF=3 (acks=all) on 3 log-service nodes, franz-go's in-memory
+## kfake broker as a reference, and diskless behind the S3 Standard and S3
+## Express latency models. The rows are printed and written with their
+## latency CDFs to $(BENCH_DIR) (emptied first): results.md (the table) and
+## latency-cdf.png (produce and end-to-end latency CDF of every row)
+BENCH_DIR     ?= bench-results/latest
 BENCH_RECORDS ?= 60000
 BENCH_RATE    ?= 2000
 BENCH_ARGS     = --target streamline --partitions 12 --records $(BENCH_RECORDS) --rate $(BENCH_RATE) --record-bytes 1024 --diskless-batch-timeout 20ms
@@ -81,22 +86,28 @@ HYBRID_ARGS    = --segment-bytes 1MiB --local-retention-bytes 4MiB
 RF_ARGS        = --target streamline --partitions 12 --records 200000 --record-bytes 1024 --storage-mode local --logsvc-nodes 3
 bench:
 	@mkdir -p bin
+	@test -n "$(BENCH_DIR)" && rm -rf "$(BENCH_DIR)" && mkdir -p "$(BENCH_DIR)"
 	@CGO_ENABLED=0 $(GO) build -o bin/streamline-bench ./services/cmd/streamline-bench
 	@bin/streamline-bench --row-header
-	@bin/streamline-bench $(BENCH_ARGS) --storage-mode local --row "local"
-	@bin/streamline-bench $(BENCH_ARGS) --storage-mode local --txn-records 100 --row "local, transactions of 100 records (latency: send to commit)"
-	@bin/streamline-bench $(BENCH_ARGS) $(HYBRID_ARGS) --storage-mode hybrid --row "hybrid, 1 MiB segments, 4 MiB local retention"
-	@bin/streamline-bench $(BENCH_ARGS) --records 100000 --rate 10000 $(HYBRID_ARGS) --storage-mode local,hybrid --row "10k rec/s"
-	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge=false --row "diskless, merging off"
-	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge=false --txn-records 100 --row "diskless, merging off, transactions of 100 records (latency: send to commit)"
-	@bin/streamline-bench $(BENCH_ARGS) $(HYBRID_ARGS) --storage-mode hybrid --txn-records 100 --row "hybrid, transactions of 100 records (latency: send to commit)"
-	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge-min-age 2s --row "diskless, merging (age 2 s, 4 writers)"
-	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge-min-age 2s --merge-parallelism 1 --row "diskless, merging (age 2 s, 1 writer)"
-	@bin/streamline-bench $(BENCH_ARGS) --storage-mode local --logsvc-nodes 3 --replication-factor 1 --row "local, 3 nodes, RF=1"
-	@bin/streamline-bench $(BENCH_ARGS) --storage-mode local --logsvc-nodes 3 --replication-factor 3 --row "local, 3 nodes, RF=3 (acks=all)"
-	@bin/streamline-bench $(RF_ARGS) --rate 0 --replication-factor 1 --row "local, 3 nodes, RF=1, unlimited rate"
-	@bin/streamline-bench $(RF_ARGS) --rate 0 --replication-factor 3 --row "local, 3 nodes, RF=3 (acks=all), unlimited rate"
-	@bin/streamline-bench $(RF_ARGS) --rate 10000 --replication-factor 3 --row "local, 3 nodes, RF=3 (acks=all), 10k rec/s"
+	@bin/streamline-bench $(BENCH_ARGS) --storage-mode local --results-dir $(BENCH_DIR) --row "local"
+	@bin/streamline-bench $(BENCH_ARGS) --storage-mode local --txn-records 100 --results-dir $(BENCH_DIR) --row "local, transactions of 100 records (latency: send to commit)"
+	@bin/streamline-bench $(BENCH_ARGS) $(HYBRID_ARGS) --storage-mode hybrid --results-dir $(BENCH_DIR) --row "hybrid, 1 MiB segments, 4 MiB local retention"
+	@bin/streamline-bench $(BENCH_ARGS) --records 100000 --rate 10000 $(HYBRID_ARGS) --storage-mode local,hybrid --results-dir $(BENCH_DIR) --row "10k rec/s"
+	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge=false --results-dir $(BENCH_DIR) --row "diskless, merging off"
+	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge=false --txn-records 100 --results-dir $(BENCH_DIR) --row "diskless, merging off, transactions of 100 records (latency: send to commit)"
+	@bin/streamline-bench $(BENCH_ARGS) $(HYBRID_ARGS) --storage-mode hybrid --txn-records 100 --results-dir $(BENCH_DIR) --row "hybrid, transactions of 100 records (latency: send to commit)"
+	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge-min-age 2s --results-dir $(BENCH_DIR) --row "diskless, merging (age 2 s, 4 writers)"
+	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge-min-age 2s --merge-parallelism 1 --results-dir $(BENCH_DIR) --row "diskless, merging (age 2 s, 1 writer)"
+	@bin/streamline-bench $(BENCH_ARGS) --storage-mode local --logsvc-nodes 3 --replication-factor 1 --results-dir $(BENCH_DIR) --row "local, 3 nodes, RF=1"
+	@bin/streamline-bench $(BENCH_ARGS) --storage-mode local --logsvc-nodes 3 --replication-factor 3 --results-dir $(BENCH_DIR) --row "local, 3 nodes, RF=3 (acks=all)"
+	@bin/streamline-bench $(RF_ARGS) --rate 0 --replication-factor 1 --results-dir $(BENCH_DIR) --row "local, 3 nodes, RF=1, unlimited rate"
+	@bin/streamline-bench $(RF_ARGS) --rate 0 --replication-factor 3 --results-dir $(BENCH_DIR) --row "local, 3 nodes, RF=3 (acks=all), unlimited rate"
+	@bin/streamline-bench $(RF_ARGS) --rate 10000 --replication-factor 3 --results-dir $(BENCH_DIR) --row "local, 3 nodes, RF=3 (acks=all), 10k rec/s"
+	@bin/streamline-bench --target kfake --partitions 12 --records $(BENCH_RECORDS) --rate $(BENCH_RATE) --record-bytes 1024 --results-dir $(BENCH_DIR) --row "kfake (franz-go in-memory broker, reference)"
+	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge=false --s3 standard --diskless-batch-timeout 100ms --results-dir $(BENCH_DIR) --row "diskless, S3 Standard model, 100 ms batches"
+	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge=false --s3 express --diskless-batch-timeout 10ms --results-dir $(BENCH_DIR) --row "diskless, S3 Express model, 10 ms batches"
+	@bin/streamline-bench --plot $(BENCH_DIR)
+	@echo "table: $(BENCH_DIR)/results.md, latency CDF plot: $(BENCH_DIR)/latency-cdf.png"
 
 ## run: the all-in-one server on 127.0.0.1:9092
 run:

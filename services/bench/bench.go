@@ -52,7 +52,19 @@ type Result struct {
 	Elapsed                             time.Duration
 	ProduceP50, ProduceP99, ProduceP999 time.Duration
 	E2EP50, E2EP99, E2EP999             time.Duration
+	// ProduceCDF and E2ECDF are the latency distributions in compact form:
+	// element i is the latency at quantile i/CDFSteps (CDFSteps+1 points,
+	// from the fastest record to the slowest). Empty when there were no
+	// samples (E2ECDF with ProduceOnly).
+	ProduceCDF, E2ECDF []time.Duration
 }
+
+// CDFSteps is the number of quantile steps of Result.ProduceCDF and
+// Result.E2ECDF: they hold the latency at quantiles 0, 1/CDFSteps, ..., 1.
+const CDFSteps = 200
+
+// CDFQuantile is the quantile of element i of a CDF of a Result.
+func CDFQuantile(i int) float64 { return float64(i) / CDFSteps }
 
 // RecordsPerSec is the produce throughput.
 func (r Result) RecordsPerSec() float64 { return float64(r.Records) / r.Elapsed.Seconds() }
@@ -222,8 +234,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, fmt.Errorf("consume: %w", err)
 	}
 	r := Result{Records: cfg.Records, Bytes: int64(cfg.Records) * int64(cfg.RecordBytes), Elapsed: elapsed}
-	r.ProduceP50, r.ProduceP99, r.ProduceP999 = percentiles(lat)
-	r.E2EP50, r.E2EP99, r.E2EP999 = percentiles(e2e)
+	r.ProduceP50, r.ProduceP99, r.ProduceP999, r.ProduceCDF = distribution(lat)
+	r.E2EP50, r.E2EP99, r.E2EP999, r.E2ECDF = distribution(e2e)
 	return r, nil
 }
 
@@ -266,13 +278,26 @@ func awaitPartitions(ctx context.Context, adm *kadm.Client, topic string, partit
 }
 
 func percentiles(d []time.Duration) (p50, p99, p999 time.Duration) {
+	p50, p99, p999, _ = distribution(d)
+	return
+}
+
+// distribution sorts a copy of the samples and returns their percentiles
+// and their CDF (see Result.ProduceCDF); all zero and nil without samples.
+func distribution(d []time.Duration) (p50, p99, p999 time.Duration, cdf []time.Duration) {
 	if len(d) == 0 {
 		return
 	}
 	s := append([]time.Duration(nil), d...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	at := func(q float64) time.Duration { return s[int(q*float64(len(s)-1))].Round(10 * time.Microsecond) }
-	return at(0.50), at(0.99), at(0.999)
+	cdf = make([]time.Duration, CDFSteps+1)
+	for i := range cdf {
+		// The same nearest-rank rule as the percentiles, unrounded; the
+		// last point is the maximum.
+		cdf[i] = s[i*(len(s)-1)/CDFSteps]
+	}
+	return at(0.50), at(0.99), at(0.999), cdf
 }
 
 // consumeAll reads n records and records their end-to-end latency.

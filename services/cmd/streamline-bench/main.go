@@ -11,6 +11,11 @@
 // roll, upload and delete local segments during the measurement, and a
 // hybrid run reports what it uploaded (streamline_logsvc_tier_* from the
 // in-process registries, or --metrics-url).
+//
+// --row LABEL prints a Markdown table row instead of the summary (make
+// bench); --results-dir DIR also adds the run to the results folder DIR
+// (its row and latency CDFs, see package bench), and --plot DIR draws
+// DIR/latency-cdf.png from the runs there.
 package main
 
 import (
@@ -88,6 +93,8 @@ func run(args []string) int {
 		rf       = fs.Int("replication-factor", 1, "replication factor of the benchmark topic (at most --logsvc-nodes); the producer uses acks=all")
 		header   = fs.Bool("row-header", false, "print the header of the Markdown table --row writes rows of, and exit")
 		row      = fs.String("row", "", "print one Markdown table row per run with this label instead of the summary (make bench builds its table from rows); with several modes the label is <mode>, <topic configs set by flags>, <row>; a hybrid run's label ends with what it uploaded")
+		resDir   = fs.String("results-dir", "", "with --row: also add each run to this results folder (created if needed): its row to DIR/results.md and its latency CDFs to DIR/NN-<label>.json (plot them with --plot DIR)")
+		plotDir  = fs.String("plot", "", "render DIR/latency-cdf.png (produce and end-to-end latency CDF of every run) from the results folder DIR written by --results-dir, and exit")
 	)
 	fs.Var(&segBytes, "segment-bytes", "segment.bytes of the benchmark topics (e.g. 1MiB; default: the server's): small segments roll during the run, so a hybrid topic uploads during the measurement")
 	fs.Var(&locRet, "local-retention-bytes", "local.retention.bytes of the benchmark topics (e.g. 4MiB; -1 no local limit; default: the server's): a hybrid partition deletes uploaded local segments beyond it")
@@ -100,8 +107,23 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "streamline-bench:", err)
 		return 2
 	}
+	if *resDir != "" && *row == "" {
+		fmt.Fprintln(os.Stderr, "streamline-bench: --results-dir needs --row (the label of the run's row and files)")
+		return 2
+	}
+	if *plotDir != "" && (*row != "" || *resDir != "" || *header) {
+		fmt.Fprintln(os.Stderr, "streamline-bench: --plot renders an existing results folder and exits: run it on its own, after the runs (not with --row, --results-dir or --row-header)")
+		return 2
+	}
 	if *header {
 		fmt.Println(bench.RowHeader)
+		return 0
+	}
+	if *plotDir != "" {
+		if err := bench.Plot(*plotDir); err != nil {
+			fmt.Fprintln(os.Stderr, "streamline-bench: --plot:", err)
+			return 1
+		}
 		return 0
 	}
 	modes, err := parseModes(*mode)
@@ -311,6 +333,12 @@ func run(args []string) int {
 					l += " (" + uploads + ")"
 				}
 				res.Row(os.Stdout, l)
+				if *resDir != "" {
+					if err := bench.WriteResult(*resDir, l, res); err != nil {
+						fmt.Fprintln(os.Stderr, "streamline-bench: --results-dir:", err)
+						return 1
+					}
+				}
 				continue
 			}
 			l := label(m)

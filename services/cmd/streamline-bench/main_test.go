@@ -1,7 +1,10 @@
 package main
 
 import (
+	"io"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -55,5 +58,54 @@ func TestBadFlagsAreUsageErrors(t *testing.T) {
 		if code := run(args); code != 2 {
 			t.Errorf("%v: exit %d, want 2", args, code)
 		}
+	}
+}
+
+// stderrOf runs the command and returns its exit code and what it wrote
+// to stderr.
+func stderrOf(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stderr
+	os.Stderr = w
+	code := run(args)
+	os.Stderr = old
+	w.Close()
+	out, _ := io.ReadAll(r)
+	r.Close()
+	return code, string(out)
+}
+
+// TestResultsDirNeedsRow: --results-dir without --row is refused before
+// anything starts, naming the flag; so is --plot with a run's flags.
+func TestResultsDirNeedsRow(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"--results-dir", dir}, "--results-dir"},
+		{[]string{"--target", "kfake", "--results-dir", dir}, "--results-dir"},
+		{[]string{"--plot", dir, "--row", "x"}, "--plot"},
+	} {
+		code, stderr := stderrOf(t, c.args...)
+		if code != 2 || !strings.Contains(stderr, c.flag) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 naming %s", c.args, code, stderr, c.flag)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("refused runs wrote %d files", len(entries))
+	}
+}
+
+// TestPlotEmptyDir: --plot of a folder without results fails, naming it.
+func TestPlotEmptyDir(t *testing.T) {
+	dir := t.TempDir()
+	code, stderr := stderrOf(t, "--plot", dir)
+	if code != 1 || !strings.Contains(stderr, "--plot") || !strings.Contains(stderr, dir) {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
 }
