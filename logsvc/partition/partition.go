@@ -169,6 +169,9 @@ func Open(cfg Config) (*Partition, error) {
 		case !h.Idempotent():
 		case h.Control():
 			p.producers.UpdateEpoch(h.ProducerID, h.ProducerEpoch)
+			if h.Marker == recbatch.MarkerAbort || h.Marker == recbatch.MarkerCommit {
+				p.noteCoordinatorLocked(h.ProducerID, h.CoordinatorEpoch)
+			}
 			if h.Marker != recbatch.MarkerAbort && h.Marker != recbatch.MarkerCommit {
 				if _, open := p.txns.open[h.ProducerID]; open {
 					p.lg.Warn("control batch whose record is not a commit or abort marker ends a transaction as committed",

@@ -72,6 +72,23 @@ type txnState struct {
 	open    map[int64]int64 // producer id -> first offset of its open transaction
 	ending  []endingTxn     // in marker order
 	aborted []AbortedTxn    // in LastOffset (marker) order
+	// coordinators is the newest transaction coordinator epoch of each
+	// producer's markers in the log (Kafka's ProducerStateEntry
+	// coordinatorEpoch): a marker from an older coordinator of the
+	// producer's transactional id is refused. Guarded by Partition.mu
+	// (only the writer and Open use it).
+	coordinators map[int64]int32
+}
+
+// noteCoordinatorLocked records that a marker of pid from coordinator
+// epoch epoch is in the log. Called with p.mu held (or from Open).
+func (p *Partition) noteCoordinatorLocked(pid int64, epoch int32) {
+	if p.txns.coordinators == nil {
+		p.txns.coordinators = map[int64]int32{}
+	}
+	if cur, ok := p.txns.coordinators[pid]; !ok || epoch > cur {
+		p.txns.coordinators[pid] = epoch
+	}
 }
 
 // txnModeUnsupported says why transactional batches and markers are
@@ -262,7 +279,10 @@ func (p *Partition) WriteMarker(ctx context.Context, m Marker) ProduceResult {
 // min.insync.replicas, REQUEST_TIMED_OUT). Markers submitted one after
 // another are appended in that order, behind earlier produces.
 //
-// The rules are Kafka's: a marker at an epoch older than the partition's
+// The rules are Kafka's: a marker from a transaction coordinator epoch
+// older than the newest one of the producer's markers here is
+// TRANSACTION_COORDINATOR_FENCED (a deposed coordinator still writing);
+// a marker at an epoch older than the partition's
 // current one for the producer is INVALID_PRODUCER_EPOCH (under
 // transaction version 2 also one at the current epoch: the coordinator
 // bumped it, so such a marker is a deposed or retried one, and would end
@@ -295,6 +315,10 @@ func (p *Partition) SubmitMarker(ctx context.Context, m Marker) *Pending {
 	if err := p.producers.CheckMarkerEpoch(producerID, producerEpoch, m.TransactionVersion >= 2); err != nil {
 		return known(fail(kerr.InvalidProducerEpoch, "transaction marker: %v", err))
 	}
+	if cur, ok := p.txns.coordinators[producerID]; ok && coordinatorEpoch < cur {
+		return known(fail(kerr.TransactionCoordinatorFenced, "transaction marker of producer %d from coordinator epoch %d: a marker from epoch %d is already written",
+			producerID, coordinatorEpoch, cur))
+	}
 	if r, full := p.checkSpaceLocked(); full {
 		return known(r)
 	}
@@ -305,6 +329,7 @@ func (p *Partition) SubmitMarker(ctx context.Context, m Marker) *Pending {
 	}
 	base := p.assignLocked(batch, &h)
 	p.producers.UpdateEpoch(producerID, producerEpoch)
+	p.noteCoordinatorLocked(producerID, coordinatorEpoch)
 	p.endTxnLocked(producerID, base, !commit, p.hwm.Load())
 	return p.appendLocked(ctx, batch, h, AcksAll)
 }

@@ -434,6 +434,49 @@ func TestTxnVersion2MarkerMustBeNewer(t *testing.T) {
 	}
 }
 
+// TestTxnCoordinatorFenced: once a marker of a producer from coordinator
+// epoch 3 is in the log, a marker from epoch 2 (a deposed coordinator
+// still writing) is TRANSACTION_COORDINATOR_FENCED and changes nothing,
+// also after a reopen (the epoch is rebuilt from the marker's record);
+// the same or a newer coordinator epoch is written.
+func TestTxnCoordinatorFenced(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	mark := func(coordinator int32) ProduceResult {
+		return f.p.WriteMarker(ctx, Marker{ProducerID: 1, ProducerEpoch: 0, Commit: false, CoordinatorEpoch: coordinator})
+	}
+	f.wantProduce(txnBatch(1, 0, 0, "a"), 0)
+	if r := mark(3); r.Err != nil || r.BaseOffset != 1 {
+		t.Fatalf("abort from coordinator epoch 3: %+v", r)
+	}
+	check := func(when string, seq int32) {
+		t.Helper()
+		f.wantProduce(txnBatch(1, 0, seq, "b"), f.p.HighWatermark())
+		if r := mark(2); r.Err != kerr.TransactionCoordinatorFenced {
+			t.Fatalf("%s: marker from coordinator epoch 2: %v, want TRANSACTION_COORDINATOR_FENCED", when, r.Err)
+		}
+		if f.p.OpenTransactions() != 1 {
+			t.Fatalf("%s: a fenced marker ended the transaction", when)
+		}
+	}
+	check("running", 1)
+	f.reopen()
+	if r := mark(2); r.Err != kerr.TransactionCoordinatorFenced {
+		t.Fatalf("reopened: marker from coordinator epoch 2: %v, want TRANSACTION_COORDINATOR_FENCED", r.Err)
+	}
+	if r := mark(3); r.Err != nil {
+		t.Fatalf("reopened: marker from coordinator epoch 3: %v", r.Err)
+	}
+	if f.p.OpenTransactions() != 0 {
+		t.Fatal("the marker from the current coordinator did not end the transaction")
+	}
+	check("after a newer marker", 2)
+	if r := mark(4); r.Err != nil || f.p.OpenTransactions() != 0 {
+		t.Fatalf("marker from coordinator epoch 4: %+v, %d open", r, f.p.OpenTransactions())
+	}
+}
+
 // TestTxnMarkerWithoutOpenTransaction: a marker for a producer with no
 // open transaction (a coordinator's retry, a producer never seen) is
 // appended and changes nothing else: no aborted entry, the LSO at the

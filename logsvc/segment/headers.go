@@ -57,16 +57,18 @@ func (hr *headerReader) at(pos int64) (recbatch.Header, error) {
 // marker reads the record of the control batch h at pos (the whole batch is
 // before limit: at checked it) and returns what it says. Control batches are
 // small, so their bytes are usually in the window already.
-func (hr *headerReader) marker(pos int64, h recbatch.Header) (recbatch.Marker, error) {
+func (hr *headerReader) marker(pos int64, h recbatch.Header) (recbatch.Marker, int32, error) {
 	size := int64(h.Size())
 	if pos >= hr.bufPos && pos+size <= hr.bufPos+int64(len(hr.buf)) {
-		return recbatch.MarkerOf(hr.buf[pos-hr.bufPos : pos-hr.bufPos+size]), nil
+		m, epoch := recbatch.EndTxnMarkerOf(hr.buf[pos-hr.bufPos : pos-hr.bufPos+size])
+		return m, epoch, nil
 	}
 	b := make([]byte, size)
 	if _, err := hr.r.ReadAt(b, pos); err != nil {
-		return recbatch.MarkerNone, err
+		return recbatch.MarkerNone, 0, err
 	}
-	return recbatch.MarkerOf(b), nil
+	m, epoch := recbatch.EndTxnMarkerOf(b)
+	return m, epoch, nil
 }
 
 // verify returns pos if the batch there starts at offset at, as the index

@@ -136,7 +136,7 @@ func (l *Log) ScanHeaders(from int64, fn func(h recbatch.Header) error) error {
 		pos, h, err := hr.seek(pos, at, next)
 		for err == nil {
 			if h.Control() {
-				if h.Marker, err = hr.marker(pos, h); err != nil {
+				if h.Marker, h.CoordinatorEpoch, err = hr.marker(pos, h); err != nil {
 					break
 				}
 			}

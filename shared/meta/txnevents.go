@@ -27,6 +27,9 @@ type TxnEvent struct {
 	Epoch      int16   `json:"pepoch"`
 	Offset     int64   `json:"o"`
 	Kind       TxnKind `json:"k"`
+	// CoordinatorEpoch is a commit or abort marker's coordinator epoch
+	// (0 for a begin, and in entries written before it was recorded).
+	CoordinatorEpoch int32 `json:"ce,omitempty"`
 }
 
 // Marker is the recbatch.Marker of a marker event (MarkerNone for a
@@ -58,13 +61,15 @@ func (t *TxnRecorder) Add(h recbatch.Header, batch []byte) {
 	case !h.Idempotent():
 	case h.Control():
 		kind := TxnOtherControl
-		switch recbatch.MarkerOf(batch) {
+		marker, coordEpoch := recbatch.EndTxnMarkerOf(batch)
+		switch marker {
 		case recbatch.MarkerCommit:
 			kind = TxnCommit
 		case recbatch.MarkerAbort:
 			kind = TxnAbort
 		}
-		t.events = append(t.events, TxnEvent{ProducerID: h.ProducerID, Epoch: h.ProducerEpoch, Offset: h.BaseOffset, Kind: kind})
+		t.events = append(t.events, TxnEvent{ProducerID: h.ProducerID, Epoch: h.ProducerEpoch, Offset: h.BaseOffset, Kind: kind,
+			CoordinatorEpoch: coordEpoch})
 		delete(t.open, h.ProducerID)
 	case h.Transactional():
 		if t.open[h.ProducerID] {

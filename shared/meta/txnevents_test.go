@@ -31,10 +31,10 @@ func TestTxnRecorder(t *testing.T) {
 	add(txn(2, 0), 1)
 	add(txn(1, 1), 2)
 	add(recbatchtest.Build(idem), 3)
-	add(recbatch.EndTxnMarkerBatch(1, 0, false, 0, 1), 4)
+	add(recbatch.EndTxnMarkerBatch(1, 0, false, 7, 1), 4)
 	add(txn(1, 2), 5)
-	add(recbatch.EndTxnMarkerBatch(1, 0, true, 0, 1), 6)
-	want := []TxnEvent{{1, 0, 0, TxnBegin}, {2, 0, 1, TxnBegin}, {1, 0, 4, TxnAbort}, {1, 0, 5, TxnBegin}, {1, 0, 6, TxnCommit}}
+	add(recbatch.EndTxnMarkerBatch(1, 0, true, 9, 1), 6)
+	want := []TxnEvent{{1, 0, 0, TxnBegin, 0}, {2, 0, 1, TxnBegin, 0}, {1, 0, 4, TxnAbort, 7}, {1, 0, 5, TxnBegin, 0}, {1, 0, 6, TxnCommit, 9}}
 	if got := r.Events(); !slices.Equal(got, want) {
 		t.Fatalf("events %+v, want %+v", got, want)
 	}
@@ -44,11 +44,11 @@ func TestTxnRecorder(t *testing.T) {
 // is dropped; one after a marker is kept.
 func TestMergeTxns(t *testing.T) {
 	got := MergeTxns(
-		[]TxnEvent{{1, 0, 0, TxnBegin}},
-		[]TxnEvent{{1, 0, 5, TxnBegin}, {2, 0, 6, TxnBegin}, {1, 0, 7, TxnCommit}},
-		[]TxnEvent{{1, 0, 8, TxnBegin}, {2, 0, 9, TxnBegin}},
+		[]TxnEvent{{1, 0, 0, TxnBegin, 0}},
+		[]TxnEvent{{1, 0, 5, TxnBegin, 0}, {2, 0, 6, TxnBegin, 0}, {1, 0, 7, TxnCommit, 0}},
+		[]TxnEvent{{1, 0, 8, TxnBegin, 0}, {2, 0, 9, TxnBegin, 0}},
 	)
-	want := []TxnEvent{{1, 0, 0, TxnBegin}, {2, 0, 6, TxnBegin}, {1, 0, 7, TxnCommit}, {1, 0, 8, TxnBegin}}
+	want := []TxnEvent{{1, 0, 0, TxnBegin, 0}, {2, 0, 6, TxnBegin, 0}, {1, 0, 7, TxnCommit, 0}, {1, 0, 8, TxnBegin, 0}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("merged %+v, want %+v", got, want)
 	}

@@ -138,17 +138,24 @@ func ParseEndTxnMarker(batch []byte) (controlType int16, coordinatorEpoch int32,
 // MarkerOf is the Marker the control batch at the start of batch carries
 // (MarkerNone for a batch that is not a control batch).
 func MarkerOf(batch []byte) Marker {
+	m, _ := EndTxnMarkerOf(batch)
+	return m
+}
+
+// EndTxnMarkerOf is MarkerOf with, for a commit or abort marker, the
+// coordinator epoch its record carries (0 otherwise).
+func EndTxnMarkerOf(batch []byte) (Marker, int32) {
 	h, err := ParseHeader(batch)
 	if err != nil || !h.Control() {
-		return MarkerNone
+		return MarkerNone, 0
 	}
-	switch typ, _, err := ParseEndTxnMarker(batch); {
+	switch typ, epoch, err := ParseEndTxnMarker(batch); {
 	case err != nil:
-		return MarkerOther
+		return MarkerOther, 0
 	case typ == ControlAbort:
-		return MarkerAbort
+		return MarkerAbort, epoch
 	case typ == ControlCommit:
-		return MarkerCommit
+		return MarkerCommit, epoch
 	}
-	return MarkerOther
+	return MarkerOther, 0
 }

@@ -61,6 +61,9 @@ func TestEndTxnMarkerBatchIsKafkas(t *testing.T) {
 		if m := MarkerOf(b); m != want {
 			t.Fatalf("MarkerOf %v, want %v", m, want)
 		}
+		if m, ce := EndTxnMarkerOf(b); m != want || ce != 13 {
+			t.Fatalf("EndTxnMarkerOf %v %d, want %v 13", m, ce, want)
+		}
 		// Clients may not produce it.
 		if _, err := ValidateProduce(b); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("ValidateProduce of a marker: %v", err)

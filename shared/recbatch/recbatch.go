@@ -97,6 +97,10 @@ type Header struct {
 	// control records (the local engine's ScanHeaders); MarkerNone when
 	// nobody read it (ParseHeader, Validate).
 	Marker Marker
+	// CoordinatorEpoch is not a header field either: for a commit or
+	// abort marker read like Marker, the transaction coordinator's epoch
+	// its record carries (0 when not read).
+	CoordinatorEpoch int32
 }
 
 // Size is the whole batch's size in bytes, header included.

@@ -299,7 +299,8 @@ func CoordsToProto(c meta.Coords) *uploadv1.Coords {
 			FirstSequence: p.FirstSeq, LastSequence: p.LastSeq, BaseOffset: p.BaseOffset, LastOffset: p.LastOffset})
 	}
 	for _, t := range c.Txns {
-		out.Txns = append(out.Txns, &uploadv1.TxnEvent{ProducerId: t.ProducerID, ProducerEpoch: int32(t.Epoch), Offset: t.Offset, Kind: string(t.Kind)})
+		out.Txns = append(out.Txns, &uploadv1.TxnEvent{ProducerId: t.ProducerID, ProducerEpoch: int32(t.Epoch), Offset: t.Offset, Kind: string(t.Kind),
+			CoordinatorEpoch: t.CoordinatorEpoch})
 	}
 	return out
 }
@@ -320,7 +321,8 @@ func CoordsFromProto(c *uploadv1.Coords) meta.Coords {
 			FirstSeq: p.GetFirstSequence(), LastSeq: p.GetLastSequence(), BaseOffset: p.GetBaseOffset(), LastOffset: p.GetLastOffset()})
 	}
 	for _, t := range c.GetTxns() {
-		out.Txns = append(out.Txns, meta.TxnEvent{ProducerID: t.GetProducerId(), Epoch: int16(t.GetProducerEpoch()), Offset: t.GetOffset(), Kind: meta.TxnKind(t.GetKind())})
+		out.Txns = append(out.Txns, meta.TxnEvent{ProducerID: t.GetProducerId(), Epoch: int16(t.GetProducerEpoch()), Offset: t.GetOffset(), Kind: meta.TxnKind(t.GetKind()),
+			CoordinatorEpoch: t.GetCoordinatorEpoch()})
 	}
 	return out
 }

@@ -477,7 +477,7 @@ func entryHeaders(r meta.Coords) []recbatch.Header {
 			ProducerID: t.ProducerID, ProducerEpoch: t.Epoch, BaseSequence: recbatch.NoSequence, MaxTimestamp: r.MaxTimestamp}
 		switch {
 		case t.Kind != meta.TxnBegin:
-			h.Attributes, h.Marker = attrTransactional|attrControl, t.Marker()
+			h.Attributes, h.Marker, h.CoordinatorEpoch = attrTransactional|attrControl, t.Marker(), t.CoordinatorEpoch
 		case begins[[2]int64{t.ProducerID, t.Offset}]:
 			h.Attributes = attrTransactional
 		default:

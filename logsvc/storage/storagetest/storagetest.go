@@ -416,7 +416,7 @@ func CheckTxnHeaders(t testing.TB, l storage.Log, base int64) {
 		}
 		switch {
 		case h.Control():
-			markers = append(markers, fmt.Sprintf("%d:%d:%d:txn=%v", h.BaseOffset-base, h.ProducerID, h.Marker, h.Transactional()))
+			markers = append(markers, fmt.Sprintf("%d:%d:%d:txn=%v:coordinator=%d", h.BaseOffset-base, h.ProducerID, h.Marker, h.Transactional(), h.CoordinatorEpoch))
 		case h.Transactional():
 			txnData = append(txnData, fmt.Sprintf("%d:%d", h.BaseOffset-base, h.ProducerID))
 		case h.ProducerID == TxnOther:
@@ -428,8 +428,8 @@ func CheckTxnHeaders(t testing.TB, l storage.Log, base int64) {
 		t.Fatal(err)
 	}
 	wantMarkers := []string{
-		fmt.Sprintf("4:%d:%d:txn=true", TxnProducer, recbatch.MarkerAbort),
-		fmt.Sprintf("6:%d:%d:txn=true", TxnProducer, recbatch.MarkerCommit),
+		fmt.Sprintf("4:%d:%d:txn=true:coordinator=5", TxnProducer, recbatch.MarkerAbort),
+		fmt.Sprintf("6:%d:%d:txn=true:coordinator=5", TxnProducer, recbatch.MarkerCommit),
 	}
 	if !slices.Equal(markers, wantMarkers) {
 		t.Errorf("control headers %v, want %v", markers, wantMarkers)

@@ -666,8 +666,12 @@ type TxnEvent struct {
 	ProducerEpoch int32                  `protobuf:"varint,2,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"`
 	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
 	Kind          string                 `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// A commit or abort marker's transaction coordinator epoch (from its
+	// record): partitions rebuild the last one of each producer from it to
+	// refuse a deposed coordinator's marker (TRANSACTION_COORDINATOR_FENCED).
+	CoordinatorEpoch int32 `protobuf:"varint,5,opt,name=coordinator_epoch,json=coordinatorEpoch,proto3" json:"coordinator_epoch,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *TxnEvent) Reset() {
@@ -726,6 +730,13 @@ func (x *TxnEvent) GetKind() string {
 		return x.Kind
 	}
 	return ""
+}
+
+func (x *TxnEvent) GetCoordinatorEpoch() int32 {
+	if x != nil {
+		return x.CoordinatorEpoch
+	}
+	return 0
 }
 
 // EpochStart is the first offset written under a leader epoch.
@@ -1249,13 +1260,14 @@ const file_streamline_upload_v1_upload_proto_rawDesc = "" +
 	"\x11segment_index_len\x18\n" +
 	" \x01(\x03R\x0fsegmentIndexLen\x128\n" +
 	"\x06epochs\x18\v \x03(\v2 .streamline.upload.v1.EpochStartR\x06epochs\x122\n" +
-	"\x04txns\x18\f \x03(\v2\x1e.streamline.upload.v1.TxnEventR\x04txns\"~\n" +
+	"\x04txns\x18\f \x03(\v2\x1e.streamline.upload.v1.TxnEventR\x04txns\"\xab\x01\n" +
 	"\bTxnEvent\x12\x1f\n" +
 	"\vproducer_id\x18\x01 \x01(\x03R\n" +
 	"producerId\x12%\n" +
 	"\x0eproducer_epoch\x18\x02 \x01(\x05R\rproducerEpoch\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x12\n" +
-	"\x04kind\x18\x04 \x01(\tR\x04kind\"E\n" +
+	"\x04kind\x18\x04 \x01(\tR\x04kind\x12+\n" +
+	"\x11coordinator_epoch\x18\x05 \x01(\x05R\x10coordinatorEpoch\"E\n" +
 	"\n" +
 	"EpochStart\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x05R\x05epoch\x12!\n" +
