@@ -41,7 +41,27 @@ type Config struct {
 	MaxBufferedBytes int
 	// MaxInFlight: uploads (FlushFunc calls) running at once.
 	MaxInFlight int
+	// IdleFlush, when positive, also cuts a flush once batches stopped
+	// arriving: no Add for max(IdleFlush, IdleGaps x the recent mean gap
+	// between Adds). Waiting out MaxDelay then only adds latency: the
+	// producers are waiting for these very batches (a Kafka producer has
+	// at most 5 requests in flight per connection, so with object-store
+	// latencies it stalls until they are answered), and nothing more will
+	// join the flush. Steady arrivals, however sparse, keep MaxDelay's
+	// batching (and its PUT rate): only a pause several times longer than
+	// the usual gap counts as idle. 0: off.
+	IdleFlush time.Duration
 }
+
+// IdleGaps is how many mean inter-arrival gaps without an Add make the
+// buffer idle (see Config.IdleFlush): with arrivals at random times a gap
+// that long happens about e^-IdleGaps (2%) of the time, which bounds the
+// extra flushes of a steady load.
+const IdleGaps = 4
+
+// DefaultIdleFlush is the floor of the idle time the logsvc and all-in-one
+// binaries set (their --diskless-idle-flush).
+const DefaultIdleFlush = 2 * time.Millisecond
 
 func (c Config) withDefaults() Config {
 	if c.MaxBatchBytes <= 0 {
@@ -124,6 +144,7 @@ type Stats struct {
 	FailedItems    uint64 // results delivered as an error
 	OverflowWaits  uint64 // Adds that had to wait for memory
 	OverflowGaveUp uint64 // ... and returned because their context ended
+	IdleFlushes    uint64 // flushes cut early because Adds stopped (Config.IdleFlush)
 
 	PendingBytes  int // not yet in a flush
 	BufferedBytes int // pending + uploading + awaiting commit
@@ -177,6 +198,11 @@ type Batching struct {
 	minSize     int
 	buffered    int
 	waiters     []*waiter
+	// lastAdd is the time of the last Add and gap the moving mean of the
+	// gaps between Adds (Config.IdleFlush).
+	lastAdd     time.Time
+	gap         time.Duration
+	gapSeen     bool
 	uploading   int
 	nextSeq     uint64                 // Seq of the next flush to cut
 	ready       map[uint64]*flushState // uploaded (or failed), awaiting commit turn
@@ -279,6 +305,18 @@ func (b *Batching) enqueueLocked(it Item) (chan error, error) {
 	}
 	st.count++
 	e := &entry{item: it, at: time.Now(), res: make(chan error, 1), size: b.cfg.MaxBatchBytes}
+	if !b.lastAdd.IsZero() {
+		// A moving mean over about the last 8 gaps, starting at the first
+		// one; a gap longer than MaxDelay (the buffer was empty) counts as
+		// MaxDelay.
+		g := min(e.at.Sub(b.lastAdd), b.cfg.MaxDelay)
+		if b.gapSeen {
+			b.gap += (g - b.gap) / 8
+		} else {
+			b.gap, b.gapSeen = g, true
+		}
+	}
+	b.lastAdd = e.at
 	delay := b.cfg.MaxDelay
 	if it.MaxDelay > 0 {
 		delay = it.MaxDelay

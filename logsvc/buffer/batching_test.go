@@ -314,3 +314,65 @@ func TestParallelUploadsCommitInSeqOrder(t *testing.T) {
 		mustClose(t, b)
 	})
 }
+
+// TestIdleFlush: with IdleFlush, a flush is cut once Adds stop for
+// max(IdleFlush, IdleGaps mean gaps) instead of at MaxDelay, while steady
+// arrivals keep the MaxDelay window (one flush for all of them); without
+// it the window is always waited out.
+func TestIdleFlush(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeStore(false)
+		b := New(Config{MaxDelay: 100 * time.Millisecond, IdleFlush: 5 * time.Millisecond}, s.flush)
+		start := time.Now()
+		a0 := mustAdd(t, b, item("a", 0, 10))
+		time.Sleep(4 * time.Millisecond)
+		synctest.Wait()
+		if up, _ := s.snapshot(); len(up) != 0 {
+			t.Fatalf("flushed 4ms after the only batch, want at the 5ms idle time")
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if up, _ := s.snapshot(); len(up) != 1 || s.uploadedAt[0].Sub(start) != 5*time.Millisecond {
+			t.Fatalf("uploads %d: want one cut after 5ms idle", len(up))
+		}
+		if err := mustResult(t, "a0", a0); err != nil {
+			t.Fatal(err)
+		}
+		if st := b.Stats(); st.IdleFlushes != 1 {
+			t.Fatalf("idle flushes %d, want 1", st.IdleFlushes)
+		}
+
+		// Steady arrivals every 10ms: the mean gap converges to 10ms and
+		// the idle time to 4 x 10ms, so only the window cuts flushes.
+		time.Sleep(200 * time.Millisecond)
+		before, _ := s.snapshot()
+		for i := range 40 {
+			mustAdd(t, b, item("a", int64(1+i), 10))
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(200 * time.Millisecond)
+		synctest.Wait()
+		up, _ := s.snapshot()
+		if n := len(up) - len(before); n < 3 || n > 5 {
+			t.Fatalf("40 batches 10ms apart with a 100ms window: %d flushes, want about 4", n)
+		}
+		if st := b.Stats(); st.IdleFlushes > 2 {
+			// The first few gaps still count the 200ms pause (capped at
+			// MaxDelay) in the mean; after that no gap is idle.
+			t.Fatalf("idle flushes %d after steady arrivals, want at most one more", st.IdleFlushes)
+		}
+		mustClose(t, b)
+
+		// Off: the window is waited out.
+		s2 := newFakeStore(false)
+		b2 := New(Config{MaxDelay: 100 * time.Millisecond}, s2.flush)
+		third := time.Now()
+		mustAdd(t, b2, item("a", 0, 10))
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		if up, _ := s2.snapshot(); len(up) != 1 || s2.uploadedAt[0].Sub(third) != 100*time.Millisecond {
+			t.Fatalf("without IdleFlush: %d uploads, want one at 100ms", len(up))
+		}
+		mustClose(t, b2)
+	})
+}

@@ -10,8 +10,8 @@
 // buffer groups the batches of many streams into one Flush per window, the
 // caller's FlushFunc writes it as one object, and the buffer then has the
 // caller commit it. A flush is cut when the pending bytes reach
-// MaxBatchBytes, MaxDelay after the oldest pending batch arrived, or at
-// Close. It takes pending batches in arrival order until it holds at least
+// MaxBatchBytes, MaxDelay after the oldest pending batch arrived, when
+// batches stopped arriving (Config.IdleFlush), or at Close. It takes pending batches in arrival order until it holds at least
 // MaxBatchBytes, so an object is at most MaxBatchBytes plus one batch; in
 // the common case that is everything pending.
 //

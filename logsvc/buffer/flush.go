@@ -46,8 +46,12 @@ func (b *Batching) cutLoop() {
 		}
 		wait := time.Duration(-1)
 		if len(b.pending) > 0 && b.uploading < b.cfg.MaxInFlight {
-			// Not cut, so below the size threshold and before the deadline.
+			// Not cut, so below the size threshold, before the deadline
+			// and not idle yet.
 			wait = b.minDeadline.Sub(now)
+			if idle, ok := b.idleAtLocked(); ok {
+				wait = min(wait, idle.Sub(now))
+			}
 		}
 		b.mu.Unlock()
 		// With all upload slots busy there is no timer: a finishing
@@ -75,7 +79,11 @@ func (b *Batching) cutLocked(now time.Time) *flushState {
 		}
 		due := b.closed || b.pendingBytes >= b.minSize || !now.Before(b.minDeadline)
 		if !due {
-			return nil
+			idle, ok := b.idleAtLocked()
+			if !ok || now.Before(idle) {
+				return nil
+			}
+			b.stats.IdleFlushes++
 		}
 	}
 	// Take a prefix holding at least the size threshold (or everything):
@@ -103,6 +111,16 @@ func (b *Batching) cutLocked(now time.Time) *flushState {
 		fs.err = context.Cause(b.ctx)
 	}
 	return fs
+}
+
+// idleAtLocked is when the pending batches become idle (Config.IdleFlush):
+// the last Add plus max(IdleFlush, IdleGaps mean gaps); ok is false when
+// idle flushes are off.
+func (b *Batching) idleAtLocked() (time.Time, bool) {
+	if b.cfg.IdleFlush <= 0 {
+		return time.Time{}, false
+	}
+	return b.lastAdd.Add(max(b.cfg.IdleFlush, IdleGaps*b.gap)), true
 }
 
 // group orders entries by stream (streams by first appearance, a stream's

@@ -144,6 +144,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("invalid value %d for flag --diskless-batch-bytes: must not be negative", c.Diskless.MaxBatchBytes)
 	case c.Diskless.MaxDelay < 0:
 		return fmt.Errorf("invalid value %v for flag --diskless-batch-timeout: must not be negative", c.Diskless.MaxDelay)
+	case c.Diskless.IdleFlush < 0:
+		return fmt.Errorf("invalid value %v for flag --diskless-idle-flush: must not be negative (0: off)", c.Diskless.IdleFlush)
 	case c.Diskless.MaxInFlight < 0:
 		return fmt.Errorf("invalid value %d for flag --diskless-upload-parallelism: must not be negative", c.Diskless.MaxInFlight)
 	}

@@ -27,3 +27,11 @@ func TestTieringFlagsAreUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestNegativeIdleFlushIsAUsageError: --diskless-idle-flush takes 0 (off)
+// or a positive duration.
+func TestNegativeIdleFlushIsAUsageError(t *testing.T) {
+	if code := run([]string{"--diskless-idle-flush", "-1ms"}); code != 2 {
+		t.Errorf("--diskless-idle-flush -1ms: exit %d, want 2", code)
+	}
+}

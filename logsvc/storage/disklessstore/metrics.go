@@ -31,6 +31,8 @@ var (
 		"Diskless reads answered from memory, by tier (ring: recent committed batches; range: the LRU of object ranges).", []string{"tier"}, modeLabel)
 	descCacheMisses = telemetry.NewDesc("logsvc", "read_cache_misses_total",
 		"Diskless reads a tier could not answer, by tier (a range miss is an object range GET).", []string{"tier"}, modeLabel)
+	descIdleFlushes = telemetry.NewDesc("logsvc", "buffer_idle_flushes_total",
+		"Flushes the diskless buffer cut before the batch timeout because appends stopped (--diskless-idle-flush).", nil, modeLabel)
 	descHedged = telemetry.NewDesc("logsvc", "hedged_uploads_total",
 		"Diskless uploads hedged: uploaded again through another uploader because the first ran past the recent p90.", nil, modeLabel)
 )
@@ -40,7 +42,7 @@ var (
 //
 //	streamline_logsvc_buffer_bytes, _buffer_pending_bytes,
 //	_buffer_uploads_in_flight, _buffer_blocked_appends (gauges)
-//	streamline_logsvc_buffer_flushes_total, _buffer_flushed_bytes_total,
+//	streamline_logsvc_buffer_flushes_total, _buffer_idle_flushes_total, _buffer_flushed_bytes_total,
 //	_buffer_overflows_total, _buffer_overflow_timeouts_total,
 //	_buffer_failed_batches_total
 //	streamline_logsvc_read_cache_hits_total{tier}, _read_cache_misses_total{tier}
@@ -61,6 +63,7 @@ func (e *Engine) Collector() prometheus.Collector {
 		gauge(descBufferUploads, float64(s.Uploading))
 		gauge(descBufferBlocked, float64(s.Waiting))
 		counter(descFlushes, float64(s.Flushes))
+		counter(descIdleFlushes, float64(s.IdleFlushes))
 		counter(descFlushedBytes, float64(s.FlushedBytes))
 		counter(descOverflows, float64(s.OverflowWaits))
 		counter(descOverflowGaveUp, float64(s.OverflowGaveUp))
@@ -71,6 +74,6 @@ func (e *Engine) Collector() prometheus.Collector {
 		counter(descCacheHits, float64(hits), "range")
 		counter(descCacheMisses, float64(misses), "range")
 		counter(descHedged, float64(e.HedgedUploads()))
-	}, descBufferBytes, descBufferPending, descBufferUploads, descBufferBlocked, descFlushes, descFlushedBytes,
+	}, descBufferBytes, descBufferPending, descBufferUploads, descBufferBlocked, descFlushes, descIdleFlushes, descFlushedBytes,
 		descOverflows, descOverflowGaveUp, descFailedBatches, descCacheHits, descCacheMisses, descHedged)
 }

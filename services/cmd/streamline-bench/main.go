@@ -44,6 +44,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/streamline-dev/streamline/logsvc"
+	"github.com/streamline-dev/streamline/logsvc/buffer"
 	"github.com/streamline-dev/streamline/logsvc/wal"
 	"github.com/streamline-dev/streamline/services/allinone"
 	"github.com/streamline-dev/streamline/services/bench"
@@ -81,6 +82,7 @@ func run(args []string) int {
 		s3model  = fs.String("s3", "", "with --target streamline and diskless or hybrid: serve the object store from an in-process S3 server (gofakes3) behind a latency model: none, standard (PUT p50 60/p99 250 ms, GET 30/120 ms) or express (PUT 5/15 ms); empty uses a local directory")
 		metrics  = fs.String("metrics-url", "", "Prometheus endpoint of the server under test (e.g. http://127.0.0.1:9094/metrics) to report the hybrid uploads of each run; with --target streamline the in-process registries are read")
 		batchTO  = fs.Duration("diskless-batch-timeout", 100*time.Millisecond, "with --target streamline: the diskless batch timeout (batch_timeout_ms)")
+		idleTO   = fs.Duration("diskless-idle-flush", buffer.DefaultIdleFlush, "with --target streamline: the all-in-one's --diskless-idle-flush (0: off)")
 		cpuProf  = fs.String("cpuprofile", "", "write a CPU profile of this process (client and any in-process server) to this file")
 		logFile  = fs.String("server-log", "", "with --target streamline: write the in-process servers' logs (info and up) to this file")
 		merging  = fs.Bool("merge", true, "with --target streamline: run the uploader's merger (diskless ranges into segment objects)")
@@ -211,6 +213,7 @@ func run(args []string) int {
 		}
 		cfg.Logger = slog.New(slog.NewTextHandler(logOut, nil))
 		cfg.Diskless.MaxDelay = *batchTO
+		cfg.Diskless.IdleFlush = *idleTO
 		cfg.Merge.Disabled, cfg.Merge.MinAge, cfg.Merge.Interval = !*merging, *mergeAge, *mergeInt
 		cfg.Merge.Parallelism = *mergePar
 		cfg.Hybrid.UploadParallelism, cfg.Hybrid.UploadBytesPerSecond = *hyPar, *hyRate

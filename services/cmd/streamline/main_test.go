@@ -51,6 +51,7 @@ func TestBadFlagsStopBeforeAnythingStarts(t *testing.T) {
 		{[]string{"--hybrid-upload-interval", "0s"}, "--hybrid-upload-interval"},
 		{[]string{"--transaction-max-timeout", "0s"}, "--transaction-max-timeout"},
 		{[]string{"--transaction-version", "3"}, "--transaction-version"},
+		{[]string{"--diskless-idle-flush", "-1ms"}, "--diskless-idle-flush"},
 	} {
 		dataDir := filepath.Join(t.TempDir(), "data")
 		cmd := exec.Command(bin, append([]string{"--data-dir", dataDir}, tc.args...)...)
