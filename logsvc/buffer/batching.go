@@ -200,14 +200,14 @@ type Batching struct {
 	waiters     []*waiter
 	// lastAdd is the time of the last Add and gap the moving mean of the
 	// gaps between Adds (Config.IdleFlush).
-	lastAdd     time.Time
-	gap         time.Duration
-	gapSeen     bool
-	uploading   int
-	nextSeq     uint64                 // Seq of the next flush to cut
-	ready       map[uint64]*flushState // uploaded (or failed), awaiting commit turn
-	streams     map[string]*streamState
-	stats       Stats
+	lastAdd   time.Time
+	gap       time.Duration
+	gapSeen   bool
+	uploading int
+	nextSeq   uint64                 // Seq of the next flush to cut
+	ready     map[uint64]*flushState // uploaded (or failed), awaiting commit turn
+	streams   map[string]*streamState
+	stats     Stats
 }
 
 // New starts a Batching. Close it to stop its goroutines.
