@@ -88,8 +88,13 @@ func txnCoordinatorKilledAt(t *testing.T, step string) {
 	if !undecided {
 		seen := readUntil(ctx, t, seeds[1], topic, values(n, "first"), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 		checkCommittedOnly(t, "read_committed consumer after the coordinator's crash", seen, n, "first")
+		var last string
 		waitFor(ctx, t, func() bool {
 			d, err := adm.DescribeTransactions(ctx, id)
+			if now := fmt.Sprintf("%v %+v", err, d[id]); now != last {
+				last = now
+				t.Logf("DescribeTransactions %s after %v: %s", id, time.Since(began).Round(time.Millisecond), now)
+			}
 			return err == nil && d[id].State == "CompleteCommit"
 		}, "transaction %s in CompleteCommit on the surviving gateway", id)
 		t.Logf("commit completed and read %v after the kill", time.Since(began).Round(time.Millisecond))

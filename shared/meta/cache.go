@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"google.golang.org/grpc/metadata"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -101,16 +104,30 @@ const watchStallTimeout = 3 * time.Second
 
 func (c *Cache) watchLoop(ctx context.Context) {
 	defer close(c.done)
-	for ctx.Err() == nil {
+	var stalls int
+	for gen := 0; ctx.Err() == nil; gen++ {
+		if stalls > 1 {
+			// Silent twice in a row: read everything again, in case the
+			// watch lost events rather than only progress notifications.
+			c.log.Warn("metadata watch silent after being re-created; reloading the metadata", "stalls", stalls)
+			c.reloadWithRetry(ctx)
+		}
 		c.mu.RLock()
 		from := c.rev + 1
 		c.mu.RUnlock()
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		// etcd's client multiplexes the watches whose contexts carry the
+		// same metadata onto one gRPC stream, and the server answers a
+		// progress request only once every watch of the stream has caught
+		// up: each generation gets a stream of its own, so a stream that
+		// wedged (or a neighbour that never catches up) is left behind.
+		sctx := metadata.AppendToOutgoingContext(clientv3.WithRequireLeader(ctx), "streamline-metadata-watch", strconv.Itoa(gen))
+		wctx, cancel := context.WithCancel(sctx)
 		wch := c.store.cli.Watch(wctx, c.store.k.all(), clientv3.WithPrefix(), clientv3.WithRev(from), clientv3.WithProgressNotify())
 		var heard atomic.Int64 // unix nanos of the last response
 		heard.Store(time.Now().UnixNano())
+		var stalled atomic.Bool
 		stopDog := make(chan struct{})
-		go c.watchdog(wctx, cancel, &heard, stopDog)
+		go c.watchdog(wctx, cancel, &heard, &stalled, stopDog)
 		for wr := range wch {
 			heard.Store(time.Now().UnixNano())
 			if err := wr.Err(); err != nil {
@@ -146,6 +163,11 @@ func (c *Cache) watchLoop(ctx context.Context) {
 		}
 		close(stopDog)
 		cancel()
+		if stalled.Load() {
+			stalls++
+		} else {
+			stalls = 0
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(200 * time.Millisecond): // do not spin if etcd is unreachable
@@ -155,7 +177,7 @@ func (c *Cache) watchLoop(ctx context.Context) {
 
 // watchdog asks etcd for a progress notification now and then and
 // cancels the watch if nothing at all arrives for watchStallTimeout.
-func (c *Cache) watchdog(wctx context.Context, cancel context.CancelFunc, heard *atomic.Int64, stop <-chan struct{}) {
+func (c *Cache) watchdog(wctx context.Context, cancel context.CancelFunc, heard *atomic.Int64, stalled *atomic.Bool, stop <-chan struct{}) {
 	t := time.NewTicker(watchStallTimeout / 6)
 	defer t.Stop()
 	for {
@@ -168,6 +190,7 @@ func (c *Cache) watchdog(wctx context.Context, cancel context.CancelFunc, heard 
 		}
 		if time.Since(time.Unix(0, heard.Load())) > watchStallTimeout {
 			c.log.Warn("metadata watch silent despite progress requests; re-creating it")
+			stalled.Store(true)
 			cancel()
 			return
 		}
