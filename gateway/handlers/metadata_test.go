@@ -19,11 +19,11 @@ import (
 func (c *cluster) testApiVersions(t *testing.T) {
 	want := map[int16][2]int16{
 		0: {3, 12}, 1: {4, 16}, 2: {1, 6}, 3: {0, 12}, 8: {0, 8}, 9: {0, 8}, 10: {0, 4},
-		11: {0, 9}, 12: {0, 4}, 13: {0, 5}, 14: {0, 5}, 15: {0, 5}, 16: {0, 5}, 18: {0, 3},
+		11: {0, 9}, 12: {0, 4}, 13: {0, 5}, 14: {0, 5}, 15: {0, 5}, 16: {0, 5}, 18: {0, 4},
 		19: {0, 7}, 20: {0, 6}, 21: {0, 2}, 22: {0, 4}, 23: {0, 4}, 24: {0, 3}, 25: {0, 3}, 26: {0, 5}, 28: {0, 5}, 32: {0, 4}, 33: {0, 2}, 35: {0, 4}, 37: {0, 3},
 		42: {0, 2}, 43: {0, 2}, 44: {0, 1}, 45: {0, 1}, 46: {0, 0}, 47: {0, 0}, 60: {0, 1}, 65: {0, 0}, 66: {0, 1},
 	}
-	for _, v := range []int16{0, 3} {
+	for _, v := range []int16{0, 3, 4} {
 		req := kmsg.NewPtrApiVersionsRequest()
 		req.Version = v
 		resp := kafkatest.Dial(t, c.auto.Addr().String()).RoundTrip(req).(*kmsg.ApiVersionsResponse)
@@ -69,7 +69,7 @@ func sameKeys(a, b []kmsg.ApiVersionsResponseApiKey) bool {
 }
 
 func (c *cluster) testApiVersionsUnsupported(t *testing.T) {
-	for _, v := range []int16{4, 99} {
+	for _, v := range []int16{5, 99} {
 		conn := kafkatest.Dial(t, c.manual.Addr().String())
 		req := kmsg.NewPtrApiVersionsRequest()
 		req.Version = v
@@ -80,14 +80,17 @@ func (c *cluster) testApiVersionsUnsupported(t *testing.T) {
 			t.Fatalf("v%d: correlation id %d, want %d", v, corr, id)
 		}
 		wantCode(t, "ApiVersions v"+strconv.Itoa(int(v)), av.ErrorCode, kerr.UnsupportedVersion)
-		if !sameKeys(av.ApiKeys, handlers.SupportedVersions()) {
-			t.Fatalf("v%d: error response lists %v", v, av.ApiKeys)
+		// KIP-511: only ApiVersions' own range, which clients retry with
+		// (franz-go takes a full list as the answer itself, without the
+		// v3+ features).
+		if len(av.ApiKeys) != 1 || av.ApiKeys[0].ApiKey != 18 || av.ApiKeys[0].MinVersion != 0 || av.ApiKeys[0].MaxVersion != 4 {
+			t.Fatalf("v%d: error response lists %v, want only ApiVersions 0-4", v, av.ApiKeys)
 		}
 		// The connection stays usable at a supported version.
-		req.Version = 3
+		req.Version = 4
 		conn.Send(req)
 		if _, resp := conn.Read(req); resp.(*kmsg.ApiVersionsResponse).ErrorCode != 0 {
-			t.Fatal("retry at v3 failed")
+			t.Fatal("retry at v4 failed")
 		}
 	}
 }
