@@ -88,14 +88,8 @@ func New(dir string, p Partition) (*Upload, error) {
 	case p.Partition < 0:
 		return nil, fmt.Errorf("%w: partition %s-%d: negative partition", ErrInvalid, p.Topic, p.Partition)
 	}
-	f, err := os.CreateTemp(dir, ".segupload-*")
+	f, err := spoolFile(dir)
 	if err != nil {
-		return nil, fmt.Errorf("segupload: spool file: %w", err)
-	}
-	// Unlinked at once: the open handle is all the upload needs, and a
-	// process killed mid-upload leaves nothing behind in dir.
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
 		return nil, fmt.Errorf("segupload: spool file: %w", err)
 	}
 	return &Upload{p: p, f: f, w: segobject.NewWriter(f, 0), next: -1, compactAt: compactProducersAt}, nil

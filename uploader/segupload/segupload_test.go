@@ -45,6 +45,11 @@ func TestLargeSegmentOverS3Multipart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer up.Close()
+	// The spool file has no name while the upload runs: a process killed
+	// now leaves nothing in the directory.
+	if left, _ := os.ReadDir(spool); len(left) != 0 {
+		t.Fatalf("spool directory holds %v during the upload", left)
+	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	var all []byte
 	var msg []byte
