@@ -116,7 +116,7 @@ func (h *Handlers) handleProduce(ctx context.Context, kr *kafkaserver.Request) (
 		c.dst = append(c.dst, sp)
 		modes.add(topic.StorageMode, len(rp.Records))
 	}
-	adds := map[txns.ProducerIDAndEpoch][]implicitAdd{}
+	var adds map[txns.ProducerIDAndEpoch][]implicitAdd // transactional v12+ only
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for ti := range req.Topics {
 		rt := &req.Topics[ti]
@@ -152,6 +152,9 @@ func (h *Handlers) handleProduce(ctx context.Context, kr *kafkaserver.Request) (
 				if ke == kerr.InvalidTxnState && req.Version >= 12 {
 					// Transaction version 2: the produce adds the partition.
 					p := txns.ProducerIDAndEpoch{ID: hdr.ProducerID, Epoch: hdr.ProducerEpoch}
+					if adds == nil {
+						adds = map[txns.ProducerIDAndEpoch][]implicitAdd{}
+					}
 					adds[p] = append(adds[p], implicitAdd{topic: topic, rp: rp, sp: sp})
 					continue
 				}

@@ -468,17 +468,12 @@ func (c *Coordinator) endTxn(t *txn, p ProducerIDAndEpoch, commit, v2 bool) (*co
 		return begin()
 	case prepare:
 		return c.startCompletion(t), nil // a retry: wait for the same end
-	case completed(commit):
-		if v2 && !commit {
-			return begin() // an abort of no transaction: the epoch is bumped
-		}
-		if v2 {
-			return nil, kerr.InvalidTxnState // a commit of no transaction
-		}
-		return nil, nil // a retry of an end that completed
 	case meta.TxnEmpty, meta.TxnCompleteCommit, meta.TxnCompleteAbort:
-		if v2 && !commit {
-			return begin()
+		switch {
+		case v2 && !commit:
+			return begin() // version 2 aborts no transaction by bumping the epoch
+		case !v2 && m.State == completed(commit):
+			return nil, nil // a retry of an end that completed
 		}
 	}
 	return nil, kerr.InvalidTxnState // Empty, or the other end
