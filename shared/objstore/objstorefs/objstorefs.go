@@ -32,6 +32,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/streamline-dev/streamline/shared/objstore"
@@ -44,7 +46,19 @@ func init() { objstore.Register("file", openURL) }
 // several processes, since every change is a single rename or unlink.
 type Bucket struct {
 	root string // absolute, cleaned
+	// dirs remembers directories a put found or made, so the next put into
+	// one skips mkdirAll's syscalls (a put per rolled hybrid segment would
+	// otherwise make one mkdir per key segment). It may go stale when a
+	// Delete prunes a directory: the put's CreateTemp then fails with
+	// ENOENT and starts over through mkdirAll.
+	dirs sync.Map // string -> struct{}
+	// ndirs bounds dirs; past maxCachedDirs it is emptied.
+	ndirs atomic.Int64
 }
+
+// maxCachedDirs bounds Bucket.dirs (keys with time in their directories
+// would otherwise grow it forever).
+const maxCachedDirs = 4096
 
 var _ objstore.Bucket = (*Bucket)(nil)
 
@@ -126,13 +140,18 @@ func (b *Bucket) put(ctx context.Context, key string, write func(*os.File) error
 	// make its child or our temporary file in it; starting over a few
 	// times settles that race.
 	for attempt := 0; ; attempt++ {
-		err := b.mkdirAll(dir)
+		var err error
+		if _, known := b.dirs.Load(dir); !known || attempt > 0 {
+			err = b.mkdirAll(dir)
+		}
 		if err == nil {
 			tmp, err = os.CreateTemp(dir, ".put-*")
 		}
 		if err == nil {
+			b.rememberDir(dir)
 			break
 		}
+		b.dirs.Delete(dir)
 		if !errors.Is(err, fs.ErrNotExist) || attempt == 3 {
 			return fmt.Errorf("objstorefs: put %q: %w", key, err)
 		}
@@ -150,6 +169,17 @@ func (b *Bucket) put(ctx context.Context, key string, write func(*os.File) error
 		return fmt.Errorf("objstorefs: put %q: %w", key, err)
 	}
 	return nil
+}
+
+// rememberDir adds dir to the directories puts skip mkdirAll for.
+func (b *Bucket) rememberDir(dir string) {
+	if _, loaded := b.dirs.LoadOrStore(dir, struct{}{}); loaded {
+		return
+	}
+	if b.ndirs.Add(1) > maxCachedDirs {
+		b.dirs.Clear()
+		b.ndirs.Store(0)
+	}
 }
 
 func writeSync(f *os.File, write func(*os.File) error) error {

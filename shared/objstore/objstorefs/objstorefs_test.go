@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/streamline-dev/streamline/shared/objstore"
@@ -84,6 +85,37 @@ func TestDeletePrunesEmptyDirectories(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(b.Root(), "a", "keep")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A put into a directory the bucket remembers from an earlier put still
+// works after that directory was removed (by a Delete pruning it, or by
+// another process sharing the directory): the remembered directory is
+// made again.
+func TestPutRemakesARemovedDirectory(t *testing.T) {
+	b := newBucket(t)
+	ctx := t.Context()
+	if err := b.Put(ctx, "n/m/first", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Delete(ctx, "n/m/first"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(b.Root(), "n")); !os.IsNotExist(err) {
+		t.Fatalf("n still exists after its last object was deleted: %v", err)
+	}
+	if err := b.PutReader(ctx, "n/m/second", strings.NewReader("2"), 1); err != nil {
+		t.Fatalf("put into the removed directory: %v", err)
+	}
+	// Removed behind the bucket's back: the put still lands.
+	if err := os.RemoveAll(filepath.Join(b.Root(), "n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "n/m/third", []byte("3")); err != nil {
+		t.Fatalf("put after the directory was removed by another process: %v", err)
+	}
+	if got, err := b.Get(ctx, "n/m/third"); err != nil || string(got) != "3" {
+		t.Fatalf("Get = %q, %v", got, err)
 	}
 }
 
