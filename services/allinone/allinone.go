@@ -64,8 +64,12 @@ type Config struct {
 	// or s3://bucket/prefix?endpoint=...); default file://<DataDir>/objects.
 	ObjectStore string
 	// Diskless sizes the log service's diskless buffer (batch size and
-	// timeout, upload parallelism); zero values take the defaults.
+	// timeout, upload parallelism, memory bound); zero values take the
+	// defaults.
 	Diskless buffer.Config
+	// ReadCacheBytes bounds the log service's cache of object ranges for
+	// diskless reads (0: the default, 100 MiB).
+	ReadCacheBytes int64
 	// Merge configures the uploader's merging of diskless ranges into
 	// segment objects.
 	Merge uploader.MergeConfig
@@ -148,6 +152,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("invalid value %v for flag --diskless-idle-flush: must not be negative (0: off)", c.Diskless.IdleFlush)
 	case c.Diskless.MaxInFlight < 0:
 		return fmt.Errorf("invalid value %d for flag --diskless-upload-parallelism: must not be negative", c.Diskless.MaxInFlight)
+	case c.Diskless.MaxBufferedBytes < 0:
+		return fmt.Errorf("invalid value %d for flag --diskless-max-buffered-bytes: must not be negative", c.Diskless.MaxBufferedBytes)
+	case c.ReadCacheBytes < 0:
+		return fmt.Errorf("invalid value %d for flag --read-cache-bytes: must not be negative", c.ReadCacheBytes)
 	}
 	return c.Merge.Validate()
 }
@@ -229,7 +237,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.node, err = logsvc.New(logsvc.Config{
 		ID: "logsvc-1", DataDir: filepath.Join(cfg.DataDir, "logsvc"), ListenAddr: cfg.LogsvcAddr,
 		Etcd: s.cli, WAL: wal.Options{NoSync: cfg.UnsafeNoFsync}, MinFreeBytes: cfg.MinFreeBytes, Logger: log.With("service", "logsvc"),
-		Objects: s.objects, Diskless: cfg.Diskless, Hybrid: cfg.Hybrid, TracerProvider: cfg.TracerProvider, Metrics: cfg.Metrics,
+		Objects: s.objects, Diskless: cfg.Diskless, ReadCacheBytes: cfg.ReadCacheBytes, Hybrid: cfg.Hybrid, TracerProvider: cfg.TracerProvider, Metrics: cfg.Metrics,
 	})
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -43,6 +44,19 @@ type Config struct {
 	// produce latency is then from its send to its transaction's commit
 	// (when read_committed consumers may see it), not to its ack.
 	TxnRecords int
+	// Duration, when positive, stops producing once this long has passed
+	// since the first send (Records still caps the run); the run's Records
+	// are then those sent.
+	Duration time.Duration
+	// Started, if set, is called once when producing begins (after the
+	// topic is created and ready).
+	Started func()
+	// Acked, if set, counts records as they are acknowledged, so the
+	// caller can sample throughput during the run.
+	Acked *atomic.Int64
+	// TolerateProduceErrors counts records whose produce failed in
+	// Result.ProduceErrors instead of failing the run.
+	TolerateProduceErrors bool
 }
 
 // Result holds the measurements of one run.
@@ -52,6 +66,14 @@ type Result struct {
 	Elapsed                             time.Duration
 	ProduceP50, ProduceP99, ProduceP999 time.Duration
 	E2EP50, E2EP99, E2EP999             time.Duration
+	// ProduceErrors is how many records failed (with
+	// Config.TolerateProduceErrors; FirstProduceError is the first error).
+	ProduceErrors     int
+	FirstProduceError error
+	// PeakRSS and EndRSS are the server's resident set size in bytes, the
+	// highest sampled during the run and the last (0: not measured; set by
+	// the caller).
+	PeakRSS, EndRSS int64
 	// ProduceCDF and E2ECDF are the latency distributions in compact form:
 	// element i is the latency at quantile i/CDFSteps (CDFSteps+1 points,
 	// from the fastest record to the slowest). Empty when there were no
@@ -162,10 +184,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 	e2e := make([]time.Duration, 0, cfg.Records)
 	consumed := make(chan error, 1)
+	// want is how many records the consumer reads: cfg.Records, or what
+	// was acknowledged once producing ends early (Duration, errors).
+	var want atomic.Int64
+	want.Store(int64(cfg.Records))
 	if cfg.ProduceOnly {
 		consumed <- nil
 	} else {
-		go consumeAll(ctx, cons, cfg.Records, &e2e, consumed)
+		go consumeAll(ctx, cons, &want, &e2e, consumed)
 	}
 
 	lat := make([]time.Duration, cfg.Records)
@@ -176,13 +202,22 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
+	var failed, acked int
 	payload := make([]byte, cfg.RecordBytes)
+	if cfg.Started != nil {
+		cfg.Started()
+	}
 	start := time.Now()
+	produced := cfg.Records
 	var interval time.Duration
 	if cfg.Rate > 0 {
 		interval = time.Second / time.Duration(cfg.Rate)
 	}
 	for i := 0; i < cfg.Records; i++ {
+		if cfg.Duration > 0 && time.Since(start) >= cfg.Duration && (cfg.TxnRecords == 0 || i%cfg.TxnRecords == 0) {
+			produced = i
+			break
+		}
 		if interval > 0 {
 			if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
 				time.Sleep(d)
@@ -206,13 +241,19 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			if sentAt == nil {
 				lat[i] = time.Since(sent)
 			}
+			mu.Lock()
 			if err != nil {
-				mu.Lock()
+				failed++
 				if firstErr == nil {
 					firstErr = err
 				}
-				mu.Unlock()
+			} else {
+				acked++
+				if cfg.Acked != nil {
+					cfg.Acked.Add(1)
+				}
 			}
+			mu.Unlock()
 			wg.Done()
 		})
 		if cfg.TxnRecords > 0 && ((i+1)%cfg.TxnRecords == 0 || i == cfg.Records-1) {
@@ -227,14 +268,16 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	if firstErr != nil {
-		return Result{}, fmt.Errorf("produce: %w", firstErr)
+	if firstErr != nil && !cfg.TolerateProduceErrors {
+		return Result{}, fmt.Errorf("produce: %d of %d records failed, the first: %w", failed, produced, firstErr)
 	}
+	want.Store(int64(acked))
 	if err := <-consumed; err != nil {
 		return Result{}, fmt.Errorf("consume: %w", err)
 	}
-	r := Result{Records: cfg.Records, Bytes: int64(cfg.Records) * int64(cfg.RecordBytes), Elapsed: elapsed}
-	r.ProduceP50, r.ProduceP99, r.ProduceP999, r.ProduceCDF = distribution(lat)
+	r := Result{Records: produced, Bytes: int64(produced) * int64(cfg.RecordBytes), Elapsed: elapsed,
+		ProduceErrors: failed, FirstProduceError: firstErr}
+	r.ProduceP50, r.ProduceP99, r.ProduceP999, r.ProduceCDF = distribution(lat[:produced])
 	r.E2EP50, r.E2EP99, r.E2EP999, r.E2ECDF = distribution(e2e)
 	return r, nil
 }
@@ -300,18 +343,24 @@ func distribution(d []time.Duration) (p50, p99, p999 time.Duration, cdf []time.D
 	return at(0.50), at(0.99), at(0.999), cdf
 }
 
-// consumeAll reads n records and records their end-to-end latency.
-func consumeAll(ctx context.Context, cons *kgo.Client, n int, e2e *[]time.Duration, done chan<- error) {
+// consumeAll reads want records (which may drop while it reads) and
+// records their end-to-end latency.
+func consumeAll(ctx context.Context, cons *kgo.Client, want *atomic.Int64, e2e *[]time.Duration, done chan<- error) {
 	got := 0
-	for got < n {
-		fs := cons.PollFetches(ctx)
+	for int64(got) < want.Load() {
+		// A short poll, so a want lowered while nothing arrives ends it.
+		pctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
+		fs := cons.PollFetches(pctx)
+		cancel()
 		if ctx.Err() != nil {
 			done <- ctx.Err()
 			return
 		}
-		if errs := fs.Errors(); len(errs) > 0 {
-			done <- errs[0].Err
-			return
+		for _, fe := range fs.Errors() {
+			if !errors.Is(fe.Err, context.DeadlineExceeded) {
+				done <- fe.Err
+				return
+			}
 		}
 		now := time.Now()
 		fs.EachRecord(func(r *kgo.Record) {

@@ -65,6 +65,13 @@ type ResultFile struct {
 	E2EP50        float64 `json:"e2e_p50_ms"`
 	E2EP99        float64 `json:"e2e_p99_ms"`
 	E2EP999       float64 `json:"e2e_p999_ms"`
+	// PeakRSSMiB and EndRSSMiB are the server process's resident set
+	// size, the highest sampled during the run and the last (absent: not
+	// measured, only streamline-bench --server-bin measures it).
+	PeakRSSMiB float64 `json:"peak_rss_mib,omitempty"`
+	EndRSSMiB  float64 `json:"end_rss_mib,omitempty"`
+	// ProduceErrors is how many records failed (absent: none).
+	ProduceErrors int `json:"produce_errors,omitempty"`
 	// ProduceCDF and E2ECDF are [quantile, ms] pairs (see the file comment).
 	ProduceCDF [][2]float64 `json:"produce_cdf"`
 	E2ECDF     [][2]float64 `json:"e2e_cdf"`
@@ -75,6 +82,8 @@ type ResultFile struct {
 var pairLines = regexp.MustCompile(`\[\s+([-+.eE0-9]+),\s+([-+.eE0-9]+)\s+\]`)
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func mib(n int64) float64 { return math.Round(float64(n)/(1<<20)*10) / 10 }
 
 func cdfPairs(cdf []time.Duration) [][2]float64 {
 	out := make([][2]float64, 0, len(cdf))
@@ -133,6 +142,7 @@ func WriteResult(dir, label string, r Result) error {
 		ProduceP50: ms(r.ProduceP50), ProduceP99: ms(r.ProduceP99), ProduceP999: ms(r.ProduceP999),
 		E2EP50: ms(r.E2EP50), E2EP99: ms(r.E2EP99), E2EP999: ms(r.E2EP999),
 		ProduceCDF: cdfPairs(r.ProduceCDF), E2ECDF: cdfPairs(r.E2ECDF),
+		PeakRSSMiB: mib(r.PeakRSS), EndRSSMiB: mib(r.EndRSS), ProduceErrors: r.ProduceErrors,
 	}
 	if r.Elapsed <= 0 { // no NaN or Inf: json cannot hold them
 		f.RecordsPerSec, f.MiBPerSec = 0, 0

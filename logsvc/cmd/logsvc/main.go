@@ -43,6 +43,7 @@ func run(args []string) int {
 		batchWait  = fs.Duration("diskless-batch-timeout", 100*time.Millisecond, "flush the diskless buffer this long after its first batch (batch_timeout_ms)")
 		idleFlush  = fs.Duration("diskless-idle-flush", buffer.DefaultIdleFlush, "cut a diskless flush early once appends stop for this long, or for 4 mean gaps between appends if longer (producers are waiting for the buffered batches; steady arrivals keep --diskless-batch-timeout's batching); 0: off")
 		uploads    = fs.Int("diskless-upload-parallelism", 4, "concurrent diskless uploads (upload_parallelism)")
+		buffered   = fs.Int("diskless-max-buffered-bytes", buffer.DefaultMaxBufferedBytes, "memory bound of the diskless buffer, over all diskless partitions of the node: bytes from append until uploaded and committed; appends wait beyond it (producers see backpressure)")
 		cacheBytes = fs.Int64("read-cache-bytes", 100<<20, "cache of object ranges for diskless reads (read_cache_bytes)")
 		pending    = fs.Int64("hybrid-max-pending-bytes", 1<<30, "per hybrid partition: local bytes not yet in the object tier above which produce is held back and then refused with KAFKA_STORAGE_ERROR (uploads failing or behind)")
 		upPar      = fs.Int("hybrid-upload-parallelism", 2, "segment uploads this node runs at once, over all its hybrid partitions")
@@ -61,6 +62,10 @@ func run(args []string) int {
 	}
 	if *idleFlush < 0 {
 		fs.Fail("invalid value %v for flag --diskless-idle-flush: must not be negative (0: off)", *idleFlush)
+		return svcmain.ExitUsage
+	}
+	if *buffered < 0 {
+		fs.Fail("invalid value %d for flag --diskless-max-buffered-bytes: must not be negative", *buffered)
 		return svcmain.ExitUsage
 	}
 	if *throttle < 0 {
@@ -125,7 +130,7 @@ func run(args []string) int {
 		Etcd: cli, EtcdPrefix: *prefix, SessionTTL: *ttl, RetentionCheckInterval: *retention, ReplicaLagTime: *lagTime,
 		LeaderRebalanceInterval: *rebalance, RebuildThrottle: *throttle,
 		WAL: wal.Options{NoSync: *noSync}, MinFreeBytes: *minFree, Logger: log, ReadCacheBytes: *cacheBytes, Objects: objectsOrNil(bucket),
-		Diskless: buffer.Config{MaxBatchBytes: *batchBytes, MaxDelay: *batchWait, MaxInFlight: *uploads, IdleFlush: *idleFlush},
+		Diskless: buffer.Config{MaxBatchBytes: *batchBytes, MaxDelay: *batchWait, MaxInFlight: *uploads, IdleFlush: *idleFlush, MaxBufferedBytes: *buffered},
 		Hybrid: hybridstore.Options{MaxPendingBytes: *pending, UploadInterval: *upEvery, UploadParallelism: *upPar, UploadBytesPerSecond: *upRate,
 			Failpoint: svcmain.Failpoint(os.Getenv("STREAMLINE_FAILPOINT"))},
 		TracerProvider: tel.TracerProvider, Metrics: tel.Registry,

@@ -16,6 +16,13 @@
 // bench); --results-dir DIR also adds the run to the results folder DIR
 // (its row and latency CDFs, see package bench), and --plot DIR draws
 // DIR/latency-cdf.png from the runs there.
+//
+// --server-bin PATH (with --target streamline) runs the all-in-one binary
+// PATH as a child process instead, and reports its resident set size
+// (peak and end of each run, sampled every 100 ms); --s3-outage-after and
+// --s3-outage-for make the in-process S3 (--s3) refuse every request for
+// a while during each run, and the summary reports the throughput
+// before, during and after the outage.
 package main
 
 import (
@@ -28,11 +35,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,6 +63,7 @@ import (
 	"github.com/streamline-dev/streamline/shared/objstore"
 	_ "github.com/streamline-dev/streamline/shared/objstore/objstorefs" // file:// URLs
 	_ "github.com/streamline-dev/streamline/shared/objstore/objstores3" // s3:// URLs
+	"github.com/streamline-dev/streamline/shared/objstore/objstoretest"
 	"github.com/streamline-dev/streamline/uploader/merge"
 )
 
@@ -96,10 +107,18 @@ func run(args []string) int {
 		header   = fs.Bool("row-header", false, "print the header of the Markdown table --row writes rows of, and exit")
 		row      = fs.String("row", "", "print one Markdown table row per run with this label instead of the summary (make bench builds its table from rows); with several modes the label is <mode>, <topic configs set by flags>, <row>; a hybrid run's label ends with what it uploaded")
 		resDir   = fs.String("results-dir", "", "with --row: also add each run to this results folder (created if needed): its row to DIR/results.md and its latency CDFs to DIR/NN-<label>.json (plot them with --plot DIR)")
+		duration = fs.Duration("duration", 0, "stop producing each run after this long (--records still caps it; 0: run --records)")
+		srvBin   = fs.String("server-bin", "", "with --target streamline: run this all-in-one binary (bin/streamline of make build) as a child process on free loopback ports in a temp dir instead of in-process, and report its resident set size (VmRSS, sampled every 100 ms: peak and end of each run)")
+		outAfter = fs.Duration("s3-outage-after", 0, "with --s3-outage-for: when the outage starts, after the start of each run's produce")
+		outFor   = fs.Duration("s3-outage-for", 0, "with --s3: make the in-process S3 refuse every request (--s3-outage-fault) for this long during each run, starting --s3-outage-after into it")
+		outFault = fs.String("s3-outage-fault", "drop-request", "how the S3 outage refuses requests: drop-request (connection reset, nothing reaches S3), slowdown (503 SlowDown) or hang (no answer until the client gives up)")
 		plotDir  = fs.String("plot", "", "render DIR/latency-cdf.png (produce and end-to-end latency CDF of every run) from the results folder DIR written by --results-dir, and exit")
 	)
 	fs.Var(&segBytes, "segment-bytes", "segment.bytes of the benchmark topics (e.g. 1MiB; default: the server's): small segments roll during the run, so a hybrid topic uploads during the measurement")
 	fs.Var(&locRet, "local-retention-bytes", "local.retention.bytes of the benchmark topics (e.g. 4MiB; -1 no local limit; default: the server's): a hybrid partition deletes uploaded local segments beyond it")
+	var cacheB, bufB byteSize
+	fs.Var(&cacheB, "read-cache-bytes", "with --target streamline: the all-in-one's --read-cache-bytes (diskless read cache; default its 100MiB)")
+	fs.Var(&bufB, "diskless-max-buffered-bytes", "with --target streamline: the all-in-one's --diskless-max-buffered-bytes (diskless buffer bound; default its 64MiB)")
 	fs.Var(&topicCfg, "topic-config", "name=value set on the benchmark topics (repeatable), e.g. segment.ms=1000")
 	fs.Usage = envflag.Usage(fs, "streamline-bench: produce/consume load with throughput and latency percentiles")
 	if err := envflag.Parse(fs, args); err != nil {
@@ -135,6 +154,13 @@ func run(args []string) int {
 	if err == nil && *txnRecs < 0 {
 		err = fmt.Errorf("--txn-records must be 0 (no transactions) or more, got %d", *txnRecs)
 	}
+	if err == nil {
+		err = checkServerFlags(*target, *srvBin, *nodes, *s3model, *outAfter, *outFor, *duration, cacheB, bufB)
+	}
+	fault, ferr := outageFault(*outFault)
+	if err == nil {
+		err = ferr
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "streamline-bench:", err)
 		return 2
@@ -168,12 +194,20 @@ func run(args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
+	// Ctrl-C ends the run through the deferred cleanups (a --server-bin
+	// child is stopped, temp dirs removed).
+	ctx, stopSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
 	addrs := strings.Split(*brokers, ",")
 	label := func(string) string { return *brokers }
 	// tier reads the hybrid upload counters (nil: not known); disk is
 	// what an in-process server keeps of a topic (nil: not known).
 	var tier func() (bench.TierStats, error)
 	var disk func(topic string) (local, objects int64, err error)
+	// rss reads the server's resident set size (nil: not measured); proxy
+	// is the in-process S3's fault proxy (nil: no --s3).
+	var rss func() (int64, error)
+	var proxy *objstoretest.FaultProxy
 	if *metrics != "" {
 		tier = func() (bench.TierStats, error) { return bench.TierStatsURL(ctx, *metrics) }
 	}
@@ -217,20 +251,41 @@ func run(args []string) int {
 		cfg.Merge.Disabled, cfg.Merge.MinAge, cfg.Merge.Interval = !*merging, *mergeAge, *mergeInt
 		cfg.Merge.Parallelism = *mergePar
 		cfg.Hybrid.UploadParallelism, cfg.Hybrid.UploadBytesPerSecond = *hyPar, *hyRate
+		cfg.ReadCacheBytes, cfg.Diskless.MaxBufferedBytes = cacheB.n, int(bufB.n)
 		// Hybrid and diskless topics need an object store: the all-in-one
 		// defaults to the directory <data dir>/objects, or --s3.
 		objects := filepath.Join(dir, "objects")
 		if *s3model != "" {
-			url, stop, err := startS3(*s3model)
+			url, p, stop, err := startS3(*s3model)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "streamline-bench: --s3:", err)
 				return 2
 			}
 			defer stop()
-			cfg.ObjectStore, objects = url, ""
+			cfg.ObjectStore, objects, proxy = url, "", p
 			if *row == "" {
 				fmt.Printf("object store: in-process S3 (gofakes3) behind the %q latency model; floor per diskless produce = batch timeout %v + PUT + etcd commit\n", *s3model, *batchTO)
 			}
+		}
+		if *srvBin != "" {
+			c, err := startChild(ctx, *srvBin, childArgs(cfg), cfg.HTTPAddr, logOut)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "streamline-bench: --server-bin:", err)
+				return 1
+			}
+			defer c.stop()
+			addrs, rss = []string{cfg.KafkaAddr}, c.rss
+			partDirs := []string{filepath.Join(dir, "logsvc", "partitions")}
+			metricsURL := "http://" + cfg.HTTPAddr + "/metrics"
+			tier = func() (bench.TierStats, error) { return bench.TierStatsURL(ctx, metricsURL) }
+			disk = diskUsage(ctx, addrs, partDirs, objects)
+			label = func(m string) string {
+				return fmt.Sprintf("streamline (%s topic, all-in-one %s, pid %d)", m, *srvBin, c.cmd.Process.Pid)
+			}
+			if *row == "" {
+				fmt.Printf("all-in-one %s (pid %d) in %s; metrics on %s\n", *srvBin, c.cmd.Process.Pid, dir, metricsURL)
+			}
+			break
 		}
 		s, err := allinone.Start(ctx, cfg)
 		if err != nil {
@@ -260,13 +315,7 @@ func run(args []string) int {
 			return fmt.Sprintf("streamline (%s topic, all-in-one, %d log-service nodes, replication factor %d)", m, *nodes, *rf)
 		}
 		tier = func() (bench.TierStats, error) { return bench.TierStatsFrom(gatherers...) }
-		disk = func(topic string) (int64, int64, error) {
-			local, err := topicLocalBytes(ctx, addrs, topic, partDirs)
-			if err != nil || objects == "" {
-				return local, -1, err
-			}
-			return local, bench.DirBytes(objects), nil
-		}
+		disk = diskUsage(ctx, addrs, partDirs, objects)
 		if *row == "" {
 			fmt.Printf("all-in-one in %s; metrics on http://%s/metrics\n", dir, s.HTTPAddr())
 		}
@@ -308,11 +357,34 @@ func run(args []string) int {
 					return 1
 				}
 			}
+			// Sampled from the start of produce: the server's RSS and the
+			// records acknowledged; the outage starts from there too.
+			var acked atomic.Int64
+			var smp *sampler
+			var out *outage
 			res, err := bench.Run(ctx, bench.Config{
 				Brokers: addrs, Topic: name, Partitions: int32(*parts), Records: *records, RecordBytes: *size,
 				Rate: *rate, Linger: *linger, Compression: *compress, CreateTopic: true, ProduceOnly: *prodOnly, ReplicationFactor: int16(*rf),
-				ConfigEntries: entries, TxnRecords: *txnRecs,
+				ConfigEntries: entries, TxnRecords: *txnRecs, Duration: *duration, Acked: &acked, TolerateProduceErrors: *outFor > 0,
+				Started: func() {
+					smp = startSampler(100*time.Millisecond, rss, acked.Load)
+					if *outFor > 0 {
+						out = startOutage(proxy, fault, *outAfter, *outFor)
+					}
+				},
 			})
+			var samples []sample
+			if smp != nil {
+				samples = smp.stop()
+			}
+			var refused int64
+			var outHappened bool
+			if out != nil {
+				refused, outHappened = out.stop()
+			}
+			if rss != nil {
+				res.PeakRSS, res.EndRSS = peakEnd(samples)
+			}
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "streamline-bench: %s: %v\n", m, err)
 				return 1
@@ -335,6 +407,12 @@ func run(args []string) int {
 				if uploads != "" {
 					l += " (" + uploads + ")"
 				}
+				if rss != nil {
+					l += fmt.Sprintf(" (server RSS peak %.0f MiB)", float64(res.PeakRSS)/(1<<20))
+				}
+				if outHappened {
+					l += fmt.Sprintf(" (S3 outage %v at %v: %d requests refused, %d produce errors)", *outFor, *outAfter, refused, res.ProduceErrors)
+				}
 				res.Row(os.Stdout, l)
 				if *resDir != "" {
 					if err := bench.WriteResult(*resDir, l, res); err != nil {
@@ -349,6 +427,17 @@ func run(args []string) int {
 				l = fmt.Sprintf("[%s, round %d] %s", m, round, l)
 			}
 			res.Print(os.Stdout, l)
+			if rss != nil {
+				rssReport(os.Stdout, samples, bufB.or(buffer.DefaultMaxBufferedBytes), cacheB.or(100<<20))
+			}
+			if out != nil {
+				out.report(os.Stdout, samples, refused, outHappened, res.Elapsed)
+			}
+			if res.ProduceErrors > 0 {
+				fmt.Printf("  produce errors   %d records failed (the first: %v)\n", res.ProduceErrors, res.FirstProduceError)
+			} else if out != nil {
+				fmt.Println("  produce errors   none (every record acknowledged)")
+			}
 			if uploads != "" {
 				fmt.Printf("  object tier      %s\n", uploads)
 			}
@@ -486,6 +575,14 @@ func (b *byteSize) String() string {
 	return strconv.FormatInt(b.n, 10)
 }
 
+// or is the value, or def when not set.
+func (b byteSize) or(def int64) int64 {
+	if b.set {
+		return b.n
+	}
+	return def
+}
+
 func (b *byteSize) Set(s string) error {
 	n, err := parseBytes(s)
 	if err != nil {
@@ -534,6 +631,91 @@ func (c *configList) Set(s string) error {
 	}
 	*c = append(*c, [2]string{name, value})
 	return nil
+}
+
+// diskUsage reads what a server on this machine keeps of a topic: the
+// bytes in its local partition directories (partDirs) and in the object
+// store directory objects (-1 when the store is not a directory).
+func diskUsage(ctx context.Context, addrs, partDirs []string, objects string) func(topic string) (int64, int64, error) {
+	return func(topic string) (int64, int64, error) {
+		local, err := topicLocalBytes(ctx, addrs, topic, partDirs)
+		if err != nil || objects == "" {
+			return local, -1, err
+		}
+		return local, bench.DirBytes(objects), nil
+	}
+}
+
+// childArgs are the flags of a --server-bin all-in-one for cfg.
+func childArgs(cfg allinone.Config) []string {
+	args := []string{
+		"--data-dir", cfg.DataDir, "--kafka-addr", cfg.KafkaAddr, "--http-addr", cfg.HTTPAddr, "--admin-addr", cfg.AdminAddr,
+		"--etcd-client-addr", cfg.EtcdClientAddr, "--etcd-peer-addr", cfg.EtcdPeerAddr,
+		"--diskless-batch-timeout", cfg.Diskless.MaxDelay.String(), "--diskless-idle-flush", cfg.Diskless.IdleFlush.String(),
+		"--merge=" + strconv.FormatBool(!cfg.Merge.Disabled), "--merge-min-age", cfg.Merge.MinAge.String(),
+		"--merge-interval", cfg.Merge.Interval.String(), "--merge-parallelism", strconv.Itoa(cfg.Merge.Parallelism),
+		"--hybrid-upload-parallelism", strconv.Itoa(cfg.Hybrid.UploadParallelism),
+		"--hybrid-upload-bytes-per-second", strconv.FormatInt(cfg.Hybrid.UploadBytesPerSecond, 10),
+	}
+	if cfg.ObjectStore != "" {
+		args = append(args, "--object-store", cfg.ObjectStore)
+	}
+	if cfg.ReadCacheBytes > 0 {
+		args = append(args, "--read-cache-bytes", strconv.FormatInt(cfg.ReadCacheBytes, 10))
+	}
+	if cfg.Diskless.MaxBufferedBytes > 0 {
+		args = append(args, "--diskless-max-buffered-bytes", strconv.Itoa(cfg.Diskless.MaxBufferedBytes))
+	}
+	if cfg.UnsafeNoFsync {
+		args = append(args, "--unsafe-no-fsync")
+	}
+	return args
+}
+
+// checkServerFlags refuses combinations of the server, outage and budget
+// flags no run can use, naming the flag.
+func checkServerFlags(target, bin string, nodes int, s3 string, outAfter, outFor, duration time.Duration, cache, buf byteSize) error {
+	switch {
+	case duration < 0:
+		return fmt.Errorf("--duration must not be negative, got %v", duration)
+	case outAfter < 0 || outFor < 0:
+		return fmt.Errorf("--s3-outage-after and --s3-outage-for must not be negative, got %v and %v", outAfter, outFor)
+	case outAfter > 0 && outFor == 0:
+		return errors.New("--s3-outage-after needs --s3-outage-for (how long the outage lasts)")
+	case outFor > 0 && (s3 == "" || target != "streamline"):
+		return errors.New("--s3-outage-for needs --target streamline and --s3 (the outage is injected into the bench's in-process S3)")
+	case (cache.set || buf.set) && target != "streamline":
+		return errors.New("--read-cache-bytes and --diskless-max-buffered-bytes need --target streamline (they configure the all-in-one)")
+	case cache.set && cache.n <= 0 || buf.set && buf.n <= 0:
+		return errors.New("--read-cache-bytes and --diskless-max-buffered-bytes must be positive")
+	case bin == "":
+		return nil
+	case target != "streamline":
+		return fmt.Errorf("--server-bin needs --target streamline (got --target %q)", target)
+	case nodes > 1:
+		return errors.New("--server-bin runs one all-in-one process: --logsvc-nodes must be 1")
+	}
+	st, err := os.Stat(bin)
+	if err == nil && (st.IsDir() || st.Mode()&0o111 == 0) {
+		err = errors.New("not an executable file")
+	}
+	if err != nil {
+		return fmt.Errorf("--server-bin %s: %v (make build puts the all-in-one in bin/streamline)", bin, err)
+	}
+	return nil
+}
+
+// outageFault is the fault of --s3-outage-fault.
+func outageFault(name string) (objstoretest.Fault, error) {
+	switch name {
+	case "drop-request":
+		return objstoretest.DropRequest, nil
+	case "slowdown":
+		return objstoretest.SlowDown, nil
+	case "hang":
+		return objstoretest.Hang, nil
+	}
+	return 0, fmt.Errorf("--s3-outage-fault: %q is not drop-request, slowdown or hang", name)
 }
 
 // topicLocalBytes is the size of a topic's partition directories on the

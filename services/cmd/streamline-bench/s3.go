@@ -12,8 +12,9 @@ import (
 )
 
 // startS3 serves an in-memory S3 (gofakes3) behind the fault proxy with
-// the named latency model and returns the s3:// URL of its bucket.
-func startS3(model string) (url string, stop func(), err error) {
+// the named latency model and returns the s3:// URL of its bucket and the
+// proxy (to inject an outage).
+func startS3(model string) (url string, proxy *objstoretest.FaultProxy, stop func(), err error) {
 	var lat objstoretest.Latency
 	switch model {
 	case "none":
@@ -22,17 +23,17 @@ func startS3(model string) (url string, stop func(), err error) {
 	case "express":
 		lat = objstoretest.S3Express
 	default:
-		return "", nil, fmt.Errorf("unknown latency model %q (none, standard, express)", model)
+		return "", nil, nil, fmt.Errorf("unknown latency model %q (none, standard, express)", model)
 	}
 	backend := s3mem.New()
 	if err := backend.CreateBucket("bench"); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	s3 := httptest.NewServer(gofakes3.New(backend, gofakes3.WithLogger(gofakes3.DiscardLog())).Server())
-	proxy, err := objstoretest.NewFaultProxy(s3.URL)
+	proxy, err = objstoretest.NewFaultProxy(s3.URL)
 	if err != nil {
 		s3.Close()
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	if lat != nil {
 		proxy.SetLatency(lat)
@@ -41,7 +42,7 @@ func startS3(model string) (url string, stop func(), err error) {
 	// gofakes3 accepts any credentials, but the SDK wants some.
 	os.Setenv("AWS_ACCESS_KEY_ID", "bench")
 	os.Setenv("AWS_SECRET_ACCESS_KEY", "bench")
-	return "s3://bench?endpoint=" + front.URL + "&region=us-east-1&path_style=true", func() {
+	return "s3://bench?endpoint=" + front.URL + "&region=us-east-1&path_style=true", proxy, func() {
 		proxy.Close()
 		front.Close()
 		s3.Close()

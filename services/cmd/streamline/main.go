@@ -44,6 +44,8 @@ func run(args []string) int {
 	fs.DurationVar(&d.Diskless.MaxDelay, "diskless-batch-timeout", 100*time.Millisecond, "flush the diskless buffer this long after its first batch (batch_timeout_ms)")
 	fs.DurationVar(&d.Diskless.IdleFlush, "diskless-idle-flush", buffer.DefaultIdleFlush, "cut a diskless flush early once appends stop for this long, or for 4 mean gaps between appends if longer (producers are waiting for the buffered batches; steady arrivals keep --diskless-batch-timeout's batching); 0: off")
 	fs.IntVar(&d.Diskless.MaxInFlight, "diskless-upload-parallelism", 4, "concurrent diskless uploads (upload_parallelism)")
+	fs.IntVar(&d.Diskless.MaxBufferedBytes, "diskless-max-buffered-bytes", buffer.DefaultMaxBufferedBytes, "memory bound of the diskless buffer, over all diskless partitions of the node: bytes from append until uploaded and committed; appends wait beyond it (producers see backpressure)")
+	fs.Int64Var(&d.ReadCacheBytes, "read-cache-bytes", 100<<20, "cache of object ranges for diskless reads (read_cache_bytes)")
 	d.Merge.AddFlags(fs.FlagSet)
 	fs.Int64Var(&d.MinFreeBytes, "min-free-bytes", localstore.DefaultMinFreeBytes, "free space kept on the data filesystem: below it, produce to local topics gets KAFKA_STORAGE_ERROR until space is freed (negative: no check)")
 	fs.Int64Var(&d.Hybrid.MaxPendingBytes, "hybrid-max-pending-bytes", 1<<30, "per hybrid partition: local bytes not yet in the object tier above which produce is held back and then refused with KAFKA_STORAGE_ERROR (uploads failing or behind)")
