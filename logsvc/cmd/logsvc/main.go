@@ -47,7 +47,7 @@ func run(args []string) int {
 		cacheBytes = fs.Int64("read-cache-bytes", 100<<20, "cache of object ranges for diskless reads (read_cache_bytes)")
 		pending    = fs.Int64("hybrid-max-pending-bytes", 1<<30, "per hybrid partition: local bytes not yet in the object tier above which produce is held back and then refused with KAFKA_STORAGE_ERROR (uploads failing or behind)")
 		upPar      = fs.Int("hybrid-upload-parallelism", 2, "segment uploads this node runs at once, over all its hybrid partitions")
-		upRate     = fs.Int64("hybrid-upload-bytes-per-second", 0, "bound on the bytes per second this node uploads for hybrid partitions (Kafka's remote.log.manager.copy.max.bytes.per.second); 0: unlimited")
+		upRate     = fs.Int64("hybrid-upload-bytes-per-second", 0, "pace of hybrid segment uploads in bytes per second over all partitions of the node (Kafka's remote.log.manager.copy.max.bytes.per.second); 0: automatic, twice the node's hybrid ingest rate and at least 16 MiB/s, spreading each upload over time so it does not take the produce path's CPU in bursts; -1: unlimited")
 		upEvery    = fs.Duration("hybrid-upload-interval", time.Second, "how often the leader of a hybrid partition looks for rolled segments to upload")
 		minFree    = fs.Int64("min-free-bytes", localstore.DefaultMinFreeBytes, "free space kept on the data filesystem: below it, produce to local topics gets KAFKA_STORAGE_ERROR until space is freed (negative: no check)")
 		_          = fs.HTTPAddr("") // served by fs.Telemetry
@@ -80,8 +80,8 @@ func run(args []string) int {
 		fs.Fail("invalid value %d for flag --hybrid-upload-parallelism: must be positive", *upPar)
 		return svcmain.ExitUsage
 	}
-	if *upRate < 0 {
-		fs.Fail("invalid value %d for flag --hybrid-upload-bytes-per-second: must not be negative (0: unlimited)", *upRate)
+	if *upRate < hybridstore.UnlimitedUploadRate {
+		fs.Fail("invalid value %d for flag --hybrid-upload-bytes-per-second: a bound in bytes per second, 0 (automatic) or -1 (unlimited)", *upRate)
 		return svcmain.ExitUsage
 	}
 	if *upEvery <= 0 {

@@ -38,8 +38,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/streamline-dev/streamline/logsvc/storage"
 	"github.com/streamline-dev/streamline/logsvc/storage/disklessstore"
 	"github.com/streamline-dev/streamline/logsvc/storage/localstore"
@@ -77,9 +75,12 @@ type Options struct {
 	// partitions become ready together, and uploading them all at once
 	// takes the CPU from the produce path in bursts.
 	UploadParallelism int
-	// UploadBytesPerSecond bounds what this node reads from its disk and
-	// sends to uploaders for segment uploads, over all partitions (Kafka's
-	// remote.log.manager.copy.max.bytes.per.second, KIP-956); 0: unlimited.
+	// UploadBytesPerSecond paces what this node reads from its disk and
+	// sends to uploaders for segment uploads, over all partitions: a
+	// bound in bytes per second (Kafka's
+	// remote.log.manager.copy.max.bytes.per.second, KIP-956), 0 (the
+	// default) for an automatic pace of twice the node's hybrid ingest
+	// rate, at least 16 MiB/s, or UnlimitedUploadRate. See pace.go.
 	UploadBytesPerSecond int64
 	Logger               *slog.Logger
 	// Failpoint, if set, is called at each step of a segment upload with
@@ -107,8 +108,8 @@ type Engine struct {
 	log  *slog.Logger
 	// uploads holds a token per running segment upload (UploadParallelism).
 	uploads chan struct{}
-	// pace is the UploadBytesPerSecond token bucket (nil: unlimited).
-	pace *rate.Limiter
+	// pace spreads uploads over time (UploadBytesPerSecond).
+	pace *pacer
 
 	uploadedSegments, uploadedBytes, uploadFailures atomic.Uint64
 }
@@ -132,11 +133,8 @@ func New(opts Options) *Engine {
 	if opts.UploadParallelism <= 0 {
 		opts.UploadParallelism = 2
 	}
-	e := &Engine{opts: opts, log: opts.Logger, uploads: make(chan struct{}, opts.UploadParallelism)}
-	if r := opts.UploadBytesPerSecond; r > 0 {
-		e.pace = rate.NewLimiter(rate.Limit(r), int(max(r, uploadChunk)))
-	}
-	return e
+	return &Engine{opts: opts, log: opts.Logger, uploads: make(chan struct{}, opts.UploadParallelism),
+		pace: newPacer(opts.UploadBytesPerSecond, time.Now)}
 }
 
 // Mode is hybrid.

@@ -43,7 +43,13 @@ var (
 )
 
 // Append implements storage.Log: the local log's (WAL, then segment).
-func (l *Log) Append(batch []byte, h recbatch.Header) <-chan error { return l.local.Append(batch, h) }
+// An uploading partition's bytes count towards the node's upload pace.
+func (l *Log) Append(batch []byte, h recbatch.Header) <-chan error {
+	if l.upload {
+		l.e.pace.added(len(batch))
+	}
+	return l.local.Append(batch, h)
+}
 
 // CheckSpace implements storage.SpaceChecker: the local disk's free space,
 // and the bound on bytes the tier does not hold yet. Over the bound the

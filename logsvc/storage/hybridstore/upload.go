@@ -14,7 +14,7 @@ import (
 )
 
 // uploadChunk is how many bytes of batches one UploadSegment message
-// carries.
+// carries when uploads are not paced (pace.go: paceChunk when they are).
 const uploadChunk = 1 << 20
 
 // errNothing means no rolled segment below the high watermark is waiting.
@@ -190,14 +190,13 @@ func (l *Log) uploadTo(ctx context.Context, c uploadv1.UploadServiceClient, from
 	}
 	first := true
 	for next := from; next < to; {
-		b, err := l.local.Read(next, uploadChunk, to, true)
+		b, err := l.local.Read(next, l.e.pace.chunk(), to, true)
 		if err != nil {
 			return nil, err
 		}
-		if p := l.e.pace; p != nil {
-			if err := p.WaitN(ctx, min(len(b), p.Burst())); err != nil {
-				return nil, err
-			}
+		behind := l.local.BytesFrom(l.tier.EndOffset()) > l.e.opts.MaxPendingBytes/2
+		if err := l.e.pace.wait(ctx, len(b), behind); err != nil {
+			return nil, err
 		}
 		if len(b) == 0 {
 			return nil, fmt.Errorf("local log has no batches at %d (ends at %d)", next, l.local.EndOffset())

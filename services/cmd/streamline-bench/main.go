@@ -101,7 +101,7 @@ func run(args []string) int {
 		mergeInt = fs.Duration("merge-interval", merge.DefaultInterval, "with --target streamline: --merge-interval of the all-in-one")
 		mergePar = fs.Int("merge-parallelism", merge.DefaultParallelism, "with --target streamline: --merge-parallelism of the all-in-one")
 		hyPar    = fs.Int("hybrid-upload-parallelism", 1, "with --target streamline: segment uploads the log service runs at once for hybrid partitions")
-		hyRate   = fs.Int64("hybrid-upload-bytes-per-second", 0, "with --target streamline: bound on hybrid upload bytes per second (0: unlimited)")
+		hyRate   = fs.Int64("hybrid-upload-bytes-per-second", 0, "with --target streamline: the all-in-one's --hybrid-upload-bytes-per-second (0: automatic pace, -1: unlimited)")
 		nodes    = fs.Int("logsvc-nodes", 1, "with --target streamline: log-service nodes in the process (the all-in-one's and more on its etcd)")
 		rf       = fs.Int("replication-factor", 1, "replication factor of the benchmark topic (at most --logsvc-nodes); the producer uses acks=all")
 		header   = fs.Bool("row-header", false, "print the header of the Markdown table --row writes rows of, and exit")

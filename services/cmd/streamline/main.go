@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/streamline-dev/streamline/logsvc/buffer"
+	"github.com/streamline-dev/streamline/logsvc/storage/hybridstore"
 	"github.com/streamline-dev/streamline/logsvc/storage/localstore"
 	"github.com/streamline-dev/streamline/services/allinone"
 	"github.com/streamline-dev/streamline/shared/meta"
@@ -50,7 +51,7 @@ func run(args []string) int {
 	fs.Int64Var(&d.MinFreeBytes, "min-free-bytes", localstore.DefaultMinFreeBytes, "free space kept on the data filesystem: below it, produce to local topics gets KAFKA_STORAGE_ERROR until space is freed (negative: no check)")
 	fs.Int64Var(&d.Hybrid.MaxPendingBytes, "hybrid-max-pending-bytes", 1<<30, "per hybrid partition: local bytes not yet in the object tier above which produce is held back and then refused with KAFKA_STORAGE_ERROR (uploads failing or behind)")
 	fs.IntVar(&d.Hybrid.UploadParallelism, "hybrid-upload-parallelism", 1, "segment uploads run at once, over all hybrid partitions (1: the all-in-one shares its cores and disk with everything else; uploads in bursts cost produce latency)")
-	fs.Int64Var(&d.Hybrid.UploadBytesPerSecond, "hybrid-upload-bytes-per-second", 0, "bound on the bytes per second uploaded for hybrid partitions (Kafka's remote.log.manager.copy.max.bytes.per.second); 0: unlimited")
+	fs.Int64Var(&d.Hybrid.UploadBytesPerSecond, "hybrid-upload-bytes-per-second", 0, "pace of hybrid segment uploads in bytes per second over all partitions of the node (Kafka's remote.log.manager.copy.max.bytes.per.second); 0: automatic, twice the node's hybrid ingest rate and at least 16 MiB/s, spreading each upload over time so it does not take the produce path's CPU in bursts; -1: unlimited")
 	fs.DurationVar(&d.Hybrid.UploadInterval, "hybrid-upload-interval", time.Second, "how often the leader of a hybrid partition looks for rolled segments to upload")
 	fs.DurationVar(&d.TransactionMaxTimeout, "transaction-max-timeout", 15*time.Minute, "largest transaction.timeout.ms a transactional producer may ask for (Kafka's transaction.max.timeout.ms); older transactions are aborted")
 	txnVersion := fs.Int("transaction-version", 2, "transaction.version feature level advertised to clients: 2 (KIP-890 part 2: clients that know it add partitions implicitly and bump the epoch per transaction) or 1 (the classic protocol for every client)")
@@ -71,8 +72,8 @@ func run(args []string) int {
 		fs.Fail("invalid value %d for flag --hybrid-upload-parallelism: must be positive", d.Hybrid.UploadParallelism)
 		return svcmain.ExitUsage
 	}
-	if d.Hybrid.UploadBytesPerSecond < 0 {
-		fs.Fail("invalid value %d for flag --hybrid-upload-bytes-per-second: must not be negative (0: unlimited)", d.Hybrid.UploadBytesPerSecond)
+	if d.Hybrid.UploadBytesPerSecond < hybridstore.UnlimitedUploadRate {
+		fs.Fail("invalid value %d for flag --hybrid-upload-bytes-per-second: a bound in bytes per second, 0 (automatic) or -1 (unlimited)", d.Hybrid.UploadBytesPerSecond)
 		return svcmain.ExitUsage
 	}
 	if d.TransactionMaxTimeout < time.Millisecond || d.TransactionMaxTimeout > math.MaxInt32*time.Millisecond {
