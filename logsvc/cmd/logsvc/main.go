@@ -44,6 +44,7 @@ func run(args []string) int {
 		idleFlush  = fs.Duration("diskless-idle-flush", buffer.DefaultIdleFlush, "cut a diskless flush early once appends stop for this long, or for 4 mean gaps between appends if longer (producers are waiting for the buffered batches; steady arrivals keep --diskless-batch-timeout's batching); 0: off")
 		uploads    = fs.Int("diskless-upload-parallelism", 4, "concurrent diskless uploads (upload_parallelism)")
 		buffered   = fs.Int("diskless-max-buffered-bytes", buffer.DefaultMaxBufferedBytes, "memory bound of the diskless buffer, over all diskless partitions of the node: bytes from append until uploaded and committed; appends wait beyond it (producers see backpressure)")
+		memLimit   = fs.MemoryLimitFlag()
 		cacheBytes = fs.Int64("read-cache-bytes", 100<<20, "cache of object ranges for diskless reads (read_cache_bytes)")
 		pending    = fs.Int64("hybrid-max-pending-bytes", 1<<30, "per hybrid partition: local bytes not yet in the object tier above which produce is held back and then refused with KAFKA_STORAGE_ERROR (uploads failing or behind)")
 		upPar      = fs.Int("hybrid-upload-parallelism", 2, "segment uploads this node runs at once, over all its hybrid partitions")
@@ -104,6 +105,14 @@ func run(args []string) int {
 		fs.Fail("%v", err)
 		return svcmain.ExitUsage
 	}
+	// The node's memory budgets: diskless buffer, read cache, ring of
+	// recent batches.
+	limit, limitBy, err := svcmain.ApplyMemoryLimit(*memLimit, int64(*buffered)+*cacheBytes+disklessstore.DefaultRingBytes)
+	if err != nil {
+		fs.Fail("%v", err)
+		return svcmain.ExitUsage
+	}
+	svcmain.LogMemoryLimit(log, limit, limitBy)
 	tel, err := fs.Telemetry("logsvc", log)
 	if err != nil {
 		fs.Fail("%v", err)

@@ -56,7 +56,8 @@ type Options struct {
 	// Buffer sizes the node's batching buffer (batch size, timeout,
 	// parallel uploads, memory bound).
 	Buffer buffer.Config
-	// RingBytes bounds the ring of recent batches (default 64 MiB).
+	// RingBytes bounds the ring of recent batches (default
+	// DefaultRingBytes).
 	RingBytes int
 	// ReadCacheBytes bounds the cache of object ranges (default 100 MiB).
 	ReadCacheBytes int64
@@ -91,10 +92,14 @@ var _ storage.Engine = (*Engine)(nil)
 // ErrNoUploader means no live uploader could take a flush.
 var ErrNoUploader = errors.New("no live uploader accepted the request")
 
+// DefaultRingBytes is the default Options.RingBytes: memory a node's
+// processes count in its budgets (the automatic --memory-limit).
+const DefaultRingBytes = 64 << 20
+
 // New starts the engine's buffer.
 func New(opts Options) *Engine {
 	if opts.RingBytes <= 0 {
-		opts.RingBytes = 64 << 20
+		opts.RingBytes = DefaultRingBytes
 	}
 	if opts.ReadCacheBytes <= 0 {
 		opts.ReadCacheBytes = 100 << 20

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/streamline-dev/streamline/logsvc/storage/disklessstore"
 	"io"
 	"net/http"
 	"os"
@@ -285,16 +286,18 @@ func (o *outage) report(w io.Writer, samples []sample, refused int64, happened b
 }
 
 // rssReport writes the server's RSS of a run against the budget
-// (diskless buffer + read cache + 200 MiB) and its timeline.
+// (diskless buffer + read cache + ring of recent batches + 200 MiB) and
+// its timeline.
 func rssReport(w io.Writer, samples []sample, bufBytes, cacheBytes int64) {
 	peak, end := peakEnd(samples)
-	budget := bufBytes + cacheBytes + 200<<20
+	const ring = disklessstore.DefaultRingBytes
+	budget := bufBytes + cacheBytes + ring + 200<<20
 	verdict := "within"
 	if peak > budget {
 		verdict = fmt.Sprintf("OVER by %.1f MiB", float64(peak-budget)/(1<<20))
 	}
-	fmt.Fprintf(w, "  server RSS       peak %.1f MiB, end %.1f MiB; budget %.0f MiB (diskless buffer %.0f + read cache %.0f + 200): %s\n",
-		float64(peak)/(1<<20), float64(end)/(1<<20), float64(budget)/(1<<20), float64(bufBytes)/(1<<20), float64(cacheBytes)/(1<<20), verdict)
+	fmt.Fprintf(w, "  server RSS       peak %.1f MiB, end %.1f MiB; budget %.0f MiB (diskless buffer %.0f + read cache %.0f + ring %.0f + 200): %s\n",
+		float64(peak)/(1<<20), float64(end)/(1<<20), float64(budget)/(1<<20), float64(bufBytes)/(1<<20), float64(cacheBytes)/(1<<20), float64(ring>>20), verdict)
 	fmt.Fprint(w, "    RSS MiB / acked rec/s every 5 s:")
 	var prev *sample
 	for i := range samples {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/streamline-dev/streamline/logsvc/buffer"
+	"github.com/streamline-dev/streamline/logsvc/storage/disklessstore"
 	"github.com/streamline-dev/streamline/logsvc/storage/hybridstore"
 	"github.com/streamline-dev/streamline/logsvc/storage/localstore"
 	"github.com/streamline-dev/streamline/services/allinone"
@@ -46,6 +47,7 @@ func run(args []string) int {
 	fs.DurationVar(&d.Diskless.IdleFlush, "diskless-idle-flush", buffer.DefaultIdleFlush, "cut a diskless flush early once appends stop for this long, or for 4 mean gaps between appends if longer (producers are waiting for the buffered batches; steady arrivals keep --diskless-batch-timeout's batching); 0: off")
 	fs.IntVar(&d.Diskless.MaxInFlight, "diskless-upload-parallelism", 4, "concurrent diskless uploads (upload_parallelism)")
 	fs.IntVar(&d.Diskless.MaxBufferedBytes, "diskless-max-buffered-bytes", buffer.DefaultMaxBufferedBytes, "memory bound of the diskless buffer, over all diskless partitions of the node: bytes from append until uploaded and committed; appends wait beyond it (producers see backpressure)")
+	memLimit := fs.MemoryLimitFlag()
 	fs.Int64Var(&d.ReadCacheBytes, "read-cache-bytes", 100<<20, "cache of object ranges for diskless reads (read_cache_bytes)")
 	d.Merge.AddFlags(fs.FlagSet)
 	fs.Int64Var(&d.MinFreeBytes, "min-free-bytes", localstore.DefaultMinFreeBytes, "free space kept on the data filesystem: below it, produce to local topics gets KAFKA_STORAGE_ERROR until space is freed (negative: no check)")
@@ -101,6 +103,14 @@ func run(args []string) int {
 		fs.Fail("%v", err)
 		return svcmain.ExitUsage
 	}
+	// The all-in-one's memory budgets: the log service's diskless buffer,
+	// read cache and ring of recent batches.
+	limit, limitBy, err := svcmain.ApplyMemoryLimit(*memLimit, int64(d.Diskless.MaxBufferedBytes)+d.ReadCacheBytes+disklessstore.DefaultRingBytes)
+	if err != nil {
+		fs.Fail("%v", err)
+		return svcmain.ExitUsage
+	}
+	svcmain.LogMemoryLimit(log, limit, limitBy)
 	// Tracing from OTEL_EXPORTER_OTLP_* (off when none is set); the
 	// server itself serves --http-addr.
 	tp, stopTracing, err := telemetry.NewTracerProvider(context.Background(), "streamline")

@@ -47,6 +47,7 @@ func TestBadFlagsStopBeforeAnythingStarts(t *testing.T) {
 		{[]string{"--tiering-enabled", "--tiering-bucket", "my-bucket", "--object-store", "file:///tmp/x"}, "--object-store"},
 		{[]string{"--hybrid-upload-parallelism", "0"}, "--hybrid-upload-parallelism"},
 		{[]string{"--hybrid-upload-bytes-per-second", "-2"}, "--hybrid-upload-bytes-per-second"},
+		{[]string{"--memory-limit", "-2"}, "--memory-limit"},
 		{[]string{"--hybrid-max-pending-bytes", "0"}, "--hybrid-max-pending-bytes"},
 		{[]string{"--hybrid-upload-interval", "0s"}, "--hybrid-upload-interval"},
 		{[]string{"--transaction-max-timeout", "0s"}, "--transaction-max-timeout"},
