@@ -162,3 +162,6 @@ func (in *instrumented) Delete(ctx context.Context, key string) error {
 }
 
 func (in *instrumented) Close() error { return in.b.Close() }
+
+// SpreadsKeys implements KeySpreading for the wrapped bucket.
+func (in *instrumented) SpreadsKeys() bool { return SpreadsKeys(in.b) }

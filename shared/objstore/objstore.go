@@ -144,3 +144,22 @@ func ValidPrefix(prefix string) error {
 	}
 	return nil
 }
+
+// KeySpreading is implemented by a Bucket that says whether the keys of
+// new objects should start with a random prefix (objectfmt.NewKey). S3
+// scales request rates per key prefix, so spreading keys helps it; in a
+// local directory every new prefix is directories to create and fsync
+// (and later to prune), for nothing.
+type KeySpreading interface {
+	SpreadsKeys() bool
+}
+
+// SpreadsKeys reports whether new keys in b should be spread over random
+// prefixes: what b says (the wrappers of this package ask the bucket they
+// wrap), true when it does not say.
+func SpreadsKeys(b any) bool {
+	if s, ok := b.(KeySpreading); ok {
+		return s.SpreadsKeys()
+	}
+	return true
+}

@@ -90,3 +90,6 @@ func (p *prefixed) Iter(ctx context.Context, prefix string, fn func(string) erro
 }
 
 func (p *prefixed) Close() error { return p.b.Close() }
+
+// SpreadsKeys implements KeySpreading for the wrapped bucket.
+func (p *prefixed) SpreadsKeys() bool { return SpreadsKeys(p.b) }

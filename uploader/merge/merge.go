@@ -47,6 +47,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/objstore"
 	"github.com/streamline-dev/streamline/shared/recbatch"
 	"github.com/streamline-dev/streamline/shared/segobject"
 	"github.com/streamline-dev/streamline/uploader/elected"
@@ -523,7 +524,7 @@ func (m *Merger) runJobs(ctx context.Context, jobs []job, st *Stats, failed []er
 
 // write PUTs a job's object and returns its coordinates.
 func (m *Merger) write(ctx context.Context, j job, b build) (meta.Coords, error) {
-	key := objectfmt.NewKey(m.cfg.ID, m.seq.Add(1))
+	key := objectfmt.NewKey(m.cfg.ID, m.seq.Add(1), objstore.SpreadsKeys(m.cfg.Bucket))
 	where := fmt.Sprintf("%s-%d %d..%d", j.pm.TopicID, j.pm.Partition, j.sources[0].BaseOffset, j.sources[len(j.sources)-1].LastOffset)
 	if b != nil {
 		c, obj, err := b(j)

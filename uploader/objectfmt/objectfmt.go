@@ -185,20 +185,28 @@ func Decode(obj []byte) ([]Section, error) {
 //
 //	<4 hex>/<node>/<unix millis %013d>-<flushSeq %020d>-<12 hex>.slo
 //
-// The key starts with random hex so that objects spread over S3's
-// key-prefix partitions (request rates are limited per prefix), then says
-// which node wrote it, when (the uploader's clock; KeyTime reads it back, so
-// garbage collection knows an object's age without a request per object)
-// and in which flush. The trailing random hex keeps retried flushes apart.
-func NewKey(node string, flushSeq uint64) string {
-	return newKeyAt(node, flushSeq, time.Now())
+// With spread (objstore.SpreadsKeys of the bucket: S3 and other object
+// stores) the key starts with random hex, so that objects spread over
+// S3's key-prefix partitions (request rates are limited per prefix);
+// without it (a local directory, where every new prefix is two
+// directories to create and fsync, and later to prune) it starts with
+// "0000". Then it says which node wrote it, when (the uploader's clock;
+// KeyTime reads it back, so garbage collection knows an object's age
+// without a request per object) and in which flush. The trailing random
+// hex keeps retried flushes apart.
+func NewKey(node string, flushSeq uint64, spread bool) string {
+	return newKeyAt(node, flushSeq, time.Now(), spread)
 }
 
-func newKeyAt(node string, flushSeq uint64, t time.Time) string {
+func newKeyAt(node string, flushSeq uint64, t time.Time, spread bool) string {
 	var r [8]byte
 	_, _ = rand.Read(r[:])
 	h := hex.EncodeToString(r[:])
-	return fmt.Sprintf("%s/%s/%013d-%020d-%s.slo", h[:4], node, t.UnixMilli(), flushSeq, h[4:])
+	prefix := h[:4]
+	if !spread {
+		prefix = "0000"
+	}
+	return fmt.Sprintf("%s/%s/%013d-%020d-%s.slo", prefix, node, t.UnixMilli(), flushSeq, h[4:])
 }
 
 // KeyTime returns the creation time NewKey put in key (millisecond

@@ -70,7 +70,7 @@ func TestNewKeySpreadsAndIsUnique(t *testing.T) {
 	seen := map[string]bool{}
 	prefixes := map[string]bool{}
 	for i := 0; i < 200; i++ {
-		k := NewKey("logsvc-1", 7)
+		k := NewKey("logsvc-1", 7, true)
 		if seen[k] {
 			t.Fatalf("duplicate key %s", k)
 		}
@@ -83,11 +83,24 @@ func TestNewKeySpreadsAndIsUnique(t *testing.T) {
 	if len(prefixes) < 50 {
 		t.Fatalf("only %d distinct prefixes in 200 keys", len(prefixes))
 	}
+	// Unspread (a local directory): one prefix, still unique and still
+	// read back by KeyTime.
+	flat := map[string]bool{}
+	for i := 0; i < 200; i++ {
+		k := NewKey("logsvc-1", 7, false)
+		if flat[k] || !strings.HasPrefix(k, "0000/logsvc-1/") {
+			t.Fatalf("unspread key %s (duplicate: %v)", k, flat[k])
+		}
+		flat[k] = true
+		if _, ok := KeyTime(k); !ok {
+			t.Fatalf("KeyTime(%q) failed", k)
+		}
+	}
 }
 
 func TestKeyTimeRoundTrip(t *testing.T) {
 	before := time.Now().Truncate(time.Millisecond)
-	k := NewKey("logsvc-1", 42)
+	k := NewKey("logsvc-1", 42, true)
 	after := time.Now()
 	got, ok := KeyTime(k)
 	if !ok {
@@ -98,7 +111,7 @@ func TestKeyTimeRoundTrip(t *testing.T) {
 	}
 	// A fixed time, a node id with '/' and '-' in it.
 	at := time.UnixMilli(1_700_000_000_123)
-	k = newKeyAt("rack-1/node-2", 3, at)
+	k = newKeyAt("rack-1/node-2", 3, at, true)
 	if got, ok := KeyTime(k); !ok || !got.Equal(at) {
 		t.Fatalf("KeyTime(%q) = %v, %v; want %v", k, got, ok, at)
 	}

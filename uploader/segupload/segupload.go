@@ -173,7 +173,7 @@ func (u *Upload) Put(ctx context.Context, b Bucket) (string, meta.Coords, error)
 		return "", meta.Coords{}, u.err
 	}
 	u.err = errors.New("segupload: Put called twice")
-	key := objectfmt.NewKey(u.p.NodeID, uint64(info.BaseOffset))
+	key := objectfmt.NewKey(u.p.NodeID, uint64(info.BaseOffset), objstore.SpreadsKeys(b))
 	if err := b.PutReader(ctx, key, io.NewSectionReader(u.f, 0, info.Size), info.Size); err != nil {
 		return "", meta.Coords{}, fmt.Errorf("put %s: %w", key, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/objstore"
 	"github.com/streamline-dev/streamline/shared/recbatch"
 	"github.com/streamline-dev/streamline/uploader/objectfmt"
 )
@@ -85,7 +86,7 @@ func Write(ctx context.Context, w ObjectWriter, f Flush) (string, []meta.Coords,
 		return "", nil, fmt.Errorf("%w: no partitions", ErrInvalidFlush)
 	}
 	obj, sections := b.Build()
-	key := objectfmt.NewKey(f.NodeID, f.Seq)
+	key := objectfmt.NewKey(f.NodeID, f.Seq, objstore.SpreadsKeys(w))
 	if err := w.Put(ctx, key, obj); err != nil {
 		return "", nil, fmt.Errorf("put %s: %w", key, err)
 	}

@@ -56,6 +56,11 @@ type Bucket struct {
 	ndirs atomic.Int64
 }
 
+// SpreadsKeys implements objstore.KeySpreading: spreading keys over
+// random prefixes would make every new object two directories to create
+// and fsync.
+func (b *Bucket) SpreadsKeys() bool { return false }
+
 // maxCachedDirs bounds Bucket.dirs (keys with time in their directories
 // would otherwise grow it forever).
 const maxCachedDirs = 4096

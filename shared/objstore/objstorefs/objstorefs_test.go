@@ -119,6 +119,30 @@ func TestPutRemakesARemovedDirectory(t *testing.T) {
 	}
 }
 
+// A directory bucket asks for unspread keys (objectfmt.NewKey: one
+// prefix, not a directory pair per object), and so do this module's
+// wrappers of it; a bucket that does not say is spread.
+func TestDirectoryBucketDoesNotSpreadKeys(t *testing.T) {
+	b := newBucket(t)
+	prefixed, err := objstore.Prefixed(b, "cluster-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, bucket := range map[string]objstore.Bucket{
+		"directory":             b,
+		"instrumented":          objstore.Instrument(b, nil, nil),
+		"prefixed":              prefixed,
+		"instrumented prefixed": objstore.Instrument(prefixed, nil, nil),
+	} {
+		if objstore.SpreadsKeys(bucket) {
+			t.Errorf("%s bucket spreads keys", name)
+		}
+	}
+	if !objstore.SpreadsKeys(struct{ objstore.Bucket }{b}) {
+		t.Error("a bucket that does not implement KeySpreading is not spread")
+	}
+}
+
 func TestOpenURL(t *testing.T) {
 	dir := t.TempDir()
 	b, err := objstore.Open(context.Background(), "file://"+dir)
