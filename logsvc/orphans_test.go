@@ -69,7 +69,11 @@ func TestRemoveOrphansAtStart(t *testing.T) {
 	if _, err := os.Stat(keptDir); err != nil {
 		t.Fatalf("the live topic's directory: %v", err)
 	}
-	if r := produceUntilLed(t, dial(t, n.Addr()), *kept, recbatchtest.Build(recbatchtest.Values(1, "c"))); r.ErrorCode != 0 || r.BaseOffset != 2 {
-		t.Fatalf("produce to the live topic after the restart: %+v", r)
+	// The live topic kept its two records: the next one lands at offset 2
+	// or, when an earlier attempt was appended and then refused (the
+	// rejoined node's partition fenced at its old leader epoch, seen under
+	// the parallel load of make test), above it; never below.
+	if r := produceUntilLed(t, dial(t, n.Addr()), *kept, recbatchtest.Build(recbatchtest.Values(1, "c"))); r.ErrorCode != 0 || r.BaseOffset < 2 {
+		t.Fatalf("produce to the live topic after the restart (its records 0 and 1 must be kept): %+v", r)
 	}
 }
