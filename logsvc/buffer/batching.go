@@ -43,7 +43,8 @@ type Config struct {
 	MaxInFlight int
 	// IdleFlush, when positive, also cuts a flush once batches stopped
 	// arriving: no Add for max(IdleFlush, IdleGaps x the recent mean gap
-	// between Adds). Waiting out MaxDelay then only adds latency: the
+	// before an Add, counted from the previous Add or the last delivered
+	// result, whichever is later). Waiting out MaxDelay then only adds latency: the
 	// producers are waiting for these very batches (a Kafka producer has
 	// at most 5 requests in flight per connection, so with object-store
 	// latencies it stalls until they are answered), and nothing more will
@@ -198,16 +199,18 @@ type Batching struct {
 	minSize     int
 	buffered    int
 	waiters     []*waiter
-	// lastAdd is the time of the last Add and gap the moving mean of the
-	// gaps between Adds (Config.IdleFlush).
-	lastAdd   time.Time
-	gap       time.Duration
-	gapSeen   bool
-	uploading int
-	nextSeq   uint64                 // Seq of the next flush to cut
-	ready     map[uint64]*flushState // uploaded (or failed), awaiting commit turn
-	streams   map[string]*streamState
-	stats     Stats
+	// lastAdd is the time of the last Add, lastResult of the last flush
+	// whose results were delivered, and gap the moving mean of the gaps
+	// before Adds (Config.IdleFlush).
+	lastAdd    time.Time
+	lastResult time.Time
+	gap        time.Duration
+	gapSeen    bool
+	uploading  int
+	nextSeq    uint64                 // Seq of the next flush to cut
+	ready      map[uint64]*flushState // uploaded (or failed), awaiting commit turn
+	streams    map[string]*streamState
+	stats      Stats
 }
 
 // New starts a Batching. Close it to stop its goroutines.
@@ -308,8 +311,17 @@ func (b *Batching) enqueueLocked(it Item) (chan error, error) {
 	if !b.lastAdd.IsZero() {
 		// A moving mean over about the last 8 gaps, starting at the first
 		// one; a gap longer than MaxDelay (the buffer was empty) counts as
-		// MaxDelay.
-		g := min(e.at.Sub(b.lastAdd), b.cfg.MaxDelay)
+		// MaxDelay. A gap runs from the last Add or the last delivered
+		// result, whichever is later: producers at their in-flight limit
+		// send their next request right after an answer, and the wait for
+		// that answer is this buffer's own delay, not a pause of theirs.
+		// Counted from the last Add, it would grow the mean gap by our
+		// flush latency, and the idle time with it, round after round.
+		since := b.lastAdd
+		if b.lastResult.After(since) {
+			since = b.lastResult
+		}
+		g := min(e.at.Sub(since), b.cfg.MaxDelay)
 		if b.gapSeen {
 			b.gap += (g - b.gap) / 8
 		} else {

@@ -3,6 +3,7 @@ package buffer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"testing/synctest"
@@ -374,5 +375,48 @@ func TestIdleFlush(t *testing.T) {
 			t.Fatalf("without IdleFlush: %d uploads, want one at 100ms", len(up))
 		}
 		mustClose(t, b2)
+	})
+}
+
+// TestIdleFlushClosedLoop: producers at their in-flight limit send their
+// next requests right after the answers. The time they wait for an answer
+// is the buffer's own delay and must not count as a gap between arrivals;
+// if it did, each round's idle time would raise the mean gap and the next
+// round's idle time with it (to 20ms here, 4x the IdleFlush floor).
+func TestIdleFlushClosedLoop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeStore(false)
+		b := New(Config{MaxDelay: 100 * time.Millisecond, IdleFlush: 5 * time.Millisecond}, s.flush)
+		const rounds = 20
+		var lastAdds []time.Time
+		for r := range rounds {
+			// Five requests 1ms apart, then wait for all their answers
+			// and send the next round 1ms later.
+			var res []<-chan error
+			for i := range 5 {
+				if i > 0 {
+					time.Sleep(time.Millisecond)
+				}
+				res = append(res, mustAdd(t, b, item(fmt.Sprint("s", i), int64(r), 10)))
+			}
+			lastAdds = append(lastAdds, time.Now())
+			for i, ch := range res {
+				if err := <-ch; err != nil {
+					t.Fatalf("round %d batch %d: %v", r, i, err)
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+		up, _ := s.snapshot()
+		if len(up) != rounds {
+			t.Fatalf("%d flushes for %d rounds, want one per round", len(up), rounds)
+		}
+		for r := rounds / 2; r < rounds; r++ {
+			// 1ms gaps: the idle time is the 5ms floor in every round.
+			if wait := s.uploadedAt[r].Sub(lastAdds[r]); wait != 5*time.Millisecond {
+				t.Fatalf("round %d was cut %v after its last batch, want 5ms (the IdleFlush floor)", r, wait)
+			}
+		}
+		mustClose(t, b)
 	})
 }

@@ -211,6 +211,7 @@ func (b *Batching) commitLoop() {
 
 		b.mu.Lock()
 		b.resolveLocked(fs, outcome)
+		b.lastResult = time.Now()
 		b.admitLocked()
 		b.mu.Unlock()
 		next++
