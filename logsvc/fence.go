@@ -16,9 +16,10 @@ var ErrFenced = errors.New("fenced")
 
 // fencer confirms, at a linearizable point in etcd, that this node is still
 // registered under its own lease. Every acknowledgement waits for a
-// confirmation that started after its batch became durable; one etcd read
-// covers every batch waiting at that moment, so the cost is one round trip
-// per group of acks, not per ack. A node paused past its lease ("zombie")
+// confirmation that started after its batch's offset was assigned (it runs
+// while the batch is synced and replicated: partition.Pending.Wait); one
+// etcd read covers every batch waiting at that moment, so the cost is one
+// round trip per group of acks, not per ack. A node paused past its lease ("zombie")
 // fails the check on waking and acknowledges nothing.
 type fencer struct {
 	cli   *clientv3.Client

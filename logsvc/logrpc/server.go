@@ -70,9 +70,9 @@ func (s *Server) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1
 	// Submit in request order, then wait for all: partitions of one
 	// request share WAL group commits.
 	results, pending := s.submit(ctx, req)
-	for i, w := range pending {
-		if w != nil {
-			fill(results[i], w.Wait(ctx))
+	for i, res := range partition.WaitAll(ctx, pending) {
+		if pending[i] != nil {
+			fill(results[i], res)
 		}
 	}
 	return &logv1.ProduceResponse{Partitions: results}, nil

@@ -58,9 +58,9 @@ func (s *Server) ProduceStream(stream logv1.LogService_ProduceStreamServer) erro
 				ctx, cancel = context.WithTimeout(ctx, time.Duration(t)*time.Millisecond)
 				defer cancel()
 			}
-			for i, w := range pending {
-				if w != nil {
-					fill(results[i], w.Wait(ctx))
+			for i, res := range partition.WaitAll(ctx, pending) {
+				if pending[i] != nil {
+					fill(results[i], res)
 				}
 			}
 			send(&logv1.ProduceStreamResponse{Id: id, Response: &logv1.ProduceResponse{Partitions: results}})

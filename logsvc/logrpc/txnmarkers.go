@@ -42,9 +42,8 @@ func (s *Server) WriteTxnMarkers(ctx context.Context, req *logv1.WriteTxnMarkers
 			CoordinatorEpoch: m.GetCoordinatorEpoch(), TransactionVersion: int16(m.GetTransactionVersion()),
 		})
 	}
-	for i, w := range pending {
-		if w != nil {
-			res := w.Wait(ctx)
+	for i, res := range partition.WaitAll(ctx, pending) {
+		if pending[i] != nil {
 			results[i].ErrorCode, results[i].ErrorMessage, results[i].Offset = code(res.Err), res.Message, res.BaseOffset
 		}
 	}
