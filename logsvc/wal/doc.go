@@ -71,4 +71,12 @@
 // frames) in the unsynced tail. In any other file such a frame means data
 // that was acknowledged is damaged; Open fails with ErrCorrupt rather than
 // silently dropping it. Empty files at the end are removed.
+//
+// # Preallocation
+//
+// With Options.Preallocate a new file starts as a spare of FileBytes
+// zeros prepared in the background, and frames overwrite the zeros, which
+// makes each fsync cheaper (prealloc.go). Such a file is cut to its frames
+// before the next file is created, so only the last file can end in zeros,
+// and recovery treats them as it treats any torn tail.
 package wal

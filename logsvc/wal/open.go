@@ -69,10 +69,17 @@ func open(dir string, opts Options, syncHook func(*os.File) error) (*WAL, error)
 	if opts.MaxQueueRecords <= 0 {
 		opts.MaxQueueRecords = DefaultMaxQueueRecords
 	}
+	if opts.NoSync {
+		opts.Preallocate = false // nothing to make faster
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
 	w := &WAL{dir: dir, opts: opts, syncHook: syncHook}
+	// A spare left by the last run may be half written: start over.
+	if err := os.Remove(w.sparePath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("wal: remove old spare: %w", err)
+	}
 
 	files, err := listFiles(dir)
 	if err != nil {
@@ -136,6 +143,7 @@ func open(dir string, opts Options, syncHook func(*os.File) error) (*WAL, error)
 	w.size += w.active.size
 	w.nextSeq = nextSeq
 	w.start()
+	w.startSpare()
 	return w, nil
 }
 

@@ -48,6 +48,12 @@ type Options struct {
 	// being written is no longer counted.
 	MaxQueueBytes   int64
 	MaxQueueRecords int
+	// Preallocate starts each WAL file from a spare file of FileBytes
+	// zeros, prepared in the background, so that appends overwrite
+	// allocated blocks and their fsyncs are shorter (see prealloc.go).
+	// Costs up to two files of FileBytes on disk (the active file at its
+	// full size and the spare). Ignored with NoSync.
+	Preallocate bool
 }
 
 // Record is one appended entry.
@@ -99,8 +105,16 @@ type WAL struct {
 	pruneMu sync.Mutex // serializes Prune, and Prune against Replay
 
 	// Owned by the writer goroutine (and by Close after it exits).
-	f   *os.File // the active file
-	buf []byte   // encoded frames of the current group
+	f         *os.File // the active file
+	prezeroed bool     // f was started from the spare: frames overwrite zeros
+	buf       []byte   // encoded frames of the current group
+
+	// The spare file of Options.Preallocate (prealloc.go).
+	spareMu    sync.Mutex
+	spareState int
+	spareStop  bool
+	spareErr   error // the last failed preparation, for tests
+	spareWG    sync.WaitGroup
 
 	syncs      atomic.Int64 // fsyncs of WAL files, for tests
 	writerDone chan struct{}
@@ -285,6 +299,11 @@ func (w *WAL) commit(group []pending) error {
 			}
 		}
 	}
+	// A file that did not start from the spare (the one the WAL opened
+	// with) is left as soon as a spare is ready.
+	if !w.prezeroed && w.opts.Preallocate && activeSize > 0 && w.spareReadyNow() {
+		_ = w.roll(expect) // on failure the active file just goes on
+	}
 	// Keep the buffer for the next group unless one huge group grew it.
 	if cap(buf) <= 4*int(w.opts.MaxQueueBytes) {
 		w.buf = buf[:0]
@@ -347,7 +366,12 @@ func (w *WAL) Unblock(stream string) {
 // flush writes buf (the frames of recs) to the active file, fsyncs it and
 // completes recs with nil. A failed write is a *writeError.
 func (w *WAL) flush(buf []byte, recs []pending) error {
-	_, err := w.f.Write(buf) // loops until all is written or it fails
+	var err error
+	if w.prezeroed {
+		_, err = w.f.WriteAt(buf, w.active.size) // over the zeros
+	} else {
+		_, err = w.f.Write(buf) // O_APPEND; loops until all is written or it fails
+	}
 	if err != nil {
 		return &writeError{fmt.Errorf("wal: write %s: %w", w.active.path, err)}
 	}
@@ -380,12 +404,27 @@ func (w *WAL) flush(buf []byte, recs []pending) error {
 // one whose first record will be nextSeq: the writer writes in seq order,
 // so that is the next seq it will write.
 func (w *WAL) roll(nextSeq uint64) error {
-	info, f, err := w.createFile(nextSeq)
+	if w.prezeroed {
+		// Cut the zeros off before a later file exists: only the last
+		// file may end in something that is not a frame.
+		if err := w.f.Truncate(w.active.size); err != nil {
+			return fmt.Errorf("wal: cut %s to its frames: %w", w.active.path, err)
+		}
+		if !w.opts.NoSync {
+			if err := w.f.Sync(); err != nil {
+				return fmt.Errorf("wal: fsync %s: %w", w.active.path, err)
+			}
+		}
+	}
+	info, f, prezeroed, err := w.takeSpare(nextSeq)
+	if err == nil && !prezeroed {
+		info, f, err = w.createFile(nextSeq)
+	}
 	if err != nil {
 		return err
 	}
 	old := w.f
-	w.f = f
+	w.f, w.prezeroed = f, prezeroed
 	w.filesMu.Lock()
 	w.sealed = append(w.sealed, w.active)
 	w.active = info
@@ -434,6 +473,7 @@ func (w *WAL) Close() error {
 		w.notFull.Broadcast()
 		w.mu.Unlock()
 		<-w.writerDone
+		w.stopSpare()
 		if err := w.f.Close(); err != nil {
 			w.closeErr = fmt.Errorf("wal: %w", err)
 		}
@@ -456,7 +496,7 @@ func (w *WAL) Files() int {
 }
 
 // Truncated returns how many bytes Open cut from a torn or corrupt tail of
-// the last file; worth logging at startup.
+// the last file, including the unused zeros of a preallocated one.
 func (w *WAL) Truncated() int64 {
 	w.filesMu.Lock()
 	defer w.filesMu.Unlock()

@@ -78,6 +78,9 @@ type Config struct {
 	Hybrid hybridstore.Options
 	// UnsafeNoFsync skips WAL fsync: benchmarks only.
 	UnsafeNoFsync bool
+	// WALPreallocate starts each WAL file from a zero-filled spare
+	// (wal.Options.Preallocate).
+	WALPreallocate bool
 	// MinFreeBytes is the free space kept on the data filesystem (see
 	// logsvc.Config.MinFreeBytes).
 	MinFreeBytes int64
@@ -106,6 +109,7 @@ func Default() Config {
 		AutoCreateTopics:   true,
 		DefaultPartitions:  1,
 		DefaultStorageMode: meta.StorageLocal,
+		WALPreallocate:     true,
 	}
 }
 
@@ -236,7 +240,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	log := cfg.Logger
 	s.node, err = logsvc.New(logsvc.Config{
 		ID: "logsvc-1", DataDir: filepath.Join(cfg.DataDir, "logsvc"), ListenAddr: cfg.LogsvcAddr,
-		Etcd: s.cli, WAL: wal.Options{NoSync: cfg.UnsafeNoFsync}, MinFreeBytes: cfg.MinFreeBytes, Logger: log.With("service", "logsvc"),
+		Etcd: s.cli, WAL: wal.Options{NoSync: cfg.UnsafeNoFsync, Preallocate: cfg.WALPreallocate}, MinFreeBytes: cfg.MinFreeBytes, Logger: log.With("service", "logsvc"),
 		Objects: s.objects, Diskless: cfg.Diskless, ReadCacheBytes: cfg.ReadCacheBytes, Hybrid: cfg.Hybrid, TracerProvider: cfg.TracerProvider, Metrics: cfg.Metrics,
 	})
 	if err != nil {

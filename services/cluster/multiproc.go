@@ -182,7 +182,10 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	for i := 1; i <= opts.LogServices; i++ {
 		name, addr := fmt.Sprintf("logsvc-%d", i), next()
 		c.data[name] = t.TempDir()
-		args := append(serviceArgs(name), "--data-dir", c.data[name], "--grpc-addr", addr, "--session-ttl", ttl)
+		// Small WAL files: each node preallocates (a spare of zeros) and
+		// rolls often, so crashes meet prezeroed files at every stage.
+		args := append(serviceArgs(name), "--data-dir", c.data[name], "--grpc-addr", addr, "--session-ttl", ttl,
+			"--wal-file-bytes", strconv.Itoa(8<<20))
 		if adv := link("gateway", name, addr); adv != addr {
 			args = append(args, "--advertised-grpc-addr", adv)
 		}

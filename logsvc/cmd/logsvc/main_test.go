@@ -35,3 +35,12 @@ func TestNegativeIdleFlushIsAUsageError(t *testing.T) {
 		t.Errorf("--diskless-idle-flush -1ms: exit %d, want 2", code)
 	}
 }
+
+// TestNonPositiveWALFileBytesIsAUsageError: a WAL file needs a size.
+func TestNonPositiveWALFileBytesIsAUsageError(t *testing.T) {
+	for _, v := range []string{"0", "-1"} {
+		if code := run([]string{"--wal-file-bytes", v}); code != 2 {
+			t.Errorf("--wal-file-bytes %s: exit %d, want 2", v, code)
+		}
+	}
+}
