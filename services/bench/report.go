@@ -31,6 +31,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -160,8 +161,12 @@ func WriteResult(dir, label string, r Result) error {
 	table := filepath.Join(dir, ResultsTable)
 	var b strings.Builder
 	if _, err := os.Stat(table); errors.Is(err, fs.ErrNotExist) {
-		fmt.Fprintf(&b, "Measured %s on %d cores, %s/%s, %s.\n\n%s\n",
-			now.Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), RowHeader)
+		disk := "disk not probed"
+		if p50, p99, err := FsyncProbe(dir, 200); err == nil {
+			disk = fmt.Sprintf("disk: 4 KiB append + fsync p50 %.2f ms, p99 %.2f ms", ms(p50), ms(p99))
+		}
+		fmt.Fprintf(&b, "Measured %s on %d cores, %s/%s, %s; %s.\n\n%s\n",
+			now.Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), disk, RowHeader)
 	} else if err != nil {
 		return err
 	}
@@ -175,6 +180,34 @@ func WriteResult(dir, label string, r Result) error {
 		return err
 	}
 	return t.Close()
+}
+
+// FsyncProbe appends n 4 KiB blocks to a scratch file in dir, fsyncing
+// each, and returns the fsync latency's p50 and p99: what the WAL pays per
+// group commit on this disk at the time of the runs. Local-topic latency
+// follows it, and on a shared VM it drifts by several times over a day,
+// so the table says what it was.
+func FsyncProbe(dir string, n int) (p50, p99 time.Duration, err error) {
+	f, err := os.CreateTemp(dir, ".fsync-probe-*")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	block := make([]byte, 4096)
+	lat := make([]time.Duration, 0, n)
+	for range n {
+		if _, err := f.Write(block); err != nil {
+			return 0, 0, err
+		}
+		start := time.Now()
+		if err := f.Sync(); err != nil {
+			return 0, 0, err
+		}
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2], lat[len(lat)*99/100], nil
 }
 
 // ReadResults reads the json files of a results folder in name order.

@@ -76,7 +76,7 @@ func TestWriteResultAndPlot(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(string(md), "\n"), "\n")
-	if len(lines) != 6 || !strings.HasPrefix(lines[0], "Measured ") || !strings.Contains(lines[0], "cores") || lines[1] != "" ||
+	if len(lines) != 6 || !strings.HasPrefix(lines[0], "Measured ") || !strings.Contains(lines[0], "cores") || !strings.Contains(lines[0], "disk: 4 KiB append + fsync p50 ") || lines[1] != "" ||
 		lines[2]+"\n"+lines[3] != RowHeader || !strings.HasPrefix(lines[4], "| local |") || !strings.HasPrefix(lines[5], "| diskless, produce only,") {
 		t.Fatalf("results.md:\n%s", md)
 	}
