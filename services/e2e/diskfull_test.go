@@ -67,27 +67,37 @@ func fillTo(t *testing.T, dir string, leave int64) string {
 }
 
 // TestLocalDiskFull fills the data disk of the only log-service node under
-// an idempotent acks=all producer, in two ways: down to the free-space
+// an idempotent acks=all producer, in three ways: down to the free-space
 // reserve (--min-free-bytes), and past it to a real ENOSPC (reserve off),
-// where the WAL's own write fails. Either way produce answers
-// KAFKA_STORAGE_ERROR while the disk is full, nothing acknowledged is lost,
-// writes resume by themselves once the filler is deleted, and after a
-// SIGKILL the node recovers every acknowledged record (no corrupt WAL or
-// segment).
+// where either the WAL's own write fails (--wal-preallocate=false) or, with
+// the WAL file preallocated (its writes need no new blocks), the segment
+// write does: that batch's ack waits for space while the partition refuses
+// new batches. Either way produce answers KAFKA_STORAGE_ERROR while the
+// disk is full, nothing acknowledged is lost, writes resume by themselves
+// once the filler is deleted, and after a SIGKILL the node recovers every
+// acknowledged record (no corrupt WAL or segment).
 func TestLocalDiskFull(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		minFree string
-		leave   int64
+		name        string
+		minFree     string
+		leave       int64
+		preallocate bool
+		// refusedIn bounds the wait for KAFKA_STORAGE_ERROR. A partition
+		// whose segment write failed stalls the probe's batch until the
+		// probe gives up (two produce timeouts) and refuses the next one:
+		// up to one stall per partition.
+		refusedIn time.Duration
 	}{
-		{"reserve", "16777216", 4 << 20},
-		{"enospc", "-1", 0},
+		{"reserve", "16777216", 4 << 20, true, 30 * time.Second},
+		{"enospc", "-1", 0, false, 30 * time.Second},
+		{"enospc-preallocated", "-1", 0, true, 100 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			disk := mountTmpfs(t, "96m")
 			c := cluster.StartCluster(t, cluster.ClusterOptions{LogServices: 1, Gateways: 1, Uploaders: -1, SessionTTL: clusterTTL,
-				ExtraArgs: map[string][]string{"logsvc-1": {"--data-dir", disk, "--min-free-bytes", tc.minFree}}})
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+				ExtraArgs: map[string][]string{"logsvc-1": {"--data-dir", disk, "--min-free-bytes", tc.minFree,
+					fmt.Sprintf("--wal-preallocate=%t", tc.preallocate)}}})
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 			defer cancel()
 			const topic = "full"
 			adm := kadm.NewClient(bootstrapClient(t, c))
@@ -127,7 +137,7 @@ func TestLocalDiskFull(t *testing.T) {
 			// (on a topic of its own: what it sent may be stored or not).
 			probe := bootstrapClient(t, c, kgo.DefaultProduceTopic("probe"), kgo.RecordRetries(1), kgo.DisableIdempotentWrite(),
 				kgo.RequiredAcks(kgo.AllISRAcks()))
-			deadline := time.Now().Add(30 * time.Second)
+			deadline := time.Now().Add(tc.refusedIn)
 			for {
 				err := probe.ProduceSync(ctx, &kgo.Record{Value: []byte("probe")}).FirstErr()
 				if errors.Is(err, kerr.KafkaStorageError) {
