@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 const (
@@ -142,6 +143,7 @@ func open(dir string, opts Options, syncHook func(*os.File) error) (*WAL, error)
 	}
 	w.size += w.active.size
 	w.nextSeq = nextSeq
+	w.activeSince = time.Now()
 	w.start()
 	w.startSpare()
 	return w, nil

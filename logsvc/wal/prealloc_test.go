@@ -23,6 +23,25 @@ func waitSpare(t *testing.T, w *WAL) {
 	}
 }
 
+// waitPrezeroed waits until the active file is a preallocated one of size
+// bytes (the writer rolls to the spare after acknowledging a group).
+func waitPrezeroed(t *testing.T, w *WAL, size int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		w.filesMu.Lock()
+		path := w.active.path
+		w.filesMu.Unlock()
+		if st, err := os.Stat(path); err == nil && st.Size() == size {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the WAL did not move to the spare file once it was ready")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // TestPreallocate: with Preallocate the WAL leaves the file it opened with
 // once a spare is ready, writes over zeros from then on, cuts each sealed
 // file to its frames, and a reopen (the last file still ends in zeros, as
@@ -30,7 +49,7 @@ func waitSpare(t *testing.T, w *WAL) {
 func TestPreallocate(t *testing.T) {
 	dir := t.TempDir()
 	const fileBytes = 64 << 10
-	opts := Options{FileBytes: fileBytes, Preallocate: true}
+	opts := Options{FileBytes: fileBytes, Preallocate: true, zeroFillAlways: true}
 	w := mustOpen(t, dir, opts)
 	var want []entry
 	add := func(n int) {
@@ -42,9 +61,7 @@ func TestPreallocate(t *testing.T) {
 	add(3) // into the plain file the WAL opened with
 	waitSpare(t, w)
 	add(1) // then rolled to the spare
-	if !w.prezeroed {
-		t.Fatal("the WAL did not move to the spare file once it was ready")
-	}
+	waitPrezeroed(t, w, fileBytes)
 	add(200) // about three files of 64 KiB, each started from a spare
 
 	names := walNames(t, dir)
@@ -86,7 +103,7 @@ func TestPreallocate(t *testing.T) {
 // file (a crash during its write) is cut off; the records before it stay.
 func TestPreallocatedTornTail(t *testing.T) {
 	src := t.TempDir()
-	opts := Options{FileBytes: 1 << 20, Preallocate: true}
+	opts := Options{FileBytes: 1 << 20, Preallocate: true, zeroFillAlways: true}
 	w := mustOpen(t, src, opts)
 	mustAppend(t, w, rec("s", 0, 500))
 	waitSpare(t, w)
@@ -95,9 +112,7 @@ func TestPreallocatedTornTail(t *testing.T) {
 		r := rec("s", int64(1+i), 700)
 		want = append(want, entry{mustAppend(t, w, r), r})
 	}
-	if !w.prezeroed {
-		t.Fatal("not on a prezeroed file")
-	}
+	waitPrezeroed(t, w, 1<<20)
 	w.filesMu.Lock()
 	activeName, end := filepath.Base(w.active.path), w.active.size
 	w.filesMu.Unlock()
@@ -141,5 +156,92 @@ func TestPreallocateLeftoverSpare(t *testing.T) {
 	}
 	if got := replayAll(t, w); len(got) != 0 {
 		t.Fatalf("replayed %d records from a spare", len(got))
+	}
+}
+
+// TestPreallocateRecyclesPrunedFiles: a pruned WAL file becomes the spare
+// (no zeros written), the next file starts from it, and after a crash the
+// old frames behind the new ones (their seqs are older) end the log like
+// a torn tail: every record written since replays, nothing from before.
+func TestPreallocateRecyclesPrunedFiles(t *testing.T) {
+	dir := t.TempDir()
+	const fileBytes = 4 << 10
+	opts := Options{FileBytes: fileBytes, Preallocate: true, zeroFillAlways: true}
+	w := mustOpen(t, dir, opts)
+	waitSpare(t, w)
+	for i := range 20 { // 1 KiB frames: five files of 4 KiB
+		mustAppend(t, w, rec("old", int64(i), 1024))
+	}
+	if !w.spareReadyNow() { // the zero-filled spare was taken: wait for the next
+		waitSpare(t, w)
+	}
+	// Take the spare so Prune has room to recycle.
+	mustAppend(t, w, rec("old", 20, 4096))
+	w.spareMu.Lock()
+	w.spareStop = true // no more zero-filled spares: only recycling now
+	w.spareMu.Unlock()
+	w.spareWG.Wait()
+	w.spareMu.Lock()
+	w.spareState = spareNone
+	w.spareStop = false
+	w.spareMu.Unlock()
+	os.Remove(w.sparePath())
+
+	n, err := w.Prune(func(string) (uint64, bool) { return 1 << 40, true })
+	if err != nil || n == 0 {
+		t.Fatalf("Prune: %d files, %v", n, err)
+	}
+	if w.recycled < 1 || !w.spareReadyNow() {
+		w.spareMu.Lock()
+		st := w.spareState
+		w.spareMu.Unlock()
+		t.Fatalf("recycled %d, spare state %d: want the first pruned file as the spare", w.recycled, st)
+	}
+	// The next roll starts from the recycled file.
+	var want []entry
+	for i := range 6 {
+		r := rec("new", int64(i), 1000)
+		want = append(want, entry{mustAppend(t, w, r), r})
+	}
+	w.filesMu.Lock()
+	active := w.active.path
+	w.filesMu.Unlock()
+	b, err := os.ReadFile(active)
+	if err != nil || len(b) < fileBytes || bytes.Equal(b[len(b)-100:], make([]byte, 100)) {
+		t.Fatalf("active file %s: %v, %d bytes; want a recycled file (old frames, not zeros, at its end)", filepath.Base(active), err, len(b))
+	}
+	w.Close() // the active file keeps its old frames behind the new ones
+
+	w = mustOpen(t, dir, opts)
+	var got []entry
+	for _, e := range replayAll(t, w) {
+		if e.rec.Stream == "new" {
+			got = append(got, e)
+		}
+	}
+	checkEntries(t, got, want)
+	if w.Truncated() == 0 {
+		t.Fatal("the old frames after the last new one were not cut off")
+	}
+}
+
+// TestPreallocateNoZerosWhenFilesFillFast: files that fill in less than
+// zeroFillMinLife get no zero-filled spare after their roll (it would
+// double the WAL's disk writes); the WAL goes on with plain files.
+func TestPreallocateNoZerosWhenFilesFillFast(t *testing.T) {
+	dir := t.TempDir()
+	w := mustOpen(t, dir, Options{FileBytes: 4 << 10, Preallocate: true})
+	waitSpare(t, w) // the one prepared at Open
+	for i := range 40 {
+		mustAppend(t, w, rec("s", int64(i), 1024))
+	}
+	w.spareMu.Lock()
+	state := w.spareState
+	w.spareMu.Unlock()
+	if state != spareNone {
+		t.Fatalf("spare state %d after fast rolls, want none (no zeros written)", state)
+	}
+	if _, err := os.Stat(w.sparePath()); !os.IsNotExist(err) {
+		t.Fatalf("a spare file exists: %v", err)
 	}
 }

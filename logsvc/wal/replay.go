@@ -123,6 +123,10 @@ func (w *WAL) Prune(durable func(stream string) (seq uint64, ok bool)) (int, err
 		if needed(f) {
 			continue
 		}
+		if w.recycle(f) {
+			deleted[f] = true
+			continue
+		}
 		if err := os.Remove(f.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			firstErr = fmt.Errorf("wal: prune: %w", err)
 			break

@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Defaults for zero Options fields.
@@ -48,12 +49,16 @@ type Options struct {
 	// being written is no longer counted.
 	MaxQueueBytes   int64
 	MaxQueueRecords int
-	// Preallocate starts each WAL file from a spare file of FileBytes
-	// zeros, prepared in the background, so that appends overwrite
-	// allocated blocks and their fsyncs are shorter (see prealloc.go).
-	// Costs up to two files of FileBytes on disk (the active file at its
-	// full size and the spare). Ignored with NoSync.
+	// Preallocate starts each WAL file from a spare file of FileBytes (a
+	// pruned WAL file, or zeros written in the background), so that
+	// appends overwrite allocated blocks and their fsyncs are shorter (see
+	// prealloc.go). Costs up to two files of FileBytes on disk (the active
+	// file at its full size and the spare). Ignored with NoSync.
 	Preallocate bool
+
+	// zeroFillAlways prepares a zero-filled spare after every roll, however
+	// fast the file filled (tests).
+	zeroFillAlways bool
 }
 
 // Record is one appended entry.
@@ -105,15 +110,17 @@ type WAL struct {
 	pruneMu sync.Mutex // serializes Prune, and Prune against Replay
 
 	// Owned by the writer goroutine (and by Close after it exits).
-	f         *os.File // the active file
-	prezeroed bool     // f was started from the spare: frames overwrite zeros
-	buf       []byte   // encoded frames of the current group
+	f           *os.File  // the active file
+	prezeroed   bool      // f was started from the spare: frames overwrite zeros
+	activeSince time.Time // when f became the active file
+	buf         []byte    // encoded frames of the current group
 
 	// The spare file of Options.Preallocate (prealloc.go).
 	spareMu    sync.Mutex
 	spareState int
 	spareStop  bool
 	spareErr   error // the last failed preparation, for tests
+	recycled   int   // pruned files made the spare, for tests
 	spareWG    sync.WaitGroup
 
 	syncs      atomic.Int64 // fsyncs of WAL files, for tests
@@ -425,6 +432,9 @@ func (w *WAL) roll(nextSeq uint64) error {
 	}
 	old := w.f
 	w.f, w.prezeroed = f, prezeroed
+	sealedSince := w.activeSince
+	w.activeSince = time.Now()
+	w.rolled(sealedSince)
 	w.filesMu.Lock()
 	w.sealed = append(w.sealed, w.active)
 	w.active = info
