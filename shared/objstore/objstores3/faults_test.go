@@ -151,17 +151,34 @@ func TestHungRequestsAreRetried(t *testing.T) {
 	}
 }
 
-// A multipart upload cut short (here by the caller's deadline, mid-parts)
-// is aborted: no object, no parts left on the server.
+// A multipart upload cut short (here by the caller's context, canceled
+// mid-parts) is aborted: no object, no parts left on the server.
 func TestMultipartAbortedOnFailure(t *testing.T) {
 	proxy, srv := behindProxy(t)
 	b := newBucket(t, srv, "", suiteOptions)
-	// Each request takes 300 ms: CreateMultipartUpload ends at ~300 ms and
-	// the deadline falls while the parts are in flight.
+	// Each request takes 300 ms at the proxy. The context is canceled as
+	// soon as a part request reaches the proxy: CreateMultipartUpload has
+	// been answered (parts follow it) and the parts are in flight. A fixed
+	// deadline instead could fall during the create under load, and an
+	// upload created unseen cannot be aborted by its id.
 	proxy.SetLatency(objstoretest.Fixed(300 * time.Millisecond))
-	ctx, cancel := context.WithTimeout(t.Context(), 450*time.Millisecond)
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	if err := b.Put(ctx, "big", objstoretest.RandomBytes(3, objstoretest.LargeObjectSize)); err == nil {
+	base := proxy.Requests()
+	put := make(chan struct{})
+	go func() {
+		for proxy.Requests() < base+2 {
+			select {
+			case <-put:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+		cancel()
+	}()
+	err := b.Put(ctx, "big", objstoretest.RandomBytes(3, objstoretest.LargeObjectSize))
+	close(put)
+	if err == nil {
 		t.Fatal("Put past its deadline succeeded")
 	}
 	proxy.Reset()
