@@ -245,3 +245,36 @@ func TestPreallocateNoZerosWhenFilesFillFast(t *testing.T) {
 		t.Fatalf("a spare file exists: %v", err)
 	}
 }
+
+// TestPreallocateCrashAfterTakingTheSpare: a crash right after a roll
+// renamed the spare (the new last file is all zeros, the sealed one cut to
+// its frames) loses nothing and keeps the seqs running.
+func TestPreallocateCrashAfterTakingTheSpare(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{FileBytes: 64 << 10, Preallocate: true, zeroFillAlways: true}
+	w := mustOpen(t, dir, opts)
+	var want []entry
+	for i := range 5 {
+		r := rec("s", int64(i), 1000)
+		want = append(want, entry{mustAppend(t, w, r), r})
+	}
+	w.filesMu.Lock()
+	active, frames := w.active.path, w.active.size
+	w.filesMu.Unlock()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// What a roll does before taking the spare: cut the file to its frames.
+	if err := os.Truncate(active, frames); err != nil {
+		t.Fatal(err)
+	}
+	next := want[len(want)-1].seq + 1
+	if err := os.WriteFile(filepath.Join(dir, fileName(next)), make([]byte, 64<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w = mustOpen(t, dir, opts)
+	checkEntries(t, replayAll(t, w), want)
+	if seq := mustAppend(t, w, rec("s", 5, 1000)); seq != next {
+		t.Fatalf("next seq %d, want %d", seq, next)
+	}
+}
