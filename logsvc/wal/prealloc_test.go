@@ -166,27 +166,15 @@ func TestPreallocateLeftoverSpare(t *testing.T) {
 func TestPreallocateRecyclesPrunedFiles(t *testing.T) {
 	dir := t.TempDir()
 	const fileBytes = 4 << 10
-	opts := Options{FileBytes: fileBytes, Preallocate: true, zeroFillAlways: true}
+	opts := Options{FileBytes: fileBytes, Preallocate: true}
 	w := mustOpen(t, dir, opts)
-	waitSpare(t, w)
-	for i := range 20 { // 1 KiB frames: five files of 4 KiB
+	waitSpare(t, w) // the zero-filled spare prepared at Open
+	// 1 KiB frames: the WAL moves to the spare, then rolls every four
+	// records. Files fill far faster than zeroFillMinLife, so no new
+	// zero-filled spare is prepared: the spare Prune leaves is the only one.
+	for i := range 20 {
 		mustAppend(t, w, rec("old", int64(i), 1024))
 	}
-	if !w.spareReadyNow() { // the zero-filled spare was taken: wait for the next
-		waitSpare(t, w)
-	}
-	// Take the spare so Prune has room to recycle.
-	mustAppend(t, w, rec("old", 20, 4096))
-	w.spareMu.Lock()
-	w.spareStop = true // no more zero-filled spares: only recycling now
-	w.spareMu.Unlock()
-	w.spareWG.Wait()
-	w.spareMu.Lock()
-	w.spareState = spareNone
-	w.spareStop = false
-	w.spareMu.Unlock()
-	os.Remove(w.sparePath())
-
 	n, err := w.Prune(func(string) (uint64, bool) { return 1 << 40, true })
 	if err != nil || n == 0 {
 		t.Fatalf("Prune: %d files, %v", n, err)
@@ -197,15 +185,28 @@ func TestPreallocateRecyclesPrunedFiles(t *testing.T) {
 		w.spareMu.Unlock()
 		t.Fatalf("recycled %d, spare state %d: want the first pruned file as the spare", w.recycled, st)
 	}
-	// The next roll starts from the recycled file.
+	// The next roll starts from the recycled file: append until a record
+	// is in it (a file bigger on disk than its frames).
 	var want []entry
-	for i := range 6 {
+	inRecycled := func() (string, bool) {
+		w.filesMu.Lock()
+		path, frames := w.active.path, w.active.size
+		w.filesMu.Unlock()
+		st, err := os.Stat(path)
+		return path, err == nil && frames > 0 && st.Size() > frames
+	}
+	var active string
+	for i := 0; ; i++ {
+		if i == 20 {
+			t.Fatal("no record went into the recycled file")
+		}
 		r := rec("new", int64(i), 1000)
 		want = append(want, entry{mustAppend(t, w, r), r})
+		var ok bool
+		if active, ok = inRecycled(); ok {
+			break
+		}
 	}
-	w.filesMu.Lock()
-	active := w.active.path
-	w.filesMu.Unlock()
 	b, err := os.ReadFile(active)
 	if err != nil || len(b) < fileBytes || bytes.Equal(b[len(b)-100:], make([]byte, 100)) {
 		t.Fatalf("active file %s: %v, %d bytes; want a recycled file (old frames, not zeros, at its end)", filepath.Base(active), err, len(b))
