@@ -112,7 +112,7 @@ type Span struct {
 // Flush is one object's worth of batches.
 type Flush struct {
 	// Seq numbers flushes from 1 in the order they are cut, which is the
-	// order they are committed.
+	// order each stream's parts of them are committed.
 	Seq uint64
 	// Items are grouped by stream: streams in the order of their first
 	// batch, each stream's batches in Add order.
@@ -131,8 +131,10 @@ type Flush struct {
 type FlushFunc func(ctx context.Context, f *Flush) (CommitFunc, error)
 
 // CommitFunc commits an uploaded flush for streams (a subset of its
-// streams, in flush order: those without an earlier failure). It runs one
-// at a time, in Seq order. err fails all of streams; otherwise each stream
+// streams, in flush order: those whose turn it is and that did not fail
+// earlier). It may be called several times for one flush, each time with
+// streams it was not called with before. Calls run one at a time, each
+// stream's in Seq order. err fails all of streams; otherwise each stream
 // with a non-nil entry in failed fails and every other one is committed.
 type CommitFunc func(ctx context.Context, streams []string) (failed map[string]error, err error)
 
@@ -146,6 +148,10 @@ type Stats struct {
 	OverflowWaits  uint64 // Adds that had to wait for memory
 	OverflowGaveUp uint64 // ... and returned because their context ended
 	IdleFlushes    uint64 // flushes cut early because Adds stopped (Config.IdleFlush)
+	// PartialCommits counts commits of some of a flush's streams only:
+	// those whose earlier flushes had their results while another
+	// stream's earlier flush was still uploading.
+	PartialCommits uint64
 
 	PendingBytes  int // not yet in a flush
 	BufferedBytes int // pending + uploading + awaiting commit
@@ -175,6 +181,10 @@ type streamState struct {
 	count   int           // batches from Add until result delivered
 	failed  error         // first failure, until Reset
 	drained chan struct{} // closed when count drops to 0 (Reset waits)
+	// flushes are the Seqs of the cut flushes holding this stream whose
+	// results for it are not delivered yet, oldest first: the stream
+	// commits in the first one's turn only.
+	flushes []uint64
 }
 
 // Batching groups the batches of many streams into flushes. Safe for
@@ -208,7 +218,8 @@ type Batching struct {
 	gapSeen    bool
 	uploading  int
 	nextSeq    uint64                 // Seq of the next flush to cut
-	ready      map[uint64]*flushState // uploaded (or failed), awaiting commit turn
+	ready      map[uint64]*flushState // uploaded (or failed), some streams awaiting their commit turn
+	unresolved int                    // flushes cut whose streams do not all have results yet
 	streams    map[string]*streamState
 	stats      Stats
 }

@@ -266,7 +266,10 @@ func TestBackpressureContextEnds(t *testing.T) {
 	})
 }
 
-func TestParallelUploadsCommitInSeqOrder(t *testing.T) {
+// TestParallelUploadsCommitInStreamOrder: uploads run in parallel and
+// finish in any order; a stream commits flush by flush in Seq order, and a
+// slow upload holds back only the streams it holds.
+func TestParallelUploadsCommitInStreamOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newFakeStore(true)
 		b := New(Config{MaxBatchBytes: 10, MaxInFlight: 3}, s.flush)
@@ -284,27 +287,33 @@ func TestParallelUploadsCommitInSeqOrder(t *testing.T) {
 			t.Fatalf("flush 4 not started when a slot freed")
 		}
 		s.release(2, nil)
+		synctest.Wait()
 		s.release(4, nil)
 		synctest.Wait()
-		if _, commits := s.snapshot(); len(commits) != 0 {
-			t.Fatalf("committed %+v before flush 1 was uploaded", commits)
+		// Flush 1 (stream a) is still uploading: b and c commit, a1 waits.
+		_, commits := s.snapshot()
+		if want := []commitCall{{2, []string{"b"}}, {4, []string{"c"}}}; !slices.EqualFunc(commits, want, equalCommit) {
+			t.Fatalf("commits %+v while flush 1 uploads, want %+v", commits, want)
 		}
-		for name, ch := range map[string]<-chan error{"b0": b0, "a1": a1, "c0": c0} {
-			if _, ok := result(ch); ok {
-				t.Fatalf("%s delivered before flush 1 committed", name)
+		for name, ch := range map[string]<-chan error{"b0": b0, "c0": c0} {
+			if err := mustResult(t, name, ch); err != nil {
+				t.Errorf("%s: %v", name, err)
 			}
+		}
+		if _, ok := result(a1); ok {
+			t.Fatal("a1 delivered before a0's flush committed")
 		}
 		s.release(1, nil)
 		synctest.Wait()
-		_, commits := s.snapshot()
+		_, commits = s.snapshot()
 		var seqs []uint64
 		for _, c := range commits {
 			seqs = append(seqs, c.seq)
 		}
-		if !slices.Equal(seqs, []uint64{1, 2, 3, 4}) {
-			t.Errorf("commit order %v, want 1 2 3 4", seqs)
+		if !slices.Equal(seqs, []uint64{2, 4, 1, 3}) {
+			t.Errorf("commit order %v, want 2 4 1 3", seqs)
 		}
-		for name, ch := range map[string]<-chan error{"a0": a0, "b0": b0, "a1": a1, "c0": c0} {
+		for name, ch := range map[string]<-chan error{"a0": a0, "a1": a1} {
 			if err := mustResult(t, name, ch); err != nil {
 				t.Errorf("%s: %v", name, err)
 			}
@@ -312,9 +321,84 @@ func TestParallelUploadsCommitInSeqOrder(t *testing.T) {
 		if s.maxRunning != 3 {
 			t.Errorf("max concurrent uploads %d, want 3", s.maxRunning)
 		}
+		if st := b.Stats(); st.PartialCommits != 0 {
+			t.Errorf("PartialCommits = %d, want 0 (one stream per flush)", st.PartialCommits)
+		}
 		mustClose(t, b)
 	})
 }
+
+// TestSlowUploadHoldsBackOnlyItsStreams: a flush whose streams' earlier
+// flush is still uploading commits its other streams at once and the rest
+// in their turn; if the earlier flush fails, the held-back stream fails
+// with it, never committed out of order.
+func TestSlowUploadHoldsBackOnlyItsStreams(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprintf("earlier upload fails=%v", fail), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := newFakeStore(true)
+				b := New(Config{MaxBatchBytes: 20, MaxInFlight: 2}, s.flush)
+				a0 := mustAdd(t, b, item("a", 0, 20)) // flush 1: a
+				a1 := mustAdd(t, b, item("a", 1, 10)) // flush 2: a, b
+				b0 := mustAdd(t, b, item("b", 0, 10))
+				synctest.Wait()
+				up, _ := s.snapshot()
+				if len(up) != 2 {
+					t.Fatalf("%d uploads, want 2", len(up))
+				}
+				for _, f := range up {
+					if f.Seq == 2 && len(f.Streams) != 2 {
+						t.Fatalf("flush 2 holds %d streams, want a and b", len(f.Streams))
+					}
+				}
+				s.release(2, nil)
+				synctest.Wait()
+				_, commits := s.snapshot()
+				if want := []commitCall{{2, []string{"b"}}}; !slices.EqualFunc(commits, want, equalCommit) {
+					t.Fatalf("commits %+v while flush 1 uploads, want %+v", commits, want)
+				}
+				if err := mustResult(t, "b0", b0); err != nil {
+					t.Errorf("b0: %v", err)
+				}
+				if _, ok := result(a1); ok {
+					t.Fatal("a1 delivered before a0")
+				}
+				var upErr error
+				if fail {
+					upErr = errors.New("upload refused")
+				}
+				s.release(1, upErr)
+				synctest.Wait()
+				_, commits = s.snapshot()
+				want := []commitCall{{2, []string{"b"}}, {1, []string{"a"}}, {2, []string{"a"}}}
+				if fail {
+					want = want[:1] // a fails in flush 1; a1 fails without a commit
+				}
+				if !slices.EqualFunc(commits, want, equalCommit) {
+					t.Errorf("commits %+v, want %+v", commits, want)
+				}
+				errA0, errA1 := mustResult(t, "a0", a0), mustResult(t, "a1", a1)
+				switch {
+				case !fail && (errA0 != nil || errA1 != nil):
+					t.Errorf("a0: %v, a1: %v; want both committed", errA0, errA1)
+				case fail && (!errors.Is(errA0, upErr) || !errors.Is(errA1, ErrStreamFailed)):
+					t.Errorf("a0: %v (want the upload error), a1: %v (want ErrStreamFailed)", errA0, errA1)
+				}
+				if st := b.Stats(); !fail && st.PartialCommits != 2 {
+					t.Errorf("PartialCommits = %d, want 2 (flush 2's b, then its a)", st.PartialCommits)
+				}
+				if fail {
+					if err := b.Reset(context.Background(), "a"); err != nil {
+						t.Errorf("Reset: %v", err)
+					}
+				}
+				mustClose(t, b)
+			})
+		})
+	}
+}
+
+func equalCommit(x, y commitCall) bool { return x.seq == y.seq && slices.Equal(x.streams, y.streams) }
 
 // TestIdleFlush: with IdleFlush, a flush is cut once Adds stop for
 // max(IdleFlush, IdleGaps mean gaps) instead of at MaxDelay, while steady

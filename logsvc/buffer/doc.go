@@ -21,15 +21,19 @@
 //  1. Upload: FlushFunc(ctx, f) is called on its own goroutine, up to
 //     MaxInFlight at a time, possibly before earlier flushes finished. It
 //     writes the object and returns a CommitFunc (or an error).
-//  2. Commit: the buffer calls the CommitFunc of flush N only after flush
-//     N's upload returned and flush N-1's commit finished: commits run one
-//     at a time in Seq order. It passes the streams that may still be
-//     committed; the CommitFunc reports which of them failed.
+//  2. Commit: once flush N's upload returned, the buffer calls its
+//     CommitFunc for those of its streams whose earlier flushes all have
+//     their results; its other streams wait for their turn, and a later
+//     call commits them. Commits run one at a time (one goroutine), each
+//     stream's in Seq order. The buffer passes the streams that may still
+//     be committed; the CommitFunc reports which of them failed.
 //
-// Commits are serialized across all streams, not just per stream, because
-// that is the simplest rule that is obviously correct and a commit (one
-// etcd transaction) is cheap next to an upload; parallelism is where the
-// time goes, in step 1.
+// Commits are ordered per stream, not across the whole flush sequence:
+// with parallel uploads a slow PUT would otherwise hold up every later
+// flush, though a later flush usually also holds streams the slow one does
+// not. They still run one at a time because a commit (one etcd
+// transaction) is cheap next to an upload; parallelism is where the time
+// goes, in step 1.
 //
 // # Ordering guarantee (DESIGN invariant 3)
 //
@@ -37,11 +41,12 @@
 // the batch is committed, or an error. For any stream S:
 //
 //   - S's batches are committed in Add order: a flush holds a prefix of the
-//     pending batches and flushes are committed in Seq order.
+//     pending batches and S's part of flush N is committed only after S's
+//     part of every earlier flush has its result.
 //   - Results are delivered in Add order: when a batch's result is on its
 //     channel, the results of all of S's earlier batches already are on
-//     theirs. Results are delivered by the single commit goroutine, flush
-//     by flush, after the flush's commit returned.
+//     theirs. Results are delivered by the single commit goroutine, after
+//     the commit of S's part of the flush returned.
 //   - If S fails in a flush (upload error, commit error, or Close giving up),
 //     every later batch of S already in the buffer fails too, without its
 //     commit being attempted, with an error matching ErrStreamFailed that

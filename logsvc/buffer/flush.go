@@ -3,6 +3,8 @@ package buffer
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -12,6 +14,10 @@ type flushState struct {
 	entries []*entry // parallel to f.Items
 	commit  CommitFunc
 	err     error // upload failed (or never attempted): fails every item
+	// resolved[i] is set once f.Streams[i] has its results; unresolved
+	// counts the others.
+	resolved   []bool
+	unresolved int
 }
 
 // cutLoop cuts flushes and starts their uploads. It is the only goroutine
@@ -104,6 +110,12 @@ func (b *Batching) cutLocked(now time.Time) *flushState {
 	fs := &flushState{f: &Flush{Seq: b.nextSeq, Bytes: size}}
 	b.nextSeq++
 	fs.f.Items, fs.f.Streams, fs.entries = group(taken)
+	fs.resolved, fs.unresolved = make([]bool, len(fs.f.Streams)), len(fs.f.Streams)
+	for _, sp := range fs.f.Streams {
+		st := b.streams[sp.Stream]
+		st.flushes = append(st.flushes, fs.f.Seq)
+	}
+	b.unresolved++
 	b.stats.Flushes++
 	b.stats.FlushedBytes += uint64(size)
 	b.stats.FlushedItems += uint64(n)
@@ -166,16 +178,18 @@ func (b *Batching) upload(fs *flushState) {
 	notify(b.commitKick)
 }
 
-// commitLoop runs step 2: flushes one at a time in Seq order, then delivers
-// their results. Being the only goroutine that commits, fails streams and
-// delivers results is what makes the ordering guarantee hold.
+// commitLoop runs step 2: it commits a flush's streams once the flush is
+// uploaded and, stream by stream, every earlier flush holding that stream
+// has its results, then delivers their results. Being the only goroutine
+// that commits, fails streams and delivers results is what makes the
+// ordering guarantee hold.
 func (b *Batching) commitLoop() {
 	defer close(b.done)
-	for next := uint64(1); ; {
+	for {
 		b.mu.Lock()
-		fs, ok := b.ready[next]
-		if !ok {
-			finished := b.cutDone && next == b.nextSeq
+		fs, spans := b.nextCommitLocked()
+		if fs == nil {
+			finished := b.cutDone && b.unresolved == 0
 			b.mu.Unlock()
 			if finished {
 				return
@@ -183,10 +197,13 @@ func (b *Batching) commitLoop() {
 			<-b.commitKick
 			continue
 		}
-		delete(b.ready, next)
-		outcome := make(map[string]error, len(fs.f.Streams))
+		if len(spans) < fs.unresolved || fs.unresolved < len(fs.f.Streams) {
+			b.stats.PartialCommits++
+		}
+		outcome := make(map[string]error, len(spans))
 		var streams []string
-		for _, sp := range fs.f.Streams {
+		for _, i := range spans {
+			sp := fs.f.Streams[i]
 			switch {
 			case fs.err != nil:
 				outcome[sp.Stream] = fs.err
@@ -210,12 +227,33 @@ func (b *Batching) commitLoop() {
 		}
 
 		b.mu.Lock()
-		b.resolveLocked(fs, outcome)
+		b.resolveLocked(fs, spans, outcome)
 		b.lastResult = time.Now()
 		b.admitLocked()
 		b.mu.Unlock()
-		next++
 	}
+}
+
+// nextCommitLocked picks what to commit next: the oldest uploaded flush
+// with a stream whose earlier flushes all have their results, and those of
+// its streams (indexes into Flush.Streams). Nil when nothing can commit
+// yet. The oldest unresolved flush has all its streams' turns, so once it
+// is uploaded it is picked: a slow upload delays only the streams it
+// holds, and never stops the loop.
+func (b *Batching) nextCommitLocked() (*flushState, []int) {
+	for _, seq := range slices.Sorted(maps.Keys(b.ready)) {
+		fs := b.ready[seq]
+		var spans []int
+		for i, sp := range fs.f.Streams {
+			if !fs.resolved[i] && b.streams[sp.Stream].flushes[0] == seq {
+				spans = append(spans, i)
+			}
+		}
+		if len(spans) > 0 {
+			return fs, spans
+		}
+	}
+	return nil, nil
 }
 
 // runCommit calls the flush's CommitFunc unless Close gave up.
@@ -233,11 +271,13 @@ func (b *Batching) runCommit(fs *flushState, streams []string) (map[string]error
 	return failed, err
 }
 
-// resolveLocked records failures and delivers a flush's results in item
-// order. A stream is failed before any result is delivered, so a caller
-// that sees an error and calls Reset finds the failure recorded.
-func (b *Batching) resolveLocked(fs *flushState, outcome map[string]error) {
-	for _, sp := range fs.f.Streams {
+// resolveLocked records failures and delivers the results of a flush's
+// streams spans (indexes into Flush.Streams), each stream's in item order.
+// A stream is failed before any result is delivered, so a caller that sees
+// an error and calls Reset finds the failure recorded.
+func (b *Batching) resolveLocked(fs *flushState, spans []int, outcome map[string]error) {
+	for _, i := range spans {
+		sp := fs.f.Streams[i]
 		err := outcome[sp.Stream]
 		st := b.streams[sp.Stream]
 		if err != nil && st.failed == nil {
@@ -253,6 +293,9 @@ func (b *Batching) resolveLocked(fs *flushState, outcome map[string]error) {
 				b.stats.CommittedItems++
 			}
 		}
+		st.flushes = st.flushes[1:]
+		fs.resolved[i] = true
+		fs.unresolved--
 		if st.count == 0 {
 			if st.drained != nil {
 				close(st.drained)
@@ -262,6 +305,10 @@ func (b *Batching) resolveLocked(fs *flushState, outcome map[string]error) {
 				delete(b.streams, sp.Stream)
 			}
 		}
+	}
+	if fs.unresolved == 0 {
+		delete(b.ready, fs.f.Seq)
+		b.unresolved--
 	}
 }
 

@@ -16,7 +16,8 @@ import (
 
 // flush uploads one buffer flush through a live uploader (step 1, runs in
 // parallel with other flushes) and returns its commit (step 2, run by the
-// buffer one flush at a time, in order).
+// buffer one call at a time, each partition's flushes in order; one flush
+// may be committed in several calls, for different partitions).
 func (e *Engine) flush(ctx context.Context, f *buffer.Flush) (_ buffer.CommitFunc, err error) {
 	parent, links := e.flushTrace(f)
 	var span trace.Span

@@ -33,6 +33,8 @@ var (
 		"Diskless reads a tier could not answer, by tier (a range miss is an object range GET).", []string{"tier"}, modeLabel)
 	descIdleFlushes = telemetry.NewDesc("logsvc", "buffer_idle_flushes_total",
 		"Flushes the diskless buffer cut before the batch timeout because appends stopped (--diskless-idle-flush).", nil, modeLabel)
+	descPartialCommits = telemetry.NewDesc("logsvc", "buffer_partial_commits_total",
+		"Commits of part of a diskless flush's partitions: those whose earlier flushes were committed while another partition's earlier flush was still uploading.", nil, modeLabel)
 	descHedged = telemetry.NewDesc("logsvc", "hedged_uploads_total",
 		"Diskless uploads hedged: uploaded again through another uploader because the first ran past the recent p90.", nil, modeLabel)
 )
@@ -44,7 +46,7 @@ var (
 //	_buffer_uploads_in_flight, _buffer_blocked_appends (gauges)
 //	streamline_logsvc_buffer_flushes_total, _buffer_idle_flushes_total, _buffer_flushed_bytes_total,
 //	_buffer_overflows_total, _buffer_overflow_timeouts_total,
-//	_buffer_failed_batches_total
+//	_buffer_failed_batches_total, _buffer_partial_commits_total
 //	streamline_logsvc_read_cache_hits_total{tier}, _read_cache_misses_total{tier}
 //	streamline_logsvc_hedged_uploads_total
 //
@@ -68,6 +70,7 @@ func (e *Engine) Collector() prometheus.Collector {
 		counter(descOverflows, float64(s.OverflowWaits))
 		counter(descOverflowGaveUp, float64(s.OverflowGaveUp))
 		counter(descFailedBatches, float64(s.FailedItems))
+		counter(descPartialCommits, float64(s.PartialCommits))
 		hits, misses := e.cache.stats()
 		counter(descCacheHits, float64(e.ringHits.Load()), "ring")
 		counter(descCacheMisses, float64(e.ringMisses.Load()), "ring")
@@ -75,5 +78,5 @@ func (e *Engine) Collector() prometheus.Collector {
 		counter(descCacheMisses, float64(misses), "range")
 		counter(descHedged, float64(e.HedgedUploads()))
 	}, descBufferBytes, descBufferPending, descBufferUploads, descBufferBlocked, descFlushes, descIdleFlushes, descFlushedBytes,
-		descOverflows, descOverflowGaveUp, descFailedBatches, descCacheHits, descCacheMisses, descHedged)
+		descOverflows, descOverflowGaveUp, descFailedBatches, descPartialCommits, descCacheHits, descCacheMisses, descHedged)
 }
