@@ -70,7 +70,9 @@ chaos: tools
 ## (merge age 2 s: merging runs through the load), replication: RF=1
 ## against RF=3 (acks=all) on 3 log-service nodes, franz-go's in-memory
 ## kfake broker as a reference, and diskless behind the S3 Standard and S3
-## Express latency models. The rows are printed and written with their
+## Express latency models; then throughput at unlimited rate with one load
+## for kfake, local, diskless (directory store) and diskless behind the S3
+## Express model. The rows are printed and written with their
 ## latency CDFs to $(BENCH_DIR) (emptied first): results.md (the table) and
 ## latency-cdf.png (produce and end-to-end latency CDF of every row)
 BENCH_DIR     ?= bench-results/latest
@@ -84,6 +86,10 @@ HYBRID_ARGS    = --segment-bytes 1MiB --local-retention-bytes 4MiB
 # replication: the same 3-node process (the all-in-one plus two log-service
 # nodes on its etcd), RF=1 against RF=3 with acks=all
 RF_ARGS        = --target streamline --partitions 12 --records 200000 --record-bytes 1024 --storage-mode local --logsvc-nodes 3
+# throughput: every target at unlimited rate with the same load (6
+# partitions, 500,000 x 1 KiB, produce and consume), kfake first, so the
+# throughput targets compare within one run
+TPUT_ARGS      = --partitions 6 --records 500000 --record-bytes 1024 --rate 0
 bench:
 	@mkdir -p bin
 	@test -n "$(BENCH_DIR)" && rm -rf "$(BENCH_DIR)" && mkdir -p "$(BENCH_DIR)"
@@ -106,6 +112,10 @@ bench:
 	@bin/streamline-bench --target kfake --partitions 12 --records $(BENCH_RECORDS) --rate $(BENCH_RATE) --record-bytes 1024 --results-dir $(BENCH_DIR) --row "kfake (franz-go in-memory broker, reference)"
 	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge=false --s3 standard --diskless-batch-timeout 100ms --results-dir $(BENCH_DIR) --row "diskless, S3 Standard model, 100 ms batches"
 	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge=false --s3 express --diskless-batch-timeout 10ms --results-dir $(BENCH_DIR) --row "diskless, S3 Express model, 10 ms batches"
+	@bin/streamline-bench $(TPUT_ARGS) --target kfake --results-dir $(BENCH_DIR) --row "throughput: kfake (reference), unlimited rate, 6 partitions"
+	@bin/streamline-bench $(TPUT_ARGS) --target streamline --storage-mode local --results-dir $(BENCH_DIR) --row "throughput: local, unlimited rate, 6 partitions"
+	@bin/streamline-bench $(TPUT_ARGS) --target streamline --storage-mode diskless --merge=false --results-dir $(BENCH_DIR) --row "throughput: diskless, directory store, unlimited rate, 6 partitions"
+	@bin/streamline-bench $(TPUT_ARGS) --target streamline --storage-mode diskless --merge=false --s3 express --results-dir $(BENCH_DIR) --row "throughput: diskless, S3 Express model, unlimited rate, 6 partitions"
 	@bin/streamline-bench --plot $(BENCH_DIR)
 	@echo "table: $(BENCH_DIR)/results.md, latency CDF plot: $(BENCH_DIR)/latency-cdf.png"
 
