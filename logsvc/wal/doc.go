@@ -79,4 +79,13 @@
 // makes each fsync cheaper (prealloc.go). Such a file is cut to its frames
 // before the next file is created, so only the last file can end in zeros,
 // and recovery treats them as it treats any torn tail.
+//
+// # Direct I/O
+//
+// With Options.DirectIO files are written with O_DIRECT in whole 4 KiB
+// blocks: each write re-writes the frames of the block holding the end of
+// the file (unchanged bytes, which a crash cannot tear, see direct.go),
+// then the new frames, then zeros to the end of the block. The zeros are
+// a torn tail to recovery and are cut when a file is sealed; the format is
+// the same with and without direct I/O.
 package wal

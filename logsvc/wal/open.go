@@ -77,6 +77,7 @@ func open(dir string, opts Options, syncHook func(*os.File) error) (*WAL, error)
 		return nil, fmt.Errorf("wal: %w", err)
 	}
 	w := &WAL{dir: dir, opts: opts, syncHook: syncHook}
+	w.direct = opts.DirectIO && probeDirect(dir)
 	// A spare left by the last run may be half written: start over.
 	if err := os.Remove(w.sparePath()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("wal: remove old spare: %w", err)
@@ -120,9 +121,13 @@ func open(dir string, opts Options, syncHook func(*os.File) error) (*WAL, error)
 	if n := len(files); n > 0 && files[n-1].size < opts.FileBytes && files[n-1].lastSeq+1 == nextSeq {
 		w.active = files[n-1]
 		w.sealed = files[:n-1]
-		w.f, err = os.OpenFile(w.active.path, os.O_WRONLY|os.O_APPEND, 0)
+		f, err := os.OpenFile(w.active.path, w.writeFlag(), 0)
 		if err != nil {
 			return nil, fmt.Errorf("wal: %w", err)
+		}
+		if err := w.setActiveFile(f, w.active.size); err != nil {
+			f.Close()
+			return nil, err
 		}
 		if removed && !opts.NoSync {
 			if err := syncDir(dir); err != nil {
@@ -133,10 +138,11 @@ func open(dir string, opts Options, syncHook func(*os.File) error) (*WAL, error)
 	} else {
 		w.sealed = files
 		// createFile fsyncs the directory, which also makes removals durable.
-		w.active, w.f, err = w.createFile(nextSeq)
-		if err != nil {
+		var f *os.File
+		if w.active, f, err = w.createFile(nextSeq); err != nil {
 			return nil, err
 		}
+		_ = w.setActiveFile(f, 0) // a new file: nothing to read
 	}
 	for _, f := range w.sealed {
 		w.size += f.size
@@ -241,7 +247,7 @@ func (w *WAL) scanFile(f *fileInfo, last bool) error {
 // has been acknowledged.
 func (w *WAL) createFile(seq uint64) (*fileInfo, *os.File, error) {
 	path := filepath.Join(w.dir, fileName(seq))
-	h, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o644)
+	h, err := os.OpenFile(path, w.writeFlag()|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, nil, fmt.Errorf("wal: create: %w", err)
 	}

@@ -134,7 +134,11 @@ func (w *WAL) takeSpare(seq uint64) (info *fileInfo, f *os.File, ok bool, err er
 		os.Remove(w.sparePath())
 		return nil, nil, false, fmt.Errorf("wal: rename spare: %w", err)
 	}
-	h, err := os.OpenFile(path, os.O_WRONLY, 0)
+	flag := os.O_WRONLY // the writer writes a spare at explicit offsets
+	if w.direct {
+		flag |= oDirect
+	}
+	h, err := os.OpenFile(path, flag, 0)
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("wal: open %s: %w", path, err)
 	}

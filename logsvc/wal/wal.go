@@ -55,6 +55,9 @@ type Options struct {
 	// prealloc.go). Costs up to two files of FileBytes on disk (the active
 	// file at its full size and the spare). Ignored with NoSync.
 	Preallocate bool
+	// DirectIO writes WAL files with O_DIRECT, bypassing the page cache
+	// (direct.go), where the file system supports it; see WAL.DirectIO.
+	DirectIO bool
 
 	// zeroFillAlways prepares a zero-filled spare after every roll, however
 	// fast the file filled (tests).
@@ -112,6 +115,9 @@ type WAL struct {
 	// Owned by the writer goroutine (and by Close after it exits).
 	f           *os.File  // the active file
 	prezeroed   bool      // f was started from the spare: frames overwrite zeros
+	direct      bool      // files are written with O_DIRECT (fixed at Open)
+	tail        []byte    // direct: the frames in f's last, partly filled block
+	dbuf        []byte    // direct: the aligned buffer of the current write
 	activeSince time.Time // when f became the active file
 	buf         []byte    // encoded frames of the current group
 
@@ -311,11 +317,14 @@ func (w *WAL) commit(group []pending) error {
 	if !w.prezeroed && w.opts.Preallocate && activeSize > 0 && w.spareReadyNow() {
 		_ = w.roll(expect) // on failure the active file just goes on
 	}
-	// Keep the buffer for the next group unless one huge group grew it.
+	// Keep the buffers for the next group unless one huge group grew them.
 	if cap(buf) <= 4*int(w.opts.MaxQueueBytes) {
 		w.buf = buf[:0]
 	} else {
 		w.buf = nil
+	}
+	if cap(w.dbuf) > 4*int(w.opts.MaxQueueBytes) {
+		w.dbuf = nil
 	}
 	return nil
 }
@@ -374,9 +383,12 @@ func (w *WAL) Unblock(stream string) {
 // completes recs with nil. A failed write is a *writeError.
 func (w *WAL) flush(buf []byte, recs []pending) error {
 	var err error
-	if w.prezeroed {
+	switch {
+	case w.direct:
+		err = w.writeDirect(buf)
+	case w.prezeroed:
 		_, err = w.f.WriteAt(buf, w.active.size) // over the zeros
-	} else {
+	default:
 		_, err = w.f.Write(buf) // O_APPEND; loops until all is written or it fails
 	}
 	if err != nil {
@@ -411,9 +423,10 @@ func (w *WAL) flush(buf []byte, recs []pending) error {
 // one whose first record will be nextSeq: the writer writes in seq order,
 // so that is the next seq it will write.
 func (w *WAL) roll(nextSeq uint64) error {
-	if w.prezeroed {
-		// Cut the zeros off before a later file exists: only the last
-		// file may end in something that is not a frame.
+	if w.prezeroed || w.direct {
+		// Cut the zeros (of the spare, or after a direct write's last
+		// frame) off before a later file exists: only the last file may
+		// end in something that is not a frame.
 		if err := w.f.Truncate(w.active.size); err != nil {
 			return fmt.Errorf("wal: cut %s to its frames: %w", w.active.path, err)
 		}
@@ -431,7 +444,10 @@ func (w *WAL) roll(nextSeq uint64) error {
 		return err
 	}
 	old := w.f
-	w.f, w.prezeroed = f, prezeroed
+	w.prezeroed = prezeroed
+	if err := w.setActiveFile(f, 0); err != nil {
+		return err // cannot happen: a new file has no partial block to read
+	}
 	sealedSince := w.activeSince
 	w.activeSince = time.Now()
 	w.rolled(sealedSince)
@@ -484,12 +500,22 @@ func (w *WAL) Close() error {
 		w.mu.Unlock()
 		<-w.writerDone
 		w.stopSpare()
+		if w.direct && !w.prezeroed && w.err == nil {
+			// Cut the zeros a direct write left after the last frame,
+			// so a plain file ends in its frames as without direct I/O.
+			// If this fails, Open cuts them as a torn tail.
+			_ = w.f.Truncate(w.active.size)
+		}
 		if err := w.f.Close(); err != nil {
 			w.closeErr = fmt.Errorf("wal: %w", err)
 		}
 	})
 	return w.closeErr
 }
+
+// DirectIO reports whether the WAL writes with O_DIRECT: Options.DirectIO
+// was set and the file system of its directory supports it.
+func (w *WAL) DirectIO() bool { return w.direct }
 
 // Size returns the total bytes of WAL files on disk.
 func (w *WAL) Size() int64 {

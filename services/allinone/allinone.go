@@ -81,6 +81,8 @@ type Config struct {
 	// WALPreallocate starts each WAL file from a zero-filled spare
 	// (wal.Options.Preallocate).
 	WALPreallocate bool
+	// WALDirectIO writes WAL files with O_DIRECT (wal.Options.DirectIO).
+	WALDirectIO bool
 	// MinFreeBytes is the free space kept on the data filesystem (see
 	// logsvc.Config.MinFreeBytes).
 	MinFreeBytes int64
@@ -110,6 +112,7 @@ func Default() Config {
 		DefaultPartitions:  1,
 		DefaultStorageMode: meta.StorageLocal,
 		WALPreallocate:     true,
+		WALDirectIO:        true,
 	}
 }
 
@@ -240,7 +243,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	log := cfg.Logger
 	s.node, err = logsvc.New(logsvc.Config{
 		ID: "logsvc-1", DataDir: filepath.Join(cfg.DataDir, "logsvc"), ListenAddr: cfg.LogsvcAddr,
-		Etcd: s.cli, WAL: wal.Options{NoSync: cfg.UnsafeNoFsync, Preallocate: cfg.WALPreallocate}, MinFreeBytes: cfg.MinFreeBytes, Logger: log.With("service", "logsvc"),
+		Etcd: s.cli, WAL: wal.Options{NoSync: cfg.UnsafeNoFsync, Preallocate: cfg.WALPreallocate, DirectIO: cfg.WALDirectIO}, MinFreeBytes: cfg.MinFreeBytes, Logger: log.With("service", "logsvc"),
 		Objects: s.objects, Diskless: cfg.Diskless, ReadCacheBytes: cfg.ReadCacheBytes, Hybrid: cfg.Hybrid, TracerProvider: cfg.TracerProvider, Metrics: cfg.Metrics,
 	})
 	if err != nil {

@@ -112,6 +112,9 @@ func Open(opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("open wal: %w", err)
 	}
 	e.wal = w
+	if opts.WAL.DirectIO && !w.DirectIO() {
+		e.log.Warn("the WAL's file system does not support O_DIRECT; writing the WAL through the page cache", "dir", filepath.Join(opts.DataDir, "wal"))
+	}
 	if err := e.replay(); err != nil {
 		w.Close()
 		return nil, err

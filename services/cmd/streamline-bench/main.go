@@ -776,7 +776,7 @@ func extraLogNode(ctx context.Context, s *allinone.Server, dir string, i int, no
 	}
 	n, err := logsvc.New(logsvc.Config{
 		ID: fmt.Sprintf("logsvc-%d", i), DataDir: filepath.Join(dir, fmt.Sprintf("logsvc-%d", i)), Etcd: cli,
-		WAL: wal.Options{NoSync: noSync, Preallocate: true}, Logger: logger.With("node", fmt.Sprintf("logsvc-%d", i)),
+		WAL: wal.Options{NoSync: noSync, Preallocate: true, DirectIO: true}, Logger: logger.With("node", fmt.Sprintf("logsvc-%d", i)),
 		Objects: objects, Metrics: reg,
 	})
 	if err == nil {

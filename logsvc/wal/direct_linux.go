@@ -1,0 +1,5 @@
+package wal
+
+import "syscall"
+
+const oDirect = syscall.O_DIRECT
