@@ -87,7 +87,8 @@ HYBRID_ARGS    = --segment-bytes 1MiB --local-retention-bytes 4MiB
 # nodes on its etcd), RF=1 against RF=3 with acks=all
 RF_ARGS        = --target streamline --partitions 12 --records 200000 --record-bytes 1024 --storage-mode local --logsvc-nodes 3
 # throughput: every target at unlimited rate with the same load (6
-# partitions, 500,000 x 1 KiB, produce and consume), kfake first, so the
+# partitions, 500,000 x 1 KiB, produce and consume), between two kfake
+# runs (kfake's own rate varies by up to 2x from run to run here), so the
 # throughput targets compare within one run
 TPUT_ARGS      = --partitions 6 --records 500000 --record-bytes 1024 --rate 0
 bench:
@@ -116,6 +117,7 @@ bench:
 	@bin/streamline-bench $(TPUT_ARGS) --target streamline --storage-mode local --results-dir $(BENCH_DIR) --row "throughput: local, unlimited rate, 6 partitions"
 	@bin/streamline-bench $(TPUT_ARGS) --target streamline --storage-mode diskless --merge=false --results-dir $(BENCH_DIR) --row "throughput: diskless, directory store, unlimited rate, 6 partitions"
 	@bin/streamline-bench $(TPUT_ARGS) --target streamline --storage-mode diskless --merge=false --s3 express --results-dir $(BENCH_DIR) --row "throughput: diskless, S3 Express model, unlimited rate, 6 partitions"
+	@bin/streamline-bench $(TPUT_ARGS) --target kfake --results-dir $(BENCH_DIR) --row "throughput: kfake (reference) again, after the rows above"
 	@bin/streamline-bench --plot $(BENCH_DIR)
 	@echo "table: $(BENCH_DIR)/results.md, latency CDF plot: $(BENCH_DIR)/latency-cdf.png"
 
