@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"unsafe"
+
+	"github.com/streamline-dev/streamline/shared/directio"
 )
 
 // Direct I/O (Options.DirectIO).
@@ -41,33 +41,18 @@ import (
 // writes through the page cache as before.
 
 // directBlock is the alignment of direct writes.
-const directBlock = 4096
+const directBlock = directio.Block
 
-// probeDirect reports whether files in dir can be opened with O_DIRECT (a
-// variable for tests).
-var probeDirect = func(dir string) bool {
-	if oDirect == 0 {
-		return false
-	}
-	// Open and write one block: some file systems accept the flag and
-	// refuse the write.
-	p := filepath.Join(dir, "wal-direct-probe.tmp")
-	defer os.Remove(p)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|oDirect, 0o644)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	_, err = f.WriteAt(alignedBuffer(directBlock), 0)
-	return err == nil
-}
+// probeDirect reports whether files in dir can be written with O_DIRECT
+// (a variable for tests).
+var probeDirect = directio.Supported
 
 // writeFlag is the open flag of a WAL file the writer writes: O_DIRECT
 // with direct I/O, where every write has an explicit offset; O_APPEND for
 // a plain file otherwise.
 func (w *WAL) writeFlag() int {
 	if w.direct {
-		return os.O_WRONLY | oDirect
+		return os.O_WRONLY | directio.Flag
 	}
 	return os.O_WRONLY | os.O_APPEND
 }
@@ -105,7 +90,7 @@ func (w *WAL) writeDirect(buf []byte) error {
 	n := t + len(buf)
 	padded := (n + directBlock - 1) &^ (directBlock - 1)
 	if cap(w.dbuf) < padded {
-		w.dbuf = alignedBuffer(padded + padded/4)
+		w.dbuf = directio.AlignedBuffer(padded + padded/4)
 	}
 	d := w.dbuf[:padded]
 	copy(d, w.tail)
@@ -117,12 +102,4 @@ func (w *WAL) writeDirect(buf []byte) error {
 	end := size + int64(len(buf))
 	w.tail = append(w.tail[:0], d[end&^(directBlock-1)-base:n]...)
 	return nil
-}
-
-// alignedBuffer returns n bytes whose address is a multiple of
-// directBlock.
-func alignedBuffer(n int) []byte {
-	b := make([]byte, n+directBlock)
-	off := int(-uintptr(unsafe.Pointer(&b[0])) & (directBlock - 1))
-	return b[off : off+n : off+n]
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/streamline-dev/streamline/shared/directio"
 )
 
 // Preallocation (Options.Preallocate): the WAL keeps one spare file of at
@@ -136,7 +138,7 @@ func (w *WAL) takeSpare(seq uint64) (info *fileInfo, f *os.File, ok bool, err er
 	}
 	flag := os.O_WRONLY // the writer writes a spare at explicit offsets
 	if w.direct {
-		flag |= oDirect
+		flag |= directio.Flag
 	}
 	h, err := os.OpenFile(path, flag, 0)
 	if err != nil {

@@ -14,6 +14,10 @@
 // exactly the size announced and ended there; on any failure (a short, long
 // or failing reader, the context ending) the temporary file is removed.
 //
+// Where the file system takes O_DIRECT (probed by New; Bucket.DirectIO),
+// objects are written with it, bypassing the page cache (direct.go); reads
+// stay buffered.
+//
 // One limit S3 does not have: a key cannot also be a "directory" of other
 // keys ("a/b" and "a/b/c" cannot both exist). Streamline's key layout never
 // needs that; Put reports it as an error.
@@ -36,6 +40,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/streamline-dev/streamline/shared/directio"
 	"github.com/streamline-dev/streamline/shared/objstore"
 	"github.com/streamline-dev/streamline/shared/objstore/internal/exactreader"
 )
@@ -54,6 +59,8 @@ type Bucket struct {
 	dirs sync.Map // string -> struct{}
 	// ndirs bounds dirs; past maxCachedDirs it is emptied.
 	ndirs atomic.Int64
+	// direct: objects are written with O_DIRECT (direct.go).
+	direct atomic.Bool
 }
 
 // SpreadsKeys implements objstore.KeySpreading: spreading keys over
@@ -76,8 +83,13 @@ func New(dir string) (*Bucket, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("objstorefs: %w", err)
 	}
-	return &Bucket{root: abs}, nil
+	b := &Bucket{root: abs}
+	b.direct.Store(directio.Supported(abs))
+	return b, nil
 }
+
+// DirectIO reports whether objects are written with O_DIRECT (direct.go).
+func (b *Bucket) DirectIO() bool { return b.direct.Load() }
 
 // openURL accepts file:///abs/dir (or file://localhost/abs/dir) and nothing
 // else: a relative path would depend on the working directory of whichever
@@ -103,8 +115,8 @@ func (b *Bucket) path(key string) string { return filepath.Join(b.root, filepath
 
 // Put writes data under key atomically; see the package doc.
 func (b *Bucket) Put(ctx context.Context, key string, data []byte) error {
-	return b.put(ctx, key, func(f *os.File) error {
-		_, err := f.Write(data)
+	return b.put(ctx, key, int64(len(data)), func(w io.Writer) error {
+		_, err := w.Write(data)
 		return err
 	})
 }
@@ -119,19 +131,20 @@ func (b *Bucket) PutReader(ctx context.Context, key string, r io.Reader, size in
 	if size < 0 {
 		return fmt.Errorf("objstorefs: put %q: negative size %d", key, size)
 	}
-	return b.put(ctx, key, func(f *os.File) error {
+	return b.put(ctx, key, size, func(w io.Writer) error {
 		// writerOnly hides the file's ReadFrom, which would copy through a
 		// buffer of its own choosing.
-		_, err := io.CopyBuffer(writerOnly{f}, exactreader.New(ctx, r, size), make([]byte, min(size, copyBufferSize)+1))
+		_, err := io.CopyBuffer(writerOnly{w}, exactreader.New(ctx, r, size), make([]byte, min(size, copyBufferSize)+1))
 		return err
 	})
 }
 
 type writerOnly struct{ io.Writer }
 
-// put writes an object atomically: write fills the temporary file, which
-// put then fsyncs, renames over the key and makes durable.
-func (b *Bucket) put(ctx context.Context, key string, write func(*os.File) error) error {
+// put writes an object of about size bytes atomically: write fills the
+// temporary file, which put then fsyncs, renames over the key and makes
+// durable.
+func (b *Bucket) put(ctx context.Context, key string, size int64, write func(io.Writer) error) error {
 	if err := objstore.ValidKey(key); err != nil {
 		return err
 	}
@@ -161,7 +174,13 @@ func (b *Bucket) put(ctx context.Context, key string, write func(*os.File) error
 			return fmt.Errorf("objstorefs: put %q: %w", key, err)
 		}
 	}
-	err := writeSync(tmp, write)
+	err := b.writeTemp(tmp, size, write)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
 	if err == nil {
 		err = os.Rename(tmp.Name(), dst)
 	}
@@ -185,17 +204,6 @@ func (b *Bucket) rememberDir(dir string) {
 		b.dirs.Clear()
 		b.ndirs.Store(0)
 	}
-}
-
-func writeSync(f *os.File, write func(*os.File) error) error {
-	err := write(f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // mkdirAll creates dir and its missing parents below the root, fsyncing each

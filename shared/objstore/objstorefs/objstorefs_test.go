@@ -1,7 +1,9 @@
 package objstorefs_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,6 +26,16 @@ func newBucket(t *testing.T) *objstorefs.Bucket {
 
 func TestConformance(t *testing.T) {
 	objstoretest.Run(t, func(t *testing.T) objstore.Bucket { return newBucket(t) })
+}
+
+// TestConformanceBuffered runs the conformance suite with the page cache
+// writes a file system without O_DIRECT gets.
+func TestConformanceBuffered(t *testing.T) {
+	objstoretest.Run(t, func(t *testing.T) objstore.Bucket {
+		b := newBucket(t)
+		objstorefs.SetDirectIO(b, false)
+		return b
+	})
 }
 
 // A crash between writing the temporary file and the rename leaves the
@@ -161,6 +173,47 @@ func TestOpenURL(t *testing.T) {
 			t.Errorf("Open(%q) succeeded", bad)
 		} else {
 			t.Logf("Open(%q): %v", bad, err)
+		}
+	}
+}
+
+// TestDirectWrites: objects of sizes around the 4 KiB blocks and the 1 MiB
+// chunk of a direct write, by Put and PutReader, read back whole and with
+// their exact size on disk (the padding of the last block is cut), with
+// O_DIRECT and through the page cache.
+func TestDirectWrites(t *testing.T) {
+	ctx := context.Background()
+	for _, direct := range []bool{true, false} {
+		b := newBucket(t)
+		if direct && !b.DirectIO() {
+			t.Skipf("the file system of %s does not take O_DIRECT", b.Root())
+		}
+		objstorefs.SetDirectIO(b, direct)
+		for _, size := range []int{0, 1, 4095, 4096, 4097, 1<<20 - 1, 1 << 20, 1<<20 + 1, 3<<20 + 5} {
+			data := make([]byte, size)
+			for i := range data {
+				data[i] = byte(i*7 + size)
+			}
+			for _, byReader := range []bool{false, true} {
+				key := fmt.Sprintf("d/%v-%d-%v", direct, size, byReader)
+				var err error
+				if byReader {
+					err = b.PutReader(ctx, key, bytes.NewReader(data), int64(size))
+				} else {
+					err = b.Put(ctx, key, data)
+				}
+				if err != nil {
+					t.Fatalf("direct %v, put %s: %v", direct, key, err)
+				}
+				st, err := os.Stat(filepath.Join(b.Root(), key))
+				if err != nil || st.Size() != int64(size) {
+					t.Fatalf("direct %v, %s: %v, %d bytes on disk, want %d", direct, key, err, st.Size(), size)
+				}
+				got, err := b.Get(ctx, key)
+				if err != nil || !bytes.Equal(got, data) {
+					t.Fatalf("direct %v, %s: read back %d bytes (%v), not what was put", direct, key, len(got), err)
+				}
+			}
 		}
 	}
 }

@@ -1,5 +1,0 @@
-package wal
-
-import "syscall"
-
-const oDirect = syscall.O_DIRECT
