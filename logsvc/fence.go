@@ -26,7 +26,13 @@ type fencer struct {
 	key   string
 	lease clientv3.LeaseID
 	reqs  chan chan fenceResult
+	done  chan struct{} // closed when run returns: the membership ended
 }
+
+// errMembershipEnded answers the checks of a fencer whose membership ended
+// (its lease was lost and the node is rejoining, or the node is stopping):
+// a read cut short by that, or a check made after it.
+var errMembershipEnded = fmt.Errorf("%w: this node's etcd lease ended (lost, and the node is rejoining under a new one, or the node is stopping)", ErrFenced)
 
 type fenceResult struct {
 	rev int64
@@ -34,13 +40,24 @@ type fenceResult struct {
 }
 
 func newFencer(cli *clientv3.Client, key string, lease clientv3.LeaseID) *fencer {
-	return &fencer{cli: cli, key: key, lease: lease, reqs: make(chan chan fenceResult, 1024)}
+	return &fencer{cli: cli, key: key, lease: lease, reqs: make(chan chan fenceResult, 1024), done: make(chan struct{})}
 }
 
 // run serves check requests in rounds until ctx ends. A request queued
 // while a round's read is in flight waits for the next round, so the read
 // that answers it always starts after it was made.
 func (f *fencer) run(ctx context.Context) {
+	defer func() {
+		close(f.done)
+		for { // answer the checks still queued
+			select {
+			case r := <-f.reqs:
+				r <- fenceResult{err: errMembershipEnded}
+			default:
+				return
+			}
+		}
+	}()
 	for {
 		var batch []chan fenceResult
 		select {
@@ -68,6 +85,8 @@ func (f *fencer) run(ctx context.Context) {
 func (f *fencer) read(ctx context.Context) fenceResult {
 	resp, err := f.cli.Get(ctx, f.key) // linearizable by default
 	switch {
+	case err != nil && ctx.Err() != nil:
+		return fenceResult{err: errMembershipEnded}
 	case err != nil:
 		return fenceResult{err: fmt.Errorf("%w: cannot confirm leadership in etcd: %v", ErrFenced, err)}
 	case len(resp.Kvs) == 0 || clientv3.LeaseID(resp.Kvs[0].Lease) != f.lease:
@@ -82,12 +101,23 @@ func (f *fencer) check(ctx context.Context) (int64, error) {
 	ch := make(chan fenceResult, 1)
 	select {
 	case f.reqs <- ch:
+	case <-f.done:
+		return 0, errMembershipEnded
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
 	select {
 	case r := <-ch:
 		return r.rev, r.err
+	case <-f.done:
+		// run answers what it drains; a check queued after that is
+		// answered here.
+		select {
+		case r := <-ch:
+			return r.rev, r.err
+		default:
+			return 0, errMembershipEnded
+		}
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}

@@ -2,6 +2,7 @@ package logsvc
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -91,5 +92,34 @@ func TestNoAckAfterEpochMoved(t *testing.T) {
 	res := p.Produce(ctx, recbatchtest.Build(recbatchtest.Values(2, "stale")))
 	if res.Err != kerr.NotLeaderForPartition || !(strings.Contains(res.Message, "epoch") || strings.Contains(res.Message, "no longer led")) {
 		t.Fatalf("stale-epoch write: %+v", res)
+	}
+}
+
+// TestFencerAfterMembershipEnded: checks in flight or made after the
+// fencer's membership ended (lease lost, node rejoining or stopping) are
+// refused at once, saying the lease ended, not with a bare "context
+// canceled" or by waiting for the request's timeout.
+func TestFencerAfterMembershipEnded(t *testing.T) {
+	e := metatest.Start(t)
+	f := newFencer(e.Client, "/fencer-test/node", 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan struct{})
+	go func() { defer close(runDone); f.run(ctx) }()
+	if _, err := f.check(context.Background()); err == nil || !strings.Contains(err.Error(), "registration is gone") {
+		t.Fatalf("check without a registration = %v, want its registration gone", err)
+	}
+	cancel()
+	<-runDone
+	for i := range 3 {
+		start := time.Now()
+		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := f.check(cctx)
+		ccancel()
+		if !errors.Is(err, ErrFenced) || !strings.Contains(err.Error(), "lease ended") {
+			t.Fatalf("check %d after the membership ended = %v, want ErrFenced saying the lease ended", i, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("check took %v", d)
+		}
 	}
 }
