@@ -43,7 +43,8 @@ func txnCoordinatorKilledAt(t *testing.T, step string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	seeds := c.Bootstrap()
-	adm := kadm.NewClient(newSeededClient(t, seeds))
+	admCl := newSeededClient(t, seeds)
+	adm := kadm.NewClient(admCl)
 	for i := 0; ; i++ { // the restarted gateway registers a moment after it is ready
 		resp, err := adm.CreateTopic(ctx, 3, 3, nil, topic)
 		if err == nil && resp.Err == nil {
@@ -94,6 +95,13 @@ func txnCoordinatorKilledAt(t *testing.T, step string) {
 			if now := fmt.Sprintf("%v %+v", err, d[id]); now != last {
 				last = now
 				t.Logf("DescribeTransactions %s after %v: %s", id, time.Since(began).Round(time.Millisecond), now)
+			}
+			if err != nil {
+				// franz-go keeps a coordinator it cannot dial while its
+				// metadata still lists the broker (up to the 5-minute
+				// metadata max age): refresh it as a long-lived client
+				// eventually would.
+				admCl.ForceMetadataRefresh()
 			}
 			return err == nil && d[id].State == "CompleteCommit"
 		}, "transaction %s in CompleteCommit on the surviving gateway", id)
