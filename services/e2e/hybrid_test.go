@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -168,6 +170,9 @@ func dirBytes(t testing.TB, dir, suffix string) int64 {
 	t.Helper()
 	var n int64
 	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p != dir {
+			return nil // deleted (tiered, merged, collected) between the listing and its lstat
+		}
 		if err != nil {
 			return err
 		}
