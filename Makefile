@@ -91,15 +91,23 @@ RF_ARGS        = --target streamline --partitions 12 --records 200000 --record-b
 # runs (kfake's own rate varies by up to 2x from run to run here), so the
 # throughput targets compare within one run
 TPUT_ARGS      = --partitions 6 --records 500000 --record-bytes 1024 --rate 0
+# after heavy load: before the measured 10k rec/s run, 3,000,000 x 1 KiB
+# records (3 GiB) at unlimited rate to another topic, deleted (its files
+# are removed while the run measures) or kept
+PRELOAD_ARGS   = --preload-records 3000000
 bench:
 	@mkdir -p bin
 	@test -n "$(BENCH_DIR)" && rm -rf "$(BENCH_DIR)" && mkdir -p "$(BENCH_DIR)"
 	@CGO_ENABLED=0 $(GO) build -o bin/streamline-bench ./services/cmd/streamline-bench
+	@CGO_ENABLED=0 $(GO) build -o bin/streamline ./services/cmd/streamline
 	@bin/streamline-bench --row-header
 	@bin/streamline-bench $(BENCH_ARGS) --storage-mode local --results-dir $(BENCH_DIR) --row "local"
 	@bin/streamline-bench $(BENCH_ARGS) --storage-mode local --txn-records 100 --results-dir $(BENCH_DIR) --row "local, transactions of 100 records (latency: send to commit)"
 	@bin/streamline-bench $(BENCH_ARGS) $(HYBRID_ARGS) --storage-mode hybrid --results-dir $(BENCH_DIR) --row "hybrid, 1 MiB segments, 4 MiB local retention"
 	@bin/streamline-bench $(BENCH_ARGS) --records 100000 --rate 10000 $(HYBRID_ARGS) --storage-mode local,hybrid --results-dir $(BENCH_DIR) --row "10k rec/s"
+	@bin/streamline-bench $(BENCH_ARGS) --records 100000 --rate 10000 $(PRELOAD_ARGS) --preload-then keep --storage-mode local --results-dir $(BENCH_DIR) --row "local, 10k rec/s, right after 3 GiB at unlimited rate to another topic (kept)"
+	@bin/streamline-bench $(BENCH_ARGS) --records 100000 --rate 10000 $(PRELOAD_ARGS) --preload-then delete --storage-mode local --results-dir $(BENCH_DIR) --row "local, 10k rec/s, right after 3 GiB at unlimited rate to another topic, deleted as the run starts"
+	@bin/streamline-bench $(BENCH_ARGS) --server-bin bin/streamline --storage-mode local --results-dir $(BENCH_DIR) --row "local, all-in-one binary as a child process (fresh data directory)"
 	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge=false --results-dir $(BENCH_DIR) --row "diskless, merging off"
 	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge=false --txn-records 100 --results-dir $(BENCH_DIR) --row "diskless, merging off, transactions of 100 records (latency: send to commit)"
 	@bin/streamline-bench $(BENCH_ARGS) $(HYBRID_ARGS) --storage-mode hybrid --txn-records 100 --results-dir $(BENCH_DIR) --row "hybrid, transactions of 100 records (latency: send to commit)"
@@ -117,6 +125,7 @@ bench:
 	@bin/streamline-bench $(TPUT_ARGS) --target streamline --storage-mode local --results-dir $(BENCH_DIR) --row "throughput: local, unlimited rate, 6 partitions"
 	@bin/streamline-bench $(TPUT_ARGS) --target streamline --storage-mode diskless --merge=false --results-dir $(BENCH_DIR) --row "throughput: diskless, directory store, unlimited rate, 6 partitions"
 	@bin/streamline-bench $(TPUT_ARGS) --target streamline --storage-mode diskless --merge=false --s3 express --results-dir $(BENCH_DIR) --row "throughput: diskless, S3 Express model, unlimited rate, 6 partitions"
+	@bin/streamline-bench $(TPUT_ARGS) --target streamline --server-bin bin/streamline --storage-mode diskless --merge=false --s3 express --results-dir $(BENCH_DIR) --row "throughput: diskless, S3 Express model, unlimited rate, 6 partitions, all-in-one binary as a child process (budgets 228 MiB + 200 MiB)"
 	@bin/streamline-bench $(TPUT_ARGS) --target kfake --results-dir $(BENCH_DIR) --row "throughput: kfake (reference) again, after the rows above"
 	@bin/streamline-bench --plot $(BENCH_DIR)
 	@echo "table: $(BENCH_DIR)/results.md, latency CDF plot: $(BENCH_DIR)/latency-cdf.png"

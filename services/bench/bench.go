@@ -282,6 +282,25 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	return r, nil
 }
 
+// DeleteTopic deletes a topic and returns once the delete is answered
+// (the server may still be removing the topic's files then: that is what
+// a run right after it measures).
+func DeleteTopic(ctx context.Context, brokers []string, topic string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).DeleteTopic(ctx, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		return fmt.Errorf("delete topic %s: %w", topic, err)
+	}
+	return nil
+}
+
 // commitTxn flushes the open transaction's records and commits it.
 func commitTxn(ctx context.Context, prod *kgo.Client) error {
 	if err := prod.Flush(ctx); err != nil {

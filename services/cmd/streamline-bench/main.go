@@ -112,6 +112,8 @@ func run(args []string) int {
 		outAfter = fs.Duration("s3-outage-after", 0, "with --s3-outage-for: when the outage starts, after the start of each run's produce")
 		outFor   = fs.Duration("s3-outage-for", 0, "with --s3: make the in-process S3 refuse every request (--s3-outage-fault) for this long during each run, starting --s3-outage-after into it")
 		outFault = fs.String("s3-outage-fault", "drop-request", "how the S3 outage refuses requests: drop-request (connection reset, nothing reaches S3), slowdown (503 SlowDown) or hang (no answer until the client gives up)")
+		preload  = fs.Int("preload-records", 0, "before each run, produce this many records (same size, unlimited rate, no consumer) to a topic of the run's mode and configs, <topic>-preload, so the run measures a server right after heavy load (0: none)")
+		preThen  = fs.String("preload-then", "delete", "with --preload-records: delete the preload topic right before the run (its files are removed while the run measures) or keep it")
 		plotDir  = fs.String("plot", "", "render DIR/latency-cdf.png (produce and end-to-end latency CDF of every run) from the results folder DIR written by --results-dir, and exit")
 	)
 	fs.Var(&segBytes, "segment-bytes", "segment.bytes of the benchmark topics (e.g. 1MiB; default: the server's): small segments roll during the run, so a hybrid topic uploads during the measurement")
@@ -156,6 +158,12 @@ func run(args []string) int {
 	}
 	if err == nil {
 		err = checkServerFlags(*target, *srvBin, *nodes, *s3model, *outAfter, *outFor, *duration, cacheB, bufB)
+	}
+	if err == nil && *preload < 0 {
+		err = fmt.Errorf("--preload-records must be 0 (no preload) or more, got %d", *preload)
+	}
+	if err == nil && *preThen != "delete" && *preThen != "keep" {
+		err = fmt.Errorf("--preload-then must be delete or keep, got %q", *preThen)
 	}
 	fault, ferr := outageFault(*outFault)
 	if err == nil {
@@ -207,6 +215,7 @@ func run(args []string) int {
 	// rss reads the server's resident set size (nil: not measured); proxy
 	// is the in-process S3's fault proxy (nil: no --s3).
 	var rss func() (int64, error)
+	var startup time.Duration // --server-bin: the child's cold start (0: not measured)
 	var proxy *objstoretest.FaultProxy
 	if *metrics != "" {
 		tier = func() (bench.TierStats, error) { return bench.TierStatsURL(ctx, *metrics) }
@@ -282,8 +291,9 @@ func run(args []string) int {
 			label = func(m string) string {
 				return fmt.Sprintf("streamline (%s topic, all-in-one %s, pid %d)", m, *srvBin, c.cmd.Process.Pid)
 			}
+			startup = c.startup
 			if *row == "" {
-				fmt.Printf("all-in-one %s (pid %d) in %s; metrics on %s\n", *srvBin, c.cmd.Process.Pid, dir, metricsURL)
+				fmt.Printf("all-in-one %s (pid %d) in %s; metrics on %s; ready %v after its start (empty data directory)\n", *srvBin, c.cmd.Process.Pid, dir, metricsURL, c.startup.Round(time.Millisecond))
 			}
 			break
 		}
@@ -357,6 +367,16 @@ func run(args []string) int {
 					return 1
 				}
 			}
+			if *preload > 0 {
+				pre, err := preloadRun(ctx, addrs, name+"-preload", *parts, *preload, *size, int16(*rf), entries, *preThen == "delete")
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "streamline-bench: %s: --preload-records: %v\n", m, err)
+					return 1
+				}
+				if *row == "" {
+					fmt.Println(pre)
+				}
+			}
 			// Sampled from the start of produce: the server's RSS and the
 			// records acknowledged; the outage starts from there too.
 			var acked atomic.Int64
@@ -409,6 +429,9 @@ func run(args []string) int {
 				}
 				if rss != nil {
 					l += fmt.Sprintf(" (server RSS peak %.0f MiB)", float64(res.PeakRSS)/(1<<20))
+				}
+				if startup > 0 && len(runs) == 1 {
+					l += fmt.Sprintf(" (cold start to ready %.2f s)", startup.Seconds())
 				}
 				if outHappened {
 					l += fmt.Sprintf(" (S3 outage %v at %v: %d requests refused, %d produce errors)", *outFor, *outAfter, refused, res.ProduceErrors)
@@ -478,6 +501,26 @@ func run(args []string) int {
 		}
 	}
 	return 0
+}
+
+// preloadRun is --preload-records: n records as fast as the server takes
+// them to topic, which is then deleted (del) or kept; it returns a line
+// saying what it did.
+func preloadRun(ctx context.Context, brokers []string, topic string, parts, n, size int, rf int16, entries map[string]*string, del bool) (string, error) {
+	res, err := bench.Run(ctx, bench.Config{Brokers: brokers, Topic: topic, Partitions: int32(parts), Records: n, RecordBytes: size,
+		CreateTopic: true, ProduceOnly: true, ReplicationFactor: rf, ConfigEntries: entries})
+	if err != nil {
+		return "", err
+	}
+	line := fmt.Sprintf("preload: %d records (%.0f MiB) to %s at %.0f rec/s", res.Records, float64(res.Bytes)/(1<<20), topic, res.RecordsPerSec())
+	if !del {
+		return line + ", topic kept", nil
+	}
+	start := time.Now()
+	if err := bench.DeleteTopic(ctx, brokers, topic); err != nil {
+		return "", err
+	}
+	return line + fmt.Sprintf(", then deleted (answered in %v); the run starts now", time.Since(start).Round(time.Millisecond)), nil
 }
 
 // parseModes parses --storage-mode: one mode or a comma-separated list.

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -8,6 +10,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/streamline-dev/streamline/services/allinone"
 )
@@ -58,6 +64,8 @@ func TestBadFlagsAreUsageErrors(t *testing.T) {
 		{"--txn-records", "-1"},
 		{"--rounds", "0"},
 		{"--storage-mode", "tiered"},
+		{"--preload-records", "-1"},
+		{"--preload-then", "drop"},
 	} {
 		if code := run(args); code != 2 {
 			t.Errorf("%v: exit %d, want 2", args, code)
@@ -204,5 +212,47 @@ func TestWindows(t *testing.T) {
 	}
 	if peak, end := peakEnd(samples); peak != 50 || end != 25 {
 		t.Errorf("peak %d end %d", peak, end)
+	}
+}
+
+// TestPreloadRun: --preload-records writes its records to the preload
+// topic and then deletes it, or keeps it with --preload-then keep.
+func TestPreloadRun(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for _, del := range []bool{false, true} {
+		topic := fmt.Sprintf("pre-%v", del)
+		line, err := preloadRun(ctx, c.ListenAddrs(), topic, 2, 300, 64, 1, nil, del)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(line, "300 records") {
+			t.Errorf("preload line %q does not say it wrote 300 records", line)
+		}
+		ends, err := adm.ListEndOffsets(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if del {
+			if ends.Error() == nil {
+				t.Errorf("%s: still listed after the delete: %v", topic, ends)
+			}
+			continue
+		}
+		var total int64
+		ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+		if total != 300 {
+			t.Errorf("%s kept with %d records, want 300", topic, total)
+		}
 	}
 }
