@@ -18,6 +18,15 @@ type Config struct {
 	// IndexIntervalBytes is the minimum number of bytes between offset index
 	// entries (Kafka index.interval.bytes). Default 4096.
 	IndexIntervalBytes int
+	// WritebackBytes starts the kernel's writeback of the active segment
+	// each time this many bytes were appended since the last start (Linux
+	// sync_file_range SYNC_FILE_RANGE_WRITE; elsewhere nothing), as
+	// RocksDB's bytes_per_sync does. Without it a fast producer leaves
+	// gigabytes dirty in the page cache (up to vm.dirty_ratio) until the
+	// checkpoint's fsync, a roll's fsync or the kernel's flusher writes
+	// them in one burst, and the WAL's writes queue behind that burst at
+	// the device. Default 1 MiB; negative: off.
+	WritebackBytes int64
 	// Now is the clock; default time.Now. Tests inject a fake one.
 	Now func() time.Time
 }
@@ -27,6 +36,7 @@ const (
 	DefaultSegmentBytes       = 1 << 30
 	DefaultSegmentAge         = 7 * 24 * time.Hour
 	DefaultIndexIntervalBytes = 4096
+	DefaultWritebackBytes     = 1 << 20
 )
 
 func (c Config) withDefaults() Config {
@@ -39,6 +49,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.IndexIntervalBytes <= 0 {
 		c.IndexIntervalBytes = DefaultIndexIntervalBytes
+	}
+	if c.WritebackBytes == 0 {
+		c.WritebackBytes = DefaultWritebackBytes
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -44,6 +44,7 @@ type segment struct {
 	timeFile     *os.File  // writer
 	idxFlushed   int       // writer: index entries already in idxFile
 	timesFlushed int       // writer: time entries already in timeFile
+	writtenBack  int64     // writer: the file's bytes before this were handed to writeback (Config.WritebackBytes)
 }
 
 func segmentPath(dir string, base int64, suffix string) string {
@@ -219,3 +220,7 @@ func syncDir(dir string) error {
 	}
 	return errors.Join(d.Sync(), d.Close())
 }
+
+// startWriteback is writeback (the platform's); tests replace it to see
+// the ranges handed to the kernel.
+var startWriteback = writeback
