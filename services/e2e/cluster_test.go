@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -67,6 +69,30 @@ func createTopic(ctx context.Context, t *testing.T, c *cluster.Cluster, name str
 	resp, err := adm.CreateTopic(ctx, partitions, 1, nil, name)
 	if err != nil || resp.Err != nil {
 		t.Fatalf("create %s: %v %v", name, err, resp.Err)
+	}
+}
+
+// createTopicWhenReady creates a topic, retrying for up to 10 s while
+// the cluster catches up: a process restarted just before registers in
+// etcd a moment after it reports ready, and until the gateway sees it a
+// hybrid or diskless topic is INVALID_CONFIG (no uploader with an object
+// store) and a replicated one INVALID_REPLICATION_FACTOR. A retry that
+// finds the topic created by an attempt whose answer was lost is done.
+func createTopicWhenReady(ctx context.Context, t *testing.T, adm *kadm.Client, partitions int32, rf int16, configs map[string]*string, topic string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		resp, err := adm.CreateTopic(ctx, partitions, rf, configs, topic)
+		if err == nil {
+			err = resp.Err
+		}
+		if err == nil || (i > 0 && errors.Is(err, kerr.TopicAlreadyExists)) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("create topic %s: %v", topic, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

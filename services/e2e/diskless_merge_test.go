@@ -200,10 +200,7 @@ func TestMergingUploaderKilledAtEachStep(t *testing.T) {
 			c.Restart("uploader-1") // nothing to merge yet: it starts
 			const topic = "merge-crash"
 			adm := kadm.NewClient(bootstrapClient(t, c))
-			resp, err := adm.CreateTopic(ctx, 3, 1, map[string]*string{"storage.mode": ptr("diskless")}, topic)
-			if err != nil || resp.Err != nil {
-				t.Fatalf("create: %v %v", err, resp.Err)
-			}
+			createTopicWhenReady(ctx, t, adm, 3, 1, map[string]*string{"storage.mode": ptr("diskless")}, topic)
 			acked := produceWhileKilling(ctx, t, c, topic, 3000, "")
 			deadline := time.Now().Add(60 * time.Second)
 			for !up.Exited() {

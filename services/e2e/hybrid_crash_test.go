@@ -93,19 +93,10 @@ func hybridUploadCrash(t *testing.T, step, victim string, failover bool) {
 	c.Restart(victim) // no topic yet: nothing to upload, it starts
 
 	adm := kadm.NewClient(bootstrapClient(t, c))
-	for i := 0; ; i++ { // the restarted process registers a moment after it is ready
-		resp, err := adm.CreateTopic(ctx, partitions, 3, map[string]*string{
-			"storage.mode": ptr("hybrid"), "segment.bytes": ptr(fmt.Sprint(segmentBytes)),
-			"local.retention.bytes": ptr(fmt.Sprint(localBytes)),
-		}, topic)
-		if err == nil && resp.Err == nil {
-			break
-		}
-		if i == 50 {
-			t.Fatalf("create: %v %v", err, resp.Err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	createTopicWhenReady(ctx, t, adm, partitions, 3, map[string]*string{
+		"storage.mode": ptr("hybrid"), "segment.bytes": ptr(fmt.Sprint(segmentBytes)),
+		"local.retention.bytes": ptr(fmt.Sprint(localBytes)),
+	}, topic)
 	metaStore, cache := watchMeta(t, c)
 	await(t, cache, 10*time.Second, "partitions led", func() bool {
 		ps := cache.Partitions(topic)

@@ -42,21 +42,10 @@ func TestHybridTopicTiersSegments(t *testing.T) {
 	defer cancel()
 	const topic = "tiered"
 	adm := kadm.NewClient(newClient(t, addr))
-	var resp kadm.CreateTopicResponse
-	var err error
-	for i := 0; ; i++ { // the uploader registers a moment after the gateway
-		resp, err = adm.CreateTopic(ctx, 1, 1, map[string]*string{
-			"storage.mode": kmsg.StringPtr("hybrid"), "segment.bytes": kmsg.StringPtr("1048576"),
-			"local.retention.bytes": kmsg.StringPtr("2097152"),
-		}, topic)
-		if err == nil && resp.Err == nil {
-			break
-		}
-		if i == 50 {
-			t.Fatalf("create: %v %v", err, resp.Err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	createTopicWhenReady(ctx, t, adm, 1, 1, map[string]*string{
+		"storage.mode": kmsg.StringPtr("hybrid"), "segment.bytes": kmsg.StringPtr("1048576"),
+		"local.retention.bytes": kmsg.StringPtr("2097152"),
+	}, topic)
 
 	// Produce mb MiB in 8 KiB records; each value starts with its index.
 	const recBytes = 8 << 10

@@ -45,16 +45,7 @@ func txnCoordinatorKilledAt(t *testing.T, step string) {
 	seeds := c.Bootstrap()
 	admCl := newSeededClient(t, seeds)
 	adm := kadm.NewClient(admCl)
-	for i := 0; ; i++ { // the restarted gateway registers a moment after it is ready
-		resp, err := adm.CreateTopic(ctx, 3, 3, nil, topic)
-		if err == nil && resp.Err == nil {
-			break
-		}
-		if i == 50 {
-			t.Fatalf("create topic: %v %v", err, resp.Err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	createTopicWhenReady(ctx, t, adm, 3, 3, nil, topic)
 	id := txnIDCoordinatedBy(ctx, t, newSeededClient(t, seeds), victimNode, "crash-"+step)
 
 	prod := newSeededClient(t, seeds, kgo.TransactionalID(id), kgo.DefaultProduceTopic(topic),
