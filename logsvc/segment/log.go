@@ -112,7 +112,6 @@ func (l *Log) Append(batch []byte) error {
 	if pos == 0 {
 		s.firstAppend = now
 	}
-	s.writtenBack = min(s.writtenBack, pos) // the segment may have been truncated below it
 	if end := pos + int64(len(batch)); l.cfg.WritebackBytes > 0 && end-s.writtenBack >= l.cfg.WritebackBytes {
 		startWriteback(s.log, s.writtenBack, end-s.writtenBack)
 		s.writtenBack = end

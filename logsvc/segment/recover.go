@@ -219,7 +219,7 @@ func (s *segment) recoverActive(fileSize int64, cfg Config) error {
 			s.firstAppend = time.UnixMilli(firstMaxTs)
 		}
 	}
-	s.writtenBack = s.size // written by an earlier process: the kernel's flusher owns it
+	s.writtenBack = s.size // written by an earlier process: the kernel's flusher owns it (TruncateTo and ResetTo reopen the log, so this also covers a cut)
 	if err := s.openIndexFiles(true); err != nil {
 		return err
 	}
