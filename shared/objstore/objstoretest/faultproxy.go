@@ -1,6 +1,7 @@
 package objstoretest
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log"
@@ -198,7 +199,19 @@ func (p *FaultProxy) pick(r *http.Request) (Fault, time.Duration) {
 
 // ServeHTTP implements http.Handler.
 func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	arrived := time.Now()
 	fault, delay := p.pick(r)
+	if fault == 0 {
+		// A forwarded request's delay is its time to first byte, measured
+		// from its arrival here: the real server (gofakes3 in the
+		// benchmarks) handles it meanwhile, and its answer is held until
+		// the delay has passed. Its own time is part of the modeled
+		// latency, not added to it, so a busy test machine does not
+		// stretch the model (a server slower than the delay answers as
+		// soon as it is done).
+		p.rp.ServeHTTP(&heldResponse{ResponseWriter: w, until: arrived.Add(delay), ctx: r.Context()}, r)
+		return
+	}
 	if delay > 0 {
 		t := time.NewTimer(delay)
 		select {
@@ -222,10 +235,48 @@ func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 		case <-p.closing:
 		}
-	default:
-		p.rp.ServeHTTP(w, r)
 	}
 }
+
+// heldResponse holds a response's status line until a time (or until the
+// request is abandoned): FaultProxy's time to first byte.
+type heldResponse struct {
+	http.ResponseWriter
+	until time.Time
+	ctx   context.Context
+	held  bool // the wait is over
+}
+
+func (h *heldResponse) wait() {
+	if h.held {
+		return
+	}
+	h.held = true
+	if d := time.Until(h.until); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-h.ctx.Done():
+		}
+	}
+}
+
+// WriteHeader implements http.ResponseWriter.
+func (h *heldResponse) WriteHeader(code int) {
+	h.wait()
+	h.ResponseWriter.WriteHeader(code)
+}
+
+// Write implements http.ResponseWriter.
+func (h *heldResponse) Write(b []byte) (int, error) {
+	h.wait()
+	return h.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController (which the reverse proxy flushes
+// through) reach the server's writer.
+func (h *heldResponse) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
 // writeSlowDown answers as S3 does when throttling, so clients see the real
 // error code (the SDK retries SlowDown as a throttle, with longer backoff).

@@ -1,6 +1,7 @@
 package objstoretest
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -81,5 +82,49 @@ func TestFaultProxy(t *testing.T) {
 	}
 	if p.Requests() != 4 || p.Injected(SlowDown) != 2 || p.Injected(DropRequest) != 1 {
 		t.Fatalf("counts: %d requests, %d SlowDown, %d dropped", p.Requests(), p.Injected(SlowDown), p.Injected(DropRequest))
+	}
+}
+
+// A forwarded request's latency is its time to first byte from its arrival
+// at the proxy: the server gets it at once and works meanwhile, and the
+// answer is held until the delay has passed. (The server's own time is part
+// of the modeled latency, not added to it.)
+func TestFaultProxyLatencyIsTimeToFirstByte(t *testing.T) {
+	reached := make(chan time.Time, 1)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached <- time.Now()
+		io.WriteString(w, "ok")
+	}))
+	defer upstream.Close()
+	p, endpoint := StartFaultProxy(t, upstream.URL)
+	const delay = time.Second
+	p.SetLatency(Fixed(delay))
+	start := time.Now()
+	resp, err := http.Get(endpoint + "/bucket/key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	answered := time.Since(start)
+	if resp.StatusCode != 200 || string(body) != "ok" {
+		t.Fatalf("got %d %q", resp.StatusCode, body)
+	}
+	if answered < delay {
+		t.Fatalf("answered after %v, before the %v latency", answered, delay)
+	}
+	// The server got the request before the answer was released: held
+	// while the delay ran, not sent after it.
+	if at := <-reached; at.Sub(start) >= delay {
+		t.Fatalf("the server got the request %v after it was sent: the proxy waited out the latency first", at.Sub(start))
+	}
+
+	// A request abandoned while held is not answered.
+	ctx, cancel := context.WithTimeout(t.Context(), delay/3)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"/bucket/key", nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatal("a request canceled during the latency got an answer")
 	}
 }
