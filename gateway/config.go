@@ -20,6 +20,7 @@ import (
 	"github.com/streamline-dev/streamline/shared/rpc"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
 )
 
 // Defaults.
@@ -68,6 +69,11 @@ type Config struct {
 	// MaxRequestBytes bounds one Kafka request (default 100 MiB, Kafka's
 	// socket.request.max.bytes).
 	MaxRequestBytes int32
+	// LocalLogServices are log-service nodes in the gateway's process, by
+	// the address they register (logsvc.Node.Addr): calls to them go
+	// through the given connection (logsvc.Node.InProcess) instead of
+	// gRPC over the network. The all-in-one sets it.
+	LocalLogServices map[string]grpc.ClientConnInterface
 	// Etcd is the metadata store's client (required; not closed by the gateway).
 	Etcd *clientv3.Client
 	// EtcdPrefix is the metadata key prefix (default meta.DefaultPrefix).

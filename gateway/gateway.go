@@ -95,7 +95,7 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	if err := g.cache.Start(ctx); err != nil {
 		return fmt.Errorf("gateway: load metadata: %w", err)
 	}
-	g.pool = routing.New(g.cache, g.log, telemetry.GRPCDialOptions(g.cfg.TracerProvider)...)
+	g.pool = routing.New(g.cache, g.log, g.cfg.LocalLogServices, telemetry.GRPCDialOptions(g.cfg.TracerProvider)...)
 
 	ln, err := net.Listen("tcp", g.cfg.ListenAddr)
 	if err != nil {

@@ -39,6 +39,7 @@ import (
 	"github.com/streamline-dev/streamline/shared/etcdhealth"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/rpc"
+	"github.com/streamline-dev/streamline/shared/rpc/inproc"
 	"github.com/streamline-dev/streamline/shared/telemetry"
 )
 
@@ -70,6 +71,11 @@ type Config struct {
 	Diskless buffer.Config
 	// ReadCacheBytes bounds the cache of object ranges for diskless reads.
 	ReadCacheBytes int64
+	// LocalUploaders are uploaders in the node's process, by the address
+	// they register (uploader.Uploader.Addr): flushes go to them through
+	// the given connection (uploader.Uploader.InProcess) instead of gRPC
+	// over the network. The all-in-one sets it.
+	LocalUploaders map[string]grpc.ClientConnInterface
 	// Hybrid tunes hybrid partitions' uploads (the bound on local bytes
 	// not in the object tier yet, how often leaders look for rolled
 	// segments); Local, Tier, Uploaders and NodeID are filled in by the node.
@@ -169,10 +175,13 @@ type Node struct {
 	follow   *followers
 	metrics  *nodeMetrics
 
-	lis   net.Listener
-	grpc  *grpc.Server
-	fence atomic.Pointer[fencer]                // nil while not registered
-	ctrl  atomic.Pointer[controller.Controller] // this node's candidacy
+	lis  net.Listener
+	grpc *grpc.Server
+	// inproc serves the same LogService to callers in this process
+	// (InProcess).
+	inproc *inproc.Server
+	fence  atomic.Pointer[fencer]                // nil while not registered
+	ctrl   atomic.Pointer[controller.Controller] // this node's candidacy
 	// etcdHealth reports etcd's size and alarms; the controller's node
 	// also defragments and recovers from NOSPACE.
 	etcdHealth *etcdhealth.Monitor
@@ -222,7 +231,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.engines = storage.Engines{meta.StorageLocal: n.local}
 	if n.cfg.Objects != nil {
-		n.uploads = newUploaderPool(n.cache, telemetry.GRPCDialOptions(n.cfg.TracerProvider)...)
+		n.uploads = newUploaderPool(n.cache, n.cfg.LocalUploaders, telemetry.GRPCDialOptions(n.cfg.TracerProvider)...)
 		n.diskless = disklessstore.New(disklessstore.Options{
 			NodeID: n.cfg.ID, Store: n.store, Objects: n.cfg.Objects, Uploaders: n.uploads.clients,
 			Buffer: n.cfg.Diskless, ReadCacheBytes: n.cfg.ReadCacheBytes, Logger: n.log,
@@ -250,6 +259,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	srv.TraceWith(n.cfg.TracerProvider)
 	srv.CountReplication(n.metrics.replicationOut)
 	logv1.RegisterLogServiceServer(n.grpc, srv)
+	n.inproc = inproc.New("log service "+n.cfg.ID, n.cfg.TracerProvider)
+	logv1.RegisterLogServiceServer(n.inproc, srv)
 	go n.grpc.Serve(n.lis)
 
 	if err := n.cache.Start(ctx); err != nil {
@@ -281,6 +292,16 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	go n.retentionLoop(bg)
 	n.log.Info("log service started", "grpc", n.Addr(), "data_dir", n.cfg.DataDir)
 	return nil
+}
+
+// InProcess is a connection to the node's LogService for callers in this
+// process (the all-in-one's gateway): the same handlers as on the network
+// address, without a socket (see package inproc). Nil before Start.
+func (n *Node) InProcess() grpc.ClientConnInterface {
+	if n.inproc == nil {
+		return nil
+	}
+	return n.inproc
 }
 
 // ID is the node's id in etcd.
@@ -391,6 +412,9 @@ func (n *Node) Close() error {
 			n.cancel()
 		}
 		n.wg.Wait()
+		if n.inproc != nil {
+			n.inproc.Stop()
+		}
 		if n.grpc != nil {
 			n.grpc.Stop()
 		}

@@ -13,19 +13,22 @@ import (
 
 // uploaderPool keeps gRPC connections to the live uploaders with an object
 // store and hands out their clients, starting at a different one each call
-// so that flushes spread over the fleet.
+// so that flushes spread over the fleet. An uploader in the node's own
+// process (the all-in-one) is called through its in-process connection.
 type uploaderPool struct {
 	cache *meta.Cache
 	opts  []grpc.DialOption
+	local map[string]grpc.ClientConnInterface // in-process uploaders by address
 	next  atomic.Uint64
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 }
 
-// newUploaderPool dials with rpc.DialOptions plus extra (tracing).
-func newUploaderPool(cache *meta.Cache, extra ...grpc.DialOption) *uploaderPool {
-	return &uploaderPool{cache: cache, opts: rpc.DialOptions(extra...), conns: map[string]*grpc.ClientConn{}}
+// newUploaderPool dials with rpc.DialOptions plus extra (tracing), except
+// the uploaders in local.
+func newUploaderPool(cache *meta.Cache, local map[string]grpc.ClientConnInterface, extra ...grpc.DialOption) *uploaderPool {
+	return &uploaderPool{cache: cache, local: local, opts: rpc.DialOptions(extra...), conns: map[string]*grpc.ClientConn{}}
 }
 
 // clients returns a client per live uploader, rotated.
@@ -45,6 +48,10 @@ func (p *uploaderPool) clients() []uploadv1.UploadServiceClient {
 	defer p.mu.Unlock()
 	for i := range live {
 		u := live[(start+i)%len(live)]
+		if lc, ok := p.local[u.Addr]; ok {
+			out = append(out, uploadv1.NewUploadServiceClient(lc))
+			continue
+		}
 		cc, ok := p.conns[u.Addr]
 		if !ok {
 			var err error

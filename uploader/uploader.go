@@ -43,6 +43,7 @@ import (
 	uploadv1 "github.com/streamline-dev/streamline/proto/gen/streamline/upload/v1"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/rpc"
+	"github.com/streamline-dev/streamline/shared/rpc/inproc"
 	"github.com/streamline-dev/streamline/shared/telemetry"
 	"github.com/streamline-dev/streamline/uploader/gc"
 	"github.com/streamline-dev/streamline/uploader/merge"
@@ -161,11 +162,14 @@ func (c *Config) Validate() error {
 
 // Uploader is a running uploader.
 type Uploader struct {
-	cfg  Config
-	lis  net.Listener
-	srv  *grpc.Server
-	sess *concurrency.Session
-	once sync.Once
+	cfg Config
+	lis net.Listener
+	srv *grpc.Server
+	// inproc serves the same UploadService to callers in this process
+	// (InProcess).
+	inproc *inproc.Server
+	sess   *concurrency.Session
+	once   sync.Once
 
 	gc       *gc.Collector // nil without a listable object store
 	merger   *merge.Merger // nil without a readable object store, or disabled
@@ -244,6 +248,8 @@ func (u *Uploader) Start(ctx context.Context) (err error) {
 	up.OnSegmentUploaded(segmentMetrics(u.cfg.Metrics))
 	up.Failpoint(u.cfg.Merge.Failpoint)
 	uploadv1.RegisterUploadServiceServer(u.srv, up)
+	u.inproc = inproc.New("uploader "+u.cfg.ID, u.cfg.TracerProvider)
+	uploadv1.RegisterUploadServiceServer(u.inproc, up)
 	go u.srv.Serve(u.lis)
 	if u.sess, err = u.register(ctx, u.cfg.TakeOverID); err != nil {
 		return err
@@ -345,6 +351,18 @@ func (u *Uploader) IsGCLeader() bool { return u.gc != nil && u.gc.IsLeader() }
 // ID is the uploader's id.
 func (u *Uploader) ID() string { return u.cfg.ID }
 
+// InProcess is a connection to the uploader's UploadService for callers in
+// this process (the all-in-one's log service): the same handlers as on the
+// network address, without a socket (see package inproc). It does not
+// carry Config.GRPCOptions (server options of the network server). Nil
+// before Start.
+func (u *Uploader) InProcess() grpc.ClientConnInterface {
+	if u.inproc == nil {
+		return nil
+	}
+	return u.inproc
+}
+
 // Addr is the advertised gRPC address.
 func (u *Uploader) Addr() string {
 	if u.cfg.AdvertisedAddr != "" {
@@ -370,6 +388,9 @@ func (u *Uploader) Close() error {
 		}
 		if u.sess != nil {
 			err = u.sess.Close()
+		}
+		if u.inproc != nil {
+			u.inproc.Stop()
 		}
 		if u.srv != nil {
 			u.srv.Stop()

@@ -1,7 +1,9 @@
 // Package routing keeps the gateway's gRPC connections to log-service
 // nodes: one grpc.ClientConn per node address, created on first use and
 // closed when no live node (in the metadata cache) has that address any
-// more, so a gateway never accumulates connections to departed nodes.
+// more, so a gateway never accumulates connections to departed nodes. A
+// node in the gateway's own process (the all-in-one) is reached through
+// the in-process connection it was given instead (see shared/rpc/inproc).
 package routing
 
 import (
@@ -30,6 +32,7 @@ type Pool struct {
 	nodes Nodes
 	opts  []grpc.DialOption
 	log   *slog.Logger
+	local map[string]grpc.ClientConnInterface // in-process nodes by address
 
 	mu      sync.Mutex
 	conns   map[string]*grpc.ClientConn
@@ -41,15 +44,16 @@ type Pool struct {
 	once sync.Once
 }
 
-// New returns a pool that prunes connections as nodes leave. extra dial
-// options are appended to rpc.DialOptions (tracing interceptors, for
+// New returns a pool that prunes connections as nodes leave. Nodes at an
+// address in local are called through its connection, never dialed. extra
+// dial options are appended to rpc.DialOptions (tracing interceptors, for
 // example).
-func New(nodes Nodes, log *slog.Logger, extra ...grpc.DialOption) *Pool {
+func New(nodes Nodes, log *slog.Logger, local map[string]grpc.ClientConnInterface, extra ...grpc.DialOption) *Pool {
 	if log == nil {
 		log = slog.Default()
 	}
 	p := &Pool{
-		nodes: nodes, opts: rpc.DialOptions(extra...), log: log,
+		nodes: nodes, opts: rpc.DialOptions(extra...), log: log, local: local,
 		conns: map[string]*grpc.ClientConn{}, streams: map[string]*ProduceStream{},
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -84,6 +88,9 @@ func (p *Pool) Producer(addr string) (*ProduceStream, error) {
 func (p *Pool) clientLocked(addr string) (logv1.LogServiceClient, error) {
 	if p.closed {
 		return nil, ErrClosed
+	}
+	if lc, ok := p.local[addr]; ok {
+		return logv1.NewLogServiceClient(lc), nil
 	}
 	cc, ok := p.conns[addr]
 	if !ok {

@@ -1,8 +1,13 @@
 // Package allinone runs a whole Streamline cluster in one process: an
 // embedded etcd, one log-service node, one uploader and one gateway. They
-// talk to each other exactly as separate processes do — real etcd client
-// connections and real gRPC over loopback — so the all-in-one exercises the
-// same code paths as a cluster.
+// talk to each other as separate processes do — real etcd client
+// connections and the services' gRPC APIs — so the all-in-one exercises
+// the same code paths as a cluster. The gateway calls the log service, and
+// the log service the uploader, through in-process gRPC channels
+// (shared/rpc/inproc): the same generated clients, handlers and tracing,
+// with messages copied instead of sent through a loopback socket, which
+// was a quarter of a saturated all-in-one's CPU (Config.LoopbackRPC
+// restores the sockets).
 package allinone
 
 import (
@@ -23,6 +28,7 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/streamline-dev/streamline/gateway"
 	"github.com/streamline-dev/streamline/logsvc"
@@ -76,6 +82,11 @@ type Config struct {
 	// Hybrid tunes hybrid partitions' uploads (logsvc.Config.Hybrid):
 	// the bound on local bytes not in the tier yet, the upload interval.
 	Hybrid hybridstore.Options
+	// LoopbackRPC makes the gateway call the log service, and the log
+	// service the uploader, over gRPC on loopback, as separate processes
+	// do, instead of in-process (the default; see shared/rpc/inproc). For
+	// comparisons and debugging.
+	LoopbackRPC bool
 	// UnsafeNoFsync skips WAL fsync: benchmarks only.
 	UnsafeNoFsync bool
 	// WALPreallocate starts each WAL file from a zero-filled spare
@@ -241,17 +252,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	log := cfg.Logger
-	s.node, err = logsvc.New(logsvc.Config{
-		ID: "logsvc-1", DataDir: filepath.Join(cfg.DataDir, "logsvc"), ListenAddr: cfg.LogsvcAddr,
-		Etcd: s.cli, WAL: wal.Options{NoSync: cfg.UnsafeNoFsync, Preallocate: cfg.WALPreallocate, DirectIO: cfg.WALDirectIO}, MinFreeBytes: cfg.MinFreeBytes, Logger: log.With("service", "logsvc"),
-		Objects: s.objects, Diskless: cfg.Diskless, ReadCacheBytes: cfg.ReadCacheBytes, Hybrid: cfg.Hybrid, TracerProvider: cfg.TracerProvider, Metrics: cfg.Metrics,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := s.node.Start(ctx); err != nil {
-		return nil, err
-	}
+	// The uploader first: the log service is given its in-process
+	// connection.
 	if s.up, err = uploader.New(uploader.Config{ID: "uploader-1", ListenAddr: cfg.UploaderAddr, Etcd: s.cli, TakeOverID: true, Objects: s.objects,
 		Merge: cfg.Merge, Logger: log.With("service", "uploader"), TracerProvider: cfg.TracerProvider, Metrics: cfg.Metrics}); err != nil {
 		return nil, err
@@ -259,12 +261,24 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.up.Start(ctx); err != nil {
 		return nil, err
 	}
+	s.node, err = logsvc.New(logsvc.Config{
+		ID: "logsvc-1", DataDir: filepath.Join(cfg.DataDir, "logsvc"), ListenAddr: cfg.LogsvcAddr,
+		Etcd: s.cli, WAL: wal.Options{NoSync: cfg.UnsafeNoFsync, Preallocate: cfg.WALPreallocate, DirectIO: cfg.WALDirectIO}, MinFreeBytes: cfg.MinFreeBytes, Logger: log.With("service", "logsvc"),
+		Objects: s.objects, Diskless: cfg.Diskless, ReadCacheBytes: cfg.ReadCacheBytes, Hybrid: cfg.Hybrid, TracerProvider: cfg.TracerProvider, Metrics: cfg.Metrics,
+		LocalUploaders: s.localUploaders(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.node.Start(ctx); err != nil {
+		return nil, err
+	}
 	s.gw, err = gateway.New(gateway.Config{
 		ID: "gateway-1", NodeID: 1, ListenAddr: cfg.KafkaAddr, AdvertisedAddr: cfg.AdvertisedKafkaAddr, AdminAddr: cfg.AdminAddr,
 		ClusterID: cfg.ClusterID, AutoCreateTopics: cfg.AutoCreateTopics, DefaultPartitions: cfg.DefaultPartitions,
 		DefaultStorageMode: cfg.DefaultStorageMode, Etcd: s.cli, Logger: log.With("service", "gateway"),
 		TracerProvider: cfg.TracerProvider, Metrics: cfg.Metrics, TransactionMaxTimeout: cfg.TransactionMaxTimeout,
-		TransactionVersion: cfg.TransactionVersion,
+		TransactionVersion: cfg.TransactionVersion, LocalLogServices: s.localLogServices(),
 	})
 	if err != nil {
 		return nil, err
@@ -278,6 +292,25 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.http.SetReady(true) // every service started and registered in etcd
 	}
 	return s, nil
+}
+
+// localLogServices is the log service the gateway calls in-process: the
+// same LogService handlers as on the node's gRPC address, without the
+// loopback socket (see shared/rpc/inproc); none with LoopbackRPC.
+func (s *Server) localLogServices() map[string]grpc.ClientConnInterface {
+	if s.cfg.LoopbackRPC {
+		return nil
+	}
+	return map[string]grpc.ClientConnInterface{s.node.Addr(): s.node.InProcess()}
+}
+
+// localUploaders is the uploader the log service calls in-process (see
+// localLogServices); none with LoopbackRPC.
+func (s *Server) localUploaders() map[string]grpc.ClientConnInterface {
+	if s.cfg.LoopbackRPC {
+		return nil
+	}
+	return map[string]grpc.ClientConnInterface{s.up.Addr(): s.up.InProcess()}
 }
 
 func startEtcd(cfg Config) (*embed.Etcd, error) {

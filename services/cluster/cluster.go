@@ -59,6 +59,10 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // default in tests; "127.0.0.1:0" picks a port, see Server.HTTPAddr).
 func WithHTTPAddr(addr string) Option { return func(c *allinone.Config) { c.HTTPAddr = addr } }
 
+// WithLoopbackRPC puts loopback gRPC connections between the all-in-one's
+// services instead of its in-process channels (allinone.Config.LoopbackRPC).
+func WithLoopbackRPC() Option { return func(c *allinone.Config) { c.LoopbackRPC = true } }
+
 // StartAllInOne runs an all-in-one server inside the test process on free
 // loopback ports, closed when the test ends. It serves no metrics over HTTP
 // unless WithHTTPAddr says so.

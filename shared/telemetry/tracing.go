@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/stats"
 )
 
 // Propagator carries trace context between processes: W3C traceparent and
@@ -132,19 +133,37 @@ func grpcOptions(tp trace.TracerProvider) []otelgrpc.Option {
 // tp (a server span per call, parented by the caller's trace context);
 // none when tracing is off.
 func GRPCServerOptions(tp trace.TracerProvider) []grpc.ServerOption {
-	if !Enabled(tp) {
-		return nil
+	if h := GRPCServerHandler(tp); h != nil {
+		return []grpc.ServerOption{grpc.StatsHandler(h)}
 	}
-	return []grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(grpcOptions(tp)...))}
+	return nil
 }
 
 // GRPCDialOptions are the client options that trace outgoing calls with tp
 // and propagate their trace context; none when tracing is off.
 func GRPCDialOptions(tp trace.TracerProvider) []grpc.DialOption {
+	if h := GRPCClientHandler(tp); h != nil {
+		return []grpc.DialOption{grpc.WithStatsHandler(h)}
+	}
+	return nil
+}
+
+// GRPCServerHandler is the stats handler of GRPCServerOptions (nil when
+// tracing is off), for servers that take a handler rather than options.
+func GRPCServerHandler(tp trace.TracerProvider) stats.Handler {
 	if !Enabled(tp) {
 		return nil
 	}
-	return []grpc.DialOption{grpc.WithStatsHandler(otelgrpc.NewClientHandler(grpcOptions(tp)...))}
+	return otelgrpc.NewServerHandler(grpcOptions(tp)...)
+}
+
+// GRPCClientHandler is the stats handler of GRPCDialOptions (nil when
+// tracing is off).
+func GRPCClientHandler(tp trace.TracerProvider) stats.Handler {
+	if !Enabled(tp) {
+		return nil
+	}
+	return otelgrpc.NewClientHandler(grpcOptions(tp)...)
 }
 
 // InjectMap returns the trace context of ctx for a message field (one

@@ -82,6 +82,7 @@ func run(args []string) int {
 		linger   = fs.Duration("linger", 0, "producer linger")
 		compress = fs.String("compression", "none", "none, gzip, snappy, lz4 or zstd")
 		noSync   = fs.Bool("unsafe-no-fsync", false, "with --target streamline: skip WAL fsync")
+		loopback = fs.Bool("loopback-grpc", false, "with --target streamline: the gateway calls the log service over gRPC on loopback instead of in-process (the all-in-one's --loopback-grpc)")
 		prodOnly = fs.Bool("produce-only", false, "do not consume (no end-to-end latency)")
 		txnRecs  = fs.Int("txn-records", 0, "produce in transactions of this many records (transactional producer, read_committed consumer; produce latency = send to commit); 0: idempotent, no transactions")
 		mode     = fs.String("storage-mode", "local", "storage mode of the benchmark topic: local, hybrid or diskless; a comma-separated list (e.g. local,hybrid) runs each mode in turn against the same server, each on a new topic")
@@ -243,7 +244,7 @@ func run(args []string) int {
 		// Not the default 9094/9095: a bench must not collide with a
 		// server (or a test) on this machine. No admin API is needed.
 		cfg.HTTPAddr, cfg.AdminAddr = ports[3], ""
-		cfg.UnsafeNoFsync = *noSync
+		cfg.UnsafeNoFsync, cfg.LoopbackRPC = *noSync, *loopback
 		logOut := io.Discard
 		if *logFile != "" {
 			f, err := os.Create(*logFile)
@@ -711,6 +712,9 @@ func childArgs(cfg allinone.Config) []string {
 	}
 	if cfg.UnsafeNoFsync {
 		args = append(args, "--unsafe-no-fsync")
+	}
+	if cfg.LoopbackRPC {
+		args = append(args, "--loopback-grpc")
 	}
 	return args
 }

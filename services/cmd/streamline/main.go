@@ -57,6 +57,7 @@ func run(args []string) int {
 	fs.DurationVar(&d.Hybrid.UploadInterval, "hybrid-upload-interval", time.Second, "how often the leader of a hybrid partition looks for rolled segments to upload")
 	fs.DurationVar(&d.TransactionMaxTimeout, "transaction-max-timeout", 15*time.Minute, "largest transaction.timeout.ms a transactional producer may ask for (Kafka's transaction.max.timeout.ms); older transactions are aborted")
 	txnVersion := fs.Int("transaction-version", 2, "transaction.version feature level advertised to clients: 2 (KIP-890 part 2: clients that know it add partitions implicitly and bump the epoch per transaction) or 1 (the classic protocol for every client)")
+	fs.BoolVar(&d.LoopbackRPC, "loopback-grpc", false, "gateway to log service and log service to uploader over gRPC on loopback sockets, as between separate processes, instead of in-process calls (for comparisons and debugging; costs CPU)")
 	fs.BoolVar(&d.UnsafeNoFsync, "unsafe-no-fsync", false, "skip WAL fsync (benchmarks only: acknowledged data may be lost on a crash)")
 	fs.BoolVar(&d.WALDirectIO, "wal-direct-io", true, "write WAL files with O_DIRECT, bypassing the page cache (nothing reads the WAL but recovery; the copy into the cache was a third of a saturated node's CPU); off where the file system lacks O_DIRECT")
 	fs.BoolVar(&d.WALPreallocate, "wal-preallocate", true, "start each WAL file from a spare file of zeros prepared in the background, so WAL writes overwrite allocated blocks and their fsyncs are shorter; costs up to two 64 MiB WAL files of disk")

@@ -1,0 +1,59 @@
+package e2e
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamline-dev/streamline/services/cluster"
+)
+
+// TestAllInOneServiceChannels runs a local and a diskless topic through an
+// all-in-one with its default in-process channels between the gateway,
+// the log service and the uploader, and with loopback gRPC between them
+// (--loopback-grpc): every acknowledged record reads back byte for byte
+// at its offset either way, and DescribeLogDirs (a unary call to the log
+// service) counts the bytes.
+func TestAllInOneServiceChannels(t *testing.T) {
+	for name, opts := range map[string][]cluster.Option{
+		"in-process": nil,
+		"loopback":   {cluster.WithLoopbackRPC()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := cluster.StartAllInOne(t, opts...)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			adm := kadm.NewClient(newClient(t, s.KafkaAddr()))
+			for _, mode := range []string{"local", "diskless"} {
+				topic := "channels-" + mode
+				resp, err := adm.CreateTopic(ctx, 3, 1, map[string]*string{"storage.mode": kmsg.StringPtr(mode)}, topic)
+				if err != nil || resp.Err != nil {
+					t.Fatalf("create %s: %v %v", topic, err, resp.Err)
+				}
+				prod := newClient(t, s.KafkaAddr(), kgo.DefaultProduceTopic(topic))
+				acked := produceAll(ctx, t, prod, 3000, func(i int) *kgo.Record {
+					return &kgo.Record{Key: []byte(strconv.Itoa(i % 31)), Value: []byte("value-" + strconv.Itoa(i))}
+				})
+				consumeAndCompare(ctx, t, s.KafkaAddr(), topic, acked)
+				dirs, err := adm.DescribeAllLogDirs(ctx, nil)
+				if err != nil {
+					t.Fatalf("DescribeLogDirs: %v", err)
+				}
+				var size int64
+				dirs.Each(func(d kadm.DescribedLogDir) {
+					for _, p := range d.Topics[topic] {
+						size += p.Size
+					}
+				})
+				if size <= 0 {
+					t.Fatalf("%s: DescribeLogDirs reports %d bytes", topic, size)
+				}
+			}
+		})
+	}
+}
