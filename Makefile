@@ -72,7 +72,8 @@ chaos: tools
 ## kfake broker as a reference, and diskless behind the S3 Standard and S3
 ## Express latency models; then throughput at unlimited rate with one load
 ## for kfake, local, diskless (directory store) and diskless behind the S3
-## Express model. The rows are printed and written with their
+## Express model (local also with --loopback-grpc: the services of the
+## all-in-one over loopback gRPC instead of in-process). The rows are printed and written with their
 ## latency CDFs to $(BENCH_DIR) (emptied first): results.md (the table) and
 ## latency-cdf.png (produce and end-to-end latency CDF of every row)
 BENCH_DIR     ?= bench-results/latest
@@ -123,6 +124,7 @@ bench:
 	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge=false --s3 express --diskless-batch-timeout 10ms --results-dir $(BENCH_DIR) --row "diskless, S3 Express model, 10 ms batches"
 	@bin/streamline-bench $(TPUT_ARGS) --target kfake --results-dir $(BENCH_DIR) --row "throughput: kfake (reference), unlimited rate, 6 partitions"
 	@bin/streamline-bench $(TPUT_ARGS) --target streamline --storage-mode local --results-dir $(BENCH_DIR) --row "throughput: local, unlimited rate, 6 partitions"
+	@bin/streamline-bench $(TPUT_ARGS) --target streamline --storage-mode local --loopback-grpc --results-dir $(BENCH_DIR) --row "throughput: local, unlimited rate, 6 partitions, loopback gRPC between the all-in-one's services (--loopback-grpc)"
 	@bin/streamline-bench $(TPUT_ARGS) --target streamline --storage-mode diskless --merge=false --results-dir $(BENCH_DIR) --row "throughput: diskless, directory store, unlimited rate, 6 partitions"
 	@bin/streamline-bench $(TPUT_ARGS) --target streamline --storage-mode diskless --merge=false --s3 express --results-dir $(BENCH_DIR) --row "throughput: diskless, S3 Express model, unlimited rate, 6 partitions"
 	@bin/streamline-bench $(TPUT_ARGS) --target streamline --server-bin bin/streamline --storage-mode diskless --merge=false --s3 express --results-dir $(BENCH_DIR) --row "throughput: diskless, S3 Express model, unlimited rate, 6 partitions, all-in-one binary as a child process (budgets 228 MiB + 200 MiB)"
