@@ -26,6 +26,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/streamline-dev/streamline/shared/telemetry"
 )
@@ -49,7 +51,7 @@ type call struct{ cancel context.CancelFunc }
 // provider: not traced).
 func New(name string, tp trace.TracerProvider) *Server {
 	s := &Server{name: name, calls: map[*call]struct{}{}}
-	s.ch.WithServerUnaryInterceptor(s.unary).WithServerStreamInterceptor(s.stream)
+	s.ch.WithServerUnaryInterceptor(s.unary).WithServerStreamInterceptor(s.stream).WithCloner(onceCloner{})
 	if h := telemetry.GRPCServerHandler(tp); h != nil {
 		s.ch.WithServerStatsHandler(h)
 	}
@@ -66,12 +68,51 @@ func (s *Server) RegisterService(desc *grpc.ServiceDesc, impl any) {
 
 // Invoke implements grpc.ClientConnInterface.
 func (s *Server) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
-	return s.ch.Invoke(ctx, method, args, reply, opts...)
+	if s.isStopped() {
+		return s.unavailable()
+	}
+	return contextError(ctx, s.ch.Invoke(ctx, method, args, reply, opts...))
 }
 
-// NewStream implements grpc.ClientConnInterface.
+// contextError is err, or the status of ctx's end when ctx has ended:
+// inprocgrpc may report a call the caller canceled as io.EOF (its
+// goroutines race the cancellation with the handler's answer), where gRPC
+// says Canceled or DeadlineExceeded, which callers tell from failures.
+func contextError(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil {
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	return err
+}
+
+// clientStream reports a stream its caller ended as gRPC does (see
+// contextError).
+type clientStream struct {
+	grpc.ClientStream
+	ctx context.Context
+}
+
+func (c *clientStream) SendMsg(m any) error { return contextError(c.ctx, c.ClientStream.SendMsg(m)) }
+func (c *clientStream) RecvMsg(m any) error { return contextError(c.ctx, c.ClientStream.RecvMsg(m)) }
+
+// NewStream implements grpc.ClientConnInterface. After Stop it fails at
+// once, as a call to a stopped server's address does; a stream refused by
+// the handler instead could fail its first Send with io.EOF.
 func (s *Server) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	return s.ch.NewStream(ctx, desc, method, opts...)
+	if s.isStopped() {
+		return nil, s.unavailable()
+	}
+	cs, err := s.ch.NewStream(ctx, desc, method, opts...)
+	if err != nil {
+		return nil, contextError(ctx, err)
+	}
+	return &clientStream{ClientStream: cs, ctx: ctx}, nil
+}
+
+func (s *Server) isStopped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopped
 }
 
 // Stop refuses new calls and cancels those in flight; both fail with
@@ -131,6 +172,48 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo,
 		return s.unavailable()
 	}
 	return s.end(c, handler(srv, &serverStream{ServerStream: ss, ctx: ctx}))
+}
+
+// onceCloner copies each message once. inprocgrpc copies a stream message
+// twice, with Clone when it is sent and with Copy into the receiver's
+// message; the record batches of every produce go through a stream. Clone
+// marks its copy as private, and Copy moves a private copy's fields into
+// the receiver's message instead of copying them again: nothing else holds
+// that copy. Unary requests and responses are copied once, by Copy, as
+// before.
+type onceCloner struct{}
+
+// private is a message only the channel holds: a Clone not yet received.
+// It is a proto.Message itself, so stats handlers can size it.
+type private struct{ proto.Message }
+
+func (onceCloner) Clone(in any) (any, error) {
+	m, ok := in.(proto.Message)
+	if !ok {
+		return inprocgrpc.ProtoCloner{}.Clone(in)
+	}
+	return private{proto.Clone(m)}, nil
+}
+
+func (onceCloner) Copy(out, in any) error {
+	p, ok := in.(private)
+	if !ok {
+		return inprocgrpc.ProtoCloner{}.Copy(out, in)
+	}
+	o, ok := out.(proto.Message)
+	if !ok {
+		return status.Errorf(codes.Internal, "inproc: cannot receive %T into %T", p.Message, out)
+	}
+	dst := o.ProtoReflect()
+	if dst.Descriptor().FullName() != p.ProtoReflect().Descriptor().FullName() {
+		return status.Errorf(codes.Internal, "inproc: cannot receive %T into %T", p.Message, out)
+	}
+	proto.Reset(o)
+	p.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		dst.Set(fd, v)
+		return true
+	})
+	return nil
 }
 
 // serverStream gives a handler the context Stop cancels.
