@@ -396,6 +396,10 @@ func (s *Server) KafkaAddr() string {
 // from KafkaAddr when an advertised address is set).
 func (s *Server) KafkaListenAddr() string { return s.gw.Addr().String() }
 
+// LogServiceAddr is the log service's gRPC address (which the gateway
+// does not dial unless LoopbackRPC is set).
+func (s *Server) LogServiceAddr() string { return s.node.Addr() }
+
 // EtcdEndpoint is the embedded etcd's client URL.
 func (s *Server) EtcdEndpoint() string { return "http://" + s.cfg.EtcdClientAddr }
 

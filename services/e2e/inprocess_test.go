@@ -2,7 +2,11 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,6 +58,38 @@ func TestAllInOneServiceChannels(t *testing.T) {
 					t.Fatalf("%s: DescribeLogDirs reports %d bytes", topic, size)
 				}
 			}
+			// In-process, nothing in the process connects to the log
+			// service's gRPC port; over loopback, the gateway does.
+			_, port, _ := net.SplitHostPort(s.LogServiceAddr())
+			conns := establishedTo(t, port)
+			if name == "in-process" && conns != 0 {
+				t.Fatalf("%d TCP connections to the log service's gRPC port %s; want none in-process", conns, port)
+			}
+			if name == "loopback" && conns == 0 {
+				t.Fatalf("no TCP connection to the log service's gRPC port %s with --loopback-grpc", port)
+			}
 		})
 	}
+}
+
+// establishedTo counts the established TCP connections of this machine to
+// 127.0.0.1:port (port decimal), from /proc/net/tcp.
+func establishedTo(t *testing.T, port string) int {
+	t.Helper()
+	raw, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatalf("reading the connection table: %v", err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := fmt.Sprintf("0100007F:%04X", p) // 127.0.0.1, as the kernel prints it
+	n := 0
+	for _, line := range strings.Split(string(raw), "\n")[1:] {
+		if f := strings.Fields(line); len(f) > 3 && f[2] == remote && f[3] == "01" { // 01: ESTABLISHED
+			n++
+		}
+	}
+	return n
 }

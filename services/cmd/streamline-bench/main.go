@@ -82,7 +82,7 @@ func run(args []string) int {
 		linger   = fs.Duration("linger", 0, "producer linger")
 		compress = fs.String("compression", "none", "none, gzip, snappy, lz4 or zstd")
 		noSync   = fs.Bool("unsafe-no-fsync", false, "with --target streamline: skip WAL fsync")
-		loopback = fs.Bool("loopback-grpc", false, "with --target streamline: the gateway calls the log service over gRPC on loopback instead of in-process (the all-in-one's --loopback-grpc)")
+		loopback = fs.Bool("loopback-grpc", false, "with --target streamline: the all-in-one's gateway calls its log service, and the log service its uploader, over gRPC on loopback instead of in-process (its --loopback-grpc)")
 		prodOnly = fs.Bool("produce-only", false, "do not consume (no end-to-end latency)")
 		txnRecs  = fs.Int("txn-records", 0, "produce in transactions of this many records (transactional producer, read_committed consumer; produce latency = send to commit); 0: idempotent, no transactions")
 		mode     = fs.String("storage-mode", "local", "storage mode of the benchmark topic: local, hybrid or diskless; a comma-separated list (e.g. local,hybrid) runs each mode in turn against the same server, each on a new topic")
