@@ -196,7 +196,7 @@ type Server struct {
 	closeErr  error
 }
 
-// Start boots etcd, then the log service, uploader and gateway. If any
+// Start boots etcd, then the uploader, the log service and the gateway. If any
 // step fails, what was started is closed.
 func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
@@ -416,11 +416,13 @@ func (s *Server) Close() error {
 		if s.gw != nil {
 			s.closeErr = errors.Join(s.closeErr, s.gw.Close())
 		}
-		if s.up != nil {
-			s.closeErr = errors.Join(s.closeErr, s.up.Close())
-		}
+		// The log service before the uploader: its last diskless flushes
+		// still reach an uploader that is serving.
 		if s.node != nil {
 			s.closeErr = errors.Join(s.closeErr, s.node.Close())
+		}
+		if s.up != nil {
+			s.closeErr = errors.Join(s.closeErr, s.up.Close())
 		}
 		if s.cli != nil {
 			s.cli.Close()
