@@ -47,6 +47,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -95,6 +96,7 @@ func run(args []string) int {
 		metrics  = fs.String("metrics-url", "", "Prometheus endpoint of the server under test (e.g. http://127.0.0.1:9094/metrics) to report the hybrid uploads of each run; with --target streamline the in-process registries are read")
 		batchTO  = fs.Duration("diskless-batch-timeout", 100*time.Millisecond, "with --target streamline: the diskless batch timeout (batch_timeout_ms)")
 		idleTO   = fs.Duration("diskless-idle-flush", buffer.DefaultIdleFlush, "with --target streamline: the all-in-one's --diskless-idle-flush (0: off)")
+		spans    = fs.Bool("trace-breakdown", false, "with --target streamline (in-process): trace every request of the server and print, after each run, the p50/p90/p99 of each span name and of the steps of a diskless batch (buffer wait before its flush is cut, upload, commit turn, commit, result hand-off); tracing costs throughput, so use it for latency runs")
 		cpuProf  = fs.String("cpuprofile", "", "write a CPU profile of this process (client and any in-process server) to this file")
 		logFile  = fs.String("server-log", "", "with --target streamline: write the in-process servers' logs (info and up) to this file")
 		merging  = fs.Bool("merge", true, "with --target streamline: run the uploader's merger (diskless ranges into segment objects)")
@@ -160,6 +162,9 @@ func run(args []string) int {
 	if err == nil {
 		err = checkServerFlags(*target, *srvBin, *nodes, *s3model, *outAfter, *outFor, *duration, cacheB, bufB)
 	}
+	if err == nil && *spans && (*target != "streamline" || *srvBin != "") {
+		err = errors.New("--trace-breakdown traces the in-process all-in-one: it needs --target streamline without --server-bin")
+	}
 	if err == nil && *preload < 0 {
 		err = fmt.Errorf("--preload-records must be 0 (no preload) or more, got %d", *preload)
 	}
@@ -218,6 +223,7 @@ func run(args []string) int {
 	var rss func() (int64, error)
 	var startup time.Duration // --server-bin: the child's cold start (0: not measured)
 	var proxy *objstoretest.FaultProxy
+	var breakdown *bench.SpanBreakdown // --trace-breakdown
 	if *metrics != "" {
 		tier = func() (bench.TierStats, error) { return bench.TierStatsURL(ctx, *metrics) }
 	}
@@ -297,6 +303,12 @@ func run(args []string) int {
 				fmt.Printf("all-in-one %s (pid %d) in %s; metrics on %s; ready %v after its start (empty data directory)\n", *srvBin, c.cmd.Process.Pid, dir, metricsURL, c.startup.Round(time.Millisecond))
 			}
 			break
+		}
+		if *spans {
+			breakdown = bench.NewSpanBreakdown()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(breakdown))
+			defer tp.Shutdown(context.Background())
+			cfg.TracerProvider = tp
 		}
 		s, err := allinone.Start(ctx, cfg)
 		if err != nil {
@@ -451,6 +463,10 @@ func run(args []string) int {
 				l = fmt.Sprintf("[%s, round %d] %s", m, round, l)
 			}
 			res.Print(os.Stdout, l)
+			if breakdown != nil {
+				breakdown.Print(os.Stdout)
+				breakdown.Reset()
+			}
 			if rss != nil {
 				rssReport(os.Stdout, samples, bufB.or(buffer.DefaultMaxBufferedBytes), cacheB.or(100<<20))
 			}

@@ -147,6 +147,8 @@ func TestServerFlagsAreChecked(t *testing.T) {
 		{[]string{"--target", "kfake", "--read-cache-bytes", "1MiB"}, "--read-cache-bytes"},
 		{[]string{"--target", "streamline", "--diskless-max-buffered-bytes", "0"}, "--diskless-max-buffered-bytes"},
 		{[]string{"--duration", "-5s"}, "--duration"},
+		{[]string{"--target", "kfake", "--trace-breakdown"}, "--trace-breakdown"},
+		{[]string{"--target", "streamline", "--server-bin", os.Args[0], "--trace-breakdown"}, "--trace-breakdown"},
 	} {
 		code, stderr := stderrOf(t, c.args...)
 		if code != 2 || !strings.Contains(stderr, c.flag) {
