@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	"github.com/streamline-dev/streamline/logsvc/buffer"
@@ -21,6 +22,8 @@ import (
 	"github.com/streamline-dev/streamline/logsvc/storage/storagetest"
 	uploadv1 "github.com/streamline-dev/streamline/proto/gen/streamline/upload/v1"
 	"github.com/streamline-dev/streamline/shared/meta"
+	"github.com/streamline-dev/streamline/shared/recbatch"
+	"github.com/streamline-dev/streamline/shared/recbatch/recbatchtest"
 	"github.com/streamline-dev/streamline/shared/meta/metatest"
 	"github.com/streamline-dev/streamline/shared/objstore/objstorefs"
 	"github.com/streamline-dev/streamline/shared/rpc"
@@ -77,4 +80,104 @@ func TestDisklessEngineConformance(t *testing.T) {
 			return open(t)
 		},
 	})
+}
+
+// TestDisklessRecentBatchesReadFromMemory: batches appended back to back,
+// many of one partition in each flush, are read back from the ring of
+// recent batches, with no object GET. The ring keeps a partition's
+// batches only in offset order; when each batch's own goroutine put it
+// there as its result arrived, in whatever order those goroutines ran,
+// the ring kept dropping the partition and tail reads (every consumer's)
+// went to object storage, at worst falling further behind with each read.
+func TestDisklessRecentBatchesReadFromMemory(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	etcd := metatest.Start(t)
+	bucket, err := objstorefs.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := startUploader(ctx, t, uploader.Config{Etcd: etcd.Client, Objects: bucket, Logger: quiet})
+	e := disklessstore.New(disklessstore.Options{
+		NodeID: "ring", Store: meta.NewStore(etcd.Client, ""), Objects: bucket,
+		Uploaders: func() []uploadv1.UploadServiceClient { return []uploadv1.UploadServiceClient{client} },
+		// Long enough that each flush holds many batches of the partition.
+		Buffer: buffer.Config{MaxDelay: 20 * time.Millisecond}, Logger: quiet,
+	})
+	defer e.Close()
+	spec := storagetest.Spec("ring")
+	spec.Topic.StorageMode = meta.StorageDiskless
+	l, err := e.Open(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const batches = 200
+	var done []<-chan error
+	next := int64(0)
+	for i := 0; i < batches; i++ {
+		b := recbatchtest.Build(recbatchtest.Values(int64(i), "x", "y"))
+		recbatch.SetBaseOffset(b, next)
+		h, err := recbatch.Validate(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done = append(done, l.Append(b, h))
+		next = h.NextOffset()
+	}
+	for i, ch := range done {
+		if err := <-ch; err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	if st := e.Stats(); st.Flushes >= batches/2 {
+		t.Fatalf("%d flushes for %d batches: too few batches per flush to test their order", st.Flushes, batches)
+	}
+	// A consumer at the tail reads each batch right after its ack.
+	for off := int64(0); off < next; {
+		b, err := l.Read(off, 1, next, true) // one batch per read
+		if err != nil {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+		var got []int64
+		if _, err := recbatch.Iterate(b, false, func(h recbatch.Header, _ []byte) error {
+			got = append(got, h.BaseOffset)
+			off = h.NextOffset()
+			return nil
+		}); err != nil || len(got) != 1 || got[0] != off-2 {
+			t.Fatalf("read at %d: batches %v, %v", off, got, err)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(e.Collector())
+	for tier, want := range map[string]float64{"ring": 0, "range": 0} {
+		if got := counterValue(t, reg, "streamline_logsvc_read_cache_misses_total", tier); got != want {
+			t.Errorf("%s misses: %v, want %v", tier, got, want)
+		}
+	}
+	if got := counterValue(t, reg, "streamline_logsvc_read_cache_hits_total", "ring"); got != batches {
+		t.Errorf("ring hits: %v, want %d", got, batches)
+	}
+}
+
+// counterValue is the value of the counter name with label tier=tier.
+func counterValue(t *testing.T, g prometheus.Gatherer, name, tier string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "tier" && lp.GetValue() == tier {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{tier=%q}", name, tier)
+	return 0
 }

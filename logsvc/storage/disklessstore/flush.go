@@ -52,11 +52,13 @@ func (e *Engine) flush(ctx context.Context, f *buffer.Flush) (_ buffer.CommitFun
 		}
 		creq := &uploadv1.CommitRequest{}
 		var order []*Log
+		var items [][]buffer.Item // parallel to order
 		for i, l := range logs {
 			if !want[l.stream] {
 				continue
 			}
 			order = append(order, l)
+			items = append(items, f.Items[f.Streams[i].Start:f.Streams[i].End])
 			creq.Partitions = append(creq.Partitions, &uploadv1.PartitionCommit{
 				Topic: l.spec.Topic.Name, TopicId: l.spec.Topic.ID[:], Partition: l.spec.Partition,
 				LeaderRevision: l.spec.Leader.ModRevision, Coords: resp.GetPartitions()[i],
@@ -84,6 +86,7 @@ func (e *Engine) flush(ctx context.Context, f *buffer.Flush) (_ buffer.CommitFun
 				if c := creq.Partitions[i].GetCoords(); c != nil {
 					l.committed(c.GetLastOffset(), c.GetLength())
 				}
+				l.publish(items[i])
 			case uploadv1.CommitStatus_COMMIT_STATUS_FENCED:
 				failed[l.stream] = fmt.Errorf("%w: %s", storage.ErrFenced, r.GetMessage())
 			default:

@@ -87,16 +87,9 @@ func (l *Log) AppendContext(ctx context.Context, batch []byte, h recbatch.Header
 		return res
 	}
 	go func() {
+		// A committed batch was published (publish) before its result.
 		err := <-ch
-		if err == nil {
-			for {
-				cur := l.end.Load()
-				if h.NextOffset() <= cur || l.end.CompareAndSwap(cur, h.NextOffset()) {
-					break
-				}
-			}
-			l.e.ring.Put(l.stream, h.BaseOffset, h.LastOffset(), batch)
-		} else if !errors.Is(err, storage.ErrFenced) && !errors.Is(err, storage.ErrStorage) {
+		if err != nil && !errors.Is(err, storage.ErrFenced) && !errors.Is(err, storage.ErrStorage) {
 			err = fmt.Errorf("%w: %v", storage.ErrStorage, err)
 		}
 		endSpan(wait, err)
@@ -585,6 +578,29 @@ func (l *Log) committed(last, length int64) {
 	l.entries = append(l.entries, sizeEntry{last, length})
 	l.bytes += length
 	l.sizeMu.Unlock()
+}
+
+// publish makes a partition's batches of a flush readable once their
+// commit succeeded: it advances the committed end and keeps them in the
+// ring of recent batches. The commit loop calls it, one commit at a time
+// and each partition's batches in offset order, before their results are
+// delivered, so a producer's ack implies that its batch is readable.
+// Offset order matters to the ring, which takes a batch at or below its
+// last one for a rewound log and drops the partition's batches: done by
+// each batch's own goroutine as its result arrived, whose scheduling order
+// is not the delivery order, a partition with several batches in a flush
+// lost its recent batches, and its tail reads went to object storage.
+func (l *Log) publish(items []buffer.Item) {
+	for _, it := range items {
+		next := it.LastOffset + 1
+		for {
+			cur := l.end.Load()
+			if next <= cur || l.end.CompareAndSwap(cur, next) {
+				break
+			}
+		}
+		l.e.ring.Put(l.stream, it.BaseOffset, it.LastOffset, it.Data)
+	}
 }
 
 // Close implements storage.Log.
