@@ -22,10 +22,10 @@ import (
 	"github.com/streamline-dev/streamline/logsvc/storage/storagetest"
 	uploadv1 "github.com/streamline-dev/streamline/proto/gen/streamline/upload/v1"
 	"github.com/streamline-dev/streamline/shared/meta"
-	"github.com/streamline-dev/streamline/shared/recbatch"
-	"github.com/streamline-dev/streamline/shared/recbatch/recbatchtest"
 	"github.com/streamline-dev/streamline/shared/meta/metatest"
 	"github.com/streamline-dev/streamline/shared/objstore/objstorefs"
+	"github.com/streamline-dev/streamline/shared/recbatch"
+	"github.com/streamline-dev/streamline/shared/recbatch/recbatchtest"
 	"github.com/streamline-dev/streamline/shared/rpc"
 	"github.com/streamline-dev/streamline/uploader"
 )
