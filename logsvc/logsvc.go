@@ -260,6 +260,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	srv.CountReplication(n.metrics.replicationOut)
 	logv1.RegisterLogServiceServer(n.grpc, srv)
 	n.inproc = inproc.New("log service "+n.cfg.ID, n.cfg.TracerProvider)
+	// Fetch responses are built per call, their records read into new
+	// buffers, and the gateway only encodes them: no copy in-process.
+	n.inproc.MoveResponses(logv1.LogService_Fetch_FullMethodName)
 	logv1.RegisterLogServiceServer(n.inproc, srv)
 	go n.grpc.Serve(n.lis)
 

@@ -39,6 +39,10 @@ type Server struct {
 	ch   inprocgrpc.Channel
 	name string // for errors: "log service", "uploader"
 
+	// moved are the unary methods whose responses the caller receives
+	// without a copy (MoveResponses). Set before the first call.
+	moved map[string]bool
+
 	mu      sync.Mutex
 	stopped bool
 	calls   map[*call]struct{}
@@ -59,6 +63,24 @@ func New(name string, tp trace.TracerProvider) *Server {
 		s.ch.WithClientStatsHandler(h)
 	}
 	return s
+}
+
+// MoveResponses hands the responses of the unary methods (full names,
+// e.g. "/streamline.log.v1.LogService/Fetch") to their callers without
+// copying them: the caller's message gets the response's fields, byte
+// slices and nested messages included. Only for handlers that build a new
+// response for every call, keep no reference to it, and fill it with
+// bytes nobody modifies afterwards; the caller must not modify them
+// either. A log service's fetch responses are all three (records read
+// into new buffers per call) and are the largest messages the gateway
+// receives, which it only encodes. Call it before the first call.
+func (s *Server) MoveResponses(methods ...string) {
+	if s.moved == nil {
+		s.moved = map[string]bool{}
+	}
+	for _, m := range methods {
+		s.moved[m] = true
+	}
 }
 
 // RegisterService implements grpc.ServiceRegistrar.
@@ -157,12 +179,17 @@ func (s *Server) unavailable() error {
 	return status.Errorf(codes.Unavailable, "%s stopped", s.name)
 }
 
-func (s *Server) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	ctx, c, ok := s.begin(ctx)
 	if !ok {
 		return nil, s.unavailable()
 	}
 	resp, err := handler(ctx, req)
+	if m, isMsg := resp.(proto.Message); isMsg && err == nil && s.moved[info.FullMethod] {
+		// The cloner's Copy moves a private message's fields instead of
+		// copying them (see onceCloner).
+		resp = private{m}
+	}
 	return resp, s.end(c, err)
 }
 
@@ -180,7 +207,8 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo,
 // marks its copy as private, and Copy moves a private copy's fields into
 // the receiver's message instead of copying them again: nothing else holds
 // that copy. Unary requests and responses are copied once, by Copy, as
-// before.
+// before, except the responses of methods named to MoveResponses, which
+// the unary interceptor marks private.
 type onceCloner struct{}
 
 // private is a message only the channel holds: a Clone not yet received.

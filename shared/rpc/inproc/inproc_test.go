@@ -158,3 +158,39 @@ func TestStreamMessagesAreCopied(t *testing.T) {
 	}
 	stream.CloseSend()
 }
+
+// unaryBody answers UnaryCall with a payload it keeps, so a test can tell
+// whether the caller got that payload's bytes or a copy.
+type unaryBody struct {
+	testgrpc.UnimplementedTestServiceServer
+	body []byte
+}
+
+func (u *unaryBody) UnaryCall(context.Context, *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
+	return &testgrpc.SimpleResponse{Payload: &testgrpc.Payload{Body: u.body}, Username: "u"}, nil
+}
+
+// The responses of methods named to MoveResponses reach the caller whole
+// and without a copy; other methods' responses are still copied.
+func TestMoveResponses(t *testing.T) {
+	for _, moved := range []bool{false, true} {
+		h := &unaryBody{body: []byte("fetched records")}
+		s := New("test service", nil)
+		if moved {
+			s.MoveResponses(testgrpc.TestService_UnaryCall_FullMethodName)
+		}
+		s.MoveResponses(testgrpc.TestService_EmptyCall_FullMethodName) // another method: no effect
+		testgrpc.RegisterTestServiceServer(s, h)
+		resp, err := testgrpc.NewTestServiceClient(s).UnaryCall(t.Context(), &testgrpc.SimpleRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := resp.GetPayload().GetBody()
+		if string(got) != "fetched records" || resp.GetUsername() != "u" {
+			t.Fatalf("moved=%v: response %v", moved, resp)
+		}
+		if shared := &got[0] == &h.body[0]; shared != moved {
+			t.Errorf("moved=%v: caller shares the handler's bytes: %v", moved, shared)
+		}
+	}
+}
