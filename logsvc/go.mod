@@ -6,6 +6,7 @@ require (
 	github.com/streamline-dev/streamline/proto v0.0.0-00010101000000-000000000000
 	github.com/streamline-dev/streamline/shared v0.0.0-00010101000000-000000000000
 	go.etcd.io/etcd/client/v3 v3.7.3
+	golang.org/x/sync v0.25.0
 	google.golang.org/grpc v1.85.0
 )
 

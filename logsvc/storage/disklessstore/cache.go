@@ -44,6 +44,15 @@ func (c *rangeCache) get(k rangeKey) ([]byte, bool) {
 	return e.data, true
 }
 
+// has reports whether k is cached, without counting a hit or a miss or
+// refreshing its place in the LRU.
+func (c *rangeCache) has(k rangeKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.items[k]
+	return ok
+}
+
 func (c *rangeCache) lookup(k rangeKey) (*cacheEntry, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

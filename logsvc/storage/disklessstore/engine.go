@@ -10,8 +10,10 @@
 //
 // Reads go to the MemoryRing of recently committed batches first, then a
 // byte-bounded LRU cache of object ranges, then a range GET of the object
-// located through the etcd manifest; a sequential reader's next range is
-// prefetched into the cache.
+// located through the etcd manifest. The ranges one read needs are GET
+// several at a time (a consumer behind the ring reads many small ranges,
+// one per flush), concurrent reads of one range share its GET, and a
+// sequential reader's next ranges are prefetched into the cache.
 //
 // A new leader recovers everything from etcd: the log end is the committed
 // end, idempotent-producer state and leader epochs come from the manifest
@@ -29,6 +31,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/streamline-dev/streamline/logsvc/buffer"
 	"github.com/streamline-dev/streamline/logsvc/storage"
@@ -79,7 +82,9 @@ type Engine struct {
 	hedge hedger
 	seq   atomic.Uint64
 
-	tracer               trace.Tracer // nil: not tracing
+	tracer trace.Tracer // nil: not tracing
+	// gets joins concurrent GETs of one intake range (readRange).
+	gets                 singleflight.Group
 	ringHits, ringMisses atomic.Uint64
 	warmed               atomic.Uint64 // entries loaded by cache warming
 

@@ -266,6 +266,10 @@ func (l *Log) Read(offset int64, maxBytes int, maxOffset int64, minOne bool) ([]
 	if len(ranges) == 0 || ranges[0].BaseOffset > offset {
 		return nil, storage.ErrOffsetOutOfRange // retention removed it meanwhile
 	}
+	// The ranges this read needs, GET concurrently, not one after another:
+	// a consumer behind the ring (catching up, or after a leader change)
+	// reads small intake ranges, one per flush.
+	l.e.readAhead(ctx, ranges, maxBytes, maxOffset)
 	lim := limits{maxBytes, maxOffset, minOne}
 	var out []byte
 	next := offset
@@ -294,23 +298,29 @@ func (l *Log) Read(offset int64, maxBytes int, maxOffset int64, minOne bool) ([]
 		}
 	}
 	if len(out) > 0 {
-		l.prefetch(next)
+		l.prefetch(next, maxBytes)
 	}
 	return out, nil
 }
 
-// prefetch loads what a sequential reader reads next into the cache.
-func (l *Log) prefetch(next int64) {
+// prefetch loads what a sequential reader reads next (as much as this
+// read's maxBytes) into the cache.
+func (l *Log) prefetch(next int64, maxBytes int) {
 	if next >= l.end.Load() || l.next.Swap(next) == next {
 		return
 	}
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), l.e.opts.RPCTimeout)
 		defer cancel()
-		rs, err := l.e.opts.Store.RangesFrom(ctx, l.spec.Topic.ID, l.spec.Partition, next, 1)
-		if err == nil && len(rs) == 1 && rs[0].BaseOffset <= next {
-			_, _ = l.e.readAt(ctx, rs[0], next)
+		rs, err := l.e.opts.Store.RangesFrom(ctx, l.spec.Topic.ID, l.spec.Partition, next, manifestPage)
+		if err != nil || len(rs) == 0 || rs[0].BaseOffset > next {
+			return
 		}
+		if rs[0].Segment != nil {
+			_, _ = l.e.readAt(ctx, rs[0], next)
+			return
+		}
+		l.e.readAhead(ctx, rs, maxBytes, l.end.Load())
 	}()
 }
 
