@@ -62,11 +62,15 @@ func (e *Engine) readRange(ctx context.Context, r meta.Coords) ([]byte, error) {
 	if b, ok := e.cache.get(k); ok {
 		return b, nil
 	}
-	v, err, _ := e.gets.Do(fmt.Sprintf("%s@%d", r.Object, r.Position), func() (any, error) {
+	shared := e.gets.DoChan(fmt.Sprintf("%s@%d", r.Object, r.Position), func() (any, error) {
 		if b, ok := e.cache.get(k); ok { // cached by a GET that just ended
 			return b, nil
 		}
-		b, err := e.get(ctx, r.Object, r.Position, r.Length)
+		// The GET serves every caller that joins it: the first caller's
+		// deadline or cancellation must not fail the others.
+		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.RPCTimeout)
+		defer cancel()
+		b, err := e.get(gctx, r.Object, r.Position, r.Length)
 		if err != nil {
 			return nil, err
 		}
@@ -76,10 +80,15 @@ func (e *Engine) readRange(ctx context.Context, r meta.Coords) ([]byte, error) {
 		e.cache.put(k, b)
 		return b, nil
 	})
-	if err != nil {
-		return nil, err
+	select {
+	case res := <-shared:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.([]byte), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: read %s@%d: %v", storage.ErrStorage, r.Object, r.Position, context.Cause(ctx))
 	}
-	return v.([]byte), nil
 }
 
 // readAheadGETs bounds the range GETs one read (or prefetch) runs at once.
