@@ -297,3 +297,60 @@ func TestDisklessReadBehindTheRingGETsConcurrently(t *testing.T) {
 		t.Fatalf("reading the prefetched ranges: %d GETs (want %d), %d bytes", got, ranges, len(b))
 	}
 }
+
+// TestDisklessWarmUpGETsConcurrently: a node opening a partition (a new
+// leader) warms its cache with the partition's tail, and GETs the tail's
+// small intake ranges several at a time: one after another, warming 8 MiB
+// of 2 KiB ranges took thousands of sequential GETs while consumers of the
+// partition read cold.
+func TestDisklessWarmUpGETsConcurrently(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	etcd := metatest.Start(t)
+	bucket, err := objstorefs.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := startUploader(ctx, t, uploader.Config{Etcd: etcd.Client, Objects: bucket, Logger: quiet})
+	store := meta.NewStore(etcd.Client, "")
+	uploaders := func() []uploadv1.UploadServiceClient { return []uploadv1.UploadServiceClient{client} }
+	writer := disklessstore.New(disklessstore.Options{NodeID: "writer", Store: store, Objects: bucket, Uploaders: uploaders,
+		Buffer: buffer.Config{MaxDelay: 2 * time.Millisecond}, Logger: quiet})
+	defer writer.Close()
+	spec := storagetest.Spec("warm")
+	spec.Topic.StorageMode = meta.StorageDiskless
+	w, err := writer.Open(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ranges = 40
+	next := int64(0)
+	for i := 0; i < ranges; i++ {
+		next = storagetest.Append(t, w, next, int64(i), fmt.Sprintf("record %d", i))
+	}
+
+	slow := &slowGets{Bucket: bucket, delay: 20 * time.Millisecond}
+	leader := disklessstore.New(disklessstore.Options{NodeID: "leader", Store: store, Objects: slow, Uploaders: uploaders, Logger: quiet})
+	defer leader.Close()
+	l, err := leader.Open(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for leader.Warmed() < ranges && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	n, most := slow.counts()
+	if leader.Warmed() != ranges || n != ranges || most < 2 || most > 16 {
+		t.Fatalf("warmed %d of %d ranges with %d GETs, at most %d at once; want every range, one GET each, 2 to 16 at once",
+			leader.Warmed(), ranges, n, most)
+	}
+	// Reads now come from the cache.
+	b, err := l.Read(0, 1<<20, next, true)
+	if err != nil || len(b) == 0 {
+		t.Fatalf("read: %d bytes, %v", len(b), err)
+	}
+	if got, _ := slow.counts(); got != ranges {
+		t.Fatalf("%d GETs after reading the warmed tail, want %d", got, ranges)
+	}
+}

@@ -87,6 +87,7 @@ type Engine struct {
 	gets                 singleflight.Group
 	ringHits, ringMisses atomic.Uint64
 	warmed               atomic.Uint64 // entries loaded by cache warming
+	warmSem              chan struct{} // warmGETs: GETs of cache warming running
 
 	mu   sync.Mutex
 	logs map[string]*Log
@@ -116,7 +117,7 @@ func New(opts Options) *Engine {
 		opts.Logger = slog.Default()
 	}
 	e := &Engine{opts: opts, log: opts.Logger, ring: buffer.NewMemoryRing(opts.RingBytes),
-		cache: newRangeCache(opts.ReadCacheBytes), logs: map[string]*Log{},
+		cache: newRangeCache(opts.ReadCacheBytes), logs: map[string]*Log{}, warmSem: make(chan struct{}, warmGETs),
 		tracer: telemetry.Tracer(opts.TracerProvider, "github.com/streamline-dev/streamline/logsvc/storage/disklessstore")}
 	e.buf = buffer.New(opts.Buffer, e.flush)
 	return e

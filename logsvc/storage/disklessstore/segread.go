@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/streamline-dev/streamline/logsvc/storage"
 	"github.com/streamline-dev/streamline/shared/meta"
@@ -120,15 +121,28 @@ func (e *Engine) readAhead(ctx context.Context, rs []meta.Coords, maxBytes int, 
 	if len(need) < 2 {
 		return // none, or the read's own GET
 	}
-	sem := make(chan struct{}, readAheadGETs)
+	e.loadRanges(ctx, need, make(chan struct{}, readAheadGETs), nil)
+}
+
+// loadRanges loads intake ranges rs into the cache, as many GETs at once
+// as sem has room for, and waits for them; loaded (if set) counts each
+// range loaded. Errors only mean colder reads.
+func (e *Engine) loadRanges(ctx context.Context, rs []meta.Coords, sem chan struct{}, loaded *atomic.Uint64) {
 	var wg sync.WaitGroup
-	for _, r := range need {
-		sem <- struct{}{}
+	for _, r := range rs {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			_, _ = e.readRange(ctx, r)
+			if _, err := e.readRange(ctx, r); err == nil && loaded != nil {
+				loaded.Add(1)
+			}
 		}()
 	}
 	wg.Wait()
@@ -218,11 +232,24 @@ func (l *Log) warm(tail []meta.Coords) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), l.e.opts.RPCTimeout)
 		defer cancel()
+		// Intake ranges (small: one flush's share of the partition) are
+		// GET warmGETs at a time across every partition the node warms,
+		// since a node taking over many partitions warms them all at
+		// once; segment chunks one at a time.
+		var ranges []meta.Coords
 		for _, r := range tail {
+			if r.Segment == nil {
+				ranges = append(ranges, r)
+				continue
+			}
 			if _, err := l.e.readAt(ctx, r, max(r.BaseOffset, r.LastOffset)); err != nil {
 				return
 			}
 			l.e.warmed.Add(1)
 		}
+		l.e.loadRanges(ctx, ranges, l.e.warmSem, &l.e.warmed)
 	}()
 }
+
+// warmGETs bounds the range GETs cache warming runs at once on a node.
+const warmGETs = 16
