@@ -54,25 +54,63 @@ func startUploader(ctx context.Context, t *testing.T, cfg uploader.Config) uploa
 	return uploadv1.NewUploadServiceClient(cc)
 }
 
-func TestDisklessEngineConformance(t *testing.T) {
+// objectTier is what a diskless engine works against, all real: an
+// embedded etcd, a directory object store and an uploader over loopback
+// gRPC.
+type objectTier struct {
+	store     *meta.Store
+	bucket    objstore.Bucket
+	uploaders func() []uploadv1.UploadServiceClient
+}
+
+// startObjectTier starts an objectTier for the test.
+func startObjectTier(t *testing.T) objectTier {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	etcd := metatest.Start(t)
 	bucket, err := objstorefs.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	client := startUploader(ctx, t, uploader.Config{Etcd: etcd.Client, Objects: bucket, Logger: quiet})
-	store := meta.NewStore(etcd.Client, "")
+	return objectTier{store: meta.NewStore(etcd.Client, ""), bucket: bucket,
+		uploaders: func() []uploadv1.UploadServiceClient { return []uploadv1.UploadServiceClient{client} }}
+}
 
+// engine starts a diskless engine of node id reading through objects
+// (the tier's bucket when nil), closed when the test ends.
+func (o objectTier) engine(t *testing.T, id string, objects objstore.Bucket, buf buffer.Config) *disklessstore.Engine {
+	if objects == nil {
+		objects = o.bucket
+	}
+	e := disklessstore.New(disklessstore.Options{NodeID: id, Store: o.store, Objects: objects, Uploaders: o.uploaders, Buffer: buf, Logger: quiet})
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// writeRanges writes n one-batch flushes, each its own intake range, to a
+// new diskless partition named name, and returns its spec and log end.
+func (o objectTier) writeRanges(t *testing.T, name string, n int) (storage.PartitionSpec, int64) {
+	t.Helper()
+	writer := o.engine(t, "writer", nil, buffer.Config{MaxDelay: 2 * time.Millisecond})
+	spec := storagetest.Spec(name)
+	spec.Topic.StorageMode = meta.StorageDiskless
+	w, err := writer.Open(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := int64(0)
+	for i := 0; i < n; i++ {
+		next = storagetest.Append(t, w, next, int64(i), fmt.Sprintf("record %d", i))
+	}
+	return spec, next
+}
+
+func TestDisklessEngineConformance(t *testing.T) {
+	tier := startObjectTier(t)
 	open := func(t *testing.T) storage.Engine {
-		e := disklessstore.New(disklessstore.Options{
-			NodeID: "conformance", Store: store, Objects: bucket,
-			Uploaders: func() []uploadv1.UploadServiceClient { return []uploadv1.UploadServiceClient{client} },
-			Buffer:    buffer.Config{MaxDelay: 5 * time.Millisecond}, Logger: quiet,
-		})
-		t.Cleanup(func() { e.Close() })
-		return e
+		return tier.engine(t, "conformance", nil, buffer.Config{MaxDelay: 5 * time.Millisecond})
 	}
 	storagetest.Run(t, storagetest.Harness{
 		New: open,
@@ -93,21 +131,8 @@ func TestDisklessEngineConformance(t *testing.T) {
 // the ring kept dropping the partition and tail reads (every consumer's)
 // went to object storage, at worst falling further behind with each read.
 func TestDisklessRecentBatchesReadFromMemory(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	etcd := metatest.Start(t)
-	bucket, err := objstorefs.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := startUploader(ctx, t, uploader.Config{Etcd: etcd.Client, Objects: bucket, Logger: quiet})
-	e := disklessstore.New(disklessstore.Options{
-		NodeID: "ring", Store: meta.NewStore(etcd.Client, ""), Objects: bucket,
-		Uploaders: func() []uploadv1.UploadServiceClient { return []uploadv1.UploadServiceClient{client} },
-		// Long enough that each flush holds many batches of the partition.
-		Buffer: buffer.Config{MaxDelay: 20 * time.Millisecond}, Logger: quiet,
-	})
-	defer e.Close()
+	// Long enough that each flush holds many batches of the partition.
+	e := startObjectTier(t).engine(t, "ring", nil, buffer.Config{MaxDelay: 20 * time.Millisecond})
 	spec := storagetest.Spec("ring")
 	spec.Topic.StorageMode = meta.StorageDiskless
 	l, err := e.Open(spec)
@@ -224,35 +249,12 @@ func (b *slowGets) counts() (n, most int) {
 // after another, a catching-up consumer read 3.6k records/s of 1 KiB
 // behind the S3 Express model, under twice what the producer wrote.
 func TestDisklessReadBehindTheRingGETsConcurrently(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	etcd := metatest.Start(t)
-	bucket, err := objstorefs.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := startUploader(ctx, t, uploader.Config{Etcd: etcd.Client, Objects: bucket, Logger: quiet})
-	store := meta.NewStore(etcd.Client, "")
-	uploaders := func() []uploadv1.UploadServiceClient { return []uploadv1.UploadServiceClient{client} }
-	writer := disklessstore.New(disklessstore.Options{NodeID: "writer", Store: store, Objects: bucket, Uploaders: uploaders,
-		Buffer: buffer.Config{MaxDelay: 2 * time.Millisecond}, Logger: quiet})
-	defer writer.Close()
-	spec := storagetest.Spec("behind")
-	spec.Topic.StorageMode = meta.StorageDiskless
-	w, err := writer.Open(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// One batch per flush: each its own range.
+	tier := startObjectTier(t)
 	const ranges = 80
-	next := int64(0)
-	for i := 0; i < ranges; i++ {
-		next = storagetest.Append(t, w, next, int64(i), fmt.Sprintf("record %d", i))
-	}
+	spec, next := tier.writeRanges(t, "TestDisklessReadBehindTheRingGETsConcurrently", ranges)
 
-	slow := &slowGets{Bucket: bucket, delay: 20 * time.Millisecond}
-	reader := disklessstore.New(disklessstore.Options{NodeID: "reader", Store: store, Objects: slow, Uploaders: uploaders, Logger: quiet})
-	defer reader.Close()
+	slow := &slowGets{Bucket: tier.bucket, delay: 20 * time.Millisecond}
+	reader := tier.engine(t, "reader", slow, buffer.Config{})
 	r, err := reader.OpenTier(spec) // no cache warming
 	if err != nil {
 		t.Fatal(err)
@@ -304,34 +306,12 @@ func TestDisklessReadBehindTheRingGETsConcurrently(t *testing.T) {
 // of 2 KiB ranges took thousands of sequential GETs while consumers of the
 // partition read cold.
 func TestDisklessWarmUpGETsConcurrently(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	etcd := metatest.Start(t)
-	bucket, err := objstorefs.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := startUploader(ctx, t, uploader.Config{Etcd: etcd.Client, Objects: bucket, Logger: quiet})
-	store := meta.NewStore(etcd.Client, "")
-	uploaders := func() []uploadv1.UploadServiceClient { return []uploadv1.UploadServiceClient{client} }
-	writer := disklessstore.New(disklessstore.Options{NodeID: "writer", Store: store, Objects: bucket, Uploaders: uploaders,
-		Buffer: buffer.Config{MaxDelay: 2 * time.Millisecond}, Logger: quiet})
-	defer writer.Close()
-	spec := storagetest.Spec("warm")
-	spec.Topic.StorageMode = meta.StorageDiskless
-	w, err := writer.Open(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tier := startObjectTier(t)
 	const ranges = 40
-	next := int64(0)
-	for i := 0; i < ranges; i++ {
-		next = storagetest.Append(t, w, next, int64(i), fmt.Sprintf("record %d", i))
-	}
+	spec, next := tier.writeRanges(t, "TestDisklessWarmUpGETsConcurrently", ranges)
 
-	slow := &slowGets{Bucket: bucket, delay: 20 * time.Millisecond}
-	leader := disklessstore.New(disklessstore.Options{NodeID: "leader", Store: store, Objects: slow, Uploaders: uploaders, Logger: quiet})
-	defer leader.Close()
+	slow := &slowGets{Bucket: tier.bucket, delay: 20 * time.Millisecond}
+	leader := tier.engine(t, "leader", slow, buffer.Config{})
 	l, err := leader.Open(spec)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"context"
 	"errors"
 	"maps"
 	"testing"
@@ -12,12 +11,8 @@ import (
 	"github.com/streamline-dev/streamline/logsvc/storage/hybridstore"
 	"github.com/streamline-dev/streamline/logsvc/storage/localstore"
 	"github.com/streamline-dev/streamline/logsvc/storage/storagetest"
-	uploadv1 "github.com/streamline-dev/streamline/proto/gen/streamline/upload/v1"
 	"github.com/streamline-dev/streamline/shared/meta"
-	"github.com/streamline-dev/streamline/shared/meta/metatest"
-	"github.com/streamline-dev/streamline/shared/objstore/objstorefs"
 	"github.com/streamline-dev/streamline/shared/recbatch"
-	"github.com/streamline-dev/streamline/uploader"
 )
 
 // hybridEngines is a hybrid engine with its local and tier engines, over
@@ -47,16 +42,8 @@ func (e *hybridEngines) Open(spec storage.PartitionSpec) (storage.Log, error) {
 func (e *hybridEngines) Close() error { return errors.Join(e.tier.Close(), e.local.Close()) }
 
 func hybridHarness(t *testing.T, topicConfigs map[string]string) (storagetest.Harness, *meta.Store) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	etcd := metatest.Start(t)
-	bucket, err := objstorefs.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := startUploader(ctx, t, uploader.Config{Etcd: etcd.Client, Objects: bucket, Logger: quiet})
-	store := meta.NewStore(etcd.Client, "")
-	uploaders := func() []uploadv1.UploadServiceClient { return []uploadv1.UploadServiceClient{client} }
+	o := startObjectTier(t)
+	store, bucket, uploaders := o.store, o.bucket, o.uploaders
 	openAt := func(t *testing.T, dir string) storage.Engine {
 		local, err := localstore.Open(localstore.Options{DataDir: dir, MinFreeBytes: -1, Logger: quiet})
 		if err != nil {
