@@ -344,6 +344,9 @@ func percentiles(d []time.Duration) (p50, p99, p999 time.Duration) {
 	return
 }
 
+// nearestRank is the q quantile of sorted samples s (not empty).
+func nearestRank(s []time.Duration, q float64) time.Duration { return s[int(q*float64(len(s)-1))] }
+
 // distribution sorts a copy of the samples and returns their percentiles
 // and their CDF (see Result.ProduceCDF); all zero and nil without samples.
 func distribution(d []time.Duration) (p50, p99, p999 time.Duration, cdf []time.Duration) {
@@ -352,7 +355,7 @@ func distribution(d []time.Duration) (p50, p99, p999 time.Duration, cdf []time.D
 	}
 	s := append([]time.Duration(nil), d...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	at := func(q float64) time.Duration { return s[int(q*float64(len(s)-1))].Round(10 * time.Microsecond) }
+	at := func(q float64) time.Duration { return nearestRank(s, q).Round(10 * time.Microsecond) }
 	cdf = make([]time.Duration, CDFSteps+1)
 	for i := range cdf {
 		// The same nearest-rank rule as the percentiles, unrounded; the

@@ -128,8 +128,7 @@ func (b *SpanBreakdown) Stats() []StepStats {
 	for name, ds := range b.durations {
 		s := slices.Clone(ds)
 		slices.Sort(s)
-		at := func(q float64) time.Duration { return s[min(len(s)-1, int(q*float64(len(s))))] }
-		out = append(out, StepStats{Name: name, Count: len(s), P50: at(0.50), P90: at(0.90), P99: at(0.99)})
+		out = append(out, StepStats{Name: name, Count: len(s), P50: nearestRank(s, 0.50), P90: nearestRank(s, 0.90), P99: nearestRank(s, 0.99)})
 	}
 	slices.SortFunc(out, func(a, b StepStats) int { return cmp.Compare(a.Name, b.Name) })
 	return out

@@ -47,7 +47,7 @@ func TestSpanBreakdownSteps(t *testing.T) {
 		stepCutWait:       {1, 3 * time.Millisecond},
 		spanFlushUpload:   {1, 7 * time.Millisecond},
 		stepCommitTurn:    {1, time.Millisecond},
-		spanFlushCommit:   {2, 2 * time.Millisecond},   // 2 ms and 1 ms: the p50 of two is the upper one
+		spanFlushCommit:   {2, time.Millisecond},       // 2 ms and 1 ms: nearest rank takes the lower
 		stepResultHandOff: {1, 500 * time.Microsecond}, // from the last commit's end
 		spanBufferWait:    {1, 15500 * time.Microsecond},
 		"kafka.Produce":   {1, 16 * time.Millisecond},

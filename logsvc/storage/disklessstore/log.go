@@ -131,6 +131,17 @@ func (l *Log) raiseStart(start int64) {
 	}
 }
 
+// raiseEnd moves the committed end forward, never back (commits, a
+// hybrid tier's reports and a Refresh may race).
+func (l *Log) raiseEnd(end int64) {
+	for {
+		cur := l.end.Load()
+		if end <= cur || l.end.CompareAndSwap(cur, end) {
+			return
+		}
+	}
+}
+
 // DeleteRecords implements storage.Log: the new start and the deletion of
 // the manifest entries wholly below it are one etcd transaction an
 // uploader makes (trim), fenced by the partition's leader revision like
@@ -195,12 +206,7 @@ func (l *Log) Committed(c meta.Coords) {
 	if c.BaseOffset > l.end.Load() {
 		l.raiseStart(c.BaseOffset)
 	}
-	for {
-		cur := l.end.Load()
-		if c.LastOffset+1 <= cur || l.end.CompareAndSwap(cur, c.LastOffset+1) {
-			break
-		}
-	}
+	l.raiseEnd(c.LastOffset + 1)
 	l.committed(c.LastOffset, c.Length)
 }
 
@@ -222,12 +228,7 @@ func (l *Log) Refresh(ctx context.Context) error {
 	} else if len(rs) > 0 {
 		first = rs[0].BaseOffset
 	}
-	for {
-		cur := l.end.Load()
-		if end <= cur || l.end.CompareAndSwap(cur, end) {
-			break
-		}
-	}
+	l.raiseEnd(end)
 	l.raiseStart(max(first, min(deleted, end)))
 	l.reloadSizes(ctx)
 	return nil
@@ -602,13 +603,7 @@ func (l *Log) committed(last, length int64) {
 // lost its recent batches, and its tail reads went to object storage.
 func (l *Log) publish(items []buffer.Item) {
 	for _, it := range items {
-		next := it.LastOffset + 1
-		for {
-			cur := l.end.Load()
-			if next <= cur || l.end.CompareAndSwap(cur, next) {
-				break
-			}
-		}
+		l.raiseEnd(it.LastOffset + 1)
 		l.e.ring.Put(l.stream, it.BaseOffset, it.LastOffset, it.Data)
 	}
 }
