@@ -150,29 +150,44 @@ type ConfigValue struct {
 func (t *Topic) Effective(d Defaults) map[string]ConfigValue {
 	out := make(map[string]ConfigValue, len(topicConfigDefs))
 	for _, def := range topicConfigDefs {
-		cv := ConfigValue{Value: def.Default, Definition: def}
-		if v, ok := d[def.Name]; ok {
-			cv.Value, cv.ServerSet = v, true
-		}
-		if def.Name == ConfigStorageMode {
-			cv.Value, cv.TopicSet = string(t.StorageMode), true
-		} else if v, ok := t.Configs[def.Name]; ok {
-			cv.Value, cv.TopicSet, cv.ServerSet = v, true, false
-		}
-		out[def.Name] = cv
+		out[def.Name] = t.resolve(def, d)
 	}
 	return out
+}
+
+// Value resolves one config as Effective does, without building the map:
+// Int64 and Bool sit on the produce path (min.insync.replicas is read for
+// every acks=all batch). An unknown name resolves to the zero ConfigValue.
+func (t *Topic) Value(name string, d Defaults) ConfigValue {
+	def, ok := LookupConfig(name)
+	if !ok {
+		return ConfigValue{}
+	}
+	return t.resolve(def, d)
+}
+
+func (t *Topic) resolve(def ConfigDef, d Defaults) ConfigValue {
+	cv := ConfigValue{Value: def.Default, Definition: def}
+	if v, ok := d[def.Name]; ok {
+		cv.Value, cv.ServerSet = v, true
+	}
+	if def.Name == ConfigStorageMode {
+		cv.Value, cv.TopicSet = string(t.StorageMode), true
+	} else if v, ok := t.Configs[def.Name]; ok {
+		cv.Value, cv.TopicSet, cv.ServerSet = v, true, false
+	}
+	return cv
 }
 
 // Int64 returns a config's effective value as an integer. Values were
 // validated on the way in, so a parse failure falls back to the default.
 func (t *Topic) Int64(name string, d Defaults) int64 {
-	return parseOrDefault(t.Effective(d)[name])
+	return parseOrDefault(t.Value(name, d))
 }
 
 // Bool returns a boolean config's effective value ("true").
 func (t *Topic) Bool(name string, d Defaults) bool {
-	return t.Effective(d)[name].Value == "true"
+	return t.Value(name, d).Value == "true"
 }
 
 // ValidateTopicConfigs checks the rules between t's configs, on their

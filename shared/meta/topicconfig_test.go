@@ -112,3 +112,35 @@ func TestLocalRetentionConfigs(t *testing.T) {
 		t.Fatalf("effective local.retention.bytes: %+v", cv)
 	}
 }
+
+// TestConfigValueResolvesLikeEffective: Value (and so Int64 and Bool, on the
+// produce path) resolves each config as Effective does - topic value over
+// server default over built-in default - without allocating.
+func TestConfigValueResolvesLikeEffective(t *testing.T) {
+	tp := &meta.Topic{Name: "t", StorageMode: meta.StorageHybrid, Configs: map[string]string{meta.ConfigMinInsyncReplicas: "2", meta.ConfigRetentionMs: "60000"}}
+	defaults := meta.Defaults{meta.ConfigMinInsyncReplicas: "3", meta.ConfigRetentionBytes: "1048576", meta.ConfigStorageMode: "diskless"}
+	for _, d := range []meta.Defaults{nil, defaults} {
+		eff := tp.Effective(d)
+		for _, def := range meta.TopicConfigDefs() {
+			got, want := tp.Value(def.Name, d), eff[def.Name]
+			if got.Value != want.Value || got.TopicSet != want.TopicSet || got.ServerSet != want.ServerSet || got.Definition.Name != def.Name {
+				t.Errorf("defaults %v: Value(%s) = %+v, Effective has %+v", d, def.Name, got, want)
+			}
+		}
+	}
+	if got := tp.Int64(meta.ConfigMinInsyncReplicas, defaults); got != 2 {
+		t.Errorf("min.insync.replicas = %d, want the topic's 2 over the server's 3", got)
+	}
+	if got := tp.Int64(meta.ConfigRetentionBytes, defaults); got != 1048576 {
+		t.Errorf("retention.bytes = %d, want the server default 1048576", got)
+	}
+	if got := tp.Value(meta.ConfigStorageMode, defaults); got.Value != "hybrid" || !got.TopicSet {
+		t.Errorf("storage.mode = %+v, want the topic's hybrid", got)
+	}
+	if got := tp.Value("no.such.config", defaults); got.Value != "" || got.TopicSet || got.ServerSet || got.Definition.Name != "" {
+		t.Errorf("unknown config resolved to %+v", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { tp.Int64(meta.ConfigMinInsyncReplicas, defaults) }); n != 0 {
+		t.Errorf("Int64 allocates %.0f times per call, want 0", n)
+	}
+}
