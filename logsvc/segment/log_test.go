@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -217,5 +218,50 @@ func TestCloseAndRemove(t *testing.T) {
 	}
 	if tombs, err := SweepEntombed(filepath.Dir(dir)); err != nil || len(tombs) != 1 || tombs[0] != tomb {
 		t.Fatalf("entombed dirs %v (%v), want [%s]", tombs, err, tomb)
+	}
+}
+
+// TestReadAcrossHeaderWindows: a read copies batches from the header
+// window when the window holds them and reads the file otherwise (more
+// than a window's worth, or a batch larger than the window); both give the
+// appended bytes, with the pooled windows reused between reads.
+func TestReadAcrossHeaderWindows(t *testing.T) {
+	l := openLog(t, t.TempDir(), Config{IndexIntervalBytes: 4096})
+	var bs [][]byte
+	for i := range 120 {
+		n := 10
+		if i%40 == 39 {
+			n = 1500 // larger than the 16 KiB window
+		}
+		bs = append(bs, appendBatches(t, l, 1, n, int64(i)*10_000)...)
+	}
+	if len(concat(bs)) < 4*headerWindow {
+		t.Fatalf("fixture of %d bytes does not span several windows", len(concat(bs)))
+	}
+	end := l.EndOffset()
+	batchAt := func(off int64) int {
+		for i, b := range bs {
+			if h, _ := recbatch.ParseHeader(b); h.NextOffset() > off {
+				return i
+			}
+		}
+		return len(bs)
+	}
+	for _, maxBytes := range []int{1, 600, 5000, headerWindow, 3 * headerWindow, 1 << 20} {
+		for off := int64(0); off < end; off += 7 {
+			got, err := l.Read(off, maxBytes, end, true)
+			if err != nil {
+				t.Fatalf("Read(%d, %d): %v", off, maxBytes, err)
+			}
+			first := batchAt(off)
+			want, last := bs[first], first+1
+			for last < len(bs) && len(want)+len(bs[last]) <= maxBytes {
+				want = append(slices.Clip(want), bs[last]...)
+				last++
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("Read(%d, %d): %d bytes, want %d (batches %d..%d)", off, maxBytes, len(got), len(want), first, last-1)
+			}
+		}
 	}
 }

@@ -74,6 +74,7 @@ func (l *Log) Read(offset int64, maxBytes int, maxOffset int64, minOne bool) ([]
 // opposed to the end of the segment).
 func readBatches(out []byte, s *segment, pos, at, limit, next, maxOffset, maxBytes int64, minOne bool) ([]byte, int64, bool, error) {
 	hr := newHeaderReader(s.log, limit)
+	defer hr.release()
 	start, h, err := hr.seek(pos, at, next)
 	if err != nil {
 		return out, next, false, err
@@ -96,6 +97,9 @@ func readBatches(out []byte, s *segment, pos, at, limit, next, maxOffset, maxByt
 		}
 	}
 	if end > start {
+		if withData, ok := hr.copyRange(out, start, end); ok {
+			return withData, next, full, nil
+		}
 		n := len(out)
 		out = slices.Grow(out, int(end-start))[:n+int(end-start)]
 		if _, err := s.log.ReadAt(out[n:], start); err != nil {
@@ -149,6 +153,7 @@ func (l *Log) ScanHeaders(from int64, fn func(h recbatch.Header) error) error {
 			}
 			h, err = hr.at(pos)
 		}
+		hr.release()
 		// A segment closed under us was deleted by retention (start has
 		// moved past it) or the log was closed; either way look again.
 		if err != nil && !errors.Is(err, os.ErrClosed) {

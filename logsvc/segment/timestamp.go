@@ -74,6 +74,7 @@ func (l *Log) offsetForTimestamp(ts int64) (int64, int64, bool, error) {
 // from with timestamp >= ts.
 func findTimestamp(s *segment, pos, at, limit, ts, from int64) (int64, int64, bool, error) {
 	hr := newHeaderReader(s.log, limit)
+	defer hr.release()
 	pos = hr.verify(pos, at)
 	var buf []byte
 	for pos < limit {
@@ -141,6 +142,7 @@ func (l *Log) maxTimestamp() (offset, timestamp int64, err error) {
 	l.mu.RUnlock()
 
 	hr := newHeaderReader(best.log, limit)
+	defer hr.release()
 	pos, h, err := hr.seek(pos, at, batchOffset)
 	if err != nil {
 		return -1, -1, err
