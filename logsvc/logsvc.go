@@ -59,6 +59,13 @@ type Config struct {
 
 	Etcd       *clientv3.Client
 	EtcdPrefix string
+	// EtcdHealth is the client etcd's health is polled and kept through
+	// (member status, alarms, defragmentation: package etcdhealth);
+	// default Etcd. The all-in-one's Etcd is an in-process client (etcd's
+	// v3client), which names no members and whose Defragment panics in
+	// etcd v3.7 (v3client builds its maintenance server without a health
+	// notifier), so it passes a client dialed to the embedded etcd.
+	EtcdHealth *clientv3.Client
 	// SessionTTL is the etcd lease TTL of the node's registration: how long
 	// after a crash other processes consider it gone.
 	SessionTTL time.Duration
@@ -283,7 +290,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	if n.etcdHealth, err = etcdhealth.New(etcdhealth.Config{Client: n.cfg.Etcd, Upkeep: n.IsController, Logger: n.log}); err != nil {
+	healthCli := n.cfg.EtcdHealth
+	if healthCli == nil {
+		healthCli = n.cfg.Etcd
+	}
+	if n.etcdHealth, err = etcdhealth.New(etcdhealth.Config{Client: healthCli, Upkeep: n.IsController, Logger: n.log}); err != nil {
 		return err
 	}
 	n.metrics.add(n.etcdHealth)

@@ -21,8 +21,10 @@ import (
 // all-in-one with its default in-process channels between the gateway,
 // the log service and the uploader, and with loopback gRPC between them
 // (--loopback-grpc): every acknowledged record reads back byte for byte
-// at its offset either way, and DescribeLogDirs (a unary call to the log
-// service) counts the bytes.
+// at its offset either way, DescribeLogDirs (a unary call to the log
+// service) counts the bytes, and the etcd health monitor reports the
+// embedded member (in-process, the services' etcd client is etcd's
+// v3client, which names none).
 func TestAllInOneServiceChannels(t *testing.T) {
 	for name, opts := range map[string][]cluster.Option{
 		"in-process": nil,
@@ -57,6 +59,13 @@ func TestAllInOneServiceChannels(t *testing.T) {
 				if size <= 0 {
 					t.Fatalf("%s: DescribeLogDirs reports %d bytes", topic, size)
 				}
+			}
+			// Either way the etcd health monitor reports the embedded
+			// member: in-process it polls through a dialed client
+			// (logsvc.Config.EtcdHealth), since the services' in-process
+			// etcd client names no members.
+			if size := gathered(t, s.Metrics(), "streamline_etcd_db_size_bytes", map[string]string{"endpoint": s.EtcdEndpoint()}); size <= 0 {
+				t.Fatalf("streamline_etcd_db_size_bytes{endpoint=%q} = %v", s.EtcdEndpoint(), size)
 			}
 			// In-process, nothing in the process connects to the log
 			// service's gRPC port; over loopback, the gateway does.

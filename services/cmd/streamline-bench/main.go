@@ -389,6 +389,9 @@ func run(args []string) int {
 				if *row == "" {
 					fmt.Println(pre)
 				}
+				if breakdown != nil {
+					breakdown.Reset() // the breakdown is of the measured run only
+				}
 			}
 			// Sampled from the start of produce: the server's RSS and the
 			// records acknowledged; the outage starts from there too.
