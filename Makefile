@@ -73,7 +73,9 @@ chaos: tools
 ## Express latency models; then throughput at unlimited rate with one load
 ## for kfake, local, diskless (directory store) and diskless behind the S3
 ## Express model (local also with --loopback-grpc: the services of the
-## all-in-one over loopback gRPC instead of in-process). The rows are printed and written with their
+## all-in-one over loopback gRPC instead of in-process), and a diskless
+## topic read from its start after the fact (catching up, behind both S3
+## models). The rows are printed and written with their
 ## latency CDFs to $(BENCH_DIR) (emptied first): results.md (the table) and
 ## latency-cdf.png (produce and end-to-end latency CDF of every row)
 BENCH_DIR     ?= bench-results/latest
@@ -96,6 +98,11 @@ TPUT_ARGS      = --partitions 6 --records 500000 --record-bytes 1024 --rate 0
 # records (3 GiB) at unlimited rate to another topic, deleted (its files
 # are removed while the run measures) or kept
 PRELOAD_ARGS   = --preload-records 3000000
+# catching up: 150,000 x 1 KiB (146 MiB) at 10k rec/s with no consumer,
+# then a new consumer reads the topic from its start (--catch-up, its rate
+# in the row's label): all but the last 64 MiB (the node's ring of recent
+# batches) comes from object storage, one small range per partition and flush
+CATCHUP_ARGS   = --target streamline --partitions 12 --records 150000 --rate 10000 --record-bytes 1024 --storage-mode diskless --merge=false --produce-only --catch-up
 bench:
 	@mkdir -p bin
 	@test -n "$(BENCH_DIR)" && rm -rf "$(BENCH_DIR)" && mkdir -p "$(BENCH_DIR)"
@@ -122,6 +129,8 @@ bench:
 	@bin/streamline-bench --target kfake --partitions 12 --records $(BENCH_RECORDS) --rate $(BENCH_RATE) --record-bytes 1024 --results-dir $(BENCH_DIR) --row "kfake (franz-go in-memory broker, reference)"
 	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge=false --s3 standard --diskless-batch-timeout 100ms --results-dir $(BENCH_DIR) --row "diskless, S3 Standard model, 100 ms batches"
 	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge=false --s3 express --diskless-batch-timeout 10ms --results-dir $(BENCH_DIR) --row "diskless, S3 Express model, 10 ms batches"
+	@bin/streamline-bench $(CATCHUP_ARGS) --s3 express --diskless-batch-timeout 10ms --results-dir $(BENCH_DIR) --row "diskless, S3 Express model, 10 ms batches, 10k rec/s, no consumer"
+	@bin/streamline-bench $(CATCHUP_ARGS) --s3 standard --diskless-batch-timeout 100ms --results-dir $(BENCH_DIR) --row "diskless, S3 Standard model, 100 ms batches, 10k rec/s, no consumer"
 	@bin/streamline-bench $(TPUT_ARGS) --target kfake --results-dir $(BENCH_DIR) --row "throughput: kfake (reference), unlimited rate, 6 partitions"
 	@bin/streamline-bench $(TPUT_ARGS) --target streamline --storage-mode local --results-dir $(BENCH_DIR) --row "throughput: local, unlimited rate, 6 partitions"
 	@bin/streamline-bench $(TPUT_ARGS) --target streamline --storage-mode local --loopback-grpc --results-dir $(BENCH_DIR) --row "throughput: local, unlimited rate, 6 partitions, loopback gRPC between the all-in-one's services (--loopback-grpc)"

@@ -100,7 +100,11 @@ const RowHeader = "| scenario | records/s | MiB/s | produce p50 | produce p99 | 
 // Row writes the result as one Markdown table row (see RowHeader).
 func (r Result) Row(w io.Writer, label string) {
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
-	fmt.Fprintf(w, "| %s | %.0f | %.1f | %s | %s | %s | %s |\n", label, r.RecordsPerSec(), r.MBPerSec(), ms(r.ProduceP50), ms(r.ProduceP99), ms(r.ProduceP999), ms(r.E2EP99))
+	e2e := "-" // no consumer ran alongside (Config.ProduceOnly)
+	if len(r.E2ECDF) > 0 {
+		e2e = ms(r.E2EP99)
+	}
+	fmt.Fprintf(w, "| %s | %.0f | %.1f | %s | %s | %s | %s |\n", label, r.RecordsPerSec(), r.MBPerSec(), ms(r.ProduceP50), ms(r.ProduceP99), ms(r.ProduceP999), e2e)
 }
 
 // Print writes a one-block human summary.

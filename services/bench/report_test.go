@@ -85,6 +85,11 @@ func TestWriteResultAndPlot(t *testing.T) {
 	if lines[4]+"\n" != row.String() {
 		t.Fatalf("row %q, want %q", lines[4], row.String())
 	}
+	// A produce-only run has no end-to-end latency: its cell says so
+	// instead of showing 0.0 ms.
+	if !strings.HasSuffix(lines[4], " ms |") || !strings.HasSuffix(lines[5], " | - |") {
+		t.Fatalf("end-to-end cells: %q, %q", lines[4], lines[5])
+	}
 
 	names, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	if len(names) != 2 || filepath.Base(names[0]) != "01-local.json" || !strings.HasPrefix(filepath.Base(names[1]), "02-diskless-produce-only-") {

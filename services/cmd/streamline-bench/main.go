@@ -117,6 +117,7 @@ func run(args []string) int {
 		outFault = fs.String("s3-outage-fault", "drop-request", "how the S3 outage refuses requests: drop-request (connection reset, nothing reaches S3), slowdown (503 SlowDown) or hang (no answer until the client gives up)")
 		preload  = fs.Int("preload-records", 0, "before each run, produce this many records (same size, unlimited rate, no consumer) to a topic of the run's mode and configs, <topic>-preload, so the run measures a server right after heavy load (0: none)")
 		preThen  = fs.String("preload-then", "delete", "with --preload-records: delete the preload topic right before the run (its files are removed while the run measures) or keep it")
+		catchUp  = fs.Bool("catch-up", false, "after each run, read its topic from the start with a new consumer and report that read's rate (records/s, MiB/s): a consumer catching up on history. A diskless topic's older records then come from object storage once they are behind the node's ring of recent batches (its last 64 MiB) and the read cache (--read-cache-bytes)")
 		plotDir  = fs.String("plot", "", "render DIR/latency-cdf.png (produce and end-to-end latency CDF of every run) from the results folder DIR written by --results-dir, and exit")
 	)
 	fs.Var(&segBytes, "segment-bytes", "segment.bytes of the benchmark topics (e.g. 1MiB; default: the server's): small segments roll during the run, so a hybrid topic uploads during the measurement")
@@ -426,6 +427,15 @@ func run(args []string) int {
 				return 1
 			}
 			runs = append(runs, run{m, round, res})
+			var caught *bench.CatchUpResult // --catch-up
+			if *catchUp {
+				c, err := bench.CatchUp(ctx, addrs, name, res.Records)
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "streamline-bench: %s: --catch-up: %v\n", m, err)
+					return 1
+				}
+				caught = &c
+			}
 			var uploads string // what a hybrid run uploaded while it ran
 			if tier != nil && m == string(meta.StorageHybrid) {
 				after, err := tier()
@@ -448,6 +458,9 @@ func run(args []string) int {
 				}
 				if startup > 0 && len(runs) == 1 {
 					l += fmt.Sprintf(" (cold start to ready %.2f s)", startup.Seconds())
+				}
+				if caught != nil {
+					l += fmt.Sprintf(" (then read from the start: %.0f rec/s, %.1f MiB/s)", caught.RecordsPerSec(), caught.MBPerSec())
 				}
 				if outHappened {
 					l += fmt.Sprintf(" (S3 outage %v at %v: %d requests refused, %d produce errors)", *outFor, *outAfter, refused, res.ProduceErrors)
@@ -483,6 +496,9 @@ func run(args []string) int {
 			}
 			if uploads != "" {
 				fmt.Printf("  object tier      %s\n", uploads)
+			}
+			if caught != nil {
+				fmt.Printf("  catch-up read    %s, from the start with a new consumer\n", caught)
 			}
 			if disk != nil && m == string(meta.StorageHybrid) {
 				local, objects, err := disk(name)
