@@ -224,20 +224,31 @@ func (onceCloner) Clone(in any) (any, error) {
 }
 
 func (onceCloner) Copy(out, in any) error {
-	p, ok := in.(private)
-	if !ok {
+	p, isPrivate := in.(private)
+	m, isMsg := in.(proto.Message)
+	o, outMsg := out.(proto.Message)
+	switch {
+	case isPrivate:
+		m = p.Message
+	case !isMsg || !outMsg:
 		return inprocgrpc.ProtoCloner{}.Copy(out, in)
 	}
-	o, ok := out.(proto.Message)
-	if !ok {
-		return status.Errorf(codes.Internal, "inproc: cannot receive %T into %T", p.Message, out)
+	if !outMsg {
+		return status.Errorf(codes.Internal, "inproc: cannot receive %T into %T", m, out)
 	}
 	dst := o.ProtoReflect()
-	if dst.Descriptor().FullName() != p.ProtoReflect().Descriptor().FullName() {
-		return status.Errorf(codes.Internal, "inproc: cannot receive %T into %T", p.Message, out)
+	if dst.Descriptor().FullName() != m.ProtoReflect().Descriptor().FullName() {
+		return status.Errorf(codes.Internal, "inproc: cannot receive %T into %T", m, out)
 	}
 	proto.Reset(o)
-	p.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+	if !isPrivate {
+		// A message the caller keeps: a deep copy, with protobuf-go's
+		// Merge (grpchan's own Copy goes through the older reflection
+		// of jhump/protoreflect: 1.6% of the CPU samples at 10k records/s).
+		proto.Merge(o, m)
+		return nil
+	}
+	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 		dst.Set(fd, v)
 		return true
 	})
