@@ -9,7 +9,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
@@ -19,16 +18,13 @@ import (
 )
 
 // FreeAddr returns a free 127.0.0.1 port. The port is released before use,
-// which is racy in theory; tests accept that to avoid fixed ports. When a
-// process needs several ports, use FreeAddrs so they are distinct.
+// which is racy in theory; tests accept that to avoid fixed ports, and the
+// port is picked below the kernel's ephemeral range so no outgoing
+// connection takes it meanwhile (see freePort). Ports handed out in this
+// process are distinct.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return freeAddrs(t, 1)[0]
 }
 
 // Option adjusts an all-in-one config before start.

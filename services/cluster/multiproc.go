@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +12,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/streamline-dev/streamline/shared/freeport"
 )
 
 // Readiness markers: a line containing one of these means the process
@@ -231,22 +232,20 @@ func (c *Cluster) start(name, kind, bin, marker string, onStderr bool, addr stri
 	startProcess(c.t, p, marker)
 }
 
-// freeAddrs returns n distinct free 127.0.0.1 addresses. Like FreeAddr
-// they are released before use.
-// FreeAddrs returns n distinct free 127.0.0.1 ports, all reserved at once
-// (a port freed and asked for again could come back twice).
+// FreeAddrs returns n free 127.0.0.1 addresses, distinct from every other
+// one FreeAddr or FreeAddrs returned in this process; like FreeAddr they
+// are released before use.
 func FreeAddrs(t testing.TB, n int) []string { t.Helper(); return freeAddrs(t, n) }
 
 func freeAddrs(t testing.TB, n int) []string {
 	t.Helper()
 	out := make([]string, 0, n)
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		addr, err := freeport.Addr()
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer l.Close()
-		out = append(out, l.Addr().String())
+		out = append(out, addr)
 	}
 	return out
 }

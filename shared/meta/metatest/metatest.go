@@ -4,7 +4,6 @@ package metatest
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"testing"
 	"time"
@@ -12,6 +11,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/streamline-dev/streamline/shared/freeport"
 )
 
 // Etcd is a running embedded etcd and a client connected to it.
@@ -85,17 +86,17 @@ func (e *Etcd) NewClient(t testing.TB) *clientv3.Client {
 	return cli
 }
 
-// freeURLs reserves n distinct loopback ports at once (a port released and
-// asked for again could come back twice) and returns them as URLs.
+// freeURLs returns n distinct free loopback ports as URLs (package
+// freeport: below the ephemeral range, so no outgoing connection takes one
+// before etcd binds it).
 func freeURLs(t testing.TB, n int) []url.URL {
 	var out []url.URL
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		addr, err := freeport.Addr()
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer l.Close()
-		out = append(out, url.URL{Scheme: "http", Host: l.Addr().String()})
+		out = append(out, url.URL{Scheme: "http", Host: addr})
 	}
 	return out
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/streamline-dev/streamline/shared/freeport"
 	"github.com/streamline-dev/streamline/shared/objstore/objstores3"
 )
 
@@ -156,14 +156,7 @@ func findVersityGW() (string, error) {
 	return "", fmt.Errorf("not on PATH nor in %s", strings.Join(dirs, ", "))
 }
 
-func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
+func freePort() (string, error) { return freeport.Addr() }
 
 func randomHex(n int) string {
 	b := make([]byte, n)
