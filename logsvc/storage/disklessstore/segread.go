@@ -44,15 +44,7 @@ func (e *Engine) readAt(ctx context.Context, r meta.Coords, offset int64) ([]byt
 		return b, nil
 	}
 	end := ix.ReadEnd(blk.Pos, segmentChunk)
-	b, err := e.get(ctx, r.Object, blk.Pos, end-blk.Pos)
-	if err != nil {
-		return nil, err
-	}
-	if err := segobject.Verify(b, blk.BaseOffset, r.LastOffset); err != nil {
-		return nil, e.corrupt(r, blk.Pos, err)
-	}
-	e.cache.put(k, b)
-	return b, nil
+	return e.getVerified(ctx, r, k, end-blk.Pos, blk.BaseOffset)
 }
 
 // readRange returns one intake range's bytes, from the cache or a range
@@ -71,15 +63,7 @@ func (e *Engine) readRange(ctx context.Context, r meta.Coords) ([]byte, error) {
 		// deadline or cancellation must not fail the others.
 		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.RPCTimeout)
 		defer cancel()
-		b, err := e.get(gctx, r.Object, r.Position, r.Length)
-		if err != nil {
-			return nil, err
-		}
-		if err := segobject.Verify(b, r.BaseOffset, r.LastOffset); err != nil {
-			return nil, e.corrupt(r, r.Position, err)
-		}
-		e.cache.put(k, b)
-		return b, nil
+		return e.getVerified(gctx, r, k, r.Length, r.BaseOffset)
 	})
 	select {
 	case res := <-shared:
@@ -166,6 +150,21 @@ func (e *Engine) segmentIndex(ctx context.Context, r meta.Coords) (*segobject.In
 	}
 	e.cache.putIndex(r.Object, ix, r.Segment.IndexLen)
 	return ix, nil
+}
+
+// getVerified GETs length bytes of entry r's object at k.pos, checks that
+// they are whole batches from offset base up to at most r.LastOffset, and
+// caches them under k: every intake range and segment chunk is read so.
+func (e *Engine) getVerified(ctx context.Context, r meta.Coords, k rangeKey, length, base int64) ([]byte, error) {
+	b, err := e.get(ctx, r.Object, k.pos, length)
+	if err != nil {
+		return nil, err
+	}
+	if err := segobject.Verify(b, base, r.LastOffset); err != nil {
+		return nil, e.corrupt(r, k.pos, err)
+	}
+	e.cache.put(k, b)
+	return b, nil
 }
 
 // get is one range GET that must return exactly length bytes.
