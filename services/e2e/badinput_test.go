@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"testing"
 	"time"
 
@@ -98,7 +99,7 @@ func TestBadInput(t *testing.T) {
 	if resp := r.roundTrip(create).(*kmsg.CreateTopicsResponse); resp.Topics[0].ErrorCode != 0 {
 		t.Fatalf("create: %d", resp.Topics[0].ErrorCode)
 	}
-	waitForLeader(ctx, t, healthy, "bad-input")
+	waitForServing(ctx, t, healthy, "bad-input")
 
 	produce := func(topic string, batch []byte) int16 {
 		req := kmsg.NewPtrProduceRequest()
@@ -174,28 +175,67 @@ func TestBadInput(t *testing.T) {
 	stillServing("everything")
 }
 
-// waitForLeader polls Metadata until every partition of topic has a leader.
-func waitForLeader(ctx context.Context, t testing.TB, cl *kgo.Client, topic string) {
+// waitForServing polls until every partition of topic has a leader in
+// Metadata and that leader's log service answers for it. The gateway's
+// metadata cache and the log service's are fed by separate etcd watches,
+// so the log service may still call a just-created topic unknown
+// (UNKNOWN_TOPIC_OR_PARTITION, which clients retry) after Metadata lists
+// it; a raw request sent then would fail for that reason rather than the
+// one under test.
+func waitForServing(ctx context.Context, t testing.TB, cl *kgo.Client, topic string) {
 	t.Helper()
 	for {
-		req := kmsg.NewPtrMetadataRequest()
-		mt := kmsg.NewMetadataRequestTopic()
-		mt.Topic = &topic
-		req.Topics = append(req.Topics, mt)
-		resp, err := req.RequestWith(ctx, cl)
-		if err == nil && len(resp.Topics) == 1 && resp.Topics[0].ErrorCode == 0 {
-			ok := true
-			for _, p := range resp.Topics[0].Partitions {
-				ok = ok && p.ErrorCode == 0 && p.Leader >= 0
-			}
-			if ok {
-				return
-			}
+		err := servesAll(ctx, cl, topic)
+		if err == nil {
+			return
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("topic %s has no leader: %v", topic, err)
+			t.Fatalf("topic %s is not served: %v", topic, err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// servesAll is nil once Metadata gives every partition of topic a leader
+// and ListOffsets answers every one without error.
+func servesAll(ctx context.Context, cl *kgo.Client, topic string) error {
+	req := kmsg.NewPtrMetadataRequest()
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = &topic
+	req.Topics = append(req.Topics, mt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return err
+	}
+	if len(resp.Topics) != 1 {
+		return fmt.Errorf("metadata answered %d topics", len(resp.Topics))
+	}
+	if err := kerr.ErrorForCode(resp.Topics[0].ErrorCode); err != nil {
+		return err
+	}
+	lo := kmsg.NewPtrListOffsetsRequest()
+	lt := kmsg.NewListOffsetsRequestTopic()
+	lt.Topic = topic
+	for _, p := range resp.Topics[0].Partitions {
+		if p.ErrorCode != 0 || p.Leader < 0 {
+			return fmt.Errorf("partition %d: error %d, leader %d", p.Partition, p.ErrorCode, p.Leader)
+		}
+		lp := kmsg.NewListOffsetsRequestTopicPartition()
+		lp.Partition, lp.Timestamp = p.Partition, -1
+		lt.Partitions = append(lt.Partitions, lp)
+	}
+	lo.Topics = append(lo.Topics, lt)
+	offs, err := lo.RequestWith(ctx, cl)
+	if err != nil {
+		return err
+	}
+	for _, rt := range offs.Topics {
+		for _, p := range rt.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return fmt.Errorf("partition %d: %w", p.Partition, err)
+			}
+		}
+	}
+	return nil
 }
