@@ -270,6 +270,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	// Fetch responses are built per call, their records read into new
 	// buffers, and the gateway only encodes them: no copy in-process.
 	n.inproc.MoveResponses(logv1.LogService_Fetch_FullMethodName)
+	// Produce requests are built per Kafka request around the batches of
+	// that request's own frame, and the gateway never looks at one once
+	// sent (routing.ProduceStream.Submit): the log service takes the
+	// batches as they are (it patches offsets into them and may keep
+	// them), with no copy in-process.
+	n.inproc.MoveRequests(logv1.LogService_ProduceStream_FullMethodName)
 	logv1.RegisterLogServiceServer(n.inproc, srv)
 	go n.grpc.Serve(n.lis)
 

@@ -74,8 +74,11 @@ const rpcGrace = 5 * time.Second
 
 type produceCall struct {
 	addr string
-	req  *logv1.ProduceRequest
+	req  *logv1.ProduceRequest // the stream's once submitted: not read after
 	dst  []*kmsg.ProduceResponseTopicPartition
+	// topics[i] is the topic of dst[i] and req.Partitions[i], kept here
+	// because req belongs to the stream once submitted (see Submit).
+	topics []string
 	// Set by submit: how to wait for the node's answer, or why it failed.
 	wait func(context.Context) (*logv1.ProduceResponse, error)
 	err  error
@@ -114,6 +117,7 @@ func (h *Handlers) handleProduce(ctx context.Context, kr *kafkaserver.Request) (
 			Topic: topic.Name, TopicId: topic.ID[:], Partition: rp.Partition, Records: rp.Records,
 		})
 		c.dst = append(c.dst, sp)
+		c.topics = append(c.topics, topic.Name)
 		modes.add(topic.StorageMode, len(rp.Records))
 	}
 	var adds map[txns.ProducerIDAndEpoch][]implicitAdd // transactional v12+ only
@@ -210,8 +214,7 @@ func (h *Handlers) awaitProduce(ctx context.Context, c *produceCall) {
 	}
 	results := resp.GetPartitions()
 	for i, sp := range c.dst {
-		sent := c.req.Partitions[i]
-		if i >= len(results) || results[i].GetTopic() != sent.Topic || results[i].GetPartition() != sent.Partition {
+		if i >= len(results) || results[i].GetTopic() != c.topics[i] || results[i].GetPartition() != sp.Partition {
 			h.log.Error("log service answered produce out of order", "addr", c.addr, "sent", len(c.dst), "got", len(results))
 			setProduceErr(sp, kerr.UnknownServerError, "log service returned mismatched produce results")
 			continue

@@ -54,6 +54,12 @@ type produceResult struct {
 // response. If ctx carries a recording span (the Kafka request's), the
 // message gets a client span of its own whose trace context travels in the
 // message, so the node's spans join the request's trace.
+//
+// req, and the record batches it refers to, belong to the stream once
+// sent: the caller must neither modify nor read them again. A log service
+// in the same process receives them without a copy
+// (inproc.Server.MoveRequests), patches offsets into the batches and may
+// keep them.
 func (p *ProduceStream) Submit(ctx context.Context, req *logv1.ProduceRequest) (wait func(context.Context) (*logv1.ProduceResponse, error), err error) {
 	var span trace.Span
 	if parent := trace.SpanFromContext(ctx); parent.IsRecording() {

@@ -40,8 +40,11 @@ type Server struct {
 	name string // for errors: "log service", "uploader"
 
 	// moved are the unary methods whose responses the caller receives
-	// without a copy (MoveResponses). Set before the first call.
-	moved map[string]bool
+	// without a copy (MoveResponses), movedSends the streaming methods
+	// whose handlers receive the caller's messages without a copy
+	// (MoveRequests). Set before the first call.
+	moved      map[string]bool
+	movedSends map[string]bool
 
 	mu      sync.Mutex
 	stopped bool
@@ -83,6 +86,25 @@ func (s *Server) MoveResponses(methods ...string) {
 	}
 }
 
+// MoveRequests hands the messages a caller sends on the streams of the
+// named streaming methods (full names) to the handler without copying
+// them, as MoveResponses does for responses. Only for callers that build
+// a new message for every send and never touch it, or anything it refers
+// to, once sent: the handler may keep and modify it. The gateway's
+// produce requests are such messages (built per Kafka request around the
+// record batches of the request's own frame), and the log service patches
+// offsets into those batches and may keep them (the diskless buffer):
+// without the copy, every produced byte is copied once less in the
+// all-in-one. Call it before the first call.
+func (s *Server) MoveRequests(methods ...string) {
+	if s.movedSends == nil {
+		s.movedSends = map[string]bool{}
+	}
+	for _, m := range methods {
+		s.movedSends[m] = true
+	}
+}
+
 // RegisterService implements grpc.ServiceRegistrar.
 func (s *Server) RegisterService(desc *grpc.ServiceDesc, impl any) {
 	s.ch.RegisterService(desc, impl)
@@ -108,13 +130,20 @@ func contextError(ctx context.Context, err error) error {
 }
 
 // clientStream reports a stream its caller ended as gRPC does (see
-// contextError).
+// contextError), and marks its sent messages private on the streams of
+// MoveRequests methods.
 type clientStream struct {
 	grpc.ClientStream
-	ctx context.Context
+	ctx  context.Context
+	move bool
 }
 
-func (c *clientStream) SendMsg(m any) error { return contextError(c.ctx, c.ClientStream.SendMsg(m)) }
+func (c *clientStream) SendMsg(m any) error {
+	if pm, ok := m.(proto.Message); ok && c.move {
+		m = private{pm}
+	}
+	return contextError(c.ctx, c.ClientStream.SendMsg(m))
+}
 func (c *clientStream) RecvMsg(m any) error { return contextError(c.ctx, c.ClientStream.RecvMsg(m)) }
 
 // NewStream implements grpc.ClientConnInterface. After Stop it fails at
@@ -128,7 +157,7 @@ func (s *Server) NewStream(ctx context.Context, desc *grpc.StreamDesc, method st
 	if err != nil {
 		return nil, contextError(ctx, err)
 	}
-	return &clientStream{ClientStream: cs, ctx: ctx}, nil
+	return &clientStream{ClientStream: cs, ctx: ctx, move: s.movedSends[method]}, nil
 }
 
 func (s *Server) isStopped() bool {
@@ -201,14 +230,16 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo,
 	return s.end(c, handler(srv, &serverStream{ServerStream: ss, ctx: ctx}))
 }
 
-// onceCloner copies each message once. inprocgrpc copies a stream message
-// twice, with Clone when it is sent and with Copy into the receiver's
-// message; the record batches of every produce go through a stream. Clone
-// marks its copy as private, and Copy moves a private copy's fields into
-// the receiver's message instead of copying them again: nothing else holds
-// that copy. Unary requests and responses are copied once, by Copy, as
-// before, except the responses of methods named to MoveResponses, which
-// the unary interceptor marks private.
+// onceCloner copies each message once at most. inprocgrpc copies a stream
+// message twice, with Clone when it is sent and with Copy into the
+// receiver's message; the record batches of every produce go through a
+// stream. Clone marks its copy as private, and Copy moves a private copy's
+// fields into the receiver's message instead of copying them again:
+// nothing else holds that copy. A message that is private already (sent
+// on a MoveRequests stream) is not copied at all. Unary requests and
+// responses are copied once, by Copy, as before, except the responses of
+// methods named to MoveResponses, which the unary interceptor marks
+// private.
 type onceCloner struct{}
 
 // private is a message only the channel holds: a Clone not yet received.
@@ -216,6 +247,9 @@ type onceCloner struct{}
 type private struct{ proto.Message }
 
 func (onceCloner) Clone(in any) (any, error) {
+	if p, ok := in.(private); ok {
+		return p, nil
+	}
 	m, ok := in.(proto.Message)
 	if !ok {
 		return inprocgrpc.ProtoCloner{}.Clone(in)

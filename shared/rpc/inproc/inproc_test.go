@@ -121,6 +121,30 @@ func (echo) FullDuplexCall(stream testgrpc.TestService_FullDuplexCallServer) err
 	}
 }
 
+// sendEcho sends message i to echo, calls afterSend (which may change the
+// sent request), checks echo's answer and returns the sent body.
+func sendEcho(t *testing.T, stream testgrpc.TestService_FullDuplexCallClient, i int, afterSend func(*testgrpc.StreamingOutputCallRequest)) []byte {
+	t.Helper()
+	body := []byte(fmt.Sprintf("message %d", i))
+	req := &testgrpc.StreamingOutputCallRequest{
+		Payload:            &testgrpc.Payload{Body: body},
+		ResponseParameters: []*testgrpc.ResponseParameters{{Size: 1}, {Size: int32(i)}},
+	}
+	if err := stream.Send(req); err != nil {
+		t.Fatal(err)
+	}
+	afterSend(req)
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append([]byte(fmt.Sprintf("message %d", i)), 1, byte(i))
+	if !bytes.Equal(resp.Payload.GetBody(), want) {
+		t.Fatalf("message %d: the handler saw %q, want %q", i, resp.Payload.GetBody(), want)
+	}
+	return body
+}
+
 // Stream messages cross whole (bytes, nested and repeated fields), and each
 // side's changes after a Send or a Recv stay on its side: a stream message
 // is copied once, not shared.
@@ -132,26 +156,12 @@ func TestStreamMessagesAreCopied(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		body := []byte(fmt.Sprintf("message %d", i))
-		req := &testgrpc.StreamingOutputCallRequest{
-			Payload:            &testgrpc.Payload{Body: body},
-			ResponseParameters: []*testgrpc.ResponseParameters{{Size: 1}, {Size: int32(i)}},
-		}
-		if err := stream.Send(req); err != nil {
-			t.Fatal(err)
-		}
-		for j := range body { // the sender reuses its buffer at once
-			body[j] = 's'
-		}
-		req.ResponseParameters[1].Size = 99
-		resp, err := stream.Recv()
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := append([]byte(fmt.Sprintf("message %d", i)), 1, byte(i))
-		if !bytes.Equal(resp.Payload.GetBody(), want) {
-			t.Fatalf("message %d: the handler saw %q, want %q", i, resp.Payload.GetBody(), want)
-		}
+		body := sendEcho(t, stream, i, func(req *testgrpc.StreamingOutputCallRequest) {
+			for j := range req.Payload.Body { // the sender reuses its buffer at once
+				req.Payload.Body[j] = 's'
+			}
+			req.ResponseParameters[1].Size = 99
+		})
 		if bytes.ContainsRune(body, 'h') {
 			t.Fatalf("message %d: the handler's change reached the sender's buffer: %q", i, body)
 		}
@@ -192,5 +202,31 @@ func TestMoveResponses(t *testing.T) {
 		if shared := &got[0] == &h.body[0]; shared != moved {
 			t.Errorf("moved=%v: caller shares the handler's bytes: %v", moved, shared)
 		}
+	}
+}
+
+// On a MoveRequests method's stream the handler receives the sender's
+// message itself, whole: its changes show in the sender's bytes (the
+// sender promised never to look again; the test does, to tell a move from
+// a copy). Other methods' streams still copy.
+func TestMoveRequests(t *testing.T) {
+	for _, moved := range []bool{false, true} {
+		s := New("test service", nil)
+		if moved {
+			s.MoveRequests(testgrpc.TestService_FullDuplexCall_FullMethodName)
+		}
+		s.MoveRequests(testgrpc.TestService_StreamingInputCall_FullMethodName) // another method: no effect
+		testgrpc.RegisterTestServiceServer(s, echo{})
+		stream, err := testgrpc.NewTestServiceClient(s).FullDuplexCall(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			body := sendEcho(t, stream, i, func(*testgrpc.StreamingOutputCallRequest) {})
+			if patched := bytes.Equal(body, bytes.Repeat([]byte("h"), len(body))); patched != moved {
+				t.Fatalf("moved=%v, message %d: the handler's change reached the sender's buffer: %v (%q)", moved, i, patched, body)
+			}
+		}
+		stream.CloseSend()
 	}
 }
