@@ -135,37 +135,95 @@ func (c *conn) handle(req *Request, wait <-chan struct{}, mine chan struct{}) (r
 	return result{resp: resp, err: err}
 }
 
-// writeLoop writes responses in request order. After a failure it keeps
-// draining slots without writing, so that the reader never blocks on a full
-// pending queue of a dead connection.
+// writeLoop writes responses in request order. Responses that are ready
+// together (a producer's pipelined requests acknowledged by one WAL group
+// commit) go out in one write, up to coalesceBytes. After a failure it
+// keeps draining slots without writing, so that the reader never blocks
+// on a full pending queue of a dead connection.
 func (c *conn) writeLoop() {
-	var buf []byte
-	failed := false
-	fail := func() {
-		failed = true
-		c.cancel()
-		c.nc.Close() // unblocks the reader
-	}
-	for sl := range c.pending {
-		res := <-sl.done
-		switch {
-		case failed:
-		case res.err != nil:
-			if c.ctx.Err() == nil {
-				c.log.Warn("kafka request failed; closing connection", "err", res.err)
-			}
-			fail()
-		case res.resp == nil: // acks=0 produce: nothing to send
-		default:
-			buf = AppendResponse(buf[:0], sl.corr, res.resp)
-			if _, err := c.nc.Write(buf); err != nil {
-				fail()
-			}
-			if cap(buf) > 1<<20 {
-				buf = nil // do not pin one large fetch response per idle connection
+	w := responseWriter{c: c}
+	var carry *slot // taken from pending, its result not ready yet
+	for {
+		sl := carry
+		carry = nil
+		if sl == nil {
+			var ok bool
+			if sl, ok = <-c.pending; !ok {
+				return
 			}
 		}
+		w.add(sl, <-sl.done)
+		closed := false
+	coalesce:
+		for len(w.buf) > 0 && len(w.buf) < coalesceBytes {
+			select {
+			case next, ok := <-c.pending:
+				if !ok {
+					closed = true
+					break coalesce
+				}
+				select {
+				case res := <-next.done:
+					w.add(next, res)
+				default:
+					carry = next
+					break coalesce
+				}
+			default:
+				break coalesce
+			}
+		}
+		w.flush()
+		if closed {
+			return
+		}
 	}
+}
+
+// coalesceBytes bounds how much writeLoop gathers into one write: small
+// responses share a system call, and a large fetch response is not copied
+// to join others.
+const coalesceBytes = 64 << 10
+
+// responseWriter encodes responses into one buffer and writes it to the
+// connection; after a failure it drops everything.
+type responseWriter struct {
+	c      *conn
+	buf    []byte
+	failed bool
+}
+
+func (w *responseWriter) add(sl *slot, res result) {
+	switch {
+	case w.failed:
+	case res.err != nil:
+		w.flush() // the responses before it still go out
+		if w.c.ctx.Err() == nil {
+			w.c.log.Warn("kafka request failed; closing connection", "err", res.err)
+		}
+		w.fail()
+	case res.resp == nil: // acks=0 produce: nothing to send
+	default:
+		w.buf = AppendResponse(w.buf, sl.corr, res.resp)
+	}
+}
+
+func (w *responseWriter) flush() {
+	if len(w.buf) > 0 && !w.failed {
+		if _, err := w.c.nc.Write(w.buf); err != nil {
+			w.fail()
+		}
+	}
+	w.buf = w.buf[:0]
+	if cap(w.buf) > 1<<20 {
+		w.buf = nil // do not pin one large fetch response per idle connection
+	}
+}
+
+func (w *responseWriter) fail() {
+	w.failed = true
+	w.c.cancel()
+	w.c.nc.Close() // unblocks the reader
 }
 
 type releaseKey struct{}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"log/slog"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -103,6 +104,70 @@ func TestPipelinedResponsesInRequestOrder(t *testing.T) {
 	defer mu.Unlock()
 	if finished[0] == 1 {
 		t.Fatalf("handlers finished in request order %v; the test did not exercise reordering", finished)
+	}
+}
+
+// countingListener counts the writes to the connections it accepts.
+type countingListener struct {
+	net.Listener
+	writes *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c, l.writes}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+// Responses that are ready together leave in one write, in order: here
+// every later request is answered while the first still runs.
+func TestReadyResponsesShareWrites(t *testing.T) {
+	const n = 10
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var writes atomic.Int64
+	laterDone := make(chan struct{}, n)
+	s := start(t, kafkaserver.Config{Listener: countingListener{ln, &writes}}, func(_ context.Context, req *kafkaserver.Request) (kmsg.Response, error) {
+		if req.CorrelationID == 1 {
+			for range n - 1 {
+				<-laterDone
+			}
+			// The others' results are sent to their slots right after
+			// their handlers return; give that a moment.
+			time.Sleep(50 * time.Millisecond)
+		} else {
+			laterDone <- struct{}{}
+		}
+		return echoMetadata(req), nil
+	})
+	c := kafkatest.Dial(t, s.Addr().String())
+	var reqs []kmsg.Request
+	for range n {
+		reqs = append(reqs, metadataReq(12))
+	}
+	ids := c.Send(reqs...)
+	for i, req := range reqs {
+		corr, resp := c.Read(req)
+		if corr != ids[i] || *resp.(*kmsg.MetadataResponse).ClusterID != strconv.Itoa(int(ids[i])) {
+			t.Fatalf("response %d: correlation id %d, body of %s; want %d", i, corr, *resp.(*kmsg.MetadataResponse).ClusterID, ids[i])
+		}
+	}
+	if got := writes.Load(); got >= n {
+		t.Fatalf("%d responses ready together took %d writes", n, got)
 	}
 }
 
