@@ -132,43 +132,52 @@ func (c countingConn) Write(b []byte) (int, error) {
 }
 
 // Responses that are ready together leave in one write, in order: here
-// every later request is answered while the first still runs.
+// every later request is answered while the first still runs. A round on
+// a loaded machine may see a later result reach its slot only after the
+// first is written, so the test passes once any of a few rounds shares a
+// write; without coalescing every round takes one write per response.
 func TestReadyResponsesShareWrites(t *testing.T) {
-	const n = 10
+	const n, rounds = 10, 5
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var writes atomic.Int64
-	laterDone := make(chan struct{}, n)
+	laterDone := make(chan struct{}, n*rounds)
 	s := start(t, kafkaserver.Config{Listener: countingListener{ln, &writes}}, func(_ context.Context, req *kafkaserver.Request) (kmsg.Response, error) {
-		if req.CorrelationID == 1 {
+		if req.CorrelationID%n == 1 { // the first of a round
 			for range n - 1 {
 				<-laterDone
 			}
 			// The others' results are sent to their slots right after
 			// their handlers return; give that a moment.
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond)
 		} else {
 			laterDone <- struct{}{}
 		}
 		return echoMetadata(req), nil
 	})
 	c := kafkatest.Dial(t, s.Addr().String())
-	var reqs []kmsg.Request
-	for range n {
-		reqs = append(reqs, metadataReq(12))
-	}
-	ids := c.Send(reqs...)
-	for i, req := range reqs {
-		corr, resp := c.Read(req)
-		if corr != ids[i] || *resp.(*kmsg.MetadataResponse).ClusterID != strconv.Itoa(int(ids[i])) {
-			t.Fatalf("response %d: correlation id %d, body of %s; want %d", i, corr, *resp.(*kmsg.MetadataResponse).ClusterID, ids[i])
+	var got []int64
+	for range rounds {
+		before := writes.Load()
+		var reqs []kmsg.Request
+		for range n {
+			reqs = append(reqs, metadataReq(12))
+		}
+		ids := c.Send(reqs...)
+		for i, req := range reqs {
+			corr, resp := c.Read(req)
+			if corr != ids[i] || *resp.(*kmsg.MetadataResponse).ClusterID != strconv.Itoa(int(ids[i])) {
+				t.Fatalf("response %d: correlation id %d, body of %s; want %d", i, corr, *resp.(*kmsg.MetadataResponse).ClusterID, ids[i])
+			}
+		}
+		got = append(got, writes.Load()-before)
+		if got[len(got)-1] < n {
+			return
 		}
 	}
-	if got := writes.Load(); got >= n {
-		t.Fatalf("%d responses ready together took %d writes", n, got)
-	}
+	t.Fatalf("%d responses ready together took %v writes in %d rounds", n, got, rounds)
 }
 
 func TestAcksZeroProduceSendsNothingAndKeepsOrder(t *testing.T) {
