@@ -8,9 +8,12 @@ package conformance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -297,6 +300,216 @@ func TestDisklessReadBehindTheRingGETsConcurrently(t *testing.T) {
 	}
 	if got, _ := slow.counts(); got != ranges || len(b) == 0 {
 		t.Fatalf("reading the prefetched ranges: %d GETs (want %d), %d bytes", got, ranges, len(b))
+	}
+}
+
+// writeSharedFlushes writes rounds one-batch rounds to every partition of
+// a new diskless topic, each round one flush object holding a range of
+// every partition (batch i of partition p at offset i, holding "p<p> r<i>"),
+// and returns the partitions' specs and each object's range of each
+// partition.
+func (o objectTier) writeSharedFlushes(t *testing.T, name string, partitions, rounds int) ([]storage.PartitionSpec, map[string]map[int32]meta.Coords) {
+	t.Helper()
+	// A round's appends all arrive within the batch timeout (no idle
+	// flush), so each round is one flush.
+	writer := o.engine(t, "writer", nil, buffer.Config{MaxDelay: 100 * time.Millisecond, MaxBatchBytes: 1 << 30})
+	spec := storagetest.Spec(name)
+	spec.Topic.StorageMode, spec.Topic.Partitions = meta.StorageDiskless, int32(partitions)
+	specs := make([]storage.PartitionSpec, partitions)
+	logs := make([]storage.Log, partitions)
+	for p := range partitions {
+		specs[p] = spec
+		specs[p].Partition = int32(p)
+		l, err := writer.Open(specs[p])
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs[p] = l
+	}
+	for i := range rounds {
+		var acks []<-chan error
+		for p, l := range logs {
+			b := recbatchtest.Build(recbatchtest.Values(int64(i), fmt.Sprintf("p%d r%d", p, i)))
+			recbatch.SetBaseOffset(b, int64(i))
+			h, err := recbatch.Validate(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			acks = append(acks, l.Append(b, h))
+		}
+		for _, ack := range acks {
+			if err := <-ack; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	objects := map[string]map[int32]meta.Coords{}
+	for p := range int32(partitions) {
+		rs, err := o.store.RangesFrom(t.Context(), spec.Topic.ID, p, 0, 100)
+		if err != nil || len(rs) != rounds {
+			t.Fatalf("partition %d: %d ranges, %v; want one per round", p, len(rs), err)
+		}
+		for _, r := range rs {
+			if objects[r.Object] == nil {
+				objects[r.Object] = map[int32]meta.Coords{}
+			}
+			objects[r.Object][p] = r
+		}
+	}
+	return specs, objects
+}
+
+// TestDisklessReadsGETEachFlushObjectOnce: a flush object holds one small
+// range of every partition that flushed, and a node reading those
+// partitions from object storage (consumers catching up) GETs each object
+// once, in one window, not once per partition's range: twelve partitions
+// took twelve GETs per flush. Every range is still cut out, verified and
+// returned in order.
+func TestDisklessReadsGETEachFlushObjectOnce(t *testing.T) {
+	tier := startObjectTier(t)
+	const partitions, flushes = 12, 6
+	specs, objects := tier.writeSharedFlushes(t, "TestDisklessReadsGETEachFlushObjectOnce", partitions, flushes)
+	if len(objects) != flushes {
+		t.Fatalf("%d objects, want %d (one per flush, shared by the partitions)", len(objects), flushes)
+	}
+
+	slow := &slowGets{Bucket: tier.bucket, delay: 20 * time.Millisecond}
+	reader := tier.engine(t, "reader", slow, buffer.Config{})
+	var wg sync.WaitGroup
+	errs := make(chan error, partitions)
+	for p := range partitions {
+		wg.Go(func() {
+			l, err := reader.OpenTier(specs[p]) // no cache warming
+			if err != nil {
+				errs <- err
+				return
+			}
+			b, err := l.Read(0, 1<<20, flushes, true)
+			if err != nil {
+				errs <- fmt.Errorf("partition %d: %w", p, err)
+				return
+			}
+			i := 0
+			if _, err := recbatch.Iterate(b, false, func(h recbatch.Header, batch []byte) error {
+				want := fmt.Sprintf("p%d r%d", p, i)
+				if h.BaseOffset != int64(i) || !strings.Contains(string(batch), want) {
+					return fmt.Errorf("partition %d: batch %d at offset %d, want offset %d holding %q", p, i, h.BaseOffset, i, want)
+				}
+				i++
+				return nil
+			}); err != nil {
+				errs <- err
+				return
+			}
+			if i != flushes {
+				errs <- fmt.Errorf("partition %d: read %d batches, want %d", p, i, flushes)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n, _ := slow.counts(); n != flushes {
+		t.Fatalf("%d GETs reading %d partitions' ranges of %d flush objects, want %d (one per object)", n, partitions, flushes, flushes)
+	}
+}
+
+// TestDisklessWindowVerifiesEachRange: a GET of a flush object's window
+// loads other partitions' ranges unverified, so each range is verified
+// when it is cut from the window. A flipped byte in one partition's range
+// or an object cut short fails the reads of exactly the ranges it
+// damages, with a storage error (KAFKA_STORAGE_ERROR to a consumer),
+// while the other partitions' ranges in the same window read intact.
+func TestDisklessWindowVerifiesEachRange(t *testing.T) {
+	tier := startObjectTier(t)
+	const partitions = 3
+	specs, objects := tier.writeSharedFlushes(t, "TestDisklessWindowVerifiesEachRange", partitions, 2)
+	damage := func(round int64, fn func(data []byte, rs map[int32]meta.Coords) (int32, []byte)) int32 {
+		for object, rs := range objects {
+			if rs[0].BaseOffset != round {
+				continue
+			}
+			data, err := tier.bucket.Get(t.Context(), object)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, data := fn(data, rs)
+			if err := tier.bucket.Put(t.Context(), object, data); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		t.Fatalf("no object of round %d", round)
+		return -1
+	}
+	// Round 0: a byte in the middle of partition 1's range flips.
+	flipped := damage(0, func(data []byte, rs map[int32]meta.Coords) (int32, []byte) {
+		data[rs[1].Position+rs[1].Length/2] ^= 0xff
+		return 1, data
+	})
+	// Round 1: the object ends in the middle of its last range.
+	cut := damage(1, func(data []byte, rs map[int32]meta.Coords) (int32, []byte) {
+		last := int32(0)
+		for p, r := range rs {
+			if r.Position > rs[last].Position {
+				last = p
+			}
+		}
+		return last, data[:rs[last].Position+rs[last].Length/2]
+	})
+
+	reader := tier.engine(t, "reader", nil, buffer.Config{})
+	logs := make([]*disklessstore.Log, partitions)
+	for p := range partitions {
+		l, err := reader.OpenTier(specs[p]) // no cache warming
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs[p] = l
+	}
+	read := func(p int32, from int64) ([]int64, error) {
+		b, err := logs[p].Read(from, 1<<20, 2, true)
+		if err != nil {
+			return nil, err
+		}
+		var bases []int64
+		_, err = recbatch.Iterate(b, false, func(h recbatch.Header, batch []byte) error {
+			if want := fmt.Sprintf("p%d r%d", p, h.BaseOffset); !strings.Contains(string(batch), want) {
+				return fmt.Errorf("batch at %d does not hold %q", h.BaseOffset, want)
+			}
+			bases = append(bases, h.BaseOffset)
+			return nil
+		})
+		return bases, err
+	}
+	// The damaged ranges first: a failed range must not spoil its window
+	// for the others.
+	for _, c := range []struct {
+		p    int32
+		from int64
+	}{{flipped, 0}, {cut, 1}} {
+		if bases, err := read(c.p, c.from); !errors.Is(err, storage.ErrStorage) {
+			t.Errorf("partition %d from %d: batches %v, %v; want a storage error (its range is damaged)", c.p, c.from, bases, err)
+		}
+	}
+	for p := range int32(partitions) {
+		want := []int64{0, 1}
+		switch {
+		case p == flipped:
+			continue // read above
+		case p == cut:
+			want = []int64{0} // what precedes the damaged range is answered
+		}
+		if bases, err := read(p, 0); err != nil || !slices.Equal(bases, want) {
+			t.Errorf("partition %d: batches %v, %v; want %v", p, bases, err, want)
+		}
+	}
+	if flipped != cut {
+		if bases, err := read(flipped, 1); err != nil || !slices.Equal(bases, []int64{1}) {
+			t.Errorf("partition %d from 1: batches %v, %v; want [1] (its round-1 range is intact)", flipped, bases, err)
+		}
 	}
 }
 

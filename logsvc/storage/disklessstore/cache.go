@@ -7,10 +7,12 @@ import (
 	"github.com/streamline-dev/streamline/shared/segobject"
 )
 
-// rangeKey names one committed range: its object and position.
+// rangeKey names one committed range, segment chunk or window of a flush
+// object (window: see intakeWindow): its object and position.
 type rangeKey struct {
 	object string
 	pos    int64
+	window bool
 }
 
 // rangeCache is a byte-bounded LRU of object ranges (read_cache_bytes).
@@ -70,7 +72,7 @@ func (c *rangeCache) put(k rangeKey, data []byte) {
 }
 
 // indexKey is where a segment's parsed index is cached.
-func indexKey(object string) rangeKey { return rangeKey{object, -1} }
+func indexKey(object string) rangeKey { return rangeKey{object: object, pos: -1} }
 
 func (c *rangeCache) getIndex(object string) (*segobject.Index, bool) {
 	e, ok := c.lookup(indexKey(object))

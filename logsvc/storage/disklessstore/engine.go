@@ -12,8 +12,10 @@
 // byte-bounded LRU cache of object ranges, then a range GET of the object
 // located through the etcd manifest. The ranges one read needs are GET
 // several at a time (a consumer behind the ring reads many small ranges,
-// one per flush), concurrent reads of one range share its GET, and a
-// sequential reader's next ranges are prefetched into the cache.
+// one per flush), each GET loads the other partitions' ranges around it in
+// the flush object too (intakeWindow), concurrent reads of one range or
+// window share its GET, and a sequential reader's next ranges are
+// prefetched into the cache.
 //
 // A new leader recovers everything from etcd: the log end is the committed
 // end, idempotent-producer state and leader epochs come from the manifest
@@ -79,11 +81,14 @@ type Engine struct {
 	buf   *buffer.Batching
 	ring  *buffer.MemoryRing
 	cache *rangeCache
-	hedge hedger
-	seq   atomic.Uint64
+	// windows: intake ranges are GET in windows (intakeWindow), unless
+	// the cache is too small to hold them for long.
+	windows bool
+	hedge   hedger
+	seq     atomic.Uint64
 
 	tracer trace.Tracer // nil: not tracing
-	// gets joins concurrent GETs of one intake range (readRange).
+	// gets joins concurrent GETs of one intake range or window (readRange).
 	gets                 singleflight.Group
 	ringHits, ringMisses atomic.Uint64
 	warmed               atomic.Uint64 // entries loaded by cache warming
@@ -117,7 +122,7 @@ func New(opts Options) *Engine {
 		opts.Logger = slog.Default()
 	}
 	e := &Engine{opts: opts, log: opts.Logger, ring: buffer.NewMemoryRing(opts.RingBytes),
-		cache: newRangeCache(opts.ReadCacheBytes), logs: map[string]*Log{}, warmSem: make(chan struct{}, warmGETs),
+		cache: newRangeCache(opts.ReadCacheBytes), windows: opts.ReadCacheBytes >= 4*intakeWindow, logs: map[string]*Log{}, warmSem: make(chan struct{}, warmGETs),
 		tracer: telemetry.Tracer(opts.TracerProvider, "github.com/streamline-dev/streamline/logsvc/storage/disklessstore")}
 	e.buf = buffer.New(opts.Buffer, e.flush)
 	return e

@@ -13,7 +13,8 @@ import (
 )
 
 // A manifest entry is either an intake range (a partition's bytes in a
-// shared flush object, read and cached whole: a flush's worth) or a merged
+// shared flush object, read and cached whole: a flush's worth, GET with
+// the other partitions' ranges around it, see intakeWindow) or a merged
 // segment (package segobject, up to the merger's target size): its index
 // is read once and cached parsed, and a read GETs the chunk from the block
 // holding the offset to the first block boundary past segmentChunk. Every
@@ -39,7 +40,7 @@ func (e *Engine) readAt(ctx context.Context, r meta.Coords, offset int64) ([]byt
 	if !ok {
 		return nil, fmt.Errorf("%w: offset %d is not in segment %s (%d..%d)", storage.ErrStorage, offset, r.Object, r.BaseOffset, r.LastOffset)
 	}
-	k := rangeKey{r.Object, blk.Pos}
+	k := rangeKey{object: r.Object, pos: blk.Pos}
 	if b, ok := e.cache.get(k); ok {
 		return b, nil
 	}
@@ -47,15 +48,46 @@ func (e *Engine) readAt(ctx context.Context, r meta.Coords, offset int64) ([]byt
 	return e.getVerified(ctx, r, k, end-blk.Pos, blk.BaseOffset)
 }
 
-// readRange returns one intake range's bytes, from the cache or a range
-// GET. Concurrent reads of one range (a read and the prefetch ahead of it,
-// or several consumers catching up together) share one GET.
-func (e *Engine) readRange(ctx context.Context, r meta.Coords) ([]byte, error) {
-	k := rangeKey{r.Object, r.Position}
-	if b, ok := e.cache.get(k); ok {
-		return b, nil
+// intakeWindow is how much of a flush object a GET of one of its intake
+// ranges loads: the window-aligned stretch of the object holding the
+// range (all of an object up to this size). A flush object holds one
+// range of every partition the node led that flushed, and consumers
+// catching up or moving with a partition read them all, so one GET then
+// serves every partition's range in the window instead of one GET each
+// (12 partitions: twelve times fewer GETs, which S3 bills per request).
+// Under the buffer's default 1 MiB flushes most objects fit one window;
+// S3 suggests 8-16 MB range GETs, so a window costs little more time than
+// a range. A range of half a window or more, or one crossing a window's
+// end, is GET alone.
+const intakeWindow = 1 << 20
+
+// intakeGET says what a GET of intake range r loads: the window holding
+// it (window true), or r alone.
+func (e *Engine) intakeGET(r meta.Coords) (k rangeKey, pos, length int64, window bool) {
+	start := r.Position / intakeWindow * intakeWindow
+	if !e.windows || r.Length >= intakeWindow/2 || r.Position+r.Length > start+intakeWindow {
+		return rangeKey{object: r.Object, pos: r.Position}, r.Position, r.Length, false
 	}
-	shared := e.gets.DoChan(fmt.Sprintf("%s@%d", r.Object, r.Position), func() (any, error) {
+	return rangeKey{object: r.Object, pos: start, window: true}, start, intakeWindow, true
+}
+
+// cachedRange reports whether intake range r's bytes are in the cache,
+// alone or in their window.
+func (e *Engine) cachedRange(r meta.Coords) bool {
+	k, _, _, _ := e.intakeGET(r)
+	return e.cache.has(k)
+}
+
+// readRange returns one intake range's bytes, from the cache or a GET of
+// it or of its window. Concurrent reads of one range or window (a read and
+// the prefetch ahead of it, several consumers catching up together, the
+// partitions of one flush) share one GET.
+func (e *Engine) readRange(ctx context.Context, r meta.Coords) ([]byte, error) {
+	k, pos, length, window := e.intakeGET(r)
+	if b, ok := e.cache.get(k); ok {
+		return e.fromCached(r, b, pos, window)
+	}
+	shared := e.gets.DoChan(fmt.Sprintf("%s@%d/%d", r.Object, pos, length), func() (any, error) {
 		if b, ok := e.cache.get(k); ok { // cached by a GET that just ended
 			return b, nil
 		}
@@ -63,44 +95,80 @@ func (e *Engine) readRange(ctx context.Context, r meta.Coords) ([]byte, error) {
 		// deadline or cancellation must not fail the others.
 		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.RPCTimeout)
 		defer cancel()
-		return e.getVerified(gctx, r, k, r.Length, r.BaseOffset)
+		if !window {
+			return e.getVerified(gctx, r, k, r.Length, r.BaseOffset)
+		}
+		b, err := e.opts.Objects.GetRange(gctx, r.Object, pos, length)
+		if err != nil {
+			return nil, fmt.Errorf("%w: read %s@%d: %v", storage.ErrStorage, r.Object, pos, err)
+		}
+		// A window is not verified as a whole (only the manifest knows
+		// where its ranges are): each range is, when it is read from it.
+		e.cache.put(k, b)
+		return b, nil
 	})
 	select {
 	case res := <-shared:
 		if res.Err != nil {
 			return nil, res.Err
 		}
-		return res.Val.([]byte), nil
+		return e.fromCached(r, res.Val.([]byte), pos, window)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: read %s@%d: %v", storage.ErrStorage, r.Object, r.Position, context.Cause(ctx))
 	}
 }
 
-// readAheadGETs bounds the range GETs one read (or prefetch) runs at once.
+// fromCached returns range r from b, the bytes of its own GET (verified
+// then) or of its window starting at object position pos, which it cuts
+// r from and verifies (length, batch CRCs, contiguous offsets) as a range
+// GET is.
+func (e *Engine) fromCached(r meta.Coords, b []byte, pos int64, window bool) ([]byte, error) {
+	if !window {
+		return b, nil
+	}
+	from := r.Position - pos
+	if from+r.Length > int64(len(b)) {
+		e.log.Error("CORRUPT object: shorter than its manifest says; fetches of it fail", "object", r.Object, "pos", r.Position, "want", r.Length, "got", max(int64(len(b))-from, 0))
+		return nil, fmt.Errorf("%w: object %s is shorter than its manifest says", storage.ErrStorage, r.Object)
+	}
+	data := b[from : from+r.Length : from+r.Length]
+	if err := segobject.Verify(data, r.BaseOffset, r.LastOffset); err != nil {
+		return nil, e.corrupt(r, r.Position, err)
+	}
+	return data, nil
+}
+
+// readAheadGETs bounds the GETs one read (or prefetch) runs at once.
 const readAheadGETs = 16
 
-// readAhead loads into the cache, readAheadGETs at a time, the intake
+// readAhead loads into the cache, readAheadGETs GETs at a time, the intake
 // ranges at the head of rs (a partition's manifest entries in offset
 // order) that a read of maxBytes below maxOffset needs, so that reading
 // them in order then finds them cached: one flush's range of a partition
 // is small (a 10 ms flush of 2 MB/s over 12 partitions: under 2 KiB), and
 // GET one after another a reader behind the ring got only a few hundred
 // KB/s of them (S3 Express model, 5 ms GETs), less than a producer writes.
-// It stops at the first merged segment (a segment is read in 1 MiB chunks
-// already) and at a quarter of the cache, so what it loads is not evicted
-// before it is read. Errors are left for the read itself to meet.
+// Ranges sharing a window take one GET. It stops at the first merged
+// segment (a segment is read in 1 MiB chunks already) and once what it
+// loads reaches a quarter of the cache, so that it is not evicted before
+// it is read. Errors are left for the read itself to meet.
 func (e *Engine) readAhead(ctx context.Context, rs []meta.Coords, maxBytes int, maxOffset int64) {
 	budget := min(int64(maxBytes), e.cache.max/4)
 	var need []meta.Coords
-	var total int64
+	var total, loading int64
+	loads := map[rangeKey]bool{}
 	for _, r := range rs {
-		if r.Segment != nil || r.BaseOffset >= maxOffset || (total >= budget && len(need) > 0) {
+		if r.Segment != nil || r.BaseOffset >= maxOffset || (len(need) > 0 && (total >= budget || loading >= e.cache.max/4)) {
 			break
 		}
 		total += r.Length
-		if !e.cache.has(rangeKey{r.Object, r.Position}) {
-			need = append(need, r)
+		k, _, length, _ := e.intakeGET(r)
+		if loads[k] || e.cache.has(k) {
+			continue
 		}
+		loads[k] = true
+		loading += length
+		need = append(need, r)
 	}
 	if len(need) < 2 {
 		return // none, or the read's own GET
@@ -114,6 +182,13 @@ func (e *Engine) readAhead(ctx context.Context, rs []meta.Coords, maxBytes int, 
 func (e *Engine) loadRanges(ctx context.Context, rs []meta.Coords, sem chan struct{}, loaded *atomic.Uint64) {
 	var wg sync.WaitGroup
 	for _, r := range rs {
+		if e.cachedRange(r) {
+			// In a window an earlier range of rs loaded.
+			if loaded != nil {
+				loaded.Add(1)
+			}
+			continue
+		}
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():

@@ -92,7 +92,7 @@ func run(args []string) int {
 		segBytes byteSize
 		locRet   byteSize
 		topicCfg configList
-		s3model  = fs.String("s3", "", "with --target streamline and diskless or hybrid: serve the object store from an in-process S3 server (gofakes3) behind a latency model: none, standard (PUT p50 60/p99 250 ms, GET 30/120 ms) or express (PUT 5/15 ms); empty uses a local directory")
+		s3model  = fs.String("s3", "", "with --target streamline and diskless or hybrid: serve the object store from an in-process S3 server (gofakes3) behind a latency model: none, standard (PUT p50 60/p99 250 ms, GET 30/120 ms to the first byte) or express (PUT and GET 5/15 ms); both models then send a GET's body at 90 MB/s; empty uses a local directory")
 		metrics  = fs.String("metrics-url", "", "Prometheus endpoint of the server under test (e.g. http://127.0.0.1:9094/metrics) to report the hybrid uploads of each run; with --target streamline the in-process registries are read")
 		batchTO  = fs.Duration("diskless-batch-timeout", 100*time.Millisecond, "with --target streamline: the diskless batch timeout (batch_timeout_ms)")
 		idleTO   = fs.Duration("diskless-idle-flush", buffer.DefaultIdleFlush, "with --target streamline: the all-in-one's --diskless-idle-flush (0: off)")
@@ -428,13 +428,21 @@ func run(args []string) int {
 			}
 			runs = append(runs, run{m, round, res})
 			var caught *bench.CatchUpResult // --catch-up
+			caughtGETs := int64(-1)         // object-store requests of the catch-up read (--s3)
 			if *catchUp {
+				var before int64
+				if proxy != nil {
+					before = proxy.Requests()
+				}
 				c, err := bench.CatchUp(ctx, addrs, name, res.Records)
 				if err != nil {
 					fmt.Fprintf(os.Stderr, "streamline-bench: %s: --catch-up: %v\n", m, err)
 					return 1
 				}
 				caught = &c
+				if proxy != nil {
+					caughtGETs = proxy.Requests() - before
+				}
 			}
 			var uploads string // what a hybrid run uploaded while it ran
 			if tier != nil && m == string(meta.StorageHybrid) {
@@ -460,7 +468,11 @@ func run(args []string) int {
 					l += fmt.Sprintf(" (cold start to ready %.2f s)", startup.Seconds())
 				}
 				if caught != nil {
-					l += fmt.Sprintf(" (then read from the start: %.0f rec/s, %.1f MiB/s)", caught.RecordsPerSec(), caught.MBPerSec())
+					l += fmt.Sprintf(" (then read from the start: %.0f rec/s, %.1f MiB/s", caught.RecordsPerSec(), caught.MBPerSec())
+					if caughtGETs >= 0 {
+						l += fmt.Sprintf(", %d GETs", caughtGETs)
+					}
+					l += ")"
 				}
 				if outHappened {
 					l += fmt.Sprintf(" (S3 outage %v at %v: %d requests refused, %d produce errors)", *outFor, *outAfter, refused, res.ProduceErrors)
@@ -498,7 +510,11 @@ func run(args []string) int {
 				fmt.Printf("  object tier      %s\n", uploads)
 			}
 			if caught != nil {
-				fmt.Printf("  catch-up read    %s, from the start with a new consumer\n", caught)
+				fmt.Printf("  catch-up read    %s, from the start with a new consumer", caught)
+				if caughtGETs >= 0 {
+					fmt.Printf(" (%d object-store requests: merging off, so GETs)", caughtGETs)
+				}
+				fmt.Println()
 			}
 			if disk != nil && m == string(meta.StorageHybrid) {
 				local, objects, err := disk(name)

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -173,8 +174,9 @@ func (p *FaultProxy) Injected(f Fault) int64 {
 	return p.injected[f]
 }
 
-// pick counts the request and chooses its fault (0: none) and delay.
-func (p *FaultProxy) pick(r *http.Request) (Fault, time.Duration) {
+// pick counts the request and chooses its fault (0: none) and delay, and
+// returns the latency model's Transfer if it has one.
+func (p *FaultProxy) pick(r *http.Request) (Fault, time.Duration, Transfer) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.requests++
@@ -182,6 +184,7 @@ func (p *FaultProxy) pick(r *http.Request) (Fault, time.Duration) {
 	if p.latency != nil {
 		delay = p.latency.Delay(r)
 	}
+	tr, _ := p.latency.(Transfer)
 	now := time.Now()
 	for f := SlowDown; f < numFaults; f++ {
 		ru := &p.rules[f]
@@ -191,16 +194,16 @@ func (p *FaultProxy) pick(r *http.Request) (Fault, time.Duration) {
 				ru.next--
 			}
 			p.injected[f]++
-			return f, delay
+			return f, delay, tr
 		}
 	}
-	return 0, delay
+	return 0, delay, tr
 }
 
 // ServeHTTP implements http.Handler.
 func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	arrived := time.Now()
-	fault, delay := p.pick(r)
+	fault, delay, transfer := p.pick(r)
 	if fault == 0 {
 		// A forwarded request's delay is its time to first byte, measured
 		// from its arrival here: the real server (gofakes3 in the
@@ -209,7 +212,7 @@ func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// latency, not added to it, so a busy test machine does not
 		// stretch the model (a server slower than the delay answers as
 		// soon as it is done).
-		p.rp.ServeHTTP(&heldResponse{ResponseWriter: w, until: arrived.Add(delay), ctx: r.Context()}, r)
+		p.rp.ServeHTTP(&heldResponse{ResponseWriter: w, until: arrived.Add(delay), ctx: r.Context(), req: r, transfer: transfer}, r)
 		return
 	}
 	if delay > 0 {
@@ -239,12 +242,16 @@ func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // heldResponse holds a response's status line until a time (or until the
-// request is abandoned): FaultProxy's time to first byte.
+// request is abandoned): FaultProxy's time to first byte, plus the time
+// its body takes at the model's throughput (Transfer), which the status
+// line is held for too, as the proxy relays the body in one piece.
 type heldResponse struct {
 	http.ResponseWriter
-	until time.Time
-	ctx   context.Context
-	held  bool // the wait is over
+	until    time.Time
+	ctx      context.Context
+	req      *http.Request
+	transfer Transfer // nil: bodies cost nothing
+	held     bool     // the wait is over
 }
 
 func (h *heldResponse) wait() {
@@ -264,6 +271,11 @@ func (h *heldResponse) wait() {
 
 // WriteHeader implements http.ResponseWriter.
 func (h *heldResponse) WriteHeader(code int) {
+	if h.transfer != nil && !h.held {
+		if n, err := strconv.ParseInt(h.Header().Get("Content-Length"), 10, 64); err == nil {
+			h.until = h.until.Add(h.transfer.TransferTime(h.req, n))
+		}
+	}
 	h.wait()
 	h.ResponseWriter.WriteHeader(code)
 }

@@ -42,10 +42,31 @@ func (l Lognormal) Delay(*http.Request) time.Duration {
 	return time.Duration(float64(l.P50) * math.Exp(sigma*rand.NormFloat64()))
 }
 
+// Transfer is a Latency that also charges for the bytes a response
+// carries: after its first byte, a body arrives at one connection's
+// throughput. FaultProxy adds TransferTime for the response's
+// Content-Length to the time it holds the response.
+type Transfer interface {
+	TransferTime(r *http.Request, bytes int64) time.Duration
+}
+
 // ByMethod gives reads (GET, HEAD) and writes (everything else: PUT, POST
 // for multipart, DELETE) their own Latency; either may be nil for none.
+// ReadBytesPerSecond, when positive, is one connection's throughput for a
+// GET's body (Transfer): without it a large GET costs what a small one
+// does, and a reader trading many small GETs for fewer large ones would
+// look better than it is.
 type ByMethod struct {
-	Read, Write Latency
+	Read, Write        Latency
+	ReadBytesPerSecond float64
+}
+
+// TransferTime implements Transfer: a GET's body at ReadBytesPerSecond.
+func (m ByMethod) TransferTime(r *http.Request, n int64) time.Duration {
+	if m.ReadBytesPerSecond <= 0 || r.Method != http.MethodGet || n <= 0 {
+		return 0
+	}
+	return time.Duration(float64(n) / m.ReadBytesPerSecond * float64(time.Second))
 }
 
 // Delay implements Latency.
@@ -60,17 +81,28 @@ func (m ByMethod) Delay(r *http.Request) time.Duration {
 	return l.Delay(r)
 }
 
+// s3ConnectionBytesPerSecond is the models' throughput of one GET's body:
+// the ~90 MB/s one connection to S3 commonly gets (AWS's performance
+// guidance scales throughput by parallel connections and suggests 8-16
+// MB byte-range GETs, so a GET of a few MB costs little more than its
+// first byte). An assumption, as no per-connection figure is published;
+// Express gets the same, for the same reason.
+const s3ConnectionBytesPerSecond = 90e6
+
 // Latency models used by the benchmarks.
 var (
-	// S3Standard: PUT p50 60 ms / p99 250 ms, GET p50 30 ms / p99 120 ms.
+	// S3Standard: PUT p50 60 ms / p99 250 ms, GET p50 30 ms / p99 120 ms
+	// to the first byte, then the body at 90 MB/s.
 	S3Standard = ByMethod{
-		Write: Lognormal{P50: 60 * time.Millisecond, P99: 250 * time.Millisecond},
-		Read:  Lognormal{P50: 30 * time.Millisecond, P99: 120 * time.Millisecond},
+		Write:              Lognormal{P50: 60 * time.Millisecond, P99: 250 * time.Millisecond},
+		Read:               Lognormal{P50: 30 * time.Millisecond, P99: 120 * time.Millisecond},
+		ReadBytesPerSecond: s3ConnectionBytesPerSecond,
 	}
 	// S3Express (one-zone): PUT p50 5 ms / p99 15 ms; reads use the same
 	// figures, as we have no separate published GET numbers to model.
 	S3Express = ByMethod{
-		Write: Lognormal{P50: 5 * time.Millisecond, P99: 15 * time.Millisecond},
-		Read:  Lognormal{P50: 5 * time.Millisecond, P99: 15 * time.Millisecond},
+		Write:              Lognormal{P50: 5 * time.Millisecond, P99: 15 * time.Millisecond},
+		Read:               Lognormal{P50: 5 * time.Millisecond, P99: 15 * time.Millisecond},
+		ReadBytesPerSecond: s3ConnectionBytesPerSecond,
 	}
 )

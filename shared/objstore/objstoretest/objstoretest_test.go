@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -126,5 +127,53 @@ func TestFaultProxyLatencyIsTimeToFirstByte(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err == nil {
 		resp.Body.Close()
 		t.Fatal("a request canceled during the latency got an answer")
+	}
+}
+
+// A model with a read throughput holds a GET's answer for its body's
+// bytes at that rate on top of the time to first byte; PUTs and small
+// bodies are not slowed by it.
+func TestFaultProxyChargesGETBodies(t *testing.T) {
+	const size = 1 << 20
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := 10
+		if r.URL.Path == "/bucket/large" {
+			n = size
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+		w.Write(make([]byte, n))
+	}))
+	defer upstream.Close()
+	p, endpoint := StartFaultProxy(t, upstream.URL)
+	// 1 MiB at 2 MiB/s: half a second.
+	p.SetLatency(ByMethod{ReadBytesPerSecond: 2 * size})
+	took := func(method, key string) time.Duration {
+		start := time.Now()
+		req, _ := http.NewRequest(method, endpoint+"/bucket/"+key, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return time.Since(start)
+	}
+	if d := took(http.MethodGet, "large"); d < size*time.Second/(2*size) {
+		t.Fatalf("a GET of 1 MiB at 2 MiB/s was answered in %v, under 500ms", d)
+	}
+	// Not asserted as fast (a loaded machine may be slow), but they must
+	// not carry the large body's charge: 10 bytes cost 5 µs, a PUT none.
+	if d := took(http.MethodGet, "small"); d >= 400*time.Millisecond {
+		t.Errorf("a GET of 10 bytes took %v: charged as if large", d)
+	}
+	if d := took(http.MethodPut, "large"); d >= 400*time.Millisecond {
+		t.Errorf("a PUT took %v: reads' throughput charged to a write", d)
+	}
+	m := ByMethod{ReadBytesPerSecond: 1e6}
+	if got := m.TransferTime(httptest.NewRequest(http.MethodGet, "/", nil), 1e6); got != time.Second {
+		t.Errorf("TransferTime(GET, 1 MB at 1 MB/s) = %v", got)
+	}
+	if got := m.TransferTime(httptest.NewRequest(http.MethodPut, "/", nil), 1e6); got != 0 {
+		t.Errorf("TransferTime(PUT) = %v, want 0", got)
 	}
 }
