@@ -76,11 +76,15 @@ func open(dir string, opts Options, syncHook func(*os.File) error) (*WAL, error)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
-	w := &WAL{dir: dir, opts: opts, syncHook: syncHook}
+	w := &WAL{dir: dir, opts: opts, syncHook: syncHook, closing: make(chan struct{})}
 	w.direct = opts.DirectIO && probeDirect(dir)
 	// A spare left by the last run may be half written: start over.
 	if err := os.Remove(w.sparePath()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("wal: remove old spare: %w", err)
+	}
+	// Pruned files the last run did not finish giving back.
+	if err := removeTrash(dir); err != nil {
+		return nil, fmt.Errorf("wal: remove pruned files: %w", err)
 	}
 
 	files, err := listFiles(dir)

@@ -118,6 +118,7 @@ func (w *WAL) Prune(durable func(stream string) (seq uint64, ok bool)) (int, err
 	}
 
 	deleted := make(map[*fileInfo]bool)
+	var trashed []string // renamed out of the WAL, given back in the background
 	var firstErr error
 	for _, f := range sealed {
 		if needed(f) {
@@ -127,9 +128,13 @@ func (w *WAL) Prune(durable func(stream string) (seq uint64, ok bool)) (int, err
 			deleted[f] = true
 			continue
 		}
-		if err := os.Remove(f.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		t, err := trash(f.path)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			firstErr = fmt.Errorf("wal: prune: %w", err)
 			break
+		}
+		if err == nil {
+			trashed = append(trashed, t)
 		}
 		deleted[f] = true
 	}
@@ -145,11 +150,18 @@ func (w *WAL) Prune(durable func(stream string) (seq uint64, ok bool)) (int, err
 		return false
 	})
 	w.filesMu.Unlock()
-	// Not strictly needed for safety (a resurrected file only replays
-	// records that are durable anyway), but keeps the directory tidy and
-	// the seq-continuity reasoning in Open simple.
+	// A file brought back by a crash would only replay records that are
+	// durable anyway, but its trash copy must not shrink before the
+	// rename is durable (below), and a durable directory keeps the
+	// seq-continuity reasoning in Open simple.
 	if !w.opts.NoSync && firstErr == nil {
 		firstErr = syncDir(w.dir)
+	}
+	// Only once the renames are durable may the files shrink: a crash
+	// must not bring one back under its WAL name, shortened (with NoSync
+	// nothing is durable anyway).
+	if firstErr == nil || w.opts.NoSync {
+		w.reclaimTrash(trashed)
 	}
 	return len(deleted), firstErr
 }

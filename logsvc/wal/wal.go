@@ -112,6 +112,13 @@ type WAL struct {
 
 	pruneMu sync.Mutex // serializes Prune, and Prune against Replay
 
+	// Pruned files being given back in the background (reclaim.go).
+	reclaimMu  sync.Mutex
+	trashed    []string
+	reclaiming bool
+	reclaimWG  sync.WaitGroup
+	closing    chan struct{} // closed by Close: stops the reclaimer
+
 	// Owned by the writer goroutine (and by Close after it exits).
 	f           *os.File  // the active file
 	prezeroed   bool      // f was started from the spare: frames overwrite zeros
@@ -489,6 +496,7 @@ func failAll(ps []pending, err error) {
 // the active file. It is idempotent: later calls return the first result.
 func (w *WAL) Close() error {
 	w.closeOnce.Do(func() {
+		close(w.closing)
 		w.mu.Lock()
 		w.closed = true
 		failAll(w.queue, ErrClosed)
@@ -500,6 +508,7 @@ func (w *WAL) Close() error {
 		w.mu.Unlock()
 		<-w.writerDone
 		w.stopSpare()
+		w.reclaimWG.Wait()
 		if w.direct && !w.prezeroed && w.err == nil {
 			// Cut the zeros a direct write left after the last frame,
 			// so a plain file ends in its frames as without direct I/O.

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 type entry struct {
@@ -90,13 +91,19 @@ func rec(stream string, off int64, frameLen int) Record {
 
 func walNames(t testing.TB, dir string) []string {
 	t.Helper()
+	return namesIn(t, dir, func(name string) bool { _, ok := parseFileName(name); return ok })
+}
+
+// namesIn lists the names in dir that match.
+func namesIn(t testing.TB, dir string, match func(name string) bool) []string {
+	t.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var names []string
 	for _, e := range entries {
-		if _, ok := parseFileName(e.Name()); ok {
+		if match(e.Name()) {
 			names = append(names, e.Name())
 		}
 	}
@@ -634,6 +641,70 @@ func TestPrune(t *testing.T) {
 	if seq := mustAppend(t, w, rec("a", 9, 128)); seq != 9 {
 		t.Fatalf("seq after restart = %d, want 9", seq)
 	}
+}
+
+// TestPruneGivesFilesBackInTheBackground: Prune renames each pruned file
+// out of the WAL at once (Open no longer sees it) and a background
+// reclaimer then deletes it in steps; nothing is left once it is done.
+func TestPruneGivesFilesBackInTheBackground(t *testing.T) {
+	dir := t.TempDir()
+	w := mustOpen(t, dir, Options{FileBytes: 256})
+	for i := range 7 {
+		mustAppend(t, w, rec("a", int64(i), 128))
+	}
+	if n, err := w.Prune(func(string) (uint64, bool) { return 100, true }); err != nil || n != 3 {
+		t.Fatalf("Prune: %d files, %v; want 3", n, err)
+	}
+	if got := walNames(t, dir); !slices.Equal(got, []string{fileName(7)}) {
+		t.Fatalf("WAL files right after Prune: %v, want only the active one", got)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(trashNames(t, dir)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if left := trashNames(t, dir); len(left) > 0 {
+		t.Fatalf("pruned files still there after 30s: %v", left)
+	}
+	w.Close()
+}
+
+// TestOpenRemovesPrunedLeftovers: a crash while pruned files were being
+// given back leaves them, perhaps shortened, under their trash names;
+// Open removes them and replays nothing of them, and the WAL goes on.
+func TestOpenRemovesPrunedLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	w := mustOpen(t, dir, Options{FileBytes: 256})
+	for i := range 3 {
+		mustAppend(t, w, rec("a", int64(i), 128))
+	}
+	w.Close()
+	// What a crash leaves: a whole pruned file, and one cut mid-frame.
+	data, err := os.ReadFile(filepath.Join(dir, fileName(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq, b := range map[uint64][]byte{1: data, 100: data[:100]} {
+		if err := os.WriteFile(filepath.Join(dir, fileName(seq)+prunedSuffix), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w = mustOpen(t, dir, Options{FileBytes: 256})
+	defer w.Close()
+	if left := trashNames(t, dir); len(left) > 0 {
+		t.Fatalf("Open left %v", left)
+	}
+	if got := replayAll(t, w); len(got) != 3 {
+		t.Fatalf("replayed %d records, want the 3 appended", len(got))
+	}
+	if seq := mustAppend(t, w, rec("a", 3, 128)); seq != 4 {
+		t.Fatalf("next seq %d, want 4", seq)
+	}
+}
+
+// trashNames lists the pruned files in dir not yet given back.
+func trashNames(t testing.TB, dir string) []string {
+	t.Helper()
+	return namesIn(t, dir, func(name string) bool { return strings.HasSuffix(name, prunedSuffix) })
 }
 
 // FuzzOpen writes arbitrary bytes as the only WAL file. Open must not

@@ -28,9 +28,9 @@ var (
 	descFailedBatches = telemetry.NewDesc("logsvc", "buffer_failed_batches_total",
 		"Batches of the diskless buffer that failed (upload or commit error, fenced, closed).", nil, modeLabel)
 	descCacheHits = telemetry.NewDesc("logsvc", "read_cache_hits_total",
-		"Diskless reads answered from memory, by tier (ring: recent committed batches; range: the LRU of object ranges).", []string{"tier"}, modeLabel)
+		"Diskless reads answered from memory, by tier (ring: recent committed batches; range: the LRU of object ranges and flush object windows).", []string{"tier"}, modeLabel)
 	descCacheMisses = telemetry.NewDesc("logsvc", "read_cache_misses_total",
-		"Diskless reads a tier could not answer, by tier (a range miss is an object range GET).", []string{"tier"}, modeLabel)
+		"Diskless reads a tier could not answer, by tier (a range miss is a GET of an object range or of the flush object window holding it).", []string{"tier"}, modeLabel)
 	descIdleFlushes = telemetry.NewDesc("logsvc", "buffer_idle_flushes_total",
 		"Flushes the diskless buffer cut before the batch timeout because appends stopped (--diskless-idle-flush).", nil, modeLabel)
 	descPartialCommits = telemetry.NewDesc("logsvc", "buffer_partial_commits_total",

@@ -4,12 +4,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/streamline-dev/streamline/logsvc/segment"
 	"github.com/streamline-dev/streamline/logsvc/storage"
 	"github.com/streamline-dev/streamline/logsvc/storage/storagetest"
+	"github.com/streamline-dev/streamline/shared/reclaim"
 )
 
 // crashImage copies a running engine's data directory: what a kill -9
@@ -124,15 +126,15 @@ func TestRecoverWithDeletionInterrupted(t *testing.T) {
 
 // TestRemoveDoesNotWaitForFiles: Remove entombs the directory at once (the
 // partition is gone for recovery) and leaves the file removal to the
-// background; the removal has finished when the engine closes.
+// background; the removal of files this small (nothing to pace) has
+// finished when the engine closes.
 func TestRemoveDoesNotWaitForFiles(t *testing.T) {
-	e, _, gone, _, _ := twoPartitions(t)
-	dir := filepath.Join(e.partitionsDir(), storagetest.Spec("gone").Stream())
+	e, _, gone, keptSpec, _ := twoPartitions(t)
 	if err := gone.Remove(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Fatalf("partition directory still under its name after Remove: %v", err)
+	if dirs, err := e.PartitionDirs(); err != nil || !slices.Equal(dirs, []string{keptSpec.Stream()}) {
+		t.Fatalf("partition directories right after Remove: %v (%v), want only the kept one's", dirs, err)
 	}
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
@@ -140,4 +142,49 @@ func TestRemoveDoesNotWaitForFiles(t *testing.T) {
 	if tombs, err := segment.SweepEntombed(e.partitionsDir()); err != nil || len(tombs) != 0 {
 		t.Fatalf("after Close: entombed directories left %v (%v)", tombs, err)
 	}
+}
+
+// TestCloseStopsAPacedRemovalAndOpenFinishesIt: a deleted partition's
+// large files are given back a step at a time (package reclaim), which
+// for a large topic takes a while; Close does not wait for it but stops
+// it at its next step, leaving the tomb, and the next Open removes it.
+func TestCloseStopsAPacedRemovalAndOpenFinishesIt(t *testing.T) {
+	dataDir := t.TempDir()
+	e := open(t, dataDir)
+	// One step, then a pause that only Close ends.
+	e.reclaim = reclaim.Pacing{StepBytes: 1 << 20, Pause: time.Hour}
+	spec := storagetest.Spec("gone")
+	gone, err := e.Open(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storagetest.Append(t, gone, 0, 1, "g1")
+	// A large file in the partition's directory (sparse: nothing to
+	// write, but its size is what is given back).
+	big := filepath.Join(e.partitionsDir(), spec.Stream(), "big")
+	if err := os.WriteFile(big, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := gone.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tombs, err := segment.SweepEntombed(e.partitionsDir())
+	if err != nil || len(tombs) != 1 {
+		t.Fatalf("after Close: entombed directories %v (%v), want the deleted partition's, its removal stopped", tombs, err)
+	}
+	e = open(t, dataDir)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if tombs, err = segment.SweepEntombed(e.partitionsDir()); err == nil && len(tombs) == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("30s after Open: entombed directories %v (%v), want none", tombs, err)
 }

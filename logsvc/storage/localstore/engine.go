@@ -46,6 +46,7 @@ import (
 	"github.com/streamline-dev/streamline/logsvc/wal"
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/recbatch"
+	"github.com/streamline-dev/streamline/shared/reclaim"
 )
 
 // Options configure the local engine.
@@ -83,6 +84,7 @@ type Engine struct {
 	once sync.Once
 
 	reaping sync.WaitGroup // background removals of entombed directories
+	reclaim reclaim.Pacing // how reaping gives files back (tests slow it)
 }
 
 var _ storage.Engine = (*Engine)(nil)
@@ -103,7 +105,7 @@ func Open(opts Options) (*Engine, error) {
 		opts.MinFreeBytes = DefaultMinFreeBytes
 	}
 	e := &Engine{opts: opts, log: opts.Logger, logs: map[string]*Log{}, deferred: map[string][][]byte{},
-		stop: make(chan struct{}), done: make(chan struct{}), space: newSpaceGuard(opts.DataDir, opts.MinFreeBytes)}
+		stop: make(chan struct{}), done: make(chan struct{}), reclaim: reclaim.Default, space: newSpaceGuard(opts.DataDir, opts.MinFreeBytes)}
 	if err := os.MkdirAll(e.partitionsDir(), 0o755); err != nil {
 		return nil, err
 	}
@@ -132,7 +134,10 @@ func Open(opts Options) (*Engine, error) {
 	return e, nil
 }
 
-// reap removes an entombed partition directory in the background.
+// reap removes an entombed partition directory in the background, its
+// files given back a step at a time (package reclaim): a deleted topic's
+// gigabytes unlinked at once stalled the WAL's fsyncs on the same disk.
+// Close stops it; the next Open finds the tomb and reaps it again.
 func (e *Engine) reap(tomb string) {
 	if tomb == "" {
 		return
@@ -141,7 +146,10 @@ func (e *Engine) reap(tomb string) {
 	go func() {
 		defer e.reaping.Done()
 		start := time.Now()
-		if err := os.RemoveAll(tomb); err != nil {
+		if err := e.reclaim.RemoveAll(tomb, e.stop); errors.Is(err, reclaim.ErrStopped) {
+			e.log.Info("stopped removing deleted partition data; the next start goes on", "dir", filepath.Base(tomb))
+			return
+		} else if err != nil {
 			e.log.Error("removing deleted partition data", "dir", tomb, "err", err)
 			return
 		}
