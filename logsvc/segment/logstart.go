@@ -111,11 +111,12 @@ func (l *Log) dropBelow(offset int64) error {
 	if n == 0 {
 		return nil
 	}
-	var err error
-	for _, s := range doomed { // oldest first: a crash part-way leaves a contiguous log
-		err = errors.Join(err, s.remove())
+	trash, err := retireAll(l.dir, doomed)
+	if len(trash) > 0 {
+		// The writer must not wait for the files to be given back.
+		go giveBack(trash)
 	}
-	return errors.Join(err, syncDir(l.dir))
+	return err
 }
 
 // SetConfig changes the rolling thresholds (segment.bytes, segment.ms) of

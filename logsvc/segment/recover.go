@@ -35,6 +35,9 @@ func open(dir string, cfg Config) (*Log, error) {
 	if err := removeOrphanIndexes(dir, bases); err != nil {
 		return nil, err
 	}
+	if err := removeRetired(dir); err != nil {
+		return nil, err
+	}
 	l := &Log{dir: dir, cfg: cfg}
 	if len(bases) == 0 {
 		s, err := createSegment(dir, 0)

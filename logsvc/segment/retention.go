@@ -30,7 +30,7 @@ func (l *Log) ApplyRetention(retentionMs, retentionBytes int64) (deleted int, er
 // the tier catches up.
 func (l *Log) ApplyRetentionBelow(retentionMs, retentionBytes, ceiling int64) (deleted int, err error) {
 	// Retention passes run one at a time (rmu), so files are always
-	// removed oldest first and a crash leaves a contiguous log; the
+	// retired oldest first and a crash leaves a contiguous log; the
 	// writer lock is held only to detach the segments, so appends do not
 	// wait for the file removals and the directory fsync.
 	l.rmu.Lock()
@@ -39,10 +39,10 @@ func (l *Log) ApplyRetentionBelow(retentionMs, retentionBytes, ceiling int64) (d
 	if err != nil || len(doomed) == 0 {
 		return 0, err
 	}
-	for _, s := range doomed {
-		err = errors.Join(err, s.remove())
-	}
-	return len(doomed), errors.Join(err, syncDir(l.dir))
+	// Retired (renamed) at once, given back a step at a time here: the
+	// pass runs in the background, one at a time.
+	trash, err := retireAll(l.dir, doomed)
+	return len(doomed), errors.Join(err, giveBack(trash))
 }
 
 // detachExpired takes the segments retention deletes out of the log (the

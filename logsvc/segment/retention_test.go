@@ -3,7 +3,9 @@ package segment
 import (
 	"bytes"
 	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -169,4 +171,78 @@ func TestRetentionBelowCeiling(t *testing.T) {
 	if n, err := l.ApplyRetentionBelow(0, 0, 8); n != 0 || err != nil || l.StartOffset() != 6 {
 		t.Fatalf("below 8: deleted %d, %v, start %d", n, err, l.StartOffset())
 	}
+}
+
+// TestRetiredSegmentsAreGivenBackAndSweptAtOpen: retention and
+// DeleteBefore rename a segment's log file out of the segment names before
+// it is given back a step at a time (package reclaim), so a crash while
+// giving it back leaves a "<name>.log.deleted" file, perhaps shortened,
+// never a shortened segment. Open removes such leftovers, reads the log as
+// it was, and leaves files that are not retired segments alone.
+func TestRetiredSegmentsAreGivenBackAndSweptAtOpen(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir, Config{})
+	for i := range 3 {
+		if i > 0 {
+			l.Roll()
+		}
+		appendBatches(t, l, 1, 2, 5)
+	}
+	if n, err := l.ApplyRetention(-1, l.Size()*2/3); err != nil || n != 1 { // three equal segments
+		t.Fatalf("retention: %d segments, %v; want 1", n, err)
+	}
+	// Retention gives its files back before it returns.
+	if left := retiredNames(t, dir); len(left) != 0 {
+		t.Fatalf("retention left %v", left)
+	}
+	if err := l.DeleteBefore(4); err != nil { // the second segment: [2, 4)
+		t.Fatal(err)
+	}
+	// DeleteBefore's are given back in the background.
+	deadline := time.Now().Add(30 * time.Second)
+	for len(retiredNames(t, dir)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if left := retiredNames(t, dir); len(left) != 0 {
+		t.Fatalf("DeleteBefore left %v after 30s", left)
+	}
+	want := readAll(t, l)
+	start, end := l.StartOffset(), l.EndOffset()
+	l.Close()
+
+	// What a crash while giving files back leaves, and a stranger.
+	leftover := segmentPath(dir, 0, logSuffix) + deletedSuffix
+	if err := os.WriteFile(leftover, []byte("half a batch"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stranger := filepath.Join(dir, "notes.deleted")
+	if err := os.WriteFile(stranger, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l = openLog(t, dir, Config{})
+	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
+		t.Fatalf("Open left the retired segment file: %v", err)
+	}
+	if _, err := os.Stat(stranger); err != nil {
+		t.Fatalf("Open removed a file that is no retired segment: %v", err)
+	}
+	if got := readAll(t, l); l.StartOffset() != start || l.EndOffset() != end || !bytes.Equal(got, want) {
+		t.Fatalf("reopened log [%d, %d) with %d bytes, want [%d, %d) with %d", l.StartOffset(), l.EndOffset(), len(got), start, end, len(want))
+	}
+}
+
+// retiredNames lists the retired segment files in dir.
+func retiredNames(t testing.TB, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), deletedSuffix) {
+			names = append(names, e.Name())
+		}
+	}
+	return names
 }

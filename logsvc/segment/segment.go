@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/streamline-dev/streamline/shared/recbatch"
+	"github.com/streamline-dev/streamline/shared/reclaim"
 )
 
 const (
@@ -187,15 +188,95 @@ func (s *segment) close() error {
 	return errors.Join(s.closeIndexFiles(), s.log.Close())
 }
 
+// deletedSuffix marks the log file of a segment that retention or
+// DeleteRecords took out of the log (retire): it is no segment name, so
+// Open never reads it, and it is given back to the file system a step at
+// a time (giveBack); Open removes any a crash left.
+const deletedSuffix = ".deleted"
+
+// retire closes the segment, deletes its indexes and renames its log file
+// out of the segment names, and returns the new path ("" if it was gone).
+// The caller fsyncs the directory before the file shrinks (retireAll).
+func (s *segment) retire() (string, error) {
+	err := s.closeIndexAndLog()
+	p := segmentPath(s.dir, s.base, logSuffix)
+	if rerr := os.Rename(p, p+deletedSuffix); rerr != nil {
+		if errors.Is(rerr, os.ErrNotExist) {
+			return "", err
+		}
+		return "", errors.Join(err, rerr)
+	}
+	return p + deletedSuffix, err
+}
+
+// retireAll retires segs, oldest first (a crash part-way leaves a
+// contiguous log), and fsyncs dir; it returns the retired files to give
+// back, none unless the renames are durable: a file must not shrink while
+// a crash could still bring it back under its segment name.
+func retireAll(dir string, segs []*segment) ([]string, error) {
+	var trash []string
+	var err error
+	for _, s := range segs {
+		t, rerr := s.retire()
+		err = errors.Join(err, rerr)
+		if t != "" {
+			trash = append(trash, t)
+		}
+	}
+	if serr := syncDir(dir); serr != nil {
+		return nil, errors.Join(err, serr)
+	}
+	return trash, err
+}
+
+// giveBack deletes retired segment files a step at a time (package
+// reclaim): a 1 GiB segment unlinked at once is an ext4 journal commit
+// that the node WAL's fsyncs wait behind.
+func giveBack(paths []string) error {
+	var err error
+	for _, p := range paths {
+		err = errors.Join(err, reclaim.Default.Remove(p, nil))
+	}
+	return err
+}
+
+// removeRetired removes the retired segment files a crash left in dir.
+func removeRetired(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if name, ok := strings.CutSuffix(e.Name(), deletedSuffix); ok && e.Type().IsRegular() {
+			if _, seg := parseSegmentName(name); !seg {
+				continue
+			}
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// closeIndexAndLog closes the segment and deletes its index files.
+func (s *segment) closeIndexAndLog() error {
+	err := s.close()
+	for _, suffix := range []string{indexSuffix, timeIndexSuffix} {
+		if rerr := os.Remove(segmentPath(s.dir, s.base, suffix)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
+	}
+	return err
+}
+
 // remove closes and deletes the segment. Indexes go first: a crash in
 // between leaves a .log without indexes, which Open rebuilds, rather than
 // orphaned index files.
 func (s *segment) remove() error {
-	err := s.close()
-	for _, suffix := range []string{indexSuffix, timeIndexSuffix, logSuffix} {
-		if rerr := os.Remove(segmentPath(s.dir, s.base, suffix)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-			err = errors.Join(err, rerr)
-		}
+	err := s.closeIndexAndLog()
+	if rerr := os.Remove(segmentPath(s.dir, s.base, logSuffix)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		err = errors.Join(err, rerr)
 	}
 	return err
 }
