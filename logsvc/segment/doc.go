@@ -36,6 +36,16 @@
 // deletes segments that end at or below it. Retention never moves the start
 // backwards, so a stale checkpoint below the first segment is harmless.
 //
+// A segment that retention or DeleteBefore drops is retired: its indexes
+// are deleted and its .log renamed to
+//
+//	00000000000000000000.log.deleted
+//
+// (no segment name, so Open never reads it), the directory is fsynced, and
+// only then is the file shrunk a step at a time and unlinked (package
+// reclaim: a large file unlinked at once stalls the WAL's fsyncs). Open
+// removes any a crash left.
+//
 // # .log
 //
 // Kafka v2 RecordBatches (see package recbatch), concatenated.

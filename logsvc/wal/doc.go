@@ -15,7 +15,9 @@
 //     re-applies every record whose offset its segments lost.
 //  4. Periodically the node calls Prune with the highest WAL sequence
 //     number that each partition has durably in its segments; sealed WAL
-//     files whose every record is covered are deleted.
+//     files whose every record is covered are recycled as the next file
+//     (prealloc.go) or renamed out of the WAL and given back to the file
+//     system a step at a time in the background (reclaim.go).
 //
 // # Group commit
 //
