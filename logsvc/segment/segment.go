@@ -242,21 +242,13 @@ func giveBack(paths []string) error {
 
 // removeRetired removes the retired segment files a crash left in dir.
 func removeRetired(dir string) error {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		if name, ok := strings.CutSuffix(e.Name(), deletedSuffix); ok && e.Type().IsRegular() {
-			if _, seg := parseSegmentName(name); !seg {
-				continue
-			}
-			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return err
-			}
+	return reclaim.Sweep(dir, func(name string) bool {
+		seg, ok := strings.CutSuffix(name, deletedSuffix)
+		if ok {
+			_, ok = parseSegmentName(seg)
 		}
-	}
-	return nil
+		return ok
+	})
 }
 
 // closeIndexAndLog closes the segment and deletes its index files.

@@ -3,7 +3,6 @@ package wal
 import (
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/streamline-dev/streamline/shared/reclaim"
@@ -73,16 +72,5 @@ func (w *WAL) reclaimLoop() {
 
 // removeTrash removes what a run before this one left of pruned files.
 func removeTrash(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), prunedSuffix) && e.Type().IsRegular() {
-			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return err
-			}
-		}
-	}
-	return nil
+	return reclaim.Sweep(dir, func(name string) bool { return strings.HasSuffix(name, prunedSuffix) })
 }

@@ -114,6 +114,25 @@ func (p Pacing) RemoveAll(path string, stop <-chan struct{}) error {
 	return os.RemoveAll(path)
 }
 
+// Sweep removes the regular files in dir whose names match: what a crash
+// left of files being given back under a trash name, found at the next
+// start (nothing else runs then, so they are unlinked at once).
+func Sweep(dir string, match func(name string) bool) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !match(e.Name()) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
 // wait pauses after a step; false if stop was closed.
 func (p Pacing) wait(stop <-chan struct{}) bool {
 	if p.sleep != nil {

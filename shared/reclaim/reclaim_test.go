@@ -136,3 +136,27 @@ func TestStop(t *testing.T) {
 		t.Fatalf("tree still there: %v", err)
 	}
 }
+
+// Sweep removes exactly the regular files whose names match.
+func TestSweep(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.trash"), 10)
+	writeFile(t, filepath.Join(dir, "b.keep"), 10)
+	if err := os.Mkdir(filepath.Join(dir, "c.trash"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := Sweep(dir, func(name string) bool { return filepath.Ext(name) == ".trash" }); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	if want := []string{"b.keep", "c.trash"}; !slices.Equal(left, want) {
+		t.Fatalf("left %v, want %v (a directory is no file to sweep)", left, want)
+	}
+}
