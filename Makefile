@@ -70,7 +70,8 @@ chaos: tools
 ## (merge age 2 s: merging runs through the load), replication: RF=1
 ## against RF=3 (acks=all) on 3 log-service nodes, franz-go's in-memory
 ## kfake broker as a reference, and diskless behind the S3 Standard and S3
-## Express latency models; then throughput at unlimited rate with one load
+## Express latency models (Express also with --diskless-eager-flush; the
+## S3 rows count their PUTs); then throughput at unlimited rate with one load
 ## for kfake, local, diskless (directory store) and diskless behind the S3
 ## Express model (local also with --loopback-grpc: the services of the
 ## all-in-one over loopback gRPC instead of in-process), and a diskless
@@ -129,6 +130,7 @@ bench:
 	@bin/streamline-bench --target kfake --partitions 12 --records $(BENCH_RECORDS) --rate $(BENCH_RATE) --record-bytes 1024 --results-dir $(BENCH_DIR) --row "kfake (franz-go in-memory broker, reference)"
 	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge=false --s3 standard --diskless-batch-timeout 100ms --results-dir $(BENCH_DIR) --row "diskless, S3 Standard model, 100 ms batches"
 	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge=false --s3 express --diskless-batch-timeout 10ms --results-dir $(BENCH_DIR) --row "diskless, S3 Express model, 10 ms batches"
+	@bin/streamline-bench $(BENCH_ARGS) --storage-mode diskless --merge=false --s3 express --diskless-batch-timeout 10ms --diskless-eager-flush --results-dir $(BENCH_DIR) --row "diskless, S3 Express model, 10 ms batches, eager flush"
 	@bin/streamline-bench $(CATCHUP_ARGS) --s3 express --diskless-batch-timeout 10ms --results-dir $(BENCH_DIR) --row "diskless, S3 Express model, 10 ms batches, 10k rec/s, no consumer"
 	@bin/streamline-bench $(CATCHUP_ARGS) --s3 standard --diskless-batch-timeout 100ms --results-dir $(BENCH_DIR) --row "diskless, S3 Standard model, 100 ms batches, 10k rec/s, no consumer"
 	@bin/streamline-bench $(TPUT_ARGS) --target kfake --results-dir $(BENCH_DIR) --row "throughput: kfake (reference), unlimited rate, 6 partitions"

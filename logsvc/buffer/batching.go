@@ -52,6 +52,15 @@ type Config struct {
 	// batching (and its PUT rate): only a pause several times longer than
 	// the usual gap counts as idle. 0: off.
 	IdleFlush time.Duration
+	// EagerFlush also cuts a flush whenever no upload is running: group
+	// commit, as the WAL does. With nothing uploading, waiting for more
+	// batches overlaps no earlier upload; it only delays these. At light
+	// load flushes then follow the object store's latency rather than
+	// MaxDelay: worth it where the PUT is as short as the wait it saves
+	// (S3 Express), for more PUTs (ARCHITECTURE.md "Performance notes").
+	// Under load an upload is always running and MaxDelay, the size
+	// threshold and IdleFlush cut as they would without it.
+	EagerFlush bool
 }
 
 // IdleGaps is how many mean inter-arrival gaps without an Add make the
@@ -148,6 +157,7 @@ type Stats struct {
 	OverflowWaits  uint64 // Adds that had to wait for memory
 	OverflowGaveUp uint64 // ... and returned because their context ended
 	IdleFlushes    uint64 // flushes cut early because Adds stopped (Config.IdleFlush)
+	EagerFlushes   uint64 // flushes cut early because no upload was running (Config.EagerFlush)
 	// PartialCommits counts commits of some of a flush's streams only:
 	// those whose earlier flushes had their results while another
 	// stream's earlier flush was still uploading.

@@ -504,3 +504,63 @@ func TestIdleFlushClosedLoop(t *testing.T) {
 		mustClose(t, b)
 	})
 }
+
+// TestEagerFlush: with EagerFlush, a batch that finds no upload running is
+// cut at once; batches arriving while an upload runs wait for it (or for
+// MaxDelay, the size or the idle time) and are then cut together, at the
+// moment it returns; without it the window is waited out.
+func TestEagerFlush(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeStore(true)
+		b := New(Config{MaxDelay: 100 * time.Millisecond, MaxInFlight: 4, EagerFlush: true}, s.flush)
+		start := time.Now()
+		a0 := mustAdd(t, b, item("a", 0, 10))
+		synctest.Wait()
+		if up, _ := s.snapshot(); len(up) != 1 || s.uploadedAt[0] != start {
+			t.Fatalf("%d uploads: want the first batch cut at once (nothing was uploading)", len(up))
+		}
+		time.Sleep(time.Millisecond)
+		a1 := mustAdd(t, b, item("a", 1, 10))
+		b0 := mustAdd(t, b, item("b", 0, 10))
+		time.Sleep(2 * time.Millisecond)
+		synctest.Wait()
+		if up, _ := s.snapshot(); len(up) != 1 {
+			t.Fatalf("%d uploads while the first runs: want the new batches to wait for it", len(up))
+		}
+		s.release(1, nil)
+		synctest.Wait()
+		up, _ := s.snapshot()
+		if len(up) != 2 || s.uploadedAt[1].Sub(start) != 3*time.Millisecond {
+			t.Fatalf("%d uploads: want the waiting batches cut together when the first upload returned (3ms)", len(up))
+		}
+		if got := keys(up[1]); !slices.Equal(got, []string{"a@1", "b@0"}) {
+			t.Fatalf("second flush holds %v, want a@1 and b@0", got)
+		}
+		s.release(2, nil)
+		synctest.Wait()
+		for name, ch := range map[string]<-chan error{"a0": a0, "a1": a1, "b0": b0} {
+			if err := mustResult(t, name, ch); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+		if st := b.Stats(); st.EagerFlushes != 2 || st.IdleFlushes != 0 {
+			t.Errorf("eager flushes %d, idle %d: want 2 and 0", st.EagerFlushes, st.IdleFlushes)
+		}
+		mustClose(t, b)
+
+		// Off: the window is waited out although nothing uploads.
+		s2 := newFakeStore(false)
+		b2 := New(Config{MaxDelay: 100 * time.Millisecond, MaxInFlight: 4}, s2.flush)
+		second := time.Now()
+		mustAdd(t, b2, item("a", 0, 10))
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		if up, _ := s2.snapshot(); len(up) != 1 || s2.uploadedAt[0].Sub(second) != 100*time.Millisecond {
+			t.Fatalf("without EagerFlush: %d uploads, want one at 100ms", len(up))
+		}
+		if st := b2.Stats(); st.EagerFlushes != 0 {
+			t.Errorf("eager flushes %d without EagerFlush", st.EagerFlushes)
+		}
+		mustClose(t, b2)
+	})
+}

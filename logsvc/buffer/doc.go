@@ -11,9 +11,11 @@
 // caller's FlushFunc writes it as one object, and the buffer then has the
 // caller commit it. A flush is cut when the pending bytes reach
 // MaxBatchBytes, MaxDelay after the oldest pending batch arrived, when
-// batches stopped arriving (Config.IdleFlush), or at Close. It takes pending batches in arrival order until it holds at least
-// MaxBatchBytes, so an object is at most MaxBatchBytes plus one batch; in
-// the common case that is everything pending.
+// batches stopped arriving (Config.IdleFlush), when no upload is running
+// (Config.EagerFlush: group commit), or at Close. It takes pending batches
+// in arrival order until it holds at least MaxBatchBytes, so an object is
+// at most MaxBatchBytes plus one batch; in the common case that is
+// everything pending.
 //
 // Durability is split in two steps because uploads are slow and may run in
 // parallel, while commits must be ordered:

@@ -85,11 +85,15 @@ func (b *Batching) cutLocked(now time.Time) *flushState {
 		}
 		due := b.closed || b.pendingBytes >= b.minSize || !now.Before(b.minDeadline)
 		if !due {
-			idle, ok := b.idleAtLocked()
-			if !ok || now.Before(idle) {
-				return nil
+			if b.cfg.EagerFlush && b.uploading == 0 {
+				b.stats.EagerFlushes++
+			} else {
+				idle, ok := b.idleAtLocked()
+				if !ok || now.Before(idle) {
+					return nil
+				}
+				b.stats.IdleFlushes++
 			}
-			b.stats.IdleFlushes++
 		}
 	}
 	// Take a prefix holding at least the size threshold (or everything):

@@ -237,6 +237,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	positive("streamline_logsvc_buffer_flushed_bytes_total", d)
 	present("streamline_logsvc_buffer_bytes", d)
 	present("streamline_logsvc_buffer_overflows_total", d)
+	present("streamline_logsvc_buffer_eager_flushes_total", d)
 	present("streamline_logsvc_read_cache_hits_total", map[string]string{"storage_mode": "diskless", "tier": "range"})
 	present("streamline_logsvc_read_cache_misses_total", map[string]string{"storage_mode": "diskless", "tier": "range"})
 	ring := map[string]string{"storage_mode": "diskless", "tier": "ring"}

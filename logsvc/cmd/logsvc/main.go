@@ -45,6 +45,7 @@ func run(args []string) int {
 		batchBytes  = fs.Int("diskless-batch-bytes", 1<<20, "flush the diskless buffer when it holds this many bytes (batch_size_bytes)")
 		batchWait   = fs.Duration("diskless-batch-timeout", 100*time.Millisecond, "flush the diskless buffer this long after its first batch (batch_timeout_ms)")
 		idleFlush   = fs.Duration("diskless-idle-flush", buffer.DefaultIdleFlush, "cut a diskless flush early once appends stop for this long, or for 4 mean gaps between appends if longer (producers are waiting for the buffered batches; steady arrivals keep --diskless-batch-timeout's batching); 0: off")
+		eagerFlush  = fs.Bool("diskless-eager-flush", false, "also cut a diskless flush whenever no upload is running (group commit): at light load flushes then follow the object store's latency rather than --diskless-batch-timeout; for low-latency stores (S3 Express One Zone: produce p99 34 -> 25 ms for 2.7x the PUTs at 2,000 records/s); behind S3 Standard it only adds PUTs")
 		uploads     = fs.Int("diskless-upload-parallelism", 4, "concurrent diskless uploads (upload_parallelism)")
 		buffered    = fs.Int("diskless-max-buffered-bytes", buffer.DefaultMaxBufferedBytes, "memory bound of the diskless buffer, over all diskless partitions of the node: bytes from append until uploaded and committed; appends wait beyond it (producers see backpressure)")
 		memLimit    = fs.MemoryLimitFlag()
@@ -146,7 +147,7 @@ func run(args []string) int {
 		Etcd: cli, EtcdPrefix: *prefix, SessionTTL: *ttl, RetentionCheckInterval: *retention, ReplicaLagTime: *lagTime,
 		LeaderRebalanceInterval: *rebalance, RebuildThrottle: *throttle,
 		WAL: wal.Options{NoSync: *noSync, Preallocate: *walPrealloc, DirectIO: *walDirect, FileBytes: *walFile}, MinFreeBytes: *minFree, Logger: log, ReadCacheBytes: *cacheBytes, Objects: objectsOrNil(bucket),
-		Diskless: buffer.Config{MaxBatchBytes: *batchBytes, MaxDelay: *batchWait, MaxInFlight: *uploads, IdleFlush: *idleFlush, MaxBufferedBytes: *buffered},
+		Diskless: buffer.Config{MaxBatchBytes: *batchBytes, MaxDelay: *batchWait, MaxInFlight: *uploads, IdleFlush: *idleFlush, EagerFlush: *eagerFlush, MaxBufferedBytes: *buffered},
 		Hybrid: hybridstore.Options{MaxPendingBytes: *pending, UploadInterval: *upEvery, UploadParallelism: *upPar, UploadBytesPerSecond: *upRate,
 			Failpoint: svcmain.Failpoint(os.Getenv("STREAMLINE_FAILPOINT"))},
 		TracerProvider: tel.TracerProvider, Metrics: tel.Registry,

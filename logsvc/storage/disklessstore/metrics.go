@@ -33,6 +33,8 @@ var (
 		"Diskless reads a tier could not answer, by tier (a range miss is a GET of an object range or of the flush object window holding it).", []string{"tier"}, modeLabel)
 	descIdleFlushes = telemetry.NewDesc("logsvc", "buffer_idle_flushes_total",
 		"Flushes the diskless buffer cut before the batch timeout because appends stopped (--diskless-idle-flush).", nil, modeLabel)
+	descEagerFlushes = telemetry.NewDesc("logsvc", "buffer_eager_flushes_total",
+		"Flushes the diskless buffer cut before the batch timeout because no upload was running (--diskless-eager-flush).", nil, modeLabel)
 	descPartialCommits = telemetry.NewDesc("logsvc", "buffer_partial_commits_total",
 		"Commits of part of a diskless flush's partitions: those whose earlier flushes were committed while another partition's earlier flush was still uploading.", nil, modeLabel)
 	descHedged = telemetry.NewDesc("logsvc", "hedged_uploads_total",
@@ -44,7 +46,8 @@ var (
 //
 //	streamline_logsvc_buffer_bytes, _buffer_pending_bytes,
 //	_buffer_uploads_in_flight, _buffer_blocked_appends (gauges)
-//	streamline_logsvc_buffer_flushes_total, _buffer_idle_flushes_total, _buffer_flushed_bytes_total,
+//	streamline_logsvc_buffer_flushes_total, _buffer_idle_flushes_total,
+//	_buffer_eager_flushes_total, _buffer_flushed_bytes_total,
 //	_buffer_overflows_total, _buffer_overflow_timeouts_total,
 //	_buffer_failed_batches_total, _buffer_partial_commits_total
 //	streamline_logsvc_read_cache_hits_total{tier}, _read_cache_misses_total{tier}
@@ -66,6 +69,7 @@ func (e *Engine) Collector() prometheus.Collector {
 		gauge(descBufferBlocked, float64(s.Waiting))
 		counter(descFlushes, float64(s.Flushes))
 		counter(descIdleFlushes, float64(s.IdleFlushes))
+		counter(descEagerFlushes, float64(s.EagerFlushes))
 		counter(descFlushedBytes, float64(s.FlushedBytes))
 		counter(descOverflows, float64(s.OverflowWaits))
 		counter(descOverflowGaveUp, float64(s.OverflowGaveUp))
@@ -77,6 +81,6 @@ func (e *Engine) Collector() prometheus.Collector {
 		counter(descCacheHits, float64(hits), "range")
 		counter(descCacheMisses, float64(misses), "range")
 		counter(descHedged, float64(e.HedgedUploads()))
-	}, descBufferBytes, descBufferPending, descBufferUploads, descBufferBlocked, descFlushes, descIdleFlushes, descFlushedBytes,
+	}, descBufferBytes, descBufferPending, descBufferUploads, descBufferBlocked, descFlushes, descIdleFlushes, descEagerFlushes, descFlushedBytes,
 		descOverflows, descOverflowGaveUp, descFailedBatches, descPartialCommits, descCacheHits, descCacheMisses, descHedged)
 }

@@ -34,6 +34,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -96,6 +97,7 @@ func run(args []string) int {
 		metrics  = fs.String("metrics-url", "", "Prometheus endpoint of the server under test (e.g. http://127.0.0.1:9094/metrics) to report the hybrid uploads of each run; with --target streamline the in-process registries are read")
 		batchTO  = fs.Duration("diskless-batch-timeout", 100*time.Millisecond, "with --target streamline: the diskless batch timeout (batch_timeout_ms)")
 		idleTO   = fs.Duration("diskless-idle-flush", buffer.DefaultIdleFlush, "with --target streamline: the all-in-one's --diskless-idle-flush (0: off)")
+		eager    = fs.Bool("diskless-eager-flush", false, "with --target streamline: the all-in-one's --diskless-eager-flush (also cut a flush whenever no upload is running)")
 		spans    = fs.Bool("trace-breakdown", false, "with --target streamline (in-process): trace every request of the server and print, after each run, the p50/p90/p99 of each span name and of the steps of a diskless batch (buffer wait before its flush is cut, upload, commit turn, commit, result hand-off); tracing costs throughput, so use it for latency runs")
 		cpuProf  = fs.String("cpuprofile", "", "write a CPU profile of this process (client and any in-process server) to this file")
 		logFile  = fs.String("server-log", "", "with --target streamline: write the in-process servers' logs (info and up) to this file")
@@ -265,6 +267,7 @@ func run(args []string) int {
 		cfg.Logger = slog.New(slog.NewTextHandler(logOut, nil))
 		cfg.Diskless.MaxDelay = *batchTO
 		cfg.Diskless.IdleFlush = *idleTO
+		cfg.Diskless.EagerFlush = *eager
 		cfg.Merge.Disabled, cfg.Merge.MinAge, cfg.Merge.Interval = !*merging, *mergeAge, *mergeInt
 		cfg.Merge.Parallelism = *mergePar
 		cfg.Hybrid.UploadParallelism, cfg.Hybrid.UploadBytesPerSecond = *hyPar, *hyRate
@@ -281,7 +284,11 @@ func run(args []string) int {
 			defer stop()
 			cfg.ObjectStore, objects, proxy = url, "", p
 			if *row == "" {
-				fmt.Printf("object store: in-process S3 (gofakes3) behind the %q latency model; floor per diskless produce = batch timeout %v + PUT + etcd commit\n", *s3model, *batchTO)
+				wait := fmt.Sprintf("batch timeout %v", *batchTO)
+				if *eager {
+					wait = fmt.Sprintf("wait for a running upload (at most the batch timeout %v)", *batchTO)
+				}
+				fmt.Printf("object store: in-process S3 (gofakes3) behind the %q latency model; diskless produce = %s + PUT + etcd commit\n", *s3model, wait)
 			}
 		}
 		if *srvBin != "" {
@@ -398,6 +405,10 @@ func run(args []string) int {
 			// records acknowledged; the outage starts from there too.
 			var acked atomic.Int64
 			var smp *sampler
+			putsBefore := int64(-1) // object-store PUTs before the run (--s3)
+			if proxy != nil {
+				putsBefore = proxy.RequestsOf(http.MethodPut)
+			}
 			var out *outage
 			res, err := bench.Run(ctx, bench.Config{
 				Brokers: addrs, Topic: name, Partitions: int32(*parts), Records: *records, RecordBytes: *size,
@@ -427,6 +438,11 @@ func run(args []string) int {
 				return 1
 			}
 			runs = append(runs, run{m, round, res})
+			var puts string // the run's PUTs (--s3): what its flushes cost
+			if putsBefore >= 0 {
+				n := proxy.RequestsOf(http.MethodPut) - putsBefore
+				puts = fmt.Sprintf("%d PUTs, %.0f/s", n, float64(n)/res.Elapsed.Seconds())
+			}
 			var caught *bench.CatchUpResult // --catch-up
 			caughtGETs := int64(-1)         // object-store requests of the catch-up read (--s3)
 			if *catchUp {
@@ -460,6 +476,9 @@ func run(args []string) int {
 				}
 				if uploads != "" {
 					l += " (" + uploads + ")"
+				}
+				if puts != "" {
+					l += " (" + puts + ")"
 				}
 				if rss != nil {
 					l += fmt.Sprintf(" (server RSS peak %.0f MiB)", float64(res.PeakRSS)/(1<<20))
@@ -508,6 +527,9 @@ func run(args []string) int {
 			}
 			if uploads != "" {
 				fmt.Printf("  object tier      %s\n", uploads)
+			}
+			if puts != "" {
+				fmt.Printf("  object store     %s while producing\n", puts)
 			}
 			if caught != nil {
 				fmt.Printf("  catch-up read    %s, from the start with a new consumer", caught)
@@ -676,6 +698,7 @@ func childArgs(cfg allinone.Config) []string {
 		"--data-dir", cfg.DataDir, "--kafka-addr", cfg.KafkaAddr, "--http-addr", cfg.HTTPAddr, "--admin-addr", cfg.AdminAddr,
 		"--etcd-client-addr", cfg.EtcdClientAddr, "--etcd-peer-addr", cfg.EtcdPeerAddr,
 		"--diskless-batch-timeout", cfg.Diskless.MaxDelay.String(), "--diskless-idle-flush", cfg.Diskless.IdleFlush.String(),
+		"--diskless-eager-flush=" + strconv.FormatBool(cfg.Diskless.EagerFlush),
 		"--merge=" + strconv.FormatBool(!cfg.Merge.Disabled), "--merge-min-age", cfg.Merge.MinAge.String(),
 		"--merge-interval", cfg.Merge.Interval.String(), "--merge-parallelism", strconv.Itoa(cfg.Merge.Parallelism),
 		"--hybrid-upload-parallelism", strconv.Itoa(cfg.Hybrid.UploadParallelism),

@@ -80,6 +80,7 @@ type FaultProxy struct {
 	rules    [numFaults]rule
 	injected [numFaults]int64
 	requests int64
+	byMethod map[string]int64
 }
 
 // NewFaultProxy returns a FaultProxy forwarding to target (http://host:port).
@@ -167,6 +168,14 @@ func (p *FaultProxy) Requests() int64 {
 	return p.requests
 }
 
+// RequestsOf is how many requests of one HTTP method (PUT: object writes
+// and multipart parts) it has seen.
+func (p *FaultProxy) RequestsOf(method string) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.byMethod[method]
+}
+
 // Injected is how many requests got fault f.
 func (p *FaultProxy) Injected(f Fault) int64 {
 	p.mu.Lock()
@@ -180,6 +189,10 @@ func (p *FaultProxy) pick(r *http.Request) (Fault, time.Duration, Transfer) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.requests++
+	if p.byMethod == nil {
+		p.byMethod = map[string]int64{}
+	}
+	p.byMethod[r.Method]++
 	var delay time.Duration
 	if p.latency != nil {
 		delay = p.latency.Delay(r)

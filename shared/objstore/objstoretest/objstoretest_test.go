@@ -84,6 +84,9 @@ func TestFaultProxy(t *testing.T) {
 	if p.Requests() != 4 || p.Injected(SlowDown) != 2 || p.Injected(DropRequest) != 1 {
 		t.Fatalf("counts: %d requests, %d SlowDown, %d dropped", p.Requests(), p.Injected(SlowDown), p.Injected(DropRequest))
 	}
+	if p.RequestsOf(http.MethodGet) != 4 || p.RequestsOf(http.MethodPut) != 0 {
+		t.Fatalf("by method: %d GETs, %d PUTs; want 4 and 0", p.RequestsOf(http.MethodGet), p.RequestsOf(http.MethodPut))
+	}
 }
 
 // A forwarded request's latency is its time to first byte from its arrival
