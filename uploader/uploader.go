@@ -249,6 +249,11 @@ func (u *Uploader) Start(ctx context.Context) (err error) {
 	up.Failpoint(u.cfg.Merge.Failpoint)
 	uploadv1.RegisterUploadServiceServer(u.srv, up)
 	u.inproc = inproc.New("uploader "+u.cfg.ID, u.cfg.TracerProvider)
+	// An upload request holds a flush's record batches, which the handler
+	// only reads into the object it writes; the log service builds one
+	// per flush and never modifies it (disklessstore's flush), though it
+	// may send it again (retries, hedges): no copy in-process.
+	u.inproc.ShareRequests(uploadv1.UploadService_Upload_FullMethodName)
 	uploadv1.RegisterUploadServiceServer(u.inproc, up)
 	go u.srv.Serve(u.lis)
 	if u.sess, err = u.register(ctx, u.cfg.TakeOverID); err != nil {

@@ -23,6 +23,9 @@ func (e *Engine) flush(ctx context.Context, f *buffer.Flush) (_ buffer.CommitFun
 	var span trace.Span
 	ctx, span = e.startFlushSpan(ctx, parent, links, "logsvc.diskless.upload", f)
 	defer func() { endSpan(span, err) }()
+	// req and the batches it holds are never modified once built: an
+	// all-in-one's uploader reads them in place (inproc.ShareRequests),
+	// and a retry or a hedge sends the same request again.
 	req := &uploadv1.UploadRequest{NodeId: e.opts.NodeID, FlushSeq: f.Seq}
 	logs := make([]*Log, len(f.Streams))
 	for i, sp := range f.Streams {

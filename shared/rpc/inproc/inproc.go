@@ -45,6 +45,9 @@ type Server struct {
 	// (MoveRequests). Set before the first call.
 	moved      map[string]bool
 	movedSends map[string]bool
+	// shared are the unary methods whose handlers read the caller's
+	// request itself (ShareRequests). Set before the first call.
+	shared map[string]bool
 
 	mu      sync.Mutex
 	stopped bool
@@ -105,6 +108,25 @@ func (s *Server) MoveRequests(methods ...string) {
 	}
 }
 
+// ShareRequests hands the requests of the named unary methods (full
+// names) to their handlers without copying them: the handler's message
+// gets the caller's fields, byte slices and nested messages included, and
+// both sides only read them. Only for handlers that neither modify nor
+// keep their request, and callers that modify theirs neither during the
+// call nor after it (they may send it again: retries, hedges). A log
+// service's uploads are such requests (a flush's record batches, which the
+// uploader only reads into the object it writes): up to a flush's size
+// (1 MiB by default) copied once less per upload in the all-in-one. Call
+// it before the first call.
+func (s *Server) ShareRequests(methods ...string) {
+	if s.shared == nil {
+		s.shared = map[string]bool{}
+	}
+	for _, m := range methods {
+		s.shared[m] = true
+	}
+}
+
 // RegisterService implements grpc.ServiceRegistrar.
 func (s *Server) RegisterService(desc *grpc.ServiceDesc, impl any) {
 	s.ch.RegisterService(desc, impl)
@@ -114,6 +136,11 @@ func (s *Server) RegisterService(desc *grpc.ServiceDesc, impl any) {
 func (s *Server) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
 	if s.isStopped() {
 		return s.unavailable()
+	}
+	if m, ok := args.(proto.Message); ok && s.shared[method] {
+		// The cloner's Copy hands a private message's fields to the
+		// handler's message instead of copying them (see onceCloner).
+		args = private{m}
 	}
 	return contextError(ctx, s.ch.Invoke(ctx, method, args, reply, opts...))
 }
@@ -237,9 +264,10 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo,
 // fields into the receiver's message instead of copying them again:
 // nothing else holds that copy. A message that is private already (sent
 // on a MoveRequests stream) is not copied at all. Unary requests and
-// responses are copied once, by Copy, as before, except the responses of
-// methods named to MoveResponses, which the unary interceptor marks
-// private.
+// responses are copied once, by Copy, as before, except the requests of
+// methods named to ShareRequests, which Invoke marks private, and the
+// responses of methods named to MoveResponses, which the unary
+// interceptor marks private.
 type onceCloner struct{}
 
 // private is a message only the channel holds: a Clone not yet received.

@@ -230,3 +230,52 @@ func TestMoveRequests(t *testing.T) {
 		stream.CloseSend()
 	}
 }
+
+// echoRequest answers UnaryCall with the caller's payload bytes as it
+// received them, so a test can tell whether it got the caller's bytes or
+// a copy.
+type echoRequest struct {
+	testgrpc.UnimplementedTestServiceServer
+	got [][]byte
+}
+
+func (e *echoRequest) UnaryCall(_ context.Context, req *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
+	e.got = append(e.got, req.GetPayload().GetBody())
+	return &testgrpc.SimpleResponse{Username: fmt.Sprint(req.GetFillUsername()), Payload: &testgrpc.Payload{Body: []byte("ok")}}, nil
+}
+
+// The requests of methods named to ShareRequests reach the handler whole
+// and without a copy, as often as they are sent; other methods' requests
+// are still copied, and the caller's request is left as it was.
+func TestShareRequests(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		h := &echoRequest{}
+		s := New("test service", nil)
+		if shared {
+			s.ShareRequests(testgrpc.TestService_UnaryCall_FullMethodName)
+		}
+		s.ShareRequests(testgrpc.TestService_EmptyCall_FullMethodName) // another method: no effect
+		testgrpc.RegisterTestServiceServer(s, h)
+		req := &testgrpc.SimpleRequest{Payload: &testgrpc.Payload{Body: []byte("flush bytes")}, FillUsername: true}
+		for range 2 { // sent again, as a retry or a hedge would
+			resp, err := testgrpc.NewTestServiceClient(s).UnaryCall(t.Context(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.GetUsername() != "true" || string(resp.GetPayload().GetBody()) != "ok" {
+				t.Fatalf("shared=%v: response %v", shared, resp)
+			}
+		}
+		if string(req.GetPayload().GetBody()) != "flush bytes" || !req.GetFillUsername() {
+			t.Fatalf("shared=%v: the caller's request changed: %v", shared, req)
+		}
+		for i, got := range h.got {
+			if string(got) != "flush bytes" {
+				t.Fatalf("shared=%v, call %d: handler got %q", shared, i, got)
+			}
+			if same := &got[0] == &req.Payload.Body[0]; same != shared {
+				t.Errorf("shared=%v, call %d: handler reads the caller's bytes: %v", shared, i, same)
+			}
+		}
+	}
+}
