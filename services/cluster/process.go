@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/streamline-dev/streamline/shared/childproc"
 )
 
 var (
@@ -140,6 +142,9 @@ func (p *Process) start(readyMarker string) {
 		fmt.Fprintf(p.log, "==== %s: started again (run %d) at %s ====\n", p.Name(), p.runs, time.Now().Format(time.RFC3339Nano))
 	}
 	p.cmd = exec.Command(p.bin, p.args...)
+	// A test that panics or times out gets no cleanup: the kernel stops
+	// its servers instead of leaving them running (and holding ports).
+	childproc.DieWithParent(p.cmd)
 	if len(p.Env) > 0 {
 		p.cmd.Env = append(os.Environ(), p.Env...)
 	}

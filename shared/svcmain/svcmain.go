@@ -88,6 +88,13 @@ func flagError(err error) string {
 	if strings.Contains(msg, " for flag --") { // envflag's own wording
 		return msg
 	}
+	// A boolean flag's bad value: `invalid boolean value "x" for -name: parse error`.
+	if rest, ok := strings.CutPrefix(msg, "invalid boolean value "); ok {
+		if value, name, ok := strings.Cut(rest, " for -"); ok {
+			name, _, _ = strings.Cut(name, ":")
+			return fmt.Sprintf("invalid value %s for flag --%s: want true or false", value, name)
+		}
+	}
 	return strings.Replace(msg, " for flag -", " for flag --", 1)
 }
 

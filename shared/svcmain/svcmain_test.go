@@ -3,6 +3,7 @@ package svcmain
 import (
 	"context"
 	"errors"
+	"flag"
 	"io"
 	"log/slog"
 	"net"
@@ -108,4 +109,30 @@ func TestHTTPAddrFlag(t *testing.T) {
 		t.Fatalf("default telemetry: %+v", p)
 	}
 	p.SetReady()
+}
+
+// The flag package's own errors name flags with one dash; flagError
+// rewords them with the two the help shows.
+func TestFlagErrorsUseDoubleDashes(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--nope"}, "unknown flag --nope"},
+		{[]string{"--n"}, "flag --n needs a value"},
+		{[]string{"--n", "three"}, `invalid value "three" for flag --n: parse error`},
+		{[]string{"--on=maybe"}, `invalid value "maybe" for flag --on: want true or false`},
+	} {
+		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		fs.Int("n", 1, "")
+		fs.Bool("on", false, "")
+		err := fs.Parse(tc.args)
+		if err == nil {
+			t.Fatalf("%v: no error", tc.args)
+		}
+		if got := flagError(err); got != tc.want {
+			t.Errorf("%v: %q, want %q", tc.args, got, tc.want)
+		}
+	}
 }

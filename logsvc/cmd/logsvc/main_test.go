@@ -36,6 +36,13 @@ func TestNegativeIdleFlushIsAUsageError(t *testing.T) {
 	}
 }
 
+// TestBadEagerFlushIsAUsageError: --diskless-eager-flush is a boolean.
+func TestBadEagerFlushIsAUsageError(t *testing.T) {
+	if code := run([]string{"--diskless-eager-flush=maybe"}); code != 2 {
+		t.Errorf("--diskless-eager-flush=maybe: exit %d, want 2", code)
+	}
+}
+
 // TestNonPositiveWALFileBytesIsAUsageError: a WAL file needs a size.
 func TestNonPositiveWALFileBytesIsAUsageError(t *testing.T) {
 	for _, v := range []string{"0", "-1"} {

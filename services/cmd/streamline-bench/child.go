@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/streamline-dev/streamline/logsvc/storage/disklessstore"
 	"io"
 	"net/http"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/streamline-dev/streamline/logsvc/storage/disklessstore"
+	"github.com/streamline-dev/streamline/shared/childproc"
 	"github.com/streamline-dev/streamline/shared/objstore/objstoretest"
 )
 
@@ -37,7 +38,7 @@ type child struct {
 func startChild(ctx context.Context, bin string, args []string, httpAddr string, out io.Writer) (*child, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = childProcAttr() // dies with the bench, where the OS allows it
+	childproc.DieWithParent(cmd) // SIGKILL if the bench dies without stopping it (kill -9, a crash)
 	began := time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, err

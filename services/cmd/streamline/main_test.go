@@ -53,6 +53,7 @@ func TestBadFlagsStopBeforeAnythingStarts(t *testing.T) {
 		{[]string{"--transaction-max-timeout", "0s"}, "--transaction-max-timeout"},
 		{[]string{"--transaction-version", "3"}, "--transaction-version"},
 		{[]string{"--diskless-idle-flush", "-1ms"}, "--diskless-idle-flush"},
+		{[]string{"--diskless-eager-flush=maybe"}, "--diskless-eager-flush"},
 	} {
 		dataDir := filepath.Join(t.TempDir(), "data")
 		cmd := exec.Command(bin, append([]string{"--data-dir", dataDir}, tc.args...)...)

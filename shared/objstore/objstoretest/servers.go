@@ -19,6 +19,7 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/streamline-dev/streamline/shared/childproc"
 	"github.com/streamline-dev/streamline/shared/freeport"
 	"github.com/streamline-dev/streamline/shared/objstore/objstores3"
 )
@@ -96,7 +97,7 @@ func runVersityGW(t testing.TB, bin, root, access, secret string) (string, error
 	// Credentials through the environment keep them out of `ps`.
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+access, "ROOT_SECRET_KEY="+secret)
 	cmd.Stdout, cmd.Stderr = &out, &out
-	setDeathSignal(cmd)
+	childproc.DieWithParent(cmd) // no server outlives its test holding a port
 	if err := cmd.Start(); err != nil {
 		return "", fmt.Errorf("starting versitygw: %w", err)
 	}
