@@ -373,6 +373,10 @@ func run(args []string) int {
 			if len(runs) > 0 && *settle > 0 {
 				time.Sleep(*settle)
 			}
+			// Each run (and so each row of make bench, one process per
+			// row) starts from a clean disk; the preload of a row right
+			// after heavy load comes after this, inside the row.
+			syncDisks()
 			name := *topic
 			if total > 1 {
 				name = fmt.Sprintf("%s-%s-%d", *topic, m, round)
