@@ -80,14 +80,7 @@ func New(name string, tp trace.TracerProvider) *Server {
 // either. A log service's fetch responses are all three (records read
 // into new buffers per call) and are the largest messages the gateway
 // receives, which it only encodes. Call it before the first call.
-func (s *Server) MoveResponses(methods ...string) {
-	if s.moved == nil {
-		s.moved = map[string]bool{}
-	}
-	for _, m := range methods {
-		s.moved[m] = true
-	}
-}
+func (s *Server) MoveResponses(methods ...string) { s.moved = with(s.moved, methods) }
 
 // MoveRequests hands the messages a caller sends on the streams of the
 // named streaming methods (full names) to the handler without copying
@@ -99,14 +92,7 @@ func (s *Server) MoveResponses(methods ...string) {
 // offsets into those batches and may keep them (the diskless buffer):
 // without the copy, every produced byte is copied once less in the
 // all-in-one. Call it before the first call.
-func (s *Server) MoveRequests(methods ...string) {
-	if s.movedSends == nil {
-		s.movedSends = map[string]bool{}
-	}
-	for _, m := range methods {
-		s.movedSends[m] = true
-	}
-}
+func (s *Server) MoveRequests(methods ...string) { s.movedSends = with(s.movedSends, methods) }
 
 // ShareRequests hands the requests of the named unary methods (full
 // names) to their handlers without copying them: the handler's message
@@ -118,13 +104,17 @@ func (s *Server) MoveRequests(methods ...string) {
 // uploader only reads into the object it writes): up to a flush's size
 // (1 MiB by default) copied once less per upload in the all-in-one. Call
 // it before the first call.
-func (s *Server) ShareRequests(methods ...string) {
-	if s.shared == nil {
-		s.shared = map[string]bool{}
+func (s *Server) ShareRequests(methods ...string) { s.shared = with(s.shared, methods) }
+
+// with adds methods to the set (a nil set is empty) and returns it.
+func with(set map[string]bool, methods []string) map[string]bool {
+	if set == nil {
+		set = map[string]bool{}
 	}
 	for _, m := range methods {
-		s.shared[m] = true
+		set[m] = true
 	}
+	return set
 }
 
 // RegisterService implements grpc.ServiceRegistrar.
@@ -270,8 +260,11 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo,
 // interceptor marks private.
 type onceCloner struct{}
 
-// private is a message only the channel holds: a Clone not yet received.
-// It is a proto.Message itself, so stats handlers can size it.
+// private is a message whose fields the receiving side may take as they
+// are, without a copy: a Clone not yet received (only the channel holds
+// it), a MoveRequests or MoveResponses message (its sender never touches
+// it again), or a ShareRequests request (both sides only read it). It is
+// a proto.Message itself, so stats handlers can size it.
 type private struct{ proto.Message }
 
 func (onceCloner) Clone(in any) (any, error) {
