@@ -167,8 +167,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Diskless.MaxBatchBytes < 0:
 		return fmt.Errorf("invalid value %d for flag --diskless-batch-bytes: must not be negative", c.Diskless.MaxBatchBytes)
-	case c.Diskless.MaxDelay < 0:
-		return fmt.Errorf("invalid value %v for flag --diskless-batch-timeout: must not be negative", c.Diskless.MaxDelay)
+	case c.Diskless.MaxDelay < 0 || c.Diskless.MaxDelay > meta.MaxBatchTimeout:
+		return fmt.Errorf("invalid value %v for flag --diskless-batch-timeout: must be between 0 and %v (a produce waits for its flush)", c.Diskless.MaxDelay, meta.MaxBatchTimeout)
 	case c.Diskless.IdleFlush < 0:
 		return fmt.Errorf("invalid value %v for flag --diskless-idle-flush: must not be negative (0: off)", c.Diskless.IdleFlush)
 	case c.Diskless.MaxInFlight < 0:

@@ -96,6 +96,16 @@ func TestAdminConfigsAndDeleteRecords(t *testing.T) {
 			}
 		}
 		wantConfig(ctx, t, adm, topic, "storage.mode", mode, kmsg.ConfigSourceDynamicTopicConfig)
+		// A batch window above meta.MaxBatchTimeout would outlast the
+		// clients' request timeout: refused, and the old value stays.
+		alter, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "remote.storage.batch.timeout.ms", Value: kmsg.StringPtr("60000")}}, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := alter.On(topic, nil); r.Err != kerr.InvalidConfig || !strings.Contains(r.ErrMessage, "60000 is above the maximum 10000") {
+			t.Fatalf("%s: remote.storage.batch.timeout.ms=60000: %v %q, want INVALID_CONFIG naming the maximum", topic, r.Err, r.ErrMessage)
+		}
+		wantConfig(ctx, t, adm, topic, "remote.storage.batch.timeout.ms", "100", kmsg.ConfigSourceDefaultConfig)
 
 		// DeleteRecords below 37 (inside a batch: they hold up to 7).
 		low := deleteRecords(ctx, t, adm, topic, 37)

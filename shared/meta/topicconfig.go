@@ -5,7 +5,17 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"time"
 )
+
+// MaxBatchTimeout bounds remote.storage.batch.timeout.ms and the servers'
+// --diskless-batch-timeout. A diskless produce is answered only once its
+// flush is uploaded and committed, so a window longer than the clients'
+// request timeout (request.timeout.ms, 30 s in Kafka's clients) would time
+// out every produce and have it retried forever: idempotence drops the
+// retries, so nothing is lost, but nothing is acknowledged either. 10 s
+// leaves room for the upload and the commit behind the window.
+const MaxBatchTimeout = 10 * time.Second
 
 // Topic config names Streamline understands. Kafka's names are kept where
 // Kafka has the concept; the storage-mode knobs are Streamline's own.
@@ -74,6 +84,18 @@ func atLeast(min int64) func(string) error {
 	}
 }
 
+func between(min, max int64) func(string) error {
+	return func(v string) error {
+		if err := atLeast(min)(v); err != nil {
+			return err
+		}
+		if n, _ := strconv.ParseInt(v, 10, 64); n > max {
+			return fmt.Errorf("%d is above the maximum %d", n, max)
+		}
+		return nil
+	}
+}
+
 func oneOf(allowed ...string) func(string) error {
 	return func(v string) error {
 		for _, a := range allowed {
@@ -99,7 +121,7 @@ var topicConfigDefs = []ConfigDef{
 	{ConfigLocalRetentionBytes, "-2", TypeLong, "hybrid: how many bytes a partition keeps on local disk (the rest is read from object storage); -2: retention.bytes, -1: no local limit; must not be more than retention.bytes", atLeast(-2)},
 	{ConfigStorageMode, string(StorageLocal), TypeString, "local, hybrid or diskless; local and hybrid may be changed into each other with AlterConfigs/IncrementalAlterConfigs; diskless is fixed at creation", func(v string) error { _, err := ParseStorageMode(v); return err }},
 	{ConfigBatchSizeBytes, "1048576", TypeLong, "hybrid/diskless: flush a buffer at this size", atLeast(1)},
-	{ConfigBatchTimeoutMs, "100", TypeLong, "hybrid/diskless: flush a buffer after this long", atLeast(0)},
+	{ConfigBatchTimeoutMs, "100", TypeLong, "hybrid/diskless: flush a buffer after this long; at most 10000 (a produce waits for its flush, and clients time out after request.timeout.ms)", between(0, MaxBatchTimeout.Milliseconds())},
 	{ConfigUploadParallelism, "4", TypeInt, "hybrid/diskless: concurrent uploads", atLeast(1)},
 	{ConfigReadCacheBytes, "104857600", TypeLong, "hybrid/diskless: read cache size", atLeast(0)},
 }

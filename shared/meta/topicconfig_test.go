@@ -144,3 +144,29 @@ func TestConfigValueResolvesLikeEffective(t *testing.T) {
 		t.Errorf("Int64 allocates %.0f times per call, want 0", n)
 	}
 }
+
+// TestBatchTimeoutIsBounded: a batch window longer than a client's request
+// timeout would have every produce to the topic time out and retry, so
+// remote.storage.batch.timeout.ms is refused above meta.MaxBatchTimeout
+// with INVALID_CONFIG and a message naming the bound.
+func TestBatchTimeoutIsBounded(t *testing.T) {
+	for v, want := range map[string]string{
+		"0":     "",
+		"100":   "",
+		"10000": "",
+		"10001": "invalid config: remote.storage.batch.timeout.ms: 10001 is above the maximum 10000",
+		"-1":    "invalid config: remote.storage.batch.timeout.ms: -1 is below the minimum 0",
+		"soon":  `invalid config: remote.storage.batch.timeout.ms: "soon" is not an integer`,
+	} {
+		err := meta.ValidateTopicConfig(meta.ConfigBatchTimeoutMs, v)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s: %v", v, err)
+		case want != "" && (err == nil || err.Error() != want || !errors.Is(err, meta.ErrInvalidConfig)):
+			t.Errorf("%s: %v, want %q", v, err, want)
+		}
+	}
+	if meta.MaxBatchTimeout.Milliseconds() != 10000 {
+		t.Errorf("MaxBatchTimeout %v", meta.MaxBatchTimeout)
+	}
+}

@@ -36,6 +36,16 @@ func TestNegativeIdleFlushIsAUsageError(t *testing.T) {
 	}
 }
 
+// TestBatchTimeoutOutOfRangeIsAUsageError: --diskless-batch-timeout is
+// between 0 and meta.MaxBatchTimeout (a produce waits for its flush).
+func TestBatchTimeoutOutOfRangeIsAUsageError(t *testing.T) {
+	for _, v := range []string{"-1ms", "10001ms", "1h"} {
+		if code := run([]string{"--diskless-batch-timeout", v}); code != 2 {
+			t.Errorf("--diskless-batch-timeout %s: exit %d, want 2", v, code)
+		}
+	}
+}
+
 // TestBadEagerFlushIsAUsageError: --diskless-eager-flush is a boolean.
 func TestBadEagerFlushIsAUsageError(t *testing.T) {
 	if code := run([]string{"--diskless-eager-flush=maybe"}); code != 2 {

@@ -102,12 +102,8 @@ func (l *Log) AppendContext(ctx context.Context, batch []byte, h recbatch.Header
 // partition's later batches in the node's shared buffer; unset ones fall
 // back to the node's flags.
 func (l *Log) Reconfigure(t meta.Topic) {
-	var delay, size int64
-	if v, ok := t.Configs[meta.ConfigBatchTimeoutMs]; ok {
-		if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms >= 0 {
-			delay = int64(max(time.Duration(ms)*time.Millisecond, time.Nanosecond)) // 0: flush at once
-		}
-	}
+	var size int64
+	delay := topicBatchDelay(t)
 	if v, ok := t.Configs[meta.ConfigBatchSizeBytes]; ok {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
 			size = n
@@ -115,6 +111,23 @@ func (l *Log) Reconfigure(t meta.Topic) {
 	}
 	l.maxDelay.Store(delay)
 	l.maxBatchBytes.Store(size)
+}
+
+// topicBatchDelay is the topic's remote.storage.batch.timeout.ms as the
+// buffer's per-partition delay: 0 when unset (the node's flag applies), 1
+// ns for 0 (flush at once), and at most meta.MaxBatchTimeout, which a
+// topic written before that bound existed may exceed.
+func topicBatchDelay(t meta.Topic) int64 {
+	v, ok := t.Configs[meta.ConfigBatchTimeoutMs]
+	if !ok {
+		return 0
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms < 0 {
+		return 0
+	}
+	d := time.Duration(min(ms, meta.MaxBatchTimeout.Milliseconds())) * time.Millisecond
+	return int64(max(d, time.Nanosecond))
 }
 
 // StartOffset implements storage.Log.

@@ -113,7 +113,7 @@ remote.storage.*); --config sets any other topic config by its Kafka name.`,
 	f.Int32VarP(&replication, "replication-factor", "r", 0, "copies of each partition on distinct log-service nodes (default: the cluster's, min(3, nodes)); diskless topics keep one copy in object storage")
 	f.Var(&mode, "storage-mode", "where the data lives: local, hybrid or diskless (default: the cluster's default)")
 	f.Int64Var(&batchSize, "remote-storage-batch-size", 0, "diskless: flush a batch to object storage at this many bytes (remote.storage.batch.size.bytes)")
-	f.Int64Var(&batchTime, "remote-storage-batch-timeout-ms", 0, "diskless: flush a batch after this many milliseconds (remote.storage.batch.timeout.ms)")
+	f.Int64Var(&batchTime, "remote-storage-batch-timeout-ms", 0, "diskless: flush a batch after this many milliseconds, at most 10000 (remote.storage.batch.timeout.ms)")
 	f.Int32Var(&parallelism, "remote-storage-upload-parallelism", 0, "diskless: uploads in flight per node (remote.storage.upload.parallelism)")
 	f.Int64Var(&readCache, "remote-storage-read-cache-bytes", 0, "diskless: read cache per node in bytes (remote.storage.read.cache.bytes)")
 	f.Var(&configs, "config", "topic config key=value by its Kafka name (repeatable)")

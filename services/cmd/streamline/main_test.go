@@ -54,6 +54,7 @@ func TestBadFlagsStopBeforeAnythingStarts(t *testing.T) {
 		{[]string{"--transaction-version", "3"}, "--transaction-version"},
 		{[]string{"--diskless-idle-flush", "-1ms"}, "--diskless-idle-flush"},
 		{[]string{"--diskless-eager-flush=maybe"}, "--diskless-eager-flush"},
+		{[]string{"--diskless-batch-timeout", "11s"}, "--diskless-batch-timeout: must be between 0 and 10s"},
 	} {
 		dataDir := filepath.Join(t.TempDir(), "data")
 		cmd := exec.Command(bin, append([]string{"--data-dir", dataDir}, tc.args...)...)
