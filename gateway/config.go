@@ -108,6 +108,10 @@ type Config struct {
 	// transaction.abort.timed.out.transaction.cleanup.interval.ms;
 	// default 10 s).
 	TransactionAbortInterval time.Duration
+	// TransactionalIDExpiration is Kafka's
+	// transactional.id.expiration.ms (default 7 days): an id with no
+	// transaction open and no state change for this long is deleted.
+	TransactionalIDExpiration time.Duration
 	// Failpoint, if set, is called at each step of ending a transaction
 	// (txns.Config.Failpoint; crash tests).
 	Failpoint func(step string)
@@ -160,6 +164,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TransactionAbortInterval == 0 {
 		c.TransactionAbortInterval = txns.DefaultAbortInterval
+	}
+	if c.TransactionalIDExpiration == 0 {
+		c.TransactionalIDExpiration = txns.DefaultIDExpiration
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -229,6 +236,9 @@ func (c Config) Validate() error {
 	}
 	if c.TransactionVersion < 1 || c.TransactionVersion > handlers.MaxTransactionVersion {
 		return fmt.Errorf("gateway: TransactionVersion %d must be 1 or %d", c.TransactionVersion, handlers.MaxTransactionVersion)
+	}
+	if c.TransactionalIDExpiration < time.Millisecond {
+		return fmt.Errorf("gateway: TransactionalIDExpiration %v must be at least 1ms", c.TransactionalIDExpiration)
 	}
 	if c.TransactionAbortInterval < 0 {
 		return fmt.Errorf("gateway: TransactionAbortInterval %v must not be negative", c.TransactionAbortInterval)

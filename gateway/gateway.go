@@ -160,7 +160,8 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	// the groups coordinator gains and loses.
 	g.txns, err = txns.New(txns.Config{
 		Store: g.store, Cache: g.cache, Groups: g.groups, Markers: g.ops, GatewayID: g.cfg.ID,
-		MaxTimeout: g.cfg.TransactionMaxTimeout, AbortInterval: g.cfg.TransactionAbortInterval, Logger: g.log,
+		MaxTimeout: g.cfg.TransactionMaxTimeout, AbortInterval: g.cfg.TransactionAbortInterval,
+		IDExpiration: g.cfg.TransactionalIDExpiration, Logger: g.log,
 		Failpoint: g.cfg.Failpoint, Remote: g.remote,
 	})
 	if err != nil {

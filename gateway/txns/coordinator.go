@@ -51,6 +51,10 @@ const (
 	// transaction.abort.timed.out.transaction.cleanup.interval.ms: how
 	// often transactions past their timeout are looked for.
 	DefaultAbortInterval = 10 * time.Second
+	// DefaultIDExpiration is transactional.id.expiration.ms: a
+	// transactional id whose last transaction ended (or that never began
+	// one) this long ago, with no request since, is forgotten.
+	DefaultIDExpiration = 7 * 24 * time.Hour
 )
 
 const (
@@ -101,7 +105,15 @@ type Config struct {
 	// AbortInterval is how often timed-out transactions are aborted
 	// (default 10 s).
 	AbortInterval time.Duration
-	Logger        *slog.Logger
+	// IDExpiration is Kafka's transactional.id.expiration.ms (default 7
+	// days): the state of an id with no transaction open and no state
+	// change for this long is deleted from etcd by the sweep that aborts
+	// timed-out transactions, so ids used once (a job per run, a random
+	// suffix per deploy) do not pile up in etcd and memory. Its producer
+	// then gets INVALID_PRODUCER_ID_MAPPING, and its next InitProducerId
+	// a new producer id, as in Kafka.
+	IDExpiration time.Duration
+	Logger       *slog.Logger
 	// Remote reaches the coordinating gateway of a transactional id this
 	// gateway does not coordinate, for the implicit adds of transaction
 	// version 2 (see ImplicitAddPartitions); nil: only local ids are
@@ -203,6 +215,9 @@ func New(cfg Config) (*Coordinator, error) {
 	}
 	if cfg.AbortInterval <= 0 {
 		cfg.AbortInterval = DefaultAbortInterval
+	}
+	if cfg.IDExpiration <= 0 {
+		cfg.IDExpiration = DefaultIDExpiration
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -583,20 +598,78 @@ func (c *Coordinator) sweep() {
 		}
 	}
 	c.mu.Unlock()
+	var expired []*txn
 	for _, t := range ts {
 		t.mu.Lock()
-		if c.refresh(t) == nil && t.m != nil {
-			c.sweepOne(t, time.Now().UnixMilli())
+		if c.refresh(t) == nil && t.m != nil && c.sweepOne(t, time.Now().UnixMilli()) {
+			expired = append(expired, t)
+		}
+		t.mu.Unlock()
+	}
+	if len(expired) > 0 {
+		c.forget(expired)
+		c.log.Info("expired transactional ids unused for transactional.id.expiration.ms", "count", len(expired), "expiration", c.cfg.IDExpiration)
+	}
+}
+
+// forget drops expired ids from their shards' maps, unless a request gave
+// one state again since. A request that found the entry before it was
+// dropped gets NOT_COORDINATOR (dead) and, retrying, the shard's new
+// entry: two entries of one id never both hold state.
+func (c *Coordinator) forget(expired []*txn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range expired {
+		t.mu.Lock()
+		if t.m == nil && t.rev == 0 && !t.dead && t.sh.txns[t.id] == t {
+			delete(t.sh.txns, t.id)
+			t.dead = true
 		}
 		t.mu.Unlock()
 	}
 }
 
-// sweepOne is Kafka's abortTimedOutTransactions for one id: an Ongoing
-// transaction older than its timeout is aborted at a bumped epoch, which
-// fences the producer that let it time out. Called with t.mu held.
-func (c *Coordinator) sweepOne(t *txn, now int64) {
+// expire deletes t's state if it has been idle past IDExpiration: no
+// transaction open or ending, no state change for that long. Called with
+// t.mu held; true if the state is gone.
+func (c *Coordinator) expire(t *txn, now int64) bool {
+	switch t.m.State {
+	case meta.TxnEmpty, meta.TxnCompleteCommit, meta.TxnCompleteAbort:
+	default:
+		return false
+	}
+	if now-t.m.LastUpdateTimeMs < c.cfg.IDExpiration.Milliseconds() {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(t.sh.ctx, persistTimeout)
+	defer cancel()
+	switch err := c.store.DeleteTxn(ctx, t.sh.guard, t.id, t.rev); {
+	case err == nil:
+		c.log.Debug("expired a transactional id", "transactional_id", t.id, "producer_id", t.m.ProducerID,
+			"state", t.m.State, "last_update_time_ms", t.m.LastUpdateTimeMs)
+		t.m, t.rev = nil, 0
+		return true
+	case errors.Is(err, meta.ErrNotCoordinator):
+		t.dead = true
+		go c.lostShard(t.sh)
+	default:
+		if t.sh.ctx.Err() == nil {
+			c.log.Warn("expiring a transactional id failed; the next sweep tries again", "transactional_id", t.id, "err", err)
+		}
+		t.stale = true // ErrConflict or an unknown outcome: read again
+	}
+	return false
+}
+
+// sweepOne is Kafka's abortTimedOutTransactions and
+// removeExpiredTransactionalIds for one id: an Ongoing transaction older
+// than its timeout is aborted at a bumped epoch, which fences the producer
+// that let it time out; an id idle past IDExpiration is deleted (true).
+// Called with t.mu held.
+func (c *Coordinator) sweepOne(t *txn, now int64) (expired bool) {
 	switch {
+	case c.expire(t, now):
+		return true
 	case t.m.State == meta.TxnOngoing && t.m.StartTimeMs+int64(t.m.TimeoutMs) < now:
 		c.log.Info("aborting a transaction past its timeout", "transactional_id", t.id,
 			"producer_id", t.m.ProducerID, "producer_epoch", t.m.ProducerEpoch, "timeout_ms", t.m.TimeoutMs)
@@ -606,6 +679,7 @@ func (c *Coordinator) sweepOne(t *txn, now int64) {
 	case ending(t.m.State):
 		c.startCompletion(t)
 	}
+	return false
 }
 
 // sleep waits d or until ctx ends; false if ctx ended.

@@ -120,6 +120,12 @@ type node struct {
 // them all).
 func (v *env) start(id string, abortInterval time.Duration) *node {
 	v.t.Helper()
+	return v.startWith(id, func(c *txns.Config) { c.AbortInterval = abortInterval })
+}
+
+// startWith is start with the coordinator's config changed by set.
+func (v *env) startWith(id string, set func(*txns.Config)) *node {
+	v.t.Helper()
 	cache := meta.NewCache(v.store, quiet)
 	if err := cache.Start(v.ctx); err != nil {
 		v.t.Fatal(err)
@@ -129,10 +135,12 @@ func (v *env) start(id string, abortInterval time.Duration) *node {
 		v.t.Fatal(err)
 	}
 	m := &markers{}
-	tx, err := txns.New(txns.Config{
+	cfg := txns.Config{
 		Store: v.store, Cache: cache, Groups: g, Markers: m, GatewayID: id,
-		MaxTimeout: time.Minute, AbortInterval: abortInterval, Logger: quiet,
-	})
+		MaxTimeout: time.Minute, Logger: quiet,
+	}
+	set(&cfg)
+	tx, err := txns.New(cfg)
 	if err != nil {
 		v.t.Fatal(err)
 	}
@@ -577,6 +585,57 @@ func TestTimedOutTransactionIsAborted(t *testing.T) {
 	}
 	if again := initPID(t, n, "zombie", nil); again.Epoch != p.Epoch+2 {
 		t.Fatalf("a new instance after the timeout: %+v", again)
+	}
+}
+
+// TestIdleTransactionalIDExpires: an id with no transaction open and no
+// state change for IDExpiration is deleted from etcd and from the
+// coordinator (transactional.id.expiration.ms): DescribeTransactions does
+// not find it, its old producer gets INVALID_PRODUCER_ID_MAPPING, and its
+// next InitProducerId starts it over with a new producer id. An id with
+// a transaction open is never expired, however old its last change.
+func TestIdleTransactionalIDExpires(t *testing.T) {
+	v := newEnv(t)
+	n := v.startWith("gw-a", func(c *txns.Config) {
+		c.AbortInterval = 50 * time.Millisecond
+		c.IDExpiration = 500 * time.Millisecond
+	})
+	ctx := context.Background()
+	p := initPID(t, n, "nightly-job", nil)
+	allErr(t, "add", add(t, n, "nightly-job", p, tps("t1", 0)), nil)
+	wantErr(t, "commit", errOf(n.txns.EndTxn(ctx, "nightly-job", p, true, false)), nil)
+	initPID(t, n, "never-began", nil) // Empty: expires too
+	q := initPID(t, n, "long-running", nil)
+	allErr(t, "add", add(t, n, "long-running", q, tps("t2", 0)), nil)
+
+	waitFor(t, "the idle ids expire", func() bool { return v.stored("nightly-job") == nil && v.stored("never-began") == nil })
+	time.Sleep(200 * time.Millisecond) // a few more sweeps
+	if m := v.stored("long-running"); m == nil || m.State != meta.TxnOngoing {
+		t.Fatalf("the open transaction's id: %+v, want Ongoing", m)
+	}
+	_, e := n.txns.Describe(ctx, "nightly-job")
+	wantErr(t, "describe an expired id", e, kerr.TransactionalIDNotFound)
+	list, _, e := listAll(t, n, txns.ListFilter{MinDurationMs: -1})
+	if e != nil || len(list) != 1 || list[0].TransactionalID != "long-running" {
+		t.Fatalf("list after expiry: %+v %v", list, e)
+	}
+	allErr(t, "the expired id's producer adds", add(t, n, "nightly-job", p, tps("t1", 0)), kerr.InvalidProducerIDMapping)
+	again := initPID(t, n, "nightly-job", nil)
+	if again.ID == p.ID || again.Epoch != 0 {
+		t.Fatalf("InitProducerId after expiry: %+v, want a new producer id at epoch 0 (was %+v)", again, p)
+	}
+	allErr(t, "the new producer adds", add(t, n, "nightly-job", again, tps("t1", 0)), nil)
+	if m := v.stored("nightly-job"); m == nil || m.State != meta.TxnOngoing || m.ProducerID != again.ID {
+		t.Fatalf("the id started over: %+v", m)
+	}
+	// A restarted coordinator (reading etcd) agrees.
+	n.close()
+	n2 := v.start("gw-b", time.Hour)
+	if _, e := n2.txns.Describe(ctx, "never-began"); e != kerr.TransactionalIDNotFound {
+		waitFor(t, "describe after a restart", func() bool {
+			_, e = n2.txns.Describe(ctx, "never-began")
+			return e == kerr.TransactionalIDNotFound
+		})
 	}
 }
 

@@ -68,6 +68,9 @@ type Config struct {
 	// TransactionVersion is the transaction.version feature level
 	// advertised (0: the gateway's default, 2).
 	TransactionVersion int16
+	// TransactionalIDExpiration is transactional.id.expiration.ms (0: the
+	// gateway's default, 7 days).
+	TransactionalIDExpiration time.Duration
 	// ObjectStore is the object store URL for hybrid and diskless topics (file:///dir
 	// or s3://bucket/prefix?endpoint=...); default file://<DataDir>/objects.
 	ObjectStore string
@@ -293,7 +296,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		ClusterID: cfg.ClusterID, AutoCreateTopics: cfg.AutoCreateTopics, DefaultPartitions: cfg.DefaultPartitions,
 		DefaultStorageMode: cfg.DefaultStorageMode, Etcd: s.cli, Logger: log.With("service", "gateway"),
 		TracerProvider: cfg.TracerProvider, Metrics: cfg.Metrics, TransactionMaxTimeout: cfg.TransactionMaxTimeout,
-		TransactionVersion: cfg.TransactionVersion, LocalLogServices: s.localLogServices(),
+		TransactionVersion: cfg.TransactionVersion, TransactionalIDExpiration: cfg.TransactionalIDExpiration, LocalLogServices: s.localLogServices(),
 	})
 	if err != nil {
 		return nil, err

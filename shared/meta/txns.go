@@ -195,13 +195,29 @@ func (s *Store) ListTxns(ctx context.Context, shards map[int]bool) ([]StoredTxn,
 // ErrNotCoordinator if the guard failed, ErrConflict if only the revision
 // did.
 func (s *Store) SaveTxn(ctx context.Context, g ShardGuard, m *TxnMeta, prevRev int64) (int64, error) {
-	if g.CreateRevision == 0 || GroupShard(m.TransactionalID) != g.Shard {
+	key := s.k.txn(m.TransactionalID)
+	return s.guardedTxnWrite(ctx, g, m.TransactionalID, prevRev, clientv3.OpPut(key, mustJSON(m)))
+}
+
+// DeleteTxn removes transactional id id's state if g still guards its
+// shard and the key is still at prevRev: the coordinator's expiry of an id
+// unused for transactional.id.expiration.ms. ErrNotCoordinator if the
+// guard failed, ErrConflict if only the revision did (the id was used
+// meanwhile).
+func (s *Store) DeleteTxn(ctx context.Context, g ShardGuard, id string, prevRev int64) error {
+	_, err := s.guardedTxnWrite(ctx, g, id, prevRev, clientv3.OpDelete(s.k.txn(id)))
+	return err
+}
+
+// guardedTxnWrite applies op to id's key if g guards id's shard and the
+// key is at prevRev, and returns the revision written.
+func (s *Store) guardedTxnWrite(ctx context.Context, g ShardGuard, id string, prevRev int64, op clientv3.Op) (int64, error) {
+	if g.CreateRevision == 0 || GroupShard(id) != g.Shard {
 		return 0, ErrNotCoordinator
 	}
-	key := s.k.txn(m.TransactionalID)
 	tx, err := s.cli.Txn(ctx).
-		If(s.guardCmp(g), clientv3.Compare(clientv3.ModRevision(key), "=", prevRev)).
-		Then(clientv3.OpPut(key, mustJSON(m))).
+		If(s.guardCmp(g), clientv3.Compare(clientv3.ModRevision(s.k.txn(id)), "=", prevRev)).
+		Then(op).
 		Else(clientv3.OpGet(s.k.groupShard(g.Shard))).
 		Commit()
 	if err != nil {

@@ -143,4 +143,29 @@ func TestTxnStateRoundTripAndFencing(t *testing.T) {
 	if st, err := store.LoadTxn(ctx, other2); err != nil || !reflect.DeepEqual(st.Meta, fresh) {
 		t.Fatalf("after replacing: %+v %v", st.Meta, err)
 	}
+
+	// Expiry deletes under the same guards: not from a stale read, not
+	// with a deposed or another shard's guard.
+	cur, err := store.LoadTxn(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.DeleteTxn(ctx, guardB, id, cur.Revision-1); !errors.Is(err, meta.ErrConflict) {
+		t.Fatalf("delete from a stale read: %v, want ErrConflict", err)
+	}
+	if err := store.DeleteTxn(ctx, guardA, id, cur.Revision); !errors.Is(err, meta.ErrNotCoordinator) {
+		t.Fatalf("delete with the deposed guard: %v, want ErrNotCoordinator", err)
+	}
+	if err := store.DeleteTxn(ctx, g2, id, cur.Revision); !errors.Is(err, meta.ErrNotCoordinator) {
+		t.Fatalf("delete with another shard's guard: %v, want ErrNotCoordinator", err)
+	}
+	if st, _ := store.LoadTxn(ctx, id); st.Revision != cur.Revision {
+		t.Fatalf("a refused delete changed the key: %+v", st)
+	}
+	if err := store.DeleteTxn(ctx, guardB, id, cur.Revision); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if st, err := store.LoadTxn(ctx, id); err != nil || st.Meta != nil || st.Revision != 0 {
+		t.Fatalf("after delete: %+v %v", st, err)
+	}
 }

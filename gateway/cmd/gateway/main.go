@@ -42,6 +42,7 @@ type options struct {
 	groupMinST     *time.Duration
 	groupMaxST     *time.Duration
 	txnMaxTimeout  *time.Duration
+	txnIDExpiry    *time.Duration
 	txnVersion     *int
 	httpAddr       *string
 }
@@ -70,6 +71,7 @@ func newOptions() *options {
 		groupMinST:     fs.Duration("group-min-session-timeout", groups.DefaultMinSessionTimeout, "smallest session.timeout.ms a consumer group member may ask for"),
 		groupMaxST:     fs.Duration("group-max-session-timeout", groups.DefaultMaxSessionTimeout, "largest session.timeout.ms a consumer group member may ask for"),
 		txnMaxTimeout:  fs.Duration("transaction-max-timeout", txns.DefaultMaxTimeout, "largest transaction.timeout.ms a transactional producer may ask for (Kafka's transaction.max.timeout.ms)"),
+		txnIDExpiry:    fs.Duration("transactional-id-expiration", txns.DefaultIDExpiration, "forget a transactional id with no transaction open and no state change for this long (Kafka's transactional.id.expiration.ms): its producer then gets INVALID_PRODUCER_ID_MAPPING and its next InitProducerId a new producer id"),
 		txnVersion:     fs.Int("transaction-version", int(handlers.MaxTransactionVersion), "transaction.version feature level advertised to clients: 2 (KIP-890 part 2: clients that know it add partitions implicitly and bump the epoch per transaction) or 1 (the classic protocol for every client); the same on every gateway"),
 	}
 }
@@ -103,6 +105,9 @@ func (o *options) validate() error {
 	}
 	if *o.txnMaxTimeout < time.Millisecond || *o.txnMaxTimeout > math.MaxInt32*time.Millisecond {
 		return fmt.Errorf("invalid value %v for flag --transaction-max-timeout: must be between 1ms and %v", *o.txnMaxTimeout, math.MaxInt32*time.Millisecond)
+	}
+	if *o.txnIDExpiry < time.Millisecond {
+		return fmt.Errorf("invalid value %v for flag --transactional-id-expiration: must be at least 1ms", *o.txnIDExpiry)
 	}
 	if *o.txnVersion < 1 || *o.txnVersion > int(handlers.MaxTransactionVersion) {
 		return fmt.Errorf("invalid value %d for flag --transaction-version: must be 1 or %d", *o.txnVersion, handlers.MaxTransactionVersion)
@@ -156,8 +161,9 @@ func run(args []string) int {
 		Etcd: cli, EtcdPrefix: *o.etcdPrefix, SessionTTL: int(o.sessionTTL.Seconds()),
 		GroupMinSessionTimeout: *o.groupMinST, GroupMaxSessionTimeout: *o.groupMaxST,
 		TransactionMaxTimeout: *o.txnMaxTimeout, TransactionVersion: int16(*o.txnVersion), Logger: log,
-		Failpoint:      svcmain.Failpoint(os.Getenv("STREAMLINE_FAILPOINT")),
-		TracerProvider: tel.TracerProvider, Metrics: tel.Registry,
+		TransactionalIDExpiration: *o.txnIDExpiry,
+		Failpoint:                 svcmain.Failpoint(os.Getenv("STREAMLINE_FAILPOINT")),
+		TracerProvider:            tel.TracerProvider, Metrics: tel.Registry,
 	})
 	if err != nil {
 		o.fs.Fail("%v", err)

@@ -44,6 +44,7 @@ func TestBadFlagsAreNamed(t *testing.T) {
 		{[]string{"--http-addr", "127.0.0.1:99999"}, "--http-addr"},
 		{[]string{"--transaction-max-timeout", "0s"}, "--transaction-max-timeout"},
 		{[]string{"--transaction-max-timeout", "800h"}, "--transaction-max-timeout"},
+		{[]string{"--transactional-id-expiration", "0s"}, "--transactional-id-expiration"},
 		{[]string{"--transaction-version", "3"}, "--transaction-version"},
 		{[]string{"--transaction-version", "0"}, "--transaction-version"},
 	} {

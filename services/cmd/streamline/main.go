@@ -57,6 +57,7 @@ func run(args []string) int {
 	fs.Int64Var(&d.Hybrid.UploadBytesPerSecond, "hybrid-upload-bytes-per-second", 0, "pace of hybrid segment uploads in bytes per second over all partitions of the node (Kafka's remote.log.manager.copy.max.bytes.per.second); 0: automatic, twice the node's hybrid ingest rate and at least 16 MiB/s, spreading each upload over time so it does not take the produce path's CPU in bursts; -1: unlimited")
 	fs.DurationVar(&d.Hybrid.UploadInterval, "hybrid-upload-interval", time.Second, "how often the leader of a hybrid partition looks for rolled segments to upload")
 	fs.DurationVar(&d.TransactionMaxTimeout, "transaction-max-timeout", 15*time.Minute, "largest transaction.timeout.ms a transactional producer may ask for (Kafka's transaction.max.timeout.ms); older transactions are aborted")
+	fs.DurationVar(&d.TransactionalIDExpiration, "transactional-id-expiration", 7*24*time.Hour, "forget a transactional id with no transaction open and no state change for this long (Kafka's transactional.id.expiration.ms): its producer then gets INVALID_PRODUCER_ID_MAPPING and its next InitProducerId a new producer id")
 	txnVersion := fs.Int("transaction-version", 2, "transaction.version feature level advertised to clients: 2 (KIP-890 part 2: clients that know it add partitions implicitly and bump the epoch per transaction) or 1 (the classic protocol for every client)")
 	fs.BoolVar(&d.LoopbackRPC, "loopback-grpc", false, "gateway to log service, log service to uploader and every service to the embedded etcd over gRPC on loopback sockets, as between separate processes, instead of in-process calls (for comparisons and debugging; costs CPU)")
 	fs.BoolVar(&d.UnsafeNoFsync, "unsafe-no-fsync", false, "skip WAL fsync (benchmarks only: acknowledged data may be lost on a crash)")
@@ -84,6 +85,10 @@ func run(args []string) int {
 	}
 	if d.TransactionMaxTimeout < time.Millisecond || d.TransactionMaxTimeout > math.MaxInt32*time.Millisecond {
 		fs.Fail("invalid value %v for flag --transaction-max-timeout: must be between 1ms and %v", d.TransactionMaxTimeout, math.MaxInt32*time.Millisecond)
+		return svcmain.ExitUsage
+	}
+	if d.TransactionalIDExpiration < time.Millisecond {
+		fs.Fail("invalid value %v for flag --transactional-id-expiration: must be at least 1ms", d.TransactionalIDExpiration)
 		return svcmain.ExitUsage
 	}
 	if *txnVersion < 1 || *txnVersion > 2 {

@@ -51,6 +51,7 @@ func TestBadFlagsStopBeforeAnythingStarts(t *testing.T) {
 		{[]string{"--hybrid-max-pending-bytes", "0"}, "--hybrid-max-pending-bytes"},
 		{[]string{"--hybrid-upload-interval", "0s"}, "--hybrid-upload-interval"},
 		{[]string{"--transaction-max-timeout", "0s"}, "--transaction-max-timeout"},
+		{[]string{"--transactional-id-expiration", "-1h"}, "--transactional-id-expiration"},
 		{[]string{"--transaction-version", "3"}, "--transaction-version"},
 		{[]string{"--diskless-idle-flush", "-1ms"}, "--diskless-idle-flush"},
 		{[]string{"--diskless-eager-flush=maybe"}, "--diskless-eager-flush"},
