@@ -71,6 +71,10 @@ type Config struct {
 	// TransactionalIDExpiration is transactional.id.expiration.ms (0: the
 	// gateway's default, 7 days).
 	TransactionalIDExpiration time.Duration
+	// TransactionAbortInterval is how often timed-out transactions are
+	// aborted and idle transactional ids expired (0: the gateway's
+	// default, 10 s); tests shorten it.
+	TransactionAbortInterval time.Duration
 	// ObjectStore is the object store URL for hybrid and diskless topics (file:///dir
 	// or s3://bucket/prefix?endpoint=...); default file://<DataDir>/objects.
 	ObjectStore string
@@ -296,7 +300,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		ClusterID: cfg.ClusterID, AutoCreateTopics: cfg.AutoCreateTopics, DefaultPartitions: cfg.DefaultPartitions,
 		DefaultStorageMode: cfg.DefaultStorageMode, Etcd: s.cli, Logger: log.With("service", "gateway"),
 		TracerProvider: cfg.TracerProvider, Metrics: cfg.Metrics, TransactionMaxTimeout: cfg.TransactionMaxTimeout,
-		TransactionVersion: cfg.TransactionVersion, TransactionalIDExpiration: cfg.TransactionalIDExpiration, LocalLogServices: s.localLogServices(),
+		TransactionVersion: cfg.TransactionVersion, TransactionalIDExpiration: cfg.TransactionalIDExpiration,
+		TransactionAbortInterval: cfg.TransactionAbortInterval, LocalLogServices: s.localLogServices(),
 	})
 	if err != nil {
 		return nil, err

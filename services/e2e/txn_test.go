@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 
+	"github.com/streamline-dev/streamline/services/allinone"
 	"github.com/streamline-dev/streamline/services/cluster"
 	"github.com/streamline-dev/streamline/shared/recbatch/recbatchtest"
 )
@@ -236,4 +237,70 @@ func values(perTxn int, txns ...string) []string {
 		}
 	}
 	return out
+}
+
+// TestIdleTransactionalIDExpiresFranzGo: with --transactional-id-expiration
+// short, a transactional id whose last transaction ended is forgotten:
+// DescribeTransactions no longer finds it, the producer that used it gets
+// INVALID_PRODUCER_ID_MAPPING (as from Kafka) and nothing it sends is
+// read, and a producer that starts with the same id gets a new producer
+// id and commits; what the first producer committed stays readable, once.
+func TestIdleTransactionalIDExpiresFranzGo(t *testing.T) {
+	s := cluster.StartAllInOne(t, func(c *allinone.Config) {
+		c.TransactionalIDExpiration = time.Second
+		c.TransactionAbortInterval = 100 * time.Millisecond
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const topic, id = "txn-expiry", "nightly-export"
+	adm := kadm.NewClient(newClient(t, s.KafkaAddr()))
+	if resp, err := adm.CreateTopic(ctx, 2, 1, nil, topic); err != nil || resp.Err != nil {
+		t.Fatalf("create topic: %v %v", err, resp.Err)
+	}
+	describe := func() kadm.DescribedTransaction {
+		t.Helper()
+		ds, err := adm.DescribeTransactions(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ds[id]
+	}
+	first := newClient(t, s.KafkaAddr(), kgo.TransactionalID(id), kgo.DefaultProduceTopic(topic))
+	runTxn(ctx, t, first, "run1", 10, true)
+	before := describe()
+	if before.Err != nil || before.State != "CompleteCommit" {
+		t.Fatalf("after the first run: %+v", before)
+	}
+
+	deadline := time.Now().Add(30 * time.Second)
+	for d := describe(); !errors.Is(d.Err, kerr.TransactionalIDNotFound); d = describe() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the idle id was not forgotten within 30s: %+v", d)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	if err := first.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.ProduceSync(ctx, &kgo.Record{Value: []byte("late")}).FirstErr(); !errors.Is(err, kerr.InvalidProducerIDMapping) {
+		t.Fatalf("the expired id's producer: %v, want INVALID_PRODUCER_ID_MAPPING", err)
+	}
+	first.Close()
+
+	second := newClient(t, s.KafkaAddr(), kgo.TransactionalID(id), kgo.DefaultProduceTopic(topic))
+	runTxn(ctx, t, second, "run2", 10, true)
+	after := describe()
+	if after.Err != nil || after.ProducerID == before.ProducerID {
+		t.Fatalf("after expiry: %+v, want a new producer id (was %d)", after, before.ProducerID)
+	}
+	got := readUntil(ctx, t, s.KafkaAddr(), topic, values(10, "run1", "run2"), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	for _, v := range values(10, "run1", "run2") {
+		if got[v] != 1 {
+			t.Errorf("%s read %d times, want once", v, got[v])
+		}
+	}
+	if got["late"] != 0 {
+		t.Errorf("the refused record was read %d times", got["late"])
+	}
 }
