@@ -12,29 +12,30 @@ import (
 	"github.com/streamline-dev/streamline/services/cluster"
 )
 
-// TestAllInOneEagerFlush runs the all-in-one binary with an hour-long
-// diskless batch timeout and no idle flush, so the only rule that can cut
-// a flush for a lone record is --diskless-eager-flush (nothing is
-// uploading). Each record produced one at a time is acknowledged, reads
-// back, and counts as an eager flush on /metrics.
+// TestAllInOneEagerFlush runs the all-in-one binary with the longest
+// diskless batch timeout (10 s) and no idle flush, so the only rule that
+// can cut a flush for a lone record before the timeout is
+// --diskless-eager-flush (nothing is uploading). Each record produced one
+// at a time is acknowledged, reads back, and counts as an eager flush on
+// /metrics (without the rule each would wait out the 10 s and count as
+// none).
 func TestAllInOneEagerFlush(t *testing.T) {
 	bin := cluster.Binary(t, "./services/cmd/streamline")
 	ports := cluster.FreeAddrs(t, 5)
 	addr, httpAddr := ports[0], ports[4]
 	cluster.StartProcess(t, bin, readyMarker, "--data-dir", t.TempDir(), "--kafka-addr", addr, "--etcd-client-addr", ports[1],
 		"--etcd-peer-addr", ports[2], "--admin-addr", ports[3], "--http-addr", httpAddr,
-		"--diskless-batch-timeout", "1h", "--diskless-idle-flush", "0", "--diskless-eager-flush")
+		"--diskless-batch-timeout", "10s", "--diskless-idle-flush", "0", "--diskless-eager-flush")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
 	const topic, records = "eager", 5
 	cl := newClient(t, addr, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0),
-		kgo.RecordDeliveryTimeout(30*time.Second)) // fail, not hang, without the eager cut
+		kgo.RecordDeliveryTimeout(30*time.Second))
 	if resp, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, map[string]*string{"storage.mode": ptr("diskless")}, topic); err != nil || resp.Err != nil {
 		t.Fatalf("create: %v %v", err, resp.Err)
 	}
 	for i := range records {
-		// Without the eager cut this waits out the hour and the context.
 		if err := cl.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "lone-%d", i)}).FirstErr(); err != nil {
 			t.Fatalf("record %d: %v", i, err)
 		}
