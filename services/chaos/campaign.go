@@ -194,7 +194,13 @@ func Run(t *testing.T, cfg Config) Report {
 		"logsvc": {"--object-store", store, "--diskless-batch-timeout", "50ms", "--retention-check-interval", "2s",
 			"--replica-lag-time-max", "5s", "--leader-rebalance-interval", "20s", "--hybrid-upload-interval", "200ms"},
 		"uploader": {"--object-store", store, "--gc-grace", "20s", "--gc-interval", "2s", "--gc-linger", "5s", "--merge-min-age", "15s", "--merge-interval", "3s", "--merge-target-bytes", "4194304"},
-		"gateway":  {"--session-ttl", "3s"},
+		// A 1 s transactional.id.expiration: the exactly-once pipeline
+		// ends a transaction every few hundred ms, so its id expires
+		// whenever a fault stalls it between transactions for a sweep
+		// (every 10 s), and expiry races the pipeline's next transaction
+		// under faults (its producer then gets INVALID_PRODUCER_ID_MAPPING
+		// and a new session starts over with a new producer id).
+		"gateway": {"--session-ttl", "3s", "--transactional-id-expiration", "1s"},
 	}
 	disks := map[string]string{}
 	for i := 1; i <= 3; i++ {

@@ -284,7 +284,7 @@ func (w *workload) churn(a *kadm.Client) {
 		case <-time.After(time.Duration(500+w.rng.IntN(1500)) * time.Millisecond):
 		}
 		ctx, cancel := context.WithTimeout(w.ctx, 15*time.Second)
-		op := w.rng.IntN(10)
+		op := w.rng.IntN(11)
 		switch {
 		case op < 2 || len(live) == 0: // create
 			name := "churn-" + strconv.Itoa(next)
@@ -332,6 +332,8 @@ func (w *workload) churn(a *kadm.Client) {
 			w.h.adminOp("delete-records", err)
 		case op == 7: // DeleteRecords of a data partition, below an old ack
 			w.trimDataPartition(ctx, a)
+		case op == 10: // a short transactional job, as a cron job runs one
+			w.h.adminOp("txn-job", w.txnJob(ctx, live[w.rng.IntN(len(live))]))
 		default: // delete a churn topic (keep a few)
 			if len(live) < 3 {
 				break
@@ -344,6 +346,28 @@ func (w *workload) churn(a *kadm.Client) {
 		}
 		cancel()
 	}
+}
+
+// txnJob commits one transaction of a few records to topic with a new
+// client under one fixed transactional id, then closes it: a job run.
+// The gateways expire idle ids after 1 s (campaign.go), so most runs find
+// their id expired and get a new producer id, some while a sweep deletes
+// it; a run that finds it still there bumps its epoch.
+func (w *workload) txnJob(ctx context.Context, topic string) error {
+	cl, err := w.client(kgo.TransactionalID("chaos-job"), kgo.TransactionTimeout(10*time.Second),
+		kgo.DefaultProduceTopic(topic), kgo.RecordDeliveryTimeout(10*time.Second))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := cl.BeginTransaction(); err != nil {
+		return err
+	}
+	perr := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("job")}, &kgo.Record{Value: []byte("job")}).FirstErr()
+	if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(perr == nil)); err != nil || perr != nil {
+		return errors.Join(perr, err)
+	}
+	return nil
 }
 
 // trimDataPartition deletes the records of one data partition below an
