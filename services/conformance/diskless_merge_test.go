@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/streamline-dev/streamline/logsvc/buffer"
 	"github.com/streamline-dev/streamline/logsvc/storage"
@@ -341,5 +344,89 @@ func TestNewLeaderWarmsItsCache(t *testing.T) {
 	data, err := fresh.Read(next-2, 1<<20, next, true)
 	if err != nil || len(data) == 0 {
 		t.Fatalf("tail read with the objects gone: %d bytes, %v (not warmed)", len(data), err)
+	}
+}
+
+// TestReadAfterAMergeDeletedTheCachedPagesObjects: a reader behind the
+// ring reads from the page of manifest entries its previous read fetched
+// (Log.rangesAt). A merge then replaces those entries with a segment's
+// and the collector deletes their intake objects: the next read from the
+// page finds its object gone, drops the page and reads the segment
+// instead, so the consumer gets the records, not a storage error.
+func TestReadAfterAMergeDeletedTheCachedPagesObjects(t *testing.T) {
+	me := newMergeEnv(t)
+	ctx := context.Background()
+	spec := storagetest.Spec("stale-page")
+	spec.Topic.StorageMode = meta.StorageDiskless
+	w, err := me.open().Open(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ranges = 80
+	next := int64(0)
+	for i := range ranges { // one flush, one intake object, per batch
+		next = storagetest.Append(t, w, next, int64(i), fmt.Sprintf("record %d", i))
+	}
+	reader := me.open().(*disklessstore.Engine)
+	r, err := reader.OpenTier(spec) // empty ring and cache: every read is behind the ring
+	if err != nil {
+		t.Fatal(err)
+	}
+	readOne := func(at int64) []byte {
+		t.Helper()
+		b, err := r.Read(at, 1, next, true)
+		if err != nil {
+			t.Fatalf("read at %d: %v", at, err)
+		}
+		want, err := w.Read(at, 1, next, true) // the writer's ring
+		if err != nil || len(b) == 0 || !bytes.Equal(b, want) {
+			t.Fatalf("read at %d: %d bytes, not the batch the writer holds there (%v)", at, len(b), err)
+		}
+		return b
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(reader.Collector())
+	manifest := func() (hits, misses float64) {
+		return counterValue(t, reg, "streamline_logsvc_read_cache_hits_total", "manifest"),
+			counterValue(t, reg, "streamline_logsvc_read_cache_misses_total", "manifest")
+	}
+	readOne(0) // fetches entries 0-63
+	readOne(1)
+	if hits, misses := manifest(); hits < 1 || misses != 1 {
+		t.Fatalf("manifest page: %v hits, %v misses after two reads in one page; want >= 1 and 1", hits, misses)
+	}
+
+	if st := me.pass(merge.Config{RoundBytes: 1 << 20, TargetBytes: 3 << 20, ChunkBytes: 64 << 10}); st.Failed != 0 || st.Conflicts != 0 {
+		t.Fatalf("merge pass: %+v", st)
+	}
+	refs, err := me.store.ReferencedObjects(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stale []string
+	if err := me.bucket.Iter(ctx, "", func(key string) error {
+		if _, ok := refs[key]; !ok {
+			stale = append(stale, key)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(stale) < ranges/2 {
+		t.Fatalf("the merge left %d objects unreferenced; want the intake objects (%d)", len(stale), ranges)
+	}
+	for _, key := range stale {
+		if err := me.bucket.Delete(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, before := manifest()
+	readOne(20) // in the cached page (44 entries left of 64); its intake object is gone
+	if _, misses := manifest(); misses != before+1 {
+		t.Fatalf("manifest misses %v -> %v: the read should have fetched a fresh page once", before, misses)
+	}
+	readOne(21) // from the fresh page: the segment's entry
+	for at := int64(22); at < next; at++ {
+		readOne(at)
 	}
 }

@@ -547,3 +547,45 @@ func TestDisklessWarmUpGETsConcurrently(t *testing.T) {
 		t.Fatalf("%d GETs after reading the warmed tail, want %d", got, ranges)
 	}
 }
+
+// TestDisklessCatchUpReusesItsManifestPage: a consumer reading behind the
+// ring, one batch per read, fetches a page of manifest entries from etcd
+// only when the page it holds runs short (fewer than half a page left
+// from its offset, unless what is left reaches the partition's end), not
+// on every read: decoding a fresh page per read was
+// an eighth of a node's CPU while a consumer caught up.
+func TestDisklessCatchUpReusesItsManifestPage(t *testing.T) {
+	tier := startObjectTier(t)
+	const ranges = 200
+	spec, next := tier.writeRanges(t, "TestDisklessCatchUpReusesItsManifestPage", ranges)
+	reader := tier.engine(t, "reader", nil, buffer.Config{})
+	r, err := reader.OpenTier(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for off := int64(0); off < next; {
+		b, err := r.Read(off, 1, next, true)
+		if err != nil {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+		var bases []int64
+		if _, err := recbatch.Iterate(b, false, func(h recbatch.Header, _ []byte) error {
+			bases = append(bases, h.BaseOffset)
+			off = h.NextOffset()
+			return nil
+		}); err != nil || len(bases) != 1 || bases[0] != off-1 {
+			t.Fatalf("read: batches %v, %v", bases, err)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(reader.Collector())
+	hits := counterValue(t, reg, "streamline_logsvc_read_cache_hits_total", "manifest")
+	misses := counterValue(t, reg, "streamline_logsvc_read_cache_misses_total", "manifest")
+	// Reads and their prefetches both look pages up; a page is fetched
+	// when fewer than 32 of its 64 entries are left from the offset,
+	// unless what is left reaches the end (the last one lasts).
+	if misses > 2*ranges/32+2 || hits < ranges { // a read and its prefetch may both fetch a page
+		t.Fatalf("manifest pages: %v fetched, %v reused over %d reads", misses, hits, ranges)
+	}
+	t.Logf("%d reads: %v manifest pages fetched, %v reused", ranges, misses, hits)
+}

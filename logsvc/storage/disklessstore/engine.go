@@ -91,8 +91,11 @@ type Engine struct {
 	// gets joins concurrent GETs of one intake range or window (readRange).
 	gets                 singleflight.Group
 	ringHits, ringMisses atomic.Uint64
-	warmed               atomic.Uint64 // entries loaded by cache warming
-	warmSem              chan struct{} // warmGETs: GETs of cache warming running
+	// Reads behind the ring that found their manifest entries in their
+	// partition's cached page, or fetched a page from etcd (Log.rangesAt).
+	manifestHits, manifestMisses atomic.Uint64
+	warmed                       atomic.Uint64 // entries loaded by cache warming
+	warmSem                      chan struct{} // warmGETs: GETs of cache warming running
 
 	mu   sync.Mutex
 	logs map[string]*Log

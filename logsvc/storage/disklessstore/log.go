@@ -24,6 +24,13 @@ import (
 // manifestPage is how many manifest entries one etcd read fetches.
 const manifestPage = 64
 
+// pageReuse is how many entries the cached manifest page (Log.page) must
+// still hold from a read's offset for any read to use it instead of
+// fetching a page from etcd (see pageServes): a reader catching up fetches
+// one page per half page of ranges it reads, and a read gets at least
+// half a page's ranges.
+const pageReuse = manifestPage / 2
+
 // Log is one diskless partition.
 type Log struct {
 	e      *Engine
@@ -39,6 +46,17 @@ type Log struct {
 	start atomic.Int64 // first retained offset
 	end   atomic.Int64 // committed end
 	next  atomic.Int64 // where a sequential reader will read next (prefetch hint)
+
+	// page is the last page of manifest entries a read behind the ring
+	// fetched from etcd (contiguous, in offset order; replaced whole, never
+	// modified), which the reads after it use while it lasts (rangesAt).
+	// Catching up at 280 MB/s on the directory store, decoding a fresh
+	// page on every read was an eighth of the node's CPU. An entry may
+	// outlive its object (a merge replaced it and the collector deleted
+	// the object): a read that fails on a cached page drops it and reads
+	// again from etcd's entries.
+	pageMu sync.Mutex
+	page   []meta.Coords
 
 	// The committed manifest entries this leader knows (loaded on Open,
 	// appended on each commit, in offset order), for Size: entries wholly
@@ -273,22 +291,36 @@ func (l *Log) Read(offset int64, maxBytes int, maxOffset int64, minOne bool) ([]
 	l.e.ringMisses.Add(1)
 	ctx, cancel := context.WithTimeout(context.Background(), l.e.opts.RPCTimeout)
 	defer cancel()
-	ranges, err := l.e.opts.Store.RangesFrom(ctx, l.spec.Topic.ID, l.spec.Partition, offset, manifestPage)
+	out, next, err := l.readStored(ctx, offset, limits{maxBytes, maxOffset, minOne}, true)
 	if err != nil {
 		return nil, err
 	}
+	if len(out) > 0 {
+		l.prefetch(next, maxBytes)
+	}
+	return out, nil
+}
+
+// readStored reads from object storage the batches from offset within
+// lim, and returns them and the offset after them. useCache lets it take
+// the manifest entries from the cached page; if reading them fails, it
+// drops the page and reads again with entries fresh from etcd.
+func (l *Log) readStored(ctx context.Context, offset int64, lim limits, useCache bool) ([]byte, int64, error) {
+	ranges, cached, err := l.rangesAt(ctx, offset, lim.maxBytes, useCache)
+	if err != nil {
+		return nil, 0, err
+	}
 	if len(ranges) == 0 || ranges[0].BaseOffset > offset {
-		return nil, storage.ErrOffsetOutOfRange // retention removed it meanwhile
+		return nil, 0, storage.ErrOffsetOutOfRange // retention removed it meanwhile
 	}
 	// The ranges this read needs, GET concurrently, not one after another:
 	// a consumer behind the ring (catching up, or after a leader change)
 	// reads small intake ranges, one per flush.
-	l.e.readAhead(ctx, ranges, maxBytes, maxOffset)
-	lim := limits{maxBytes, maxOffset, minOne}
+	l.e.readAhead(ctx, ranges, lim.maxBytes, lim.maxOffset)
 	var out []byte
 	next := offset
 	for _, r := range ranges {
-		if r.BaseOffset >= maxOffset {
+		if r.BaseOffset >= lim.maxOffset {
 			break
 		}
 		err := l.e.batchesFrom(ctx, r, next, func(h recbatch.Header, b []byte) error {
@@ -301,6 +333,10 @@ func (l *Log) Read(offset int64, maxBytes int, maxOffset int64, minOne bool) ([]
 		if errors.Is(err, errStop) {
 			break
 		}
+		if err != nil && cached {
+			l.dropPage(ranges)
+			return l.readStored(ctx, offset, lim, false)
+		}
 		if err != nil && len(out) > 0 {
 			// Answer what was read: a range whose object is unreadable
 			// (lost, or the store failing) fails only the fetch that
@@ -308,13 +344,65 @@ func (l *Log) Read(offset int64, maxBytes int, maxOffset int64, minOne bool) ([]
 			break
 		}
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
-	if len(out) > 0 {
-		l.prefetch(next, maxBytes)
+	return out, next, nil
+}
+
+// rangesAt returns the manifest entries from the one holding offset on,
+// for a read of up to maxBytes: from the cached page when useCache and
+// the page holds offset and, from there, what the read needs - maxBytes
+// of ranges, or the entries up to the committed end, or at least
+// pageReuse entries - (cached is then true); else a page fresh from
+// etcd, which becomes the cached one.
+func (l *Log) rangesAt(ctx context.Context, offset int64, maxBytes int, useCache bool) (rs []meta.Coords, cached bool, err error) {
+	if useCache {
+		l.pageMu.Lock()
+		page := l.page
+		l.pageMu.Unlock()
+		i := sort.Search(len(page), func(i int) bool { return page[i].LastOffset >= offset })
+		if i < len(page) && page[i].BaseOffset <= offset && pageServes(page[i:], maxBytes, l.end.Load()) {
+			l.e.manifestHits.Add(1)
+			return page[i:], true, nil
+		}
 	}
-	return out, nil
+	l.e.manifestMisses.Add(1)
+	rs, err = l.e.opts.Store.RangesFrom(ctx, l.spec.Topic.ID, l.spec.Partition, offset, manifestPage)
+	if err != nil {
+		return nil, false, err
+	}
+	l.pageMu.Lock()
+	l.page = rs
+	l.pageMu.Unlock()
+	return rs, false, nil
+}
+
+// pageServes reports whether rs, the cached entries from a read's
+// offset on, are as good for a read of maxBytes as a fresh page: they hold
+// maxBytes, or reach the committed end, or are at least pageReuse entries
+// (a fresh page holds at most manifestPage).
+func pageServes(rs []meta.Coords, maxBytes int, end int64) bool {
+	if len(rs) >= pageReuse || rs[len(rs)-1].LastOffset+1 >= end {
+		return true
+	}
+	var n int64
+	for _, r := range rs {
+		if n += r.Length; n >= int64(maxBytes) {
+			return true
+		}
+	}
+	return false
+}
+
+// dropPage forgets the cached page if rs is still its tail (a newer page
+// may have replaced it meanwhile).
+func (l *Log) dropPage(rs []meta.Coords) {
+	l.pageMu.Lock()
+	defer l.pageMu.Unlock()
+	if len(l.page) > 0 && len(rs) > 0 && &l.page[len(l.page)-1] == &rs[len(rs)-1] {
+		l.page = nil
+	}
 }
 
 // prefetch loads what a sequential reader reads next (as much as this
@@ -326,7 +414,7 @@ func (l *Log) prefetch(next int64, maxBytes int) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), l.e.opts.RPCTimeout)
 		defer cancel()
-		rs, err := l.e.opts.Store.RangesFrom(ctx, l.spec.Topic.ID, l.spec.Partition, next, manifestPage)
+		rs, _, err := l.rangesAt(ctx, next, maxBytes, true)
 		if err != nil || len(rs) == 0 || rs[0].BaseOffset > next {
 			return
 		}

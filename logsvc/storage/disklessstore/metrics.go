@@ -28,9 +28,9 @@ var (
 	descFailedBatches = telemetry.NewDesc("logsvc", "buffer_failed_batches_total",
 		"Batches of the diskless buffer that failed (upload or commit error, fenced, closed).", nil, modeLabel)
 	descCacheHits = telemetry.NewDesc("logsvc", "read_cache_hits_total",
-		"Diskless reads answered from memory, by tier (ring: recent committed batches; range: the LRU of object ranges and flush object windows).", []string{"tier"}, modeLabel)
+		"Diskless reads answered from memory, by tier (ring: recent committed batches; range: the LRU of object ranges and flush object windows; manifest: a partition's cached page of manifest entries).", []string{"tier"}, modeLabel)
 	descCacheMisses = telemetry.NewDesc("logsvc", "read_cache_misses_total",
-		"Diskless reads a tier could not answer, by tier (a range miss is a GET of an object range or of the flush object window holding it).", []string{"tier"}, modeLabel)
+		"Diskless reads a tier could not answer, by tier (a range miss is a GET of an object range or of the flush object window holding it; a manifest miss reads a page of entries from etcd).", []string{"tier"}, modeLabel)
 	descIdleFlushes = telemetry.NewDesc("logsvc", "buffer_idle_flushes_total",
 		"Flushes the diskless buffer cut before the batch timeout because appends stopped (--diskless-idle-flush).", nil, modeLabel)
 	descEagerFlushes = telemetry.NewDesc("logsvc", "buffer_eager_flushes_total",
@@ -80,6 +80,8 @@ func (e *Engine) Collector() prometheus.Collector {
 		counter(descCacheMisses, float64(e.ringMisses.Load()), "ring")
 		counter(descCacheHits, float64(hits), "range")
 		counter(descCacheMisses, float64(misses), "range")
+		counter(descCacheHits, float64(e.manifestHits.Load()), "manifest")
+		counter(descCacheMisses, float64(e.manifestMisses.Load()), "manifest")
 		counter(descHedged, float64(e.HedgedUploads()))
 	}, descBufferBytes, descBufferPending, descBufferUploads, descBufferBlocked, descFlushes, descIdleFlushes, descEagerFlushes, descFlushedBytes,
 		descOverflows, descOverflowGaveUp, descFailedBatches, descPartialCommits, descCacheHits, descCacheMisses, descHedged)
