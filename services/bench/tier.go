@@ -45,50 +45,81 @@ func (t TierStats) String() string {
 // TierStatsFrom sums the counters over the registries of in-process
 // servers (one per log-service node).
 func TierStatsFrom(gs ...prometheus.Gatherer) (TierStats, error) {
-	var sum TierStats
-	for _, g := range gs {
-		mfs, err := g.Gather()
-		if err != nil {
-			return TierStats{}, err
-		}
-		sum = sum.add(tierStats(mfs))
+	mfs, err := gather(gs...)
+	if err != nil {
+		return TierStats{}, err
 	}
-	return sum, nil
+	return tierStats(mfs), nil
 }
 
 // TierStatsURL reads the counters from a server's Prometheus endpoint
 // (e.g. http://127.0.0.1:9094/metrics).
 func TierStatsURL(ctx context.Context, url string) (TierStats, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	mfs, err := scrape(ctx, url)
 	if err != nil {
 		return TierStats{}, err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return TierStats{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return TierStats{}, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return parseTierStats(resp.Body)
+	return tierStats(mfs), nil
 }
 
 func parseTierStats(r io.Reader) (TierStats, error) {
+	mfs, err := parseMetrics(r)
+	if err != nil {
+		return TierStats{}, err
+	}
+	return tierStats(mfs), nil
+}
+
+// gather is the metric families of every registry, one after another
+// (counters are summed by their readers).
+func gather(gs ...prometheus.Gatherer) ([]*dto.MetricFamily, error) {
+	var all []*dto.MetricFamily
+	for _, g := range gs {
+		mfs, err := g.Gather()
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, mfs...)
+	}
+	return all, nil
+}
+
+// scrape reads the metric families of a Prometheus text endpoint.
+func scrape(ctx context.Context, url string) ([]*dto.MetricFamily, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return parseMetrics(resp.Body)
+}
+
+func parseMetrics(r io.Reader) ([]*dto.MetricFamily, error) {
 	p := expfmt.NewTextParser(model.LegacyValidation)
 	byName, err := p.TextToMetricFamilies(r)
 	if err != nil {
-		return TierStats{}, err
+		return nil, err
 	}
 	mfs := make([]*dto.MetricFamily, 0, len(byName))
 	for _, mf := range byName {
 		mfs = append(mfs, mf)
 	}
-	return tierStats(mfs), nil
+	return mfs, nil
 }
 
-func (t TierStats) add(o TierStats) TierStats {
-	return TierStats{t.Segments + o.Segments, t.Bytes + o.Bytes, t.Failures + o.Failures}
+// value is a counter's (or an untyped sample's) value.
+func value(m *dto.Metric) float64 {
+	if c := m.GetCounter(); c != nil {
+		return c.GetValue()
+	}
+	return m.GetUntyped().GetValue()
 }
 
 func tierStats(mfs []*dto.MetricFamily) TierStats {
@@ -106,11 +137,7 @@ func tierStats(mfs []*dto.MetricFamily) TierStats {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			if c := m.GetCounter(); c != nil {
-				*dst += c.GetValue()
-			} else if u := m.GetUntyped(); u != nil {
-				*dst += u.GetValue()
-			}
+			*dst += value(m)
 		}
 	}
 	return t

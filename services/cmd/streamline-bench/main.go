@@ -220,6 +220,7 @@ func run(args []string) int {
 	// tier reads the hybrid upload counters (nil: not known); disk is
 	// what an in-process server keeps of a topic (nil: not known).
 	var tier func() (bench.TierStats, error)
+	var readCache func() (bench.ReadCacheStats, error) // diskless read cache counters (nil: not known)
 	var disk func(topic string) (local, objects int64, err error)
 	// rss reads the server's resident set size (nil: not measured); proxy
 	// is the in-process S3's fault proxy (nil: no --s3).
@@ -229,6 +230,7 @@ func run(args []string) int {
 	var breakdown *bench.SpanBreakdown // --trace-breakdown
 	if *metrics != "" {
 		tier = func() (bench.TierStats, error) { return bench.TierStatsURL(ctx, *metrics) }
+		readCache = func() (bench.ReadCacheStats, error) { return bench.ReadCacheStatsURL(ctx, *metrics) }
 	}
 	switch *target {
 	case "":
@@ -302,6 +304,7 @@ func run(args []string) int {
 			partDirs := []string{filepath.Join(dir, "logsvc", "partitions")}
 			metricsURL := "http://" + cfg.HTTPAddr + "/metrics"
 			tier = func() (bench.TierStats, error) { return bench.TierStatsURL(ctx, metricsURL) }
+			readCache = func() (bench.ReadCacheStats, error) { return bench.ReadCacheStatsURL(ctx, metricsURL) }
 			disk = diskUsage(ctx, addrs, partDirs, objects)
 			label = func(m string) string {
 				return fmt.Sprintf("streamline (%s topic, all-in-one %s, pid %d)", m, *srvBin, c.cmd.Process.Pid)
@@ -346,6 +349,7 @@ func run(args []string) int {
 			return fmt.Sprintf("streamline (%s topic, all-in-one, %d log-service nodes, replication factor %d)", m, *nodes, *rf)
 		}
 		tier = func() (bench.TierStats, error) { return bench.TierStatsFrom(gatherers...) }
+		readCache = func() (bench.ReadCacheStats, error) { return bench.ReadCacheStatsFrom(gatherers...) }
 		disk = diskUsage(ctx, addrs, partDirs, objects)
 		if *row == "" {
 			fmt.Printf("all-in-one in %s; metrics on http://%s/metrics\n", dir, s.HTTPAddr())
@@ -449,10 +453,18 @@ func run(args []string) int {
 			}
 			var caught *bench.CatchUpResult // --catch-up
 			caughtGETs := int64(-1)         // object-store requests of the catch-up read (--s3)
+			var caughtCache string          // the catch-up read's diskless read cache hits by tier
 			if *catchUp {
 				var before int64
 				if proxy != nil {
 					before = proxy.Requests()
+				}
+				var cacheBefore bench.ReadCacheStats
+				if readCache != nil {
+					if cacheBefore, err = readCache(); err != nil {
+						fmt.Fprintln(os.Stderr, "streamline-bench: read cache metrics:", err)
+						return 1
+					}
 				}
 				c, err := bench.CatchUp(ctx, addrs, name, res.Records)
 				if err != nil {
@@ -462,6 +474,14 @@ func run(args []string) int {
 				caught = &c
 				if proxy != nil {
 					caughtGETs = proxy.Requests() - before
+				}
+				if readCache != nil {
+					after, err := readCache()
+					if err != nil {
+						fmt.Fprintln(os.Stderr, "streamline-bench: read cache metrics:", err)
+						return 1
+					}
+					caughtCache = after.Sub(cacheBefore).String()
 				}
 			}
 			var uploads string // what a hybrid run uploaded while it ran
@@ -494,6 +514,9 @@ func run(args []string) int {
 					l += fmt.Sprintf(" (then read from the start: %.0f rec/s, %.1f MiB/s", caught.RecordsPerSec(), caught.MBPerSec())
 					if caughtGETs >= 0 {
 						l += fmt.Sprintf(", %d GETs", caughtGETs)
+					}
+					if caughtCache != "" {
+						l += ", read cache hits: " + caughtCache
 					}
 					l += ")"
 				}
@@ -541,6 +564,9 @@ func run(args []string) int {
 					fmt.Printf(" (%d object-store requests: merging off, so GETs)", caughtGETs)
 				}
 				fmt.Println()
+				if caughtCache != "" {
+					fmt.Printf("  read cache hits  %s (of lookups, by tier, during the catch-up read)\n", caughtCache)
+				}
 			}
 			if disk != nil && m == string(meta.StorageHybrid) {
 				local, objects, err := disk(name)
