@@ -30,3 +30,35 @@ func TestTopicBatchDelay(t *testing.T) {
 		}
 	}
 }
+
+// TestPageServes: a cached manifest page answers a read only when it is
+// as good for it as a fresh page: half a page of entries or more, the
+// read's byte budget, or everything up to the committed end. Otherwise
+// the read would stop short of data it could have returned.
+func TestPageServes(t *testing.T) {
+	entries := func(n int, length int64) []meta.Coords {
+		rs := make([]meta.Coords, n)
+		for i := range rs {
+			rs[i] = meta.Coords{BaseOffset: int64(i) * 10, LastOffset: int64(i)*10 + 9, Length: length}
+		}
+		return rs
+	}
+	for _, c := range []struct {
+		name     string
+		rs       []meta.Coords
+		maxBytes int
+		end      int64
+		want     bool
+	}{
+		{"half a page", entries(pageReuse, 1), 1 << 20, 1 << 40, true},
+		{"one short of half a page", entries(pageReuse-1, 1), 1 << 20, 1 << 40, false},
+		{"reaches the committed end", entries(3, 1), 1 << 20, 30, true},
+		{"the end moved past it", entries(3, 1), 1 << 20, 31, false},
+		{"holds the byte budget", entries(3, 400), 1000, 1 << 40, true},
+		{"just under the budget", entries(3, 333), 1000, 1 << 40, false},
+	} {
+		if got := pageServes(c.rs, c.maxBytes, c.end); got != c.want {
+			t.Errorf("%s: pageServes = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
