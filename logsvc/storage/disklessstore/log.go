@@ -306,7 +306,7 @@ func (l *Log) Read(offset int64, maxBytes int, maxOffset int64, minOne bool) ([]
 // the manifest entries from the cached page; if reading them fails, it
 // drops the page and reads again with entries fresh from etcd.
 func (l *Log) readStored(ctx context.Context, offset int64, lim limits, useCache bool) ([]byte, int64, error) {
-	ranges, cached, err := l.rangesAt(ctx, offset, lim.maxBytes, useCache)
+	ranges, cached, err := l.rangesAt(ctx, offset, lim.maxBytes, useCache, false)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -355,8 +355,9 @@ func (l *Log) readStored(ctx context.Context, offset int64, lim limits, useCache
 // the page holds offset and, from there, what the read needs - maxBytes
 // of ranges, or the entries up to the committed end, or at least
 // pageReuse entries - (cached is then true); else a page fresh from
-// etcd, which becomes the cached one.
-func (l *Log) rangesAt(ctx context.Context, offset int64, maxBytes int, useCache bool) (rs []meta.Coords, cached bool, err error) {
+// etcd, which becomes the cached one (keepPage; prefetch says the caller
+// is a prefetch).
+func (l *Log) rangesAt(ctx context.Context, offset int64, maxBytes int, useCache, prefetch bool) (rs []meta.Coords, cached bool, err error) {
 	if useCache {
 		l.pageMu.Lock()
 		page := l.page
@@ -372,10 +373,20 @@ func (l *Log) rangesAt(ctx context.Context, offset int64, maxBytes int, useCache
 	if err != nil {
 		return nil, false, err
 	}
-	l.pageMu.Lock()
-	l.page = rs
-	l.pageMu.Unlock()
+	l.keepPage(rs, prefetch)
 	return rs, false, nil
+}
+
+// keepPage makes rs the cached page. A prefetch's page does not replace
+// one that starts later: a prefetch that ran late (its read long
+// answered) would otherwise put the reader's page back behind it.
+func (l *Log) keepPage(rs []meta.Coords, prefetch bool) {
+	l.pageMu.Lock()
+	defer l.pageMu.Unlock()
+	if prefetch && len(rs) > 0 && len(l.page) > 0 && rs[0].BaseOffset < l.page[0].BaseOffset {
+		return
+	}
+	l.page = rs
 }
 
 // pageServes reports whether rs, the cached entries from a read's
@@ -414,7 +425,7 @@ func (l *Log) prefetch(next int64, maxBytes int) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), l.e.opts.RPCTimeout)
 		defer cancel()
-		rs, _, err := l.rangesAt(ctx, next, maxBytes, true)
+		rs, _, err := l.rangesAt(ctx, next, maxBytes, true, true)
 		if err != nil || len(rs) == 0 || rs[0].BaseOffset > next {
 			return
 		}

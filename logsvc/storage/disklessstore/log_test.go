@@ -62,3 +62,27 @@ func TestPageServes(t *testing.T) {
 		}
 	}
 }
+
+// TestLatePrefetchKeepsTheReadersPage: a prefetch that ran late, its read
+// long answered, fetches a page behind the one the reader's later reads
+// cached; it must not put it back (the next reads would fetch again). A
+// read's own page always replaces the cached one (a reader may seek back).
+func TestLatePrefetchKeepsTheReadersPage(t *testing.T) {
+	page := func(base int64) []meta.Coords {
+		return []meta.Coords{{BaseOffset: base, LastOffset: base + 9}}
+	}
+	var l Log
+	l.keepPage(page(100), false)
+	l.keepPage(page(50), true)
+	if l.page[0].BaseOffset != 100 {
+		t.Fatalf("a late prefetch replaced the page at 100 with one at %d", l.page[0].BaseOffset)
+	}
+	l.keepPage(page(150), true)
+	if l.page[0].BaseOffset != 150 {
+		t.Fatalf("a prefetch ahead of the page did not replace it: %d", l.page[0].BaseOffset)
+	}
+	l.keepPage(page(20), false)
+	if l.page[0].BaseOffset != 20 {
+		t.Fatalf("a read's page (a seek back) did not replace it: %d", l.page[0].BaseOffset)
+	}
+}
