@@ -164,20 +164,7 @@ func TestDisklessRecentBatchesReadFromMemory(t *testing.T) {
 		t.Fatalf("%d flushes for %d batches: too few batches per flush to test their order", st.Flushes, batches)
 	}
 	// A consumer at the tail reads each batch right after its ack.
-	for off := int64(0); off < next; {
-		b, err := l.Read(off, 1, next, true) // one batch per read
-		if err != nil {
-			t.Fatalf("read at %d: %v", off, err)
-		}
-		var got []int64
-		if _, err := recbatch.Iterate(b, false, func(h recbatch.Header, _ []byte) error {
-			got = append(got, h.BaseOffset)
-			off = h.NextOffset()
-			return nil
-		}); err != nil || len(got) != 1 || got[0] != off-2 {
-			t.Fatalf("read at %d: batches %v, %v", off, got, err)
-		}
-	}
+	readEachBatch(t, l, next, 2)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(e.Collector())
 	for tier, want := range map[string]float64{"ring": 0, "range": 0} {
@@ -187,6 +174,27 @@ func TestDisklessRecentBatchesReadFromMemory(t *testing.T) {
 	}
 	if got := counterValue(t, reg, "streamline_logsvc_read_cache_hits_total", "ring"); got != batches {
 		t.Errorf("ring hits: %v, want %d", got, batches)
+	}
+}
+
+// readEachBatch reads l from 0 to next one batch per read, as a consumer
+// fetching as it goes, and checks each read returns exactly one batch: the
+// next one, of records records.
+func readEachBatch(t *testing.T, l storage.Log, next int64, records int64) {
+	t.Helper()
+	for off := int64(0); off < next; {
+		b, err := l.Read(off, 1, next, true)
+		if err != nil {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+		var got []int64
+		if _, err := recbatch.Iterate(b, false, func(h recbatch.Header, _ []byte) error {
+			got = append(got, h.BaseOffset)
+			off = h.NextOffset()
+			return nil
+		}); err != nil || len(got) != 1 || got[0] != off-records {
+			t.Fatalf("read at %d: batches %v, %v", off, got, err)
+		}
 	}
 }
 
@@ -563,20 +571,7 @@ func TestDisklessCatchUpReusesItsManifestPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for off := int64(0); off < next; {
-		b, err := r.Read(off, 1, next, true)
-		if err != nil {
-			t.Fatalf("read at %d: %v", off, err)
-		}
-		var bases []int64
-		if _, err := recbatch.Iterate(b, false, func(h recbatch.Header, _ []byte) error {
-			bases = append(bases, h.BaseOffset)
-			off = h.NextOffset()
-			return nil
-		}); err != nil || len(bases) != 1 || bases[0] != off-1 {
-			t.Fatalf("read: batches %v, %v", bases, err)
-		}
-	}
+	readEachBatch(t, r, next, 1)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(reader.Collector())
 	hits := counterValue(t, reg, "streamline_logsvc_read_cache_hits_total", "manifest")
