@@ -115,9 +115,9 @@ func (b *SpanBreakdown) Reset() {
 
 // StepStats are the percentiles of one span name's (or step's) durations.
 type StepStats struct {
-	Name          string
-	Count         int
-	P50, P90, P99 time.Duration
+	Name                     string
+	Count                    int
+	P50, P90, P99, P999, Max time.Duration
 }
 
 // Stats returns every span name's and step's percentiles, by name.
@@ -128,7 +128,7 @@ func (b *SpanBreakdown) Stats() []StepStats {
 	for name, ds := range b.durations {
 		s := slices.Clone(ds)
 		slices.Sort(s)
-		out = append(out, StepStats{Name: name, Count: len(s), P50: nearestRank(s, 0.50), P90: nearestRank(s, 0.90), P99: nearestRank(s, 0.99)})
+		out = append(out, StepStats{Name: name, Count: len(s), P50: nearestRank(s, 0.50), P90: nearestRank(s, 0.90), P99: nearestRank(s, 0.99), P999: nearestRank(s, 0.999), Max: s[len(s)-1]})
 	}
 	slices.SortFunc(out, func(a, b StepStats) int { return cmp.Compare(a.Name, b.Name) })
 	return out
@@ -136,9 +136,9 @@ func (b *SpanBreakdown) Stats() []StepStats {
 
 // Print writes the breakdown as a table, milliseconds.
 func (b *SpanBreakdown) Print(w io.Writer) {
-	fmt.Fprintf(w, "%-70s %8s %8s %8s %8s\n", "server span (or diskless step)", "count", "p50 ms", "p90 ms", "p99 ms")
+	fmt.Fprintf(w, "%-70s %8s %8s %8s %8s %8s %8s\n", "server span (or diskless step)", "count", "p50 ms", "p90 ms", "p99 ms", "p999 ms", "max ms")
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	for _, s := range b.Stats() {
-		fmt.Fprintf(w, "%-70s %8d %8.2f %8.2f %8.2f\n", s.Name, s.Count, ms(s.P50), ms(s.P90), ms(s.P99))
+		fmt.Fprintf(w, "%-70s %8d %8.2f %8.2f %8.2f %8.2f %8.2f\n", s.Name, s.Count, ms(s.P50), ms(s.P90), ms(s.P99), ms(s.P999), ms(s.Max))
 	}
 }

@@ -62,6 +62,9 @@ func TestSpanBreakdownSteps(t *testing.T) {
 			t.Errorf("%s: count %d p50 %v, want %d and %v", name, s.Count, s.P50, w.count, w.p50)
 		}
 	}
+	if s := got[spanFlushCommit]; s.P999 != time.Millisecond || s.Max != 2*time.Millisecond {
+		t.Errorf("%s: p999 %v max %v, want 1ms (the rank rounds down, as p50's) and 2ms", spanFlushCommit, s.P999, s.Max)
+	}
 	if len(got) != len(want) {
 		t.Errorf("recorded %d names, want %d: %v", len(got), len(want), b.Stats())
 	}
