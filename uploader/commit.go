@@ -77,7 +77,12 @@ func gcMetrics(reg prometheus.Registerer) func(gc.Stats, error) {
 		Namespace: telemetry.Namespace, Subsystem: "uploader", Name: "gc_passes_total",
 		Help: "Garbage collection passes, by result (ok, error).",
 	}, []string{"result"}))
+	reaped := telemetry.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: telemetry.Namespace, Subsystem: "uploader", Name: "gc_deleted_topic_manifest_keys_total",
+		Help: "Manifest keys of deleted topics the elected garbage collector deleted (a large manifest is deleted a chunk at a time after its topic).",
+	}))
 	return func(st gc.Stats, err error) {
+		reaped.Add(float64(st.ReapedKeys))
 		objects.WithLabelValues("deleted").Add(float64(st.Deleted))
 		objects.WithLabelValues("kept").Add(float64(st.Kept))
 		objects.WithLabelValues("skipped").Add(float64(st.Skipped))

@@ -23,7 +23,12 @@
 //	txns/<escaped transactional id>     TxnMeta: producer id and epoch, state, partitions, groups, timeout (txns.go)
 //	txn-coordinator-epochs/<%03d shard> last gateway to coordinate the shard's transactions; its version is the coordinator epoch
 //	topic-collisions/<name, '.' as '_'> the topic holding that name under Kafka's '.'/'_' collision rule
+//	manifests/<topic id>/...            committed ranges and segments in object storage (manifest.go)
+//	deleted-topics/<topic id>           DeletedTopic: a deleted topic whose manifest is still being deleted (deletedtopics.go)
 //
 // Creating or deleting a topic writes the topic key, all its partition
-// keys and its collision key (collision.go) in one transaction, so readers never see a topic without partitions.
+// keys and its collision key (collision.go) in one transaction, so readers
+// never see a topic without partitions; a delete removes the manifest in
+// that transaction too unless it is larger than ReapChunkKeys, which
+// ReapDeletedTopics then deletes in chunks.
 package meta

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -191,20 +192,33 @@ func (s *Store) UpdatePartitions(ctx context.Context, updates []PartitionUpdate,
 	return applied, nil
 }
 
-// DeleteTopic removes a topic, its partitions and its manifests (the
+// DeleteTopic removes a topic, its partitions and its manifest (the
 // coordinates of its data in object storage; the objects themselves are
-// collected as unreferenced) in one transaction.
+// collected as unreferenced) in one transaction. A manifest of more than
+// ReapChunkKeys keys is left to ReapDeletedTopics instead, under a
+// tombstone the transaction writes (see deletedtopics.go).
 func (s *Store) DeleteTopic(ctx context.Context, name string) (int64, error) {
 	t, rev, err := s.getTopic(ctx, name)
 	if err != nil {
 		return 0, err
+	}
+	manifest := s.k.topicManifests(t.ID)
+	count, err := s.cli.Get(ctx, manifest, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, err
+	}
+	// A commit in flight may add a few keys after the count: the inline
+	// delete takes them too.
+	dropManifest := clientv3.OpDelete(manifest, clientv3.WithPrefix())
+	if count.Count > ReapChunkKeys {
+		dropManifest = clientv3.OpPut(s.k.deletedTopic(t.ID), mustJSON(DeletedTopic{Name: name, DeletedAt: time.Now().UTC()}))
 	}
 	resp, err := s.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(s.k.topic(name)), "=", rev)).
 		Then(
 			clientv3.OpDelete(s.k.topic(name)),
 			clientv3.OpDelete(s.k.topicPartitions(name), clientv3.WithPrefix()),
-			clientv3.OpDelete(fmt.Sprintf("%smanifests/%s/", s.k.prefix, t.ID), clientv3.WithPrefix()),
+			dropManifest,
 			s.deleteCollisionKeyOp(name),
 		).Commit()
 	if err != nil {

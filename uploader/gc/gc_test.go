@@ -468,3 +468,51 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		t.Fatalf("zero grace: %v %v", c, err)
 	}
 }
+
+// A deleted topic whose manifest was too large to delete with it: the
+// elected collector's pass deletes the manifest (a chunk at a time), and
+// the objects only it referenced are then unreferenced and collected, in
+// that same pass once they are old enough.
+func TestPassReapsADeletedTopicsManifestThenCollectsItsObjects(t *testing.T) {
+	en := newEnv(t)
+	a, ac := en.write(1, span{0, 0}, span{1, 0})
+	en.commit(0, ac[0])
+	en.commit(1, ac[1])
+	// More entries than one chunk, all in object a (the collector only
+	// needs the references).
+	keys := 2 * 2 // the two ranges above and the two committed ends
+	for p := range int32(2) {
+		for base := int64(2); base < 2+2*300; base += 200 {
+			var rs []meta.Coords
+			for off := base; off < base+200; off += 2 {
+				rs = append(rs, meta.Coords{Object: a, Position: ac[p].Position, Length: ac[p].Length, BaseOffset: off, LastOffset: off + 1})
+			}
+			if err := en.store.Commit(en.ctx, []meta.PartitionCommit{{Topic: "events", TopicID: en.topic.ID, Partition: p,
+				LeaderRevision: en.parts[p].ModRevision, Ranges: rs}})[0]; err != nil {
+				t.Fatal(err)
+			}
+			keys += len(rs)
+		}
+	}
+	if keys <= meta.ReapChunkKeys {
+		t.Fatalf("test needs more than %d manifest keys, has %d", meta.ReapChunkKeys, keys)
+	}
+	if _, err := en.store.DeleteTopic(en.ctx, "events"); err != nil {
+		t.Fatal(err)
+	}
+	if dead, err := en.store.DeletedTopics(en.ctx); err != nil || len(dead) != 1 {
+		t.Fatalf("tombstones %+v, %v; want the deleted topic's", dead, err)
+	}
+	// Within the grace period the manifest goes, the object stays.
+	en.pass(en.collector(en.bucket, 0, 0), gc.Stats{Kept: 1, ReapedKeys: keys, ReapedTopics: 1})
+	if !en.exists(a) {
+		t.Fatal("object deleted within the grace period")
+	}
+	en.pass(en.collector(en.bucket, 0, past), gc.Stats{Deleted: 1})
+	if en.exists(a) {
+		t.Fatal("the deleted topic's object survived")
+	}
+	if dead, err := en.store.DeletedTopics(en.ctx); err != nil || len(dead) != 0 {
+		t.Fatalf("tombstones after the pass: %+v, %v", dead, err)
+	}
+}

@@ -273,7 +273,13 @@ func (m *Merger) Pass(ctx context.Context) (Stats, error) {
 				break // the first intake entry is the partition's oldest
 			}
 		}
-		if ok && t.StorageMode.KeepsLocalData() {
+		if !ok {
+			// A deleted topic's manifest, still being deleted a chunk at
+			// a time (meta.Store.ReapDeletedTopics), or a topic created
+			// after the read above (merged by the next pass).
+			return nil
+		}
+		if t.StorageMode.KeepsLocalData() {
 			// A hybrid (or formerly hybrid) partition's entries are its
 			// rolled local segments, sized by segment.bytes: rewriting
 			// them would only add writes next to the topic's produce

@@ -261,6 +261,44 @@ func TestRoundMergesIntakeIntoOneSegmentPerPartition(t *testing.T) {
 	}
 }
 
+// A deleted topic's manifest waiting for the collector to delete it (too
+// large to go with its topic: meta.Store.ReapDeletedTopics) is not merged:
+// that would only write segments nobody can read.
+func TestDeletedTopicsManifestIsNotMerged(t *testing.T) {
+	en := newEnv(t, 1)
+	for range meta.ReapChunkKeys + 5 {
+		en.flush()
+	}
+	objects, err := en.store.ReferencedObjects(en.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := en.store.DeleteTopic(en.ctx, "events"); err != nil {
+		t.Fatal(err)
+	}
+	if dead, err := en.store.DeletedTopics(en.ctx); err != nil || len(dead) != 1 {
+		t.Fatalf("tombstones %+v, %v; want the deleted topic's", dead, err)
+	}
+	st := en.pass(en.merger(merge.Config{}))
+	if st.Segments != 0 || st.Sources != 0 || st.Entries != meta.ReapChunkKeys+5 {
+		t.Fatalf("stats %+v; want the deleted topic's entries counted and none merged", st)
+	}
+	after, err := en.store.ReferencedObjects(en.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(objects) {
+		t.Fatalf("%d objects referenced after the pass, %d before", len(after), len(objects))
+	}
+	var written int
+	if err := en.bucket.Iter(en.ctx, "", func(string) error { written++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if written != len(objects) {
+		t.Fatalf("%d objects in the bucket, want the %d intake objects and no segment", written, len(objects))
+	}
+}
+
 func TestYoungRangesAreLeftAlone(t *testing.T) {
 	en := newEnv(t, 1)
 	en.flush()
