@@ -71,10 +71,33 @@ func (c *Cache) Close() {
 	}
 }
 
+// cachedPrefixes are the key spaces the cache holds (applyPut's cases).
+// load reads only these: the rest of the metadata (manifests above all: a
+// diskless partition has a key per flush until merged, hundreds of
+// thousands on a busy cluster; group offsets) is not cached, and reading
+// it all on every start and re-list cost time and memory for nothing.
+func (c *Cache) cachedPrefixes() []string {
+	k := c.store.k
+	return []string{k.topics(), k.partitions(), k.prefix + "nodes/", k.brokerIDs(), k.groupShards()}
+}
+
 func (c *Cache) load(ctx context.Context) error {
-	resp, err := c.store.cli.Get(ctx, c.store.k.all(), clientv3.WithPrefix())
-	if err != nil {
-		return err
+	// One snapshot: every prefix is read at the revision of the first.
+	var kvs []*mvccpb.KeyValue
+	rev := int64(0)
+	for _, prefix := range c.cachedPrefixes() {
+		opts := []clientv3.OpOption{clientv3.WithPrefix()}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := c.store.cli.Get(ctx, prefix, opts...)
+		if err != nil {
+			return err
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		kvs = append(kvs, resp.Kvs...)
 	}
 	c.mu.Lock()
 	c.topics = map[string]Topic{}
@@ -85,10 +108,10 @@ func (c *Cache) load(ctx context.Context) error {
 	c.uploaders = map[string]Uploader{}
 	c.shards = map[int]string{}
 	c.brokerIDs = map[string]int32{}
-	for _, kv := range resp.Kvs {
+	for _, kv := range kvs {
 		c.applyPut(string(kv.Key), kv.Value, kv.ModRevision)
 	}
-	c.rev = resp.Header.Revision
+	c.rev = rev
 	c.notifyLocked()
 	c.mu.Unlock()
 	return nil
