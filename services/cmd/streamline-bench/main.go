@@ -66,6 +66,7 @@ import (
 	_ "github.com/streamline-dev/streamline/shared/objstore/objstorefs" // file:// URLs
 	_ "github.com/streamline-dev/streamline/shared/objstore/objstores3" // s3:// URLs
 	"github.com/streamline-dev/streamline/shared/objstore/objstoretest"
+	"github.com/streamline-dev/streamline/uploader"
 	"github.com/streamline-dev/streamline/uploader/merge"
 )
 
@@ -104,7 +105,7 @@ func run(args []string) int {
 		merging  = fs.Bool("merge", true, "with --target streamline: run the uploader's merger (diskless ranges into segment objects)")
 		mergeAge = fs.Duration("merge-min-age", 5*time.Minute, "with --target streamline: --merge-min-age of the all-in-one (set it below the run's length to measure produce while merging)")
 		mergeInt = fs.Duration("merge-interval", merge.DefaultInterval, "with --target streamline: --merge-interval of the all-in-one")
-		mergePar = fs.Int("merge-parallelism", merge.DefaultParallelism, "with --target streamline: --merge-parallelism of the all-in-one")
+		mergePar = fs.Int("merge-parallelism", uploader.AllInOneMergeParallelism, "with --target streamline: --merge-parallelism of the all-in-one")
 		hyPar    = fs.Int("hybrid-upload-parallelism", 1, "with --target streamline: segment uploads the log service runs at once for hybrid partitions")
 		hyRate   = fs.Int64("hybrid-upload-bytes-per-second", 0, "with --target streamline: the all-in-one's --hybrid-upload-bytes-per-second (0: automatic pace, -1: unlimited)")
 		nodes    = fs.Int("logsvc-nodes", 1, "with --target streamline: log-service nodes in the process (the all-in-one's and more on its etcd)")

@@ -21,6 +21,7 @@ import (
 	"github.com/streamline-dev/streamline/shared/meta"
 	"github.com/streamline-dev/streamline/shared/svcmain"
 	"github.com/streamline-dev/streamline/shared/telemetry"
+	"github.com/streamline-dev/streamline/uploader"
 )
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -50,7 +51,7 @@ func run(args []string) int {
 	fs.IntVar(&d.Diskless.MaxBufferedBytes, "diskless-max-buffered-bytes", buffer.DefaultMaxBufferedBytes, "memory bound of the diskless buffer, over all diskless partitions of the node: bytes from append until uploaded and committed; appends wait beyond it (producers see backpressure)")
 	memLimit := fs.MemoryLimitFlag()
 	fs.Int64Var(&d.ReadCacheBytes, "read-cache-bytes", 100<<20, "cache of object ranges for diskless reads (read_cache_bytes)")
-	d.Merge.AddFlags(fs.FlagSet)
+	d.Merge.AddFlags(fs.FlagSet, uploader.AllInOneMergeParallelism)
 	fs.Int64Var(&d.MinFreeBytes, "min-free-bytes", localstore.DefaultMinFreeBytes, "free space kept on the data filesystem: below it, produce to local topics gets KAFKA_STORAGE_ERROR until space is freed (negative: no check)")
 	fs.Int64Var(&d.Hybrid.MaxPendingBytes, "hybrid-max-pending-bytes", 1<<30, "per hybrid partition: local bytes not yet in the object tier above which produce is held back and then refused with KAFKA_STORAGE_ERROR (uploads failing or behind)")
 	fs.IntVar(&d.Hybrid.UploadParallelism, "hybrid-upload-parallelism", 1, "segment uploads run at once, over all hybrid partitions (1: the all-in-one shares its cores and disk with everything else; uploads in bursts cost produce latency)")

@@ -15,6 +15,7 @@ import (
 	"github.com/streamline-dev/streamline/shared/svcmain"
 	"github.com/streamline-dev/streamline/uploader"
 	"github.com/streamline-dev/streamline/uploader/gc"
+	"github.com/streamline-dev/streamline/uploader/merge"
 )
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -35,7 +36,7 @@ func run(args []string) int {
 		_          = fs.HTTPAddr("") // served by fs.Telemetry
 		mergeCfg   uploader.MergeConfig
 	)
-	mergeCfg.AddFlags(fs.FlagSet)
+	mergeCfg.AddFlags(fs.FlagSet, merge.DefaultParallelism)
 	if code, ok := fs.Parse(args); !ok {
 		return code
 	}
