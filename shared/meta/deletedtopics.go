@@ -31,7 +31,7 @@ import (
 // gone: it is keyed by the topic's id, never reused (a topic created again
 // under the name gets a new one), its partition records are gone (so
 // every commit, merge or trim of it fails its compare), the merger skips
-// entries of topics that do not exist, and the collector keeps their
+// the manifests of tombstoned topics, and the collector keeps their
 // objects until the entries are gone, so nothing is read from a deleted
 // object. A crash mid-way leaves the tombstone and the rest of the
 // manifest; the next pass goes on from there.

@@ -251,6 +251,14 @@ func (m *Merger) Pass(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return st, fmt.Errorf("merge: topics: %w", err)
 	}
+	tombstones, err := m.cfg.Store.DeletedTopics(ctx)
+	if err != nil && tombstones == nil {
+		return st, fmt.Errorf("merge: deleted topics: %w", err)
+	} // a tombstone that does not decode is the collector's to report
+	deleted := make(map[meta.TopicID]struct{}, len(tombstones))
+	for _, d := range tombstones {
+		deleted[d.ID] = struct{}{}
+	}
 	var parts []meta.PartitionManifest
 	err = m.cfg.Store.ScanManifests(ctx, func(pm meta.PartitionManifest) error {
 		st.Partitions++
@@ -273,13 +281,13 @@ func (m *Merger) Pass(ctx context.Context) (Stats, error) {
 				break // the first intake entry is the partition's oldest
 			}
 		}
-		if !ok {
+		if _, gone := deleted[pm.TopicID]; gone {
 			// A deleted topic's manifest, still being deleted a chunk at
-			// a time (meta.Store.ReapDeletedTopics), or a topic created
-			// after the read above (merged by the next pass).
+			// a time (meta.Store.ReapDeletedTopics): merging it would
+			// only write segments nobody can read.
 			return nil
 		}
-		if t.StorageMode.KeepsLocalData() {
+		if ok && t.StorageMode.KeepsLocalData() {
 			// A hybrid (or formerly hybrid) partition's entries are its
 			// rolled local segments, sized by segment.bytes: rewriting
 			// them would only add writes next to the topic's produce
