@@ -91,13 +91,14 @@ type ReapStats struct {
 }
 
 // ReapDeletedTopics deletes the manifests of deleted topics (their
-// tombstones), ReapChunkKeys keys per transaction, waiting pause after
-// each transaction so that the deletion takes at most a small share of
-// etcd's apply loop. A topic's tombstone is removed, in a transaction that
-// also checks the manifest is empty, once its manifest is gone. It stops
-// at the first error (or when ctx ends) and returns what it did; calling it
-// again resumes, whatever state a failure or crash left.
-func (s *Store) ReapDeletedTopics(ctx context.Context, pause time.Duration) (ReapStats, error) {
+// tombstones), ReapChunkKeys keys per transaction, calling between after
+// each transaction (Pause: wait, so that the deletion takes at most a
+// small share of etcd's apply loop). A topic's tombstone is removed, in a
+// transaction that also checks the manifest is empty, once its manifest
+// is gone. It stops at the first error, between's included, and returns
+// what it did; calling it again resumes, whatever state a failure or
+// crash left.
+func (s *Store) ReapDeletedTopics(ctx context.Context, between func(context.Context) error) (ReapStats, error) {
 	var st ReapStats
 	dead, badTombstones := s.DeletedTopics(ctx)
 	if len(dead) == 0 && badTombstones != nil {
@@ -130,12 +131,24 @@ func (s *Store) ReapDeletedTopics(ctx context.Context, pause time.Duration) (Rea
 				return st, err
 			}
 			st.Keys += int(del.Deleted)
-			select {
-			case <-ctx.Done():
-				return st, ctx.Err()
-			case <-time.After(pause):
+			if err := between(ctx); err != nil {
+				return st, err
 			}
 		}
 	}
 	return st, badTombstones
+}
+
+// Pause is a between for ReapDeletedTopics: it waits d, or until ctx ends.
+func Pause(d time.Duration) func(context.Context) error {
+	return func(ctx context.Context) error {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			return nil
+		}
+	}
 }

@@ -193,7 +193,7 @@ func ElectionKey(store *meta.Store) string { return store.Prefix() + "gc" }
 // failure is returned.
 func (c *Collector) Pass(ctx context.Context) (Stats, error) {
 	var st Stats
-	reaped, err := c.cfg.Store.ReapDeletedTopics(ctx, c.reapPause)
+	reaped, err := c.cfg.Store.ReapDeletedTopics(ctx, meta.Pause(c.reapPause))
 	st.ReapedKeys, st.ReapedTopics = reaped.Keys, reaped.Topics
 	if err != nil {
 		// The objects are still referenced by what is left: collecting
