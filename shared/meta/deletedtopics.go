@@ -52,9 +52,6 @@ func (k keys) deletedTopics() string { return k.prefix + "deleted-topics/" }
 func (k keys) deletedTopic(id TopicID) string {
 	return k.deletedTopics() + id.String()
 }
-func (k keys) topicManifests(id TopicID) string {
-	return fmt.Sprintf("%smanifests/%s/", k.prefix, id)
-}
 
 // DeletedTopics lists the tombstones of deleted topics whose manifests
 // are still being deleted. A tombstone that does not decode (not written

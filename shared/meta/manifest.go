@@ -162,8 +162,11 @@ func (c PartitionCommit) gap() bool {
 // start changed after it was read (a trim ran meanwhile): Commit retries.
 var errLogStartMoved = errors.New("meta: log start changed during the commit")
 
+// topicManifests is every manifest key of one topic; manifests one
+// partition's.
+func (k keys) topicManifests(id TopicID) string { return k.allManifests() + id.String() + "/" }
 func (k keys) manifests(id TopicID, p int32) string {
-	return fmt.Sprintf("%smanifests/%s/%05d/", k.prefix, id, p)
+	return fmt.Sprintf("%s%05d/", k.topicManifests(id), p)
 }
 func (k keys) manifestEnd(id TopicID, p int32) string   { return k.manifests(id, p) + "e" }
 func (k keys) manifestStart(id TopicID, p int32) string { return k.manifests(id, p) + "s" }

@@ -144,7 +144,6 @@ type Collector struct {
 	// unreferenced. It lives in memory: a new collector starts the clocks
 	// again, which only ever delays a deletion.
 	unrefSince map[string]time.Time
-	reapPause  time.Duration // reapPause; tests shorten it
 }
 
 // New returns a collector; Pass runs one pass, Run campaigns and collects.
@@ -172,7 +171,7 @@ func New(cfg Config) (*Collector, error) {
 	if cfg.Linger == 0 {
 		cfg.Linger = DefaultLinger
 	}
-	return &Collector{cfg: cfg, log: cfg.Logger.With("component", "gc"), unrefSince: map[string]time.Time{}, reapPause: reapPause}, nil
+	return &Collector{cfg: cfg, log: cfg.Logger.With("component", "gc"), unrefSince: map[string]time.Time{}}, nil
 }
 
 // Grace is the effective grace period.
@@ -193,7 +192,7 @@ func ElectionKey(store *meta.Store) string { return store.Prefix() + "gc" }
 // failure is returned.
 func (c *Collector) Pass(ctx context.Context) (Stats, error) {
 	var st Stats
-	reaped, err := c.cfg.Store.ReapDeletedTopics(ctx, meta.Pause(c.reapPause))
+	reaped, err := c.cfg.Store.ReapDeletedTopics(ctx, meta.Pause(reapPause))
 	st.ReapedKeys, st.ReapedTopics = reaped.Keys, reaped.Topics
 	if err != nil {
 		// The objects are still referenced by what is left: collecting
